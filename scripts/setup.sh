@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Installs what flume-service needs and builds it. Idempotent; both README commands run it.
+#   Debian packages: supervisor (+ a JDK and Maven when missing), redis-server when asked
+#   npm dependencies (npm ci), the TypeScript build (dist/),
+#   Apache Flume 1.11.0's jars from Maven Central into flume/lib (through flume/pom.xml).
+# Not root and something to install from Debian: prints the exact command and stops.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+say() { printf '[setup] %s\n' "$*"; }
+
+need_apt=()
+command -v supervisord >/dev/null 2>&1 || need_apt+=(supervisor)
+command -v java >/dev/null 2>&1 || need_apt+=(default-jdk-headless)
+command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
+if [ "${NEED_REDIS_SERVER:-0}" = 1 ] && ! command -v redis-server >/dev/null 2>&1; then need_apt+=(redis-server); fi
+
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    say "missing Debian packages: ${need_apt[*]}. Run this, then run me again:"
+    echo "  sudo apt-get update && sudo apt-get install -y --no-install-recommends ${need_apt[*]}"
+    exit 1
+  fi
+  say "installing ${need_apt[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  # Debian's package enables a system-wide supervisord; ours runs from supervisor.conf instead.
+fi
+
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if [ "$node_major" -lt 20 ]; then
+  say "Node.js 20 or newer is needed (found: $(node --version 2>/dev/null || echo none))"; exit 1
+fi
+
+stamp=node_modules/.package-lock.json
+if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ]; then
+  say "installing npm dependencies"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+if [ ! -f dist/server.js ] || [ -n "$(find src -newer dist/server.js -name '*.ts' | head -1)" ]; then
+  say "building (tsc)"
+  npx tsc -p tsconfig.json
+fi
+
+if [ ! -f flume/lib/flume-ng-node-1.11.0.jar ]; then
+  say "fetching Apache Flume 1.11.0 jars from Maven Central (once, ~46 MB)"
+  mvn -B -q -f flume/pom.xml dependency:copy-dependencies
+fi
+mkdir -p conf.d services var/run var/log var/supervisor.d
+say "ready"

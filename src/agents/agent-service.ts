@@ -1,0 +1,379 @@
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parse as parseIni } from 'ini';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
+import { agentExists, agentNotFound, agentStartFailed, portConflict, sinkUnavailable } from '../errors.js';
+import { redisCall } from '../redis/client.js';
+import type { Keys } from '../redis/keys.js';
+import { SupervisorFaultError, type ProcessInfo, type ProcessState, type SupervisorDriver } from '../supervisor/driver.js';
+import { queuedEvents } from './channel-state.js';
+import { parseProgramName, programName, type TableRef } from './names.js';
+import { agentPaths, type AgentPaths } from './paths.js';
+import { PortAllocator, canBind } from './port-allocator.js';
+import { acceptsConnections } from './probe.js';
+import { renderAgentConfig, renderProgram, resolveSpec } from './render.js';
+import type { AgentSpec } from './sinks.js';
+import { TableLock } from './table-lock.js';
+
+/** services/<program>/agent.json: what the agent was created with. */
+export interface AgentMeta extends TableRef {
+  program: string;
+  port: number;
+  spec: AgentSpec;
+  createdAt: string;
+}
+
+/** supervisord's state, plus NOT_LOADED when the program file exists but supervisord lacks it. */
+export type AgentState = ProcessState | 'NOT_LOADED';
+
+export interface AgentStatus extends TableRef {
+  program: string;
+  sink: string;
+  state: AgentState;
+  /** What the operator asked for last: the program's autostart. */
+  desired: 'running' | 'stopped';
+  pid: number | null;
+  uptimeSeconds: number | null;
+  /** The agent's HTTP source accepted a TCP connection just now. */
+  accepting: boolean;
+  description: string;
+}
+
+export interface DeleteResult extends TableRef {
+  program: string;
+  /** removed: the channel was empty, or force. kept: it holds events (or its state is unknown). */
+  channel: 'removed' | 'kept';
+  queuedEvents: number | null;
+  /** Where kept data stays; a later create of the same table picks the channel up again. */
+  keptPath: string | null;
+}
+
+const FAILED_STATES: readonly ProcessState[] = ['FATAL', 'EXITED', 'BACKOFF'];
+
+async function writeAtomic(file: string, text: string): Promise<void> {
+  // A dot-prefixed temp name never matches supervisor.conf's conf.d/*.conf include.
+  const tmp = join(dirname(file), `.${basename(file)}.tmp`);
+  await writeFile(tmp, text);
+  await rename(tmp, file);
+}
+
+async function logTail(file: string, lines = 15): Promise<string[]> {
+  try {
+    return (await readFile(file, 'utf8')).trimEnd().split('\n').slice(-lines);
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * The agent lifecycle: create, start, stop, restart, status, delete, list.
+ *
+ * Guarantees:
+ * - One operation per table at a time (TableLock): a concurrent one gets 409 BUSY.
+ * - create/start/restart return once the agent accepts connections, or fail and undo all they
+ *   did: a failed create leaves no port, file, route or program behind.
+ * - stop, restart and delete never remove channel data that still holds events unless asked.
+ * - The program's autostart is the desired state, so a restarted supervisord brings back
+ *   exactly the agents that should run.
+ */
+export class AgentService {
+  private readonly lock: TableLock;
+
+  constructor(
+    private readonly cfg: Config,
+    private readonly redis: Redis,
+    private readonly keys: Keys,
+    private readonly driver: SupervisorDriver,
+    readonly ports: PortAllocator,
+    private readonly log: Logger,
+  ) {
+    this.lock = new TableLock(redis, keys, cfg.AGENT_READY_TIMEOUT_MS + 120_000);
+  }
+
+  async create(ref: TableRef, body: unknown): Promise<AgentStatus> {
+    const spec = resolveSpec(body, ref);
+    this.checkSinkAvailable(spec);
+    const program = programName(ref);
+    const paths = agentPaths(this.cfg, program);
+    const log = this.log.child({ program });
+    return this.lock.run(program, async () => {
+      if (existsSync(paths.metaFile) || existsSync(paths.programFile)) throw agentExists(program);
+      const undo: Array<() => Promise<unknown>> = [];
+      try {
+        const port = await this.ports.allocate(program);
+        undo.push(() => this.ports.release(port, program));
+        if (!existsSync(paths.varDir)) undo.push(() => rm(paths.varDir, { recursive: true, force: true }));
+        undo.push(() => rm(paths.serviceDir, { recursive: true, force: true }));
+        for (const d of [paths.serviceDir, paths.checkpointDir, paths.dataDir, paths.outDir]) {
+          await mkdir(d, { recursive: true });
+        }
+        const meta: AgentMeta = { ...ref, program, port, spec, createdAt: new Date().toISOString() };
+        await writeAtomic(paths.flumeConf, renderAgentConfig(ref, spec, port, paths));
+        await writeAtomic(paths.metaFile, `${JSON.stringify(meta, null, 2)}\n`);
+        undo.push(() => this.unloadProgram(program, paths));
+        await this.writeProgram(meta, paths, true);
+        await this.driver.update(program);
+        await this.waitReady(meta, paths);
+        await this.publishRoute(meta);
+        log.info({ port, sink: spec.sink }, 'agent created');
+        return this.statusOf(meta, paths);
+      } catch (err) {
+        log.warn({ err }, 'create failed; rolling back');
+        for (const step of undo.reverse()) {
+          await step().catch((e: unknown) => log.error({ err: e }, 'rollback step failed'));
+        }
+        throw err;
+      }
+    });
+  }
+
+  async start(ref: TableRef): Promise<AgentStatus> {
+    const { meta, paths } = await this.load(ref);
+    return this.lock.run(meta.program, async () => {
+      await this.startLocked(meta, paths);
+      return this.statusOf(meta, paths);
+    });
+  }
+
+  async stop(ref: TableRef): Promise<AgentStatus> {
+    const { meta, paths } = await this.load(ref);
+    return this.lock.run(meta.program, async () => {
+      await this.stopLocked(meta, paths);
+      return this.statusOf(meta, paths);
+    });
+  }
+
+  async restart(ref: TableRef): Promise<AgentStatus> {
+    const { meta, paths } = await this.load(ref);
+    return this.lock.run(meta.program, async () => {
+      await this.withdrawRoute(meta);
+      await this.driver.stop(meta.program);
+      await this.startLocked(meta, paths);
+      return this.statusOf(meta, paths);
+    });
+  }
+
+  async status(ref: TableRef): Promise<AgentStatus> {
+    const { meta, paths } = await this.load(ref);
+    return this.statusOf(meta, paths);
+  }
+
+  async delete(ref: TableRef, force: boolean): Promise<DeleteResult> {
+    const program = programName(ref);
+    const paths = agentPaths(this.cfg, program);
+    if (!existsSync(paths.metaFile) && !existsSync(paths.programFile)) throw agentNotFound(program);
+    return this.lock.run(program, async () => {
+      const meta = await this.readMeta(paths).catch(() => null);
+      if (meta) await this.withdrawRoute(meta);
+      await this.unloadProgram(program, paths);
+      const queued = await queuedEvents(paths.checkpointDir);
+      const removeChannel = force || queued === 0;
+      if (force) await rm(paths.varDir, { recursive: true, force: true });
+      else if (removeChannel) await rm(paths.channelDir, { recursive: true, force: true });
+      await rm(paths.serviceDir, { recursive: true, force: true });
+      if (meta) await this.ports.release(meta.port, program);
+      this.log.info({ program, queued, force }, 'agent deleted');
+      return {
+        ...ref,
+        program,
+        channel: removeChannel ? 'removed' : 'kept',
+        queuedEvents: queued,
+        keptPath: force ? null : paths.varDir,
+      };
+    });
+  }
+
+  /** Every agent on disk with its status, from one getAllProcessInfo call. */
+  async list(filter: { db?: string; state?: string } = {}): Promise<AgentStatus[]> {
+    const infos = new Map((await this.driver.infoAll()).map((i) => [i.name, i]));
+    const metas = await this.allMetas();
+    const statuses = await Promise.all(
+      metas
+        .filter((m) => !filter.db || m.db === filter.db)
+        .map((m) => this.statusOf(m, agentPaths(this.cfg, m.program), infos.get(m.program) ?? null)),
+    );
+    const wanted = filter.state?.toUpperCase();
+    return statuses.filter((s) => !wanted || s.state === wanted);
+  }
+
+  /**
+   * Rebuilds Redis state from disk: port reservations and routes of agents that should run.
+   * Idempotent; called at start-up because Redis may have lost everything.
+   */
+  async restoreFromDisk(): Promise<{ agents: number; conflicts: string[] }> {
+    const conflicts: string[] = [];
+    const metas = await this.allMetas();
+    for (const meta of metas) {
+      if (!(await this.ports.reserve(meta.port, meta.program))) {
+        conflicts.push(meta.program);
+        this.log.error({ program: meta.program, port: meta.port }, 'port is reserved by another program');
+        continue;
+      }
+      if ((await this.desired(agentPaths(this.cfg, meta.program))) === 'running') await this.publishRoute(meta);
+    }
+    return { agents: metas.length, conflicts };
+  }
+
+  // --- internals ----------------------------------------------------------------------------
+
+  private checkSinkAvailable(spec: AgentSpec): void {
+    if (spec.sink === 'hdfs' && !/hadoop-(common|client)/.test(this.cfg.FLUME_EXTRA_CLASSPATH)) {
+      throw sinkUnavailable(
+        'the hdfs sink needs Hadoop client jars: put them on FLUME_EXTRA_CLASSPATH (e.g. /opt/hadoop/share/hadoop/common/*:...)',
+      );
+    }
+  }
+
+  private async load(ref: TableRef): Promise<{ meta: AgentMeta; paths: AgentPaths }> {
+    const program = programName(ref);
+    const paths = agentPaths(this.cfg, program);
+    if (!existsSync(paths.metaFile)) throw agentNotFound(program);
+    return { meta: await this.readMeta(paths), paths };
+  }
+
+  private async readMeta(paths: AgentPaths): Promise<AgentMeta> {
+    return JSON.parse(await readFile(paths.metaFile, 'utf8')) as AgentMeta;
+  }
+
+  private async allMetas(): Promise<AgentMeta[]> {
+    const names = await readdir(this.cfg.servicesDir).catch(() => [] as string[]);
+    const metas = await Promise.all(
+      names
+        .filter((n) => parseProgramName(n))
+        .map((n) => this.readMeta(agentPaths(this.cfg, n)).catch(() => null)),
+    );
+    return metas.filter((m): m is AgentMeta => m !== null);
+  }
+
+  private classpath(paths: AgentPaths): string {
+    return [paths.serviceDir, join(this.cfg.FLUME_LIB_DIR, '*'), this.cfg.FLUME_EXTRA_CLASSPATH]
+      .filter(Boolean)
+      .join(':');
+  }
+
+  private async writeProgram(meta: AgentMeta, paths: AgentPaths, autostart: boolean): Promise<void> {
+    const text = renderProgram(
+      meta,
+      {
+        program: meta.program,
+        javaBin: this.cfg.JAVA_BIN,
+        heap: this.cfg.AGENT_HEAP,
+        classpath: this.classpath(paths),
+        autostart,
+      },
+      paths,
+    );
+    await writeAtomic(paths.programFile, text);
+  }
+
+  private async desired(paths: AgentPaths): Promise<'running' | 'stopped'> {
+    try {
+      const ini = parseIni(await readFile(paths.programFile, 'utf8'));
+      const section = Object.values(ini)[0] as Record<string, unknown> | undefined;
+      return section?.autostart === true || section?.autostart === 'true' ? 'running' : 'stopped';
+    } catch {
+      return 'stopped';
+    }
+  }
+
+  /** Removes the program from disk and from supervisord (stopping it first). Idempotent. */
+  private async unloadProgram(program: string, paths: AgentPaths): Promise<void> {
+    await rm(paths.programFile, { force: true });
+    await this.driver.update(program);
+  }
+
+  private async startLocked(meta: AgentMeta, paths: AgentPaths): Promise<void> {
+    const info = await this.infoOrNull(meta.program);
+    if (info && (info.state === 'RUNNING' || info.state === 'STARTING')) {
+      if ((await this.desired(paths)) === 'running') {
+        await this.waitReady(meta, paths);
+        await this.publishRoute(meta);
+        return;
+      }
+      await this.driver.stop(meta.program);
+    }
+    // The port is the table's for life: it must still be ours in Redis and free on the host.
+    if (!(await this.ports.reserve(meta.port, meta.program)) || !(await canBind(meta.port))) {
+      throw portConflict(meta.port);
+    }
+    const wasDesired = await this.desired(paths);
+    try {
+      await this.writeProgram(meta, paths, true);
+      const applied = await this.driver.update(meta.program);
+      // autostart starts an added or changed group; an unchanged one needs an explicit start.
+      if (applied === 'unchanged') await this.driver.start(meta.program);
+      await this.waitReady(meta, paths);
+      await this.publishRoute(meta);
+    } catch (err) {
+      await this.driver.stop(meta.program).catch(() => undefined);
+      await this.writeProgram(meta, paths, wasDesired === 'running').catch(() => undefined);
+      await this.driver.update(meta.program).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  private async stopLocked(meta: AgentMeta, paths: AgentPaths): Promise<void> {
+    await this.withdrawRoute(meta);
+    await this.driver.stop(meta.program);
+    await this.writeProgram(meta, paths, false);
+    await this.driver.update(meta.program);
+  }
+
+  private async infoOrNull(program: string): Promise<ProcessInfo | null> {
+    try {
+      return await this.driver.info(program);
+    } catch (err) {
+      if (err instanceof SupervisorFaultError && err.fault === 'BAD_NAME') return null;
+      throw err;
+    }
+  }
+
+  /** Waits until supervisord says RUNNING and the HTTP source accepts connections. */
+  private async waitReady(meta: AgentMeta, paths: AgentPaths): Promise<void> {
+    const deadline = Date.now() + this.cfg.AGENT_READY_TIMEOUT_MS;
+    let last: ProcessInfo | null = null;
+    while (Date.now() < deadline) {
+      last = await this.infoOrNull(meta.program);
+      if (last && FAILED_STATES.includes(last.state)) break;
+      if (last?.state === 'RUNNING' && (await acceptsConnections(meta.port))) return;
+      await sleep(100);
+    }
+    const state = last?.state ?? 'NOT_LOADED';
+    const why = FAILED_STATES.includes(state as ProcessState)
+      ? `the agent went ${state}${last?.description ? ` (${last.description})` : ''}`
+      : `the agent did not accept connections within ${this.cfg.AGENT_READY_TIMEOUT_MS} ms (state ${state})`;
+    throw agentStartFailed(`${meta.program} did not start: ${why}`, {
+      state,
+      logTail: await logTail(paths.logFile),
+    });
+  }
+
+  private async publishRoute(meta: AgentMeta): Promise<void> {
+    await redisCall(() => this.redis.set(this.keys.route(meta.db, meta.table), `127.0.0.1:${meta.port}`));
+  }
+
+  private async withdrawRoute(meta: AgentMeta): Promise<void> {
+    await redisCall(() => this.redis.del(this.keys.route(meta.db, meta.table)));
+  }
+
+  private async statusOf(meta: AgentMeta, paths: AgentPaths, known?: ProcessInfo | null): Promise<AgentStatus> {
+    const info = known === undefined ? await this.infoOrNull(meta.program) : known;
+    const running = info?.state === 'RUNNING' || info?.state === 'STARTING';
+    return {
+      db: meta.db,
+      table: meta.table,
+      program: meta.program,
+      sink: meta.spec.sink,
+      state: info?.state ?? 'NOT_LOADED',
+      desired: await this.desired(paths),
+      pid: running && info?.pid ? info.pid : null,
+      uptimeSeconds: running && info?.start ? Math.max(0, info.now - info.start) : null,
+      accepting: running ? await acceptsConnections(meta.port) : false,
+      description: info?.description ?? 'supervisord has not loaded this program',
+    };
+  }
+}

@@ -1,0 +1,37 @@
+import { join } from 'node:path';
+import type { Config } from '../config.js';
+
+/** Where one agent's files live. Every path is unique to the program, hence to (db, table). */
+export interface AgentPaths {
+  /** conf.d/<program>.conf: the supervisor program, included by supervisor.conf. */
+  programFile: string;
+  /** services/<program>/: generated config and metadata. */
+  serviceDir: string;
+  flumeConf: string;
+  metaFile: string;
+  /** var/<program>/: runtime data that outlives stop, restart and (unless empty) delete. */
+  varDir: string;
+  channelDir: string;
+  checkpointDir: string;
+  dataDir: string;
+  outDir: string;
+  logFile: string;
+}
+
+export function agentPaths(cfg: Pick<Config, 'confDir' | 'servicesDir' | 'varDir'>, program: string): AgentPaths {
+  const serviceDir = join(cfg.servicesDir, program);
+  const varDir = join(cfg.varDir, program);
+  const channelDir = join(varDir, 'channel');
+  return {
+    programFile: join(cfg.confDir, `${program}.conf`),
+    serviceDir,
+    flumeConf: join(serviceDir, 'flume.conf'),
+    metaFile: join(serviceDir, 'agent.json'),
+    varDir,
+    channelDir,
+    checkpointDir: join(channelDir, 'checkpoint'),
+    dataDir: join(channelDir, 'data'),
+    outDir: join(varDir, 'out'),
+    logFile: join(varDir, 'agent.log'),
+  };
+}

@@ -1,0 +1,68 @@
+import { createServer } from 'node:net';
+import type { Redis } from 'ioredis';
+import { noFreePort } from '../errors.js';
+import { redisCall } from '../redis/client.js';
+import type { Keys } from '../redis/keys.js';
+
+// KEYS[1] ports hash; ARGV[1] port; ARGV[2] owner.
+// Releases the port only if ARGV[2] still holds it. Returns 1 if released, 0 otherwise.
+const RELEASE_IF_OWNER = `
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  return redis.call('HDEL', KEYS[1], ARGV[1])
+end
+return 0`;
+
+/** True if nothing on this host holds `port` on `host`: we bind it and let it go at once. */
+export function canBind(port: number, host = '127.0.0.1'): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen({ port, host, exclusive: true }, () => srv.close(() => resolve(true)));
+  });
+}
+
+/**
+ * Hands out agent ports from a range.
+ *
+ * Guarantees:
+ * - allocate() is atomic across every process sharing the Redis: a port is reserved with HSETNX,
+ *   so two concurrent callers never get the same port.
+ * - it skips ports reserved in Redis and ports already bound on this host (probed by binding).
+ * - release() frees a port only for the owner that holds it, so a stale release cannot free a
+ *   port another table has since taken. Both are idempotent.
+ */
+export class PortAllocator {
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: Keys,
+    private readonly range: [number, number],
+  ) {}
+
+  async allocate(owner: string): Promise<number> {
+    const [lo, hi] = this.range;
+    const reserved = new Set(
+      (await redisCall(() => this.redis.hkeys(this.keys.ports()))).map(Number),
+    );
+    for (let port = lo; port <= hi; port++) {
+      if (reserved.has(port)) continue;
+      if (!(await canBind(port))) continue;
+      const won = await redisCall(() => this.redis.hsetnx(this.keys.ports(), String(port), owner));
+      if (won === 1) return port;
+    }
+    throw noFreePort(this.range);
+  }
+
+  /** Records `port` for `owner` (used to restore reservations from disk). True if now held by owner. */
+  async reserve(port: number, owner: string): Promise<boolean> {
+    await redisCall(() => this.redis.hsetnx(this.keys.ports(), String(port), owner));
+    return (await this.holder(port)) === owner;
+  }
+
+  async release(port: number, owner: string): Promise<void> {
+    await redisCall(() => this.redis.eval(RELEASE_IF_OWNER, 1, this.keys.ports(), String(port), owner));
+  }
+
+  async holder(port: number): Promise<string | null> {
+    return redisCall(() => this.redis.hget(this.keys.ports(), String(port)));
+  }
+}

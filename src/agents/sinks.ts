@@ -1,0 +1,77 @@
+import { z } from 'zod';
+
+// A value that goes into a Java properties file as it is: no control characters (a newline
+// would inject config lines), no backslash (an escape), no surrounding spaces.
+const propValue = z
+  .string()
+  .min(1)
+  .max(512)
+  .regex(/^[^\s\\\x00-\x1f\x7f](?:[^\\\x00-\x1f\x7f]*[^\s\\\x00-\x1f\x7f])?$/, 'must be plain text: no control characters, backslashes or surrounding spaces');
+
+const batchSize = z.number().int().min(1).max(100_000).default(100);
+
+/** The file channel every agent gets; only sizes are tunable, directories are per table. */
+export const channelSchema = z
+  .object({
+    capacity: z.number().int().min(1).max(100_000_000).default(1_000_000),
+    transactionCapacity: z.number().int().min(1).max(1_000_000).default(10_000),
+    /** Flume's default is 500 MB; below this much free disk the channel refuses events. */
+    minimumRequiredSpace: z.number().int().min(1_048_576).default(524_288_000),
+  })
+  .strict();
+export type ChannelOptions = z.infer<typeof channelSchema>;
+
+/** Each sink's options, strict: an unknown option is an error, never silently ignored. */
+export const sinkSchemas = {
+  file_roll: z
+    .object({
+      rollInterval: z.number().int().min(0).max(86_400).default(30),
+      batchSize,
+    })
+    .strict(),
+  hdfs: z
+    .object({
+      path: propValue
+        .regex(/^(hdfs:\/\/[^/\s]+)?\/\S*$/, 'must be an absolute path or hdfs:// URL')
+        .default('/ingestion/{{db}}/{{table}}/%Y-%m-%d/%H'),
+      filePrefix: propValue.regex(/^[\w.-]+$/).default('ing'),
+      fileSuffix: propValue.regex(/^[\w.-]+$/).default('.json'),
+      rollInterval: z.number().int().min(0).default(60),
+      rollCount: z.number().int().min(0).default(8192),
+      rollSize: z.number().int().min(0).default(1_024_000),
+      batchSize,
+    })
+    .strict(),
+  kafka: z
+    .object({
+      bootstrapServers: propValue.regex(/^[A-Za-z0-9.\-[\]]+:\d+(,[A-Za-z0-9.\-[\]]+:\d+)*$/, 'must be host:port[,host:port...]'),
+      topic: propValue.regex(/^[A-Za-z0-9._-]{1,249}$/).default('{{db}}.{{table}}'),
+      acks: z.enum(['0', '1', 'all']).default('1'),
+      batchSize,
+    })
+    .strict(),
+  logger: z
+    .object({
+      maxBytesToLog: z.number().int().min(1).max(65_536).default(256),
+    })
+    .strict(),
+} as const;
+
+export type SinkType = keyof typeof sinkSchemas;
+export const SINK_TYPES = Object.keys(sinkSchemas) as [SinkType, ...SinkType[]];
+
+export const createBodySchema = z
+  .object({
+    sink: z.enum(SINK_TYPES).default('file_roll'),
+    options: z.record(z.unknown()).default({}),
+    channel: channelSchema.default({}),
+  })
+  .strict();
+export type CreateBody = z.input<typeof createBodySchema>;
+
+/** What an agent was created with: stored in services/<program>/agent.json. */
+export interface AgentSpec {
+  sink: SinkType;
+  options: Record<string, string | number>;
+  channel: ChannelOptions;
+}

@@ -1,0 +1,51 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { AgentService } from './agents/agent-service.js';
+import { PortAllocator } from './agents/port-allocator.js';
+import type { Config } from './config.js';
+import { invalidJson } from './errors.js';
+import { registerErrorHandling } from './http/error-handler.js';
+import { makeKeys } from './redis/keys.js';
+import { agentRoutes } from './routes/agents.js';
+import { healthRoutes } from './routes/health.js';
+import type { SupervisorDriver } from './supervisor/driver.js';
+
+export interface AppDeps {
+  config: Config;
+  log: Logger;
+  redis: Redis;
+  driver: SupervisorDriver;
+}
+
+export interface BuiltApp {
+  app: FastifyInstance;
+  agents: AgentService;
+}
+
+/** Builds the HTTP app from its dependencies. It never listens: server.ts and tests do. */
+export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
+  const keys = makeKeys(config.REDIS_KEY_PREFIX);
+  const ports = new PortAllocator(redis, keys, config.PORT_RANGE);
+  const agents = new AgentService(config, redis, keys, driver, ports, log.child({ component: 'agents' }));
+
+  const app: FastifyInstance = Fastify({
+    loggerInstance: log.child({ component: 'http' }) as FastifyBaseLogger,
+    bodyLimit: 1_048_576,
+  });
+  // An empty body is "no options"; anything else must be a JSON object.
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+    const text = String(body).trim();
+    if (text === '') return done(null, undefined);
+    try {
+      done(null, JSON.parse(text));
+    } catch {
+      done(invalidJson('the body is not valid JSON'), undefined);
+    }
+  });
+  registerErrorHandling(app);
+  void app.register(healthRoutes, { redis, driver });
+  void app.register(agentRoutes, { agents });
+  return { app, agents };
+}

@@ -1,0 +1,68 @@
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+
+/** The repository root: templates/ and flume/lib/ live here whatever STATE_DIR says. */
+export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+const portRange = z
+  .string()
+  .regex(/^\d{1,5}-\d{1,5}$/, 'must look like 10000-60000')
+  .transform((s) => s.split('-').map(Number) as [number, number])
+  .refine(([lo, hi]) => lo >= 1024 && hi <= 65535 && lo <= hi, 'must be within 1024-65535, low-high');
+
+/**
+ * Every setting the service reads, from the environment, in one place.
+ * `process.env` is read nowhere else.
+ */
+export const configSchema = z.object({
+  API_HOST: z.string().default('127.0.0.1'),
+  API_PORT: z.coerce.number().int().min(0).max(65535).default(8001),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
+  REDIS_KEY_PREFIX: z.string().regex(/^[A-Za-z0-9:_.-]{1,64}$/).default('flume:'),
+  /** Holds conf.d/ (supervisor programs), services/ (agent files) and var/ (channels, outputs, sockets). */
+  STATE_DIR: z.string().default(PROJECT_ROOT),
+  SUPERVISOR_SOCKET: z.string().optional(),
+  SUPERVISOR_TRANSPORT: z.enum(['xmlrpc', 'supervisorctl']).default('xmlrpc'),
+  /** Words of the command that runs supervisorctl, split on spaces, e.g. "sudo -n supervisorctl". */
+  SUPERVISORCTL_COMMAND: z.string().default('supervisorctl'),
+  PORT_RANGE: portRange.default('10000-60000'),
+  JAVA_BIN: z.string().default('java'),
+  FLUME_LIB_DIR: z.string().default(resolve(PROJECT_ROOT, 'flume', 'lib')),
+  /** Extra class path entries for agents (e.g. Hadoop client jars for the hdfs sink), ':'-separated. */
+  FLUME_EXTRA_CLASSPATH: z.string().default(''),
+  AGENT_HEAP: z.string().regex(/^\d+[mMgG]$/, 'must look like 256m').default('256m'),
+  AGENT_READY_TIMEOUT_MS: z.coerce.number().int().min(1000).default(60000),
+});
+
+export type Config = z.infer<typeof configSchema> & {
+  confDir: string;
+  servicesDir: string;
+  varDir: string;
+  supervisorSocket: string;
+};
+
+export class ConfigError extends Error {}
+
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const picked = Object.fromEntries(
+    Object.keys(configSchema.shape).map((k) => [k, env[k] === '' ? undefined : env[k]]),
+  );
+  const parsed = configSchema.safeParse(picked);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
+  }
+  const c = parsed.data;
+  const stateDir = resolve(c.STATE_DIR);
+  const varDir = resolve(stateDir, 'var');
+  return {
+    ...c,
+    STATE_DIR: stateDir,
+    confDir: resolve(stateDir, 'conf.d'),
+    servicesDir: resolve(stateDir, 'services'),
+    varDir,
+    supervisorSocket: resolve(c.SUPERVISOR_SOCKET ?? resolve(varDir, 'run', 'supervisor.sock')),
+  };
+}

@@ -1,0 +1,69 @@
+/**
+ * Every error the API answers with. `code` and `error` are stable: clients and the README rely
+ * on them. Foreign errors (supervisor faults, Redis, file system) are translated into these at
+ * the transport boundary.
+ */
+export class AppError extends Error {
+  constructor(
+    readonly code: number,
+    readonly error: string,
+    readonly statusCode: number,
+    message: string,
+    readonly details?: Record<string, unknown>,
+  ) {
+    super(message);
+  }
+}
+
+export const ErrorCodes = {
+  INVALID_JSON: 10001,
+  MISSING_FIELD: 10002,
+  INVALID_NAME: 10010,
+  INVALID_REQUEST: 10011,
+  CONFIG_REJECTED: 10012,
+  SINK_UNAVAILABLE: 10013,
+  NOT_FOUND: 10040,
+  AGENT_NOT_FOUND: 10041,
+  METHOD_NOT_ALLOWED: 10050,
+  AGENT_EXISTS: 10090,
+  BUSY: 10091,
+  PORT_CONFLICT: 10092,
+  NO_FREE_PORT: 10093,
+  AGENT_START_FAILED: 10100,
+  SUPERVISOR_UNAVAILABLE: 10101,
+  SUPERVISOR_FAULT: 10102,
+  REDIS_UNAVAILABLE: 10103,
+  NOT_READY: 10104,
+  INTERNAL: 10500,
+} as const;
+
+type Name = keyof typeof ErrorCodes;
+
+function make(name: Name, status: number, message: string, details?: Record<string, unknown>) {
+  return new AppError(ErrorCodes[name], name, status, message, details);
+}
+
+export const invalidName = (message: string) => make('INVALID_NAME', 400, message);
+export const invalidRequest = (message: string) => make('INVALID_REQUEST', 400, message);
+export const invalidJson = (message: string) => make('INVALID_JSON', 400, message);
+export const configRejected = (message: string) => make('CONFIG_REJECTED', 422, message);
+export const sinkUnavailable = (message: string) => make('SINK_UNAVAILABLE', 422, message);
+export const routeNotFound = (message: string) => make('NOT_FOUND', 404, message);
+export const agentNotFound = (program: string) =>
+  make('AGENT_NOT_FOUND', 404, `no agent for this table (${program}); create it first`);
+export const methodNotAllowed = (allowed: string) =>
+  make('METHOD_NOT_ALLOWED', 405, `use ${allowed} for this endpoint`, { allow: allowed });
+export const agentExists = (program: string) =>
+  make('AGENT_EXISTS', 409, `an agent already exists for this table (${program})`);
+export const busy = (program: string) =>
+  make('BUSY', 409, `another operation on ${program} is in progress; retry when it finishes`);
+export const portConflict = (port: number) =>
+  make('PORT_CONFLICT', 409, `the agent's port ${port} is held by another process; free it or delete and re-create the agent`);
+export const noFreePort = (range: [number, number]) =>
+  make('NO_FREE_PORT', 503, `no free port left in ${range[0]}-${range[1]}`);
+export const agentStartFailed = (message: string, details?: Record<string, unknown>) =>
+  make('AGENT_START_FAILED', 502, message, details);
+export const supervisorUnavailable = (message: string) => make('SUPERVISOR_UNAVAILABLE', 503, message);
+export const supervisorFault = (message: string, details?: Record<string, unknown>) =>
+  make('SUPERVISOR_FAULT', 502, message, details);
+export const redisUnavailable = (message: string) => make('REDIS_UNAVAILABLE', 503, message);

@@ -1,0 +1,27 @@
+import { Redis } from 'ioredis';
+import { redisUnavailable } from '../errors.js';
+
+/**
+ * A client that fails fast instead of queueing commands while Redis is away, so an API call
+ * answers 503 REDIS_UNAVAILABLE in bounded time rather than hanging.
+ */
+export function createRedis(url: string): Redis {
+  return new Redis(url, {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    connectTimeout: 2000,
+    commandTimeout: 5000,
+    retryStrategy: (times) => Math.min(times * 200, 2000),
+  });
+}
+
+/** Runs a Redis call, turning connection failures into REDIS_UNAVAILABLE. */
+export async function redisCall<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    const msg = err instanceof Error ? err.message : String(err);
+    throw redisUnavailable(`Redis did not answer: ${msg}`);
+  }
+}

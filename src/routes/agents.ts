@@ -1,0 +1,74 @@
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import type { AgentService } from '../agents/agent-service.js';
+import { NAME_PATTERN, tableParamsSchema, type TableRef } from '../agents/names.js';
+import { invalidName, invalidRequest, methodNotAllowed } from '../errors.js';
+
+function tableOf(params: unknown): TableRef {
+  const r = tableParamsSchema.safeParse(params);
+  if (!r.success) throw invalidName(r.error.issues.map((i) => i.message).join('; '));
+  return r.data;
+}
+
+const deleteQuery = z.object({ force: z.enum(['true', 'false', '1', '0']).optional() }).strict();
+const listQuery = z
+  .object({
+    db: z.string().regex(NAME_PATTERN, 'db must be a valid db name').optional(),
+    state: z.string().regex(/^[A-Za-z_]+$/).optional(),
+  })
+  .strict();
+
+/** The lifecycle API. Each handler validates, calls one AgentService method, shapes the body. */
+export async function agentRoutes(app: FastifyInstance, opts: { agents: AgentService }): Promise<void> {
+  const { agents } = opts;
+  const ok = <T extends object>(message: string, body: T) => ({ code: 0, message, ...body });
+
+  app.post('/v1/api/:db/:table/create', async (req, reply) => {
+    const s = await agents.create(tableOf(req.params), req.body);
+    return reply.status(201).send(ok(`${s.program}: created, ${s.state}`, s));
+  });
+
+  for (const action of ['start', 'stop', 'restart'] as const) {
+    app.post(`/v1/api/:db/:table/${action}`, async (req) => {
+      const s = await agents[action](tableOf(req.params));
+      return ok(`${s.program}: ${s.state}`, s);
+    });
+  }
+
+  app.get('/v1/api/:db/:table/status', async (req) => {
+    const s = await agents.status(tableOf(req.params));
+    return ok(`${s.program}: ${s.state}`, s);
+  });
+
+  app.delete('/v1/api/:db/:table', async (req) => {
+    const q = deleteQuery.safeParse(req.query ?? {});
+    if (!q.success) throw invalidRequest('the only query parameter is force=true|false');
+    const r = await agents.delete(tableOf(req.params), q.data.force === 'true' || q.data.force === '1');
+    return ok(`${r.program}: deleted, channel data ${r.channel}`, r);
+  });
+
+  app.get('/v1/api/services', async (req) => {
+    const q = listQuery.safeParse(req.query ?? {});
+    if (!q.success) throw invalidRequest(q.error.issues.map((i) => `${i.path.join('.') || 'query'}: ${i.message}`).join('; '));
+    const list = await agents.list(q.data);
+    return ok(`${list.length} agent(s)`, { agents: list });
+  });
+
+  // A browser or a habit from the original GET API: say which method to use instead.
+  for (const action of ['create', 'start', 'stop', 'restart']) {
+    app.route({
+      method: ['GET', 'PUT', 'PATCH', 'DELETE'],
+      url: `/v1/api/:db/:table/${action}`,
+      handler: async () => {
+        throw methodNotAllowed('POST');
+      },
+    });
+  }
+  app.route({
+    method: ['POST', 'PUT', 'PATCH', 'DELETE'],
+    url: '/v1/api/:db/:table/status',
+    handler: async () => {
+      throw methodNotAllowed('GET');
+    },
+  });
+}

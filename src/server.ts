@@ -1,0 +1,52 @@
+import { pino } from 'pino';
+import { buildApp } from './app.js';
+import { ConfigError, loadConfig } from './config.js';
+import { createRedis } from './redis/client.js';
+import { createSupervisorDriver } from './supervisor/index.js';
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      process.stderr.write(`flume-service: ${e.message}\n`);
+      process.exit(2);
+    }
+    throw e;
+  }
+  const log = pino({ level: config.LOG_LEVEL });
+  const redis = createRedis(config.REDIS_URL);
+  const driver = createSupervisorDriver(config);
+  const { app, agents } = buildApp({ config, log, redis, driver });
+
+  // Redis may be a fresh one (or not up yet): rebuild reservations and routes from disk,
+  // retrying until it answers. /readyz reports Redis meanwhile.
+  const restore = async (): Promise<void> => {
+    try {
+      if (redis.status === 'wait') await redis.connect();
+      log.info(await agents.restoreFromDisk(), 'restored port reservations and routes from disk');
+    } catch (err) {
+      log.warn({ err }, 'cannot restore state into Redis yet; retrying in 2 s');
+      setTimeout(() => void restore(), 2000).unref();
+    }
+  };
+  await restore();
+
+  await app.listen({ host: config.API_HOST, port: config.API_PORT });
+
+  let closing = false;
+  const close = async (signal: string) => {
+    if (closing) return;
+    closing = true;
+    log.info({ signal }, 'shutting down');
+    await app.close();
+    await driver.close();
+    redis.disconnect();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void close('SIGTERM'));
+  process.on('SIGINT', () => void close('SIGINT'));
+}
+
+void main();

@@ -1,0 +1,126 @@
+import { Agent, request } from 'node:http';
+import { supervisorUnavailable } from '../errors.js';
+import {
+  PROCESS_STATES,
+  SupervisorFaultError,
+  faultName,
+  type ProcessInfo,
+  type ProcessState,
+  type SupervisorDriver,
+  type UpdateResult,
+} from './driver.js';
+import { XmlRpcFault, decodeResponse, encodeCall, type XmlRpcValue } from './xmlrpc-codec.js';
+
+type Struct = Record<string, XmlRpcValue>;
+
+export function toProcessInfo(s: Struct): ProcessInfo {
+  return {
+    name: String(s.name),
+    state: (PROCESS_STATES as Record<number, ProcessState>)[Number(s.state)] ?? 'UNKNOWN',
+    pid: Number(s.pid ?? 0),
+    start: Number(s.start ?? 0),
+    now: Number(s.now ?? 0),
+    exitStatus: Number(s.exitstatus ?? 0),
+    spawnErr: String(s.spawnerr ?? ''),
+    description: String(s.description ?? ''),
+  };
+}
+
+/** SupervisorDriver over supervisord's XML-RPC interface on its unix socket (the default). */
+export class XmlRpcSupervisorDriver implements SupervisorDriver {
+  private readonly agent = new Agent({ keepAlive: true, maxSockets: 16 });
+
+  constructor(
+    private readonly socketPath: string,
+    /** Longest a single call may take: a stop waits up to the program's stopwaitsecs. */
+    private readonly timeoutMs = 120_000,
+  ) {}
+
+  call(method: string, ...params: XmlRpcValue[]): Promise<XmlRpcValue> {
+    const body = encodeCall(method, params);
+    return new Promise((resolve, reject) => {
+      const req = request(
+        {
+          socketPath: this.socketPath,
+          path: '/RPC2',
+          method: 'POST',
+          agent: this.agent,
+          headers: { 'Content-Type': 'text/xml', 'Content-Length': Buffer.byteLength(body) },
+          timeout: this.timeoutMs,
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('error', (e) => reject(supervisorUnavailable(`supervisord: ${e.message}`)));
+          res.on('end', () => {
+            const text = Buffer.concat(chunks).toString('utf8');
+            if (res.statusCode !== 200) {
+              reject(supervisorUnavailable(`supervisord answered HTTP ${res.statusCode}`));
+              return;
+            }
+            try {
+              resolve(decodeResponse(text));
+            } catch (e) {
+              if (e instanceof XmlRpcFault) reject(new SupervisorFaultError(faultName(e.faultCode), e.faultString));
+              else reject(supervisorUnavailable(`supervisord sent an unreadable answer: ${(e as Error).message}`));
+            }
+          });
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error(`no answer within ${this.timeoutMs} ms`)));
+      req.on('error', (e) =>
+        reject(supervisorUnavailable(`supervisord is not reachable at ${this.socketPath}: ${e.message}`)),
+      );
+      req.end(body);
+    });
+  }
+
+  private async tolerate(fault: string, p: Promise<unknown>): Promise<void> {
+    try {
+      await p;
+    } catch (e) {
+      if (!(e instanceof SupervisorFaultError && e.fault === fault)) throw e;
+    }
+  }
+
+  async ping(): Promise<void> {
+    await this.call('supervisor.getState');
+  }
+
+  async update(name: string): Promise<UpdateResult> {
+    const result = (await this.call('supervisor.reloadConfig')) as string[][][];
+    const [added = [], changed = [], removed = []] = result[0] ?? [];
+    if (added.includes(name)) {
+      await this.tolerate('ALREADY_ADDED', this.call('supervisor.addProcessGroup', name));
+      return 'added';
+    }
+    if (changed.includes(name) || removed.includes(name)) {
+      await this.tolerate('BAD_NAME', this.call('supervisor.stopProcessGroup', name, true));
+      await this.tolerate('BAD_NAME', this.call('supervisor.removeProcessGroup', name));
+      if (removed.includes(name)) return 'removed';
+      await this.call('supervisor.addProcessGroup', name);
+      return 'changed';
+    }
+    return 'unchanged';
+  }
+
+  async start(name: string): Promise<void> {
+    await this.tolerate('ALREADY_STARTED', this.call('supervisor.startProcess', name, true));
+  }
+
+  async stop(name: string): Promise<void> {
+    await this.tolerate('NOT_RUNNING', this.call('supervisor.stopProcess', name, true));
+  }
+
+  async info(name: string): Promise<ProcessInfo> {
+    return toProcessInfo((await this.call('supervisor.getProcessInfo', name)) as Struct);
+  }
+
+  async infoAll(): Promise<ProcessInfo[]> {
+    return ((await this.call('supervisor.getAllProcessInfo')) as Struct[]).map(toProcessInfo);
+  }
+
+  async close(): Promise<void> {
+    this.agent.destroy();
+  }
+}
