@@ -39,7 +39,7 @@ fi
 
 if [ ! -f dist/server.js ] || [ -n "$(find src -newer dist/server.js -name '*.ts' | head -1)" ]; then
   say "building (tsc)"
-  npx tsc -p tsconfig.json
+  ./node_modules/.bin/tsc -p tsconfig.json
 fi
 
 if [ ! -f flume/lib/flume-ng-node-1.11.0.jar ]; then

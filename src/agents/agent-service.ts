@@ -332,14 +332,17 @@ export class AgentService {
     }
   }
 
-  /** Waits until supervisord says RUNNING and the HTTP source accepts connections. */
+  /** Waits until the process is up in supervisord and its HTTP source accepts connections. */
   private async waitReady(meta: AgentMeta, paths: AgentPaths): Promise<void> {
     const deadline = Date.now() + this.cfg.AGENT_READY_TIMEOUT_MS;
     let last: ProcessInfo | null = null;
     while (Date.now() < deadline) {
       last = await this.infoOrNull(meta.program);
       if (last && FAILED_STATES.includes(last.state)) break;
-      if (last?.state === 'RUNNING' && (await acceptsConnections(meta.port))) return;
+      // Accepting is the readiness that matters; supervisord's RUNNING only follows startsecs
+      // (3 s) later, so STARTING with an accepting source counts as started.
+      const up = last?.state === 'RUNNING' || last?.state === 'STARTING';
+      if (up && (await acceptsConnections(meta.port))) return;
       await sleep(100);
     }
     const state = last?.state ?? 'NOT_LOADED';

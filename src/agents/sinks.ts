@@ -45,7 +45,8 @@ export const sinkSchemas = {
   kafka: z
     .object({
       bootstrapServers: propValue.regex(/^[A-Za-z0-9.\-[\]]+:\d+(,[A-Za-z0-9.\-[\]]+:\d+)*$/, 'must be host:port[,host:port...]'),
-      topic: propValue.regex(/^[A-Za-z0-9._-]{1,249}$/).default('{{db}}.{{table}}'),
+      // {{db}} and {{table}} are replaced with the table's names.
+      topic: propValue.regex(/^(?:[A-Za-z0-9._-]|\{\{(?:db|table)\}\})+$/, 'letters, digits, . _ - and {{db}}/{{table}}').default('{{db}}.{{table}}'),
       acks: z.enum(['0', '1', 'all']).default('1'),
       batchSize,
     })

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The README's second command (npm test): same set-up as the first, then the whole suite on
+# real parts: Redis, a supervisord per test file (in a temp dir), real Flume agents.
+# Extra arguments go to vitest (e.g. npm test -- test/agents).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+say() { printf '[test] %s\n' "$*"; }
+
+redis_answers() {
+  (exec 3<>"/dev/tcp/$1/$2" && printf 'PING\r\n' >&3 && IFS= read -r -t 2 line <&3 && [[ "$line" == +PONG* ]]) 2>/dev/null
+}
+
+tmp=$(mktemp -d)
+redis_pid=
+cleanup() {
+  [ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null && wait "$redis_pid" 2>/dev/null
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+if [ -z "${TEST_REDIS_URL:-}" ] && ! redis_answers 127.0.0.1 6379; then
+  NEED_REDIS_SERVER=1 bash scripts/setup.sh
+  port=6390
+  say "no Redis on 127.0.0.1:6379: starting a throwaway one on $port"
+  redis-server --bind 127.0.0.1 --port "$port" --save "" --appendonly no --dir "$tmp" >"$tmp/redis.log" 2>&1 &
+  redis_pid=$!
+  for _ in $(seq 1 50); do redis_answers 127.0.0.1 "$port" && break; sleep 0.1; done
+  export TEST_REDIS_URL="redis://127.0.0.1:$port"
+else
+  bash scripts/setup.sh
+fi
+
+set +e
+./node_modules/.bin/vitest run --reporter=default --reporter=json --outputFile.json="$tmp/results.json" "$@"
+rc=$?
+set -e
+node -e '
+  const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+  console.log(`tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests + r.numTodoTests} skipped`);
+' "$tmp/results.json" 2>/dev/null || true
+exit $rc

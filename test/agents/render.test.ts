@@ -1,0 +1,65 @@
+import { describe, expect, it } from 'vitest';
+import { agentPaths } from '../../src/agents/paths.js';
+import { renderAgentConfig, renderProgram, resolveSpec } from '../../src/agents/render.js';
+import { AppError } from '../../src/errors.js';
+
+const ref = { db: 'shop', table: 'orders' };
+const paths = agentPaths({ confDir: '/s/conf.d', servicesDir: '/s/services', varDir: '/s/var' }, 'flume-shop-orders');
+
+function rejects(body: unknown): AppError {
+  try {
+    resolveSpec(body, ref);
+  } catch (e) {
+    return e as AppError;
+  }
+  throw new Error('expected a rejection');
+}
+
+describe('agent templates', () => {
+  it('defaults to a file_roll agent bound to 127.0.0.1 with per-table channel directories', () => {
+    const spec = resolveSpec(undefined, ref);
+    expect(spec.sink).toBe('file_roll');
+    const text = renderAgentConfig(ref, spec, 12345, paths);
+    expect(text).toContain('a1.sources.r1.bind = 127.0.0.1');
+    expect(text).toContain('a1.sources.r1.port = 12345');
+    expect(text).toContain('a1.channels.c1.checkpointDir = /s/var/flume-shop-orders/channel/checkpoint');
+    expect(text).toContain('a1.channels.c1.dataDirs = /s/var/flume-shop-orders/channel/data');
+    expect(text).toContain('a1.sinks.k1.sink.directory = /s/var/flume-shop-orders/out');
+    expect(text).not.toMatch(/\{\{/);
+  });
+
+  it('fills per-table defaults of the kafka and hdfs sinks', () => {
+    const kafka = renderAgentConfig(ref, resolveSpec({ sink: 'kafka', options: { bootstrapServers: 'k1:9092,k2:9092' } }, ref), 1, paths);
+    expect(kafka).toContain('a1.sinks.k1.kafka.topic = shop.orders');
+    expect(kafka).toContain('a1.sinks.k1.kafka.bootstrap.servers = k1:9092,k2:9092');
+    const hdfs = renderAgentConfig(ref, resolveSpec({ sink: 'hdfs' }, ref), 1, paths);
+    expect(hdfs).toContain('a1.sinks.k1.hdfs.path = /ingestion/shop/orders/%Y-%m-%d/%H');
+  });
+
+  it('rejects what Flume would silently mangle (422)', () => {
+    const e = rejects({ options: { batchSize: 500 }, channel: { transactionCapacity: 100 } });
+    expect([e.statusCode, e.error]).toEqual([422, 'CONFIG_REJECTED']);
+    expect(e.message).toMatch(/batchSize \(500\) exceeds channel.transactionCapacity \(100\)/);
+    const f = rejects({ channel: { capacity: 10, transactionCapacity: 100 } });
+    expect(f.error).toBe('CONFIG_REJECTED');
+  });
+
+  it('rejects unknown sinks, unknown options and values that would inject config (400)', () => {
+    expect(rejects({ sink: 'jdbc' }).error).toBe('INVALID_REQUEST');
+    const unknown = rejects({ options: { rollIntervall: 5 } });
+    expect(unknown.error).toBe('INVALID_REQUEST');
+    expect(unknown.message).toContain('rollIntervall');
+    const inject = rejects({ sink: 'kafka', options: { bootstrapServers: 'k:9092', topic: 'x\na1.sinks.k1.type = exec' } });
+    expect(inject.error).toBe('INVALID_REQUEST');
+    expect(rejects({ extra: 1 }).error).toBe('INVALID_REQUEST');
+    expect(rejects({ sink: 'kafka' }).message).toContain('bootstrapServers');
+  });
+
+  it('renders a supervisor program that execs the JVM and doubles % signs', () => {
+    const text = renderProgram(ref, { program: 'flume-shop-orders', javaBin: 'java', heap: '256m', classpath: '/x/100%/lib/*', autostart: false }, paths);
+    expect(text).toMatch(/^command="java" -Xmx256m .* org\.apache\.flume\.node\.Application -n a1 -f "\/s\/services\/flume-shop-orders\/flume\.conf" --no-reload-conf$/m);
+    expect(text).toContain('/x/100%%/lib/*');
+    expect(text).toContain('autostart=false');
+    expect(text).toContain('stopasgroup=true');
+  });
+});

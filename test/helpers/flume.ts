@@ -1,0 +1,65 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Redis } from 'ioredis';
+import type { Keys } from '../../src/redis/keys.js';
+
+/** The agent's port, as the gateway sees it: from the route in Redis. */
+export async function routePort(redis: Redis, keys: Keys, db: string, table: string): Promise<number | null> {
+  const route = await redis.get(keys.route(db, table));
+  return route ? Number(route.split(':')[1]) : null;
+}
+
+/** POSTs events in Flume's JSON format to an agent's HTTP source; returns the HTTP status. */
+export async function postEvents(port: number, bodies: string[], headers: Record<string, string> = {}): Promise<number> {
+  const res = await fetch(`http://127.0.0.1:${port}/`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(bodies.map((body) => ({ headers, body }))),
+  });
+  await res.arrayBuffer();
+  return res.status;
+}
+
+/** Lines the file_roll sink wrote into outDir. */
+export function sinkLines(outDir: string): string[] {
+  let files: string[];
+  try {
+    files = readdirSync(outDir).sort();
+  } catch {
+    return [];
+  }
+  return files.flatMap((f) => readFileSync(join(outDir, f), 'utf8').split('\n').filter(Boolean));
+}
+
+/** Waits until every expected line is in the sink's output (sinks poll with back-off). */
+export async function waitForLines(outDir: string, expected: string[], timeoutMs = 30_000): Promise<string[]> {
+  const deadline = Date.now() + timeoutMs;
+  let lines = sinkLines(outDir);
+  while (!expected.every((e) => lines.includes(e)) && Date.now() < deadline) {
+    await sleep(250);
+    lines = sinkLines(outDir);
+  }
+  return lines;
+}
+
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Java processes whose command line mentions `needle` (e.g. an agent's flume.conf path). */
+export function javaProcessesMentioning(needle: string): string[] {
+  try {
+    return execFileSync('pgrep', ['-a', '-f', needle], { encoding: 'utf8' })
+      .split('\n')
+      .filter((l) => l.includes('java') && !l.includes('pgrep'));
+  } catch {
+    return [];
+  }
+}

@@ -1,0 +1,84 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import type { Redis } from 'ioredis';
+import { pino } from 'pino';
+import { buildApp } from '../../src/app.js';
+import type { AgentService } from '../../src/agents/agent-service.js';
+import { loadConfig, type Config } from '../../src/config.js';
+import { createRedis } from '../../src/redis/client.js';
+import { makeKeys, type Keys } from '../../src/redis/keys.js';
+import type { SupervisorDriver } from '../../src/supervisor/driver.js';
+import { createSupervisorDriver } from '../../src/supervisor/index.js';
+import { TestSupervisord } from './supervisord.js';
+
+export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+export function tempDir(tag: string): string {
+  return mkdtempSync(join(tmpdir(), `flume-svc-${tag}-`));
+}
+
+/** Deletes every key under a test's random prefix (never FLUSHALL a shared Redis). */
+export async function dropPrefix(redis: Redis, prefix: string): Promise<void> {
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
+    cursor = next;
+    if (keys.length) await redis.del(...keys);
+  } while (cursor !== '0');
+}
+
+export interface Harness {
+  app: FastifyInstance;
+  agents: AgentService;
+  config: Config;
+  redis: Redis;
+  keys: Keys;
+  driver: SupervisorDriver;
+  supervisord: TestSupervisord;
+  close(): Promise<void>;
+}
+
+/**
+ * The whole service on real parts: a temp state dir, its own supervisord, Redis under a random
+ * prefix, real Flume agents. `env` overrides settings (e.g. PORT_RANGE per test file).
+ */
+export async function startHarness(env: Record<string, string> = {}): Promise<Harness> {
+  const dir = tempDir('svc');
+  const config = loadConfig({
+    STATE_DIR: dir,
+    REDIS_URL,
+    REDIS_KEY_PREFIX: `test:${randomBytes(6).toString('hex')}:`,
+    AGENT_HEAP: '128m',
+    AGENT_READY_TIMEOUT_MS: '120000',
+    LOG_LEVEL: 'silent',
+    ...env,
+  });
+  const supervisord = new TestSupervisord(dir);
+  await supervisord.start();
+  const redis = createRedis(config.REDIS_URL);
+  await redis.connect();
+  const driver = createSupervisorDriver(config);
+  const log = pino({ level: config.LOG_LEVEL });
+  const { app, agents } = buildApp({ config, log, redis, driver });
+  await app.ready();
+  return {
+    app,
+    agents,
+    config,
+    redis,
+    keys: makeKeys(config.REDIS_KEY_PREFIX),
+    driver,
+    supervisord,
+    async close() {
+      await app.close();
+      await supervisord.stop();
+      await driver.close();
+      await dropPrefix(redis, config.REDIS_KEY_PREFIX);
+      redis.disconnect();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

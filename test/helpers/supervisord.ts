@@ -1,0 +1,74 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { XmlRpcSupervisorDriver } from '../../src/supervisor/xmlrpc-driver.js';
+
+/**
+ * A real supervisord of the test's own, in `stateDir` (its conf.d/ is included, its socket is
+ * var/run/supervisor.sock), run in the foreground (-n) so the test owns and reaps it.
+ */
+export class TestSupervisord {
+  readonly socket: string;
+  readonly configFile: string;
+  private child: ChildProcess | null = null;
+
+  constructor(readonly stateDir: string) {
+    this.socket = join(stateDir, 'var', 'run', 'supervisor.sock');
+    this.configFile = join(stateDir, 'supervisord.conf');
+    for (const d of ['conf.d', 'services', 'var/run', 'var/log']) mkdirSync(join(stateDir, d), { recursive: true });
+    writeFileSync(
+      this.configFile,
+      [
+        '[unix_http_server]',
+        `file=${this.socket}`,
+        '[supervisord]',
+        `logfile=${join(stateDir, 'var', 'log', 'supervisord.log')}`,
+        `pidfile=${join(stateDir, 'var', 'run', 'supervisord.pid')}`,
+        `childlogdir=${join(stateDir, 'var', 'log')}`,
+        '[rpcinterface:supervisor]',
+        'supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface',
+        '[supervisorctl]',
+        `serverurl=unix://${this.socket}`,
+        '[include]',
+        `files = ${join(stateDir, 'conf.d')}/*.conf`,
+        '',
+      ].join('\n'),
+    );
+  }
+
+  async start(): Promise<void> {
+    this.child = spawn('supervisord', ['-n', '-c', this.configFile], { stdio: 'ignore' });
+    const probe = new XmlRpcSupervisorDriver(this.socket, 2000);
+    try {
+      for (let i = 0; i < 100; i++) {
+        if (this.child.exitCode !== null) throw new Error(`supervisord exited ${this.child.exitCode}`);
+        try {
+          await probe.ping();
+          return;
+        } catch {
+          await sleep(100);
+        }
+      }
+      throw new Error('supervisord did not answer in 10 s');
+    } finally {
+      await probe.close();
+    }
+  }
+
+  /** SIGTERM: supervisord stops every program it runs, then exits; we wait for that. */
+  async stop(): Promise<void> {
+    const child = this.child;
+    this.child = null;
+    if (!child || child.exitCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGTERM');
+    await Promise.race([exited, sleep(60_000)]);
+    if (child.exitCode === null) child.kill('SIGKILL');
+  }
+
+  async restart(): Promise<void> {
+    await this.stop();
+    await this.start();
+  }
+}

@@ -1,0 +1,274 @@
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { agentPaths } from '../../src/agents/paths.js';
+import { queuedEvents } from '../../src/agents/channel-state.js';
+import { startHarness, type Harness } from '../helpers/harness.js';
+import { javaProcessesMentioning, pidAlive, postEvents, routePort, waitForLines } from '../helpers/flume.js';
+
+/** Started: STARTING until supervisord's startsecs pass, then RUNNING. */
+const UP = expect.stringMatching(/^(STARTING|RUNNING)$/);
+let h: Harness;
+const api = (method: 'GET' | 'POST' | 'DELETE' | 'PUT', url: string, payload?: unknown) =>
+  h.app.inject({
+    method,
+    url,
+    ...(payload === undefined ? {} : { payload: payload as object, headers: { 'content-type': 'application/json' } }),
+  });
+const paths = (program: string) => agentPaths(h.config, program);
+
+/** Polls status until supervisord reports `state` (STARTING turns RUNNING after startsecs). */
+async function waitState(db: string, table: string, state: string) {
+  let s = (await api('GET', `/v1/api/${db}/${table}/status`)).json() as { state: string; accepting: boolean };
+  for (let i = 0; i < 150 && s.state !== state; i++) {
+    await sleep(200);
+    s = (await api('GET', `/v1/api/${db}/${table}/status`)).json() as typeof s;
+  }
+  return s;
+}
+
+/** What a failed or rejected call must leave untouched. */
+async function snapshot() {
+  return {
+    confD: readdirSync(h.config.confDir).sort(),
+    services: readdirSync(h.config.servicesDir).sort(),
+    var: readdirSync(h.config.varDir).sort(),
+    redis: (await h.redis.keys(`${h.config.REDIS_KEY_PREFIX}*`)).sort(),
+    ports: await h.redis.hgetall(h.keys.ports()),
+    programs: (await h.driver.infoAll()).map((p) => p.name).sort(),
+  };
+}
+
+beforeAll(async () => {
+  h = await startHarness({ PORT_RANGE: '21000-21999' });
+});
+afterAll(async () => {
+  await h?.close();
+});
+
+describe('agent lifecycle against real supervisord, Redis and Flume', () => {
+  it('create -> events reach the sink -> stop -> start on the same port -> restart -> delete', async () => {
+    const created = await api('POST', '/v1/api/shop/orders/create');
+    expect(created.statusCode).toBe(201);
+    expect(created.json()).toMatchObject({
+      code: 0,
+      db: 'shop',
+      table: 'orders',
+      program: 'flume-shop-orders',
+      sink: 'file_roll',
+      state: UP,
+      desired: 'running',
+      accepting: true,
+    });
+    const p = paths('flume-shop-orders');
+    const port = await routePort(h.redis, h.keys, 'shop', 'orders');
+    expect(port).toBeGreaterThanOrEqual(21000);
+    expect(await h.redis.hget(h.keys.ports(), String(port))).toBe('flume-shop-orders');
+    expect(existsSync(p.programFile)).toBe(true);
+
+    expect(await postEvents(port!, ['o-1', 'o-2', 'o-3'])).toBe(200);
+    expect(await waitForLines(p.outDir, ['o-1', 'o-2', 'o-3'])).toEqual(expect.arrayContaining(['o-1', 'o-2', 'o-3']));
+
+    const { pid } = created.json() as { pid: number };
+    const stopped = await api('POST', '/v1/api/shop/orders/stop');
+    expect(stopped.statusCode).toBe(200);
+    expect(stopped.json()).toMatchObject({ state: 'STOPPED', desired: 'stopped', accepting: false, pid: null });
+    expect(pidAlive(pid)).toBe(false);
+    expect(javaProcessesMentioning(p.flumeConf)).toEqual([]);
+    expect(await h.redis.get(h.keys.route('shop', 'orders'))).toBeNull();
+    expect(await h.redis.hget(h.keys.ports(), String(port))).toBe('flume-shop-orders');
+    // stop keeps the channel (the original deleted it)
+    expect(existsSync(join(p.checkpointDir, 'checkpoint'))).toBe(true);
+    expect(readdirSync(p.dataDir).some((f) => f.startsWith('log-'))).toBe(true);
+    await expect(postEvents(port!, ['lost?'])).rejects.toThrow();
+
+    const started = await api('POST', '/v1/api/shop/orders/start');
+    expect(started.statusCode).toBe(200);
+    expect(started.json()).toMatchObject({ state: UP, desired: 'running', accepting: true });
+    expect(await routePort(h.redis, h.keys, 'shop', 'orders')).toBe(port);
+    expect(await postEvents(port!, ['o-4'])).toBe(200);
+
+    const restarted = await api('POST', '/v1/api/shop/orders/restart');
+    expect(restarted.statusCode).toBe(200);
+    expect(restarted.json()).toMatchObject({ state: UP, accepting: true });
+    expect((restarted.json() as { pid: number }).pid).not.toBe((started.json() as { pid: number }).pid);
+    expect(await routePort(h.redis, h.keys, 'shop', 'orders')).toBe(port);
+    expect(await postEvents(port!, ['o-5'])).toBe(200);
+    const lines = await waitForLines(p.outDir, ['o-4', 'o-5']);
+    expect(lines).toEqual(expect.arrayContaining(['o-1', 'o-2', 'o-3', 'o-4', 'o-5']));
+
+    const status = await api('GET', '/v1/api/shop/orders/status');
+    expect(status.statusCode).toBe(200);
+    expect(status.json()).toMatchObject({ code: 0, state: UP, accepting: true, desired: 'running' });
+    expect((status.json() as { uptimeSeconds: number }).uptimeSeconds).toBeGreaterThanOrEqual(0);
+
+    await sleep(1500); // let the sink drain so the channel is empty at delete
+    const del = await api('DELETE', '/v1/api/shop/orders');
+    expect(del.statusCode).toBe(200);
+    expect(del.json()).toMatchObject({ code: 0, channel: 'removed', queuedEvents: 0 });
+    expect(existsSync(p.programFile)).toBe(false);
+    expect(existsSync(p.serviceDir)).toBe(false);
+    expect(existsSync(p.channelDir)).toBe(false);
+    expect(existsSync(p.outDir)).toBe(true); // delivered output is never deleted without force
+    expect(await h.redis.hget(h.keys.ports(), String(port))).toBeNull();
+    expect(await h.redis.get(h.keys.route('shop', 'orders'))).toBeNull();
+    expect((await api('GET', '/v1/api/shop/orders/status')).statusCode).toBe(404);
+    expect(javaProcessesMentioning(p.flumeConf)).toEqual([]);
+  });
+
+  it('keeps queued events through stop, start and delete, and a re-created agent delivers them', async () => {
+    // A Kafka sink whose broker is down: accepted events stay in the file channel.
+    const created = await api('POST', '/v1/api/shop/refunds/create', {
+      sink: 'kafka',
+      options: { bootstrapServers: '127.0.0.1:1' },
+    });
+    expect(created.statusCode).toBe(201);
+    const p = paths('flume-shop-refunds');
+    const port = (await routePort(h.redis, h.keys, 'shop', 'refunds'))!;
+    expect(await postEvents(port, ['r-1', 'r-2', 'r-3', 'r-4'])).toBe(200);
+
+    expect((await api('POST', '/v1/api/shop/refunds/stop')).statusCode).toBe(200);
+    expect(await queuedEvents(p.checkpointDir)).toBe(4);
+    expect((await api('POST', '/v1/api/shop/refunds/start')).statusCode).toBe(200);
+    expect(await routePort(h.redis, h.keys, 'shop', 'refunds')).toBe(port);
+    expect(await postEvents(port, ['r-5'])).toBe(200);
+
+    const del = await api('DELETE', '/v1/api/shop/refunds');
+    expect(del.statusCode).toBe(200);
+    expect(del.json()).toMatchObject({ channel: 'kept', queuedEvents: 5 });
+    expect(existsSync(p.dataDir)).toBe(true);
+
+    // Same table again, now with a sink that works: the kept channel is replayed into it.
+    const again = await api('POST', '/v1/api/shop/refunds/create', { sink: 'file_roll' });
+    expect(again.statusCode).toBe(201);
+    const lines = await waitForLines(p.outDir, ['r-1', 'r-2', 'r-3', 'r-4', 'r-5']);
+    expect(lines).toEqual(expect.arrayContaining(['r-1', 'r-2', 'r-3', 'r-4', 'r-5']));
+
+    const forced = await api('DELETE', '/v1/api/shop/refunds?force=true');
+    expect(forced.json()).toMatchObject({ channel: 'removed', keptPath: null });
+    expect(existsSync(p.varDir)).toBe(false);
+  });
+
+  it('answers 409 for a second create, 404 for unknown tables and 405 for the wrong method', async () => {
+    expect((await api('POST', '/v1/api/crm/leads/create', { sink: 'logger' })).statusCode).toBe(201);
+    const before = await snapshot();
+    const dup = await api('POST', '/v1/api/crm/leads/create');
+    expect(dup.statusCode).toBe(409);
+    expect(dup.json()).toMatchObject({ code: 10090, error: 'AGENT_EXISTS' });
+    expect(await snapshot()).toEqual(before);
+
+    for (const [method, url] of [
+      ['POST', '/v1/api/crm/nope/start'],
+      ['POST', '/v1/api/crm/nope/stop'],
+      ['POST', '/v1/api/crm/nope/restart'],
+      ['GET', '/v1/api/crm/nope/status'],
+      ['DELETE', '/v1/api/crm/nope'],
+    ] as const) {
+      const r = await api(method, url);
+      expect(r.statusCode, url).toBe(404);
+      expect(r.json(), url).toMatchObject({ code: 10041, error: 'AGENT_NOT_FOUND' });
+    }
+
+    const get = await api('GET', '/v1/api/crm/leads/stop');
+    expect(get.statusCode).toBe(405);
+    expect(get.headers.allow).toBe('POST');
+    expect(get.json()).toMatchObject({ error: 'METHOD_NOT_ALLOWED', message: 'use POST for this endpoint' });
+    expect((await api('POST', '/v1/api/crm/leads/status')).statusCode).toBe(405);
+    expect((await api('GET', '/v1/api/crm/leads/status')).json()).toMatchObject({ state: UP });
+  });
+
+  it('rejects bad names and bad bodies with a 4xx and changes nothing', async () => {
+    const before = await snapshot();
+    const badNames = ['Shop', 'a-b', 'a.b', '..a', '%2Fetc', 'x%3Brm%20-rf%20%2F', '_x', 'a'.repeat(49), '%24(id)'];
+    for (const bad of badNames) {
+      for (const url of [`/v1/api/${bad}/t/create`, `/v1/api/db/${bad}/create`]) {
+        const r = await api('POST', url);
+        expect(r.statusCode, url).toBe(400);
+        expect(r.json(), url).toMatchObject({ code: 10010, error: 'INVALID_NAME' });
+      }
+    }
+    // "..": the URL itself normalises away, so no route matches at all.
+    expect((await api('POST', '/v1/api/%2e%2e/%2e%2e/create')).json()).toMatchObject({ error: 'NOT_FOUND' });
+    const bodies: Array<[unknown, number, string]> = [
+      [{ sink: 'exec' }, 400, 'INVALID_REQUEST'],
+      [{ options: { unknownOption: 1 } }, 400, 'INVALID_REQUEST'],
+      [{ sink: 'kafka', options: { bootstrapServers: 'k:1', topic: 'a\nb' } }, 400, 'INVALID_REQUEST'],
+      [{ options: { batchSize: 1000 }, channel: { transactionCapacity: 10 } }, 422, 'CONFIG_REJECTED'],
+      [{ sink: 'hdfs' }, 422, 'SINK_UNAVAILABLE'],
+    ];
+    for (const [body, status, error] of bodies) {
+      const r = await api('POST', '/v1/api/ok/table/create', body);
+      expect(r.statusCode, JSON.stringify(body)).toBe(status);
+      expect(r.json()).toMatchObject({ error });
+    }
+    const notJson = await h.app.inject({
+      method: 'POST',
+      url: '/v1/api/ok/table/create',
+      payload: '{"sink":',
+      headers: { 'content-type': 'application/json' },
+    });
+    expect(notJson.statusCode).toBe(400);
+    expect(notJson.json()).toMatchObject({ code: 10001, error: 'INVALID_JSON' });
+    expect(await snapshot()).toEqual(before);
+  });
+
+  it('lets one operation per table run at a time: the second gets 409 BUSY', async () => {
+    const [restart, stop] = await Promise.all([
+      api('POST', '/v1/api/crm/leads/restart'),
+      sleep(200).then(() => api('POST', '/v1/api/crm/leads/stop')),
+    ]);
+    expect(restart.statusCode).toBe(200);
+    expect(stop.statusCode).toBe(409);
+    expect(stop.json()).toMatchObject({ code: 10091, error: 'BUSY' });
+    expect((await api('GET', '/v1/api/crm/leads/status')).json()).toMatchObject({ state: UP, desired: 'running' });
+  });
+
+  it('lists every agent in one call, with db and state filters', async () => {
+    expect((await api('POST', '/v1/api/crm/contacts/create', { sink: 'logger' })).statusCode).toBe(201);
+    expect((await api('POST', '/v1/api/crm/contacts/stop')).statusCode).toBe(200);
+    expect(await waitState('crm', 'leads', 'RUNNING')).toMatchObject({ state: 'RUNNING', accepting: true });
+    const all = (await api('GET', '/v1/api/services')).json() as { agents: Array<{ program: string; state: string }> };
+    expect(all.agents.map((a) => `${a.program}:${a.state}`).sort()).toEqual([
+      'flume-crm-contacts:STOPPED',
+      'flume-crm-leads:RUNNING',
+    ]);
+    const running = (await api('GET', '/v1/api/services?db=crm&state=running')).json() as { agents: Array<{ program: string }> };
+    expect(running.agents.map((a) => a.program)).toEqual(['flume-crm-leads']);
+    expect(((await api('GET', '/v1/api/services?db=shop')).json() as { agents: unknown[] }).agents).toEqual([]);
+    expect((await api('GET', '/v1/api/services?db=Bad!')).statusCode).toBe(400);
+  });
+
+  it('after supervisord restarts, agents that should run come back and stopped ones stay stopped', async () => {
+    await h.supervisord.restart();
+    const leads = await waitState('crm', 'leads', 'RUNNING');
+    expect(leads).toMatchObject({ state: 'RUNNING', accepting: true });
+    expect((await api('GET', '/v1/api/crm/contacts/status')).json()).toMatchObject({ state: 'STOPPED', desired: 'stopped' });
+  });
+
+  it('answers /healthz and /readyz', async () => {
+    expect((await api('GET', '/healthz')).json()).toMatchObject({ code: 0 });
+    const ready = await api('GET', '/readyz');
+    expect(ready.statusCode).toBe(200);
+    expect(ready.json()).toMatchObject({ checks: { redis: 'ok', supervisord: 'ok' } });
+    expect((await api('GET', '/v1/api/nothing')).statusCode).toBe(404);
+  });
+});
+
+describe('a create that fails', () => {
+  it('rolls back completely: no port, file, route or program is left', async () => {
+    const bad = await startHarness({ PORT_RANGE: '22000-22099', JAVA_BIN: '/bin/false' });
+    try {
+      const r = await bad.app.inject({ method: 'POST', url: '/v1/api/shop/broken/create' });
+      expect(r.statusCode).toBe(502);
+      expect(r.json()).toMatchObject({ code: 10100, error: 'AGENT_START_FAILED' });
+      expect(readdirSync(bad.config.confDir)).toEqual([]);
+      expect(readdirSync(bad.config.servicesDir)).toEqual([]);
+      expect(readdirSync(bad.config.varDir).filter((f) => f.startsWith('flume-'))).toEqual([]);
+      expect(await bad.redis.keys(`${bad.config.REDIS_KEY_PREFIX}*`)).toEqual([]);
+      expect((await bad.driver.infoAll()).map((p) => p.name)).toEqual([]);
+    } finally {
+      await bad.close();
+    }
+  });
+});
