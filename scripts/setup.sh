@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what flume-service needs and builds it. Idempotent; both README commands run it.
 #   Debian packages: supervisor (+ a JDK and Maven when missing), redis-server when asked
-#   npm dependencies (npm ci), the TypeScript build (dist/),
+#   npm dependencies (npm install, pinned by package-lock.json), the TypeScript build (dist/),
 #   Apache Flume 1.11.0's jars from Maven Central into flume/lib (through flume/pom.xml).
 # Not root and something to install from Debian: prints the exact command and stops.
 set -euo pipefail
@@ -34,7 +34,9 @@ fi
 stamp=node_modules/.package-lock.json
 if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ]; then
   say "installing npm dependencies"
-  npm ci --no-audit --no-fund --loglevel=error
+  # npm install, not npm ci: npm 11 leaves other platforms' optional packages (rollup's) out
+  # of the lock file and npm ci then refuses it. The lock file still pins every version.
+  npm install --no-audit --no-fund --loglevel=error
 fi
 
 if [ ! -f dist/server.js ] || [ -n "$(find src -newer dist/server.js -name '*.ts' | head -1)" ]; then
