@@ -1,10 +1,11 @@
 import { existsSync, readdirSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentPaths } from '../../src/agents/paths.js';
 import { queuedEvents } from '../../src/agents/channel-state.js';
-import { startHarness, type Harness } from '../helpers/harness.js';
+import { dropPrefix, startHarness, type Harness } from '../helpers/harness.js';
 import { javaProcessesMentioning, pidAlive, postEvents, routePort, waitForLines } from '../helpers/flume.js';
 
 /** Started: STARTING until supervisord's startsecs pass, then RUNNING. */
@@ -244,6 +245,37 @@ describe('agent lifecycle against real supervisord, Redis and Flume', () => {
     const leads = await waitState('crm', 'leads', 'RUNNING');
     expect(leads).toMatchObject({ state: 'RUNNING', accepting: true });
     expect((await api('GET', '/v1/api/crm/contacts/status')).json()).toMatchObject({ state: 'STOPPED', desired: 'stopped' });
+  });
+
+  it('refuses to start an agent whose port another process took meanwhile (409), changing nothing', async () => {
+    expect((await api('POST', '/v1/api/crm/deals/create', { sink: 'logger' })).statusCode).toBe(201);
+    const port = (await routePort(h.redis, h.keys, 'crm', 'deals'))!;
+    expect((await api('POST', '/v1/api/crm/deals/stop')).statusCode).toBe(200);
+    const squatter = createServer();
+    await new Promise<void>((r) => squatter.listen(port, '127.0.0.1', r));
+    try {
+      const r = await api('POST', '/v1/api/crm/deals/start');
+      expect(r.statusCode).toBe(409);
+      expect(r.json()).toMatchObject({ code: 10092, error: 'PORT_CONFLICT' });
+      expect((await api('GET', '/v1/api/crm/deals/status')).json()).toMatchObject({ state: 'STOPPED', desired: 'stopped' });
+      expect(await h.redis.get(h.keys.route('crm', 'deals'))).toBeNull();
+    } finally {
+      await new Promise((r) => squatter.close(r));
+    }
+    expect((await api('POST', '/v1/api/crm/deals/start')).json()).toMatchObject({ state: UP, accepting: true });
+    expect(await routePort(h.redis, h.keys, 'crm', 'deals')).toBe(port);
+  });
+
+  it('rebuilds port reservations and routes from disk when Redis lost them', async () => {
+    const before = { ports: await h.redis.hgetall(h.keys.ports()), leads: await h.redis.get(h.keys.route('crm', 'leads')) };
+    expect(Object.keys(before.ports).length).toBeGreaterThanOrEqual(3);
+    await dropPrefix(h.redis, h.config.REDIS_KEY_PREFIX);
+    expect(await h.agents.restoreFromDisk()).toMatchObject({ conflicts: [] });
+    expect(await h.redis.hgetall(h.keys.ports())).toEqual(before.ports);
+    expect(await h.redis.get(h.keys.route('crm', 'leads'))).toBe(before.leads);
+    expect(await h.redis.get(h.keys.route('crm', 'contacts'))).toBeNull(); // stopped: no route
+    expect(await h.agents.restoreFromDisk()).toMatchObject({ conflicts: [] }); // twice changes nothing
+    expect(await h.redis.hgetall(h.keys.ports())).toEqual(before.ports);
   });
 
   it('answers /healthz and /readyz', async () => {
