@@ -28,7 +28,7 @@ try {
   const bare: number[] = [];
   for (let i = 0; i < N; i++) {
     let t0 = process.hrtime.bigint();
-    const r = await h.app.inject({ method: 'POST', url: `/v1/api/bench/t${i}/create` });
+    const r = await h.inject({ method: 'POST', url: `/v1/api/bench/t${i}/create` });
     if (r.statusCode !== 201) throw new Error(r.body);
     ours.push(ms(t0));
 
@@ -59,7 +59,7 @@ try {
   const program = 'flume-bench-t0';
   const reps = 50;
   let t0 = process.hrtime.bigint();
-  for (let i = 0; i < reps; i++) await h.app.inject({ method: 'GET', url: '/v1/api/bench/t0/status' });
+  for (let i = 0; i < reps; i++) await h.inject({ method: 'GET', url: '/v1/api/bench/t0/status' });
   const statusOurs = ms(t0) / reps;
   t0 = process.hrtime.bigint();
   for (let i = 0; i < 10; i++) {
@@ -73,7 +73,7 @@ try {
 
   // 3. list
   t0 = process.hrtime.bigint();
-  const list = await h.app.inject({ method: 'GET', url: '/v1/api/services' });
+  const list = await h.inject({ method: 'GET', url: '/v1/api/services' });
   const listMs = ms(t0);
   const agents = (list.json() as { agents: Array<{ pid: number }> }).agents;
 

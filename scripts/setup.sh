@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what flume-service needs and builds it. Idempotent; both README commands run it.
-#   Debian packages: supervisor (+ a JDK and Maven when missing), redis-server when asked
+#   Debian packages: supervisor, nginx + Lua (the gateway), a JDK and Maven when missing,
+#   redis-server when asked
 #   npm dependencies (npm install, pinned by package-lock.json), the TypeScript build (dist/),
 #   Apache Flume 1.11.0's jars from Maven Central into flume/lib (through flume/pom.xml).
 # Not root and something to install from Debian: prints the exact command and stops.
@@ -12,6 +13,10 @@ need_apt=()
 command -v supervisord >/dev/null 2>&1 || need_apt+=(supervisor)
 command -v java >/dev/null 2>&1 || need_apt+=(default-jdk-headless)
 command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
+# The gateway: nginx with the Lua module (Debian's packages; OpenResty works as it is).
+if ! command -v openresty >/dev/null 2>&1 && [ ! -f /usr/lib/nginx/modules/ngx_http_lua_module.so ]; then
+  need_apt+=(nginx libnginx-mod-http-lua lua-nginx-redis lua-cjson)
+fi
 if [ "${NEED_REDIS_SERVER:-0}" = 1 ] && ! command -v redis-server >/dev/null 2>&1; then need_apt+=(redis-server); fi
 
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -31,11 +31,14 @@ else
   rm -f var/supervisor.d/redis.conf
 fi
 
+node dist/cli/gateway-config.js >/dev/null
+
 sock=var/run/supervisor.sock
 if [ -S "$sock" ] && supervisorctl -c supervisor.conf pid >/dev/null 2>&1; then
   say "supervisord already runs: applying config and restarting the API"
   supervisorctl -c supervisor.conf update >/dev/null
   supervisorctl -c supervisor.conf restart api >/dev/null
+  supervisorctl -c supervisor.conf signal HUP gateway >/dev/null || supervisorctl -c supervisor.conf start gateway >/dev/null
 else
   say "starting supervisord -c supervisor.conf"
   supervisord -c supervisor.conf
@@ -46,15 +49,21 @@ url="http://$host:$port"
 for _ in $(seq 1 60); do
   if node -e "fetch('$url/readyz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"; then
     say "flume-service is up at $url"
+    gw="http://${GATEWAY_HOST:-127.0.0.1}:${GATEWAY_PORT:-8080}"
     cat <<TXT
 
-  Try it:
-    curl -s -X POST $url/v1/api/demo/events/create
-    curl -s -X POST $url/v1/api/demo/events/stop
-    curl -s $url/v1/api/demo/events/status
-    curl -s $url/v1/api/services
+  Every /v1/api call needs a token. Mint an admin one (signed with var/jwt-secret):
+    TOKEN=\$(npm run -s token -- --role admin)
+    AUTH="Authorization: Bearer \$TOKEN"
 
-  Logs: var/log/api.log, var/<program>/agent.log.  Stop everything: supervisorctl -c supervisor.conf shutdown
+  Try it:
+    curl -s -H "\$AUTH" -X POST $url/v1/api/demo/events/create
+    curl -s -H "\$AUTH" $url/v1/api/demo/events/status
+    INGEST=\$(curl -s -H "\$AUTH" -X POST $url/v1/api/token -d '{"username":"me"}' -H 'content-type: application/json' | node -pe 'JSON.parse(require("fs").readFileSync(0)).token')
+    curl -s -X POST $gw/ingest/demo/events -H "Authorization: Bearer \$INGEST" -d '[{"headers":{},"body":"hello"}]'
+    cat var/flume-demo-events/out/*
+
+  Gateway: $gw.  Logs: var/log/, var/<program>/agent.log.  Stop everything: supervisorctl -c supervisor.conf shutdown
 TXT
     exit 0
   fi

@@ -5,11 +5,15 @@ import { AgentService } from './agents/agent-service.js';
 import { PortAllocator } from './agents/port-allocator.js';
 import type { Config } from './config.js';
 import { invalidJson } from './errors.js';
+import { loadOrCreateSecret } from './auth/secret.js';
+import { registerAuth } from './http/auth.js';
 import { registerErrorHandling } from './http/error-handler.js';
 import { makeKeys } from './redis/keys.js';
 import { agentRoutes } from './routes/agents.js';
 import { healthRoutes } from './routes/health.js';
+import { tokenRoutes } from './routes/tokens.js';
 import type { SupervisorDriver } from './supervisor/driver.js';
+import { TokenService } from './tokens/token-service.js';
 
 export interface AppDeps {
   config: Config;
@@ -45,7 +49,10 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
     }
   });
   registerErrorHandling(app);
+  const authorize = registerAuth(app, loadOrCreateSecret(config));
+  const tokens = new TokenService(redis, keys, config.TOKEN_GRACE_SECONDS, log.child({ component: 'tokens' }));
   void app.register(healthRoutes, { redis, driver });
-  void app.register(agentRoutes, { agents });
+  void app.register(agentRoutes, { agents, authorize });
+  void app.register(tokenRoutes, { tokens, authorize });
   return { app, agents };
 }

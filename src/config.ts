@@ -34,6 +34,16 @@ export const configSchema = z.object({
   FLUME_EXTRA_CLASSPATH: z.string().default(''),
   AGENT_HEAP: z.string().regex(/^\d+[mMgG]$/, 'must look like 256m').default('256m'),
   AGENT_READY_TIMEOUT_MS: z.coerce.number().int().min(1000).default(60000),
+  /** Signs control-API JWTs. Unset: generated once into var/jwt-secret (0600). */
+  JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+  /** How long a rotated-out ingestion token stays valid next to its successor. */
+  TOKEN_GRACE_SECONDS: z.coerce.number().int().min(0).max(7 * 86400).default(300),
+  GATEWAY_HOST: z.string().default('127.0.0.1'),
+  GATEWAY_PORT: z.coerce.number().int().min(1).max(65535).default(8080),
+  /** Largest ingest body the gateway accepts (nginx size syntax). */
+  GATEWAY_MAX_BODY: z.string().regex(/^\d+[kKmM]?$/, 'must look like 1m or 512k').default('1m'),
+  /** How long the gateway caches a token or route lookup; changes invalidate it at once. */
+  GATEWAY_CACHE_TTL_MS: z.coerce.number().int().min(0).max(60000).default(2000),
 });
 
 export type Config = z.infer<typeof configSchema> & {

@@ -22,8 +22,11 @@ export const ErrorCodes = {
   INVALID_REQUEST: 10011,
   CONFIG_REJECTED: 10012,
   SINK_UNAVAILABLE: 10013,
+  UNAUTHORIZED: 10020,
+  FORBIDDEN: 10030,
   NOT_FOUND: 10040,
   AGENT_NOT_FOUND: 10041,
+  TOKEN_USER_NOT_FOUND: 10042,
   METHOD_NOT_ALLOWED: 10050,
   AGENT_EXISTS: 10090,
   BUSY: 10091,
@@ -43,6 +46,11 @@ function make(name: Name, status: number, message: string, details?: Record<stri
   return new AppError(ErrorCodes[name], name, status, message, details);
 }
 
+export const missingField = (message: string) => make('MISSING_FIELD', 400, message);
+export const unauthorized = (message: string) => make('UNAUTHORIZED', 401, message);
+export const forbidden = (message: string) => make('FORBIDDEN', 403, message);
+export const tokenUserNotFound = (username: string) =>
+  make('TOKEN_USER_NOT_FOUND', 404, `no ingestion token for user ${username}`);
 export const invalidName = (message: string) => make('INVALID_NAME', 400, message);
 export const invalidRequest = (message: string) => make('INVALID_REQUEST', 400, message);
 export const invalidJson = (message: string) => make('INVALID_JSON', 400, message);

@@ -32,13 +32,23 @@ async function main(): Promise<void> {
     }
   };
   await restore();
+  // Routes follow readiness between operations too (an agent that died, or came back).
+  const routeSync = setInterval(() => {
+    agents.syncRoutes().catch((err: unknown) => log.warn({ err }, 'route sync failed'));
+  }, 5000);
+  routeSync.unref();
 
   await app.listen({ host: config.API_HOST, port: config.API_PORT });
+  log.info(
+    { url: `http://${config.API_HOST}:${config.API_PORT}` },
+    'listening; every /v1/api call needs a token: mint one with `npm run -s token -- --role admin`',
+  );
 
   let closing = false;
   const close = async (signal: string) => {
     if (closing) return;
     closing = true;
+    clearInterval(routeSync);
     log.info({ signal }, 'shutting down');
     await app.close();
     await driver.close();

@@ -6,7 +6,7 @@ import { parse as parseIni } from 'ini';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
-import { agentExists, agentNotFound, agentStartFailed, portConflict, sinkUnavailable } from '../errors.js';
+import { AppError, agentExists, agentNotFound, agentStartFailed, portConflict, sinkUnavailable } from '../errors.js';
 import { redisCall } from '../redis/client.js';
 import type { Keys } from '../redis/keys.js';
 import { SupervisorFaultError, type ProcessInfo, type ProcessState, type SupervisorDriver } from '../supervisor/driver.js';
@@ -168,7 +168,7 @@ export class AgentService {
     if (!existsSync(paths.metaFile) && !existsSync(paths.programFile)) throw agentNotFound(program);
     return this.lock.run(program, async () => {
       const meta = await this.readMeta(paths).catch(() => null);
-      if (meta) await this.withdrawRoute(meta);
+      await this.withdrawRoute(ref, true);
       await this.unloadProgram(program, paths);
       const queued = await queuedEvents(paths.checkpointDir);
       const removeChannel = force || queued === 0;
@@ -201,8 +201,8 @@ export class AgentService {
   }
 
   /**
-   * Rebuilds Redis state from disk: port reservations and routes of agents that should run.
-   * Idempotent; called at start-up because Redis may have lost everything.
+   * Rebuilds Redis state from disk: port reservations, the tables set, and routes (via
+   * syncRoutes). Idempotent; called at start-up because Redis may have lost everything.
    */
   async restoreFromDisk(): Promise<{ agents: number; conflicts: string[] }> {
     const conflicts: string[] = [];
@@ -213,9 +213,39 @@ export class AgentService {
         this.log.error({ program: meta.program, port: meta.port }, 'port is reserved by another program');
         continue;
       }
-      if ((await this.desired(agentPaths(this.cfg, meta.program))) === 'running') await this.publishRoute(meta);
+      await redisCall(() => this.redis.sadd(this.keys.tables(), `${meta.db}:${meta.table}`));
     }
+    await this.syncRoutes();
     return { agents: metas.length, conflicts };
+  }
+
+  /**
+   * Makes every route follow readiness: present exactly while the agent should run and its
+   * source accepts connections. Changes are made under the table's lock; a table busy with an
+   * operation is left to that operation. Returns the tables whose route changed.
+   */
+  async syncRoutes(): Promise<string[]> {
+    const changed: string[] = [];
+    for (const meta of await this.allMetas()) {
+      const paths = agentPaths(this.cfg, meta.program);
+      const wanted = async () =>
+        (await this.desired(paths)) === 'running' && (await acceptsConnections(meta.port));
+      const has = async () => (await redisCall(() => this.redis.exists(this.keys.route(meta.db, meta.table)))) === 1;
+      if ((await wanted()) === (await has())) continue;
+      try {
+        await this.lock.run(meta.program, async () => {
+          const want = await wanted();
+          if (want === (await has())) return;
+          if (want) await this.publishRoute(meta);
+          else await this.withdrawRoute(meta);
+          changed.push(meta.program);
+          this.log.info({ program: meta.program, route: want ? 'published' : 'withdrawn' }, 'route follows readiness');
+        });
+      } catch (err) {
+        if (!(err instanceof AppError && err.error === 'BUSY')) throw err;
+      }
+    }
+    return changed;
   }
 
   // --- internals ----------------------------------------------------------------------------
@@ -355,12 +385,25 @@ export class AgentService {
     });
   }
 
+  /** Route and table membership together, and the gateway's cache entry dropped at once. */
   private async publishRoute(meta: AgentMeta): Promise<void> {
-    await redisCall(() => this.redis.set(this.keys.route(meta.db, meta.table), `127.0.0.1:${meta.port}`));
+    const { db, table } = meta;
+    await redisCall(() =>
+      this.redis
+        .multi()
+        .set(this.keys.route(db, table), `127.0.0.1:${meta.port}`)
+        .sadd(this.keys.tables(), `${db}:${table}`)
+        .publish(this.keys.invalidateChannel(), `route:${db}:${table}`)
+        .exec(),
+    );
   }
 
-  private async withdrawRoute(meta: AgentMeta): Promise<void> {
-    await redisCall(() => this.redis.del(this.keys.route(meta.db, meta.table)));
+  /** Withdraws the route; `forget` also drops the table from the set (delete). */
+  private async withdrawRoute(meta: TableRef, forget = false): Promise<void> {
+    const { db, table } = meta;
+    const tx = this.redis.multi().del(this.keys.route(db, table));
+    if (forget) tx.srem(this.keys.tables(), `${db}:${table}`);
+    await redisCall(() => tx.publish(this.keys.invalidateChannel(), `route:${db}:${table}`).exec());
   }
 
   private async statusOf(meta: AgentMeta, paths: AgentPaths, known?: ProcessInfo | null): Promise<AgentStatus> {

@@ -1,16 +1,29 @@
 /**
- * Every Redis key the service and the gateway use, built from one configurable prefix.
- * This is the schema the README documents; the gateway reads `route`.
+ * Every Redis key and channel the service and the gateway use, built from one configurable
+ * prefix. This is the schema the README documents; the gateway reads route, tables and token.
  *
- *   <p>ports               HASH  port -> program that holds it (the reservation table)
- *   <p>route:<db>:<table>  STRING "127.0.0.1:<port>", set while the agent should run
+ *   <p>ports               HASH   port -> program that holds it (the reservation table)
+ *   <p>route:<db>:<table>  STRING "127.0.0.1:<port>", present while the agent accepts events
+ *   <p>tables              SET    "<db>:<table>" of every table that has an agent
  *   <p>lock:<program>      STRING owner token, PX ttl: one operation per table at a time
+ *   <p>token:<sha1>        HASH   user, scope, exp, graceUntil, lastUsed: one ingestion token,
+ *                                 keyed by the SHA-1 (hex) of the token; never the token itself
+ *   <p>user:<username>     HASH   current, previous (token hashes), previousUntil, scope, exp,
+ *                                 createdAt
+ *   <p>users               SET    usernames that have a token
+ *   <p>invalidate          PUBSUB "token:<sha1>" | "route:<db>:<table>": the gateway drops
+ *                                 that entry from its cache at once
  */
 export interface Keys {
   readonly prefix: string;
   ports(): string;
   route(db: string, table: string): string;
+  tables(): string;
   lock(program: string): string;
+  token(hash: string): string;
+  user(username: string): string;
+  users(): string;
+  invalidateChannel(): string;
 }
 
 export function makeKeys(prefix: string): Keys {
@@ -18,6 +31,11 @@ export function makeKeys(prefix: string): Keys {
     prefix,
     ports: () => `${prefix}ports`,
     route: (db, table) => `${prefix}route:${db}:${table}`,
+    tables: () => `${prefix}tables`,
     lock: (program) => `${prefix}lock:${program}`,
+    token: (hash) => `${prefix}token:${hash}`,
+    user: (username) => `${prefix}user:${username}`,
+    users: () => `${prefix}users`,
+    invalidateChannel: () => `${prefix}invalidate`,
   };
 }

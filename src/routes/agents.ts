@@ -2,7 +2,8 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { AgentService } from '../agents/agent-service.js';
 import { NAME_PATTERN, tableParamsSchema, type TableRef } from '../agents/names.js';
-import { invalidName, invalidRequest, methodNotAllowed } from '../errors.js';
+import { forbidden, invalidName, invalidRequest, methodNotAllowed } from '../errors.js';
+import type { Authorize } from '../http/auth.js';
 
 function tableOf(params: unknown): TableRef {
   const r = tableParamsSchema.safeParse(params);
@@ -19,38 +20,42 @@ const listQuery = z
   .strict();
 
 /** The lifecycle API. Each handler validates, calls one AgentService method, shapes the body. */
-export async function agentRoutes(app: FastifyInstance, opts: { agents: AgentService }): Promise<void> {
-  const { agents } = opts;
+export async function agentRoutes(app: FastifyInstance, opts: { agents: AgentService; authorize: Authorize }): Promise<void> {
+  const { agents, authorize } = opts;
+  const read = { onRequest: authorize('read') };
+  const operate = { onRequest: authorize('operate') };
   const ok = <T extends object>(message: string, body: T) => ({ code: 0, message, ...body });
 
-  app.post('/v1/api/:db/:table/create', async (req, reply) => {
+  app.post('/v1/api/:db/:table/create', operate, async (req, reply) => {
     const s = await agents.create(tableOf(req.params), req.body);
     return reply.status(201).send(ok(`${s.program}: created, ${s.state}`, s));
   });
 
   for (const action of ['start', 'stop', 'restart'] as const) {
-    app.post(`/v1/api/:db/:table/${action}`, async (req) => {
+    app.post(`/v1/api/:db/:table/${action}`, operate, async (req) => {
       const s = await agents[action](tableOf(req.params));
       return ok(`${s.program}: ${s.state}`, s);
     });
   }
 
-  app.get('/v1/api/:db/:table/status', async (req) => {
+  app.get('/v1/api/:db/:table/status', read, async (req) => {
     const s = await agents.status(tableOf(req.params));
     return ok(`${s.program}: ${s.state}`, s);
   });
 
-  app.delete('/v1/api/:db/:table', async (req) => {
+  app.delete('/v1/api/:db/:table', operate, async (req) => {
     const q = deleteQuery.safeParse(req.query ?? {});
     if (!q.success) throw invalidRequest('the only query parameter is force=true|false');
     const r = await agents.delete(tableOf(req.params), q.data.force === 'true' || q.data.force === '1');
     return ok(`${r.program}: deleted, channel data ${r.channel}`, r);
   });
 
-  app.get('/v1/api/services', async (req) => {
+  app.get('/v1/api/services', read, async (req) => {
     const q = listQuery.safeParse(req.query ?? {});
     if (!q.success) throw invalidRequest(q.error.issues.map((i) => `${i.path.join('.') || 'query'}: ${i.message}`).join('; '));
-    const list = await agents.list(q.data);
+    const dbs = req.principal?.dbs;
+    if (q.data.db && dbs && !dbs.includes(q.data.db)) throw forbidden(`this token is limited to db ${dbs.join(', ')}`);
+    const list = (await agents.list(q.data)).filter((a) => !dbs || dbs.includes(a.db));
     return ok(`${list.length} agent(s)`, { agents: list });
   });
 
@@ -59,6 +64,7 @@ export async function agentRoutes(app: FastifyInstance, opts: { agents: AgentSer
     app.route({
       method: ['GET', 'PUT', 'PATCH', 'DELETE'],
       url: `/v1/api/:db/:table/${action}`,
+      ...read,
       handler: async () => {
         throw methodNotAllowed('POST');
       },
@@ -67,6 +73,7 @@ export async function agentRoutes(app: FastifyInstance, opts: { agents: AgentSer
   app.route({
     method: ['POST', 'PUT', 'PATCH', 'DELETE'],
     url: '/v1/api/:db/:table/status',
+    ...read,
     handler: async () => {
       throw methodNotAllowed('GET');
     },

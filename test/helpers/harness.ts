@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
+import type { Role } from '../../src/auth/roles.js';
 import type { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { buildApp } from '../../src/app.js';
@@ -38,6 +39,10 @@ export interface Harness {
   keys: Keys;
   driver: SupervisorDriver;
   supervisord: TestSupervisord;
+  /** A control-API token signed with the harness's secret. */
+  tokenFor(role: Role, dbs?: string[], expiresIn?: string): string;
+  /** app.inject with an admin token, unless the request sets its own authorization header. */
+  inject(opts: InjectOptions): Promise<LightMyRequestResponse>;
   close(): Promise<void>;
 }
 
@@ -64,7 +69,13 @@ export async function startHarness(env: Record<string, string> = {}): Promise<Ha
   const log = pino({ level: config.LOG_LEVEL });
   const { app, agents } = buildApp({ config, log, redis, driver });
   await app.ready();
+  const tokenFor = (role: Role, dbs?: string[], expiresIn = '1h') =>
+    app.jwt.sign({ sub: `test-${role}`, role, ...(dbs ? { dbs } : {}) }, { expiresIn });
+  const admin = tokenFor('admin');
   return {
+    tokenFor,
+    inject: (opts) =>
+      app.inject({ ...opts, headers: { authorization: `Bearer ${admin}`, ...(opts.headers ?? {}) } }),
     app,
     agents,
     config,

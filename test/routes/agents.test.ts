@@ -12,7 +12,7 @@ import { javaProcessesMentioning, pidAlive, postEvents, routePort, waitForLines 
 const UP = expect.stringMatching(/^(STARTING|RUNNING)$/);
 let h: Harness;
 const api = (method: 'GET' | 'POST' | 'DELETE' | 'PUT', url: string, payload?: unknown) =>
-  h.app.inject({
+  h.inject({
     method,
     url,
     ...(payload === undefined ? {} : { payload: payload as object, headers: { 'content-type': 'application/json' } }),
@@ -203,7 +203,7 @@ describe('agent lifecycle against real supervisord, Redis and Flume', () => {
       expect(r.statusCode, JSON.stringify(body)).toBe(status);
       expect(r.json()).toMatchObject({ error });
     }
-    const notJson = await h.app.inject({
+    const notJson = await h.inject({
       method: 'POST',
       url: '/v1/api/ok/table/create',
       payload: '{"sink":',
@@ -291,7 +291,7 @@ describe('a create that fails', () => {
   it('rolls back completely: no port, file, route or program is left', async () => {
     const bad = await startHarness({ PORT_RANGE: '22000-22099', JAVA_BIN: '/bin/false' });
     try {
-      const r = await bad.app.inject({ method: 'POST', url: '/v1/api/shop/broken/create' });
+      const r = await bad.inject({ method: 'POST', url: '/v1/api/shop/broken/create' });
       expect(r.statusCode).toBe(502);
       expect(r.json()).toMatchObject({ code: 10100, error: 'AGENT_START_FAILED' });
       expect(readdirSync(bad.config.confDir)).toEqual([]);

@@ -14,7 +14,7 @@ describe('20 tables created at once', () => {
   it('get 20 distinct ports and 20 agents that accept events', async () => {
     const tables = Array.from({ length: 20 }, (_, i) => `t${i}`);
     const results = await Promise.all(
-      tables.map((t) => h.app.inject({ method: 'POST', url: `/v1/api/burst/${t}/create`, payload: { sink: 'logger' } })),
+      tables.map((t) => h.inject({ method: 'POST', url: `/v1/api/burst/${t}/create`, payload: { sink: 'logger' } })),
     );
     expect(results.map((r) => r.statusCode)).toEqual(tables.map(() => 201));
 
@@ -26,11 +26,11 @@ describe('20 tables created at once', () => {
     const statuses = await Promise.all(ports.map((p, i) => postEvents(p!, [`event-${i}`])));
     expect(statuses).toEqual(tables.map(() => 200));
 
-    const list = h.app.inject({ method: 'GET', url: '/v1/api/services?db=burst' });
+    const list = h.inject({ method: 'GET', url: '/v1/api/services?db=burst' });
     const listed = ((await list).json() as { agents: Array<{ accepting: boolean }> }).agents;
     expect(listed.filter((a) => a.accepting)).toHaveLength(20);
 
-    const deleted = await Promise.all(tables.map((t) => h.app.inject({ method: 'DELETE', url: `/v1/api/burst/${t}?force=true` })));
+    const deleted = await Promise.all(tables.map((t) => h.inject({ method: 'DELETE', url: `/v1/api/burst/${t}?force=true` })));
     expect(deleted.map((r) => r.statusCode)).toEqual(tables.map(() => 200));
     expect(await h.redis.hgetall(h.keys.ports())).toEqual({});
   });

@@ -1,0 +1,32 @@
+import { z } from 'zod';
+import { NAME_PATTERN } from '../agents/names.js';
+
+/**
+ * Control-API roles. viewer: status and listing. operator: the agent lifecycle too.
+ * admin: everything, ingestion tokens included.
+ */
+export const ROLES = ['admin', 'operator', 'viewer'] as const;
+export type Role = (typeof ROLES)[number];
+export type Permission = 'read' | 'operate' | 'tokens';
+
+const GRANTS: Record<Role, readonly Permission[]> = {
+  admin: ['read', 'operate', 'tokens'],
+  operator: ['read', 'operate'],
+  viewer: ['read'],
+};
+
+export function roleAllows(role: Role, permission: Permission): boolean {
+  return GRANTS[role].includes(permission);
+}
+
+/** The claims of a control token. `dbs` limits it to those databases; absent means all. */
+export const claimsSchema = z.object({
+  sub: z.string().min(1).max(128),
+  role: z.enum(ROLES),
+  dbs: z.array(z.string().regex(NAME_PATTERN)).min(1).optional(),
+});
+export type Principal = z.infer<typeof claimsSchema>;
+
+export function dbAllowed(p: Principal, db: string): boolean {
+  return !p.dbs || p.dbs.includes(db);
+}

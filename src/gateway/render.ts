@@ -1,0 +1,52 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { PROJECT_ROOT, type Config } from '../config.js';
+import { fill } from '../agents/render.js';
+
+const GATEWAY_TEMPLATES = join(PROJECT_ROOT, 'templates', 'gateway');
+// Debian's nginx loads dynamic modules by path, NDK first; OpenResty has them built in.
+const DEBIAN_MODULES = ['/usr/lib/nginx/modules/ndk_http_module.so', '/usr/lib/nginx/modules/ngx_http_lua_module.so'];
+
+export interface GatewayFiles {
+  dir: string;
+  configFile: string;
+}
+
+const luaString = (s: string) => s.replace(/\\/g, '\\\\').replace(/"/g, '\\"');
+
+/**
+ * Writes the gateway's nginx.conf into <varDir>/gateway/ from templates/gateway/, with the
+ * Redis address, key prefix and limits of `cfg`. Lua modules are used from templates/ as is.
+ */
+export async function writeGatewayConfig(
+  cfg: Config,
+  opts: { workers?: number; accessLog?: boolean; modules?: string[] } = {},
+): Promise<GatewayFiles> {
+  const dir = join(cfg.varDir, 'gateway');
+  const runDir = join(dir, 'run');
+  const logDir = join(cfg.varDir, 'log');
+  await mkdir(runDir, { recursive: true });
+  await mkdir(logDir, { recursive: true });
+  const redis = new URL(cfg.REDIS_URL);
+  const modules = (opts.modules ?? DEBIAN_MODULES).filter((m) => existsSync(m));
+  const text = fill(readFileSync(join(GATEWAY_TEMPLATES, 'nginx.conf'), 'utf8'), {
+    loadModules: modules.map((m) => `load_module ${m};`).join('\n'),
+    workers: opts.workers ?? 2,
+    runDir,
+    logDir,
+    accessLog: opts.accessLog === false ? 'off' : `${logDir}/gateway-access.log`,
+    luaDir: join(GATEWAY_TEMPLATES, 'lua'),
+    redisHost: luaString(redis.hostname || '127.0.0.1'),
+    redisPort: Number(redis.port || 6379),
+    redisPassword: luaString(decodeURIComponent(redis.password)),
+    redisDb: Number(redis.pathname.replace('/', '') || 0),
+    prefix: luaString(cfg.REDIS_KEY_PREFIX),
+    cacheTtl: cfg.GATEWAY_CACHE_TTL_MS / 1000,
+    listen: `${cfg.GATEWAY_HOST}:${cfg.GATEWAY_PORT}`,
+    maxBody: cfg.GATEWAY_MAX_BODY,
+  });
+  const configFile = join(dir, 'nginx.conf');
+  await writeFile(configFile, text);
+  return { dir, configFile };
+}

@@ -1,0 +1,51 @@
+import fastifyJwt from '@fastify/jwt';
+import type { FastifyInstance, FastifyRequest, onRequestAsyncHookHandler } from 'fastify';
+import { claimsSchema, dbAllowed, roleAllows, type Permission, type Principal } from '../auth/roles.js';
+import { forbidden, unauthorized } from '../errors.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal?: Principal;
+  }
+}
+
+/** Builds the hook a route declares: `onRequest: authorize('operate')`. */
+export type Authorize = (permission: Permission) => onRequestAsyncHookHandler;
+
+const JWT_MESSAGES: Record<string, string> = {
+  FST_JWT_NO_AUTHORIZATION_IN_HEADER: 'send Authorization: Bearer <token>',
+  FST_JWT_BAD_REQUEST: 'the Authorization header must be "Bearer <token>"',
+  FST_JWT_AUTHORIZATION_TOKEN_EXPIRED: 'the token has expired',
+  FST_JWT_AUTHORIZATION_TOKEN_INVALID: 'the token is not valid',
+  FST_JWT_AUTHORIZATION_TOKEN_UNTRUSTED: 'the token is not valid',
+};
+
+/**
+ * Registers @fastify/jwt (HS256 with `secret`) and returns the authorizer.
+ * 401: no token, a malformed, forged or expired one, or claims of the wrong shape.
+ * 403: a valid token whose role lacks the permission, or that is limited to other dbs
+ * (checked against the route's :db).
+ */
+export function registerAuth(app: FastifyInstance, secret: string): Authorize {
+  void app.register(fastifyJwt, { secret, sign: { algorithm: 'HS256' }, verify: { algorithms: ['HS256'] } });
+  return (permission) => async (req: FastifyRequest) => {
+    let payload: unknown;
+    try {
+      payload = await req.jwtVerify();
+    } catch (e) {
+      const code = (e as { code?: string }).code ?? '';
+      throw unauthorized(JWT_MESSAGES[code] ?? 'the token is not valid');
+    }
+    const claims = claimsSchema.safeParse(payload);
+    if (!claims.success) throw unauthorized('the token does not carry a valid role');
+    const principal = claims.data;
+    if (!roleAllows(principal.role, permission)) {
+      throw forbidden(`role ${principal.role} may not do this (needs ${permission})`);
+    }
+    const db = (req.params as { db?: unknown } | undefined)?.db;
+    if (typeof db === 'string' && !dbAllowed(principal, db)) {
+      throw forbidden(`this token is limited to db ${principal.dbs?.join(', ')}`);
+    }
+    req.principal = principal;
+  };
+}

@@ -1,0 +1,233 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import { NAME_PATTERN } from '../agents/names.js';
+import { AppError, ErrorCodes, invalidJson, invalidRequest, missingField, tokenUserNotFound } from '../errors.js';
+import { redisCall } from '../redis/client.js';
+import type { Keys } from '../redis/keys.js';
+
+const name = NAME_PATTERN.source.slice(1, -1);
+const scopeEntry = new RegExp(`^${name}(\\.${name})?$`);
+
+/** POST /v1/api/token: the original's {username, token} plus expiry and scope. */
+export const tokenRequestSchema = z
+  .object({
+    username: z.string().regex(/^[A-Za-z0-9_.@-]{1,64}$/, 'username: 1-64 of letters, digits, _ . @ -'),
+    token: z
+      .string()
+      .min(16, 'token: at least 16 characters (or leave it out and one is generated)')
+      .max(256)
+      .regex(/^[\x21-\x7e]+$/, 'token: printable ASCII without spaces')
+      .optional(),
+    ttlSeconds: z.number().int().min(1).max(10 * 365 * 86400).optional(),
+    scope: z.array(z.string().regex(scopeEntry, 'scope entries are "db" or "db.table"')).min(1).max(100).optional(),
+  })
+  .strict();
+export type TokenRequest = z.infer<typeof tokenRequestSchema>;
+
+export interface TokenSetResult {
+  username: string;
+  /** Only when the server generated it: shown this once, never stored. */
+  token?: string;
+  scope: string[] | '*';
+  expiresAt: string | null;
+  /** The token it replaced stays valid until then (null: there was none). */
+  previousValidUntil: string | null;
+}
+
+export interface TokenListing {
+  username: string;
+  scope: string[] | '*';
+  createdAt: string | null;
+  expiresAt: string | null;
+  lastUsedAt: string | null;
+  previousValidUntil: string | null;
+}
+
+/** SHA-1 hex: what Redis holds instead of a token (the gateway computes it with ngx.sha1_bin). */
+export const hashToken = (token: string) => createHash('sha1').update(token).digest('hex');
+
+// Sets a user's token, keeping the one it replaces valid for a grace period.
+// KEYS: 1 user hash, 2 new token hash key, 3 current token key (as read), 4 previous token key
+//       (as read), 5 users set.
+// ARGV: 1 username, 2 new hash, 3 scope, 4 exp (unix s, 0 = none), 5 now, 6 grace seconds,
+//       7 expected current hash ('' = none), 8 expected previous hash, 9 invalidate channel,
+//       10 key prefix of token keys (for invalidation messages only).
+// Returns 'RETRY' if the user changed since it was read, else the graceUntil of the old token.
+const SET_TOKEN = `
+local cur = redis.call('HGET', KEYS[1], 'current') or ''
+local prev = redis.call('HGET', KEYS[1], 'previous') or ''
+if cur ~= ARGV[7] or prev ~= ARGV[8] then return 'RETRY' end
+local now, grace = tonumber(ARGV[5]), tonumber(ARGV[6])
+if prev ~= '' and prev ~= ARGV[2] then
+  redis.call('DEL', KEYS[4])
+  redis.call('PUBLISH', ARGV[9], 'token:' .. prev)
+end
+local graceUntil = 0
+if cur ~= '' and cur ~= ARGV[2] then
+  if grace > 0 then
+    graceUntil = now + grace
+    redis.call('HSET', KEYS[3], 'graceUntil', graceUntil)
+    redis.call('EXPIREAT', KEYS[3], graceUntil + 60)
+  else
+    redis.call('DEL', KEYS[3])
+    cur = ''
+  end
+  redis.call('PUBLISH', ARGV[9], 'token:' .. ARGV[7])
+else
+  cur = ''
+end
+redis.call('DEL', KEYS[2])
+redis.call('HSET', KEYS[2], 'user', ARGV[1], 'scope', ARGV[3], 'exp', ARGV[4], 'graceUntil', 0)
+if tonumber(ARGV[4]) > 0 then redis.call('EXPIREAT', KEYS[2], tonumber(ARGV[4]) + 60) end
+redis.call('PUBLISH', ARGV[9], 'token:' .. ARGV[2])
+redis.call('HSET', KEYS[1], 'current', ARGV[2], 'previous', cur, 'previousUntil', graceUntil,
+  'scope', ARGV[3], 'exp', ARGV[4], 'createdAt', now)
+redis.call('SADD', KEYS[5], ARGV[1])
+return tostring(graceUntil)`;
+
+// Revokes all of a user's tokens at once.
+// KEYS: 1 user hash, 2 current token key, 3 previous token key, 4 users set.
+// ARGV: 1 username, 2 expected current, 3 expected previous, 4 invalidate channel.
+// Returns 'RETRY' if the user changed since it was read, 'NONE' if unknown, else 'OK'.
+const REVOKE = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 'NONE' end
+local cur = redis.call('HGET', KEYS[1], 'current') or ''
+local prev = redis.call('HGET', KEYS[1], 'previous') or ''
+if cur ~= ARGV[2] or prev ~= ARGV[3] then return 'RETRY' end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+redis.call('SREM', KEYS[4], ARGV[1])
+if cur ~= '' then redis.call('PUBLISH', ARGV[4], 'token:' .. cur) end
+if prev ~= '' then redis.call('PUBLISH', ARGV[4], 'token:' .. prev) end
+return 'OK'`;
+
+const iso = (unix: string | number | undefined | null) => (Number(unix) > 0 ? new Date(Number(unix) * 1000).toISOString() : null);
+const scopeOut = (s: string | undefined): string[] | '*' => (!s || s === '*' ? '*' : s.split(' '));
+
+/**
+ * Ingestion tokens, as the gateway checks them.
+ *
+ * Guarantees: Redis holds only SHA-1 hashes of tokens; set and revoke are atomic Lua scripts
+ * (a concurrent change makes them re-read and retry); setting a new token keeps the replaced
+ * one valid for TOKEN_GRACE_SECONDS and ends any older one; revoke ends all at once; every
+ * change is published on the invalidate channel so gateway caches drop it immediately.
+ */
+export class TokenService {
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: Keys,
+    private readonly graceSeconds: number,
+    private readonly log: Logger,
+  ) {}
+
+  /** Validates a request body the original way: 10001 not a JSON object, 10002 no username. */
+  parseRequest(body: unknown): TokenRequest {
+    if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+      throw invalidJson('send a JSON object: {"username": ..., "token"?: ..., "ttlSeconds"?: ..., "scope"?: [...]}');
+    }
+    if (!('username' in body) || (body as { username: unknown }).username === '') {
+      throw missingField('Please provide a username (and optionally a token)');
+    }
+    const r = tokenRequestSchema.safeParse(body);
+    if (!r.success) {
+      const unknown = r.error.issues.find((i) => i.code === 'unrecognized_keys');
+      throw invalidRequest(unknown && unknown.code === 'unrecognized_keys' ? `unknown field(s): ${unknown.keys.join(', ')}` : r.error.issues.map((i) => i.message).join('; '));
+    }
+    return r.data;
+  }
+
+  async set(req: TokenRequest): Promise<TokenSetResult> {
+    const token = req.token ?? randomBytes(32).toString('base64url');
+    const hash = hashToken(token);
+    const now = Math.floor(Date.now() / 1000);
+    const exp = req.ttlSeconds ? now + req.ttlSeconds : 0;
+    const scope = req.scope ? [...new Set(req.scope)].join(' ') : '*';
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const [cur = '', prev = ''] = await redisCall(() => this.redis.hmget(this.keys.user(req.username), 'current', 'previous')).then(
+        (v) => v.map((x) => x ?? ''),
+      );
+      const r = await redisCall(() =>
+        this.redis.eval(
+          SET_TOKEN,
+          5,
+          this.keys.user(req.username),
+          this.keys.token(hash),
+          this.keys.token(cur || 'none'),
+          this.keys.token(prev || 'none'),
+          this.keys.users(),
+          req.username,
+          hash,
+          scope,
+          exp,
+          now,
+          this.graceSeconds,
+          cur,
+          prev,
+          this.keys.invalidateChannel(),
+          this.keys.prefix,
+        ),
+      );
+      if (r === 'RETRY') continue;
+      this.log.info({ username: req.username, scope, exp, rotated: cur !== '' }, 'ingestion token set');
+      return {
+        username: req.username,
+        ...(req.token ? {} : { token }),
+        scope: scopeOut(scope),
+        expiresAt: iso(exp),
+        previousValidUntil: iso(String(r)),
+      };
+    }
+    throw new AppError(ErrorCodes.BUSY, 'BUSY', 409, `the token of ${req.username} is being changed concurrently; retry`);
+  }
+
+  async revoke(username: string): Promise<void> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const [cur = '', prev = ''] = await redisCall(() => this.redis.hmget(this.keys.user(username), 'current', 'previous')).then(
+        (v) => v.map((x) => x ?? ''),
+      );
+      const r = await redisCall(() =>
+        this.redis.eval(
+          REVOKE,
+          4,
+          this.keys.user(username),
+          this.keys.token(cur || 'none'),
+          this.keys.token(prev || 'none'),
+          this.keys.users(),
+          username,
+          cur,
+          prev,
+          this.keys.invalidateChannel(),
+        ),
+      );
+      if (r === 'NONE') throw tokenUserNotFound(username);
+      if (r === 'OK') {
+        this.log.info({ username }, 'ingestion tokens revoked');
+        return;
+      }
+    }
+    throw new AppError(ErrorCodes.BUSY, 'BUSY', 409, `the token of ${username} is being changed concurrently; retry`);
+  }
+
+  async list(): Promise<TokenListing[]> {
+    const users = (await redisCall(() => this.redis.smembers(this.keys.users()))).sort();
+    const pipe = this.redis.pipeline();
+    for (const u of users) pipe.hgetall(this.keys.user(u));
+    const records = ((await redisCall(() => pipe.exec())) ?? []).map(([, v]) => v as Record<string, string>);
+    const used = this.redis.pipeline();
+    for (const r of records) used.hget(this.keys.token(r.current || 'none'), 'lastUsed');
+    const lastUsed = ((await redisCall(() => used.exec())) ?? []).map(([, v]) => v as string | null);
+    const now = Math.floor(Date.now() / 1000);
+    return users.map((username, i) => {
+      const r = records[i] ?? {};
+      return {
+        username,
+        scope: scopeOut(r.scope),
+        createdAt: iso(r.createdAt),
+        expiresAt: iso(r.exp),
+        lastUsedAt: iso(lastUsed[i]),
+        previousValidUntil: Number(r.previousUntil) > now ? iso(r.previousUntil) : null,
+      };
+    });
+  }
+}

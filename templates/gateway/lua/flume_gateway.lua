@@ -1,0 +1,218 @@
+-- flume-service ingestion gateway: token check, table -> agent port, body rewrite.
+-- Runs on OpenResty (resty.redis) and on Debian's nginx (lua-nginx-redis installs it as
+-- nginx.redis; that library is 0.27: set_timeout only, no set_timeouts).
+--
+-- Redis schema (src/redis/keys.ts): <p>token:<sha1 hex> HASH user scope exp graceUntil lastUsed;
+-- <p>route:<db>:<table> "host:port"; <p>tables SET "<db>:<table>"; <p>invalidate PUBSUB.
+
+local ok_redis, redis = pcall(require, "resty.redis")
+if not ok_redis then redis = require "nginx.redis" end
+local cjson = require "cjson.safe"
+
+local M = {}
+local conf
+local cache = ngx.shared.flume_gateway_cache
+
+-- One round trip: the token record (stamping lastUsed), the route and whether the table exists.
+-- KEYS: 1 token key, 2 route key, 3 tables set. ARGV: 1 "<db>:<table>", 2 now.
+local LOOKUP = [[
+local t = redis.call('HMGET', KEYS[1], 'user', 'scope', 'exp', 'graceUntil')
+if t[1] then redis.call('HSET', KEYS[1], 'lastUsed', ARGV[2]) end
+local r = redis.call('GET', KEYS[2])
+return { t[1] or '', t[2] or '', t[3] or '0', t[4] or '0', r or '', redis.call('SISMEMBER', KEYS[3], ARGV[1]) }
+]]
+local LOOKUP_SHA -- set by SCRIPT LOAD on first use
+
+local function reply(status, code, err, message)
+  ngx.status = status
+  ngx.header["Content-Type"] = "application/json"
+  ngx.say(cjson.encode({ code = code, error = err, message = message }))
+  return ngx.exit(ngx.HTTP_OK)
+end
+
+local function to_hex(s)
+  return (s:gsub(".", function(c) return string.format("%02x", string.byte(c)) end))
+end
+
+local function connect()
+  local red = redis:new()
+  red:set_timeout(500)
+  local ok, err = red:connect(conf.redis_host, conf.redis_port)
+  if not ok then return nil, err end
+  if red:get_reused_times() == 0 then
+    if conf.redis_password ~= "" then
+      local ok2, err2 = red:auth(conf.redis_password)
+      if not ok2 then return nil, err2 end
+    end
+    if conf.redis_db ~= 0 then red:select(conf.redis_db) end
+  end
+  return red
+end
+
+local function lookup(hash, db, tbl)
+  local red, err = connect()
+  if not red then return nil, err end
+  local keys = { conf.prefix .. "token:" .. hash, conf.prefix .. "route:" .. db .. ":" .. tbl, conf.prefix .. "tables" }
+  local res
+  if LOOKUP_SHA then
+    res, err = red:evalsha(LOOKUP_SHA, 3, keys[1], keys[2], keys[3], db .. ":" .. tbl, ngx.time())
+  end
+  if not res then
+    if not LOOKUP_SHA or (err and err:find("NOSCRIPT", 1, true)) then
+      LOOKUP_SHA = red:script("load", LOOKUP)
+      res, err = red:eval(LOOKUP, 3, keys[1], keys[2], keys[3], db .. ":" .. tbl, ngx.time())
+    end
+  end
+  if not res then
+    red:close()
+    return nil, err
+  end
+  red:set_keepalive(60000, 100)
+  return res
+end
+
+-- Cached: "t:<hash>" -> "user\tscope\texp\tgraceUntil" ("" = no such token);
+--         "r:<db>:<table>" -> "host:port" | "down" (table, no route) | "none" (no table).
+local function resolve(hash, db, tbl)
+  local tok = cache:get("t:" .. hash)
+  local route = cache:get("r:" .. db .. ":" .. tbl)
+  if tok == nil or route == nil then
+    local res, err = lookup(hash, db, tbl)
+    if not res then return nil, nil, err end
+    tok = res[1] == "" and "" or table.concat({ res[1], res[2], res[3], res[4] }, "\t")
+    route = res[5] ~= "" and res[5] or (tonumber(res[6]) == 1 and "down" or "none")
+    if conf.cache_ttl > 0 then
+      cache:set("t:" .. hash, tok, conf.cache_ttl)
+      cache:set("r:" .. db .. ":" .. tbl, route, conf.cache_ttl)
+    end
+  end
+  return tok, route
+end
+
+local function in_scope(scope, db, tbl)
+  if scope == "*" then return true end
+  for s in scope:gmatch("%S+") do
+    if s == db or s == db .. "." .. tbl then return true end
+  end
+  return false
+end
+
+function M.access(db, tbl)
+  if ngx.req.get_method() ~= "POST" then
+    ngx.header["Allow"] = "POST"
+    return reply(405, 10050, "METHOD_NOT_ALLOWED", "use POST")
+  end
+  local auth = ngx.var.http_authorization or ""
+  local token = auth:match("^[Bb]earer%s+(%S+)%s*$")
+  if not token then
+    return reply(401, 10021, "TOKEN_MISSING", "send Authorization: Bearer <ingestion token>")
+  end
+  if not db:match("^[a-z0-9][a-z0-9_]*$") or not tbl:match("^[a-z0-9][a-z0-9_]*$") or #db > 48 or #tbl > 48 then
+    return reply(404, 10043, "TABLE_NOT_FOUND", "no such table")
+  end
+
+  local tok, route, err = resolve(to_hex(ngx.sha1_bin(token)), db, tbl)
+  if not tok then
+    ngx.log(ngx.ERR, "redis: ", err)
+    return reply(503, 10103, "REDIS_UNAVAILABLE", "the gateway cannot reach Redis; retry")
+  end
+  if tok == "" then
+    return reply(401, 10021, "TOKEN_INVALID", "invalid or revoked token")
+  end
+  local user, scope, exp, grace = tok:match("^([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)$")
+  local now = ngx.time()
+  exp, grace = tonumber(exp) or 0, tonumber(grace) or 0
+  if (exp > 0 and now >= exp) or (grace > 0 and now >= grace) then
+    return reply(401, 10021, "TOKEN_EXPIRED", "the token has expired")
+  end
+  if not in_scope(scope, db, tbl) then
+    return reply(403, 10031, "TOKEN_SCOPE", "this token may not send to " .. db .. "." .. tbl)
+  end
+  if route == "none" then
+    return reply(404, 10043, "TABLE_NOT_FOUND", "no agent for " .. db .. "." .. tbl)
+  end
+  if route == "down" then
+    return reply(503, 10106, "AGENT_DOWN", "the agent for " .. db .. "." .. tbl .. " is not running")
+  end
+  local host, port = route:match("^([^:]+):(%d+)$")
+  if not host then
+    return reply(503, 10106, "AGENT_DOWN", "the route of " .. db .. "." .. tbl .. " is unreadable")
+  end
+
+  -- The caller's name reaches the agent as an event header.
+  ngx.req.read_body()
+  local body = ngx.req.get_body_data()
+  local events = body and cjson.decode(body)
+  if type(events) ~= "table" or (body:match("^%s*{")) then
+    return reply(400, 10061, "BAD_EVENTS", "send a JSON array of {\"headers\":{...},\"body\":\"...\"}")
+  end
+  if #events > 0 then
+    for _, ev in ipairs(events) do
+      if type(ev) ~= "table" then
+        return reply(400, 10061, "BAD_EVENTS", "each event must be an object")
+      end
+      if type(ev.headers) ~= "table" then ev.headers = {} end
+      ev.headers.username = user
+    end
+    ngx.req.set_body_data(cjson.encode(events))
+  end
+  ngx.ctx.events = #events
+  ngx.ctx.agent_host = host
+  ngx.ctx.agent_port = tonumber(port)
+end
+
+function M.balance()
+  local balancer = require "ngx.balancer"
+  local ok, err = balancer.set_current_peer(ngx.ctx.agent_host, ngx.ctx.agent_port)
+  if not ok then ngx.log(ngx.ERR, "set_current_peer: ", err) end
+  balancer.set_more_tries(0)
+end
+
+function M.header_filter()
+  if ngx.status == 200 and ngx.ctx.events then
+    ngx.ctx.accepted = true
+    ngx.header["Content-Length"] = nil
+    ngx.header["Content-Type"] = "application/json"
+  end
+end
+
+function M.body_filter()
+  if not ngx.ctx.accepted then return end
+  if ngx.arg[2] then
+    ngx.arg[1] = '{"code":0,"message":"accepted","events":' .. ngx.ctx.events .. '}\n'
+  else
+    ngx.arg[1] = nil
+  end
+end
+
+-- Invalidation: one worker subscribes to <p>invalidate and drops the named cache entries.
+-- If the subscription breaks, everything cached is dropped (a message may have been missed).
+local function subscribe(premature)
+  if premature then return end
+  local red = connect()
+  local channel = conf.prefix .. "invalidate"
+  if red and red:subscribe(channel) then
+    red:set_timeout(5000)
+    while not ngx.worker.exiting() do
+      local msg, err = red:read_reply()
+      if msg and msg[1] == "message" then
+        local kind, rest = msg[3]:match("^(%a+):(.+)$")
+        if kind == "token" then cache:delete("t:" .. rest)
+        elseif kind == "route" then cache:delete("r:" .. rest)
+        else cache:flush_all() end
+      elseif err and err ~= "timeout" then
+        break
+      end
+    end
+    red:close()
+  end
+  cache:flush_all()
+  if not ngx.worker.exiting() then ngx.timer.at(1, subscribe) end
+end
+
+function M.init_worker(c)
+  conf = c
+  if ngx.worker.id() == 0 and conf.cache_ttl > 0 then ngx.timer.at(0, subscribe) end
+end
+
+return M

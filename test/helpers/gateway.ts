@@ -1,0 +1,64 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { acceptsConnections } from '../../src/agents/probe.js';
+import type { Config } from '../../src/config.js';
+import { writeGatewayConfig } from '../../src/gateway/render.js';
+
+/** Real nginx running the rendered gateway config, in the foreground so the test reaps it. */
+export class TestGateway {
+  private child: ChildProcess | null = null;
+  constructor(readonly config: Config) {}
+
+  get url(): string {
+    return `http://${this.config.GATEWAY_HOST}:${this.config.GATEWAY_PORT}`;
+  }
+
+  async start(): Promise<void> {
+    const { dir, configFile } = await writeGatewayConfig(this.config, { workers: 2 });
+    this.child = spawn('nginx', ['-p', dir, '-c', configFile], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    this.child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    for (let i = 0; i < 100; i++) {
+      if (await acceptsConnections(this.config.GATEWAY_PORT, this.config.GATEWAY_HOST, 200)) return;
+      if (this.child.exitCode !== null) break;
+      await sleep(50);
+    }
+    throw new Error(`nginx did not start: ${stderr}\n${this.errorLog()}`);
+  }
+
+  errorLog(): string {
+    try {
+      return readFileSync(join(this.config.varDir, 'log', 'gateway-error.log'), 'utf8');
+    } catch {
+      return '';
+    }
+  }
+
+  async stop(): Promise<void> {
+    const child = this.child;
+    this.child = null;
+    if (!child || child.exitCode !== null) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGQUIT');
+    await Promise.race([exited, sleep(10_000)]);
+    if (child.exitCode === null) child.kill('SIGKILL');
+  }
+}
+
+export async function ingest(gw: TestGateway, db: string, table: string, token: string | null, body: unknown, raw?: string) {
+  const res = await fetch(`${gw.url}/ingest/${db}/${table}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(token === null ? {} : { authorization: `Bearer ${token}` }) },
+    body: raw ?? JSON.stringify(body),
+  });
+  const text = await res.text();
+  let json: Record<string, unknown> = {};
+  try {
+    json = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    json = { raw: text };
+  }
+  return { status: res.status, json };
+}

@@ -1,0 +1,151 @@
+import { createHmac } from 'node:crypto';
+import { statSync, readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { secretFile } from '../../src/auth/secret.js';
+import { hashToken } from '../../src/tokens/token-service.js';
+import { startHarness, type Harness } from '../helpers/harness.js';
+
+let h: Harness;
+beforeAll(async () => {
+  h = await startHarness({ PORT_RANGE: '25000-25099' });
+});
+afterAll(async () => {
+  await h?.close();
+});
+
+const as = (token: string | null, method: 'GET' | 'POST' | 'DELETE', url: string, payload?: object) =>
+  h.app.inject({
+    method,
+    url,
+    headers: token === null ? {} : { authorization: `Bearer ${token}` },
+    ...(payload ? { payload } : {}),
+  });
+
+// Every control route, what it needs, and the answer it gives once authorized (the calls are
+// chosen to change nothing: unknown tables, bad bodies).
+const ROUTES: Array<[method: 'GET' | 'POST' | 'DELETE', url: string, need: 'read' | 'operate' | 'tokens', authorized: number, payload?: object]> = [
+  ['POST', '/v1/api/shop/orders/create', 'operate', 400, { sink: 'nope' }],
+  ['POST', '/v1/api/shop/orders/start', 'operate', 404],
+  ['POST', '/v1/api/shop/orders/stop', 'operate', 404],
+  ['POST', '/v1/api/shop/orders/restart', 'operate', 404],
+  ['GET', '/v1/api/shop/orders/status', 'read', 404],
+  ['DELETE', '/v1/api/shop/orders', 'operate', 404],
+  ['GET', '/v1/api/services', 'read', 200],
+  ['POST', '/v1/api/token', 'tokens', 400, {}],
+  ['GET', '/v1/api/token', 'tokens', 200],
+  ['DELETE', '/v1/api/token/nobody', 'tokens', 404],
+];
+const GRANTS = { admin: ['read', 'operate', 'tokens'], operator: ['read', 'operate'], viewer: ['read'] } as const;
+
+describe('control API authorization', () => {
+  it('answers 401 without a valid token on every route', async () => {
+    // A well-formed HS256 token signed with some other secret.
+    const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
+    const unsigned = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ sub: 'eve', role: 'admin', iat: Math.floor(Date.now() / 1000) })}`;
+    const forged = `${unsigned}.${createHmac('sha256', 'x'.repeat(40)).update(unsigned).digest('base64url')}`;
+    const expired = h.tokenFor('admin', undefined, '1ms');
+    await new Promise((r) => setTimeout(r, 20));
+    const noRole = h.app.jwt.sign({ sub: 'x', role: 'root' });
+    for (const [method, url, , , payload] of ROUTES) {
+      for (const token of [null, 'garbage', forged, expired, noRole]) {
+        const r = await as(token, method, url, payload);
+        expect(r.statusCode, `${method} ${url} with ${token?.slice(0, 10)}`).toBe(401);
+        expect(r.json()).toMatchObject({ code: 10020, error: 'UNAUTHORIZED' });
+      }
+    }
+    expect((await as(expired, 'GET', '/v1/api/services')).json().message).toBe('the token has expired');
+  });
+
+  it('lets each role do exactly what it may: 403 otherwise', async () => {
+    for (const role of ['admin', 'operator', 'viewer'] as const) {
+      const token = h.tokenFor(role);
+      for (const [method, url, need, authorized, payload] of ROUTES) {
+        const r = await as(token, method, url, payload);
+        const allowed = (GRANTS[role] as readonly string[]).includes(need);
+        expect(r.statusCode, `${role} ${method} ${url}`).toBe(allowed ? authorized : 403);
+        if (!allowed) expect(r.json()).toMatchObject({ code: 10030, error: 'FORBIDDEN' });
+      }
+    }
+  });
+
+  it('limits a token to its dbs', async () => {
+    const token = h.tokenFor('operator', ['crm']);
+    expect((await as(token, 'GET', '/v1/api/shop/orders/status')).statusCode).toBe(403);
+    expect((await as(token, 'POST', '/v1/api/shop/orders/stop')).statusCode).toBe(403);
+    expect((await as(token, 'GET', '/v1/api/crm/leads/status')).statusCode).toBe(404);
+    expect((await as(token, 'GET', '/v1/api/services?db=shop')).statusCode).toBe(403);
+    expect((await as(token, 'GET', '/v1/api/services?db=crm')).statusCode).toBe(200);
+  });
+
+  it('keeps /healthz and /readyz open', async () => {
+    expect((await as(null, 'GET', '/healthz')).statusCode).toBe(200);
+    expect((await as(null, 'GET', '/readyz')).statusCode).toBe(200);
+  });
+
+  it('generates the signing secret once, readable only by its owner', () => {
+    const st = statSync(secretFile(h.config));
+    expect(st.mode & 0o777).toBe(0o600);
+    expect(readFileSync(secretFile(h.config), 'utf8').trim().length).toBeGreaterThanOrEqual(32);
+  });
+});
+
+describe('ingestion token API', () => {
+  const admin = () => h.tokenFor('admin');
+
+  it('keeps the original request shape: 10001 for a body that is not JSON, 10002 for a missing field', async () => {
+    const notJson = await h.app.inject({
+      method: 'POST',
+      url: '/v1/api/token',
+      headers: { authorization: `Bearer ${admin()}`, 'content-type': 'application/json' },
+      payload: 'username=alice',
+    });
+    expect(notJson.statusCode).toBe(400);
+    expect(notJson.json()).toMatchObject({ code: 10001 });
+    expect((await as(admin(), 'POST', '/v1/api/token', { token: 'x'.repeat(20) })).json()).toMatchObject({ code: 10002 });
+    expect((await as(admin(), 'POST', '/v1/api/token', { username: 'a', token: 'short' })).json()).toMatchObject({ code: 10011 });
+    expect((await as(admin(), 'POST', '/v1/api/token', { username: 'a', scope: ['Bad-Db'] })).statusCode).toBe(400);
+    expect((await as(admin(), 'POST', '/v1/api/token', { username: 'a', color: 'red' })).json().message).toContain('color');
+  });
+
+  it('generates a token when none is given, shows it once and stores only its hash', async () => {
+    const r = await as(admin(), 'POST', '/v1/api/token', { username: 'alice', ttlSeconds: 3600, scope: ['shop', 'crm.leads'] });
+    expect(r.statusCode).toBe(200);
+    const body = r.json() as { token: string; expiresAt: string; scope: string[] };
+    expect(body.token).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(body.scope).toEqual(['shop', 'crm.leads']);
+    expect(Date.parse(body.expiresAt) - Date.now()).toBeGreaterThan(3500_000);
+
+    const given = await as(admin(), 'POST', '/v1/api/token', { username: 'bob', token: 'bob-secret-token-0001' });
+    expect(given.json()).not.toHaveProperty('token');
+
+    // Nothing in Redis holds either token in plain text.
+    const keys = await h.redis.keys(`${h.config.REDIS_KEY_PREFIX}*`);
+    const dump = JSON.stringify(
+      await Promise.all(keys.map(async (k) => [k, (await h.redis.type(k)) === 'hash' ? await h.redis.hgetall(k) : await h.redis.smembers(k).catch(() => null)])),
+    );
+    expect(dump).not.toContain(body.token);
+    expect(dump).not.toContain('bob-secret-token-0001');
+    expect(dump).toContain(hashToken(body.token));
+
+    const list = (await as(admin(), 'GET', '/v1/api/token')).json() as { users: Array<Record<string, unknown>> };
+    expect(list.users.map((u) => u.username)).toEqual(['alice', 'bob']);
+    expect(list.users[0]).toMatchObject({ scope: ['shop', 'crm.leads'], lastUsedAt: null, previousValidUntil: null });
+    expect(JSON.stringify(list)).not.toContain(body.token);
+    expect(JSON.stringify(list)).not.toContain(hashToken(body.token));
+  });
+
+  it('rotates with a grace period and revokes everything at once', async () => {
+    const first = (await as(admin(), 'POST', '/v1/api/token', { username: 'carol' })).json() as { token: string };
+    const second = (await as(admin(), 'POST', '/v1/api/token', { username: 'carol' })).json() as { token: string; previousValidUntil: string };
+    expect(Date.parse(second.previousValidUntil) - Date.now()).toBeGreaterThan((h.config.TOKEN_GRACE_SECONDS - 5) * 1000);
+    expect(await h.redis.exists(h.keys.token(hashToken(first.token)))).toBe(1);
+    const third = (await as(admin(), 'POST', '/v1/api/token', { username: 'carol' })).json() as { token: string };
+    expect(await h.redis.exists(h.keys.token(hashToken(first.token)))).toBe(0); // only one previous token lives on
+    expect(await h.redis.exists(h.keys.token(hashToken(second.token)))).toBe(1);
+
+    const del = await as(admin(), 'DELETE', '/v1/api/token/carol');
+    expect(del.statusCode).toBe(200);
+    expect(await h.redis.exists(h.keys.token(hashToken(second.token)), h.keys.token(hashToken(third.token)), h.keys.user('carol'))).toBe(0);
+    expect((await as(admin(), 'DELETE', '/v1/api/token/carol')).statusCode).toBe(404);
+  });
+});
