@@ -1,0 +1,70 @@
+/**
+ * Gateway throughput against going straight to the agent, measured in one run on real parts:
+ * one file_roll agent, real nginx + Lua gateway, Redis with a random prefix.
+ * Each phase: C concurrent keep-alive clients POST one-event batches for D seconds.
+ * Run: npx tsx bench/gateway.ts   (BENCH_SECONDS=10 BENCH_CONCURRENCY=32 to change)
+ */
+import { Agent, request } from 'node:http';
+import { startHarness } from '../test/helpers/harness.js';
+import { TestGateway } from '../test/helpers/gateway.js';
+import { routePort } from '../test/helpers/flume.js';
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const C = Number(process.env.BENCH_CONCURRENCY ?? 32);
+const body = JSON.stringify([{ headers: { k: 'v' }, body: 'benchmark event' }]);
+
+async function load(port: number, path: string, headers: Record<string, string>) {
+  const agent = new Agent({ keepAlive: true, maxSockets: C });
+  const deadline = Date.now() + SECONDS * 1000;
+  const counts = { ok: 0, failed: 0 };
+  const lat: number[] = [];
+  const one = () =>
+    new Promise<number>((resolve) => {
+      const t0 = process.hrtime.bigint();
+      const req = request(
+        { host: '127.0.0.1', port, path, method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...headers } },
+        (res) => {
+          res.resume();
+          res.on('end', () => {
+            lat.push(Number(process.hrtime.bigint() - t0) / 1e6);
+            resolve(res.statusCode ?? 0);
+          });
+        },
+      );
+      req.on('error', () => resolve(0));
+      req.end(body);
+    });
+  await Promise.all(
+    Array.from({ length: C }, async () => {
+      while (Date.now() < deadline) ((await one()) === 200 ? counts.ok++ : counts.failed++);
+    }),
+  );
+  agent.destroy();
+  lat.sort((a, b) => a - b);
+  return { rps: counts.ok / SECONDS, failed: counts.failed, p50: lat[Math.floor(lat.length / 2)] ?? 0, p99: lat[Math.floor(lat.length * 0.99)] ?? 0 };
+}
+
+const h = await startHarness({ PORT_RANGE: '27000-27099', GATEWAY_PORT: '18900', AGENT_HEAP: '512m' });
+const gw = new TestGateway(h.config);
+try {
+  await gw.start();
+  const created = await h.inject({ method: 'POST', url: '/v1/api/bench/events/create', payload: { channel: { capacity: 10_000_000 } } });
+  if (created.statusCode !== 201) throw new Error(created.body);
+  const token = (await h.inject({ method: 'POST', url: '/v1/api/token', payload: { username: 'bench' } })).json().token as string;
+  const port = (await routePort(h.redis, h.keys, 'bench', 'events'))!;
+
+  await load(port, '/', {}); // warm-up: JIT and page cache
+  const direct = await load(port, '/', {});
+  const viaGateway = await load(h.config.GATEWAY_PORT, '/ingest/bench/events', { authorization: `Bearer ${token}` });
+  const direct2 = await load(port, '/', {});
+  const f = (x: number) => x.toFixed(1);
+  console.log(`${C} clients x ${SECONDS} s, one event per request, file_roll agent, 2 nginx workers`);
+  for (const [name, r] of [['direct to agent', direct], ['through gateway', viaGateway], ['direct again', direct2]] as const) {
+    console.log(`${name.padEnd(16)} ${f(r.rps)} req/s  p50 ${f(r.p50)} ms  p99 ${f(r.p99)} ms  non-200: ${r.failed}`);
+  }
+  const base = (direct.rps + direct2.rps) / 2;
+  console.log(`gateway / direct = ${(viaGateway.rps / base).toFixed(2)}`);
+} finally {
+  await gw.stop();
+  await h.close();
+}
