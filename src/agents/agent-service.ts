@@ -14,7 +14,8 @@ import { queuedEvents } from './channel-state.js';
 import { parseProgramName, programName, type TableRef } from './names.js';
 import { agentPaths, type AgentPaths } from './paths.js';
 import { PortAllocator, canBind } from './port-allocator.js';
-import { acceptsConnections } from './probe.js';
+import { assessHealth, readFlumeMetrics, type FlumeCounters, type Health } from './health.js';
+import { probeSource } from './probe.js';
 import { renderAgentConfig, renderProgram, resolveSpec } from './render.js';
 import type { AgentSpec } from './sinks.js';
 import { TableLock } from './table-lock.js';
@@ -23,6 +24,8 @@ import { TableLock } from './table-lock.js';
 export interface AgentMeta extends TableRef {
   program: string;
   port: number;
+  /** Flume's metrics server: JSON counters for health. */
+  metricsPort: number;
   spec: AgentSpec;
   createdAt: string;
 }
@@ -38,8 +41,12 @@ export interface AgentStatus extends TableRef {
   desired: 'running' | 'stopped';
   pid: number | null;
   uptimeSeconds: number | null;
-  /** The agent's HTTP source accepted a TCP connection just now. */
+  /** Flume's HTTP source answered just now. */
   accepting: boolean;
+  health: Health;
+  healthReason: string;
+  /** Flume's counters while it runs; null when stopped or its metrics do not answer. */
+  metrics: (FlumeCounters & { lastEventAgeSeconds: number | null }) | null;
   description: string;
 }
 
@@ -82,6 +89,8 @@ async function logTail(file: string, lines = 15): Promise<string[]> {
  */
 export class AgentService {
   private readonly lock: TableLock;
+  /** When each agent last accepted and drained events, as seen by status reads. */
+  private readonly progress = new Map<string, { accepted: number; acceptedAt: number | null; drained: number; drainedAt: number }>();
 
   constructor(
     private readonly cfg: Config,
@@ -106,12 +115,14 @@ export class AgentService {
       try {
         const port = await this.ports.allocate(program);
         undo.push(() => this.ports.release(port, program));
+        const metricsPort = await this.ports.allocate(program);
+        undo.push(() => this.ports.release(metricsPort, program));
         if (!existsSync(paths.varDir)) undo.push(() => rm(paths.varDir, { recursive: true, force: true }));
         undo.push(() => rm(paths.serviceDir, { recursive: true, force: true }));
         for (const d of [paths.serviceDir, paths.checkpointDir, paths.dataDir, paths.outDir]) {
           await mkdir(d, { recursive: true });
         }
-        const meta: AgentMeta = { ...ref, program, port, spec, createdAt: new Date().toISOString() };
+        const meta: AgentMeta = { ...ref, program, port, metricsPort, spec, createdAt: new Date().toISOString() };
         await writeAtomic(paths.flumeConf, renderAgentConfig(ref, spec, port, paths));
         await writeAtomic(paths.metaFile, `${JSON.stringify(meta, null, 2)}\n`);
         undo.push(() => this.unloadProgram(program, paths));
@@ -175,7 +186,11 @@ export class AgentService {
       if (force) await rm(paths.varDir, { recursive: true, force: true });
       else if (removeChannel) await rm(paths.channelDir, { recursive: true, force: true });
       await rm(paths.serviceDir, { recursive: true, force: true });
-      if (meta) await this.ports.release(meta.port, program);
+      if (meta) {
+        await this.ports.release(meta.port, program);
+        await this.ports.release(meta.metricsPort, program);
+      }
+      this.progress.delete(program);
       this.log.info({ program, queued, force }, 'agent deleted');
       return {
         ...ref,
@@ -208,7 +223,8 @@ export class AgentService {
     const conflicts: string[] = [];
     const metas = await this.allMetas();
     for (const meta of metas) {
-      if (!(await this.ports.reserve(meta.port, meta.program))) {
+      const held = [await this.ports.reserve(meta.port, meta.program), await this.ports.reserve(meta.metricsPort, meta.program)];
+      if (held.includes(false)) {
         conflicts.push(meta.program);
         this.log.error({ program: meta.program, port: meta.port }, 'port is reserved by another program');
         continue;
@@ -229,7 +245,7 @@ export class AgentService {
     for (const meta of await this.allMetas()) {
       const paths = agentPaths(this.cfg, meta.program);
       const wanted = async () =>
-        (await this.desired(paths)) === 'running' && (await acceptsConnections(meta.port));
+        (await this.desired(paths)) === 'running' && (await probeSource(meta.port)) === 'flume';
       const has = async () => (await redisCall(() => this.redis.exists(this.keys.route(meta.db, meta.table)))) === 1;
       if ((await wanted()) === (await has())) continue;
       try {
@@ -294,6 +310,7 @@ export class AgentService {
         heap: this.cfg.AGENT_HEAP,
         classpath: this.classpath(paths),
         autostart,
+        metricsPort: meta.metricsPort,
       },
       paths,
     );
@@ -327,8 +344,8 @@ export class AgentService {
       await this.driver.stop(meta.program);
     }
     // The port is the table's for life: it must still be ours in Redis and free on the host.
-    if (!(await this.ports.reserve(meta.port, meta.program)) || !(await canBind(meta.port))) {
-      throw portConflict(meta.port);
+    for (const port of [meta.port, meta.metricsPort]) {
+      if (!(await this.ports.reserve(port, meta.program)) || !(await canBind(port))) throw portConflict(port);
     }
     const wasDesired = await this.desired(paths);
     try {
@@ -372,7 +389,7 @@ export class AgentService {
       // Accepting is the readiness that matters; supervisord's RUNNING only follows startsecs
       // (3 s) later, so STARTING with an accepting source counts as started.
       const up = last?.state === 'RUNNING' || last?.state === 'STARTING';
-      if (up && (await acceptsConnections(meta.port))) return;
+      if (up && (await probeSource(meta.port)) === 'flume') return;
       await sleep(100);
     }
     const state = last?.state ?? 'NOT_LOADED';
@@ -409,17 +426,46 @@ export class AgentService {
   private async statusOf(meta: AgentMeta, paths: AgentPaths, known?: ProcessInfo | null): Promise<AgentStatus> {
     const info = known === undefined ? await this.infoOrNull(meta.program) : known;
     const running = info?.state === 'RUNNING' || info?.state === 'STARTING';
+    const [desired, probe, counters] = await Promise.all([
+      this.desired(paths),
+      running ? probeSource(meta.port) : Promise.resolve(null),
+      running ? readFlumeMetrics(meta.metricsPort) : Promise.resolve(null),
+    ]);
+    const { lastEventAgeSeconds, sinkStalledSeconds } = this.trackProgress(meta.program, counters);
+    const { health, reason } = assessHealth({ desired, info, probe, port: meta.port, counters, sinkStalledSeconds });
     return {
       db: meta.db,
       table: meta.table,
       program: meta.program,
       sink: meta.spec.sink,
       state: info?.state ?? 'NOT_LOADED',
-      desired: await this.desired(paths),
+      desired,
       pid: running && info?.pid ? info.pid : null,
       uptimeSeconds: running && info?.start ? Math.max(0, info.now - info.start) : null,
-      accepting: running ? await acceptsConnections(meta.port) : false,
+      accepting: probe === 'flume',
+      health,
+      healthReason: reason,
+      metrics: counters ? { ...counters, lastEventAgeSeconds } : null,
       description: info?.description ?? 'supervisord has not loaded this program',
+    };
+  }
+
+  /** Turns counters into ages: when events last arrived, and how long the sink has stalled. */
+  private trackProgress(program: string, c: FlumeCounters | null) {
+    if (!c) return { lastEventAgeSeconds: null, sinkStalledSeconds: null };
+    const now = Date.now();
+    const prev = this.progress.get(program);
+    // Counters restart at 0 with the JVM: a drop is a new process, not a negative rate.
+    const fresh = !prev || c.eventsAccepted < prev.accepted || c.eventsDrained < prev.drained;
+    const p = fresh
+      ? { accepted: c.eventsAccepted, acceptedAt: c.eventsAccepted > 0 ? now : null, drained: c.eventsDrained, drainedAt: now }
+      : { ...prev };
+    if (c.eventsAccepted > p.accepted) Object.assign(p, { accepted: c.eventsAccepted, acceptedAt: now });
+    if (c.eventsDrained > p.drained || c.channelSize === 0) Object.assign(p, { drained: c.eventsDrained, drainedAt: now });
+    this.progress.set(program, p);
+    return {
+      lastEventAgeSeconds: p.acceptedAt === null ? null : Math.round((now - p.acceptedAt) / 1000),
+      sinkStalledSeconds: c.channelSize > 0 ? Math.round((now - p.drainedAt) / 1000) : null,
     };
   }
 }

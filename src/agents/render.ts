@@ -90,6 +90,8 @@ export interface ProgramParams {
   heap: string;
   classpath: string;
   autostart: boolean;
+  /** Flume's metrics server (JSON counters); it binds every interface and has no bind option. */
+  metricsPort: number;
 }
 
 // supervisord interpolates %(name)s in values: a literal % must be doubled.
@@ -107,6 +109,7 @@ export function renderProgram(table: TableRef, p: ProgramParams, paths: AgentPat
     serviceDir: paths.serviceDir,
     logFile: paths.logFile,
     autostart: p.autostart,
+    metricsPort: p.metricsPort,
   };
   return fill(template('program.conf'), Object.fromEntries(Object.entries(values).map(([k, v]) => [k, supervisorValue(v)])));
 }

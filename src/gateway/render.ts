@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
+import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { PROJECT_ROOT, type Config } from '../config.js';
 import { fill } from '../agents/render.js';
@@ -33,6 +34,7 @@ export async function writeGatewayConfig(
   const text = fill(readFileSync(join(GATEWAY_TEMPLATES, 'nginx.conf'), 'utf8'), {
     loadModules: modules.map((m) => `load_module ${m};`).join('\n'),
     workers: opts.workers ?? 2,
+    user: userInfo().username,
     runDir,
     logDir,
     accessLog: opts.accessLog === false ? 'off' : `${logDir}/gateway-access.log`,

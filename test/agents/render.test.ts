@@ -56,10 +56,11 @@ describe('agent templates', () => {
   });
 
   it('renders a supervisor program that execs the JVM and doubles % signs', () => {
-    const text = renderProgram(ref, { program: 'flume-shop-orders', javaBin: 'java', heap: '256m', classpath: '/x/100%/lib/*', autostart: false }, paths);
+    const text = renderProgram(ref, { program: 'flume-shop-orders', javaBin: 'java', heap: '256m', classpath: '/x/100%/lib/*', autostart: false, metricsPort: 23456 }, paths);
     expect(text).toMatch(/^command="java" -Xmx256m .* org\.apache\.flume\.node\.Application -n a1 -f "\/s\/services\/flume-shop-orders\/flume\.conf" --no-reload-conf$/m);
     expect(text).toContain('/x/100%%/lib/*');
     expect(text).toContain('autostart=false');
     expect(text).toContain('stopasgroup=true');
+    expect(text).toContain('-Dflume.monitoring.type=http -Dflume.monitoring.port=23456');
   });
 });

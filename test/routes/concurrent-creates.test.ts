@@ -21,7 +21,7 @@ describe('20 tables created at once', () => {
     const ports = await Promise.all(tables.map((t) => routePort(h.redis, h.keys, 'burst', t)));
     expect(new Set(ports).size).toBe(20);
     ports.forEach((p) => expect(p).toBeGreaterThanOrEqual(23000));
-    expect(Object.keys(await h.redis.hgetall(h.keys.ports()))).toHaveLength(20);
+    expect(Object.keys(await h.redis.hgetall(h.keys.ports()))).toHaveLength(40); // source + metrics
 
     const statuses = await Promise.all(ports.map((p, i) => postEvents(p!, [`event-${i}`])));
     expect(statuses).toEqual(tables.map(() => 200));
