@@ -11,7 +11,9 @@ import { registerErrorHandling } from './http/error-handler.js';
 import { makeKeys } from './redis/keys.js';
 import { agentRoutes } from './routes/agents.js';
 import { healthRoutes } from './routes/health.js';
+import { eventRoutes } from './routes/events.js';
 import { tokenRoutes } from './routes/tokens.js';
+import { IncidentService } from './incidents/incident-service.js';
 import type { SupervisorDriver } from './supervisor/driver.js';
 import { TokenService } from './tokens/token-service.js';
 
@@ -20,15 +22,19 @@ export interface AppDeps {
   log: Logger;
   redis: Redis;
   driver: SupervisorDriver;
+  /** server.ts flips `reconciled` once disk state is restored; /readyz waits for it. */
+  readiness?: { reconciled: boolean };
 }
 
 export interface BuiltApp {
   app: FastifyInstance;
   agents: AgentService;
+  /** Not started: server.ts (and tests) start it once disk state is reconciled. */
+  incidents: IncidentService;
 }
 
 /** Builds the HTTP app from its dependencies. It never listens: server.ts and tests do. */
-export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
+export function buildApp({ config, log, redis, driver, readiness = { reconciled: true } }: AppDeps): BuiltApp {
   const keys = makeKeys(config.REDIS_KEY_PREFIX);
   const ports = new PortAllocator(redis, keys, config.PORT_RANGE);
   const agents = new AgentService(config, redis, keys, driver, ports, log.child({ component: 'agents' }));
@@ -51,8 +57,11 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
   registerErrorHandling(app);
   const authorize = registerAuth(app, loadOrCreateSecret(config));
   const tokens = new TokenService(redis, keys, config.TOKEN_GRACE_SECONDS, log.child({ component: 'tokens' }));
-  void app.register(healthRoutes, { redis, driver });
+  void app.register(healthRoutes, { redis, driver, readiness });
   void app.register(agentRoutes, { agents, authorize });
+  const incidents = new IncidentService(config, redis, keys, driver, agents, log.child({ component: 'incidents' }));
   void app.register(tokenRoutes, { tokens, authorize });
-  return { app, agents };
+  void app.register(eventRoutes, { incidents, agents, authorize });
+  app.addHook('onClose', async () => incidents.stop());
+  return { app, agents, incidents };
 }

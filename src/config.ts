@@ -42,6 +42,20 @@ export const configSchema = z.object({
   GATEWAY_PORT: z.coerce.number().int().min(1).max(65535).default(8080),
   /** Largest ingest body the gateway accepts (nginx size syntax). */
   GATEWAY_MAX_BODY: z.string().regex(/^\d+[kKmM]?$/, 'must look like 1m or 512k').default('1m'),
+  /** Comma-separated URLs that receive every incident as a JSON POST. */
+  WEBHOOK_URLS: z
+    .string()
+    .default('')
+    .transform((s) => s.split(',').map((u) => u.trim()).filter(Boolean))
+    .refine((urls) => urls.every((u) => /^https?:\/\/\S+$/.test(u)), 'must be comma-separated http(s) URLs'),
+  WEBHOOK_RETRIES: z.coerce.number().int().min(0).max(10).default(3),
+  /** This many unexpected exits within CRASH_LOOP_WINDOW_SECONDS make a crash loop. */
+  CRASH_LOOP_EXITS: z.coerce.number().int().min(2).default(3),
+  CRASH_LOOP_WINDOW_SECONDS: z.coerce.number().int().min(10).default(300),
+  /** Full comparison of desired and actual state, for events supervisord dropped. */
+  RESYNC_INTERVAL_MS: z.coerce.number().int().min(500).default(10000),
+  /** First wait before restarting an agent stuck in FATAL; doubles per attempt, up to 10 min. */
+  FATAL_RETRY_BASE_SECONDS: z.coerce.number().min(0.5).default(10),
   /** How long the gateway caches a token or route lookup; changes invalidate it at once. */
   GATEWAY_CACHE_TTL_MS: z.coerce.number().int().min(0).max(60000).default(2000),
 });

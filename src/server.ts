@@ -18,14 +18,17 @@ async function main(): Promise<void> {
   const log = pino({ level: config.LOG_LEVEL });
   const redis = createRedis(config.REDIS_URL);
   const driver = createSupervisorDriver(config);
-  const { app, agents } = buildApp({ config, log, redis, driver });
+  const readiness = { reconciled: false };
+  const { app, agents, incidents } = buildApp({ config, log, redis, driver, readiness });
 
   // Redis may be a fresh one (or not up yet): rebuild reservations and routes from disk,
   // retrying until it answers. /readyz reports Redis meanwhile.
   const restore = async (): Promise<void> => {
     try {
       if (redis.status === 'wait') await redis.connect();
-      log.info(await agents.restoreFromDisk(), 'restored port reservations and routes from disk');
+      log.info(await agents.reconcile(), 'reconciled Redis and supervisord with conf.d/ and services/');
+      readiness.reconciled = true;
+      await incidents.start();
     } catch (err) {
       log.warn({ err }, 'cannot restore state into Redis yet; retrying in 2 s');
       setTimeout(() => void restore(), 2000).unref();

@@ -50,6 +50,16 @@ export interface AgentStatus extends TableRef {
   description: string;
 }
 
+export interface ReconcileReport {
+  agents: number;
+  removedPrograms: string[];
+  removedHalfCreated: string[];
+  releasedPorts: number[];
+  removedRoutes: string[];
+  conflicts: string[];
+  routesChanged: string[];
+}
+
 export interface DeleteResult extends TableRef {
   program: string;
   /** removed: the channel was empty, or force. kept: it holds events (or its state is unknown). */
@@ -216,23 +226,91 @@ export class AgentService {
   }
 
   /**
-   * Rebuilds Redis state from disk: port reservations, the tables set, and routes (via
-   * syncRoutes). Idempotent; called at start-up because Redis may have lost everything.
+   * Makes Redis and supervisord agree with what is on disk (conf.d/ and services/), which is
+   * the truth: Redis may have lost everything, a crash may have left half an operation.
+   * - a program file without services/ metadata, or a supervisord agent without a program
+   *   file: removed from supervisord (and disk);
+   * - services/ metadata without a program file: removed, its ports released (var/ is kept);
+   * - port reservations, table entries and routes nobody owns: removed;
+   * - reservations and table entries of every agent: restored; routes follow readiness.
+   * Tables busy with an operation are left alone. Idempotent: a second run reports nothing.
    */
-  async restoreFromDisk(): Promise<{ agents: number; conflicts: string[] }> {
-    const conflicts: string[] = [];
+  async reconcile(): Promise<ReconcileReport> {
+    const report: ReconcileReport = { agents: 0, removedPrograms: [], removedHalfCreated: [], releasedPorts: [], removedRoutes: [], conflicts: [], routesChanged: [] };
+    const onDisk = new Set(
+      (await readdir(this.cfg.confDir).catch(() => [] as string[]))
+        .filter((f) => f.endsWith('.conf'))
+        .map((f) => f.slice(0, -'.conf'.length))
+        .filter((p) => parseProgramName(p)),
+    );
     const metas = await this.allMetas();
-    for (const meta of metas) {
-      const held = [await this.ports.reserve(meta.port, meta.program), await this.ports.reserve(meta.metricsPort, meta.program)];
-      if (held.includes(false)) {
-        conflicts.push(meta.program);
-        this.log.error({ program: meta.program, port: meta.port }, 'port is reserved by another program');
-        continue;
+    const withMeta = new Set(metas.map((m) => m.program));
+    const loaded = (await this.driver.infoAll()).map((i) => i.name).filter((p) => parseProgramName(p));
+    const skipBusy = async (program: string, fn: () => Promise<void>) => {
+      try {
+        await this.lock.run(program, fn);
+      } catch (err) {
+        if (!(err instanceof AppError && err.error === 'BUSY')) throw err;
       }
-      await redisCall(() => this.redis.sadd(this.keys.tables(), `${meta.db}:${meta.table}`));
+    };
+
+    for (const program of new Set([...onDisk, ...loaded])) {
+      if (withMeta.has(program) && onDisk.has(program)) continue;
+      await skipBusy(program, async () => {
+        const paths = agentPaths(this.cfg, program);
+        if (existsSync(paths.metaFile) && existsSync(paths.programFile)) return;
+        await this.unloadProgram(program, paths);
+        report.removedPrograms.push(program);
+        this.log.warn({ program }, 'reconcile: removed an agent program that has no metadata or no program file');
+      });
     }
-    await this.syncRoutes();
-    return { agents: metas.length, conflicts };
+    for (const meta of metas) {
+      if (onDisk.has(meta.program)) continue;
+      await skipBusy(meta.program, async () => {
+        const paths = agentPaths(this.cfg, meta.program);
+        if (existsSync(paths.programFile) || !existsSync(paths.metaFile)) return;
+        await this.withdrawRoute(meta, true);
+        await rm(paths.serviceDir, { recursive: true, force: true });
+        await this.ports.release(meta.port, meta.program);
+        await this.ports.release(meta.metricsPort, meta.program);
+        withMeta.delete(meta.program);
+        report.removedHalfCreated.push(meta.program);
+        this.log.warn({ program: meta.program }, 'reconcile: removed a half-created agent (metadata without program); var/ kept');
+      });
+    }
+
+    const live = (await this.allMetas()).filter((m) => onDisk.has(m.program));
+    report.agents = live.length;
+    const owned = new Map<string, string>();
+    for (const meta of live) {
+      for (const port of [meta.port, meta.metricsPort]) {
+        owned.set(String(port), meta.program);
+        if (!(await this.ports.reserve(port, meta.program))) {
+          report.conflicts.push(meta.program);
+          this.log.error({ program: meta.program, port }, 'reconcile: port is reserved by another program');
+        }
+      }
+    }
+    const reservations = await redisCall(() => this.redis.hgetall(this.keys.ports()));
+    for (const [port, owner] of Object.entries(reservations)) {
+      // A reservation of a table being created right now has no metadata yet: skip busy ones.
+      if (owned.get(port) === owner || (await redisCall(() => this.redis.exists(this.keys.lock(owner))))) continue;
+      await this.ports.release(Number(port), owner);
+      report.releasedPorts.push(Number(port));
+      this.log.warn({ port, owner }, 'reconcile: released a port reservation nobody owns');
+    }
+    const tables = new Set(live.map((m) => `${m.db}:${m.table}`));
+    if (live.length) await redisCall(() => this.redis.sadd(this.keys.tables(), ...tables));
+    for (const entry of await redisCall(() => this.redis.smembers(this.keys.tables()))) {
+      if (tables.has(entry)) continue;
+      const [db = '', table = ''] = entry.split(':');
+      if (await redisCall(() => this.redis.exists(this.keys.lock(programName({ db, table }))))) continue;
+      await this.withdrawRoute({ db, table }, true);
+      report.removedRoutes.push(entry);
+      this.log.warn({ table: entry }, 'reconcile: removed the route of a table that has no agent');
+    }
+    report.routesChanged = await this.syncRoutes();
+    return report;
   }
 
   /**
@@ -262,6 +340,16 @@ export class AgentService {
       }
     }
     return changed;
+  }
+
+  /** The operator's last word for a program: its autostart ('stopped' if it has no file). */
+  async desiredState(program: string): Promise<'running' | 'stopped'> {
+    return this.desired(agentPaths(this.cfg, program));
+  }
+
+  /** True while an operation holds the table's lock. */
+  async busy(program: string): Promise<boolean> {
+    return (await redisCall(() => this.redis.exists(this.keys.lock(program)))) === 1;
   }
 
   // --- internals ----------------------------------------------------------------------------

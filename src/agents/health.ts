@@ -81,17 +81,15 @@ export function assessHealth(x: HealthInput): { health: Health; reason: string }
     return { health: 'down', reason: `should run, but supervisord says ${state}${x.info?.description ? ` (${x.info.description})` : ''}` };
   }
   const uptime = x.info && x.info.start ? x.info.now - x.info.start : 0;
+  if (x.probe === 'foreign') {
+    // Flume retries a taken port forever while its JVM stays up: no grace, this is down.
+    return { health: 'down', reason: `supervisord says ${state}, but port ${x.port} is held by another process: the agent could not bind its source` };
+  }
   if (x.probe !== 'flume') {
     if (state === 'STARTING' || uptime < STARTUP_GRACE_SECONDS) {
       return { health: 'starting', reason: `the JVM is up ${uptime} s; its source on port ${x.port} is not answering yet` };
     }
-    return {
-      health: 'down',
-      reason:
-        x.probe === 'foreign'
-          ? `supervisord says ${state}, but port ${x.port} is held by another process: the agent could not bind its source`
-          : `supervisord says ${state}, but the HTTP source on port ${x.port} does not accept connections`,
-    };
+    return { health: 'down', reason: `supervisord says ${state}, but the HTTP source on port ${x.port} does not accept connections` };
   }
   if (state === 'STARTING') return { health: 'starting', reason: 'the source accepts events; supervisord has not passed startsecs yet' };
   if (!x.counters) return { health: 'degraded', reason: "the source accepts events, but Flume's metrics do not answer" };

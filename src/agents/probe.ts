@@ -32,7 +32,8 @@ export function probeSource(port: number, timeoutMs = 500): Promise<SourceProbe>
       resolve(res.statusCode === 403 && jetty ? 'flume' : 'foreign');
     });
     req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', (e: NodeJS.ErrnoException) => resolve(e.code === 'ECONNREFUSED' ? 'closed' : e.message === 'timeout' ? 'foreign' : 'closed'));
+    // Refused: nothing listens. Anything else (a reset, a hang-up, silence) came from a listener.
+    req.on('error', (e: NodeJS.ErrnoException) => resolve(e.code === 'ECONNREFUSED' ? 'closed' : 'foreign'));
     req.end();
   });
 }

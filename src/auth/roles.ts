@@ -7,10 +7,10 @@ import { NAME_PATTERN } from '../agents/names.js';
  */
 export const ROLES = ['admin', 'operator', 'viewer'] as const;
 export type Role = (typeof ROLES)[number];
-export type Permission = 'read' | 'operate' | 'tokens';
+export type Permission = 'read' | 'operate' | 'admin';
 
 const GRANTS: Record<Role, readonly Permission[]> = {
-  admin: ['read', 'operate', 'tokens'],
+  admin: ['read', 'operate', 'admin'],
   operator: ['read', 'operate'],
   viewer: ['read'],
 };

@@ -11,6 +11,8 @@
  *   <p>user:<username>     HASH   current, previous (token hashes), previousUntil, scope, exp,
  *                                 createdAt
  *   <p>users               SET    usernames that have a token
+ *   <p>supervisor-events   STREAM supervisord PROCESS_STATE events, from the event listener
+ *   <p>incidents:<program> LIST   newest first, the last 100 incidents of an agent
  *   <p>invalidate          PUBSUB "token:<sha1>" | "route:<db>:<table>": the gateway drops
  *                                 that entry from its cache at once
  */
@@ -24,6 +26,8 @@ export interface Keys {
   user(username: string): string;
   users(): string;
   invalidateChannel(): string;
+  supervisorEvents(): string;
+  incidents(program: string): string;
 }
 
 export function makeKeys(prefix: string): Keys {
@@ -37,5 +41,7 @@ export function makeKeys(prefix: string): Keys {
     user: (username) => `${prefix}user:${username}`,
     users: () => `${prefix}users`,
     invalidateChannel: () => `${prefix}invalidate`,
+    supervisorEvents: () => `${prefix}supervisor-events`,
+    incidents: (program) => `${prefix}incidents:${program}`,
   };
 }

@@ -59,6 +59,11 @@ export async function agentRoutes(app: FastifyInstance, opts: { agents: AgentSer
     return ok(`${list.length} agent(s)`, { agents: list });
   });
 
+  app.post('/v1/api/reconcile', { onRequest: authorize('admin') }, async () => {
+    const report = await agents.reconcile();
+    return ok('reconciled', report);
+  });
+
   // A browser or a habit from the original GET API: say which method to use instead.
   for (const action of ['create', 'start', 'stop', 'restart']) {
     app.route({

@@ -3,8 +3,11 @@ import type { Redis } from 'ioredis';
 import { ErrorCodes } from '../errors.js';
 import type { SupervisorDriver } from '../supervisor/driver.js';
 
-/** /healthz: the process is up. /readyz: Redis and supervisord both answer. */
-export async function healthRoutes(app: FastifyInstance, opts: { redis: Redis; driver: SupervisorDriver }): Promise<void> {
+/** /healthz: the process is up. /readyz: Redis and supervisord answer and disk state is restored. */
+export async function healthRoutes(
+  app: FastifyInstance,
+  opts: { redis: Redis; driver: SupervisorDriver; readiness: { reconciled: boolean } },
+): Promise<void> {
   app.get('/healthz', async () => ({ code: 0, message: 'ok' }));
   app.get('/readyz', async (_req, reply) => {
     const check = async (fn: () => Promise<unknown>) => {
@@ -19,13 +22,14 @@ export async function healthRoutes(app: FastifyInstance, opts: { redis: Redis; d
       check(() => opts.redis.ping()),
       check(() => opts.driver.ping()),
     ]);
-    const ready = redis === 'ok' && supervisord === 'ok';
+    const reconciled = opts.readiness.reconciled ? 'ok' : 'restoring state from disk';
+    const ready = redis === 'ok' && supervisord === 'ok' && reconciled === 'ok';
     return reply
       .status(ready ? 200 : 503)
       .send(
         ready
-          ? { code: 0, message: 'ready', checks: { redis, supervisord } }
-          : { code: ErrorCodes.NOT_READY, error: 'NOT_READY', message: 'a dependency does not answer', checks: { redis, supervisord } },
+          ? { code: 0, message: 'ready', checks: { redis, supervisord, reconciled } }
+          : { code: ErrorCodes.NOT_READY, error: 'NOT_READY', message: 'not ready', checks: { redis, supervisord, reconciled } },
       );
   });
 }

@@ -9,7 +9,7 @@ const usernameParam = z.object({ username: z.string().regex(/^[A-Za-z0-9_.@-]{1,
 /** Ingestion tokens: admin only. */
 export async function tokenRoutes(app: FastifyInstance, opts: { tokens: TokenService; authorize: Authorize }): Promise<void> {
   const { tokens } = opts;
-  const admin = { onRequest: opts.authorize('tokens') };
+  const admin = { onRequest: opts.authorize('admin') };
 
   app.post('/v1/api/token', admin, async (req) => {
     const r = await tokens.set(tokens.parseRequest(req.body));

@@ -8,6 +8,7 @@ import type { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { buildApp } from '../../src/app.js';
 import type { AgentService } from '../../src/agents/agent-service.js';
+import type { IncidentService } from '../../src/incidents/incident-service.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import { createRedis } from '../../src/redis/client.js';
 import { makeKeys, type Keys } from '../../src/redis/keys.js';
@@ -34,6 +35,7 @@ export async function dropPrefix(redis: Redis, prefix: string): Promise<void> {
 export interface Harness {
   app: FastifyInstance;
   agents: AgentService;
+  incidents: IncidentService;
   config: Config;
   redis: Redis;
   keys: Keys;
@@ -61,14 +63,15 @@ export async function startHarness(env: Record<string, string> = {}): Promise<Ha
     LOG_LEVEL: 'silent',
     ...env,
   });
-  const supervisord = new TestSupervisord(dir);
+  const supervisord = new TestSupervisord(dir, { redisUrl: config.REDIS_URL, prefix: config.REDIS_KEY_PREFIX });
   await supervisord.start();
   const redis = createRedis(config.REDIS_URL);
   await redis.connect();
   const driver = createSupervisorDriver(config);
   const log = pino({ level: config.LOG_LEVEL });
-  const { app, agents } = buildApp({ config, log, redis, driver });
+  const { app, agents, incidents } = buildApp({ config, log, redis, driver });
   await app.ready();
+  await incidents.start();
   const tokenFor = (role: Role, dbs?: string[], expiresIn = '1h') =>
     app.jwt.sign({ sub: `test-${role}`, role, ...(dbs ? { dbs } : {}) }, { expiresIn });
   const admin = tokenFor('admin');
@@ -78,6 +81,7 @@ export async function startHarness(env: Record<string, string> = {}): Promise<Ha
       app.inject({ ...opts, headers: { authorization: `Bearer ${admin}`, ...(opts.headers ?? {}) } }),
     app,
     agents,
+    incidents,
     config,
     redis,
     keys: makeKeys(config.REDIS_KEY_PREFIX),

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { PROJECT_ROOT } from '../../src/config.js';
 import { XmlRpcSupervisorDriver } from '../../src/supervisor/xmlrpc-driver.js';
 
 /**
@@ -13,7 +14,11 @@ export class TestSupervisord {
   readonly configFile: string;
   private child: ChildProcess | null = null;
 
-  constructor(readonly stateDir: string) {
+  /** With `listener`, supervisord also runs the event listener, forwarding to that Redis. */
+  constructor(
+    readonly stateDir: string,
+    private readonly listener?: { redisUrl: string; prefix: string },
+  ) {
     this.socket = join(stateDir, 'var', 'run', 'supervisor.sock');
     this.configFile = join(stateDir, 'supervisord.conf');
     for (const d of ['conf.d', 'services', 'var/run', 'var/log']) mkdirSync(join(stateDir, d), { recursive: true });
@@ -30,6 +35,16 @@ export class TestSupervisord {
         'supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface',
         '[supervisorctl]',
         `serverurl=unix://${this.socket}`,
+        ...(this.listener
+          ? [
+              '[eventlistener:agent-events]',
+              `command=${join(PROJECT_ROOT, 'node_modules', '.bin', 'tsx')} ${join(PROJECT_ROOT, 'src', 'cli', 'event-listener.ts')}`,
+              'events=PROCESS_STATE',
+              'buffer_size=1024',
+              `environment=REDIS_URL="${this.listener.redisUrl}",REDIS_KEY_PREFIX="${this.listener.prefix}",STATE_DIR="${stateDir}"`,
+              `stderr_logfile=${join(stateDir, 'var', 'log', 'agent-events.log')}`,
+            ]
+          : []),
         '[include]',
         `files = ${join(stateDir, 'conf.d')}/*.conf`,
         '',

@@ -23,7 +23,7 @@ const as = (token: string | null, method: 'GET' | 'POST' | 'DELETE', url: string
 
 // Every control route, what it needs, and the answer it gives once authorized (the calls are
 // chosen to change nothing: unknown tables, bad bodies).
-const ROUTES: Array<[method: 'GET' | 'POST' | 'DELETE', url: string, need: 'read' | 'operate' | 'tokens', authorized: number, payload?: object]> = [
+const ROUTES: Array<[method: 'GET' | 'POST' | 'DELETE', url: string, need: 'read' | 'operate' | 'admin', authorized: number, payload?: object]> = [
   ['POST', '/v1/api/shop/orders/create', 'operate', 400, { sink: 'nope' }],
   ['POST', '/v1/api/shop/orders/start', 'operate', 404],
   ['POST', '/v1/api/shop/orders/stop', 'operate', 404],
@@ -31,11 +31,11 @@ const ROUTES: Array<[method: 'GET' | 'POST' | 'DELETE', url: string, need: 'read
   ['GET', '/v1/api/shop/orders/status', 'read', 404],
   ['DELETE', '/v1/api/shop/orders', 'operate', 404],
   ['GET', '/v1/api/services', 'read', 200],
-  ['POST', '/v1/api/token', 'tokens', 400, {}],
-  ['GET', '/v1/api/token', 'tokens', 200],
-  ['DELETE', '/v1/api/token/nobody', 'tokens', 404],
+  ['POST', '/v1/api/token', 'admin', 400, {}],
+  ['GET', '/v1/api/token', 'admin', 200],
+  ['DELETE', '/v1/api/token/nobody', 'admin', 404],
 ];
-const GRANTS = { admin: ['read', 'operate', 'tokens'], operator: ['read', 'operate'], viewer: ['read'] } as const;
+const GRANTS = { admin: ['read', 'operate', 'admin'], operator: ['read', 'operate'], viewer: ['read'] } as const;
 
 describe('control API authorization', () => {
   it('answers 401 without a valid token on every route', async () => {

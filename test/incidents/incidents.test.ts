@@ -1,0 +1,192 @@
+import { createServer } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Incident } from '../../src/incidents/incident-service.js';
+import { dropPrefix, startHarness, type Harness } from '../helpers/harness.js';
+import { TestGateway, ingest } from '../helpers/gateway.js';
+import { openEventStream, startWebhookReceiver } from '../helpers/webhook.js';
+import { routePort } from '../helpers/flume.js';
+
+let h: Harness;
+let hook: Awaited<ReturnType<typeof startWebhookReceiver>>;
+let base: string;
+let stream: ReturnType<typeof openEventStream>;
+
+const status = async (table: string) =>
+  (await h.inject({ method: 'GET', url: `/v1/api/ops/${table}/status` })).json() as {
+    state: string;
+    pid: number;
+    health: string;
+    healthReason: string;
+    accepting: boolean;
+  };
+const history = async (table: string) =>
+  ((await h.inject({ method: 'GET', url: `/v1/api/ops/${table}/incidents` })).json() as { incidents: Incident[] }).incidents;
+
+async function until<T>(fn: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let v = await fn();
+  while (!ok(v) && Date.now() < deadline) {
+    await sleep(100);
+    v = await fn();
+  }
+  return v;
+}
+
+beforeAll(async () => {
+  hook = await startWebhookReceiver();
+  h = await startHarness({
+    PORT_RANGE: '28000-28199',
+    WEBHOOK_URLS: hook.url,
+    RESYNC_INTERVAL_MS: '2000',
+    CRASH_LOOP_EXITS: '3',
+    FATAL_RETRY_BASE_SECONDS: '1',
+    GATEWAY_PORT: String(18800 + Math.floor(Math.random() * 100)),
+  });
+  const server = await h.app.listen({ port: 0, host: '127.0.0.1' });
+  base = server;
+  stream = openEventStream(`${base}/v1/api/events`, h.tokenFor('viewer'));
+  for (const t of ['killed', 'stopped', 'looping', 'squatted', 'fatal', 'stopped_behind']) {
+    expect((await h.inject({ method: 'POST', url: `/v1/api/ops/${t}/create`, payload: { sink: 'logger' } })).statusCode).toBe(201);
+  }
+});
+afterAll(async () => {
+  await stream?.close();
+  await h?.close();
+  await hook?.close();
+});
+
+describe('incidents: a crash is not a stop', () => {
+  it('kill -9 of the JVM raises an incident, a webhook call and an SSE event; the agent comes back', async () => {
+    const before = await until(() => status('killed'), (s) => s.state === 'RUNNING');
+    expect(before.health).toBe('healthy');
+    const killedAt = Date.now();
+    process.kill(before.pid, 'SIGKILL');
+
+    const sse = await until(
+      async () => stream.events.find((e) => e.event === 'incident' && e.data.program === 'flume-ops-killed'),
+      (e) => e !== undefined,
+      15_000,
+    );
+    expect(sse?.data).toMatchObject({ type: 'unexpected_exit', severity: 'critical', db: 'ops', table: 'killed' });
+    console.log(`detection after kill -9: ${sse!.receivedAt - killedAt} ms`);
+
+    const webhook = await until(async () => hook.received.find((b) => b.program === 'flume-ops-killed'), (b) => b !== undefined, 15_000);
+    expect(webhook).toMatchObject({ type: 'unexpected_exit', program: 'flume-ops-killed' });
+
+    const back = await until(() => status('killed'), (s) => s.state === 'RUNNING' && s.accepting && s.pid !== before.pid);
+    expect(back).toMatchObject({ state: 'RUNNING', accepting: true, health: 'healthy' });
+    const incidents = await until(() => history('killed'), (l) => l.some((i) => i.type === 'recovered'));
+    expect(incidents.map((i) => i.type)).toEqual(['recovered', 'unexpected_exit']);
+    expect(stream.events.some((e) => e.event === 'state' && e.data.program === 'flume-ops-killed' && e.data.state === 'EXITED')).toBe(true);
+  });
+
+  it("an operator's stop raises nothing", async () => {
+    expect((await h.inject({ method: 'POST', url: '/v1/api/ops/stopped/stop' })).statusCode).toBe(200);
+    await sleep(4500); // two resyncs
+    expect(await history('stopped')).toEqual([]);
+    expect(hook.received.filter((b) => b.program === 'flume-ops-stopped')).toEqual([]);
+    expect(await status('stopped')).toMatchObject({ state: 'STOPPED', health: 'stopped' });
+  });
+
+  it('reports a crash-looping agent as such', async () => {
+    for (let i = 0; i < 3; i++) {
+      const s = await until(() => status('looping'), (x) => x.state === 'RUNNING' && x.accepting, 60_000);
+      process.kill(s.pid, 'SIGKILL');
+      await until(() => status('looping'), (x) => x.pid !== s.pid, 10_000);
+    }
+    const incidents = await until(() => history('looping'), (l) => l.some((i) => i.type === 'crash_loop'), 15_000);
+    const loop = incidents.find((i) => i.type === 'crash_loop');
+    expect(loop).toMatchObject({ severity: 'critical', details: { exits: 3 } });
+    expect(incidents.filter((i) => i.type === 'unexpected_exit')).toHaveLength(3);
+    expect(hook.received.some((b) => b.program === 'flume-ops-looping' && b.type === 'crash_loop')).toBe(true);
+  });
+
+  it('retries an agent stuck in FATAL with backoff, and says so', async () => {
+    // Break the program (as a bad deploy would): supervisord gives up after startretries.
+    const file = `${h.config.confDir}/flume-ops-fatal.conf`;
+    const { readFile, writeFile } = await import('node:fs/promises');
+    await writeFile(file, (await readFile(file, 'utf8')).replace(/^command=.*$/m, 'command=/bin/false'));
+    await h.driver.update('flume-ops-fatal');
+    const fatal = await until(() => history('fatal'), (l) => l.some((i) => i.type === 'fatal'), 60_000);
+    expect(fatal.find((i) => i.type === 'fatal')?.message).toMatch(/FATAL.*retrying in 1 s \(attempt 1\)/);
+    // The retry starts it from its metadata again, which renders the program anew.
+    const back = await until(() => status('fatal'), (x) => x.state === 'RUNNING' && x.accepting, 60_000);
+    expect(back.health).toBe('healthy');
+    expect((await until(() => history('fatal'), (l) => l[0]?.type === 'recovered'))[0]?.type).toBe('recovered');
+  });
+
+  it('finds by resync what no event told (the listener was down)', async () => {
+    await h.driver.stop('agent-events');
+    try {
+      await h.driver.stop('flume-ops-stopped_behind'); // supervisord-level: the intent stays "running"
+      const found = await until(() => history('stopped_behind'), (l) => l.length > 0, 15_000);
+      expect(found[0]).toMatchObject({ type: 'not_running', details: { state: 'STOPPED' } });
+      expect(found[0]?.message).toContain('found by resync');
+    } finally {
+      await h.driver.start('agent-events');
+    }
+  });
+
+  it('a Flume that cannot bind its port is down, though supervisord says RUNNING', async () => {
+    const port = (await routePort(h.redis, h.keys, 'ops', 'squatted'))!;
+    // supervisord-level stop: the desired state stays "running"
+    await h.driver.stop('flume-ops-squatted');
+    const sockets = new Set<import('node:net').Socket>();
+    const squatter = createServer((sock) => {
+      sockets.add(sock);
+      sock.on('close', () => sockets.delete(sock));
+      sock.end();
+    });
+    await new Promise<void>((r) => squatter.listen(port, '127.0.0.1', r));
+    try {
+      await h.driver.start('flume-ops-squatted');
+      const s = await status('squatted');
+      expect(s).toMatchObject({ state: 'RUNNING', health: 'down', accepting: false });
+      expect(s.healthReason).toContain(`port ${port} is held by another process`);
+    } finally {
+      for (const sock of sockets) sock.destroy();
+      await new Promise((r) => squatter.close(r));
+    }
+  });
+});
+
+describe('reconcile', () => {
+  it('after Redis lost everything, restores routes so the gateway works again; a second run changes nothing', async () => {
+    const gw = new TestGateway(h.config);
+    await gw.start();
+    try {
+      await h.inject({ method: 'POST', url: '/v1/api/ops/killed/restart' });
+      await dropPrefix(h.redis, h.config.REDIS_KEY_PREFIX);
+      const token = (await h.inject({ method: 'POST', url: '/v1/api/token', payload: { username: 'after-flush' } })).json().token as string;
+      expect((await ingest(gw, 'ops', 'killed', token, [{ headers: {}, body: 'x' }])).status).toBe(404);
+
+      const r = await h.inject({ method: 'POST', url: '/v1/api/reconcile' });
+      expect(r.statusCode).toBe(200);
+      expect(r.json()).toMatchObject({ code: 0, agents: 6, conflicts: [] });
+      expect(await ingest(gw, 'ops', 'killed', token, [{ headers: {}, body: 'after reconcile' }])).toMatchObject({ status: 200 });
+      expect(Object.keys(await h.redis.hgetall(h.keys.ports()))).toHaveLength(12);
+
+      const again = (await h.inject({ method: 'POST', url: '/v1/api/reconcile' })).json();
+      expect(again).toMatchObject({ removedPrograms: [], removedHalfCreated: [], releasedPorts: [], removedRoutes: [], routesChanged: [] });
+    } finally {
+      await gw.stop();
+    }
+  });
+
+  it('cleans up orphans: a reservation nobody owns, a program without metadata', async () => {
+    await h.redis.hset(h.keys.ports(), '28150', 'flume-ops-ghost');
+    await h.redis.sadd(h.keys.tables(), 'ops:ghost');
+    const meta = `${h.config.servicesDir}/flume-ops-stopped/agent.json`;
+    const { rm } = await import('node:fs/promises');
+    await rm(meta); // a half-deleted agent: program file, no metadata
+    const r = (await h.inject({ method: 'POST', url: '/v1/api/reconcile' })).json();
+    expect(r.removedPrograms).toEqual(['flume-ops-stopped']);
+    expect(r.removedRoutes.sort()).toEqual(['ops:ghost', 'ops:stopped']);
+    expect(r.releasedPorts).toContain(28150);
+    expect(r.releasedPorts).toHaveLength(3); // the ghost's, and both of the half-deleted agent's
+    expect((await h.driver.infoAll()).map((p) => p.name)).not.toContain('flume-ops-stopped');
+    const again = (await h.inject({ method: 'POST', url: '/v1/api/reconcile' })).json();
+    expect(again).toMatchObject({ agents: 5, removedPrograms: [], releasedPorts: [], removedRoutes: [] });
+  });
+});
