@@ -63,6 +63,7 @@ for _ in $(seq 1 60); do
     curl -s -X POST $gw/ingest/demo/events -H "Authorization: Bearer \$INGEST" -d '[{"headers":{},"body":"hello"}]'
     cat var/flume-demo-events/out/*
 
+  Dashboard: $url/dashboard   API docs: $url/docs   Prometheus: $url/metrics
   Gateway: $gw.  Logs: var/log/, var/<program>/agent.log.  Stop everything: supervisorctl -c supervisor.conf shutdown
 TXT
     exit 0

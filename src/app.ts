@@ -12,6 +12,9 @@ import { makeKeys } from './redis/keys.js';
 import { agentRoutes } from './routes/agents.js';
 import { healthRoutes } from './routes/health.js';
 import { eventRoutes } from './routes/events.js';
+import { metricsRoutes } from './routes/metrics.js';
+import { pageRoutes } from './routes/pages.js';
+import { LatencyHistogram } from './http/latency.js';
 import { tokenRoutes } from './routes/tokens.js';
 import { IncidentService } from './incidents/incident-service.js';
 import type { SupervisorDriver } from './supervisor/driver.js';
@@ -55,6 +58,8 @@ export function buildApp({ config, log, redis, driver, readiness = { reconciled:
     }
   });
   registerErrorHandling(app);
+  const latency = new LatencyHistogram();
+  latency.attach(app);
   const authorize = registerAuth(app, loadOrCreateSecret(config));
   const tokens = new TokenService(redis, keys, config.TOKEN_GRACE_SECONDS, log.child({ component: 'tokens' }));
   void app.register(healthRoutes, { redis, driver, readiness });
@@ -62,6 +67,8 @@ export function buildApp({ config, log, redis, driver, readiness = { reconciled:
   const incidents = new IncidentService(config, redis, keys, driver, agents, log.child({ component: 'incidents' }));
   void app.register(tokenRoutes, { tokens, authorize });
   void app.register(eventRoutes, { incidents, agents, authorize });
+  void app.register(metricsRoutes, { agents, incidents, latency });
+  void app.register(pageRoutes);
   app.addHook('onClose', async () => incidents.stop());
   return { app, agents, incidents };
 }

@@ -41,12 +41,14 @@ export interface AgentStatus extends TableRef {
   desired: 'running' | 'stopped';
   pid: number | null;
   uptimeSeconds: number | null;
+  /** When the running process started (stable across polls, unlike uptimeSeconds). */
+  startedAt: string | null;
   /** Flume's HTTP source answered just now. */
   accepting: boolean;
   health: Health;
   healthReason: string;
   /** Flume's counters while it runs; null when stopped or its metrics do not answer. */
-  metrics: (FlumeCounters & { lastEventAgeSeconds: number | null }) | null;
+  metrics: (FlumeCounters & { lastEventAt: string | null; lastEventAgeSeconds: number | null }) | null;
   description: string;
 }
 
@@ -519,7 +521,7 @@ export class AgentService {
       running ? probeSource(meta.port) : Promise.resolve(null),
       running ? readFlumeMetrics(meta.metricsPort) : Promise.resolve(null),
     ]);
-    const { lastEventAgeSeconds, sinkStalledSeconds } = this.trackProgress(meta.program, counters);
+    const { lastEventAt, lastEventAgeSeconds, sinkStalledSeconds } = this.trackProgress(meta.program, counters);
     const { health, reason } = assessHealth({ desired, info, probe, port: meta.port, counters, sinkStalledSeconds });
     return {
       db: meta.db,
@@ -530,17 +532,18 @@ export class AgentService {
       desired,
       pid: running && info?.pid ? info.pid : null,
       uptimeSeconds: running && info?.start ? Math.max(0, info.now - info.start) : null,
+      startedAt: running && info?.start ? new Date(info.start * 1000).toISOString() : null,
       accepting: probe === 'flume',
       health,
       healthReason: reason,
-      metrics: counters ? { ...counters, lastEventAgeSeconds } : null,
+      metrics: counters ? { ...counters, lastEventAt, lastEventAgeSeconds } : null,
       description: info?.description ?? 'supervisord has not loaded this program',
     };
   }
 
   /** Turns counters into ages: when events last arrived, and how long the sink has stalled. */
   private trackProgress(program: string, c: FlumeCounters | null) {
-    if (!c) return { lastEventAgeSeconds: null, sinkStalledSeconds: null };
+    if (!c) return { lastEventAt: null, lastEventAgeSeconds: null, sinkStalledSeconds: null };
     const now = Date.now();
     const prev = this.progress.get(program);
     // Counters restart at 0 with the JVM: a drop is a new process, not a negative rate.
@@ -552,6 +555,7 @@ export class AgentService {
     if (c.eventsDrained > p.drained || c.channelSize === 0) Object.assign(p, { drained: c.eventsDrained, drainedAt: now });
     this.progress.set(program, p);
     return {
+      lastEventAt: p.acceptedAt === null ? null : new Date(p.acceptedAt).toISOString(),
       lastEventAgeSeconds: p.acceptedAt === null ? null : Math.round((now - p.acceptedAt) / 1000),
       sinkStalledSeconds: c.channelSize > 0 ? Math.round((now - p.drainedAt) / 1000) : null,
     };

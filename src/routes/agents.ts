@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { AgentService } from '../agents/agent-service.js';
@@ -11,8 +12,8 @@ function tableOf(params: unknown): TableRef {
   return r.data;
 }
 
-const deleteQuery = z.object({ force: z.enum(['true', 'false', '1', '0']).optional() }).strict();
-const listQuery = z
+export const deleteQuerySchema = z.object({ force: z.enum(['true', 'false', '1', '0']).optional() }).strict();
+export const listQuerySchema = z
   .object({
     db: z.string().regex(NAME_PATTERN, 'db must be a valid db name').optional(),
     state: z.string().regex(/^[A-Za-z_]+$/).optional(),
@@ -44,19 +45,32 @@ export async function agentRoutes(app: FastifyInstance, opts: { agents: AgentSer
   });
 
   app.delete('/v1/api/:db/:table', operate, async (req) => {
-    const q = deleteQuery.safeParse(req.query ?? {});
+    const q = deleteQuerySchema.safeParse(req.query ?? {});
     if (!q.success) throw invalidRequest('the only query parameter is force=true|false');
     const r = await agents.delete(tableOf(req.params), q.data.force === 'true' || q.data.force === '1');
     return ok(`${r.program}: deleted, channel data ${r.channel}`, r);
   });
 
-  app.get('/v1/api/services', read, async (req) => {
-    const q = listQuery.safeParse(req.query ?? {});
+  app.get('/v1/api/services', read, async (req, reply) => {
+    const q = listQuerySchema.safeParse(req.query ?? {});
     if (!q.success) throw invalidRequest(q.error.issues.map((i) => `${i.path.join('.') || 'query'}: ${i.message}`).join('; '));
     const dbs = req.principal?.dbs;
     if (q.data.db && dbs && !dbs.includes(q.data.db)) throw forbidden(`this token is limited to db ${dbs.join(', ')}`);
-    const list = (await agents.list(q.data)).filter((a) => !dbs || dbs.includes(a.db));
-    return ok(`${list.length} agent(s)`, { agents: list });
+    const list = (await agents.list(q.data))
+      .filter((a) => !dbs || dbs.includes(a.db))
+      // Ages tick every second (uptimeSeconds, supervisord's description "uptime 0:00:07");
+      // dashboards get stable timestamps (startedAt, lastEventAt) instead, so an unchanged
+      // fleet polls as 304 Not Modified.
+      .map(({ uptimeSeconds: _u, description: _d, metrics, ...a }) => {
+        if (!metrics) return { ...a, metrics };
+        const { lastEventAgeSeconds: _l, ...m } = metrics;
+        return { ...a, metrics: m };
+      });
+    const body = ok(`${list.length} agent(s)`, { agents: list });
+    const etag = `"${createHash('sha1').update(JSON.stringify(body)).digest('base64url')}"`;
+    void reply.header('etag', etag).header('cache-control', 'no-cache').header('vary', 'authorization');
+    if (req.headers['if-none-match'] === etag) return reply.status(304).send();
+    return body;
   });
 
   app.post('/v1/api/reconcile', { onRequest: authorize('admin') }, async () => {

@@ -4,7 +4,7 @@ import { invalidRequest } from '../errors.js';
 import type { Authorize } from '../http/auth.js';
 import type { TokenService } from '../tokens/token-service.js';
 
-const usernameParam = z.object({ username: z.string().regex(/^[A-Za-z0-9_.@-]{1,64}$/) });
+export const usernameParamSchema = z.object({ username: z.string().regex(/^[A-Za-z0-9_.@-]{1,64}$/) });
 
 /** Ingestion tokens: admin only. */
 export async function tokenRoutes(app: FastifyInstance, opts: { tokens: TokenService; authorize: Authorize }): Promise<void> {
@@ -23,7 +23,7 @@ export async function tokenRoutes(app: FastifyInstance, opts: { tokens: TokenSer
   });
 
   app.delete('/v1/api/token/:username', admin, async (req) => {
-    const p = usernameParam.safeParse(req.params);
+    const p = usernameParamSchema.safeParse(req.params);
     if (!p.success) throw invalidRequest('username: 1-64 of letters, digits, _ . @ -');
     await tokens.revoke(p.data.username);
     return { code: 0, message: `tokens of ${p.data.username} revoked`, username: p.data.username };
