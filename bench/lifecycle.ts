@@ -71,10 +71,15 @@ try {
   }
   const statusCtl = ms(t0) / 10;
 
-  // 3. list
-  t0 = process.hrtime.bigint();
-  const list = await h.inject({ method: 'GET', url: '/v1/api/services' });
-  const listMs = ms(t0);
+  // 3. list (median of 20 calls)
+  const listTimes: number[] = [];
+  let list = await h.inject({ method: 'GET', url: '/v1/api/services' });
+  for (let i = 0; i < 20; i++) {
+    t0 = process.hrtime.bigint();
+    list = await h.inject({ method: 'GET', url: '/v1/api/services' });
+    listTimes.push(ms(t0));
+  }
+  const listMs = median(listTimes);
   const agents = (list.json() as { agents: Array<{ pid: number }> }).agents;
 
   // 4. memory, after some events
@@ -85,7 +90,7 @@ try {
   console.log(`create -> accepting: median ${f(median(ours))} ms (all: ${ours.map(f).join(', ')})`);
   console.log(`  baseline, bare JVM to accepting: median ${f(median(bare))} ms; ratio ours/bare = ${(median(ours) / median(bare)).toFixed(2)}`);
   console.log(`status call: ${f(statusOurs * 1000)} us over XML-RPC (incl. port probe); supervisorctl status: ${f(statusCtl)} ms; ratio ctl/ours = ${(statusCtl / statusOurs).toFixed(0)}x`);
-  console.log(`list of ${agents.length} agents in one call: ${f(listMs)} ms`);
+  console.log(`list of ${agents.length} agents in one call: median ${f(listMs)} ms over 20 calls`);
   console.log(`agent RSS (-Xmx256m, idle after start): median ${f(median(rss))} MiB (all: ${rss.map(f).join(', ')})`);
 } finally {
   await h.close();

@@ -72,6 +72,7 @@ export interface DeleteResult extends TableRef {
 }
 
 const FAILED_STATES: readonly ProcessState[] = ['FATAL', 'EXITED', 'BACKOFF'];
+const COUNTERS_TTL_MS = 1000;
 
 async function writeAtomic(file: string, text: string): Promise<void> {
   // A dot-prefixed temp name never matches supervisor.conf's conf.d/*.conf include.
@@ -101,6 +102,8 @@ async function logTail(file: string, lines = 15): Promise<string[]> {
  */
 export class AgentService {
   private readonly lock: TableLock;
+  /** Flume's counters per agent, shared by polls within COUNTERS_TTL_MS (a read costs ~4 ms). */
+  private readonly countersCache = new Map<string, { at: number; value: Promise<FlumeCounters | null> }>();
   /** When each agent last accepted and drained events, as seen by status reads. */
   private readonly progress = new Map<string, { accepted: number; acceptedAt: number | null; drained: number; drainedAt: number }>();
 
@@ -203,6 +206,7 @@ export class AgentService {
         await this.ports.release(meta.metricsPort, program);
       }
       this.progress.delete(program);
+      this.countersCache.delete(program);
       this.log.info({ program, queued, force }, 'agent deleted');
       return {
         ...ref,
@@ -519,7 +523,7 @@ export class AgentService {
     const [desired, probe, counters] = await Promise.all([
       this.desired(paths),
       running ? probeSource(meta.port) : Promise.resolve(null),
-      running ? readFlumeMetrics(meta.metricsPort) : Promise.resolve(null),
+      running ? this.counters(meta) : Promise.resolve(null),
     ]);
     const { lastEventAt, lastEventAgeSeconds, sinkStalledSeconds } = this.trackProgress(meta.program, counters);
     const { health, reason } = assessHealth({ desired, info, probe, port: meta.port, counters, sinkStalledSeconds });
@@ -539,6 +543,14 @@ export class AgentService {
       metrics: counters ? { ...counters, lastEventAt, lastEventAgeSeconds } : null,
       description: info?.description ?? 'supervisord has not loaded this program',
     };
+  }
+
+  private counters(meta: AgentMeta): Promise<FlumeCounters | null> {
+    const hit = this.countersCache.get(meta.program);
+    if (hit && Date.now() - hit.at < COUNTERS_TTL_MS) return hit.value;
+    const value = readFlumeMetrics(meta.metricsPort);
+    this.countersCache.set(meta.program, { at: Date.now(), value });
+    return value;
   }
 
   /** Turns counters into ages: when events last arrived, and how long the sink has stalled. */
