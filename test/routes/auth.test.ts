@@ -31,6 +31,8 @@ const ROUTES: Array<[method: 'GET' | 'POST' | 'DELETE', url: string, need: 'read
   ['GET', '/v1/api/shop/orders/status', 'read', 404],
   ['DELETE', '/v1/api/shop/orders', 'operate', 404],
   ['GET', '/v1/api/services', 'read', 200],
+  ['GET', '/v1/api/shop/orders/incidents', 'read', 404],
+  ['POST', '/v1/api/reconcile', 'admin', 200],
   ['POST', '/v1/api/token', 'admin', 400, {}],
   ['GET', '/v1/api/token', 'admin', 200],
   ['DELETE', '/v1/api/token/nobody', 'admin', 404],
@@ -77,9 +79,12 @@ describe('control API authorization', () => {
     expect((await as(token, 'GET', '/v1/api/services?db=crm')).statusCode).toBe(200);
   });
 
-  it('keeps /healthz and /readyz open', async () => {
-    expect((await as(null, 'GET', '/healthz')).statusCode).toBe(200);
-    expect((await as(null, 'GET', '/readyz')).statusCode).toBe(200);
+  it('keeps /healthz, /readyz, /metrics and the pages open; the event stream is not', async () => {
+    for (const url of ['/healthz', '/readyz', '/metrics', '/dashboard', '/docs', '/openapi.json']) {
+      expect((await as(null, 'GET', url)).statusCode, url).toBe(200);
+    }
+    expect((await as(null, 'GET', '/v1/api/events')).statusCode).toBe(401);
+    expect((await as(h.tokenFor('viewer', ['crm']), 'GET', '/v1/api/shop/orders/incidents')).statusCode).toBe(403);
   });
 
   it('generates the signing secret once, readable only by its owner', () => {
