@@ -49,6 +49,14 @@ url="http://$host:$port"
 for _ in $(seq 1 60); do
   if node -e "fetch('$url/readyz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"; then
     say "flume-service is up at $url"
+    for _ in $(seq 1 5); do
+      gw_state=$(supervisorctl -c supervisor.conf status gateway 2>/dev/null | awk '{print $2}')
+      [ "$gw_state" = RUNNING ] && break
+      sleep 1
+    done
+    if [ "$gw_state" != RUNNING ]; then
+      say "WARNING: the gateway is $gw_state (port ${GATEWAY_PORT:-8080} taken? set GATEWAY_PORT); see var/log/gateway-error.log"
+    fi
     gw="http://${GATEWAY_HOST:-127.0.0.1}:${GATEWAY_PORT:-8080}"
     cat <<TXT
 

@@ -46,9 +46,9 @@ export function buildApp({ config, log, redis, driver, readiness = { reconciled:
     loggerInstance: log.child({ component: 'http' }) as FastifyBaseLogger,
     bodyLimit: 1_048_576,
   });
-  // An empty body is "no options"; anything else must be a JSON object.
-  app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+  // An empty body is "no options"; anything else must be JSON. Bodies are read as JSON
+  // whatever their content type, so `curl -d '{...}'` (form-encoded by default) works too.
+  const parseJson = (_req: unknown, body: string | Buffer, done: (err: Error | null, value?: unknown) => void) => {
     const text = String(body).trim();
     if (text === '') return done(null, undefined);
     try {
@@ -56,7 +56,10 @@ export function buildApp({ config, log, redis, driver, readiness = { reconciled:
     } catch {
       done(invalidJson('the body is not valid JSON'), undefined);
     }
-  });
+  };
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, parseJson);
+  app.addContentTypeParser('*', { parseAs: 'string' }, parseJson);
   registerErrorHandling(app);
   const latency = new LatencyHistogram();
   latency.attach(app);

@@ -211,6 +211,14 @@ describe('agent lifecycle against real supervisord, Redis and Flume', () => {
     });
     expect(notJson.statusCode).toBe(400);
     expect(notJson.json()).toMatchObject({ code: 10001, error: 'INVALID_JSON' });
+    // curl -d sends form-encoded by default: the body is still read as JSON (and checked)
+    const formEncoded = await h.inject({
+      method: 'POST',
+      url: '/v1/api/ok/table/create',
+      payload: '{"sink":"nope"}',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
+    expect(formEncoded.json()).toMatchObject({ error: 'INVALID_REQUEST' });
     expect(await snapshot()).toEqual(before);
   });
 
