@@ -49,13 +49,14 @@ url="http://$host:$port"
 for _ in $(seq 1 60); do
   if node -e "fetch('$url/readyz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"; then
     say "flume-service is up at $url"
-    for _ in $(seq 1 5); do
-      gw_state=$(supervisorctl -c supervisor.conf status gateway 2>/dev/null | awk '{print $2}')
-      [ "$gw_state" = RUNNING ] && break
+    gw_probe="fetch('http://${GATEWAY_HOST:-127.0.0.1}:${GATEWAY_PORT:-8080}/').then(r=>r.text()).then(t=>process.exit(t.includes('/ingest/')?0:1),()=>process.exit(1))"
+    gw_ok=0
+    for _ in $(seq 1 10); do
+      if node -e "$gw_probe" 2>/dev/null; then gw_ok=1; break; fi
       sleep 1
     done
-    if [ "$gw_state" != RUNNING ]; then
-      say "WARNING: the gateway is $gw_state (port ${GATEWAY_PORT:-8080} taken? set GATEWAY_PORT); see var/log/gateway-error.log"
+    if [ $gw_ok = 0 ]; then
+      say "WARNING: the gateway does not answer on port ${GATEWAY_PORT:-8080} (taken by something else? set GATEWAY_PORT); see var/log/gateway-error.log"
     fi
     gw="http://${GATEWAY_HOST:-127.0.0.1}:${GATEWAY_PORT:-8080}"
     cat <<TXT
