@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -32,6 +33,7 @@ export interface AppDeps {
 export interface BuiltApp {
   app: FastifyInstance;
   agents: AgentService;
+  tokens: TokenService;
   /** Not started: server.ts (and tests) start it once disk state is reconciled. */
   incidents: IncidentService;
 }
@@ -64,14 +66,14 @@ export function buildApp({ config, log, redis, driver, readiness = { reconciled:
   const latency = new LatencyHistogram();
   latency.attach(app);
   const authorize = registerAuth(app, loadOrCreateSecret(config));
-  const tokens = new TokenService(redis, keys, config.TOKEN_GRACE_SECONDS, log.child({ component: 'tokens' }));
+  const tokens = new TokenService(redis, keys, config.TOKEN_GRACE_SECONDS, log.child({ component: 'tokens' }), join(config.varDir, 'tokens'));
   void app.register(healthRoutes, { redis, driver, readiness });
-  void app.register(agentRoutes, { agents, authorize });
+  void app.register(agentRoutes, { agents, tokens, authorize });
   const incidents = new IncidentService(config, redis, keys, driver, agents, log.child({ component: 'incidents' }));
   void app.register(tokenRoutes, { tokens, authorize });
   void app.register(eventRoutes, { incidents, agents, authorize });
   void app.register(metricsRoutes, { agents, incidents, latency });
   void app.register(pageRoutes);
   app.addHook('onClose', async () => incidents.stop());
-  return { app, agents, incidents };
+  return { app, agents, tokens, incidents };
 }

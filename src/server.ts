@@ -19,14 +19,15 @@ async function main(): Promise<void> {
   const redis = createRedis(config.REDIS_URL);
   const driver = createSupervisorDriver(config);
   const readiness = { reconciled: false };
-  const { app, agents, incidents } = buildApp({ config, log, redis, driver, readiness });
+  const { app, agents, tokens, incidents } = buildApp({ config, log, redis, driver, readiness });
 
   // Redis may be a fresh one (or not up yet): rebuild reservations and routes from disk,
   // retrying until it answers. /readyz reports Redis meanwhile.
   const restore = async (): Promise<void> => {
     try {
       if (redis.status === 'wait') await redis.connect();
-      log.info(await agents.reconcile(), 'reconciled Redis and supervisord with conf.d/ and services/');
+      const tokensRestored = await tokens.restoreFromDisk();
+      log.info({ ...(await agents.reconcile()), tokensRestored }, 'reconciled Redis and supervisord with conf.d/ and services/');
       readiness.reconciled = true;
       await incidents.start();
     } catch (err) {

@@ -5,6 +5,7 @@ import type { AgentService } from '../agents/agent-service.js';
 import { NAME_PATTERN, tableParamsSchema, type TableRef } from '../agents/names.js';
 import { forbidden, invalidName, invalidRequest, methodNotAllowed } from '../errors.js';
 import type { Authorize } from '../http/auth.js';
+import type { TokenService } from '../tokens/token-service.js';
 
 function tableOf(params: unknown): TableRef {
   const r = tableParamsSchema.safeParse(params);
@@ -21,7 +22,10 @@ export const listQuerySchema = z
   .strict();
 
 /** The lifecycle API. Each handler validates, calls one AgentService method, shapes the body. */
-export async function agentRoutes(app: FastifyInstance, opts: { agents: AgentService; authorize: Authorize }): Promise<void> {
+export async function agentRoutes(
+  app: FastifyInstance,
+  opts: { agents: AgentService; tokens: TokenService; authorize: Authorize },
+): Promise<void> {
   const { agents, authorize } = opts;
   const read = { onRequest: authorize('read') };
   const operate = { onRequest: authorize('operate') };
@@ -74,8 +78,9 @@ export async function agentRoutes(app: FastifyInstance, opts: { agents: AgentSer
   });
 
   app.post('/v1/api/reconcile', { onRequest: authorize('admin') }, async () => {
+    const tokensRestored = await opts.tokens.restoreFromDisk();
     const report = await agents.reconcile();
-    return ok('reconciled', report);
+    return ok('reconciled', { ...report, tokensRestored });
   });
 
   // A browser or a habit from the original GET API: say which method to use instead.

@@ -1,4 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { z } from 'zod';
@@ -111,7 +113,8 @@ const scopeOut = (s: string | undefined): string[] | '*' => (!s || s === '*' ? '
  * Guarantees: Redis holds only SHA-1 hashes of tokens; set and revoke are atomic Lua scripts
  * (a concurrent change makes them re-read and retry); setting a new token keeps the replaced
  * one valid for TOKEN_GRACE_SECONDS and ends any older one; revoke ends all at once; every
- * change is published on the invalidate channel so gateway caches drop it immediately.
+ * change is published on the invalidate channel so gateway caches drop it immediately; every
+ * change is copied to var/tokens/ (hashes only) so a Redis loss loses no sender's token.
  */
 export class TokenService {
   constructor(
@@ -119,7 +122,61 @@ export class TokenService {
     private readonly keys: Keys,
     private readonly graceSeconds: number,
     private readonly log: Logger,
+    /** var/tokens/: a copy of each user's records (hashes only), to survive a Redis loss. */
+    private readonly dir: string,
   ) {}
+
+  private file(username: string): string {
+    return join(this.dir, `${username}.json`);
+  }
+
+  /** Copies what Redis now holds for the user to disk (mode 0600). Logged, never thrown. */
+  private async persist(username: string): Promise<void> {
+    try {
+      const user = await this.redis.hgetall(this.keys.user(username));
+      const tokens: Record<string, Record<string, string>> = {};
+      for (const hash of [user.current, user.previous].filter((h): h is string => !!h)) {
+        const { lastUsed: _l, ...record } = await this.redis.hgetall(this.keys.token(hash));
+        if (record.user) tokens[hash] = record;
+      }
+      await mkdir(this.dir, { recursive: true, mode: 0o700 });
+      const tmp = join(this.dir, `.${username}.json.tmp`);
+      await writeFile(tmp, JSON.stringify({ username, user, tokens }), { mode: 0o600 });
+      await rename(tmp, this.file(username));
+    } catch (err) {
+      this.log.error({ err, username }, 'could not copy the token records to disk');
+    }
+  }
+
+  /**
+   * Puts back into Redis the users (and their unexpired tokens) that are on disk but not in
+   * Redis: after a Redis that keeps nothing restarted, senders' tokens work again.
+   * Idempotent. Returns the usernames restored.
+   */
+  async restoreFromDisk(): Promise<string[]> {
+    const restored: string[] = [];
+    const now = Math.floor(Date.now() / 1000);
+    for (const f of (await readdir(this.dir).catch(() => [] as string[])).filter((n) => n.endsWith('.json') && !n.startsWith('.'))) {
+      const saved = JSON.parse(await readFile(join(this.dir, f), 'utf8')) as {
+        username: string;
+        user: Record<string, string>;
+        tokens: Record<string, Record<string, string>>;
+      };
+      if (await redisCall(() => this.redis.exists(this.keys.user(saved.username)))) continue;
+      const tx = this.redis.multi().hset(this.keys.user(saved.username), saved.user).sadd(this.keys.users(), saved.username);
+      for (const [hash, record] of Object.entries(saved.tokens)) {
+        const ends = [Number(record.exp), Number(record.graceUntil)].filter((t) => t > 0);
+        if (ends.some((t) => t <= now)) continue;
+        tx.hset(this.keys.token(hash), record);
+        if (ends.length) tx.expireat(this.keys.token(hash), Math.min(...ends) + 60);
+        tx.publish(this.keys.invalidateChannel(), `token:${hash}`);
+      }
+      await redisCall(() => tx.exec());
+      restored.push(saved.username);
+    }
+    if (restored.length) this.log.warn({ users: restored }, 'restored ingestion tokens from disk into Redis');
+    return restored;
+  }
 
   /** Validates a request body the original way: 10001 not a JSON object, 10002 no username. */
   parseRequest(body: unknown): TokenRequest {
@@ -170,6 +227,7 @@ export class TokenService {
       );
       if (r === 'RETRY') continue;
       this.log.info({ username: req.username, scope, exp, rotated: cur !== '' }, 'ingestion token set');
+      await this.persist(req.username);
       return {
         username: req.username,
         ...(req.token ? {} : { token }),
@@ -202,6 +260,7 @@ export class TokenService {
       );
       if (r === 'NONE') throw tokenUserNotFound(username);
       if (r === 'OK') {
+        await rm(this.file(username), { force: true });
         this.log.info({ username }, 'ingestion tokens revoked');
         return;
       }

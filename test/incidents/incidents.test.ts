@@ -152,23 +152,28 @@ describe('incidents: a crash is not a stop', () => {
 });
 
 describe('reconcile', () => {
-  it('after Redis lost everything, restores routes so the gateway works again; a second run changes nothing', async () => {
+  it('after Redis lost everything, restores routes and tokens so the gateway works again; a second run changes nothing', async () => {
     const gw = new TestGateway(h.config);
     await gw.start();
     try {
       await h.inject({ method: 'POST', url: '/v1/api/ops/killed/restart' });
-      await dropPrefix(h.redis, h.config.REDIS_KEY_PREFIX);
-      const token = (await h.inject({ method: 'POST', url: '/v1/api/token', payload: { username: 'after-flush' } })).json().token as string;
-      expect((await ingest(gw, 'ops', 'killed', token, [{ headers: {}, body: 'x' }])).status).toBe(404);
+      const token = (await h.inject({ method: 'POST', url: '/v1/api/token', payload: { username: 'sender', ttlSeconds: 3600 } })).json().token as string;
+      expect((await ingest(gw, 'ops', 'killed', token, [{ headers: {}, body: 'before flush' }])).status).toBe(200);
+      await dropPrefix(h.redis, h.config.REDIS_KEY_PREFIX); // what a restart of a Redis that keeps nothing does
+      await h.redis.publish(h.keys.invalidateChannel(), 'flush'); // (and the gateway's subscription drops its cache)
+      await sleep(50);
+      expect((await ingest(gw, 'ops', 'killed', token, [{ headers: {}, body: 'x' }])).status).toBe(401);
 
       const r = await h.inject({ method: 'POST', url: '/v1/api/reconcile' });
       expect(r.statusCode).toBe(200);
-      expect(r.json()).toMatchObject({ code: 0, agents: 6, conflicts: [] });
+      expect(r.json()).toMatchObject({ code: 0, agents: 6, conflicts: [], tokensRestored: ['sender'] });
       expect(await ingest(gw, 'ops', 'killed', token, [{ headers: {}, body: 'after reconcile' }])).toMatchObject({ status: 200 });
       expect(Object.keys(await h.redis.hgetall(h.keys.ports()))).toHaveLength(12);
 
       const again = (await h.inject({ method: 'POST', url: '/v1/api/reconcile' })).json();
-      expect(again).toMatchObject({ removedPrograms: [], removedHalfCreated: [], releasedPorts: [], removedRoutes: [], routesChanged: [] });
+      expect(again).toMatchObject({ removedPrograms: [], removedHalfCreated: [], releasedPorts: [], removedRoutes: [], routesChanged: [], tokensRestored: [] });
+      const listed = (await h.inject({ method: 'GET', url: '/v1/api/token' })).json() as { users: Array<{ username: string; expiresAt: string }> };
+      expect(listed.users.find((u) => u.username === 'sender')?.expiresAt).not.toBeNull();
     } finally {
       await gw.stop();
     }

@@ -1,5 +1,5 @@
 import { createHmac } from 'node:crypto';
-import { statSync, readFileSync } from 'node:fs';
+import { existsSync, statSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { secretFile } from '../../src/auth/secret.js';
 import { hashToken } from '../../src/tokens/token-service.js';
@@ -131,6 +131,11 @@ describe('ingestion token API', () => {
     expect(dump).not.toContain(body.token);
     expect(dump).not.toContain('bob-secret-token-0001');
     expect(dump).toContain(hashToken(body.token));
+    // The disk copy (to survive a Redis loss) holds hashes only, readable by the owner only.
+    const copy = `${h.config.varDir}/tokens/alice.json`;
+    expect(readFileSync(copy, 'utf8')).toContain(hashToken(body.token));
+    expect(readFileSync(copy, 'utf8')).not.toContain(body.token);
+    expect(statSync(copy).mode & 0o777).toBe(0o600);
 
     const list = (await as(admin(), 'GET', '/v1/api/token')).json() as { users: Array<Record<string, unknown>> };
     expect(list.users.map((u) => u.username)).toEqual(['alice', 'bob']);
@@ -152,5 +157,6 @@ describe('ingestion token API', () => {
     expect(del.statusCode).toBe(200);
     expect(await h.redis.exists(h.keys.token(hashToken(second.token)), h.keys.token(hashToken(third.token)), h.keys.user('carol'))).toBe(0);
     expect((await as(admin(), 'DELETE', '/v1/api/token/carol')).statusCode).toBe(404);
+    expect(existsSync(`${h.config.varDir}/tokens/carol.json`)).toBe(false);
   });
 });
