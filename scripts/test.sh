@@ -6,9 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 say() { printf '[test] %s\n' "$*"; }
 
-redis_answers() {
-  (exec 3<>"/dev/tcp/$1/$2" && printf 'PING\r\n' >&3 && IFS= read -r -t 2 line <&3 && [[ "$line" == +PONG* ]]) 2>/dev/null
-}
+source scripts/lib.sh
 
 tmp=$(mktemp -d)
 redis_pid=

@@ -6,9 +6,7 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 say() { printf '[up] %s\n' "$*"; }
 
-redis_answers() { # host port
-  (exec 3<>"/dev/tcp/$1/$2" && printf 'PING\r\n' >&3 && IFS= read -r -t 2 line <&3 && [[ "$line" == +PONG* ]]) 2>/dev/null
-}
+source scripts/lib.sh
 
 mkdir -p var/supervisor.d
 if [ -z "${REDIS_URL:-}" ] && ! redis_answers 127.0.0.1 6379; then

@@ -252,17 +252,10 @@ export class AgentService {
     const metas = await this.allMetas();
     const withMeta = new Set(metas.map((m) => m.program));
     const loaded = (await this.driver.infoAll()).map((i) => i.name).filter((p) => parseProgramName(p));
-    const skipBusy = async (program: string, fn: () => Promise<void>) => {
-      try {
-        await this.lock.run(program, fn);
-      } catch (err) {
-        if (!(err instanceof AppError && err.error === 'BUSY')) throw err;
-      }
-    };
 
     for (const program of new Set([...onDisk, ...loaded])) {
       if (withMeta.has(program) && onDisk.has(program)) continue;
-      await skipBusy(program, async () => {
+      await this.unlessBusy(program, async () => {
         const paths = agentPaths(this.cfg, program);
         if (existsSync(paths.metaFile) && existsSync(paths.programFile)) return;
         await this.unloadProgram(program, paths);
@@ -272,7 +265,7 @@ export class AgentService {
     }
     for (const meta of metas) {
       if (onDisk.has(meta.program)) continue;
-      await skipBusy(meta.program, async () => {
+      await this.unlessBusy(meta.program, async () => {
         const paths = agentPaths(this.cfg, meta.program);
         if (existsSync(paths.programFile) || !existsSync(paths.metaFile)) return;
         await this.withdrawRoute(meta, true);
@@ -300,7 +293,7 @@ export class AgentService {
     const reservations = await redisCall(() => this.redis.hgetall(this.keys.ports()));
     for (const [port, owner] of Object.entries(reservations)) {
       // A reservation of a table being created right now has no metadata yet: skip busy ones.
-      if (owned.get(port) === owner || (await redisCall(() => this.redis.exists(this.keys.lock(owner))))) continue;
+      if (owned.get(port) === owner || (await this.busy(owner))) continue;
       await this.ports.release(Number(port), owner);
       report.releasedPorts.push(Number(port));
       this.log.warn({ port, owner }, 'reconcile: released a port reservation nobody owns');
@@ -310,7 +303,7 @@ export class AgentService {
     for (const entry of await redisCall(() => this.redis.smembers(this.keys.tables()))) {
       if (tables.has(entry)) continue;
       const [db = '', table = ''] = entry.split(':');
-      if (await redisCall(() => this.redis.exists(this.keys.lock(programName({ db, table }))))) continue;
+      if (await this.busy(programName({ db, table }))) continue;
       await this.withdrawRoute({ db, table }, true);
       report.removedRoutes.push(entry);
       this.log.warn({ table: entry }, 'reconcile: removed the route of a table that has no agent');
@@ -332,18 +325,14 @@ export class AgentService {
         (await this.desired(paths)) === 'running' && (await probeSource(meta.port)) === 'flume';
       const has = async () => (await redisCall(() => this.redis.exists(this.keys.route(meta.db, meta.table)))) === 1;
       if ((await wanted()) === (await has())) continue;
-      try {
-        await this.lock.run(meta.program, async () => {
-          const want = await wanted();
-          if (want === (await has())) return;
-          if (want) await this.publishRoute(meta);
-          else await this.withdrawRoute(meta);
-          changed.push(meta.program);
-          this.log.info({ program: meta.program, route: want ? 'published' : 'withdrawn' }, 'route follows readiness');
-        });
-      } catch (err) {
-        if (!(err instanceof AppError && err.error === 'BUSY')) throw err;
-      }
+      await this.unlessBusy(meta.program, async () => {
+        const want = await wanted();
+        if (want === (await has())) return;
+        if (want) await this.publishRoute(meta);
+        else await this.withdrawRoute(meta);
+        changed.push(meta.program);
+        this.log.info({ program: meta.program, route: want ? 'published' : 'withdrawn' }, 'route follows readiness');
+      });
     }
     return changed;
   }
@@ -359,6 +348,15 @@ export class AgentService {
   }
 
   // --- internals ----------------------------------------------------------------------------
+
+  /** Runs fn under the table's lock; a table busy with an operation is left to it. */
+  private async unlessBusy(program: string, fn: () => Promise<void>): Promise<void> {
+    try {
+      await this.lock.run(program, fn);
+    } catch (err) {
+      if (!(err instanceof AppError && err.error === 'BUSY')) throw err;
+    }
+  }
 
   private checkSinkAvailable(spec: AgentSpec): void {
     if (spec.sink === 'hdfs' && !/hadoop-(common|client)/.test(this.cfg.FLUME_EXTRA_CLASSPATH)) {

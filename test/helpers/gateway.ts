@@ -5,6 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { acceptsConnections } from '../../src/agents/probe.js';
 import type { Config } from '../../src/config.js';
 import { writeGatewayConfig } from '../../src/gateway/render.js';
+import { stopChild } from './process.js';
 
 /** Real nginx running the rendered gateway config, in the foreground so the test reaps it. */
 export class TestGateway {
@@ -39,11 +40,7 @@ export class TestGateway {
   async stop(): Promise<void> {
     const child = this.child;
     this.child = null;
-    if (!child || child.exitCode !== null) return;
-    const exited = new Promise((r) => child.once('exit', r));
-    child.kill('SIGQUIT');
-    await Promise.race([exited, sleep(10_000)]);
-    if (child.exitCode === null) child.kill('SIGKILL');
+    await stopChild(child, 'SIGQUIT', 10_000);
   }
 }
 

@@ -3,6 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PROJECT_ROOT } from '../../src/config.js';
+import { stopChild } from './process.js';
 import { XmlRpcSupervisorDriver } from '../../src/supervisor/xmlrpc-driver.js';
 
 /**
@@ -75,11 +76,7 @@ export class TestSupervisord {
   async stop(): Promise<void> {
     const child = this.child;
     this.child = null;
-    if (!child || child.exitCode !== null) return;
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGTERM');
-    await Promise.race([exited, sleep(60_000)]);
-    if (child.exitCode === null) child.kill('SIGKILL');
+    await stopChild(child, 'SIGTERM', 60_000);
   }
 
   async restart(): Promise<void> {
