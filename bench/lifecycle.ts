@@ -13,7 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { LOG4J_CONFIG } from '../src/agents/render.js';
 import { agentPaths } from '../src/agents/paths.js';
 import { canBind } from '../src/agents/port-allocator.js';
-import { acceptsConnections } from '../src/agents/probe.js';
+import { acceptsConnections } from '../src/agents/port-allocator.js';
 import { startHarness } from '../test/helpers/harness.js';
 
 const N = Number(process.env.BENCH_AGENTS ?? 5);

@@ -1,11 +1,16 @@
 import { join } from 'node:path';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { AgentService } from './agents/agent-service.js';
+import { AgentStore } from './agents/agent-store.js';
 import { PortAllocator } from './agents/port-allocator.js';
+import { Reconciler, type RestoreReport } from './agents/reconciler.js';
+import { RouteTable } from './agents/route-table.js';
+import { TableLock } from './agents/table-lock.js';
 import type { Config } from './config.js';
 import { invalidJson } from './errors.js';
+import { FleetModel } from './fleet/fleet-model.js';
 import { loadOrCreateSecret } from './auth/secret.js';
 import { registerAuth } from './http/auth.js';
 import { registerErrorHandling } from './http/error-handler.js';
@@ -26,27 +31,48 @@ export interface AppDeps {
   log: Logger;
   redis: Redis;
   driver: SupervisorDriver;
-  /** server.ts flips `reconciled` once disk state is restored; /readyz waits for it. */
-  readiness?: { reconciled: boolean };
 }
 
 export interface BuiltApp {
   app: FastifyInstance;
   agents: AgentService;
   tokens: TokenService;
-  /** Not started: server.ts (and tests) start it once disk state is reconciled. */
+  fleet: FleetModel;
+  reconciler: Reconciler;
   incidents: IncidentService;
+  /**
+   * Restores Redis from disk, then starts the background work (fleet refresh, Redis-loss
+   * check, route sync, incidents). Throws if Redis or supervisord do not answer: call again.
+   * /readyz answers 503 until it has succeeded. app.close() stops it all.
+   */
+  start(): Promise<RestoreReport>;
 }
 
 /** Builds the HTTP app from its dependencies. It never listens: server.ts and tests do. */
-export function buildApp({ config, log, redis, driver, readiness = { reconciled: true } }: AppDeps): BuiltApp {
+export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
   const keys = makeKeys(config.REDIS_KEY_PREFIX);
-  const ports = new PortAllocator(redis, keys, config.PORT_RANGE);
-  const agents = new AgentService(config, redis, keys, driver, ports, log.child({ component: 'agents' }));
+  const store = new AgentStore(config);
+  const routeTable = new RouteTable(redis, keys);
+  const lock = new TableLock(
+    redis,
+    keys,
+    { leaseMs: config.LOCK_LEASE_MS, maxHoldMs: config.AGENT_READY_TIMEOUT_MS + 120_000 },
+    log.child({ component: 'lock' }),
+  );
+  const ports = new PortAllocator(redis, keys, config.PORT_RANGE, () => store.ownedPorts());
+  const fleet = new FleetModel(config, store, driver, redis, keys, log.child({ component: 'fleet' }));
+  const agents = new AgentService(config, store, routeTable, lock, driver, ports, fleet, log.child({ component: 'agents' }));
+  const tokens = new TokenService(redis, keys, config.TOKEN_GRACE_SECONDS, log.child({ component: 'tokens' }), join(config.varDir, 'tokens'));
+  const reconciler = new Reconciler(redis, keys, store, routeTable, lock, driver, ports, fleet, agents, tokens, log.child({ component: 'reconciler' }));
+  const incidents = new IncidentService(config, redis, keys, driver, store, lock, agents, log.child({ component: 'incidents' }));
+  const readiness = { reconciled: false };
 
   const app: FastifyInstance = Fastify({
     loggerInstance: log.child({ component: 'http' }) as FastifyBaseLogger,
     bodyLimit: 1_048_576,
+    // Dashboards poll all day: requests are counted by the latency histogram, not logged line
+    // by line; errors are still logged by the error handler.
+    logController: new LogController({ disableRequestLogging: true }),
   });
   // An empty body is "no options"; anything else must be JSON. Bodies are read as JSON
   // whatever their content type, so `curl -d '{...}'` (form-encoded by default) works too.
@@ -66,14 +92,27 @@ export function buildApp({ config, log, redis, driver, readiness = { reconciled:
   const latency = new LatencyHistogram();
   latency.attach(app);
   const authorize = registerAuth(app, loadOrCreateSecret(config));
-  const tokens = new TokenService(redis, keys, config.TOKEN_GRACE_SECONDS, log.child({ component: 'tokens' }), join(config.varDir, 'tokens'));
   void app.register(healthRoutes, { redis, driver, readiness });
-  void app.register(agentRoutes, { agents, tokens, authorize });
-  const incidents = new IncidentService(config, redis, keys, driver, agents, log.child({ component: 'incidents' }));
+  void app.register(agentRoutes, { agents, reconciler, fleet, authorize });
   void app.register(tokenRoutes, { tokens, authorize });
-  void app.register(eventRoutes, { incidents, agents, authorize });
+  void app.register(eventRoutes, { incidents, fleet, agents, authorize });
   void app.register(metricsRoutes, { agents, incidents, latency });
   void app.register(pageRoutes);
-  app.addHook('onClose', async () => incidents.stop());
-  return { app, agents, tokens, incidents };
+
+  let started = false;
+  const start = async () => {
+    const report = await reconciler.restore();
+    readiness.reconciled = true;
+    if (!started) {
+      started = true;
+      await fleet.start();
+      reconciler.start();
+      await incidents.start();
+    }
+    return report;
+  };
+  app.addHook('onClose', async () => {
+    await Promise.all([incidents.stop(), reconciler.stop(), fleet.stop()]);
+  });
+  return { app, agents, tokens, fleet, reconciler, incidents, start };
 }

@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
@@ -34,6 +35,8 @@ export const configSchema = z.object({
   FLUME_EXTRA_CLASSPATH: z.string().default(''),
   AGENT_HEAP: z.string().regex(/^\d+[mMgG]$/, 'must look like 256m').default('256m'),
   AGENT_READY_TIMEOUT_MS: z.coerce.number().int().min(1000).default(60000),
+  /** A table lock outlives a crashed API process by at most this; its live holder extends it. */
+  LOCK_LEASE_MS: z.coerce.number().int().min(1000).max(60000).default(6000),
   /** Signs control-API JWTs. Unset: generated once into var/jwt-secret (0600). */
   JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
   /** How long a rotated-out ingestion token stays valid next to its successor. */
@@ -54,6 +57,10 @@ export const configSchema = z.object({
   CRASH_LOOP_WINDOW_SECONDS: z.coerce.number().int().min(10).default(300),
   /** Full comparison of desired and actual state, for events supervisord dropped. */
   RESYNC_INTERVAL_MS: z.coerce.number().int().min(500).default(10000),
+  /** How often the fleet model observes every agent (supervisord, source probe, counters). */
+  FLEET_REFRESH_MS: z.coerce.number().int().min(200).max(60000).default(2000),
+  /** This API process's name among others sharing the Redis (its incident-stream consumer). */
+  INSTANCE_NAME: z.string().regex(/^[A-Za-z0-9_.:@-]{1,100}$/).optional(),
   /** First wait before restarting an agent stuck in FATAL; doubles per attempt, up to 10 min. */
   FATAL_RETRY_BASE_SECONDS: z.coerce.number().min(0.5).default(10),
   /** How long the gateway caches a token or route lookup; changes invalidate it at once. */
@@ -61,6 +68,7 @@ export const configSchema = z.object({
 });
 
 export type Config = z.infer<typeof configSchema> & {
+  INSTANCE_NAME: string;
   confDir: string;
   servicesDir: string;
   varDir: string;
@@ -84,6 +92,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   return {
     ...c,
     STATE_DIR: stateDir,
+    INSTANCE_NAME: c.INSTANCE_NAME ?? `${hostname()}:${c.API_PORT}`,
     confDir: resolve(stateDir, 'conf.d'),
     servicesDir: resolve(stateDir, 'services'),
     varDir,

@@ -63,8 +63,15 @@ export const methodNotAllowed = (allowed: string) =>
   make('METHOD_NOT_ALLOWED', 405, `use ${allowed} for this endpoint`, { allow: allowed });
 export const agentExists = (program: string) =>
   make('AGENT_EXISTS', 409, `an agent already exists for this table (${program})`);
-export const busy = (program: string) =>
-  make('BUSY', 409, `another operation on ${program} is in progress; retry when it finishes`);
+export const busy = (program: string, holder?: { operation: string; since: string } | null) =>
+  make(
+    'BUSY',
+    409,
+    holder
+      ? `${program} is busy: ${holder.operation} in progress since ${holder.since}; retry when it finishes`
+      : `another operation on ${program} is in progress; retry when it finishes`,
+    holder ? { operation: holder.operation, since: holder.since } : undefined,
+  );
 export const portConflict = (port: number) =>
   make('PORT_CONFLICT', 409, `the agent's port ${port} is held by another process; free it or delete and re-create the agent`);
 export const noFreePort = (range: [number, number]) =>

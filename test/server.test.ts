@@ -7,6 +7,8 @@ import { describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../src/config.js';
 import { REDIS_URL, tempDir } from './helpers/harness.js';
 import { TestSupervisord } from './helpers/supervisord.js';
+import { until } from './helpers/wait.js';
+import { openEventStream } from './helpers/webhook.js';
 
 const tsx = join(PROJECT_ROOT, 'node_modules', '.bin', 'tsx');
 const server = join(PROJECT_ROOT, 'src', 'server.ts');
@@ -21,7 +23,7 @@ describe('server.ts, the process', () => {
     expect((err as { stderr: string }).stderr).toMatch(/PORT_RANGE/);
   });
 
-  it('listens, reports ready, and exits cleanly on SIGTERM', async () => {
+  it('listens, reports ready, and exits cleanly on SIGTERM, even while a dashboard holds the event stream', async () => {
     const dir = tempDir('server');
     const sup = new TestSupervisord(dir);
     await sup.start();
@@ -37,9 +39,19 @@ describe('server.ts, the process', () => {
         ready = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => null);
       }
       expect(ready?.status).toBe(200);
+      const env = { ...process.env, STATE_DIR: dir, API_PORT: String(port), REDIS_URL, REDIS_KEY_PREFIX: `test:server${port}:` };
+      const { stdout: token } = await promisify(execFile)(tsx, [join(PROJECT_ROOT, 'src', 'cli', 'token.ts'), '--role', 'viewer'], { env });
+      const stream = openEventStream(`http://127.0.0.1:${port}/v1/api/events`, token.trim());
+      await until(() => stream.opened, (x) => x, 10_000);
+      expect(stream.opened).toBe(true);
       const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+      const t0 = Date.now();
       child.kill('SIGTERM');
-      expect(await exited).toBe(0);
+      // Before the fix, the process waited for the stream until supervisord's SIGKILL (30 s).
+      const code = await Promise.race([exited, sleep(20_000).then(() => 'still running')]);
+      console.log(`SIGTERM with an open event stream: exited in ${Date.now() - t0} ms`);
+      expect(code).toBe(0);
+      await stream.close();
     } finally {
       child.kill('SIGKILL');
       await sup.stop();

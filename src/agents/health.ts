@@ -1,54 +1,5 @@
-import { Agent, request } from 'node:http';
-
-// Connections to agents' metrics servers are reused: dashboards poll them all day.
-const keepAlive = new Agent({ keepAlive: true, maxSockets: 4, timeout: 30_000 });
+import type { FlumeCounters, SourceProbe } from '../flume/client.js';
 import type { ProcessInfo } from '../supervisor/driver.js';
-import type { SourceProbe } from './probe.js';
-
-/** Flume's own counters, from its metrics server (-Dflume.monitoring.type=http). */
-export interface FlumeCounters {
-  eventsReceived: number;
-  eventsAccepted: number;
-  eventsDrained: number;
-  channelSize: number;
-  channelCapacity: number;
-  channelFillPercent: number;
-  sinkConnectionFailures: number;
-}
-
-/** GET /metrics on the agent's metrics port; null if it does not answer in time. */
-export function readFlumeMetrics(port: number, timeoutMs = 500): Promise<FlumeCounters | null> {
-  return new Promise((resolve) => {
-    const req = request({ host: '127.0.0.1', port, path: '/metrics', timeout: timeoutMs, agent: keepAlive }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (text += c));
-      res.on('end', () => {
-        try {
-          const m = JSON.parse(text) as Record<string, Record<string, string>>;
-          const src = m['SOURCE.r1'] ?? {};
-          const ch = m['CHANNEL.c1'] ?? {};
-          const sink = m['SINK.k1'] ?? {};
-          const n = (v: string | undefined) => Number(v ?? 0) || 0;
-          resolve({
-            eventsReceived: n(src.EventReceivedCount),
-            eventsAccepted: n(src.EventAcceptedCount),
-            eventsDrained: n(sink.EventDrainSuccessCount),
-            channelSize: n(ch.ChannelSize),
-            channelCapacity: n(ch.ChannelCapacity),
-            channelFillPercent: n(ch.ChannelFillPercentage),
-            sinkConnectionFailures: n(sink.ConnectionFailedCount),
-          });
-        } catch {
-          resolve(null);
-        }
-      });
-    });
-    req.on('timeout', () => req.destroy());
-    req.on('error', () => resolve(null));
-    req.end();
-  });
-}
 
 export type Health = 'healthy' | 'starting' | 'degraded' | 'down' | 'stopped';
 

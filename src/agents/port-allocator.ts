@@ -1,4 +1,4 @@
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import type { Redis } from 'ioredis';
 import { noFreePort } from '../errors.js';
 import { redisCall } from '../redis/client.js';
@@ -27,7 +27,9 @@ export function canBind(port: number, host = '127.0.0.1'): Promise<boolean> {
  * Guarantees:
  * - allocate() is atomic across every process sharing the Redis: a port is reserved with HSETNX,
  *   so two concurrent callers never get the same port.
- * - it skips ports reserved in Redis and ports already bound on this host (probed by binding).
+ * - it skips ports reserved in Redis, ports that an agent on disk owns (disk is the truth: a
+ *   stopped agent keeps its ports even while Redis has lost every reservation) and ports
+ *   already bound on this host (probed by binding).
  * - release() frees a port only for the owner that holds it, so a stale release cannot free a
  *   port another table has since taken. Both are idempotent.
  */
@@ -36,6 +38,8 @@ export class PortAllocator {
     private readonly redis: Redis,
     private readonly keys: Keys,
     private readonly range: [number, number],
+    /** Ports owned by agents on disk, whatever Redis says. */
+    private readonly ownedOnDisk: () => Promise<Map<number, string>> = async () => new Map(),
   ) {}
 
   async allocate(owner: string): Promise<number> {
@@ -43,8 +47,9 @@ export class PortAllocator {
     const reserved = new Set(
       (await redisCall(() => this.redis.hkeys(this.keys.ports()))).map(Number),
     );
+    const owned = await this.ownedOnDisk();
     for (let port = lo; port <= hi; port++) {
-      if (reserved.has(port)) continue;
+      if (reserved.has(port) || owned.has(port)) continue;
       if (!(await canBind(port))) continue;
       const won = await redisCall(() => this.redis.hsetnx(this.keys.ports(), String(port), owner));
       if (won === 1) return port;
@@ -65,4 +70,18 @@ export class PortAllocator {
   async holder(port: number): Promise<string | null> {
     return redisCall(() => this.redis.hget(this.keys.ports(), String(port)));
   }
+}
+
+/** True if something accepts a TCP connection on host:port within timeoutMs. */
+export function acceptsConnections(port: number, host = '127.0.0.1', timeoutMs = 500): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = connect({ port, host });
+    const done = (ok: boolean) => {
+      sock.destroy();
+      resolve(ok);
+    };
+    sock.setTimeout(timeoutMs, () => done(false));
+    sock.once('connect', () => done(true));
+    sock.once('error', () => done(false));
+  });
 }

@@ -1,35 +1,95 @@
 import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
 import { busy } from '../errors.js';
 import { redisCall } from '../redis/client.js';
 import type { Keys } from '../redis/keys.js';
 
-// KEYS[1] lock key; ARGV[1] token. Deletes the lock only if we still hold it. Returns 1 or 0.
+// KEYS[1] lock key; ARGV[1] the holder's value. Deletes the lock only if we still hold it. 1 or 0.
 const UNLOCK = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`;
 
+// KEYS[1] lock key; ARGV[1] the holder's value; ARGV[2] lease ms. Extends the lease only if we
+// still hold it. Returns 1, or 0 when the lock is gone or someone else's.
+const RENEW = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0`;
+
+/** Who holds a table, as a 409 BUSY tells it. */
+export interface LockHolder {
+  operation: string;
+  since: string;
+  host: string;
+  pid: number;
+}
+
+export interface TableLockOptions {
+  /** How long a lock outlives its holder: a crashed process blocks the table at most this long. */
+  leaseMs: number;
+  /** The longest an operation may hold a table: past it the lease is no longer extended. */
+  maxHoldMs: number;
+}
+
 /**
  * One operation per table at a time, across every API process sharing the Redis.
- * A second caller does not wait: it gets 409 BUSY at once. The lock expires after `ttlMs`
- * so a crashed process cannot hold a table forever.
+ *
+ * Guarantees:
+ * - a second caller does not wait: it gets 409 BUSY at once, naming the operation that holds
+ *   the table and since when;
+ * - the lock is a short lease (`leaseMs`) that its holder extends while the operation runs, so
+ *   an operation may run as long as it needs (a slow JVM start), yet a process that died (kill
+ *   -9) stops blocking the table within one lease;
+ * - an operation that hangs past `maxHoldMs` stops extending its lease and so loses the lock;
+ * - release deletes the lock only if this holder still has it (a value check in Lua).
  */
 export class TableLock {
   constructor(
     private readonly redis: Redis,
     private readonly keys: Keys,
-    private readonly ttlMs: number,
+    private readonly opts: TableLockOptions,
+    private readonly log?: Logger,
   ) {}
 
-  async run<T>(program: string, fn: () => Promise<T>): Promise<T> {
+  async run<T>(program: string, operation: string, fn: () => Promise<T>): Promise<T> {
     const key = this.keys.lock(program);
-    const token = randomUUID();
-    const ok = await redisCall(() => this.redis.set(key, token, 'PX', this.ttlMs, 'NX'));
-    if (ok !== 'OK') throw busy(program);
+    const holder: LockHolder & { id: string } = { id: randomUUID(), operation, since: new Date().toISOString(), host: hostname(), pid: process.pid };
+    const value = JSON.stringify(holder);
+    const ok = await redisCall(() => this.redis.set(key, value, 'PX', this.opts.leaseMs, 'NX'));
+    if (ok !== 'OK') throw busy(program, await this.holder(program));
+    const until = Date.now() + this.opts.maxHoldMs;
+    const renew = setInterval(() => {
+      if (Date.now() > until) {
+        clearInterval(renew);
+        this.log?.error({ program, operation }, 'operation exceeded its deadline; its table lock is no longer extended');
+        return;
+      }
+      this.redis.eval(RENEW, 1, key, value, this.opts.leaseMs).catch(() => undefined);
+    }, Math.max(200, Math.floor(this.opts.leaseMs / 3)));
+    renew.unref();
     try {
       return await fn();
     } finally {
-      await this.redis.eval(UNLOCK, 1, key, token).catch(() => undefined);
+      clearInterval(renew);
+      await this.redis.eval(UNLOCK, 1, key, value).catch(() => undefined);
     }
+  }
+
+  /** Who holds the table now; null if nobody (or the lock expired meanwhile). */
+  async holder(program: string): Promise<LockHolder | null> {
+    const raw = await this.redis.get(this.keys.lock(program)).catch(() => null);
+    if (!raw) return null;
+    try {
+      const { operation, since, host, pid } = JSON.parse(raw) as LockHolder;
+      return { operation, since, host, pid };
+    } catch {
+      return { operation: 'unknown', since: '', host: '', pid: 0 };
+    }
+  }
+
+  /** True while an operation holds the table. */
+  async busy(program: string): Promise<boolean> {
+    return (await redisCall(() => this.redis.exists(this.keys.lock(program)))) === 1;
   }
 }

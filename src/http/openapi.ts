@@ -1,9 +1,11 @@
 import { z } from 'zod';
 import { zodToJsonSchema } from 'zod-to-json-schema';
-import type { AgentStatus, DeleteResult, ReconcileReport } from '../agents/agent-service.js';
+import type { DeleteResult } from '../agents/agent-service.js';
+import type { ReconcileReport } from '../agents/reconciler.js';
+import type { AgentStatus } from '../fleet/fleet-model.js';
 import { tableParamsSchema } from '../agents/names.js';
 import { createBodySchema, sinkSchemas } from '../agents/sinks.js';
-import { deleteQuerySchema, listQuerySchema } from '../routes/agents.js';
+import { deleteQuerySchema, listQuerySchema, statusQuerySchema } from '../routes/agents.js';
 import { usernameParamSchema } from '../routes/tokens.js';
 import { tokenRequestSchema, type TokenListing, type TokenSetResult } from '../tokens/token-service.js';
 
@@ -37,11 +39,12 @@ const statusSchema = z.object({
   pid: z.number().nullable(),
   uptimeSeconds: z.number().nullable(),
   startedAt: z.string().nullable(),
-  accepting: z.boolean().describe("Flume's HTTP source answered just now"),
+  accepting: z.boolean().describe("Flume's HTTP source answered when observed"),
   health: z.enum(['healthy', 'starting', 'degraded', 'down', 'stopped']),
   healthReason: z.string(),
   metrics: countersSchema.nullable(),
   description: z.string(),
+  observedAt: z.string().describe('when the fleet model observed this (every FLEET_REFRESH_MS); ?fresh=true observes it now'),
 });
 const deleteSchema = z.object({
   db: z.string(),
@@ -59,6 +62,7 @@ const reconcileSchema = z.object({
   removedRoutes: z.array(z.string()),
   conflicts: z.array(z.string()),
   routesChanged: z.array(z.string()),
+  skippedBusy: z.array(z.string()),
 });
 const tokenSetSchema = z.object({
   username: z.string(),
@@ -120,10 +124,10 @@ const OPERATIONS: Operation[] = [
   { method: 'post', path: '/v1/api/{db}/{table}/start', summary: 'Start the agent on its port (idempotent)', permission: 'operate', ...table, ok: [200, ok(statusSchema.shape)], errors: [400, 401, 403, 404, 409, 502, 503] },
   { method: 'post', path: '/v1/api/{db}/{table}/stop', summary: 'Withdraw the route and stop the agent; port and channel are kept', permission: 'operate', ...table, ok: [200, ok(statusSchema.shape)], errors: [400, 401, 403, 404, 409, 503] },
   { method: 'post', path: '/v1/api/{db}/{table}/restart', summary: 'Stop and start, same port', permission: 'operate', ...table, ok: [200, ok(statusSchema.shape)], errors: [400, 401, 403, 404, 409, 502, 503] },
-  { method: 'get', path: '/v1/api/{db}/{table}/status', summary: 'State, desired state, health, counters', permission: 'read', ...table, ok: [200, ok(statusSchema.shape)], errors: [400, 401, 403, 404, 503] },
+  { method: 'get', path: '/v1/api/{db}/{table}/status', summary: 'State, desired state, health, counters, from the fleet model; ?fresh=true probes the agent now', permission: 'read', ...table, query: statusQuerySchema, ok: [200, ok(statusSchema.shape)], errors: [400, 401, 403, 404, 503] },
   { method: 'get', path: '/v1/api/{db}/{table}/incidents', summary: 'The agent\'s last 100 incidents, newest first', permission: 'read', ...table, ok: [200, ok({ incidents: z.array(incidentSchema) })], errors: [400, 401, 403, 404] },
   { method: 'delete', path: '/v1/api/{db}/{table}', summary: 'Remove the agent; the channel stays unless empty or force', permission: 'operate', ...table, query: deleteQuerySchema, ok: [200, ok(deleteSchema.shape)], errors: [400, 401, 403, 404, 409, 503] },
-  { method: 'get', path: '/v1/api/services', summary: 'Every agent, in one call; ETag / If-None-Match answers 304 when unchanged', permission: 'read', query: listQuerySchema, ok: [200, ok({ agents: z.array(statusSchema.omit({ uptimeSeconds: true, description: true }).extend({ metrics: countersSchema.omit({ lastEventAgeSeconds: true }).nullable() })) })], errors: [400, 401, 403, 503] },
+  { method: 'get', path: '/v1/api/services', summary: 'Every agent, in one call; ETag / If-None-Match answers 304 when unchanged', permission: 'read', query: listQuerySchema, ok: [200, ok({ observedAt: z.string(), agents: z.array(statusSchema.omit({ uptimeSeconds: true, description: true, observedAt: true }).extend({ metrics: countersSchema.omit({ lastEventAgeSeconds: true }).nullable() })) })], errors: [400, 401, 403, 503] },
   { method: 'get', path: '/v1/api/events', summary: 'Server-sent events: "incident" and "state", JSON data', permission: 'read', ok: [200, null, 'text/event-stream'], errors: [401, 403] },
   { method: 'post', path: '/v1/api/reconcile', summary: 'Make Redis and supervisord agree with conf.d/ and services/', permission: 'admin', ok: [200, ok({ ...reconcileSchema.shape, tokensRestored: z.array(z.string()) })], errors: [401, 403, 503] },
   { method: 'post', path: '/v1/api/token', summary: 'Set (or generate) a user\'s ingestion token; the previous one stays valid for the grace period', permission: 'admin', body: tokenRequestSchema, ok: [200, ok(tokenSetSchema.shape)], errors: [400, 401, 403, 409, 503] },

@@ -3,8 +3,11 @@ import { EventEmitter } from 'node:events';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { AgentService } from '../agents/agent-service.js';
+import type { AgentStore } from '../agents/agent-store.js';
 import { parseProgramName } from '../agents/names.js';
+import type { TableLock } from '../agents/table-lock.js';
 import type { Config } from '../config.js';
+import { periodic, type Periodic } from '../periodic.js';
 import type { Keys } from '../redis/keys.js';
 import type { SupervisorDriver } from '../supervisor/driver.js';
 import { deliverWebhooks } from './webhooks.js';
@@ -23,16 +26,6 @@ export interface Incident {
   details: Record<string, string | number | boolean | null>;
 }
 
-/** A process state change of an agent, as streamed to dashboards. */
-export interface StateChange {
-  program: string;
-  db: string;
-  table: string;
-  state: string;
-  from: string;
-  at: string;
-}
-
 const SEVERITY: Record<IncidentType, Incident['severity']> = {
   unexpected_exit: 'critical',
   backoff: 'warning',
@@ -42,22 +35,30 @@ const SEVERITY: Record<IncidentType, Incident['severity']> = {
   recovered: 'info',
 };
 export const HISTORY_LENGTH = 100;
+const GROUP = 'incidents';
+/** A stream entry read by an API process that died unacknowledged is taken over after this. */
+const CLAIM_IDLE_MS = 30_000;
 
 /**
  * Tells a crash from a deliberate stop: the desired state (the program's autostart) is the
  * intent, supervisord is the liveness. An exit, BACKOFF or FATAL while the agent should run
  * is an incident; an operator's stop is not. Tables busy with an operation are left to it.
  *
- * Events come pushed, from the event listener through the Redis stream; a resync every
- * RESYNC_INTERVAL_MS compares every agent again, since supervisord drops events when a
- * listener falls behind. Each incident is logged, kept (last 100 per agent, in Redis),
- * emitted to SSE subscribers and POSTed to WEBHOOK_URLS. An agent in FATAL that should run is
- * started again after FATAL_RETRY_BASE_SECONDS, doubling per attempt up to 10 minutes.
+ * Events come pushed, from the event listener through the Redis stream, read through a
+ * consumer group: each event is handled by one API process, acknowledged once handled, and a
+ * restarted API first handles what it had read but not acknowledged (an entry left pending by
+ * a process that never came back is claimed after 30 s). A resync every RESYNC_INTERVAL_MS
+ * compares every agent again, since supervisord drops events when a listener falls behind;
+ * what it finds is raised once across API processes (an NX marker in Redis). Each incident is
+ * logged, kept (last 100 per agent, in Redis), emitted to SSE subscribers and POSTed to
+ * WEBHOOK_URLS. An agent in FATAL that should run is started again after
+ * FATAL_RETRY_BASE_SECONDS, doubling per attempt up to 10 minutes.
  */
 export class IncidentService extends EventEmitter {
   private running = false;
   private reader: Redis | null = null;
-  private resyncTimer: NodeJS.Timeout | null = null;
+  private resyncJob: Periodic | null = null;
+  private consuming: Promise<void> | null = null;
   private readonly open = new Set<string>();
   /** Non-running states seen by the last resync: reported only if the next one sees them too. */
   private suspects = new Map<string, string>();
@@ -65,12 +66,16 @@ export class IncidentService extends EventEmitter {
   private readonly loopRaisedAt = new Map<string, number>();
   private readonly retries = new Map<string, { attempt: number; timer: NodeJS.Timeout }>();
   readonly counts = new Map<IncidentType, number>();
+  /** Completed resyncs (tests wait on it, not on time). */
+  resyncs = 0;
 
   constructor(
     private readonly cfg: Config,
     private readonly redis: Redis,
     private readonly keys: Keys,
     private readonly driver: SupervisorDriver,
+    private readonly store: AgentStore,
+    private readonly lock: TableLock,
     private readonly agents: AgentService,
     private readonly log: Logger,
   ) {
@@ -83,40 +88,69 @@ export class IncidentService extends EventEmitter {
     this.running = true;
     this.reader = this.redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null, commandTimeout: undefined });
     this.reader.on('error', () => undefined);
-    void this.consume();
-    this.resyncTimer = setInterval(() => void this.resync().catch((err: unknown) => this.log.warn({ err }, 'resync failed')), this.cfg.RESYNC_INTERVAL_MS);
-    this.resyncTimer.unref();
-    await this.resync().catch((err: unknown) => this.log.warn({ err }, 'first resync failed'));
+    this.consuming = this.consume();
+    this.resyncJob = periodic('incident resync', this.cfg.RESYNC_INTERVAL_MS, () => this.resync(), this.log);
+    await this.resyncJob.runNow();
   }
 
   async stop(): Promise<void> {
     this.running = false;
-    if (this.resyncTimer) clearInterval(this.resyncTimer);
     for (const r of this.retries.values()) clearTimeout(r.timer);
     this.retries.clear();
     this.reader?.disconnect();
     this.reader = null;
+    await this.resyncJob?.stop();
+    await this.consuming;
   }
 
   async history(program: string): Promise<Incident[]> {
     return (await this.redis.lrange(this.keys.incidents(program), 0, HISTORY_LENGTH - 1)).map((s) => JSON.parse(s) as Incident);
   }
 
+  private async ensureGroup(reader: Redis): Promise<void> {
+    try {
+      await reader.xgroup('CREATE', this.keys.supervisorEvents(), GROUP, '$', 'MKSTREAM');
+    } catch (err) {
+      if (!String((err as Error).message).includes('BUSYGROUP')) throw err;
+    }
+  }
+
   private async consume(): Promise<void> {
-    let last = '$';
+    const stream = this.keys.supervisorEvents();
+    const consumer = this.cfg.INSTANCE_NAME;
+    let backlog = true; // first what this consumer read before and did not acknowledge
+    let grouped = false;
+    let claimedAt = 0;
     while (this.running && this.reader) {
+      const reader = this.reader;
       try {
-        const res = await this.reader.xread('BLOCK', 2000, 'STREAMS', this.keys.supervisorEvents(), last);
-        for (const [, entries] of res ?? []) {
-          for (const [id, fields] of entries) {
-            last = id;
-            const e: Record<string, string> = {};
-            for (let i = 0; i + 1 < fields.length; i += 2) e[fields[i]!] = fields[i + 1]!;
-            await this.onEvent(e).catch((err: unknown) => this.log.warn({ err }, 'event handling failed'));
-          }
+        if (!grouped) {
+          await this.ensureGroup(reader);
+          grouped = true;
+        }
+        let entries: Array<[string, string[]]> = [];
+        if (Date.now() - claimedAt > CLAIM_IDLE_MS / 2) {
+          claimedAt = Date.now();
+          const claimed = (await reader.xautoclaim(stream, GROUP, consumer, CLAIM_IDLE_MS, '0-0', 'COUNT', 100)) as [string, Array<[string, string[]] | null>];
+          entries = (claimed[1] ?? []).filter((e): e is [string, string[]] => Array.isArray(e) && Array.isArray(e[1]));
+        }
+        if (!entries.length) {
+          const res = (await reader.xreadgroup('GROUP', GROUP, consumer, 'COUNT', 100, 'BLOCK', 2000, 'STREAMS', stream, backlog ? '0' : '>')) as
+            | Array<[string, Array<[string, string[]]>]>
+            | null;
+          entries = res?.[0]?.[1] ?? [];
+          if (backlog && !entries.length) backlog = false;
+        }
+        for (const [id, fields] of entries) {
+          const e: Record<string, string> = {};
+          for (let i = 0; i + 1 < (fields?.length ?? 0); i += 2) e[fields[i]!] = fields[i + 1]!;
+          await this.onEvent(e).catch((err: unknown) => this.log.warn({ err }, 'event handling failed'));
+          await reader.xack(stream, GROUP, id);
         }
       } catch (err) {
         if (!this.running) return;
+        // After a Redis loss the group is gone with the stream: create it again.
+        if (String((err as Error).message).includes('NOGROUP')) grouped = false;
         this.log.warn({ err: (err as Error).message }, 'reading supervisor events failed; retrying');
         await new Promise((r) => setTimeout(r, 1000));
       }
@@ -129,8 +163,7 @@ export class IncidentService extends EventEmitter {
     const ref = parseProgramName(program);
     if (!ref || !e.event?.startsWith('PROCESS_STATE_')) return;
     const state = e.event.slice('PROCESS_STATE_'.length);
-    this.emit('state', { program, ...ref, state, from: e.from_state ?? '', at: new Date(Number(e.at) || Date.now()).toISOString() } satisfies StateChange);
-    if ((await this.agents.desiredState(program)) !== 'running' || (await this.agents.busy(program))) return;
+    if ((await this.store.desired(program)) !== 'running' || (await this.lock.busy(program))) return;
 
     if (state === 'EXITED' && e.expected === '0') {
       await this.raise(program, 'unexpected_exit', `the agent exited unexpectedly (pid ${e.pid ?? '?'}, was ${e.from_state ?? '?'}); supervisord restarts it`, {
@@ -180,7 +213,7 @@ export class IncidentService extends EventEmitter {
   private async retryStart(program: string): Promise<void> {
     const ref = parseProgramName(program);
     if (!ref || !this.running) return;
-    if ((await this.agents.desiredState(program)) !== 'running') {
+    if ((await this.store.desired(program)) !== 'running') {
       this.retries.delete(program);
       return;
     }
@@ -214,8 +247,8 @@ export class IncidentService extends EventEmitter {
     const suspects = new Map<string, string>();
     for (const info of infos) {
       const ref = parseProgramName(info.name);
-      if (!ref || (await this.agents.busy(info.name))) continue;
-      if ((await this.agents.desiredState(info.name)) !== 'running') {
+      if (!ref || (await this.lock.busy(info.name))) continue;
+      if ((await this.store.desired(info.name)) !== 'running') {
         this.open.delete(info.name);
         continue;
       }
@@ -226,11 +259,15 @@ export class IncidentService extends EventEmitter {
           suspects.set(info.name, info.state);
           continue;
         }
+        // Every API process resyncs: the first to mark this observation raises it.
+        const once = await this.redis.set(this.keys.incidentOnce(`${info.name}:${info.state}:${info.start}`), '1', 'EX', 3600, 'NX');
+        if (once !== 'OK') continue;
         await this.raise(info.name, 'not_running', `should run, but supervisord says ${info.state} (found by resync)`, { state: info.state });
         if (info.state === 'FATAL' && !this.retries.has(info.name)) await this.onFatal(info.name);
       }
     }
     this.suspects = suspects;
+    this.resyncs++;
   }
 
   private async raise(program: string, type: IncidentType, message: string, details: Incident['details']): Promise<Incident> {

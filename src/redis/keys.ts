@@ -13,6 +13,10 @@
  *   <p>users               SET    usernames that have a token
  *   <p>supervisor-events   STREAM supervisord PROCESS_STATE events, from the event listener
  *   <p>incidents:<program> LIST   newest first, the last 100 incidents of an agent
+ *   <p>epoch               STRING a marker written when Redis was (re)filled from disk; gone
+ *                                 means Redis lost its data and the service restores it
+ *   <p>incident-once:<id>  STRING NX marker: an incident found by a resync is raised once
+ *                                 across API processes
  *   <p>invalidate          PUBSUB "token:<sha1>" | "route:<db>:<table>": the gateway drops
  *                                 that entry from its cache at once
  */
@@ -28,6 +32,8 @@ export interface Keys {
   invalidateChannel(): string;
   supervisorEvents(): string;
   incidents(program: string): string;
+  epoch(): string;
+  incidentOnce(id: string): string;
 }
 
 export function makeKeys(prefix: string): Keys {
@@ -43,5 +49,7 @@ export function makeKeys(prefix: string): Keys {
     invalidateChannel: () => `${prefix}invalidate`,
     supervisorEvents: () => `${prefix}supervisor-events`,
     incidents: (program) => `${prefix}incidents:${program}`,
+    epoch: () => `${prefix}epoch`,
+    incidentOnce: (id) => `${prefix}incident-once:${id}`,
   };
 }

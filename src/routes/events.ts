@@ -3,14 +3,20 @@ import type { AgentService } from '../agents/agent-service.js';
 import { programName, tableParamsSchema } from '../agents/names.js';
 import { invalidName } from '../errors.js';
 import type { Authorize } from '../http/auth.js';
-import type { Incident, IncidentService, StateChange } from '../incidents/incident-service.js';
+import type { FleetModel, StateChange } from '../fleet/fleet-model.js';
+import type { Incident, IncidentService } from '../incidents/incident-service.js';
 
 /** Incident history per agent, and the live stream of incidents and state changes (SSE). */
 export async function eventRoutes(
   app: FastifyInstance,
-  opts: { incidents: IncidentService; agents: AgentService; authorize: Authorize },
+  opts: { incidents: IncidentService; fleet: FleetModel; agents: AgentService; authorize: Authorize },
 ): Promise<void> {
   const read = { onRequest: opts.authorize('read') };
+  // Open streams never end by themselves: a shutdown ends them, or it would wait for clients.
+  const streams = new Set<() => void>();
+  app.addHook('preClose', async () => {
+    for (const end of streams) end();
+  });
 
   app.get('/v1/api/:db/:table/incidents', read, async (req) => {
     const p = tableParamsSchema.safeParse(req.params);
@@ -40,12 +46,16 @@ export async function eventRoutes(
     const onIncident = send('incident');
     const onState = send('state');
     opts.incidents.on('incident', onIncident);
-    opts.incidents.on('state', onState);
+    opts.fleet.on('state', onState);
     const beat = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
-    req.raw.on('close', () => {
+    const end = () => {
       clearInterval(beat);
       opts.incidents.off('incident', onIncident);
-      opts.incidents.off('state', onState);
-    });
+      opts.fleet.off('state', onState);
+      streams.delete(end);
+      res.end();
+    };
+    streams.add(end);
+    req.raw.on('close', end);
   });
 }

@@ -64,7 +64,12 @@ export class CtlSupervisorDriver implements SupervisorDriver {
   }
 
   private async ctl(...args: string[]): Promise<{ out: string; code: number }> {
-    const r = await execa(this.bin, [...this.baseArgs, ...args], { reject: false, timeout: 120_000 });
+    return this.ctlWithin(120_000, ...args);
+  }
+
+  private async ctlWithin(timeoutMs: number, ...args: string[]): Promise<{ out: string; code: number }> {
+    const r = await execa(this.bin, [...this.baseArgs, ...args], { reject: false, timeout: timeoutMs });
+    if (r.timedOut) throw supervisorUnavailable(`supervisord did not answer within ${timeoutMs} ms`);
     const out = `${r.stdout ?? ''}\n${r.stderr ?? ''}`.trim();
     if (r.failed && r.exitCode === undefined) throw supervisorUnavailable(`cannot run ${this.bin}: ${r.message}`);
     if (/refused connection|no such file|unix:\/\/.*(?:not|refused)/i.test(out) && !/ERROR \(/.test(out)) {
@@ -82,8 +87,8 @@ export class CtlSupervisorDriver implements SupervisorDriver {
     throw new SupervisorFaultError(fault, reason);
   }
 
-  async ping(): Promise<void> {
-    const { out, code } = await this.ctl('pid');
+  async ping(timeoutMs = 5000): Promise<void> {
+    const { out, code } = await this.ctlWithin(timeoutMs, 'pid');
     if (code !== 0 || !/^\d+$/.test(out)) throw supervisorUnavailable(`supervisord is not reachable: ${out}`);
   }
 

@@ -81,8 +81,8 @@ export type UpdateResult = 'added' | 'changed' | 'removed' | 'unchanged';
  * AppError SUPERVISOR_UNAVAILABLE (503) when supervisord does not answer.
  */
 export interface SupervisorDriver {
-  /** supervisord answers. */
-  ping(): Promise<void>;
+  /** supervisord answers within timeoutMs (default 5 s); else SUPERVISOR_UNAVAILABLE. */
+  ping(timeoutMs?: number): Promise<void>;
   /**
    * Re-reads the config files and applies the difference for `name` only, like
    * `supervisorctl update NAME`: added -> add (autostart decides if it starts); changed -> stop,

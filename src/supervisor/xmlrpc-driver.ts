@@ -37,6 +37,10 @@ export class XmlRpcSupervisorDriver implements SupervisorDriver {
   ) {}
 
   call(method: string, ...params: XmlRpcValue[]): Promise<XmlRpcValue> {
+    return this.callWithin(this.timeoutMs, method, ...params);
+  }
+
+  callWithin(timeoutMs: number, method: string, ...params: XmlRpcValue[]): Promise<XmlRpcValue> {
     const body = encodeCall(method, params);
     return new Promise((resolve, reject) => {
       const req = request(
@@ -46,7 +50,7 @@ export class XmlRpcSupervisorDriver implements SupervisorDriver {
           method: 'POST',
           agent: this.agent,
           headers: { 'Content-Type': 'text/xml', 'Content-Length': Buffer.byteLength(body) },
-          timeout: this.timeoutMs,
+          timeout: timeoutMs,
         },
         (res) => {
           const chunks: Buffer[] = [];
@@ -67,7 +71,7 @@ export class XmlRpcSupervisorDriver implements SupervisorDriver {
           });
         },
       );
-      req.on('timeout', () => req.destroy(new Error(`no answer within ${this.timeoutMs} ms`)));
+      req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
       req.on('error', (e) =>
         reject(supervisorUnavailable(`supervisord is not reachable at ${this.socketPath}: ${e.message}`)),
       );
@@ -83,8 +87,8 @@ export class XmlRpcSupervisorDriver implements SupervisorDriver {
     }
   }
 
-  async ping(): Promise<void> {
-    await this.call('supervisor.getState');
+  async ping(timeoutMs = 5000): Promise<void> {
+    await this.callWithin(timeoutMs, 'supervisor.getState');
   }
 
   async update(name: string): Promise<UpdateResult> {

@@ -104,6 +104,14 @@ if cur ~= '' then redis.call('PUBLISH', ARGV[4], 'token:' .. cur) end
 if prev ~= '' then redis.call('PUBLISH', ARGV[4], 'token:' .. prev) end
 return 'OK'`;
 
+/** var/tokens/<user>.json: what Redis holds for one user (hashes only). */
+const savedUserSchema = z.object({
+  username: z.string().regex(/^[A-Za-z0-9_.@-]{1,64}$/),
+  user: z.record(z.string()),
+  tokens: z.record(z.record(z.string())),
+});
+type SavedUser = z.infer<typeof savedUserSchema>;
+
 const iso = (unix: string | number | undefined | null) => (Number(unix) > 0 ? new Date(Number(unix) * 1000).toISOString() : null);
 const scopeOut = (s: string | undefined): string[] | '*' => (!s || s === '*' ? '*' : s.split(' '));
 
@@ -157,11 +165,8 @@ export class TokenService {
     const restored: string[] = [];
     const now = Math.floor(Date.now() / 1000);
     for (const f of (await readdir(this.dir).catch(() => [] as string[])).filter((n) => n.endsWith('.json') && !n.startsWith('.'))) {
-      const saved = JSON.parse(await readFile(join(this.dir, f), 'utf8')) as {
-        username: string;
-        user: Record<string, string>;
-        tokens: Record<string, Record<string, string>>;
-      };
+      const saved = await this.readSaved(f);
+      if (!saved) continue;
       if (await redisCall(() => this.redis.exists(this.keys.user(saved.username)))) continue;
       const tx = this.redis.multi().hset(this.keys.user(saved.username), saved.user).sadd(this.keys.users(), saved.username);
       for (const [hash, record] of Object.entries(saved.tokens)) {
@@ -176,6 +181,18 @@ export class TokenService {
     }
     if (restored.length) this.log.warn({ users: restored }, 'restored ingestion tokens from disk into Redis');
     return restored;
+  }
+
+  /** One var/tokens/ file; null (logged) if it is not a readable record: one bad file stops nothing. */
+  private async readSaved(f: string): Promise<SavedUser | null> {
+    try {
+      const saved = savedUserSchema.parse(JSON.parse(await readFile(join(this.dir, f), 'utf8')));
+      if (`${saved.username}.json` !== f) throw new Error(`it holds user ${saved.username}`);
+      return saved;
+    } catch (err) {
+      this.log.error({ file: join(this.dir, f), err: (err as Error).message }, 'skipped an unreadable ingestion token record');
+      return null;
+    }
   }
 
   /** Validates a request body the original way: 10001 not a JSON object, 10002 no username. */

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { acceptsConnections } from '../../src/agents/probe.js';
+import { acceptsConnections } from '../../src/agents/port-allocator.js';
 import type { Config } from '../../src/config.js';
 import { writeGatewayConfig } from '../../src/gateway/render.js';
 import { stopChild } from './process.js';

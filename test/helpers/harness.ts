@@ -8,6 +8,8 @@ import type { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { buildApp } from '../../src/app.js';
 import type { AgentService } from '../../src/agents/agent-service.js';
+import type { Reconciler } from '../../src/agents/reconciler.js';
+import type { FleetModel } from '../../src/fleet/fleet-model.js';
 import type { IncidentService } from '../../src/incidents/incident-service.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import { createRedis } from '../../src/redis/client.js';
@@ -35,6 +37,8 @@ export async function dropPrefix(redis: Redis, prefix: string): Promise<void> {
 export interface Harness {
   app: FastifyInstance;
   agents: AgentService;
+  fleet: FleetModel;
+  reconciler: Reconciler;
   incidents: IncidentService;
   config: Config;
   redis: Redis;
@@ -52,8 +56,9 @@ export interface Harness {
  * The whole service on real parts: a temp state dir, its own supervisord, Redis under a random
  * prefix, real Flume agents. `env` overrides settings (e.g. PORT_RANGE per test file).
  */
-export async function startHarness(env: Record<string, string> = {}): Promise<Harness> {
+export async function startHarness(env: Record<string, string> = {}, prepare?: (stateDir: string) => void): Promise<Harness> {
   const dir = tempDir('svc');
+  prepare?.(dir);
   const config = loadConfig({
     STATE_DIR: dir,
     REDIS_URL,
@@ -69,9 +74,9 @@ export async function startHarness(env: Record<string, string> = {}): Promise<Ha
   await redis.connect();
   const driver = createSupervisorDriver(config);
   const log = pino({ level: config.LOG_LEVEL });
-  const { app, agents, incidents } = buildApp({ config, log, redis, driver });
+  const { app, agents, fleet, reconciler, incidents, start } = buildApp({ config, log, redis, driver });
   await app.ready();
-  await incidents.start();
+  await start();
   const tokenFor = (role: Role, dbs?: string[], expiresIn = '1h') =>
     app.jwt.sign({ sub: `test-${role}`, role, ...(dbs ? { dbs } : {}) }, { expiresIn });
   const admin = tokenFor('admin');
@@ -81,6 +86,8 @@ export async function startHarness(env: Record<string, string> = {}): Promise<Ha
       app.inject({ ...opts, headers: { authorization: `Bearer ${admin}`, ...(opts.headers ?? {}) } }),
     app,
     agents,
+    fleet,
+    reconciler,
     incidents,
     config,
     redis,

@@ -53,6 +53,11 @@ export class TestSupervisord {
     );
   }
 
+  /** supervisord's pid while it runs (to SIGSTOP it: a supervisord that hangs). */
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
   async start(): Promise<void> {
     this.child = spawn('supervisord', ['-n', '-c', this.configFile], { stdio: 'ignore' });
     const probe = new XmlRpcSupervisorDriver(this.socket, 2000);

@@ -25,8 +25,10 @@ export async function startWebhookReceiver(): Promise<{ url: string; received: A
 export function openEventStream(url: string, token: string) {
   const events: Array<{ event: string; data: Record<string, unknown>; receivedAt: number }> = [];
   const ctl = new AbortController();
+  const state = { opened: false };
   const done = (async () => {
     const res = await fetch(url, { headers: { authorization: `Bearer ${token}` }, signal: ctl.signal });
+    state.opened = res.ok;
     const reader = res.body!.getReader();
     const dec = new TextDecoder();
     let buf = '';
@@ -44,5 +46,15 @@ export function openEventStream(url: string, token: string) {
       }
     }
   })().catch(() => undefined);
-  return { events, close: async () => { ctl.abort(); await done; } };
+  return {
+    events,
+    /** The server answered 200 and the stream is open. */
+    get opened() {
+      return state.opened;
+    },
+    close: async () => {
+      ctl.abort();
+      await done;
+    },
+  };
 }

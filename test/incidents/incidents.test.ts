@@ -2,6 +2,8 @@ import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Incident } from '../../src/incidents/incident-service.js';
+import { pino } from 'pino';
+import { buildApp } from '../../src/app.js';
 import { dropPrefix, startHarness, type Harness } from '../helpers/harness.js';
 import { TestGateway, ingest } from '../helpers/gateway.js';
 import { openEventStream, startWebhookReceiver } from '../helpers/webhook.js';
@@ -141,7 +143,8 @@ describe('incidents: a crash is not a stop', () => {
     await new Promise<void>((r) => squatter.listen(port, '127.0.0.1', r));
     try {
       await h.driver.start('flume-ops-squatted');
-      const s = await status('squatted');
+      // The fleet model sees the RUNNING event and probes the port.
+      const s = await until(() => status('squatted'), (x) => x.state === 'RUNNING' && x.pid !== null, 15_000);
       expect(s).toMatchObject({ state: 'RUNNING', health: 'down', accepting: false });
       expect(s.healthReason).toContain(`port ${port} is held by another process`);
     } finally {
@@ -159,6 +162,9 @@ describe('reconcile', () => {
       await h.inject({ method: 'POST', url: '/v1/api/ops/killed/restart' });
       const token = (await h.inject({ method: 'POST', url: '/v1/api/token', payload: { username: 'sender', ttlSeconds: 3600 } })).json().token as string;
       expect((await ingest(gw, 'ops', 'killed', token, [{ headers: {}, body: 'before flush' }])).status).toBe(200);
+      // The service would notice the loss and heal by itself (test/agents/reconciler.test.ts):
+      // hold that off to see what the endpoint does.
+      await h.reconciler.stop();
       await dropPrefix(h.redis, h.config.REDIS_KEY_PREFIX); // what a restart of a Redis that keeps nothing does
       await h.redis.publish(h.keys.invalidateChannel(), 'flush'); // (and the gateway's subscription drops its cache)
       await sleep(50);
@@ -175,6 +181,7 @@ describe('reconcile', () => {
       const listed = (await h.inject({ method: 'GET', url: '/v1/api/token' })).json() as { users: Array<{ username: string; expiresAt: string }> };
       expect(listed.users.find((u) => u.username === 'sender')?.expiresAt).not.toBeNull();
     } finally {
+      h.reconciler.start();
       await gw.stop();
     }
   });
@@ -193,5 +200,58 @@ describe('reconcile', () => {
     expect((await h.driver.infoAll()).map((p) => p.name)).not.toContain('flume-ops-stopped');
     const again = (await h.inject({ method: 'POST', url: '/v1/api/reconcile' })).json();
     expect(again).toMatchObject({ agents: 5, removedPrograms: [], releasedPorts: [], removedRoutes: [] });
+  });
+});
+
+describe('incidents across API processes', () => {
+  it('two API processes never raise the same incident twice', async () => {
+    expect((await h.inject({ method: 'POST', url: '/v1/api/ops/twice/create', payload: { sink: 'logger' } })).statusCode).toBe(201);
+    expect((await h.inject({ method: 'POST', url: '/v1/api/ops/twice_quiet/create', payload: { sink: 'logger' } })).statusCode).toBe(201);
+    const second = buildApp({ config: { ...h.config, INSTANCE_NAME: 'second' }, log: pino({ level: 'silent' }), redis: h.redis, driver: h.driver });
+    await second.app.ready();
+    await second.start();
+    try {
+      // Pushed: the exit event is handled by one of the two.
+      const s = await until(() => status('twice'), (x) => x.state === 'RUNNING' && x.accepting, 60_000);
+      process.kill(s.pid, 'SIGKILL');
+      const l = await until(() => history('twice'), (x) => x.some((i) => i.type === 'recovered'), 60_000);
+      expect(l.filter((i) => i.type === 'unexpected_exit')).toHaveLength(1);
+      expect(l.filter((i) => i.type === 'recovered')).toHaveLength(1);
+
+      // Found by resync, which both run: raised once.
+      await h.driver.stop('agent-events');
+      try {
+        await h.driver.stop('flume-ops-twice_quiet');
+        const found = await until(() => history('twice_quiet'), (x) => x.length > 0, 15_000);
+        expect(found.map((i) => i.type)).toEqual(['not_running']);
+        // Evidence that both resynced twice more with the agent down, and still raised it once.
+        const [a, b] = [h.incidents.resyncs, second.incidents.resyncs];
+        await until(async () => h.incidents.resyncs >= a + 2 && second.incidents.resyncs >= b + 2, (x) => x, 30_000);
+        expect((await history('twice_quiet')).map((i) => i.type)).toEqual(['not_running']);
+      } finally {
+        await h.driver.start('agent-events');
+      }
+    } finally {
+      await second.app.close();
+    }
+  });
+
+  it('a restarted API handles the events it missed while down', async () => {
+    expect((await h.inject({ method: 'POST', url: '/v1/api/ops/resumed/create', payload: { sink: 'logger' } })).statusCode).toBe(201);
+    const s = await until(() => status('resumed'), (x) => x.state === 'RUNNING' && x.accepting, 60_000);
+    await h.incidents.stop(); // the API is down: nobody reads the stream
+    try {
+      process.kill(s.pid, 'SIGKILL');
+      const seen = await until(
+        async () => (await h.redis.xrange(h.keys.supervisorEvents(), '-', '+')).some(([, f]) => f.includes('flume-ops-resumed') && f.includes('PROCESS_STATE_EXITED')),
+        (x) => x,
+        15_000,
+      );
+      expect(seen).toBe(true);
+    } finally {
+      await h.incidents.start();
+    }
+    const l = await until(() => history('resumed'), (x) => x.some((i) => i.type === 'unexpected_exit'), 15_000);
+    expect(l.map((i) => i.type)).toContain('unexpected_exit');
   });
 });

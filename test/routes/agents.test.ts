@@ -19,10 +19,13 @@ const api = (method: 'GET' | 'POST' | 'DELETE' | 'PUT', url: string, payload?: u
   });
 const paths = (program: string) => agentPaths(h.config, program);
 
-/** Polls status until supervisord reports `state` (STARTING turns RUNNING after startsecs). */
+/**
+ * Polls status until supervisord reports `state` (STARTING turns RUNNING after startsecs) and,
+ * for RUNNING, the source accepts (the fleet model observes both within its refresh).
+ */
 async function waitState(db: string, table: string, state: string) {
   let s = (await api('GET', `/v1/api/${db}/${table}/status`)).json() as { state: string; accepting: boolean };
-  for (let i = 0; i < 150 && s.state !== state; i++) {
+  for (let i = 0; i < 150 && (s.state !== state || (state === 'RUNNING' && !s.accepting)); i++) {
     await sleep(200);
     s = (await api('GET', `/v1/api/${db}/${table}/status`)).json() as typeof s;
   }
@@ -278,11 +281,11 @@ describe('agent lifecycle against real supervisord, Redis and Flume', () => {
     const before = { ports: await h.redis.hgetall(h.keys.ports()), leads: await h.redis.get(h.keys.route('crm', 'leads')) };
     expect(Object.keys(before.ports).length).toBeGreaterThanOrEqual(3);
     await dropPrefix(h.redis, h.config.REDIS_KEY_PREFIX);
-    expect(await h.agents.reconcile()).toMatchObject({ conflicts: [] });
+    expect(await h.reconciler.reconcile()).toMatchObject({ conflicts: [] });
     expect(await h.redis.hgetall(h.keys.ports())).toEqual(before.ports);
     expect(await h.redis.get(h.keys.route('crm', 'leads'))).toBe(before.leads);
     expect(await h.redis.get(h.keys.route('crm', 'contacts'))).toBeNull(); // stopped: no route
-    expect(await h.agents.reconcile()).toMatchObject({ conflicts: [] }); // twice changes nothing
+    expect(await h.reconciler.reconcile()).toMatchObject({ conflicts: [] }); // twice changes nothing
     expect(await h.redis.hgetall(h.keys.ports())).toEqual(before.ports);
   });
 
@@ -299,13 +302,18 @@ describe('a create that fails', () => {
   it('rolls back completely: no port, file, route or program is left', async () => {
     const bad = await startHarness({ PORT_RANGE: '22000-22099', JAVA_BIN: '/bin/false' });
     try {
+      // supervisord's event history is the only key a failed create may add to.
+      const keys = async () => (await bad.redis.keys(`${bad.config.REDIS_KEY_PREFIX}*`)).filter((k) => k !== bad.keys.supervisorEvents()).sort();
+      const keysBefore = await keys();
       const r = await bad.inject({ method: 'POST', url: '/v1/api/shop/broken/create' });
       expect(r.statusCode).toBe(502);
       expect(r.json()).toMatchObject({ code: 10100, error: 'AGENT_START_FAILED' });
       expect(readdirSync(bad.config.confDir)).toEqual([]);
       expect(readdirSync(bad.config.servicesDir)).toEqual([]);
       expect(readdirSync(bad.config.varDir).filter((f) => f.startsWith('flume-'))).toEqual([]);
-      expect(await bad.redis.keys(`${bad.config.REDIS_KEY_PREFIX}*`)).toEqual([]);
+      expect(await keys()).toEqual(keysBefore);
+      expect(await bad.redis.hgetall(bad.keys.ports())).toEqual({});
+      expect(await bad.redis.smembers(bad.keys.tables())).toEqual([]);
       expect((await bad.driver.infoAll()).map((p) => p.name).filter((n) => n.startsWith('flume-'))).toEqual([]);
     } finally {
       await bad.close();

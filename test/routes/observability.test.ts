@@ -5,6 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHarness, type Harness } from '../helpers/harness.js';
+import { until } from '../helpers/wait.js';
 
 let h: Harness;
 let base: string;
@@ -44,8 +45,10 @@ describe('for dashboards', () => {
     }
     const first = await h.inject({ method: 'GET', url: '/v1/api/services' });
     const etag = first.headers.etag as string;
-    expect(etag).toMatch(/^".+"$/);
-    await sleep(1100); // uptime ticks, the listing does not change
+    expect(etag).toMatch(/^W\/".+"$/);
+    // Two refreshes of the fleet model later (uptimes ticked), an unchanged fleet is still 304.
+    const from = h.fleet.refreshes;
+    await until(() => h.fleet.refreshes, (n) => n >= from + 2, 30_000);
     const again = await h.inject({ method: 'GET', url: '/v1/api/services', headers: { 'if-none-match': etag } });
     expect(again.statusCode).toBe(304);
     expect(again.body).toBe('');

@@ -1,0 +1,143 @@
+import { existsSync } from 'node:fs';
+import { readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { parse as parseIni } from 'ini';
+import type { Config } from '../config.js';
+import { parseProgramName, type TableRef } from './names.js';
+import { agentPaths, type AgentPaths } from './paths.js';
+import { renderProgram } from './render.js';
+import type { AgentSpec } from './sinks.js';
+
+/** services/<program>/agent.json: what the agent was created with. */
+export interface AgentMeta extends TableRef {
+  program: string;
+  port: number;
+  /** Flume's metrics server: JSON counters for health. */
+  metricsPort: number;
+  spec: AgentSpec;
+  createdAt: string;
+}
+
+export type Desired = 'running' | 'stopped';
+
+/** Writes through a temp file and a rename: a reader sees the old file or the new one. */
+export async function writeAtomic(file: string, text: string): Promise<void> {
+  // A dot-prefixed temp name never matches supervisor.conf's conf.d/*.conf include.
+  const tmp = join(dirname(file), `.${basename(file)}.tmp`);
+  await writeFile(tmp, text);
+  await rename(tmp, file);
+}
+
+/** The last lines of a log file; [] if it cannot be read. */
+export async function logTail(file: string, lines = 15): Promise<string[]> {
+  try {
+    return (await readFile(file, 'utf8')).trimEnd().split('\n').slice(-lines);
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * The agents on disk, which is the truth: services/<program>/agent.json (metadata) and
+ * conf.d/<program>.conf (the supervisord program, whose autostart is the operator's desired
+ * state). Metadata is written before the program on create and removed after it on delete,
+ * so a program file without metadata is always debris.
+ *
+ * Guarantees: every write is atomic (temp file + rename). Reads never throw for a missing or
+ * unreadable agent: they answer null / 'stopped' / leave it out, and callers decide.
+ */
+export class AgentStore {
+  constructor(private readonly cfg: Config) {}
+
+  paths(program: string): AgentPaths {
+    return agentPaths(this.cfg, program);
+  }
+
+  async readMeta(program: string): Promise<AgentMeta | null> {
+    try {
+      return JSON.parse(await readFile(this.paths(program).metaFile, 'utf8')) as AgentMeta;
+    } catch {
+      return null;
+    }
+  }
+
+  async writeMeta(meta: AgentMeta): Promise<void> {
+    await writeAtomic(this.paths(meta.program).metaFile, `${JSON.stringify(meta, null, 2)}\n`);
+  }
+
+  hasMeta(program: string): boolean {
+    return existsSync(this.paths(program).metaFile);
+  }
+
+  hasProgram(program: string): boolean {
+    return existsSync(this.paths(program).programFile);
+  }
+
+  /** Programs that have a services/ directory (metadata may still be missing or unreadable). */
+  async servicePrograms(): Promise<string[]> {
+    return (await readdir(this.cfg.servicesDir).catch(() => [] as string[])).filter((n) => parseProgramName(n));
+  }
+
+  /** Programs that have a conf.d/ program file. */
+  async programFiles(): Promise<string[]> {
+    return (await readdir(this.cfg.confDir).catch(() => [] as string[]))
+      .filter((f) => f.endsWith('.conf'))
+      .map((f) => f.slice(0, -'.conf'.length))
+      .filter((p) => parseProgramName(p));
+  }
+
+  /** Every agent with readable metadata. */
+  async allMetas(): Promise<AgentMeta[]> {
+    const metas = await Promise.all((await this.servicePrograms()).map((p) => this.readMeta(p)));
+    return metas.filter((m): m is AgentMeta => m !== null);
+  }
+
+  /** Every port an agent on disk owns (source and metrics): never to be handed to another. */
+  async ownedPorts(): Promise<Map<number, string>> {
+    const owned = new Map<number, string>();
+    for (const m of await this.allMetas()) {
+      owned.set(m.port, m.program);
+      owned.set(m.metricsPort, m.program);
+    }
+    return owned;
+  }
+
+  /** The operator's last word: the program's autostart ('stopped' if it has no program file). */
+  async desired(program: string): Promise<Desired> {
+    try {
+      const ini = parseIni(await readFile(this.paths(program).programFile, 'utf8'));
+      const section = Object.values(ini)[0] as Record<string, unknown> | undefined;
+      return section?.autostart === true || section?.autostart === 'true' ? 'running' : 'stopped';
+    } catch {
+      return 'stopped';
+    }
+  }
+
+  /** mtimes of the metadata and program file, to tell a changed agent from an unchanged one. */
+  async fingerprint(program: string): Promise<string> {
+    const p = this.paths(program);
+    const [m, c] = await Promise.all([stat(p.metaFile).catch(() => null), stat(p.programFile).catch(() => null)]);
+    return `${m?.mtimeMs ?? 0}:${c?.mtimeMs ?? 0}`;
+  }
+
+  /** Writes the supervisord program; `autostart` records the desired state. */
+  async writeProgram(meta: AgentMeta, autostart: boolean): Promise<void> {
+    const paths = this.paths(meta.program);
+    const classpath = [paths.serviceDir, join(this.cfg.FLUME_LIB_DIR, '*'), this.cfg.FLUME_EXTRA_CLASSPATH].filter(Boolean).join(':');
+    const text = renderProgram(
+      meta,
+      { program: meta.program, javaBin: this.cfg.JAVA_BIN, heap: this.cfg.AGENT_HEAP, classpath, autostart, metricsPort: meta.metricsPort },
+      paths,
+    );
+    await writeAtomic(paths.programFile, text);
+  }
+
+  async removeProgramFile(program: string): Promise<void> {
+    await rm(this.paths(program).programFile, { force: true });
+  }
+
+  /** Removes services/<program>/ (config and metadata); var/ is the caller's decision. */
+  async removeServiceDir(program: string): Promise<void> {
+    await rm(this.paths(program).serviceDir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,252 @@
+import { randomUUID } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import pLimit from 'p-limit';
+import type { Logger } from 'pino';
+import { AppError } from '../errors.js';
+import type { FleetModel } from '../fleet/fleet-model.js';
+import { probeSource } from '../flume/client.js';
+import { periodic, type Periodic } from '../periodic.js';
+import { redisCall } from '../redis/client.js';
+import type { Keys } from '../redis/keys.js';
+import type { SupervisorDriver } from '../supervisor/driver.js';
+import type { TokenService } from '../tokens/token-service.js';
+import type { AgentMeta, AgentStore } from './agent-store.js';
+import type { AgentService } from './agent-service.js';
+import { parseProgramName, programName } from './names.js';
+import type { PortAllocator } from './port-allocator.js';
+import type { RouteTable } from './route-table.js';
+import type { TableLock } from './table-lock.js';
+
+export interface ReconcileReport {
+  agents: number;
+  removedPrograms: string[];
+  removedHalfCreated: string[];
+  releasedPorts: number[];
+  removedRoutes: string[];
+  conflicts: string[];
+  routesChanged: string[];
+  /** Tables left alone because an operation held them; they are retried on the next check. */
+  skippedBusy: string[];
+}
+
+export interface RestoreReport extends ReconcileReport {
+  tokensRestored: string[];
+}
+
+/** How often the service checks whether Redis lost its data, and retries busy tables. */
+const HEAL_CHECK_MS = 2000;
+const ROUTE_SYNC_MS = 5000;
+
+/**
+ * Makes Redis and supervisord agree with the disk (conf.d/, services/, var/tokens/), which is
+ * the truth, and keeps them agreeing:
+ * - `restore()` (at start-up, on POST /v1/api/reconcile, and by itself after a Redis loss):
+ *   ingestion tokens, port reservations, the tables set and routes back into Redis; debris of
+ *   crashed operations removed (see `reconcile`).
+ * - Redis loss is noticed through a marker key (`<p>epoch`) that `restore()` writes: checked
+ *   every 2 s and whenever the Redis connection comes back; a missing marker means Redis lost
+ *   its data, and the service restores everything by itself within seconds.
+ * - Routes follow readiness (`syncRoutes`, every 5 s): present exactly while the agent should
+ *   run and its source accepts connections.
+ * Every change to a table is made under its lock; a busy table is retried on the next check.
+ * Periodic jobs never overlap themselves.
+ */
+export class Reconciler {
+  private epoch: string | null = null;
+  private pendingBusy = false;
+  private jobs: Periodic[] = [];
+  private readonly onReady = () => void this.jobs[0]?.runNow();
+  /** Times the service restored Redis by itself after noticing it had lost its data. */
+  heals = 0;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: Keys,
+    private readonly store: AgentStore,
+    private readonly routes: RouteTable,
+    private readonly lock: TableLock,
+    private readonly driver: SupervisorDriver,
+    private readonly ports: PortAllocator,
+    private readonly fleet: FleetModel,
+    private readonly agents: AgentService,
+    private readonly tokens: TokenService,
+    private readonly log: Logger,
+  ) {}
+
+  /** Starts the Redis-loss check and the route sync. Call after a first successful restore(). */
+  start(): void {
+    if (this.jobs.length) return;
+    this.jobs = [
+      periodic('redis-loss check', HEAL_CHECK_MS, () => this.check(), this.log),
+      periodic('route sync', ROUTE_SYNC_MS, () => this.syncRoutes(), this.log),
+    ];
+    this.redis.on('ready', this.onReady);
+  }
+
+  async stop(): Promise<void> {
+    this.redis.off('ready', this.onReady);
+    await Promise.all(this.jobs.map((j) => j.stop()));
+    this.jobs = [];
+  }
+
+  /** Everything back from disk, then the marker that says Redis holds it. */
+  async restore(): Promise<RestoreReport> {
+    const tokensRestored = await this.tokens.restoreFromDisk();
+    const report = await this.reconcile();
+    await redisCall(() => this.redis.set(this.keys.epoch(), randomUUID(), 'NX'));
+    this.epoch = await redisCall(() => this.redis.get(this.keys.epoch()));
+    return { ...report, tokensRestored };
+  }
+
+  /** Restores if Redis lost its data (no marker); retries tables a restore found busy. */
+  async check(): Promise<void> {
+    const marker = await redisCall(() => this.redis.get(this.keys.epoch()));
+    if (marker === null) {
+      this.log.warn('Redis has lost its data (its marker is gone): restoring tokens, ports, tables and routes from disk');
+      const report = await this.restore();
+      this.heals++;
+      this.log.warn({ ...report }, 'restored Redis from disk');
+      return;
+    }
+    // Another API process restored it after a loss: its work stands.
+    this.epoch = marker;
+    if (this.pendingBusy) await this.reconcile();
+  }
+
+  /**
+   * - a program file without services/ metadata, or a supervisord agent without a program
+   *   file: removed from supervisord (and disk);
+   * - services/ metadata without a program file: removed, its ports released (var/ is kept);
+   * - port reservations, table entries and routes nobody owns: removed;
+   * - reservations and table entries of every agent: restored; routes follow readiness.
+   * Tables busy with an operation are left alone. Idempotent: a second run reports nothing.
+   */
+  async reconcile(): Promise<ReconcileReport> {
+    const report: ReconcileReport = {
+      agents: 0,
+      removedPrograms: [],
+      removedHalfCreated: [],
+      releasedPorts: [],
+      removedRoutes: [],
+      conflicts: [],
+      routesChanged: [],
+      skippedBusy: [],
+    };
+    const onDisk = new Set(await this.store.programFiles());
+    const metas = await this.store.allMetas();
+    const withMeta = new Set(metas.map((m) => m.program));
+    const loaded = (await this.driver.infoAll()).map((i) => i.name).filter((p) => parseProgramName(p));
+
+    for (const program of new Set([...onDisk, ...loaded])) {
+      if (withMeta.has(program) && onDisk.has(program)) continue;
+      await this.unlessBusy(program, report, async () => {
+        if (this.store.hasMeta(program) && this.store.hasProgram(program)) return;
+        await this.agents.unloadProgram(program);
+        report.removedPrograms.push(program);
+        this.log.warn({ program }, 'reconcile: removed an agent program that has no metadata or no program file');
+      });
+    }
+    for (const meta of metas) {
+      if (onDisk.has(meta.program)) continue;
+      await this.unlessBusy(meta.program, report, async () => {
+        if (this.store.hasProgram(meta.program) || !this.store.hasMeta(meta.program)) return;
+        await this.routes.withdraw(meta, true);
+        await this.store.removeServiceDir(meta.program);
+        await this.ports.release(meta.port, meta.program);
+        await this.ports.release(meta.metricsPort, meta.program);
+        this.fleet.forget(meta.program);
+        report.removedHalfCreated.push(meta.program);
+        this.log.warn({ program: meta.program }, 'reconcile: removed a half-created agent (metadata without program); var/ kept');
+      });
+    }
+
+    const live = (await this.store.allMetas()).filter((m) => onDisk.has(m.program));
+    report.agents = live.length;
+    const owned = new Map<string, string>();
+    for (const meta of live) {
+      for (const port of [meta.port, meta.metricsPort]) {
+        owned.set(String(port), meta.program);
+        if (!(await this.ports.reserve(port, meta.program))) {
+          report.conflicts.push(meta.program);
+          this.log.error({ program: meta.program, port }, 'reconcile: port is reserved by another program');
+        }
+      }
+    }
+    const reservations = await redisCall(() => this.redis.hgetall(this.keys.ports()));
+    for (const [port, owner] of Object.entries(reservations)) {
+      // A reservation of a table being created right now has no metadata yet: skip busy ones.
+      if (owned.get(port) === owner) continue;
+      if (await this.lock.busy(owner)) {
+        report.skippedBusy.push(owner);
+        continue;
+      }
+      await this.ports.release(Number(port), owner);
+      report.releasedPorts.push(Number(port));
+      this.log.warn({ port, owner }, 'reconcile: released a port reservation nobody owns');
+    }
+    const tables = new Set(live.map((m) => `${m.db}:${m.table}`));
+    await this.routes.remember(live);
+    for (const ref of await this.routes.tables()) {
+      if (tables.has(`${ref.db}:${ref.table}`)) continue;
+      const program = programName(ref);
+      if (await this.lock.busy(program)) {
+        report.skippedBusy.push(program);
+        continue;
+      }
+      await this.routes.withdraw(ref, true);
+      report.removedRoutes.push(`${ref.db}:${ref.table}`);
+      this.log.warn({ table: `${ref.db}:${ref.table}` }, 'reconcile: removed the route of a table that has no agent');
+    }
+    report.routesChanged = await this.syncRoutes(true, report);
+    report.skippedBusy = [...new Set(report.skippedBusy)];
+    this.pendingBusy = report.skippedBusy.length > 0;
+    return report;
+  }
+
+  /**
+   * Makes every route follow readiness. Candidates come from the fleet model (or, with `live`,
+   * from probing every agent now); each change is re-checked live under the table's lock.
+   * Returns the tables whose route changed.
+   */
+  async syncRoutes(live = false, report?: ReconcileReport): Promise<string[]> {
+    const changed: string[] = [];
+    const metas = await this.store.allMetas();
+    const routed = await this.routes.routed(metas);
+    const limit = pLimit(16);
+    const wantedNow = async (m: AgentMeta) => (await this.store.desired(m.program)) === 'running' && (await probeSource(m.port)) === 'flume';
+    const wanted = await Promise.all(
+      metas.map((m, i) =>
+        limit(async () => {
+          if (live) return wantedNow(m);
+          const s = this.fleet.status(m.program);
+          return s ? s.desired === 'running' && s.accepting : routed[i]!;
+        }),
+      ),
+    );
+    for (const [i, meta] of metas.entries()) {
+      if (wanted[i] === routed[i]) continue;
+      await this.unlessBusy(meta.program, report, async () => {
+        if (!this.store.hasProgram(meta.program)) return;
+        const want = await wantedNow(meta);
+        const [has] = await this.routes.routed([meta]);
+        if (want === has) return;
+        if (want) await this.routes.publish(meta, meta.port);
+        else await this.routes.withdraw(meta);
+        changed.push(meta.program);
+        this.log.info({ program: meta.program, route: want ? 'published' : 'withdrawn' }, 'route follows readiness');
+      });
+    }
+    return changed;
+  }
+
+  /** Runs fn under the table's lock; a table busy with an operation is left to it (and noted). */
+  private async unlessBusy(program: string, report: ReconcileReport | undefined, fn: () => Promise<void>): Promise<void> {
+    try {
+      await this.lock.run(program, 'reconcile', fn);
+    } catch (err) {
+      if (!(err instanceof AppError && err.error === 'BUSY')) throw err;
+      report?.skippedBusy.push(program);
+    }
+  }
+}
+

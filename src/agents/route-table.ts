@@ -1,0 +1,59 @@
+import type { Redis } from 'ioredis';
+import { redisCall } from '../redis/client.js';
+import type { Keys } from '../redis/keys.js';
+import type { TableRef } from './names.js';
+
+const entry = ({ db, table }: TableRef) => `${db}:${table}`;
+
+/**
+ * The keys the gateway reads to find an agent: `route:<db>:<table>` (where to proxy) and the
+ * `tables` set (404 unknown table vs 503 agent down). This class is their only writer.
+ *
+ * Guarantees: each change is one MULTI (route and set change together) and publishes the table
+ * on the invalidate channel, so every gateway worker drops its cached entry at once.
+ * Idempotent. Redis failures surface as REDIS_UNAVAILABLE.
+ */
+export class RouteTable {
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: Keys,
+  ) {}
+
+  async publish(ref: TableRef, port: number): Promise<void> {
+    await redisCall(() =>
+      this.redis
+        .multi()
+        .set(this.keys.route(ref.db, ref.table), `127.0.0.1:${port}`)
+        .sadd(this.keys.tables(), entry(ref))
+        .publish(this.keys.invalidateChannel(), `route:${entry(ref)}`)
+        .exec(),
+    );
+  }
+
+  /** Withdraws the route; `forget` also drops the table from the set (the agent is gone). */
+  async withdraw(ref: TableRef, forget = false): Promise<void> {
+    const tx = this.redis.multi().del(this.keys.route(ref.db, ref.table));
+    if (forget) tx.srem(this.keys.tables(), entry(ref));
+    await redisCall(() => tx.publish(this.keys.invalidateChannel(), `route:${entry(ref)}`).exec());
+  }
+
+  /** Which of these tables have a route now, in one round trip. */
+  async routed(refs: TableRef[]): Promise<boolean[]> {
+    if (!refs.length) return [];
+    const values = await redisCall(() => this.redis.mget(...refs.map((r) => this.keys.route(r.db, r.table))));
+    return values.map((v) => v !== null);
+  }
+
+  /** Adds tables to the set (restoring it from disk). */
+  async remember(refs: TableRef[]): Promise<void> {
+    if (refs.length) await redisCall(() => this.redis.sadd(this.keys.tables(), ...refs.map(entry)));
+  }
+
+  /** Every table in the set. */
+  async tables(): Promise<TableRef[]> {
+    return (await redisCall(() => this.redis.smembers(this.keys.tables()))).map((e) => {
+      const [db = '', table = ''] = e.split(':');
+      return { db, table };
+    });
+  }
+}

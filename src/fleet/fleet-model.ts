@@ -1,0 +1,311 @@
+import { EventEmitter } from 'node:events';
+import type { Redis } from 'ioredis';
+import pLimit from 'p-limit';
+import type { Logger } from 'pino';
+import type { AgentMeta, AgentStore, Desired } from '../agents/agent-store.js';
+import { assessHealth, type Health } from '../agents/health.js';
+import { parseProgramName, type TableRef } from '../agents/names.js';
+import type { Config } from '../config.js';
+import { probeSource, readFlumeMetrics, type FlumeCounters, type SourceProbe } from '../flume/client.js';
+import { periodic, type Periodic } from '../periodic.js';
+import type { Keys } from '../redis/keys.js';
+import { SupervisorFaultError, type ProcessInfo, type ProcessState, type SupervisorDriver } from '../supervisor/driver.js';
+
+/** supervisord's state, plus NOT_LOADED when the program file exists but supervisord lacks it. */
+export type AgentState = ProcessState | 'NOT_LOADED';
+
+export interface AgentMetrics extends FlumeCounters {
+  lastEventAt: string | null;
+  lastEventAgeSeconds: number | null;
+}
+
+export interface AgentStatus extends TableRef {
+  program: string;
+  sink: string;
+  state: AgentState;
+  /** What the operator asked for last: the program's autostart. */
+  desired: Desired;
+  pid: number | null;
+  uptimeSeconds: number | null;
+  /** When the running process started (stable across polls, unlike uptimeSeconds). */
+  startedAt: string | null;
+  /** Flume's HTTP source answered when this was observed. */
+  accepting: boolean;
+  health: Health;
+  healthReason: string;
+  /** Flume's counters while it runs; null when stopped or its metrics do not answer. */
+  metrics: AgentMetrics | null;
+  description: string;
+  /** When all of the above was observed. */
+  observedAt: string;
+}
+
+/** A process state change of an agent, as streamed to dashboards. */
+export interface StateChange extends TableRef {
+  program: string;
+  state: string;
+  from: string;
+  at: string;
+}
+
+interface Progress {
+  accepted: number;
+  acceptedAt: number | null;
+  drained: number;
+  drainedAt: number;
+}
+
+/** One agent as last observed. Time-dependent fields (uptime, ages) are filled in on read. */
+interface View {
+  meta: AgentMeta;
+  /** mtimes of metadata and program file when read: a change makes the next refresh re-read. */
+  fingerprint: string;
+  /** When the observation began: an older observation never replaces a newer one. */
+  stamp: number;
+  status: AgentStatus;
+  startedAtMs: number | null;
+  progress: Progress | null;
+  /** Public content without volatile fields: a change bumps the fleet's version. */
+  digest: string;
+}
+
+const UP: readonly AgentState[] = ['RUNNING', 'STARTING'];
+
+/**
+ * The live view of every agent, kept in the API so that no status request fans out to agents.
+ *
+ * Sources: the disk (services/ metadata and the program's autostart), supervisord (one
+ * getAllProcessInfo per refresh, and each PROCESS_STATE event from the event-listener stream
+ * applied at once), a probe of each running agent's source and Flume's counters. A refresh runs
+ * every FLEET_REFRESH_MS in the background, never overlapping itself.
+ *
+ * Guarantees:
+ * - reads (`status`, `list`, `version`) touch nothing outside this process;
+ * - every status carries `observedAt`; after a refresh, every agent is at least that fresh;
+ * - an observation never replaces a newer one (a lifecycle operation's own observation is not
+ *   overwritten by a refresh that began before it), and a forgotten (deleted) agent is not
+ *   brought back by a refresh that began before the delete;
+ * - `version` changes exactly when some agent's public content (not its ages) changed.
+ * Events: 'state' (StateChange) for every supervisord state change of an agent.
+ */
+export class FleetModel extends EventEmitter {
+  private readonly views = new Map<string, View>();
+  private readonly forgotten = new Map<string, number>();
+  private refresher: Periodic | null = null;
+  private reader: Redis | null = null;
+  private running = false;
+  private lastRefresh = 0;
+  private readonly limit = pLimit(16);
+  /** Bumped whenever an agent's public content changes: the key of response caches. */
+  version = 0;
+  /** Completed refreshes since start (tests wait on it instead of on time). */
+  refreshes = 0;
+
+  constructor(
+    private readonly cfg: Config,
+    private readonly store: AgentStore,
+    private readonly driver: SupervisorDriver,
+    private readonly redis: Redis,
+    private readonly keys: Keys,
+    private readonly log: Logger,
+  ) {
+    super();
+    this.setMaxListeners(0);
+  }
+
+  async start(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    this.reader = this.redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null, commandTimeout: undefined });
+    this.reader.on('error', () => undefined);
+    void this.followEvents();
+    this.refresher = periodic('fleet refresh', this.cfg.FLEET_REFRESH_MS, () => this.refreshAll(), this.log);
+    await this.refresher.runNow();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.reader?.disconnect();
+    this.reader = null;
+    await this.refresher?.stop();
+  }
+
+  /** When the last full refresh began (every agent's view is at least this fresh). */
+  get observedAt(): string {
+    return new Date(this.lastRefresh || Date.now()).toISOString();
+  }
+
+  has(program: string): boolean {
+    return this.views.has(program);
+  }
+
+  /** The last observed status of an agent; undefined if the model does not know it. */
+  status(program: string): AgentStatus | undefined {
+    const v = this.views.get(program);
+    return v && this.withAges(v);
+  }
+
+  list(filter: { db?: string; state?: string } = {}): AgentStatus[] {
+    const wanted = filter.state?.toUpperCase();
+    const out: AgentStatus[] = [];
+    for (const v of this.views.values()) {
+      if (filter.db && v.meta.db !== filter.db) continue;
+      if (wanted && v.status.state !== wanted) continue;
+      out.push(this.withAges(v));
+    }
+    return out.sort((a, b) => a.program.localeCompare(b.program));
+  }
+
+  /** Probes one agent live (disk, supervisord, source, counters), updates the model, returns it. */
+  async observe(program: string): Promise<AgentStatus | null> {
+    const stamp = Date.now();
+    const meta = await this.store.readMeta(program);
+    if (!meta) {
+      this.forget(program);
+      return null;
+    }
+    const [fingerprint, desired, info] = await Promise.all([this.store.fingerprint(program), this.store.desired(program), this.infoOrNull(program)]);
+    const v = await this.observeAgent(meta, fingerprint, desired, info, stamp);
+    return v ? this.withAges(v) : this.status(program) ?? null;
+  }
+
+  /** Drops an agent (deleted); a refresh that began earlier will not bring it back. */
+  forget(program: string): void {
+    this.forgotten.set(program, Date.now());
+    if (this.views.delete(program)) this.version++;
+  }
+
+  /** One pass over every agent now; joins the background refresh if one is under way. */
+  async refresh(): Promise<void> {
+    await (this.refresher ? this.refresher.runNow() : this.refreshAll());
+  }
+
+  private async refreshAll(): Promise<void> {
+    const stamp = Date.now();
+    const programs = await this.store.servicePrograms();
+    const infos = new Map((await this.driver.infoAll()).map((i) => [i.name, i]));
+    const present = new Set(programs);
+    for (const program of this.views.keys()) {
+      if (!present.has(program)) this.forget(program);
+    }
+    await Promise.all(
+      programs.map((program) =>
+        this.limit(async () => {
+          const fingerprint = await this.store.fingerprint(program);
+          const known = this.views.get(program);
+          const fresh = known && known.fingerprint === fingerprint;
+          const meta = fresh ? known.meta : await this.store.readMeta(program);
+          if (!meta) return; // being created, or half-created debris for the reconciler
+          const desired = fresh ? known.status.desired : await this.store.desired(program);
+          await this.observeAgent(meta, fingerprint, desired, infos.get(program) ?? null, stamp);
+        }),
+      ),
+    );
+    this.lastRefresh = stamp;
+    this.refreshes++;
+    // Tombstones only need to outlive the refreshes that began before them.
+    for (const [p, at] of this.forgotten) if (at < stamp) this.forgotten.delete(p);
+  }
+
+  // --- internals ----------------------------------------------------------------------------
+
+  private async infoOrNull(program: string): Promise<ProcessInfo | null> {
+    try {
+      return await this.driver.info(program);
+    } catch (err) {
+      if (err instanceof SupervisorFaultError && err.fault === 'BAD_NAME') return null;
+      throw err;
+    }
+  }
+
+  private async observeAgent(meta: AgentMeta, fingerprint: string, desired: Desired, info: ProcessInfo | null, stamp: number): Promise<View | null> {
+    const running = info !== null && UP.includes(info.state);
+    const [probe, counters] = await Promise.all([
+      running ? probeSource(meta.port) : Promise.resolve<SourceProbe | null>(null),
+      running ? readFlumeMetrics(meta.metricsPort) : Promise.resolve<FlumeCounters | null>(null),
+    ]);
+    const known = this.views.get(meta.program);
+    if ((known && known.stamp > stamp) || (this.forgotten.get(meta.program) ?? 0) > stamp) return null;
+    const now = Date.now();
+    const progress = this.track(known?.progress ?? null, counters, now);
+    const sinkStalledSeconds = counters && counters.channelSize > 0 && progress ? Math.round((now - progress.drainedAt) / 1000) : null;
+    const { health, reason } = assessHealth({ desired, info, probe, port: meta.port, counters, sinkStalledSeconds });
+    const startedAtMs = running && info.start ? info.start * 1000 : null;
+    const status: AgentStatus = {
+      db: meta.db,
+      table: meta.table,
+      program: meta.program,
+      sink: meta.spec.sink,
+      state: info?.state ?? 'NOT_LOADED',
+      desired,
+      pid: running && info.pid ? info.pid : null,
+      uptimeSeconds: null,
+      startedAt: startedAtMs === null ? null : new Date(startedAtMs).toISOString(),
+      accepting: probe === 'flume',
+      health,
+      healthReason: reason,
+      metrics: counters
+        ? { ...counters, lastEventAt: progress?.acceptedAt ? new Date(progress.acceptedAt).toISOString() : null, lastEventAgeSeconds: null }
+        : null,
+      description: info?.description ?? 'supervisord has not loaded this program',
+      observedAt: new Date(stamp).toISOString(),
+    };
+    const { description: _d, observedAt: _o, ...stable } = status;
+    const digest = JSON.stringify(stable);
+    const view: View = { meta, fingerprint, stamp, status, startedAtMs, progress, digest };
+    this.views.set(meta.program, view);
+    if (known?.digest !== digest) this.version++;
+    return view;
+  }
+
+  /** Turns counters into ages: when events last arrived, and when the sink last drained. */
+  private track(prev: Progress | null, c: FlumeCounters | null, now: number): Progress | null {
+    if (!c) return prev;
+    // Counters restart at 0 with the JVM: a drop is a new process, not a negative rate.
+    const fresh = !prev || c.eventsAccepted < prev.accepted || c.eventsDrained < prev.drained;
+    const p: Progress = fresh
+      ? { accepted: c.eventsAccepted, acceptedAt: c.eventsAccepted > 0 ? now : null, drained: c.eventsDrained, drainedAt: now }
+      : { ...prev };
+    if (c.eventsAccepted > p.accepted) Object.assign(p, { accepted: c.eventsAccepted, acceptedAt: now });
+    if (c.eventsDrained > p.drained || c.channelSize === 0) Object.assign(p, { drained: c.eventsDrained, drainedAt: now });
+    return p;
+  }
+
+  private withAges(v: View): AgentStatus {
+    const now = Date.now();
+    const s = v.status;
+    const acceptedAt = v.progress?.acceptedAt ?? null;
+    return {
+      ...s,
+      uptimeSeconds: v.startedAtMs === null ? null : Math.max(0, Math.round((now - v.startedAtMs) / 1000)),
+      metrics: s.metrics && { ...s.metrics, lastEventAgeSeconds: acceptedAt === null ? null : Math.round((now - acceptedAt) / 1000) },
+    };
+  }
+
+  /** Applies supervisord's state changes as they happen (a plain XREAD: every API sees all). */
+  private async followEvents(): Promise<void> {
+    let last = '$';
+    while (this.running && this.reader) {
+      try {
+        const res = await this.reader.xread('BLOCK', 2000, 'STREAMS', this.keys.supervisorEvents(), last);
+        for (const [, entries] of res ?? []) {
+          for (const [id, fields] of entries) {
+            last = id;
+            const e: Record<string, string> = {};
+            for (let i = 0; i + 1 < fields.length; i += 2) e[fields[i]!] = fields[i + 1]!;
+            const program = e.processname ?? '';
+            const ref = parseProgramName(program);
+            if (!ref || !e.event?.startsWith('PROCESS_STATE_')) continue;
+            const state = e.event.slice('PROCESS_STATE_'.length);
+            this.emit('state', { program, ...ref, state, from: e.from_state ?? '', at: new Date(Number(e.at) || Date.now()).toISOString() } satisfies StateChange);
+            await this.observe(program).catch((err: unknown) => this.log.warn({ err, program }, 'could not observe an agent after its state changed'));
+          }
+        }
+      } catch (err) {
+        if (!this.running) return;
+        this.log.warn({ err: (err as Error).message }, 'reading supervisor events failed; retrying');
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+  }
+}

@@ -1,0 +1,47 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { periodic } from '../src/periodic.js';
+import { until } from './helpers/wait.js';
+
+describe('periodic jobs', () => {
+  it('never overlap themselves, even when a run takes longer than the interval', async () => {
+    let active = 0;
+    let most = 0;
+    let runs = 0;
+    const job = periodic(
+      'slow',
+      5,
+      async () => {
+        active++;
+        most = Math.max(most, active);
+        await sleep(40);
+        active--;
+        runs++;
+      },
+      pino({ level: 'silent' }),
+    );
+    // runNow while a run is under way joins it instead of starting another.
+    await Promise.all([job.runNow(), job.runNow(), job.runNow()]);
+    await until(() => runs, (n) => n >= 4, 10_000);
+    await job.stop();
+    const after = runs;
+    expect(most).toBe(1);
+    expect(runs).toBeGreaterThanOrEqual(4);
+    // stopped means stopped: evidence is a run that would have happened by now and did not.
+    await sleep(200);
+    expect(runs).toBe(after);
+  });
+
+  it('keeps running after a failed run', async () => {
+    let runs = 0;
+    const job = periodic('flaky', 5, async () => {
+      runs++;
+      if (runs === 1) throw new Error('first run fails');
+    }, pino({ level: 'silent' }));
+    await job.runNow();
+    await until(() => runs, (n) => n >= 3, 10_000);
+    await job.stop();
+    expect(runs).toBeGreaterThanOrEqual(3);
+  });
+});
