@@ -15,10 +15,15 @@ export class TestSupervisord {
   readonly configFile: string;
   private child: ChildProcess | null = null;
 
-  /** With `listener`, supervisord also runs the event listener, forwarding to that Redis. */
+  /**
+   * With `listener`, supervisord also runs the event listener, forwarding to that Redis.
+   * With `api`, it also runs the API itself (program `api`, src/server.ts in one node process,
+   * restarted when it dies) with these settings, as supervisor.conf does.
+   */
   constructor(
     readonly stateDir: string,
     private readonly listener?: { redisUrl: string; prefix: string },
+    private readonly api?: Record<string, string>,
   ) {
     this.socket = join(stateDir, 'var', 'run', 'supervisor.sock');
     this.configFile = join(stateDir, 'supervisord.conf');
@@ -44,6 +49,22 @@ export class TestSupervisord {
               'buffer_size=1024',
               `environment=REDIS_URL="${this.listener.redisUrl}",REDIS_KEY_PREFIX="${this.listener.prefix}",STATE_DIR="${stateDir}"`,
               `stderr_logfile=${join(stateDir, 'var', 'log', 'agent-events.log')}`,
+            ]
+          : []),
+        ...(this.api
+          ? [
+              '[program:api]',
+              // One process (no tsx wrapper): a kill -9 of the pid supervisord reports is the API's death.
+              `command=${process.execPath} --import tsx ${join(PROJECT_ROOT, 'src', 'server.ts')}`,
+              `directory=${PROJECT_ROOT}`,
+              'autorestart=true',
+              'startsecs=1',
+              'stopsignal=TERM',
+              `environment=${Object.entries({ STATE_DIR: stateDir, ...this.api })
+                .map(([k, v]) => `${k}="${v.replace(/%/g, '%%')}"`)
+                .join(',')}`,
+              'redirect_stderr=true',
+              `stdout_logfile=${join(stateDir, 'var', 'log', 'api.log')}`,
             ]
           : []),
         '[include]',
