@@ -90,7 +90,7 @@ try {
     LOG_LEVEL: 'warn',
     AGENT_HEAP: process.env.AGENT_HEAP ?? '96m',
     AGENT_READY_TIMEOUT_MS: '240000',
-    PORT_RANGE: '40000-40999',
+    PORT_RANGE: '12000-12999',
   };
   api = spawn('node', [join(PROJECT_ROOT, 'dist', 'server.js')], { env, stdio: ['ignore', 'ignore', 'inherit'] });
   const base = `http://127.0.0.1:${port}`;

@@ -60,6 +60,13 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
     log.child({ component: 'lock' }),
   );
   const ports = new PortAllocator(redis, keys, config.PORT_RANGE, () => store.ownedPorts());
+  const usable = ports.usable();
+  if (usable.skipped) {
+    log.warn(
+      { portRange: config.PORT_RANGE, skipped: usable.skipped, usable: usable.count },
+      "PORT_RANGE overlaps the kernel's ephemeral port range (net.ipv4.ip_local_port_range): agents get no ports from the overlap",
+    );
+  }
   const fleet = new FleetModel(config, store, driver, redis, keys, log.child({ component: 'fleet' }));
   const agents = new AgentService(config, store, routeTable, lock, driver, ports, fleet, log.child({ component: 'agents' }));
   const tokens = new TokenService(redis, keys, config.TOKEN_GRACE_SECONDS, log.child({ component: 'tokens' }), join(config.varDir, 'tokens'));

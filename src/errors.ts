@@ -74,8 +74,12 @@ export const busy = (program: string, holder?: { operation: string; since: strin
   );
 export const portConflict = (port: number) =>
   make('PORT_CONFLICT', 409, `the agent's port ${port} is held by another process; free it or delete and re-create the agent`);
-export const noFreePort = (range: [number, number]) =>
-  make('NO_FREE_PORT', 503, `no free port left in ${range[0]}-${range[1]}`);
+export const noFreePort = (range: [number, number], skipped?: [number, number] | null) =>
+  make(
+    'NO_FREE_PORT',
+    503,
+    `no free port left in ${range[0]}-${range[1]}${skipped ? ` (${skipped[0]}-${skipped[1]} is skipped: the kernel's ephemeral range, see PORT_RANGE in the README)` : ''}`,
+  );
 export const agentStartFailed = (message: string, details?: Record<string, unknown>) =>
   make('AGENT_START_FAILED', 502, message, details);
 export const supervisorUnavailable = (message: string) => make('SUPERVISOR_UNAVAILABLE', 503, message);

@@ -1,4 +1,4 @@
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, rm, stat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
@@ -7,7 +7,7 @@ import { agentExists, agentNotFound, agentStartFailed, portConflict, sinkUnavail
 import type { AgentStatus, FleetModel } from '../fleet/fleet-model.js';
 import { probeSource } from '../flume/client.js';
 import { SupervisorFaultError, type ProcessInfo, type ProcessState, type SupervisorDriver } from '../supervisor/driver.js';
-import { logTail, writeAtomic, type AgentMeta, type AgentStore } from './agent-store.js';
+import { logSince, logTail, writeAtomic, type AgentMeta, type AgentStore } from './agent-store.js';
 import { queuedEvents } from './channel-state.js';
 import { programName, type TableRef } from './names.js';
 import { PortAllocator, canBind } from './port-allocator.js';
@@ -232,13 +232,26 @@ export class AgentService {
     }
   }
 
-  /** Waits until the process is up in supervisord and its HTTP source accepts connections. */
+  /**
+   * Waits until the process is up in supervisord and its HTTP source accepts connections.
+   * Flume that cannot bind its port keeps running without a source: its log says so, and that
+   * fails the wait at once instead of at the ready timeout.
+   */
   private async waitReady(meta: AgentMeta): Promise<void> {
     const deadline = Date.now() + this.cfg.AGENT_READY_TIMEOUT_MS;
+    const log = this.store.paths(meta.program).logFile;
+    const logFrom = (await stat(log).catch(() => null))?.size ?? 0;
+    const bindFailure = `Failed to bind to /127.0.0.1:${meta.port}`;
     let last: ProcessInfo | null = null;
-    while (Date.now() < deadline) {
+    for (let round = 0; Date.now() < deadline; round++) {
       last = await this.infoOrNull(meta.program);
       if (last && FAILED_STATES.includes(last.state)) break;
+      if (round % 5 === 4 && (await logSince(log, logFrom)).includes(bindFailure)) {
+        throw agentStartFailed(`${meta.program} did not start: its port ${meta.port} is held by another process`, {
+          state: last?.state ?? 'NOT_LOADED',
+          logTail: await logTail(log),
+        });
+      }
       // Accepting is the readiness that matters; supervisord's RUNNING only follows startsecs
       // (3 s) later, so STARTING with an accepting source counts as started.
       const up = last?.state === 'RUNNING' || last?.state === 'STARTING';

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { parse as parseIni } from 'ini';
 import type { Config } from '../config.js';
@@ -34,6 +34,24 @@ export async function logTail(file: string, lines = 15): Promise<string[]> {
     return (await readFile(file, 'utf8')).trimEnd().split('\n').slice(-lines);
   } catch {
     return [];
+  }
+}
+
+/** What a log file gained after byte `from` (at most the last 64 KiB of it); '' if unreadable. */
+export async function logSince(file: string, from: number): Promise<string> {
+  let fh;
+  try {
+    fh = await open(file, 'r');
+    const size = (await fh.stat()).size;
+    const start = Math.max(from, size - 65_536);
+    if (size <= start) return '';
+    const buf = Buffer.alloc(size - start);
+    await fh.read(buf, 0, buf.length, start);
+    return buf.toString('utf8');
+  } catch {
+    return '';
+  } finally {
+    await fh?.close();
   }
 }
 

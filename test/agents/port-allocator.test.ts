@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:net';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PortAllocator } from '../../src/agents/port-allocator.js';
+import { PortAllocator, ephemeralPortRange } from '../../src/agents/port-allocator.js';
 import { AppError } from '../../src/errors.js';
 import { createRedis } from '../../src/redis/client.js';
 import { makeKeys } from '../../src/redis/keys.js';
@@ -60,5 +60,14 @@ describe('PortAllocator (real Redis, real sockets)', () => {
     expect(err).toBeInstanceOf(AppError);
     expect((err as AppError).error).toBe('NO_FREE_PORT');
     expect((err as AppError).statusCode).toBe(503);
+  });
+  it('never hands out a port of the kernel\'s ephemeral range, which an outgoing connection could take before the agent binds it', async () => {
+    const alloc = new PortAllocator(redis, keys, [31600, 31609], async () => new Map(), [31601, 31608]);
+    expect(alloc.usable()).toEqual({ count: 2, skipped: [31601, 31608] });
+    const got = [await alloc.allocate('x'), await alloc.allocate('y')].sort();
+    expect(got).toEqual([31600, 31609]);
+    await expect(alloc.allocate('z')).rejects.toMatchObject({ error: 'NO_FREE_PORT', message: expect.stringContaining("31601-31608 is skipped: the kernel's ephemeral range") });
+    expect(ephemeralPortRange('/proc/sys/net/ipv4/ip_local_port_range')).toEqual([expect.any(Number), expect.any(Number)]);
+    expect(ephemeralPortRange('/nonexistent')).toBeNull();
   });
 });

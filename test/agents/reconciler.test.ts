@@ -23,7 +23,7 @@ beforeAll(async () => {
   await redis.start();
   // A narrow port range, so that a new table would land on a stopped agent's ports if the
   // allocator trusted an empty Redis.
-  const base = 30000 + Math.floor(Math.random() * 2000) * 10;
+  const base = 14000 + Math.floor(Math.random() * 400) * 10;
   h = await startHarness({ REDIS_URL: redis.url, PORT_RANGE: `${base}-${base + 9}`, GATEWAY_PORT: String(await freePort()), GATEWAY_CACHE_TTL_MS: '0' });
   gw = new TestGateway(h.config);
   await gw.start();

@@ -66,7 +66,7 @@ beforeAll(async () => {
     API_PORT: String(port),
     JWT_SECRET: SECRET,
     LOG_LEVEL: 'warn',
-    PORT_RANGE: '34000-34099',
+    PORT_RANGE: '20000-20099',
     AGENT_HEAP: '128m',
     AGENT_READY_TIMEOUT_MS: '120000',
   };

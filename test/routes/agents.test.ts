@@ -1,11 +1,11 @@
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentPaths } from '../../src/agents/paths.js';
 import { queuedEvents } from '../../src/agents/channel-state.js';
-import { dropPrefix, startHarness, type Harness } from '../helpers/harness.js';
+import { dropPrefix, startHarness, tempDir, type Harness } from '../helpers/harness.js';
 import { javaProcessesMentioning, pidAlive, postEvents, routePort, waitForLines } from '../helpers/flume.js';
 
 /** Started: STARTING until supervisord's startsecs pass, then RUNNING. */
@@ -317,6 +317,38 @@ describe('a create that fails', () => {
       expect((await bad.driver.infoAll()).map((p) => p.name).filter((n) => n.startsWith('flume-'))).toEqual([]);
     } finally {
       await bad.close();
+    }
+  });
+
+  it('fails at once, and rolls back, when Flume says it cannot bind its port (instead of waiting out the ready timeout)', async () => {
+    // A stand-in JVM that does what Flume does when its port is taken: logs the bind failure
+    // and keeps running without a source.
+    const binDir = tempDir('fakejava');
+    const bin = join(binDir, 'java');
+    writeFileSync(
+      bin,
+      [
+        '#!/bin/sh',
+        'conf=""; while [ $# -gt 0 ]; do [ "$1" = "-f" ] && conf="$2"; shift; done',
+        'port=$(sed -n "s/^a1.sources.r1.port = //p" "$conf")',
+        'echo "ERROR [lifecycleSupervisor-1-2] HTTPSource - Error while starting HTTPSource. java.io.IOException: Failed to bind to /127.0.0.1:$port"',
+        'exec sleep 600',
+        '',
+      ].join('\n'),
+      { mode: 0o755 },
+    );
+    const bad = await startHarness({ PORT_RANGE: '22100-22199', JAVA_BIN: bin, AGENT_READY_TIMEOUT_MS: '90000' });
+    try {
+      const r = await bad.inject({ method: 'POST', url: '/v1/api/shop/taken/create' });
+      expect(r.statusCode).toBe(502);
+      expect(r.json()).toMatchObject({ error: 'AGENT_START_FAILED', message: expect.stringMatching(/its port \d+ is held by another process/) });
+      expect((r.json() as { details: { logTail: string[] } }).details.logTail.join('\n')).toContain('Failed to bind');
+      expect(readdirSync(bad.config.confDir)).toEqual([]);
+      expect(await bad.redis.hgetall(bad.keys.ports())).toEqual({});
+      expect((await bad.driver.infoAll()).map((p) => p.name).filter((n) => n.startsWith('flume-'))).toEqual([]);
+    } finally {
+      await bad.close();
+      rmSync(binDir, { recursive: true, force: true });
     }
   });
 });

@@ -7,7 +7,7 @@ let h: Harness;
 
 beforeAll(async () => {
   // A var/tokens/ with one corrupt record and one good one: start-up must still complete.
-  h = await startHarness({ PORT_RANGE: '33000-33099' }, (dir) => {
+  h = await startHarness({ PORT_RANGE: '19500-19599' }, (dir) => {
     const tokens = join(dir, 'var', 'tokens');
     mkdirSync(tokens, { recursive: true });
     writeFileSync(join(tokens, 'broken.json'), '{"username": "broken", "user": {');
