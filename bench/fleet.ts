@@ -37,10 +37,10 @@ interface Load {
 }
 
 /** autocannon in its own process: req/s and latency percentiles. */
-async function autocannon(url: string, token: string, connections: number, seconds = SECONDS): Promise<Load> {
+async function autocannon(url: string, token: string, connections: number, rate?: number, seconds = SECONDS): Promise<Load> {
   const { stdout } = await run(
     join(PROJECT_ROOT, 'node_modules', '.bin', 'autocannon'),
-    ['-j', '-c', String(connections), '-d', String(seconds), '-H', `authorization=Bearer ${token}`, url],
+    ['-j', '-c', String(connections), '-d', String(seconds), ...(rate ? ['-R', String(rate)] : []), '-H', `authorization=Bearer ${token}`, url],
     { maxBuffer: 64 * 1024 * 1024 },
   );
   const r = JSON.parse(stdout) as { requests: { average: number }; latency: { p50: number; p99: number }; errors: number; non2xx: number };
@@ -119,11 +119,15 @@ try {
 
   const line = (name: string, l: Load) =>
     console.log(`  ${name.padEnd(44)} ${f1(l.rps).padStart(8)} req/s  p50 ${f1(l.p50).padStart(6)} ms  p99 ${f1(l.p99).padStart(7)} ms${l.errors || l.non2xx ? `  (errors ${l.errors}, non-2xx ${l.non2xx})` : ''}`);
-  console.log(`\n${SMALL} agents, ${SECONDS} s each:`);
+  console.log(`\n${SMALL} agents, ${SECONDS} s each; "back-to-back": every poller sends its next request as soon as the last one answered:`);
+  const floor = await autocannon(`${base}/healthz`, token, 50);
+  line('floor: GET /healthz (no auth, no work), 50 back-to-back', floor);
   const status = await autocannon(`${base}/v1/api/bench/t0/status`, token, 50);
-  line('GET .../status, 50 pollers', status);
+  line('GET .../status, 50 back-to-back', status);
   const services = await autocannon(`${base}/v1/api/services`, token, 50);
-  line(`GET /services (${SMALL} agents), 50 pollers`, services);
+  line(`GET /services (${SMALL} agents), 50 back-to-back`, services);
+  line('GET .../status, 50 pollers at 1000 req/s in all', await autocannon(`${base}/v1/api/bench/t0/status`, token, 50, 1000));
+  line(`GET /services (${SMALL} agents), 50 pollers at 1000 req/s`, await autocannon(`${base}/v1/api/services`, token, 50, 1000));
   const programs = Array.from({ length: SMALL }, (_, i) => `flume-bench-t${i}`);
   const ctl = await supervisorctlLoad(supervisord.socket, programs, 8);
   line('baseline: supervisorctl status NAME, 8 at once', ctl);
@@ -133,12 +137,12 @@ try {
   await Promise.all(Array.from({ length: LARGE - SMALL }, (_, i) => limit(() => create(SMALL + i))));
   await allHealthy(LARGE);
   console.log(`\n${LARGE} agents (created and healthy ${f1((Date.now() - t0) / 1000)} s later):`);
-  const big50 = await autocannon(`${base}/v1/api/services`, token, 50);
-  line(`GET /services (${LARGE} agents), 50 pollers`, big50);
-  const big10 = await autocannon(`${base}/v1/api/services`, token, 10);
-  line(`GET /services (${LARGE} agents), 10 pollers`, big10);
-  const status100 = await autocannon(`${base}/v1/api/bench/t0/status`, token, 50);
-  line(`GET .../status (${LARGE} agents), 50 pollers`, status100);
+  line('floor: GET /healthz, 50 back-to-back', await autocannon(`${base}/healthz`, token, 50));
+  line(`GET /services (${LARGE} agents), 50 back-to-back`, await autocannon(`${base}/v1/api/services`, token, 50));
+  line(`GET /services (${LARGE} agents), 10 back-to-back`, await autocannon(`${base}/v1/api/services`, token, 10));
+  line(`GET /services (${LARGE} agents), 50 pollers at 1000 req/s`, await autocannon(`${base}/v1/api/services`, token, 50, 1000));
+  line(`GET .../status (${LARGE} agents), 50 back-to-back`, await autocannon(`${base}/v1/api/bench/t0/status`, token, 50));
+  line(`GET .../status (${LARGE} agents), 50 pollers at 1000 req/s`, await autocannon(`${base}/v1/api/bench/t0/status`, token, 50, 1000));
   const scrapes: number[] = [];
   for (let i = 0; i < 20; i++) {
     const s = performance.now();

@@ -95,7 +95,7 @@ export class FleetModel extends EventEmitter {
   private reader: Redis | null = null;
   private running = false;
   private lastRefresh = 0;
-  private readonly limit = pLimit(16);
+  private readonly limit = pLimit(8);
   /** Bumped whenever an agent's public content changes: the key of response caches. */
   version = 0;
   /** Completed refreshes since start (tests wait on it instead of on time). */
