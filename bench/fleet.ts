@@ -1,8 +1,9 @@
 /**
  * Status under dashboard load, in one run, every figure beside its baseline:
- *   - 20 real agents: 50 concurrent pollers (autocannon) at GET .../status and at GET /services,
- *     against the original design's way, one `supervisorctl status NAME` process per call
- *     (8 at a time), for the same 10 s;
+ *   - 20 real agents: 50 concurrent pollers at GET .../status and at GET /services, back to back
+ *     (autocannon, its own process: throughput) and paced like dashboards (each every 50 ms:
+ *     latency), against the original design's way, one `supervisorctl status NAME` process
+ *     per call (8 at a time), for the same 10 s, and against the floor: GET /healthz;
  *   - 100 real agents: /services under 50 and 10 pollers, a /metrics scrape, the API's idle
  *     CPU and memory.
  * The API runs as its own process (dist/server.js) under its own supervisord in a temp dir;
@@ -10,6 +11,7 @@
  * Run: npm run bench:fleet   (BENCH_AGENTS=N for the large fleet, default 100; BENCH_SECONDS=10)
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { Agent, request as httpRequest } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -37,14 +39,56 @@ interface Load {
 }
 
 /** autocannon in its own process: req/s and latency percentiles. */
-async function autocannon(url: string, token: string, connections: number, rate?: number, seconds = SECONDS): Promise<Load> {
+async function autocannon(url: string, token: string, connections: number, seconds = SECONDS): Promise<Load> {
   const { stdout } = await run(
     join(PROJECT_ROOT, 'node_modules', '.bin', 'autocannon'),
-    ['-j', '-c', String(connections), '-d', String(seconds), ...(rate ? ['-R', String(rate)] : []), '-H', `authorization=Bearer ${token}`, url],
+    ['-j', '-c', String(connections), '-d', String(seconds), '-H', `authorization=Bearer ${token}`, url],
     { maxBuffer: 64 * 1024 * 1024 },
   );
   const r = JSON.parse(stdout) as { requests: { average: number }; latency: { p50: number; p99: number }; errors: number; non2xx: number };
   return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors, non2xx: r.non2xx };
+}
+
+/**
+ * Dashboards as they poll: `pollers` clients (keep-alive), each sending one request every
+ * `everyMs` from a random phase, for `seconds`. Latency of each answer, as the client sees it.
+ */
+async function pacedPollers(url: string, token: string, pollers: number, everyMs: number, seconds = SECONDS): Promise<Load> {
+  const agent = new Agent({ keepAlive: true, maxSockets: pollers });
+  const times: number[] = [];
+  let errors = 0;
+  const end = Date.now() + seconds * 1000;
+  const once = () =>
+    new Promise<void>((resolve) => {
+      const t0 = performance.now();
+      const req = httpRequest(url, { agent, headers: { authorization: `Bearer ${token}` } }, (res) => {
+        res.resume();
+        res.on('end', () => {
+          if (res.statusCode !== 200) errors++;
+          times.push(performance.now() - t0);
+          resolve();
+        });
+      });
+      req.on('error', () => {
+        errors++;
+        resolve();
+      });
+      req.end();
+    });
+  await Promise.all(
+    Array.from({ length: pollers }, async () => {
+      await sleep(Math.random() * everyMs);
+      while (Date.now() < end) {
+        const t0 = performance.now();
+        await once();
+        await sleep(Math.max(0, everyMs - (performance.now() - t0)));
+      }
+    }),
+  );
+  agent.destroy();
+  times.sort((a, b) => a - b);
+  const pct = (p: number) => times[Math.min(times.length - 1, Math.floor((times.length * p) / 100))]!;
+  return { rps: times.length / seconds, p50: pct(50), p99: pct(99), errors, non2xx: 0 };
 }
 
 /** The original way: one supervisorctl process per status call, `concurrency` at a time. */
@@ -126,8 +170,8 @@ try {
   line('GET .../status, 50 back-to-back', status);
   const services = await autocannon(`${base}/v1/api/services`, token, 50);
   line(`GET /services (${SMALL} agents), 50 back-to-back`, services);
-  line('GET .../status, 50 pollers at 1000 req/s in all', await autocannon(`${base}/v1/api/bench/t0/status`, token, 50, 1000));
-  line(`GET /services (${SMALL} agents), 50 pollers at 1000 req/s`, await autocannon(`${base}/v1/api/services`, token, 50, 1000));
+  line('GET .../status, 50 pollers, each every 50 ms', await pacedPollers(`${base}/v1/api/bench/t0/status`, token, 50, 50));
+  line(`GET /services (${SMALL} agents), 50 pollers, each every 50 ms`, await pacedPollers(`${base}/v1/api/services`, token, 50, 50));
   const programs = Array.from({ length: SMALL }, (_, i) => `flume-bench-t${i}`);
   const ctl = await supervisorctlLoad(supervisord.socket, programs, 8);
   line('baseline: supervisorctl status NAME, 8 at once', ctl);
@@ -140,9 +184,9 @@ try {
   line('floor: GET /healthz, 50 back-to-back', await autocannon(`${base}/healthz`, token, 50));
   line(`GET /services (${LARGE} agents), 50 back-to-back`, await autocannon(`${base}/v1/api/services`, token, 50));
   line(`GET /services (${LARGE} agents), 10 back-to-back`, await autocannon(`${base}/v1/api/services`, token, 10));
-  line(`GET /services (${LARGE} agents), 50 pollers at 1000 req/s`, await autocannon(`${base}/v1/api/services`, token, 50, 1000));
+  line(`GET /services (${LARGE} agents), 50 pollers, each every 50 ms`, await pacedPollers(`${base}/v1/api/services`, token, 50, 50));
   line(`GET .../status (${LARGE} agents), 50 back-to-back`, await autocannon(`${base}/v1/api/bench/t0/status`, token, 50));
-  line(`GET .../status (${LARGE} agents), 50 pollers at 1000 req/s`, await autocannon(`${base}/v1/api/bench/t0/status`, token, 50, 1000));
+  line(`GET .../status (${LARGE} agents), 50 pollers, each every 50 ms`, await pacedPollers(`${base}/v1/api/bench/t0/status`, token, 50, 50));
   const scrapes: number[] = [];
   for (let i = 0; i < 20; i++) {
     const s = performance.now();

@@ -3,7 +3,9 @@
 #   Debian packages: supervisor, nginx + Lua (the gateway), a JDK and Maven when missing,
 #   redis-server when asked
 #   npm dependencies (npm install, pinned by package-lock.json), the TypeScript build (dist/),
-#   Apache Flume 1.11.0's jars from Maven Central into flume/lib (through flume/pom.xml).
+#   Apache Flume 1.11.0's jars from Maven Central into flume/lib (through flume/pom.xml);
+#   with WITH_HDFS=1 the hdfs sink's jars into flume/hdfs/lib; with NEED_TEST_SERVERS=1 the
+#   test suite's Kafka broker and HDFS into test/servers/*/lib.
 # Not root and something to install from Debian: prints the exact command and stops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -54,6 +56,21 @@ fi
 if [ ! -f flume/lib/flume-ng-node-1.11.0.jar ]; then
   say "fetching Apache Flume 1.11.0 jars from Maven Central (once, ~46 MB)"
   mvn -B -q -f flume/pom.xml dependency:copy-dependencies
+fi
+# The hdfs sink: Flume's HDFS sink and Hadoop's shaded client, only when asked (WITH_HDFS=1).
+if [ "${WITH_HDFS:-0}" = 1 ] && ! ls flume/hdfs/lib/hadoop-client-api-*.jar >/dev/null 2>&1; then
+  say "fetching the hdfs sink's jars (Flume HDFS sink, Hadoop 3.3.6 client) from Maven Central (once, ~50 MB)"
+  mvn -B -q -f flume/hdfs/pom.xml dependency:copy-dependencies
+fi
+# The tests' own servers: a Kafka broker and an HDFS NameNode + DataNode, from Maven Central.
+if [ "${NEED_TEST_SERVERS:-0}" = 1 ]; then
+  for server in kafka hadoop; do
+    if [ ! -f "test/servers/$server/lib/.complete" ]; then
+      say "fetching the test $server server's jars from Maven Central (once)"
+      mvn -B -q -f "test/servers/$server/pom.xml" dependency:copy-dependencies
+      touch "test/servers/$server/lib/.complete"
+    fi
+  done
 fi
 mkdir -p conf.d services var/run var/log var/supervisor.d
 say "ready"

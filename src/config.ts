@@ -31,7 +31,9 @@ export const configSchema = z.object({
   PORT_RANGE: portRange.default('10000-60000'),
   JAVA_BIN: z.string().default('java'),
   FLUME_LIB_DIR: z.string().default(resolve(PROJECT_ROOT, 'flume', 'lib')),
-  /** Extra class path entries for agents (e.g. Hadoop client jars for the hdfs sink), ':'-separated. */
+  /** The hdfs sink's jars (Flume's HDFS sink, Hadoop's client): fetched by WITH_HDFS=1 scripts/up.sh. */
+  FLUME_HDFS_LIB_DIR: z.string().default(resolve(PROJECT_ROOT, 'flume', 'hdfs', 'lib')),
+  /** Extra class path entries for agents, ':'-separated. */
   FLUME_EXTRA_CLASSPATH: z.string().default(''),
   AGENT_HEAP: z.string().regex(/^\d+[mMgG]$/, 'must look like 256m').default('256m'),
   AGENT_READY_TIMEOUT_MS: z.coerce.number().int().min(1000).default(60000),

@@ -1,5 +1,5 @@
 import { mkdir, rm, stat } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
@@ -26,6 +26,19 @@ export interface DeleteResult extends TableRef {
 }
 
 const FAILED_STATES: readonly ProcessState[] = ['FATAL', 'EXITED', 'BACKOFF'];
+
+/** Flume's HDFS sink and a Hadoop client are on the agents' class path. */
+function hdfsJarsPresent(cfg: Config): boolean {
+  let installed: string[] = [];
+  try {
+    installed = readdirSync(cfg.FLUME_HDFS_LIB_DIR);
+  } catch {
+    // not fetched
+  }
+  const has = (re: RegExp) => installed.some((n) => re.test(n));
+  if (has(/^flume-hdfs-sink-.*\.jar$/) && has(/^hadoop-client-api-.*\.jar$/)) return true;
+  return /hadoop-(common|client)/.test(cfg.FLUME_EXTRA_CLASSPATH);
+}
 
 /**
  * The agent lifecycle: create, start, stop, restart, delete; status and list read the fleet.
@@ -173,9 +186,9 @@ export class AgentService {
   // --- internals ----------------------------------------------------------------------------
 
   private checkSinkAvailable(spec: AgentSpec): void {
-    if (spec.sink === 'hdfs' && !/hadoop-(common|client)/.test(this.cfg.FLUME_EXTRA_CLASSPATH)) {
+    if (spec.sink === 'hdfs' && !hdfsJarsPresent(this.cfg)) {
       throw sinkUnavailable(
-        'the hdfs sink needs Hadoop client jars: put them on FLUME_EXTRA_CLASSPATH (e.g. /opt/hadoop/share/hadoop/common/*:...)',
+        `the hdfs sink's jars are not installed: run WITH_HDFS=1 bash scripts/up.sh (fetches them into ${this.cfg.FLUME_HDFS_LIB_DIR}), or put Hadoop's client jars on FLUME_EXTRA_CLASSPATH`,
       );
     }
   }

@@ -141,7 +141,14 @@ export class AgentStore {
   /** Writes the supervisord program; `autostart` records the desired state. */
   async writeProgram(meta: AgentMeta, autostart: boolean): Promise<void> {
     const paths = this.paths(meta.program);
-    const classpath = [paths.serviceDir, join(this.cfg.FLUME_LIB_DIR, '*'), this.cfg.FLUME_EXTRA_CLASSPATH].filter(Boolean).join(':');
+    const classpath = [
+      paths.serviceDir,
+      join(this.cfg.FLUME_LIB_DIR, '*'),
+      meta.spec.sink === 'hdfs' ? join(this.cfg.FLUME_HDFS_LIB_DIR, '*') : '',
+      this.cfg.FLUME_EXTRA_CLASSPATH,
+    ]
+      .filter(Boolean)
+      .join(':');
     const text = renderProgram(
       meta,
       { program: meta.program, javaBin: this.cfg.JAVA_BIN, heap: this.cfg.AGENT_HEAP, classpath, autostart, metricsPort: meta.metricsPort },

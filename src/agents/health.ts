@@ -11,6 +11,10 @@ export interface HealthInput {
   counters: FlumeCounters | null;
   /** Seconds since the sink last drained while events waited in the channel (null: not stalled). */
   sinkStalledSeconds: number | null;
+  /** The sink's type, named in reasons. */
+  sink: string;
+  /** Seconds since the sink last failed a write, if it failed since it last drained (null: not failing). */
+  sinkFailingSeconds: number | null;
 }
 
 /** Seconds a RUNNING JVM may take before a closed source port counts as down. */
@@ -50,8 +54,14 @@ export function assessHealth(x: HealthInput): { health: Health; reason: string }
   if (x.counters.channelFillPercent >= FILL_DEGRADED_PERCENT) {
     return { health: 'degraded', reason: `the channel is ${x.counters.channelFillPercent.toFixed(1)}% full` };
   }
+  if (x.sinkFailingSeconds !== null && x.counters.channelSize > 0) {
+    return {
+      health: 'degraded',
+      reason: `the ${x.sink} sink fails to deliver (${x.counters.sinkWriteFailures} failed writes, the last ${x.sinkFailingSeconds} s ago): ${x.counters.channelSize} events wait in the channel`,
+    };
+  }
   if (x.sinkStalledSeconds !== null && x.sinkStalledSeconds >= SINK_STALL_SECONDS) {
-    return { health: 'degraded', reason: `the sink has drained nothing for ${x.sinkStalledSeconds} s while ${x.counters.channelSize} events wait` };
+    return { health: 'degraded', reason: `the ${x.sink} sink has drained nothing for ${x.sinkStalledSeconds} s while ${x.counters.channelSize} events wait` };
   }
   return { health: 'healthy', reason: 'running, accepting events, sink draining' };
 }

@@ -31,9 +31,14 @@ export const sinkSchemas = {
     .strict(),
   hdfs: z
     .object({
+      // Required: with a bare path Hadoop's client would fall back to file:/// (the local disk).
+      nameNode: propValue.regex(/^hdfs:\/\/[A-Za-z0-9.-]+(:\d{1,5})?$/, 'must look like hdfs://host:port'),
       path: propValue
-        .regex(/^(hdfs:\/\/[^/\s]+)?\/\S*$/, 'must be an absolute path or hdfs:// URL')
+        .regex(/^\/\S*$/, 'must be an absolute path (the NameNode is its own option)')
         .default('/ingestion/{{db}}/{{table}}/%Y-%m-%d/%H'),
+      // 1: files roll by the settings below even when fewer DataNodes live than the replication
+      // factor (Flume's default then rolls a new file per batch).
+      minBlockReplicas: z.number().int().min(1).max(10).default(1),
       filePrefix: propValue.regex(/^[\w.-]+$/).default('ing'),
       fileSuffix: propValue.regex(/^[\w.-]+$/).default('.json'),
       rollInterval: z.number().int().min(0).default(60),

@@ -53,6 +53,8 @@ interface Progress {
   acceptedAt: number | null;
   drained: number;
   drainedAt: number;
+  failures: number;
+  failedAt: number | null;
 }
 
 /** One agent as last observed. Time-dependent fields (uptime, ages) are filled in on read. */
@@ -63,6 +65,8 @@ interface View {
   /** When the observation began: an older observation never replaces a newer one. */
   stamp: number;
   status: AgentStatus;
+  /** supervisord's view when observed (reused between full resyncs). */
+  info: ProcessInfo | null;
   startedAtMs: number | null;
   progress: Progress | null;
   /** Public content without volatile fields: a change bumps the fleet's version. */
@@ -70,14 +74,17 @@ interface View {
 }
 
 const UP: readonly AgentState[] = ['RUNNING', 'STARTING'];
+/** Every how many refreshes supervisord's full process list is read again. */
+const RESYNC_EVERY = 5;
 
 /**
  * The live view of every agent, kept in the API so that no status request fans out to agents.
  *
- * Sources: the disk (services/ metadata and the program's autostart), supervisord (one
- * getAllProcessInfo per refresh, and each PROCESS_STATE event from the event-listener stream
- * applied at once), a probe of each running agent's source and Flume's counters. A refresh runs
- * every FLEET_REFRESH_MS in the background, never overlapping itself.
+ * Sources: the disk (services/ metadata and the program's autostart), supervisord (each
+ * PROCESS_STATE event from the event-listener stream applied at once, and getAllProcessInfo
+ * every 5th refresh for whatever events were lost), a probe of each running agent's source and
+ * Flume's counters. A refresh runs every FLEET_REFRESH_MS in the background, never overlapping
+ * itself.
  *
  * Guarantees:
  * - reads (`status`, `list`, `version`) touch nothing outside this process;
@@ -183,7 +190,10 @@ export class FleetModel extends EventEmitter {
   private async refreshAll(): Promise<void> {
     const stamp = Date.now();
     const programs = await this.store.servicePrograms();
-    const infos = new Map((await this.driver.infoAll()).map((i) => [i.name, i]));
+    // supervisord's states arrive as events; the full list (decoded synchronously: ~16 ms for
+    // 100 programs) is read every RESYNC_EVERY-th refresh, and for agents the model lacks.
+    const resync = this.refreshes % RESYNC_EVERY === 0 || programs.some((p) => !this.views.has(p));
+    const infos = resync ? new Map((await this.driver.infoAll()).map((i) => [i.name, i])) : null;
     const present = new Set(programs);
     for (const program of this.views.keys()) {
       if (!present.has(program)) this.forget(program);
@@ -197,7 +207,9 @@ export class FleetModel extends EventEmitter {
           const meta = fresh ? known.meta : await this.store.readMeta(program);
           if (!meta) return; // being created, or half-created debris for the reconciler
           const desired = fresh ? known.status.desired : await this.store.desired(program);
-          await this.observeAgent(meta, fingerprint, desired, infos.get(program) ?? null, stamp);
+          const last = known?.info;
+          const info = infos ? (infos.get(program) ?? null) : last ? { ...last, now: Math.floor(Date.now() / 1000) } : null;
+          await this.observeAgent(meta, fingerprint, desired, info, stamp);
         }),
       ),
     );
@@ -229,7 +241,9 @@ export class FleetModel extends EventEmitter {
     const now = Date.now();
     const progress = this.track(known?.progress ?? null, counters, now);
     const sinkStalledSeconds = counters && counters.channelSize > 0 && progress ? Math.round((now - progress.drainedAt) / 1000) : null;
-    const { health, reason } = assessHealth({ desired, info, probe, port: meta.port, counters, sinkStalledSeconds });
+    const failing = progress?.failedAt != null && progress.failedAt >= progress.drainedAt;
+    const sinkFailingSeconds = failing ? Math.round((now - progress.failedAt!) / 1000) : null;
+    const { health, reason } = assessHealth({ desired, info, probe, port: meta.port, counters, sinkStalledSeconds, sink: meta.spec.sink, sinkFailingSeconds });
     const startedAtMs = running && info.start ? info.start * 1000 : null;
     const status: AgentStatus = {
       db: meta.db,
@@ -252,7 +266,7 @@ export class FleetModel extends EventEmitter {
     };
     const { description: _d, observedAt: _o, ...stable } = status;
     const digest = JSON.stringify(stable);
-    const view: View = { meta, fingerprint, stamp, status, startedAtMs, progress, digest };
+    const view: View = { meta, fingerprint, stamp, status, info, startedAtMs, progress, digest };
     this.views.set(meta.program, view);
     if (known?.digest !== digest) this.version++;
     return view;
@@ -262,12 +276,20 @@ export class FleetModel extends EventEmitter {
   private track(prev: Progress | null, c: FlumeCounters | null, now: number): Progress | null {
     if (!c) return prev;
     // Counters restart at 0 with the JVM: a drop is a new process, not a negative rate.
-    const fresh = !prev || c.eventsAccepted < prev.accepted || c.eventsDrained < prev.drained;
+    const fresh = !prev || c.eventsAccepted < prev.accepted || c.eventsDrained < prev.drained || c.sinkWriteFailures < prev.failures;
     const p: Progress = fresh
-      ? { accepted: c.eventsAccepted, acceptedAt: c.eventsAccepted > 0 ? now : null, drained: c.eventsDrained, drainedAt: now }
+      ? {
+          accepted: c.eventsAccepted,
+          acceptedAt: c.eventsAccepted > 0 ? now : null,
+          drained: c.eventsDrained,
+          drainedAt: now,
+          failures: c.sinkWriteFailures,
+          failedAt: null,
+        }
       : { ...prev };
     if (c.eventsAccepted > p.accepted) Object.assign(p, { accepted: c.eventsAccepted, acceptedAt: now });
     if (c.eventsDrained > p.drained || c.channelSize === 0) Object.assign(p, { drained: c.eventsDrained, drainedAt: now });
+    if (c.sinkWriteFailures > p.failures) Object.assign(p, { failures: c.sinkWriteFailures, failedAt: now });
     return p;
   }
 

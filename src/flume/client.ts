@@ -19,6 +19,8 @@ export interface FlumeCounters {
   channelCapacity: number;
   channelFillPercent: number;
   sinkConnectionFailures: number;
+  /** Batches the sink failed to write (EventWriteFail): the Kafka broker or HDFS is away. */
+  sinkWriteFailures: number;
 }
 
 /**
@@ -85,6 +87,7 @@ export async function readFlumeMetrics(port: number, timeoutMs = 500): Promise<F
       channelCapacity: n(ch.ChannelCapacity),
       channelFillPercent: n(ch.ChannelFillPercentage),
       sinkConnectionFailures: n(sink.ConnectionFailedCount),
+      sinkWriteFailures: n(sink.EventWriteFail),
     };
   } catch {
     return null;

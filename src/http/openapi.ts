@@ -26,6 +26,7 @@ const countersSchema = z.object({
   channelCapacity: z.number(),
   channelFillPercent: z.number(),
   sinkConnectionFailures: z.number(),
+  sinkWriteFailures: z.number(),
   lastEventAt: z.string().nullable(),
   lastEventAgeSeconds: z.number().nullable(),
 });

@@ -32,8 +32,12 @@ describe('agent templates', () => {
     const kafka = renderAgentConfig(ref, resolveSpec({ sink: 'kafka', options: { bootstrapServers: 'k1:9092,k2:9092' } }, ref), 1, paths);
     expect(kafka).toContain('a1.sinks.k1.kafka.topic = shop.orders');
     expect(kafka).toContain('a1.sinks.k1.kafka.bootstrap.servers = k1:9092,k2:9092');
-    const hdfs = renderAgentConfig(ref, resolveSpec({ sink: 'hdfs' }, ref), 1, paths);
-    expect(hdfs).toContain('a1.sinks.k1.hdfs.path = /ingestion/shop/orders/%Y-%m-%d/%H');
+    const hdfs = renderAgentConfig(ref, resolveSpec({ sink: 'hdfs', options: { nameNode: 'hdfs://nn1:8020' } }, ref), 1, paths);
+    expect(hdfs).toContain('a1.sinks.k1.hdfs.path = hdfs://nn1:8020/ingestion/shop/orders/%Y-%m-%d/%H');
+    expect(hdfs).toContain('a1.sinks.k1.hdfs.minBlockReplicas = 1');
+    // Without a NameNode, Hadoop's client would write to the local disk: refused.
+    expect(() => resolveSpec({ sink: 'hdfs' }, ref)).toThrow(/options.nameNode/);
+    expect(() => resolveSpec({ sink: 'hdfs', options: { nameNode: 'hdfs://nn1:8020', path: 'relative/x' } }, ref)).toThrow(/absolute path/);
   });
 
   it('rejects what Flume would silently mangle (422)', () => {

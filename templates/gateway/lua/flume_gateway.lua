@@ -23,6 +23,10 @@ return { t[1] or '', t[2] or '', t[3] or '0', t[4] or '0', r or '', redis.call('
 ]]
 local LOOKUP_SHA -- set by SCRIPT LOAD on first use
 
+-- Headers that would steer a sink (Flume's Kafka sink reads "topic" and "key"; a table's
+-- token must not reach another topic or choose partitions). "username" is set here, always.
+local RESERVED_HEADERS = { topic = true, key = true }
+
 local function reply(status, code, err, message)
   ngx.status = status
   ngx.header["Content-Type"] = "application/json"
@@ -147,12 +151,26 @@ function M.access(db, tbl)
     return reply(400, 10061, "BAD_EVENTS", "send a JSON array of {\"headers\":{...},\"body\":\"...\"}")
   end
   if #events > 0 then
-    for _, ev in ipairs(events) do
-      if type(ev) ~= "table" then
-        return reply(400, 10061, "BAD_EVENTS", "each event must be an object")
+    for i, ev in ipairs(events) do
+      if type(ev) ~= "table" or ev[1] ~= nil then
+        return reply(400, 10061, "BAD_EVENTS", "event " .. i .. " must be an object")
       end
-      if type(ev.headers) ~= "table" then ev.headers = {} end
-      ev.headers.username = user
+      local headers = ev.headers
+      if headers == nil then
+        headers = {}
+        ev.headers = headers
+      elseif type(headers) ~= "table" or headers[1] ~= nil then
+        return reply(400, 10061, "BAD_EVENTS", "event " .. i .. ": headers must be an object of strings")
+      end
+      for k, v in pairs(headers) do
+        if type(k) ~= "string" or type(v) ~= "string" then
+          return reply(400, 10061, "BAD_EVENTS", "event " .. i .. ": header " .. tostring(k) .. " must be a string")
+        end
+        if RESERVED_HEADERS[k] then
+          return reply(400, 10062, "RESERVED_HEADER", "event " .. i .. ": header " .. k .. " steers the sink and may not be sent")
+        end
+      end
+      headers.username = user
     end
     ngx.req.set_body_data(cjson.encode(events))
   end

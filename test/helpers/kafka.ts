@@ -1,0 +1,130 @@
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { PROJECT_ROOT } from '../../src/config.js';
+import { acceptsConnections } from '../../src/agents/port-allocator.js';
+import { stopChild } from './process.js';
+import { freePort, until } from './wait.js';
+
+const HOME = join(PROJECT_ROOT, 'test', 'servers', 'kafka');
+const CLASSPATH = join(HOME, 'lib', '*');
+const LOG4J = `-Dlog4j.configuration=file:${join(HOME, 'log4j.properties')}`;
+const run = promisify(execFile);
+
+export interface ConsumedRecord {
+  headers: Record<string, string>;
+  key: string | null;
+  value: string;
+}
+
+/**
+ * A real single-node Kafka 3.7 broker in KRaft mode (combined broker + controller), from Maven
+ * Central's jars (test/servers/kafka/pom.xml), in a temp dir, on free loopback ports. stop()
+ * and start() again keep its data: a broker that went away and came back.
+ */
+export class TestKafka {
+  readonly dir = mkdtempSync(join(tmpdir(), 'flume-svc-kafka-'));
+  port = 0;
+  private controllerPort = 0;
+  private child: ChildProcess | null = null;
+  private stderr = '';
+
+  get bootstrap(): string {
+    return `127.0.0.1:${this.port}`;
+  }
+
+  async start(): Promise<void> {
+    const config = join(this.dir, 'server.properties');
+    if (!this.port) {
+      this.port = await freePort();
+      this.controllerPort = await freePort();
+      writeFileSync(
+        config,
+        [
+          'process.roles=broker,controller',
+          'node.id=1',
+          `controller.quorum.voters=1@127.0.0.1:${this.controllerPort}`,
+          'controller.listener.names=CONTROLLER',
+          `listeners=PLAINTEXT://127.0.0.1:${this.port},CONTROLLER://127.0.0.1:${this.controllerPort}`,
+          `advertised.listeners=PLAINTEXT://127.0.0.1:${this.port}`,
+          'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
+          `log.dirs=${join(this.dir, 'data')}`,
+          'num.partitions=1',
+          'offsets.topic.replication.factor=1',
+          'offsets.topic.num.partitions=1',
+          'transaction.state.log.replication.factor=1',
+          'transaction.state.log.min.isr=1',
+          'group.initial.rebalance.delay.ms=0',
+          '',
+        ].join('\n'),
+      );
+      // A fixed cluster id: formatting is then idempotent.
+      await run('java', ['-cp', CLASSPATH, LOG4J, 'kafka.tools.StorageTool', 'format', '-t', 'flumeServiceTest0000A', '-c', config, '--ignore-formatted']);
+    }
+    this.stderr = '';
+    this.child = spawn('java', ['-Xms128m', '-Xmx384m', LOG4J, '-cp', CLASSPATH, 'kafka.Kafka', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+    this.child.stderr?.on('data', (d: Buffer) => (this.stderr = (this.stderr + d.toString()).slice(-4000)));
+    const up = await until(() => this.child?.exitCode === null && acceptsConnections(this.port, '127.0.0.1', 200), (ok) => ok === true, 60_000, 100);
+    if (!up) throw new Error(`the Kafka broker did not start: ${this.stderr}`);
+  }
+
+  /** SIGTERM: the broker shuts down cleanly (its data stays for the next start). */
+  async stop(): Promise<void> {
+    const child = this.child;
+    this.child = null;
+    await stopChild(child, 'SIGTERM', 30_000);
+  }
+
+  async destroy(): Promise<void> {
+    await this.stop();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  /**
+   * Every record of `topic` from the beginning, read by a real consumer (ConsoleConsumer),
+   * which gives up once no record came for `idleMs`.
+   */
+  async consume(topic: string, idleMs = 6000): Promise<ConsumedRecord[]> {
+    const { stdout } = await run(
+      'java',
+      [
+        LOG4J,
+        '-cp',
+        CLASSPATH,
+        'kafka.tools.ConsoleConsumer',
+        '--bootstrap-server',
+        this.bootstrap,
+        '--topic',
+        topic,
+        '--from-beginning',
+        '--timeout-ms',
+        String(idleMs),
+        '--property',
+        'print.headers=true',
+        '--property',
+        'print.key=true',
+        '--property',
+        'headers.separator=;',
+        '--property',
+        'key.separator=\t',
+      ],
+      { maxBuffer: 256 * 1024 * 1024 },
+    ).catch((e: { stdout?: string }) => ({ stdout: e.stdout ?? '' }));
+    return stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => {
+        const [h = '', key = '', ...value] = line.split('\t');
+        const headers: Record<string, string> = {};
+        if (h !== 'NO_HEADERS') {
+          for (const kv of h.split(';')) {
+            const i = kv.indexOf(':');
+            if (i > 0) headers[kv.slice(0, i)] = kv.slice(i + 1);
+          }
+        }
+        return { headers, key: key === 'null' ? null : key, value: value.join('\t') };
+      });
+  }
+}
