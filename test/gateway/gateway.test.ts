@@ -117,6 +117,28 @@ describe('gateway: every failure has a short JSON answer', () => {
     expect(big).toMatchObject({ status: 413, json: { error: 'BODY_TOO_LARGE' } });
   });
 
+  it('400 for events as Flume does not define them: headers not an object of strings', async () => {
+    const out = agentPaths(h.config, 'flume-shop-orders').outDir;
+    const bad: unknown[] = [
+      [{ headers: 'a string', body: 'bad-1' }],
+      [{ headers: ['a', 'b'], body: 'bad-2' }],
+      [{ headers: { n: 1 }, body: 'bad-3' }],
+      [{ headers: { nested: { x: 'y' } }, body: 'bad-4' }],
+      [{ headers: { nul: null }, body: 'bad-5' }],
+      [{ headers: {}, body: 'ok-but-next-is-bad' }, 'bad-6'],
+      [['bad-7']],
+    ];
+    for (const body of bad) {
+      const r = await ingest(gw, 'shop', 'orders', token, body);
+      expect(r, JSON.stringify(body)).toMatchObject({ status: 400, json: { code: 10061, error: 'BAD_EVENTS' } });
+    }
+    // Nothing of a refused request reaches the sink; a good one after them does.
+    expect((await ingest(gw, 'shop', 'orders', token, [{ body: 'no-headers-is-fine' }])).status).toBe(200);
+    const lines = await waitForLines(out, ['no-headers-is-fine']);
+    expect(lines).toContain('no-headers-is-fine');
+    expect(lines.filter((l) => l.startsWith('bad-') || l.startsWith('ok-but'))).toEqual([]);
+  });
+
   it('503 once the agent is stopped (the route is withdrawn at once), 200 again after start', async () => {
     expect((await ingest(gw, 'shop', 'audit', token, events('before'))).status).toBe(200);
     expect((await h.inject({ method: 'POST', url: '/v1/api/shop/audit/stop' })).statusCode).toBe(200);

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentPaths } from '../../src/agents/paths.js';
@@ -21,7 +22,7 @@ const status = async (table: string) =>
 beforeAll(async () => {
   kafka = new TestKafka();
   await kafka.start();
-  h = await startHarness({ PORT_RANGE: '17000-17099', GATEWAY_PORT: String(await freePort()), FLEET_REFRESH_MS: '1000' });
+  h = await startHarness({ PORT_RANGE: '17000-17099', GATEWAY_PORT: String(await freePort()), FLEET_REFRESH_MS: '1000', AGENT_HEAP: '256m' });
   gw = new TestGateway(h.config);
   await gw.start();
   const r = await h.inject({ method: 'POST', url: '/v1/api/token', payload: { username: 'billing', scope: ['shop'] } });
@@ -45,6 +46,9 @@ describe('the kafka sink, against a real broker', () => {
     const records = await until(() => kafka.consume('shop.orders'), (l) => l.length >= 3, 60_000, 0);
     expect(records.map((x) => x.value)).toEqual(['o-1', 'o-2', 'o-3']);
     for (const rec of records) expect(rec.headers).toMatchObject({ username: 'billing' });
+    const pid = (r.json() as { pid: number }).pid;
+    const rss = Number(execFileSync('ps', ['-o', 'rss=', '-p', String(pid)], { encoding: 'utf8' }).trim()) / 1024;
+    console.log(`kafka agent RSS after delivering (-Xmx${h.config.AGENT_HEAP}): ${rss.toFixed(0)} MiB`);
   });
 
   it('lets no sender route: topic and key headers are refused at the gateway, and the agent ignores a topic header anyway', async () => {
