@@ -6,7 +6,7 @@ import type { Config } from '../config.js';
 import { agentExists, agentNotFound, agentStartFailed, portConflict, sinkUnavailable } from '../errors.js';
 import type { AgentStatus, FleetModel } from '../fleet/fleet-model.js';
 import { probeSource } from '../flume/client.js';
-import { SupervisorFaultError, type ProcessInfo, type ProcessState, type SupervisorDriver } from '../supervisor/driver.js';
+import { infoOrNull, type ProcessInfo, type ProcessState, type SupervisorDriver } from '../supervisor/driver.js';
 import { logSince, logTail, writeAtomic, type AgentMeta, type AgentStore } from './agent-store.js';
 import { queuedEvents } from './channel-state.js';
 import { programName, type TableRef } from './names.js';
@@ -207,7 +207,7 @@ export class AgentService {
   }
 
   private async startLocked(meta: AgentMeta): Promise<void> {
-    const info = await this.infoOrNull(meta.program);
+    const info = await infoOrNull(this.driver, meta.program);
     if (info && (info.state === 'RUNNING' || info.state === 'STARTING')) {
       if ((await this.store.desired(meta.program)) === 'running') {
         await this.waitReady(meta);
@@ -236,15 +236,6 @@ export class AgentService {
     }
   }
 
-  private async infoOrNull(program: string): Promise<ProcessInfo | null> {
-    try {
-      return await this.driver.info(program);
-    } catch (err) {
-      if (err instanceof SupervisorFaultError && err.fault === 'BAD_NAME') return null;
-      throw err;
-    }
-  }
-
   /**
    * Waits until the process is up in supervisord and its HTTP source accepts connections.
    * Flume that cannot bind its port keeps running without a source: its log says so, and that
@@ -257,7 +248,7 @@ export class AgentService {
     const bindFailure = `Failed to bind to /127.0.0.1:${meta.port}`;
     let last: ProcessInfo | null = null;
     for (let round = 0; Date.now() < deadline; round++) {
-      last = await this.infoOrNull(meta.program);
+      last = await infoOrNull(this.driver, meta.program);
       if (last && FAILED_STATES.includes(last.state)) break;
       if (round % 5 === 4 && (await logSince(log, logFrom)).includes(bindFailure)) {
         throw agentStartFailed(`${meta.program} did not start: its port ${meta.port} is held by another process`, {

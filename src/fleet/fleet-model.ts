@@ -8,8 +8,9 @@ import { parseProgramName, type TableRef } from '../agents/names.js';
 import type { Config } from '../config.js';
 import { probeSource, readFlumeMetrics, type FlumeCounters, type SourceProbe } from '../flume/client.js';
 import { periodic, type Periodic } from '../periodic.js';
+import { blockingReader } from '../redis/client.js';
 import type { Keys } from '../redis/keys.js';
-import { SupervisorFaultError, type ProcessInfo, type ProcessState, type SupervisorDriver } from '../supervisor/driver.js';
+import { infoOrNull, type ProcessInfo, type ProcessState, type SupervisorDriver } from '../supervisor/driver.js';
 
 /** supervisord's state, plus NOT_LOADED when the program file exists but supervisord lacks it. */
 export type AgentState = ProcessState | 'NOT_LOADED';
@@ -123,8 +124,7 @@ export class FleetModel extends EventEmitter {
   async start(): Promise<void> {
     if (this.running) return;
     this.running = true;
-    this.reader = this.redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null, commandTimeout: undefined });
-    this.reader.on('error', () => undefined);
+    this.reader = blockingReader(this.redis);
     void this.followEvents();
     this.refresher = periodic('fleet refresh', this.cfg.FLEET_REFRESH_MS, () => this.refreshAll(), this.log);
     await this.refresher.runNow();
@@ -171,7 +171,7 @@ export class FleetModel extends EventEmitter {
       this.forget(program);
       return null;
     }
-    const [fingerprint, desired, info] = await Promise.all([this.store.fingerprint(program), this.store.desired(program), this.infoOrNull(program)]);
+    const [fingerprint, desired, info] = await Promise.all([this.store.fingerprint(program), this.store.desired(program), infoOrNull(this.driver, program)]);
     const v = await this.observeAgent(meta, fingerprint, desired, info, stamp);
     return v ? this.withAges(v) : this.status(program) ?? null;
   }
@@ -220,15 +220,6 @@ export class FleetModel extends EventEmitter {
   }
 
   // --- internals ----------------------------------------------------------------------------
-
-  private async infoOrNull(program: string): Promise<ProcessInfo | null> {
-    try {
-      return await this.driver.info(program);
-    } catch (err) {
-      if (err instanceof SupervisorFaultError && err.fault === 'BAD_NAME') return null;
-      throw err;
-    }
-  }
 
   private async observeAgent(meta: AgentMeta, fingerprint: string, desired: Desired, info: ProcessInfo | null, stamp: number): Promise<View | null> {
     const running = info !== null && UP.includes(info.state);

@@ -8,6 +8,7 @@ import { parseProgramName } from '../agents/names.js';
 import type { TableLock } from '../agents/table-lock.js';
 import type { Config } from '../config.js';
 import { periodic, type Periodic } from '../periodic.js';
+import { blockingReader } from '../redis/client.js';
 import type { Keys } from '../redis/keys.js';
 import type { SupervisorDriver } from '../supervisor/driver.js';
 import { deliverWebhooks } from './webhooks.js';
@@ -86,8 +87,7 @@ export class IncidentService extends EventEmitter {
   async start(): Promise<void> {
     if (this.running) return;
     this.running = true;
-    this.reader = this.redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null, commandTimeout: undefined });
-    this.reader.on('error', () => undefined);
+    this.reader = blockingReader(this.redis);
     this.consuming = this.consume();
     this.resyncJob = periodic('incident resync', this.cfg.RESYNC_INTERVAL_MS, () => this.resync(), this.log);
     await this.resyncJob.runNow();

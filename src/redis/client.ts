@@ -25,3 +25,13 @@ export async function redisCall<T>(fn: () => Promise<T>): Promise<T> {
     throw redisUnavailable(`Redis did not answer: ${msg}`);
   }
 }
+
+/**
+ * A second connection for blocking reads (XREAD BLOCK): it waits for Redis instead of failing
+ * fast, and never times a blocking call out.
+ */
+export function blockingReader(redis: Redis): Redis {
+  const reader = redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null, commandTimeout: undefined });
+  reader.on('error', () => undefined);
+  return reader;
+}

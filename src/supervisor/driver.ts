@@ -98,3 +98,13 @@ export interface SupervisorDriver {
   infoAll(): Promise<ProcessInfo[]>;
   close(): Promise<void>;
 }
+
+/** The process's info, or null if supervisord does not know the name (BAD_NAME). */
+export async function infoOrNull(driver: SupervisorDriver, name: string): Promise<ProcessInfo | null> {
+  try {
+    return await driver.info(name);
+  } catch (err) {
+    if (err instanceof SupervisorFaultError && err.fault === 'BAD_NAME') return null;
+    throw err;
+  }
+}
