@@ -85,7 +85,9 @@ describe('incidents: a crash is not a stop', () => {
 
   it("an operator's stop raises nothing", async () => {
     expect((await h.inject({ method: 'POST', url: '/v1/api/ops/stopped/stop' })).statusCode).toBe(200);
-    await sleep(4500); // two resyncs
+    // Evidence, not time: two resyncs ran with the agent stopped.
+    const from = h.incidents.resyncs;
+    await until(async () => h.incidents.resyncs, (n) => n >= from + 2, 30_000);
     expect(await history('stopped')).toEqual([]);
     expect(hook.received.filter((b) => b.program === 'flume-ops-stopped')).toEqual([]);
     expect(await status('stopped')).toMatchObject({ state: 'STOPPED', health: 'stopped' });
