@@ -53,7 +53,8 @@ const ROUTE_SYNC_MS = 5000;
  */
 export class Reconciler {
   private epoch: string | null = null;
-  private pendingBusy = false;
+  /** Tables the last reconcile left alone because an operation held them. */
+  private pendingBusy: string[] = [];
   private jobs: Periodic[] = [];
   private readonly onReady = () => void this.jobs[0]?.runNow();
   /** Times the service restored Redis by itself after noticing it had lost its data. */
@@ -110,7 +111,13 @@ export class Reconciler {
     }
     // Another API process restored it after a loss: its work stands.
     this.epoch = marker;
-    if (this.pendingBusy) await this.reconcile();
+    // Finish what a dead operation left, once its table is free (its lease ran out).
+    for (const program of this.pendingBusy) {
+      if (!(await this.lock.busy(program))) {
+        await this.reconcile();
+        return;
+      }
+    }
   }
 
   /**
@@ -199,7 +206,7 @@ export class Reconciler {
     }
     report.routesChanged = await this.syncRoutes(true, report);
     report.skippedBusy = [...new Set(report.skippedBusy)];
-    this.pendingBusy = report.skippedBusy.length > 0;
+    this.pendingBusy = report.skippedBusy;
     return report;
   }
 
