@@ -167,7 +167,8 @@ export class Reconciler {
       });
     }
 
-    const live = (await this.store.allMetas()).filter((m) => onDisk.has(m.program));
+    // Agents with both files (the half-created ones removed above had no program file).
+    const live = metas.filter((m) => onDisk.has(m.program));
     report.agents = live.length;
     const owned = new Map<string, string>();
     for (const meta of live) {
@@ -212,12 +213,12 @@ export class Reconciler {
 
   /**
    * Makes every route follow readiness. Candidates come from the fleet model (or, with `live`,
-   * from probing every agent now); each change is re-checked live under the table's lock.
-   * Returns the tables whose route changed.
+   * from the disk and probing every agent now); each change is re-checked live under the
+   * table's lock. Returns the tables whose route changed.
    */
   async syncRoutes(live = false, report?: ReconcileReport): Promise<string[]> {
     const changed: string[] = [];
-    const metas = await this.store.allMetas();
+    const metas = live ? await this.store.allMetas() : this.fleet.metas();
     const routed = await this.routes.routed(metas);
     const limit = pLimit(16);
     const wantedNow = async (m: AgentMeta) => (await this.store.desired(m.program)) === 'running' && (await probeSource(m.port)) === 'flume';

@@ -142,8 +142,9 @@ export class FleetModel extends EventEmitter {
     return new Date(this.lastRefresh || Date.now()).toISOString();
   }
 
-  has(program: string): boolean {
-    return this.views.has(program);
+  /** The metadata of every agent the model knows (read from disk by its refresh). */
+  metas(): AgentMeta[] {
+    return [...this.views.values()].map((v) => v.meta);
   }
 
   /** The last observed status of an agent; undefined if the model does not know it. */
