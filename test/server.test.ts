@@ -33,11 +33,7 @@ describe('server.ts, the process', () => {
       stdio: 'ignore',
     });
     try {
-      let ready: Response | null = null;
-      for (let i = 0; i < 100 && !ready?.ok; i++) {
-        await sleep(100);
-        ready = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => null);
-      }
+      const ready = await until(() => fetch(`http://127.0.0.1:${port}/readyz`).catch(() => null), (r) => r?.ok === true, 10_000);
       expect(ready?.status).toBe(200);
       const env = { ...process.env, STATE_DIR: dir, API_PORT: String(port), REDIS_URL, REDIS_KEY_PREFIX: `test:server${port}:` };
       const { stdout: token } = await promisify(execFile)(tsx, [join(PROJECT_ROOT, 'src', 'cli', 'token.ts'), '--role', 'viewer'], { env });

@@ -1,5 +1,4 @@
 import { createServer } from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Incident } from '../../src/incidents/incident-service.js';
 import { pino } from 'pino';
@@ -8,6 +7,7 @@ import { dropPrefix, startHarness, type Harness } from '../helpers/harness.js';
 import { TestGateway, ingest } from '../helpers/gateway.js';
 import { openEventStream, startWebhookReceiver } from '../helpers/webhook.js';
 import { routePort } from '../helpers/flume.js';
+import { until as waitUntil } from '../helpers/wait.js';
 
 let h: Harness;
 let hook: Awaited<ReturnType<typeof startWebhookReceiver>>;
@@ -25,15 +25,7 @@ const status = async (table: string) =>
 const history = async (table: string) =>
   ((await h.inject({ method: 'GET', url: `/v1/api/ops/${table}/incidents` })).json() as { incidents: Incident[] }).incidents;
 
-async function until<T>(fn: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let v = await fn();
-  while (!ok(v) && Date.now() < deadline) {
-    await sleep(100);
-    v = await fn();
-  }
-  return v;
-}
+const until = <T>(fn: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 60_000) => waitUntil(fn, ok, timeoutMs);
 
 beforeAll(async () => {
   hook = await startWebhookReceiver();
@@ -169,8 +161,8 @@ describe('reconcile', () => {
       await h.reconciler.stop();
       await dropPrefix(h.redis, h.config.REDIS_KEY_PREFIX); // what a restart of a Redis that keeps nothing does
       await h.redis.publish(h.keys.invalidateChannel(), 'flush'); // (and the gateway's subscription drops its cache)
-      await sleep(50);
-      expect((await ingest(gw, 'ops', 'killed', token, [{ headers: {}, body: 'x' }])).status).toBe(401);
+      const lost = await until(() => ingest(gw, 'ops', 'killed', token, [{ headers: {}, body: 'x' }]), (r) => r.status !== 200, 5000);
+      expect(lost.status).toBe(401);
 
       const r = await h.inject({ method: 'POST', url: '/v1/api/reconcile' });
       expect(r.statusCode).toBe(200);

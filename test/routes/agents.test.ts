@@ -7,6 +7,7 @@ import { agentPaths } from '../../src/agents/paths.js';
 import { queuedEvents } from '../../src/agents/channel-state.js';
 import { dropPrefix, startHarness, tempDir, type Harness } from '../helpers/harness.js';
 import { javaProcessesMentioning, pidAlive, postEvents, routePort, waitForLines } from '../helpers/flume.js';
+import { until } from '../helpers/wait.js';
 
 /** Started: STARTING until supervisord's startsecs pass, then RUNNING. */
 const UP = expect.stringMatching(/^(STARTING|RUNNING)$/);
@@ -24,12 +25,12 @@ const paths = (program: string) => agentPaths(h.config, program);
  * for RUNNING, the source accepts (the fleet model observes both within its refresh).
  */
 async function waitState(db: string, table: string, state: string) {
-  let s = (await api('GET', `/v1/api/${db}/${table}/status`)).json() as { state: string; accepting: boolean };
-  for (let i = 0; i < 150 && (s.state !== state || (state === 'RUNNING' && !s.accepting)); i++) {
-    await sleep(200);
-    s = (await api('GET', `/v1/api/${db}/${table}/status`)).json() as typeof s;
-  }
-  return s;
+  return until(
+    async () => (await api('GET', `/v1/api/${db}/${table}/status`)).json() as { state: string; accepting: boolean },
+    (s) => s.state === state && (state !== 'RUNNING' || s.accepting),
+    30_000,
+    200,
+  );
 }
 
 /** What a failed or rejected call must leave untouched. */
@@ -107,7 +108,14 @@ describe('agent lifecycle against real supervisord, Redis and Flume', () => {
     expect(status.json()).toMatchObject({ code: 0, state: UP, accepting: true, desired: 'running' });
     expect((status.json() as { uptimeSeconds: number }).uptimeSeconds).toBeGreaterThanOrEqual(0);
 
-    await sleep(1500); // let the sink drain so the channel is empty at delete
+    // The sink drains: the channel is empty at delete.
+    const drained = await until(
+      async () => (await api('GET', '/v1/api/shop/orders/status?fresh=true')).json() as { metrics: { channelSize: number } | null },
+      (s) => s.metrics?.channelSize === 0,
+      30_000,
+      200,
+    );
+    expect(drained.metrics?.channelSize).toBe(0);
     const del = await api('DELETE', '/v1/api/shop/orders');
     expect(del.statusCode).toBe(200);
     expect(del.json()).toMatchObject({ code: 0, channel: 'removed', queuedEvents: 0 });

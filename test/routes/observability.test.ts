@@ -1,7 +1,6 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHarness, type Harness } from '../helpers/harness.js';
@@ -38,11 +37,12 @@ function parsePrometheus(text: string): Map<string, number> {
 describe('for dashboards', () => {
   it('answers an unchanged listing poll with 304, a changed one with 200', async () => {
     // Settle first: STARTING turns RUNNING (and healthy) once supervisord's startsecs pass.
-    for (let i = 0; i < 100; i++) {
-      const { agents } = (await h.inject({ method: 'GET', url: '/v1/api/services' })).json() as { agents: Array<{ health: string }> };
-      if (agents.every((a) => a.health === 'healthy')) break;
-      await sleep(200);
-    }
+    await until(
+      async () => ((await h.inject({ method: 'GET', url: '/v1/api/services' })).json() as { agents: Array<{ health: string }> }).agents,
+      (agents) => agents.every((a) => a.health === 'healthy'),
+      30_000,
+      200,
+    );
     const first = await h.inject({ method: 'GET', url: '/v1/api/services' });
     const etag = first.headers.etag as string;
     expect(etag).toMatch(/^W\/".+"$/);

@@ -1,6 +1,5 @@
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AppError } from '../../src/errors.js';
 import { SupervisorFaultError, type SupervisorDriver } from '../../src/supervisor/driver.js';
@@ -8,6 +7,7 @@ import { CtlSupervisorDriver } from '../../src/supervisor/ctl-driver.js';
 import { XmlRpcSupervisorDriver } from '../../src/supervisor/xmlrpc-driver.js';
 import { tempDir } from '../helpers/harness.js';
 import { TestSupervisord } from '../helpers/supervisord.js';
+import { until } from '../helpers/wait.js';
 
 const alive = (pid: number) => {
   try {
@@ -54,11 +54,7 @@ describe.each(transports)('SupervisorDriver contract over %s', (_name, make) => 
     program('sleeper', '/bin/sleep 600', true);
     expect(await driver.update('sleeper')).toBe('added');
     expect(await driver.update('sleeper')).toBe('unchanged');
-    let info = await driver.info('sleeper');
-    for (let i = 0; i < 50 && info.state !== 'RUNNING'; i++) {
-      await sleep(100);
-      info = await driver.info('sleeper');
-    }
+    const info = await until(() => driver.info('sleeper'), (i) => i.state === 'RUNNING', 5000);
     expect(info.state).toBe('RUNNING');
     expect(info.pid).toBeGreaterThan(0);
     expect(alive(info.pid)).toBe(true);
