@@ -286,7 +286,11 @@ describe('agent lifecycle against real supervisord, Redis and Flume', () => {
   });
 
   it('rebuilds port reservations and routes from disk when Redis lost them', async () => {
-    const before = { ports: await h.redis.hgetall(h.keys.ports()), leads: await h.redis.get(h.keys.route('crm', 'leads')) };
+    // Settled first: leads runs and its route is published (after the supervisord restart above,
+    // the route sync withdraws it until the agent accepts again, then publishes it).
+    const leads = await until(() => h.redis.get(h.keys.route('crm', 'leads')), (v) => v !== null, 30_000);
+    expect(leads).not.toBeNull();
+    const before = { ports: await h.redis.hgetall(h.keys.ports()), leads };
     expect(Object.keys(before.ports).length).toBeGreaterThanOrEqual(3);
     // The service would notice the loss and restore by itself (test/agents/reconciler.test.ts):
     // hold that off, so that this tests the explicit reconcile alone.
