@@ -43,6 +43,9 @@ export function assessHealth(x: HealthInput): { health: Health; reason: string }
     // Flume retries a taken port forever while its JVM stays up: no grace, this is down.
     return { health: 'down', reason: `supervisord says ${state}, but port ${x.port} is held by another process: the agent could not bind its source` };
   }
+  if (x.probe === 'silent' && uptime >= STARTUP_GRACE_SECONDS) {
+    return { health: 'degraded', reason: `supervisord says ${state}, but the HTTP source on port ${x.port} accepted a connection and did not answer in time` };
+  }
   if (x.probe !== 'flume') {
     if (state === 'STARTING' || uptime < STARTUP_GRACE_SECONDS) {
       return { health: 'starting', reason: `the JVM is up ${uptime} s; its source on port ${x.port} is not answering yet` };

@@ -224,12 +224,14 @@ export class FleetModel extends EventEmitter {
 
   private async observeAgent(meta: AgentMeta, fingerprint: string, desired: Desired, info: ProcessInfo | null, stamp: number): Promise<View | null> {
     const running = info !== null && UP.includes(info.state);
-    const [probe, counters] = await Promise.all([
+    const [probed, counters] = await Promise.all([
       running ? probeSource(meta.port) : Promise.resolve<SourceProbe | null>(null),
       running ? readFlumeMetrics(meta.metricsPort) : Promise.resolve<FlumeCounters | null>(null),
     ]);
     const known = this.views.get(meta.program);
     if ((known && known.stamp > stamp) || (this.forgotten.get(meta.program) ?? 0) > stamp) return null;
+    // One slow answer from the same process that answered before is not news: keep what it said.
+    const probe = probed === 'silent' && known?.status.accepting && known.status.pid === info?.pid ? 'flume' : probed;
     const now = Date.now();
     const progress = this.track(known?.progress ?? null, counters, now);
     const sinkStalledSeconds = counters && counters.channelSize > 0 && progress ? Math.round((now - progress.drainedAt) / 1000) : null;

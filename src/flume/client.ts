@@ -28,9 +28,11 @@ export interface FlumeCounters {
  * - 'flume': Flume's HTTP source (Jetty answers OPTIONS with 403; unlike GET or an empty POST,
  *   that reaches neither the handler nor the channel, so polling it costs the agent nothing);
  * - 'foreign': something else holds the port (the agent could not bind it);
- * - 'closed': nothing accepts connections.
+ * - 'closed': nothing accepts connections;
+ * - 'silent': a listener accepted but answered nothing within the deadline (a busy JVM, or a
+ *   squatter that never answers): by itself, evidence of neither.
  */
-export type SourceProbe = 'flume' | 'foreign' | 'closed';
+export type SourceProbe = 'flume' | 'foreign' | 'closed' | 'silent';
 
 const keepAlive = new Agent({ keepAlive: true, maxSockets: 2, maxFreeSockets: 1, timeout: 30_000 });
 
@@ -63,7 +65,8 @@ export async function probeSource(port: number, timeoutMs = 500): Promise<Source
   // A kept-alive connection that the agent's previous JVM left behind breaks once: try afresh.
   if (a === 'broken') a = await exchange(port, 'OPTIONS', '/', timeoutMs);
   if (a === 'refused') return 'closed';
-  // Silence or a reset came from a listener that is not Flume.
+  if (a === 'timeout') return 'silent';
+  // A reset or a hang-up came from a listener that is not Flume.
   if (typeof a === 'string') return 'foreign';
   return a.status === 403 && /jetty/i.test(a.server) ? 'flume' : 'foreign';
 }
