@@ -1,5 +1,8 @@
 import { join } from 'node:path';
+import fastifySwagger from '@fastify/swagger';
+import fastifySwaggerUi from '@fastify/swagger-ui';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { AgentService } from './agents/agent-service.js';
@@ -13,14 +16,13 @@ import { invalidJson } from './errors.js';
 import { FleetModel } from './fleet/fleet-model.js';
 import { loadOrCreateSecret } from './auth/secret.js';
 import { registerAuth } from './http/auth.js';
-import { registerErrorHandling } from './http/error-handler.js';
+import { frameworkErrors, registerErrorHandling } from './http/error-handler.js';
 import { makeKeys } from './redis/keys.js';
 import { agentRoutes } from './routes/agents.js';
 import { healthRoutes } from './routes/health.js';
 import { eventRoutes } from './routes/events.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { pageRoutes } from './routes/pages.js';
-import { LatencyHistogram } from './http/latency.js';
 import { tokenRoutes } from './routes/tokens.js';
 import { IncidentService } from './incidents/incident-service.js';
 import type { SupervisorDriver } from './supervisor/driver.js';
@@ -80,8 +82,13 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
     // Dashboards poll all day: requests are counted by the latency histogram, not logged line
     // by line; errors are still logged by the error handler.
     logController: new LogController({ disableRequestLogging: true }),
+    // Router-level errors (bad percent-encoding, an overlong parameter) answer in our shape too.
+    frameworkErrors,
   });
-  // An empty body is "no options"; anything else must be JSON. Bodies are read as JSON
+  // Each route's zod schemas validate its input, serialize its output and make /openapi.json.
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  // An empty body is {} ("no options"); anything else must be JSON. Bodies are read as JSON
   // whatever their content type, so `curl -d '{...}'` (form-encoded by default) works too.
   const parseJson = (_req: unknown, body: string | Buffer, done: (err: Error | null, value?: unknown) => void) => {
     const text = String(body).trim();
@@ -92,18 +99,34 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
       done(invalidJson('the body is not valid JSON'), undefined);
     }
   };
+  // No body at all is the same as {} (Fastify would hand validators null, as for a JSON null).
+  app.addHook('preValidation', async (req) => {
+    if (req.body === undefined && req.routeOptions.schema?.body) req.body = {};
+  });
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'string' }, parseJson);
   app.addContentTypeParser('*', { parseAs: 'string' }, parseJson);
   registerErrorHandling(app);
-  const latency = new LatencyHistogram();
-  latency.attach(app);
   const authorize = registerAuth(app, loadOrCreateSecret(config));
+  void app.register(fastifySwagger, {
+    openapi: {
+      info: {
+        title: 'flume-service',
+        version: '0.1.0',
+        description:
+          'REST control plane for per-table Apache Flume agents. Errors answer {code, error, message[, details]}; the codes are listed in the README.',
+      },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
+      security: [{ bearer: [] }],
+    },
+    transform: jsonSchemaTransform,
+  });
+  void app.register(fastifySwaggerUi, { routePrefix: '/docs', uiConfig: { docExpansion: 'list' } });
   void app.register(healthRoutes, { redis, driver, readiness });
   void app.register(agentRoutes, { agents, reconciler, fleet, authorize });
   void app.register(tokenRoutes, { tokens, authorize });
   void app.register(eventRoutes, { incidents, fleet, agents, authorize });
-  void app.register(metricsRoutes, { agents, incidents, latency });
+  void app.register(metricsRoutes, { agents, incidents });
   void app.register(pageRoutes);
 
   let started = false;

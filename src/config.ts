@@ -28,7 +28,7 @@ export const configSchema = z.object({
   SUPERVISOR_TRANSPORT: z.enum(['xmlrpc', 'supervisorctl']).default('xmlrpc'),
   /** Words of the command that runs supervisorctl, split on spaces, e.g. "sudo -n supervisorctl". */
   SUPERVISORCTL_COMMAND: z.string().default('supervisorctl'),
-  PORT_RANGE: portRange.default('10000-60000'),
+  PORT_RANGE: portRange.prefault('10000-60000'),
   JAVA_BIN: z.string().default('java'),
   FLUME_LIB_DIR: z.string().default(resolve(PROJECT_ROOT, 'flume', 'lib')),
   /** The hdfs sink's jars (Flume's HDFS sink, Hadoop's client): fetched by WITH_HDFS=1 scripts/up.sh. */

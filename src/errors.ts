@@ -22,12 +22,15 @@ export const ErrorCodes = {
   INVALID_REQUEST: 10011,
   CONFIG_REJECTED: 10012,
   SINK_UNAVAILABLE: 10013,
+  URI_TOO_LONG: 10015,
   UNAUTHORIZED: 10020,
   FORBIDDEN: 10030,
   NOT_FOUND: 10040,
   AGENT_NOT_FOUND: 10041,
   TOKEN_USER_NOT_FOUND: 10042,
   METHOD_NOT_ALLOWED: 10050,
+  /** The same code the gateway answers for an ingest body over its limit. */
+  BODY_TOO_LARGE: 10060,
   AGENT_EXISTS: 10090,
   BUSY: 10091,
   PORT_CONFLICT: 10092,
@@ -54,6 +57,8 @@ export const tokenUserNotFound = (username: string) =>
 export const invalidName = (message: string) => make('INVALID_NAME', 400, message);
 export const invalidRequest = (message: string) => make('INVALID_REQUEST', 400, message);
 export const invalidJson = (message: string) => make('INVALID_JSON', 400, message);
+export const bodyTooLarge = (message: string) => make('BODY_TOO_LARGE', 413, message);
+export const uriTooLong = (message: string) => make('URI_TOO_LONG', 414, message);
 export const configRejected = (message: string) => make('CONFIG_REJECTED', 422, message);
 export const sinkUnavailable = (message: string) => make('SINK_UNAVAILABLE', 422, message);
 export const routeNotFound = (message: string) => make('NOT_FOUND', 404, message);

@@ -5,7 +5,7 @@ import { PROJECT_ROOT } from '../config.js';
 import { configRejected, invalidRequest } from '../errors.js';
 import type { TableRef } from './names.js';
 import type { AgentPaths } from './paths.js';
-import { createBodySchema, sinkSchemas, type AgentSpec } from './sinks.js';
+import { createBodySchema, type AgentSpec } from './sinks.js';
 
 const TEMPLATES = join(PROJECT_ROOT, 'templates');
 export const LOG4J_CONFIG = join(TEMPLATES, 'log4j2.xml');
@@ -32,8 +32,9 @@ export function fill(text: string, values: Record<string, string | number>): str
 function zodMessage(err: z.ZodError, where: string): string {
   return err.issues
     .map((i) => {
-      const path = [where, ...i.path].filter(Boolean).join('.');
-      return i.code === 'unrecognized_keys' ? `${path}: unknown option(s) ${i.keys.join(', ')}` : `${path}: ${i.message}`;
+      const path = [where, ...i.path].filter((p) => p !== '').join('.');
+      const at = path ? `${path}: ` : '';
+      return i.code === 'unrecognized_keys' ? `${at}unknown ${path ? 'option' : 'field'}(s) ${i.keys.join(', ')}` : `${at}${i.message}`;
     })
     .join('; ');
 }
@@ -45,13 +46,11 @@ function zodMessage(err: z.ZodError, where: string): string {
  * single transaction).
  */
 export function resolveSpec(body: unknown, table: TableRef): AgentSpec {
-  const parsed = createBodySchema.safeParse(body ?? {});
+  const parsed = createBodySchema.safeParse(body === undefined ? {} : body);
   if (!parsed.success) throw invalidRequest(zodMessage(parsed.error, ''));
   const { sink, channel } = parsed.data;
-  const opts = sinkSchemas[sink].safeParse(parsed.data.options);
-  if (!opts.success) throw invalidRequest(zodMessage(opts.error, 'options'));
   const options = Object.fromEntries(
-    Object.entries(opts.data).map(([k, v]) => [
+    Object.entries(parsed.data.options).map(([k, v]) => [
       k,
       typeof v === 'string' ? v.replaceAll('{{db}}', table.db).replaceAll('{{table}}', table.table) : v,
     ]),

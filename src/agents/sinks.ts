@@ -66,13 +66,31 @@ export const sinkSchemas = {
 export type SinkType = keyof typeof sinkSchemas;
 export const SINK_TYPES = Object.keys(sinkSchemas) as [SinkType, ...SinkType[]];
 
-export const createBodySchema = z
-  .object({
-    sink: z.enum(SINK_TYPES).default('file_roll'),
-    options: z.record(z.unknown()).default({}),
-    channel: channelSchema.default({}),
-  })
-  .strict();
+// Options left out are parsed as {}: a sink with a required option then names it.
+const noOptions = {};
+const channel = channelSchema.prefault({}).describe('the file channel: sizes only, its directories are per table');
+/**
+ * The create body: `sink` (file_roll when left out), that sink's `options`, and `channel`.
+ * The route validates with it and /docs shows it; resolveSpec parses with it too.
+ */
+export const createBodySchema = z.preprocess(
+  (b) => (b !== null && typeof b === 'object' && !Array.isArray(b) && !('sink' in b) ? { ...b, sink: 'file_roll' } : b),
+  z.discriminatedUnion(
+    'sink',
+    [
+      z.strictObject({ sink: z.literal('file_roll'), options: sinkSchemas.file_roll.prefault({}), channel }),
+      z.strictObject({ sink: z.literal('hdfs'), options: sinkSchemas.hdfs.prefault(noOptions as z.input<typeof sinkSchemas.hdfs>), channel }),
+      z.strictObject({ sink: z.literal('kafka'), options: sinkSchemas.kafka.prefault(noOptions as z.input<typeof sinkSchemas.kafka>), channel }),
+      z.strictObject({ sink: z.literal('logger'), options: sinkSchemas.logger.prefault({}), channel }),
+    ],
+    {
+      error: (iss) =>
+        iss.code === 'invalid_union'
+          ? `sink must be one of ${SINK_TYPES.join(', ')}`
+          : 'the body must be a JSON object: {"sink"?, "options"?, "channel"?}',
+    },
+  ),
+);
 export type CreateBody = z.input<typeof createBodySchema>;
 
 /** What an agent was created with: stored in services/<program>/agent.json. */

@@ -1,29 +1,75 @@
-import type { FastifyError, FastifyInstance } from 'fastify';
-import { AppError, ErrorCodes, invalidJson, invalidRequest, routeNotFound } from '../errors.js';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { AppError, ErrorCodes, invalidJson, invalidName, invalidRequest, missingField, bodyTooLarge, routeNotFound, uriTooLong } from '../errors.js';
+
+interface ValidationIssue {
+  keyword: string;
+  instancePath: string;
+  message?: string;
+  params?: { keys?: string[] };
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/** A failed schema validation (a route's params, query or body) as one of our errors. */
+function validationError(raw: FastifyError, req: FastifyRequest): AppError {
+  const issues = (raw.validation ?? []) as ValidationIssue[];
+  const where = raw.validationContext ?? 'body';
+  const text = issues
+    .map((i) => {
+      const path = i.instancePath.split('/').filter(Boolean).join('.');
+      const at = path ? `${path}: ` : where === 'body' ? '' : `${where}: `;
+      if (i.keyword === 'unrecognized_keys') return `${at}unknown ${path ? 'option' : where === 'body' ? 'field' : 'parameter'}(s) ${(i.params?.keys ?? []).join(', ')}`;
+      return `${at}${i.message ?? 'invalid'}`;
+    })
+    .join('; ');
+  if (where === 'params') return invalidName(text);
+  if (where === 'body') {
+    // The original API's codes: 10001 for a body that is not a JSON object, 10002 for a
+    // missing required field.
+    if (req.body !== undefined && !isObject(req.body)) return invalidJson(`the body must be a JSON object (${text})`);
+    const missing = issues.find((i) => {
+      const path = i.instancePath.split('/').filter(Boolean);
+      return i.keyword === 'invalid_type' && path.length === 1 && isObject(req.body) && req.body[path[0]!] === undefined;
+    });
+    if (missing) return missingField(`${missing.instancePath.slice(1)} is required; ${text}`);
+    if (req.body === undefined) return invalidJson(`send a JSON body: ${text}`);
+  }
+  return invalidRequest(text);
+}
+
+/** Our body for any error: {code, error, message[, details]}. */
+function send(reply: FastifyReply, err: AppError) {
+  if (err.details?.allow) void reply.header('allow', String(err.details.allow));
+  return reply
+    .status(err.statusCode)
+    .type('application/json; charset=utf-8')
+    .send(JSON.stringify({ code: err.code, error: err.error, message: err.message, ...(err.details ? { details: err.details } : {}) }));
+}
+
+/** Fastify's `frameworkErrors`: what the router refuses before any route runs. */
+export function frameworkErrors(raw: FastifyError, _req: FastifyRequest, reply: FastifyReply) {
+  if (raw.code === 'FST_ERR_MAX_PARAM_LENGTH') return send(reply, uriTooLong('a path parameter is too long (names are at most 48 characters)'));
+  if (raw.code === 'FST_ERR_BAD_URL') return send(reply, invalidRequest('the URL is not valid (bad percent-encoding)'));
+  return send(reply, invalidRequest(raw.message));
+}
 
 /** The one place that turns errors into JSON bodies: {code, error, message[, details]}. */
 export function registerErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((raw: FastifyError | AppError, req, reply) => {
     let err: AppError;
     if (raw instanceof AppError) err = raw;
+    else if (raw.validation) err = validationError(raw, req);
     else if (raw.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || raw instanceof SyntaxError) err = invalidJson('the body is not valid JSON');
     else if (raw.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') err = invalidRequest('send the body as application/json');
-    else if (raw.code === 'FST_ERR_CTP_BODY_TOO_LARGE') err = new AppError(ErrorCodes.INVALID_REQUEST, 'INVALID_REQUEST', 413, 'the body is too large');
+    else if (raw.code === 'FST_ERR_CTP_BODY_TOO_LARGE') err = bodyTooLarge('the body is too large (at most 1 MiB)');
     else if (raw.statusCode && raw.statusCode >= 400 && raw.statusCode < 500) err = invalidRequest(raw.message);
     else err = new AppError(ErrorCodes.INTERNAL, 'INTERNAL', 500, 'internal error; see the service log');
 
     if (err.statusCode >= 500) req.log.error({ err: raw }, err.message);
     else req.log.info({ code: err.error }, err.message);
-    if (err.details?.allow) void reply.header('allow', String(err.details.allow));
-    return reply.status(err.statusCode).send({
-      code: err.code,
-      error: err.error,
-      message: err.message,
-      ...(err.details ? { details: err.details } : {}),
-    });
+    return send(reply, err);
   });
-  app.setNotFoundHandler((req, reply) => {
-    const err = routeNotFound(`no endpoint ${req.method} ${req.url.split('?')[0]}; see README for the API`);
-    return reply.status(404).send({ code: err.code, error: err.error, message: err.message });
-  });
+  app.setNotFoundHandler((req, reply) =>
+    send(reply, routeNotFound(`no endpoint ${req.method} ${req.url.split('?')[0]!.slice(0, 200)}; see /docs for the API`)),
+  );
 }

@@ -1,33 +1,31 @@
 import { createHash } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { AgentService } from '../agents/agent-service.js';
-import { NAME_PATTERN, tableParamsSchema, type TableRef } from '../agents/names.js';
+import { NAME_PATTERN, tableParamsSchema } from '../agents/names.js';
 import type { Reconciler } from '../agents/reconciler.js';
-import { forbidden, invalidName, invalidRequest, methodNotAllowed } from '../errors.js';
+import { createBodySchema } from '../agents/sinks.js';
+import { forbidden, methodNotAllowed } from '../errors.js';
 import type { AgentStatus, FleetModel } from '../fleet/fleet-model.js';
 import type { Authorize } from '../http/auth.js';
 import { PROCESS_STATES } from '../supervisor/driver.js';
+import { access, deleteSchema, errors, listedSchema, ok as okBody, restoreSchema, statusSchema } from './schemas.js';
 
-function tableOf(params: unknown): TableRef {
-  const r = tableParamsSchema.safeParse(params);
-  if (!r.success) throw invalidName(r.error.issues.map((i) => i.message).join('; '));
-  return r.data;
-}
-
-export const deleteQuerySchema = z.object({ force: z.enum(['true', 'false', '1', '0']).optional() }).strict();
+const flag = z.enum(['true', 'false', '1', '0']);
+const isSet = (v: string | undefined) => v === 'true' || v === '1';
+const deleteQuerySchema = z.strictObject({ force: flag.optional().describe('remove the channel even if it holds events') });
 const STATES = [...Object.values(PROCESS_STATES), 'NOT_LOADED'] as const;
-export const listQuerySchema = z
-  .object({
-    db: z.string().regex(NAME_PATTERN, 'db must be a valid db name').optional(),
-    state: z
-      .string()
-      .transform((s) => s.toUpperCase())
-      .refine((s) => (STATES as readonly string[]).includes(s), `state must be one of ${STATES.join(', ')} (any case)`)
-      .optional(),
-  })
-  .strict();
-export const statusQuerySchema = z.object({ fresh: z.enum(['true', 'false', '1', '0']).optional() }).strict();
+const listQuerySchema = z.strictObject({
+  db: z.string().regex(NAME_PATTERN, 'db must be a valid db name').optional(),
+  state: z
+    .string()
+    .transform((s) => s.toUpperCase())
+    .refine((s) => (STATES as readonly string[]).includes(s), `state must be one of ${STATES.join(', ')} (any case)`)
+    .optional()
+    .describe(`one of ${STATES.join(', ')} (any case)`),
+});
+const statusQuerySchema = z.strictObject({ fresh: flag.optional().describe('observe the agent now instead of reading the fleet model') });
 
 /** The listing as dashboards poll it: ages tick every second, so they are left out (see below). */
 function listed({ uptimeSeconds: _u, description: _d, observedAt: _o, metrics, ...a }: AgentStatus) {
@@ -36,78 +34,145 @@ function listed({ uptimeSeconds: _u, description: _d, observedAt: _o, metrics, .
   return { ...a, metrics: m };
 }
 
-/** The lifecycle API. Each handler validates, calls one AgentService method, shapes the body. */
+/** The lifecycle API. Each route declares its contract once; its handler calls one AgentService method. */
 export async function agentRoutes(
-  app: FastifyInstance,
+  fastify: FastifyInstance,
   opts: { agents: AgentService; reconciler: Reconciler; fleet: FleetModel; authorize: Authorize },
 ): Promise<void> {
+  const app = fastify.withTypeProvider<ZodTypeProvider>();
   const { agents, fleet, authorize } = opts;
-  const read = { onRequest: authorize('read') };
-  const operate = { onRequest: authorize('operate') };
-  const ok = <T extends object>(message: string, body: T) => ({ code: 0, message, ...body });
+  const ok = <T extends object>(message: string, body: T) => ({ code: 0 as const, message, ...body });
+  const statusBody = okBody(statusSchema.shape);
+  const tags = ['agents'];
 
-  app.post('/v1/api/:db/:table/create', operate, async (req, reply) => {
-    const s = await agents.create(tableOf(req.params), req.body);
-    return reply.status(201).send(ok(`${s.program}: created, ${s.state}`, s));
+  app.post('/v1/api/:db/:table/create', {
+    onRequest: authorize('operate'),
+    schema: {
+      tags,
+      summary: "Create the table's agent and start it; answers once its source accepts events. No body: a file_roll agent with defaults",
+      ...access('operate'),
+      params: tableParamsSchema,
+      body: createBodySchema,
+      response: { 201: statusBody, ...errors(400, 401, 403, 409, 422, 502, 503) },
+    },
+    handler: async (req, reply) => {
+      const s = await agents.create(req.params, req.body);
+      return reply.status(201).send(ok(`${s.program}: created, ${s.state}`, s));
+    },
   });
 
+  const summaries = {
+    start: 'Start the agent on its port (idempotent)',
+    stop: 'Withdraw the route and stop the agent; port and channel are kept',
+    restart: 'Stop and start, same port, same channel',
+  };
   for (const action of ['start', 'stop', 'restart'] as const) {
-    app.post(`/v1/api/:db/:table/${action}`, operate, async (req) => {
-      const s = await agents[action](tableOf(req.params));
-      return ok(`${s.program}: ${s.state}`, s);
+    app.post(`/v1/api/:db/:table/${action}`, {
+      onRequest: authorize('operate'),
+      schema: {
+        tags,
+        summary: summaries[action],
+        ...access('operate'),
+        params: tableParamsSchema,
+        response: { 200: statusBody, ...errors(400, 401, 403, 404, 409, 502, 503) },
+      },
+      handler: async (req) => {
+        const s = await agents[action](req.params);
+        return ok(`${s.program}: ${s.state}`, s);
+      },
     });
   }
 
-  app.get('/v1/api/:db/:table/status', read, async (req) => {
-    const q = statusQuerySchema.safeParse(req.query ?? {});
-    if (!q.success) throw invalidRequest('the only query parameter is fresh=true|false');
-    const s = await agents.status(tableOf(req.params), q.data.fresh === 'true' || q.data.fresh === '1');
-    return ok(`${s.program}: ${s.state}`, s);
+  app.get('/v1/api/:db/:table/status', {
+    onRequest: authorize('read'),
+    schema: {
+      tags,
+      summary: 'State, desired state, health and counters, from the fleet model',
+      ...access('read'),
+      params: tableParamsSchema,
+      querystring: statusQuerySchema,
+      response: { 200: statusBody, ...errors(400, 401, 403, 404, 503) },
+    },
+    handler: async (req) => {
+      const s = await agents.status(req.params, isSet(req.query.fresh));
+      return ok(`${s.program}: ${s.state}`, s);
+    },
   });
 
-  app.delete('/v1/api/:db/:table', operate, async (req) => {
-    const q = deleteQuerySchema.safeParse(req.query ?? {});
-    if (!q.success) throw invalidRequest('the only query parameter is force=true|false');
-    const r = await agents.delete(tableOf(req.params), q.data.force === 'true' || q.data.force === '1');
-    return ok(`${r.program}: deleted, channel data ${r.channel}`, r);
+  app.delete('/v1/api/:db/:table', {
+    onRequest: authorize('operate'),
+    schema: {
+      tags,
+      summary: 'Remove the agent; its channel stays while it holds events, unless force',
+      ...access('operate'),
+      params: tableParamsSchema,
+      querystring: deleteQuerySchema,
+      response: { 200: okBody(deleteSchema.shape), ...errors(400, 401, 403, 404, 409, 503) },
+    },
+    handler: async (req) => {
+      const r = await agents.delete(req.params, isSet(req.query.force));
+      return ok(`${r.program}: deleted, channel data ${r.channel}`, r);
+    },
   });
 
   // The serialized listing per (fleet version, filter, dbs claim): an unchanged fleet costs a
   // map lookup, whatever the number of agents and pollers.
   const listings = new Map<string, { body: string; etag: string }>();
   let listingsVersion = -1;
-  app.get('/v1/api/services', read, async (req, reply) => {
-    const q = listQuerySchema.safeParse(req.query ?? {});
-    if (!q.success) throw invalidRequest(q.error.issues.map((i) => `${i.path.join('.') || 'query'}: ${i.message}`).join('; '));
-    const dbs = req.principal?.dbs;
-    if (q.data.db && dbs && !dbs.includes(q.data.db)) throw forbidden(`this token is limited to db ${dbs.join(', ')}`);
-    if (listingsVersion !== fleet.version) {
-      listings.clear();
-      listingsVersion = fleet.version;
-    }
-    const key = `${q.data.db ?? ''}|${q.data.state ?? ''}|${dbs?.join(',') ?? '*'}`;
-    let cached = listings.get(key);
-    if (!cached) {
-      const list = agents.list(q.data).filter((a) => !dbs || dbs.includes(a.db)).map(listed);
-      // Everything after the leading fields, so each answer only splices in its observedAt.
-      const body = JSON.stringify({ agents: list }).slice(1);
-      const etag = `W/"${createHash('sha1').update(body).digest('base64url')}"`;
-      cached = { body: `"message":"${list.length} agent(s)",${body}`, etag };
-      listings.set(key, cached);
-    }
-    void reply.header('etag', cached.etag).header('cache-control', 'no-cache').header('vary', 'authorization');
-    if (req.headers['if-none-match'] === cached.etag) return reply.status(304).send();
-    return reply.type('application/json; charset=utf-8').send(`{"code":0,"observedAt":"${fleet.observedAt}",${cached.body}`);
+  app.get('/v1/api/services', {
+    onRequest: authorize('read'),
+    schema: {
+      tags,
+      summary: 'Every agent in one call; If-None-Match with the last ETag answers 304 when nothing changed',
+      ...access('read'),
+      querystring: listQuerySchema,
+      response: { 200: okBody({ observedAt: z.string(), agents: z.array(listedSchema) }), 304: z.null().describe('unchanged'), ...errors(400, 401, 403, 503) },
+    },
+    handler: async (req, reply) => {
+      const q = { data: req.query };
+      const dbs = req.principal?.dbs;
+      if (q.data.db && dbs && !dbs.includes(q.data.db)) throw forbidden(`this token is limited to db ${dbs.join(', ')}`);
+      if (listingsVersion !== fleet.version) {
+        listings.clear();
+        listingsVersion = fleet.version;
+      }
+      const key = `${q.data.db ?? ''}|${q.data.state ?? ''}|${dbs?.join(',') ?? '*'}`;
+      let cached = listings.get(key);
+      if (!cached) {
+        const list = agents.list(q.data).filter((a) => !dbs || dbs.includes(a.db)).map(listed);
+        // Everything after the leading fields, so each answer only splices in its observedAt.
+        const body = JSON.stringify({ agents: list }).slice(1);
+        const etag = `W/"${createHash('sha1').update(body).digest('base64url')}"`;
+        cached = { body: `"message":"${list.length} agent(s)",${body}`, etag };
+        listings.set(key, cached);
+      }
+      void reply.header('etag', cached.etag).header('cache-control', 'no-cache').header('vary', 'authorization');
+      if (req.headers['if-none-match'] === cached.etag) return reply.status(304).send(null);
+      // Already JSON (the cached listing with this answer's observedAt): sent as it is, the
+      // schema above documents it.
+      const json = `{"code":0,"observedAt":"${fleet.observedAt}",${cached.body}`;
+      return reply.type('application/json; charset=utf-8').send(json as never);
+    },
   });
 
-  app.post('/v1/api/reconcile', { onRequest: authorize('admin') }, async () => ok('reconciled', await opts.reconciler.restore()));
+  app.post('/v1/api/reconcile', {
+    onRequest: authorize('admin'),
+    schema: {
+      tags: ['operations'],
+      summary: 'Make Redis and supervisord agree with conf.d/, services/ and var/tokens/ (also done by itself after a Redis loss)',
+      ...access('admin'),
+      response: { 200: okBody(restoreSchema.shape), ...errors(401, 403, 503) },
+    },
+    handler: async () => ok('reconciled', await opts.reconciler.restore()),
+  });
 
   // A browser or a habit from the original GET API: say which method to use instead.
   for (const action of ['create', 'start', 'stop', 'restart']) {
     app.route({
       method: ['GET', 'PUT', 'PATCH', 'DELETE'],
       url: `/v1/api/:db/:table/${action}`,
-      ...read,
+      onRequest: authorize('read'),
+      schema: { hide: true },
       handler: async () => {
         throw methodNotAllowed('POST');
       },
@@ -116,7 +181,8 @@ export async function agentRoutes(
   app.route({
     method: ['POST', 'PUT', 'PATCH', 'DELETE'],
     url: '/v1/api/:db/:table/status',
-    ...read,
+    onRequest: authorize('read'),
+    schema: { hide: true },
     handler: async () => {
       throw methodNotAllowed('GET');
     },

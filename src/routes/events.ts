@@ -1,34 +1,53 @@
 import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
 import type { AgentService } from '../agents/agent-service.js';
 import { programName, tableParamsSchema } from '../agents/names.js';
-import { invalidName } from '../errors.js';
 import type { Authorize } from '../http/auth.js';
 import type { FleetModel, StateChange } from '../fleet/fleet-model.js';
 import type { Incident, IncidentService } from '../incidents/incident-service.js';
+import { access, errors, incidentSchema, ok } from './schemas.js';
 
 /** Incident history per agent, and the live stream of incidents and state changes (SSE). */
 export async function eventRoutes(
-  app: FastifyInstance,
+  fastify: FastifyInstance,
   opts: { incidents: IncidentService; fleet: FleetModel; agents: AgentService; authorize: Authorize },
 ): Promise<void> {
-  const read = { onRequest: opts.authorize('read') };
+  const app = fastify.withTypeProvider<ZodTypeProvider>();
+  const onRequest = opts.authorize('read');
   // Open streams never end by themselves: a shutdown ends them, or it would wait for clients.
   const streams = new Set<() => void>();
   app.addHook('preClose', async () => {
     for (const end of streams) end();
   });
 
-  app.get('/v1/api/:db/:table/incidents', read, async (req) => {
-    const p = tableParamsSchema.safeParse(req.params);
-    if (!p.success) throw invalidName(p.error.issues.map((i) => i.message).join('; '));
-    await opts.agents.status(p.data); // 404 for a table without an agent
-    const incidents = await opts.incidents.history(programName(p.data));
-    return { code: 0, message: `${incidents.length} incident(s), newest first`, incidents };
+  app.get('/v1/api/:db/:table/incidents', {
+    onRequest,
+    schema: {
+      tags: ['operations'],
+      summary: "The agent's last 100 incidents, newest first",
+      ...access('read'),
+      params: tableParamsSchema,
+      response: { 200: ok({ incidents: z.array(incidentSchema) }), ...errors(400, 401, 403, 404, 503) },
+    },
+    handler: async (req) => {
+      await opts.agents.status(req.params); // 404 for a table without an agent
+      const incidents = await opts.incidents.history(programName(req.params));
+      return { code: 0 as const, message: `${incidents.length} incident(s), newest first`, incidents };
+    },
   });
 
   // text/event-stream: "event: incident" and "event: state", JSON data; a comment every 15 s
   // keeps proxies from closing an idle stream.
-  app.get('/v1/api/events', read, (req, reply) => {
+  app.get('/v1/api/events', {
+    onRequest,
+    schema: {
+      tags: ['operations'],
+      summary: 'Server-sent events (text/event-stream): "incident" and "state", JSON data; limited to the token\'s dbs',
+      ...access('read'),
+      response: { 200: z.string().describe('text/event-stream'), ...errors(401, 403) },
+    },
+  }, (req, reply) => {
     const dbs = req.principal?.dbs;
     const visible = (x: { db: string }) => !dbs || dbs.includes(x.db);
     reply.hijack();

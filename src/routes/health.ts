@@ -1,18 +1,38 @@
 import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Redis } from 'ioredis';
+import { z } from 'zod';
 import { ErrorCodes } from '../errors.js';
 import type { SupervisorDriver } from '../supervisor/driver.js';
+import { access, ok } from './schemas.js';
+
+const checks = z.object({ redis: z.string(), supervisord: z.string(), reconciled: z.string() }).describe('"ok" or what is wrong');
 
 /** Each readiness check gets this long: /readyz answers within about 2 s even if one hangs. */
 const CHECK_TIMEOUT_MS = 1500;
 
 /** /healthz: the process is up. /readyz: Redis and supervisord answer and disk state is restored. */
 export async function healthRoutes(
-  app: FastifyInstance,
+  fastify: FastifyInstance,
   opts: { redis: Redis; driver: SupervisorDriver; readiness: { reconciled: boolean } },
 ): Promise<void> {
-  app.get('/healthz', async () => ({ code: 0, message: 'ok' }));
-  app.get('/readyz', async (_req, reply) => {
+  const app = fastify.withTypeProvider<ZodTypeProvider>();
+  const tags = ['health'];
+  app.get('/healthz', { schema: { tags, summary: 'The process is up', ...access('none'), response: { 200: ok({}) } } }, async () => ({
+    code: 0 as const,
+    message: 'ok',
+  }));
+  app.get('/readyz', {
+    schema: {
+      tags,
+      summary: 'Redis and supervisord answer and disk state is restored',
+      ...access('none'),
+      response: {
+        200: ok({ checks }),
+        503: z.object({ code: z.literal(ErrorCodes.NOT_READY), error: z.literal('NOT_READY'), message: z.string(), checks }),
+      },
+    },
+  }, async (_req, reply) => {
     const check = async (fn: () => Promise<unknown>) => {
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<never>((_, reject) => {
@@ -37,8 +57,8 @@ export async function healthRoutes(
       .status(ready ? 200 : 503)
       .send(
         ready
-          ? { code: 0, message: 'ready', checks: { redis, supervisord, reconciled } }
-          : { code: ErrorCodes.NOT_READY, error: 'NOT_READY', message: 'not ready', checks: { redis, supervisord, reconciled } },
+          ? { code: 0 as const, message: 'ready', checks: { redis, supervisord, reconciled } }
+          : { code: ErrorCodes.NOT_READY, error: 'NOT_READY' as const, message: 'not ready', checks: { redis, supervisord, reconciled } },
       );
   });
 }

@@ -1,31 +1,63 @@
 import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { invalidRequest } from '../errors.js';
 import type { Authorize } from '../http/auth.js';
-import type { TokenService } from '../tokens/token-service.js';
+import { tokenRequestSchema, type TokenService } from '../tokens/token-service.js';
+import { access, errors, ok, tokenListingSchema, tokenSetSchema } from './schemas.js';
 
-export const usernameParamSchema = z.object({ username: z.string().regex(/^[A-Za-z0-9_.@-]{1,64}$/) });
+const usernameParamSchema = z.object({
+  username: z.string().regex(/^[A-Za-z0-9_.@-]{1,64}$/, 'username: 1-64 of letters, digits, _ . @ -'),
+});
 
-/** Ingestion tokens: admin only. */
-export async function tokenRoutes(app: FastifyInstance, opts: { tokens: TokenService; authorize: Authorize }): Promise<void> {
+/** Ingestion tokens (what senders show the gateway): admin only. */
+export async function tokenRoutes(fastify: FastifyInstance, opts: { tokens: TokenService; authorize: Authorize }): Promise<void> {
+  const app = fastify.withTypeProvider<ZodTypeProvider>();
   const { tokens } = opts;
-  const admin = { onRequest: opts.authorize('admin') };
+  const onRequest = opts.authorize('admin');
+  const tags = ['ingestion tokens'];
 
-  app.post('/v1/api/token', admin, async (req) => {
-    const r = await tokens.set(tokens.parseRequest(req.body));
-    const note = r.token ? '; the token is shown only now: keep it' : '';
-    return { code: 0, message: `token set for ${r.username}${note}`, ...r };
+  app.post('/v1/api/token', {
+    onRequest,
+    schema: {
+      tags,
+      summary: "Set (or generate) a user's ingestion token; the one it replaces stays valid for the grace period",
+      ...access('admin'),
+      body: tokenRequestSchema,
+      response: { 200: ok(tokenSetSchema.shape), ...errors(400, 401, 403, 409, 503) },
+    },
+    handler: async (req) => {
+      const r = await tokens.set(req.body);
+      const note = r.token ? '; the token is shown only now: keep it' : '';
+      return { code: 0 as const, message: `token set for ${r.username}${note}`, ...r };
+    },
   });
 
-  app.get('/v1/api/token', admin, async () => {
-    const users = await tokens.list();
-    return { code: 0, message: `${users.length} user(s)`, users };
+  app.get('/v1/api/token', {
+    onRequest,
+    schema: {
+      tags,
+      summary: 'Users with tokens: scope, expiry, last use (never secrets)',
+      ...access('admin'),
+      response: { 200: ok({ users: z.array(tokenListingSchema) }), ...errors(401, 403, 503) },
+    },
+    handler: async () => {
+      const users = await tokens.list();
+      return { code: 0 as const, message: `${users.length} user(s)`, users };
+    },
   });
 
-  app.delete('/v1/api/token/:username', admin, async (req) => {
-    const p = usernameParamSchema.safeParse(req.params);
-    if (!p.success) throw invalidRequest('username: 1-64 of letters, digits, _ . @ -');
-    await tokens.revoke(p.data.username);
-    return { code: 0, message: `tokens of ${p.data.username} revoked`, username: p.data.username };
+  app.delete('/v1/api/token/:username', {
+    onRequest,
+    schema: {
+      tags,
+      summary: 'Revoke every token of the user, at once',
+      ...access('admin'),
+      params: usernameParamSchema,
+      response: { 200: ok({ username: z.string() }), ...errors(400, 401, 403, 404, 503) },
+    },
+    handler: async (req) => {
+      await tokens.revoke(req.params.username);
+      return { code: 0 as const, message: `tokens of ${req.params.username} revoked`, username: req.params.username };
+    },
   });
 }

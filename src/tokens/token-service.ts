@@ -107,8 +107,8 @@ return 'OK'`;
 /** var/tokens/<user>.json: what Redis holds for one user (hashes only). */
 const savedUserSchema = z.object({
   username: z.string().regex(/^[A-Za-z0-9_.@-]{1,64}$/),
-  user: z.record(z.string()),
-  tokens: z.record(z.record(z.string())),
+  user: z.record(z.string(), z.string()),
+  tokens: z.record(z.string(), z.record(z.string(), z.string())),
 });
 type SavedUser = z.infer<typeof savedUserSchema>;
 
@@ -196,21 +196,6 @@ export class TokenService {
   }
 
   /** Validates a request body the original way: 10001 not a JSON object, 10002 no username. */
-  parseRequest(body: unknown): TokenRequest {
-    if (body === null || typeof body !== 'object' || Array.isArray(body)) {
-      throw invalidJson('send a JSON object: {"username": ..., "token"?: ..., "ttlSeconds"?: ..., "scope"?: [...]}');
-    }
-    if (!('username' in body) || (body as { username: unknown }).username === '') {
-      throw missingField('Please provide a username (and optionally a token)');
-    }
-    const r = tokenRequestSchema.safeParse(body);
-    if (!r.success) {
-      const unknown = r.error.issues.find((i) => i.code === 'unrecognized_keys');
-      throw invalidRequest(unknown && unknown.code === 'unrecognized_keys' ? `unknown field(s): ${unknown.keys.join(', ')}` : r.error.issues.map((i) => i.message).join('; '));
-    }
-    return r.data;
-  }
-
   async set(req: TokenRequest): Promise<TokenSetResult> {
     const token = req.token ?? randomBytes(32).toString('base64url');
     const hash = hashToken(token);

@@ -24,7 +24,7 @@ afterAll(async () => {
 function parsePrometheus(text: string): Map<string, number> {
   const samples = new Map<string, number>();
   const label = '[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\\\\n]|\\\\.)*"';
-  const sample = new RegExp(`^([a-zA-Z_:][a-zA-Z0-9_:]*)(\\{(?:${label})(?:,${label})*\\})? (-?(?:[0-9.]+(?:e[+-]?[0-9]+)?|\\+Inf|NaN))$`);
+  const sample = new RegExp(`^([a-zA-Z_:][a-zA-Z0-9_:]*)(\\{(?:${label})(?:,${label})*\\})? (-?(?:[0-9.]+(?:e[+-]?[0-9]+)?|\\+Inf|[Nn]a[Nn]))$`); // Prometheus parses NaN in any case (prom-client writes Nan)
   for (const line of text.split('\n')) {
     if (line === '' || /^# (HELP|TYPE) [a-zA-Z_:][a-zA-Z0-9_:]* .+$/.test(line)) continue;
     const m = sample.exec(line);
@@ -66,7 +66,11 @@ describe('for dashboards', () => {
     expect(m.get('flume_agent_up{db="web",table="clicks",program="flume-web-clicks"}')).toBe(1);
     expect(m.has('flume_agent_channel_size{db="web",table="clicks",program="flume-web-clicks"}')).toBe(true);
     expect(m.get('flume_service_agents_health{health="down"}')).toBe(0);
-    expect([...m.keys()].some((k) => k.startsWith('flume_service_http_request_duration_seconds_bucket{method="GET",route="/v1/api/services"'))).toBe(true);
+    const keys = [...m.keys()];
+    expect(keys.some((k) => k.startsWith('flume_service_http_request_duration_seconds_bucket{') && k.includes('method="GET",route="/v1/api/services"'))).toBe(true);
+    // prom-client's process metrics: event-loop lag, heap, GC, memory.
+    for (const name of ['nodejs_eventloop_lag_p99_seconds', 'nodejs_heap_size_used_bytes', 'process_resident_memory_bytes']) expect(m.has(name), name).toBe(true);
+    expect(keys.some((k) => k.startsWith('nodejs_gc_duration_seconds_count'))).toBe(true);
   });
 
   it('publishes an OpenAPI document of every route, generated from the route schemas', async () => {
@@ -76,8 +80,36 @@ describe('for dashboards', () => {
     }
     const create = doc.paths['/v1/api/{db}/{table}/create']!.post;
     expect(create.parameters.find((p: { name: string }) => p.name === 'db').schema.pattern).toBe('^[a-z0-9][a-z0-9_]{0,47}$');
-    expect(create.requestBody.content['application/json'].schema.properties.sink.enum).toEqual(['file_roll', 'hdfs', 'kafka', 'logger']);
-    expect(create.requestBody.content['application/json'].schema.additionalProperties).toBe(false);
+    // One body shape per sink, each with that sink's options: the same union the route validates with.
+    const shapes = create.requestBody.content['application/json'].schema.oneOf as Array<Record<string, any>>;
+    expect(shapes.map((b) => b.properties.sink.enum[0])).toEqual(['file_roll', 'hdfs', 'kafka', 'logger']);
+    expect(shapes.every((b) => b.additionalProperties === false)).toBe(true);
+    expect(shapes[2]!.properties.options.required).toEqual(['bootstrapServers']);
+    expect(create.responses['201'].content['application/json'].schema.properties.health.enum).toContain('degraded');
+    expect(create.responses['409'].content['application/json'].schema.required).toEqual(['code', 'error', 'message']);
+    // Operations that need no token say so; the rest need the bearer token.
+    expect(doc.paths['/healthz']!.get.security).toEqual([]);
+    expect(doc.paths['/v1/api/services']!.get.security).toBeUndefined();
+  });
+
+  it('answers router-level errors in the documented shape', async () => {
+    const cases: Array<[string, number, string]> = [
+      [`/v1/api/${'a'.repeat(120)}/b/status`, 414, 'URI_TOO_LONG'],
+      ['/v1/api/%FF/b/status', 400, 'INVALID_REQUEST'],
+      ['/v1/api/nope/nope/nope/nope', 404, 'NOT_FOUND'],
+    ];
+    for (const [url, status, error] of cases) {
+      const res = await fetch(`${base}${url}`);
+      expect(res.status, url).toBe(status);
+      expect(await res.json(), url).toMatchObject({ code: expect.any(Number), error, message: expect.any(String) });
+    }
+    const big = await fetch(`${base}/v1/api/web/big/create`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${h.tokenFor('admin')}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ options: { pad: 'x'.repeat(1_100_000) } }),
+    });
+    expect(big.status).toBe(413);
+    expect(await big.json()).toMatchObject({ code: 10060, error: 'BODY_TOO_LARGE' });
   });
 });
 
@@ -133,8 +165,9 @@ describe('in a real browser (headless Chromium)', () => {
   it('the API docs page lists every operation', async () => {
     const page = await browser.newPage();
     await page.goto(`${base}/docs`);
-    await page.locator('details').first().waitFor();
-    expect(await page.locator('details').count()).toBeGreaterThanOrEqual(15);
-    expect(await page.locator('summary', { hasText: '/v1/api/{db}/{table}/create' }).count()).toBe(1);
+    // Swagger UI, rendering /openapi.json: one block per operation.
+    await page.locator('.opblock').first().waitFor();
+    expect(await page.locator('.opblock').count()).toBeGreaterThanOrEqual(15);
+    expect(await page.locator('.opblock-summary-path[data-path="/v1/api/{db}/{table}/create"]').count()).toBe(1);
   });
 });
