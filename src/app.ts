@@ -14,7 +14,7 @@ import { TableLock } from './agents/table-lock.js';
 import type { Config } from './config.js';
 import { invalidJson } from './errors.js';
 import { FleetModel } from './fleet/fleet-model.js';
-import { loadOrCreateSecret } from './auth/secret.js';
+import { loadOrCreateSecret, loadOrCreateTokenHashKey } from './auth/secret.js';
 import { registerAuth } from './http/auth.js';
 import { frameworkErrors, registerErrorHandling } from './http/error-handler.js';
 import { makeKeys } from './redis/keys.js';
@@ -71,7 +71,7 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
   }
   const fleet = new FleetModel(config, store, driver, redis, keys, log.child({ component: 'fleet' }));
   const agents = new AgentService(config, store, routeTable, lock, driver, ports, fleet, log.child({ component: 'agents' }));
-  const tokens = new TokenService(redis, keys, config.TOKEN_GRACE_SECONDS, log.child({ component: 'tokens' }), join(config.varDir, 'tokens'));
+  const tokens = new TokenService(redis, keys, config.TOKEN_GRACE_SECONDS, log.child({ component: 'tokens' }), join(config.varDir, 'tokens'), loadOrCreateTokenHashKey(config));
   const reconciler = new Reconciler(redis, keys, store, routeTable, lock, driver, ports, fleet, agents, tokens, log.child({ component: 'reconciler' }));
   const incidents = new IncidentService(config, redis, keys, driver, store, lock, agents, log.child({ component: 'incidents' }));
   const readiness = { reconciled: false };

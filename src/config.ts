@@ -41,6 +41,8 @@ export const configSchema = z.object({
   LOCK_LEASE_MS: z.coerce.number().int().min(1000).max(60000).default(6000),
   /** Signs control-API JWTs. Unset: generated once into var/jwt-secret (0600). */
   JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+  /** Keys ingestion-token hashes (HMAC). Unset: generated once into var/token-hash-key (0600). */
+  TOKEN_HASH_KEY: z.string().min(32, 'must be at least 32 characters').optional(),
   /** How long a rotated-out ingestion token stays valid next to its successor. */
   TOKEN_GRACE_SECONDS: z.coerce.number().int().min(0).max(7 * 86400).default(300),
   GATEWAY_HOST: z.string().default('127.0.0.1'),
@@ -67,6 +69,10 @@ export const configSchema = z.object({
   FATAL_RETRY_BASE_SECONDS: z.coerce.number().min(0.5).default(10),
   /** How long the gateway caches a token or route lookup; changes invalidate it at once. */
   GATEWAY_CACHE_TTL_MS: z.coerce.number().int().min(0).max(60000).default(2000),
+  /** While Redis does not answer, token and route lookups the gateway cached keep working this long (0: refuse at once). */
+  GATEWAY_STALE_SECONDS: z.coerce.number().int().min(0).max(3600).default(60),
+  /** Requests per second one ingestion token may make through the gateway (0: no limit); over it: 429 with Retry-After. */
+  GATEWAY_RATE_LIMIT: z.coerce.number().int().min(0).default(5000),
 });
 
 export type Config = z.infer<typeof configSchema> & {

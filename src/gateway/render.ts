@@ -1,9 +1,10 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { PROJECT_ROOT, type Config } from '../config.js';
 import { fill } from '../agents/render.js';
+import { loadOrCreateTokenHashKey } from '../auth/secret.js';
 
 const GATEWAY_TEMPLATES = join(PROJECT_ROOT, 'templates', 'gateway');
 // Debian's nginx loads dynamic modules by path, NDK first; OpenResty has them built in.
@@ -18,7 +19,7 @@ const luaString = (s: string) => s.replace(/\\/g, '\\\\').replace(/"/g, '\\"');
 
 /**
  * Writes the gateway's nginx.conf into <varDir>/gateway/ from templates/gateway/, with the
- * Redis address, key prefix and limits of `cfg`. Lua modules are used from templates/ as is.
+ * Redis address, key prefix, token hash key and limits of `cfg` (mode 0600). Lua modules are used from templates/ as is.
  */
 export async function writeGatewayConfig(
   cfg: Config,
@@ -44,11 +45,16 @@ export async function writeGatewayConfig(
     redisPassword: luaString(decodeURIComponent(redis.password)),
     redisDb: Number(redis.pathname.replace('/', '') || 0),
     prefix: luaString(cfg.REDIS_KEY_PREFIX),
+    tokenHashKey: luaString(loadOrCreateTokenHashKey(cfg)),
     cacheTtl: cfg.GATEWAY_CACHE_TTL_MS / 1000,
+    staleSeconds: cfg.GATEWAY_STALE_SECONDS,
+    rateLimit: cfg.GATEWAY_RATE_LIMIT,
     listen: `${cfg.GATEWAY_HOST}:${cfg.GATEWAY_PORT}`,
     maxBody: cfg.GATEWAY_MAX_BODY,
   });
   const configFile = join(dir, 'nginx.conf');
-  await writeFile(configFile, text);
+  // It holds the token hash key and any Redis password: readable by the owner only.
+  await writeFile(configFile, text, { mode: 0o600 });
+  await chmod(configFile, 0o600);
   return { dir, configFile };
 }

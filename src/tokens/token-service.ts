@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
@@ -47,8 +47,16 @@ export interface TokenListing {
   previousValidUntil: string | null;
 }
 
-/** SHA-1 hex: what Redis holds instead of a token (the gateway computes it with ngx.sha1_bin). */
-export const hashToken = (token: string) => createHash('sha1').update(token).digest('hex');
+/**
+ * What Redis and var/tokens/ hold instead of a token: HMAC-SHA1, keyed with the server's token
+ * hash key, of the token's SHA-1 (hex). The gateway computes the same with ngx.sha1_bin and
+ * ngx.hmac_sha1. Records written before the key existed were keyed by the bare SHA-1; since the
+ * SHA-1 is inside, they are migrated without knowing any token (see `migrate`).
+ */
+export const hashToken = (token: string, key: string) => keyHash(createHash('sha1').update(token).digest('hex'), key);
+const keyHash = (sha1Hex: string, key: string) => createHmac('sha1', key).update(sha1Hex).digest('hex');
+/** The user-record field that marks records keyed with the HMAC (absent: legacy SHA-1). */
+const HASH_VERSION = 'hashv';
 
 // Sets a user's token, keeping the one it replaces valid for a grace period.
 // KEYS: 1 user hash, 2 new token hash key, 3 current token key (as read), 4 previous token key
@@ -85,7 +93,7 @@ redis.call('HSET', KEYS[2], 'user', ARGV[1], 'scope', ARGV[3], 'exp', ARGV[4], '
 if tonumber(ARGV[4]) > 0 then redis.call('EXPIREAT', KEYS[2], tonumber(ARGV[4]) + 60) end
 redis.call('PUBLISH', ARGV[9], 'token:' .. ARGV[2])
 redis.call('HSET', KEYS[1], 'current', ARGV[2], 'previous', cur, 'previousUntil', graceUntil,
-  'scope', ARGV[3], 'exp', ARGV[4], 'createdAt', now)
+  'scope', ARGV[3], 'exp', ARGV[4], 'createdAt', now, 'hashv', '2')
 redis.call('SADD', KEYS[5], ARGV[1])
 return tostring(graceUntil)`;
 
@@ -104,6 +112,22 @@ if cur ~= '' then redis.call('PUBLISH', ARGV[4], 'token:' .. cur) end
 if prev ~= '' then redis.call('PUBLISH', ARGV[4], 'token:' .. prev) end
 return 'OK'`;
 
+// Re-keys one user's legacy (bare SHA-1) records with the HMAC.
+// KEYS: 1 user hash, 2 old current key, 3 old previous key, 4 new current key, 5 new previous key.
+// ARGV: 1 expected old current, 2 expected old previous, 3 new current, 4 new previous, 5 channel.
+// Returns 'DONE' (already migrated or gone), 'RETRY' if the user changed, else 'OK'.
+const MIGRATE = `
+if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('HGET', KEYS[1], 'hashv') == '2' then return 'DONE' end
+local cur = redis.call('HGET', KEYS[1], 'current') or ''
+local prev = redis.call('HGET', KEYS[1], 'previous') or ''
+if cur ~= ARGV[1] or prev ~= ARGV[2] then return 'RETRY' end
+if cur ~= '' and redis.call('EXISTS', KEYS[2]) == 1 then redis.call('RENAME', KEYS[2], KEYS[4]) end
+if prev ~= '' and redis.call('EXISTS', KEYS[3]) == 1 then redis.call('RENAME', KEYS[3], KEYS[5]) end
+redis.call('HSET', KEYS[1], 'current', ARGV[3], 'previous', ARGV[4], 'hashv', '2')
+if cur ~= '' then redis.call('PUBLISH', ARGV[5], 'token:' .. cur) end
+if prev ~= '' then redis.call('PUBLISH', ARGV[5], 'token:' .. prev) end
+return 'OK'`;
+
 /** var/tokens/<user>.json: what Redis holds for one user (hashes only). */
 const savedUserSchema = z.object({
   username: z.string().regex(/^[A-Za-z0-9_.@-]{1,64}$/),
@@ -118,7 +142,7 @@ const scopeOut = (s: string | undefined): string[] | '*' => (!s || s === '*' ? '
 /**
  * Ingestion tokens, as the gateway checks them.
  *
- * Guarantees: Redis holds only SHA-1 hashes of tokens; set and revoke are atomic Lua scripts
+ * Guarantees: Redis and var/tokens/ hold only keyed hashes of tokens (see hashToken); set and revoke are atomic Lua scripts
  * (a concurrent change makes them re-read and retry); setting a new token keeps the replaced
  * one valid for TOKEN_GRACE_SECONDS and ends any older one; revoke ends all at once; every
  * change is published on the invalidate channel so gateway caches drop it immediately; every
@@ -132,6 +156,8 @@ export class TokenService {
     private readonly log: Logger,
     /** var/tokens/: a copy of each user's records (hashes only), to survive a Redis loss. */
     private readonly dir: string,
+    /** Keys token hashes (HMAC); kept outside Redis. */
+    private readonly hashKey: string,
   ) {}
 
   private file(username: string): string {
@@ -147,10 +173,7 @@ export class TokenService {
         const { lastUsed: _l, ...record } = await this.redis.hgetall(this.keys.token(hash));
         if (record.user) tokens[hash] = record;
       }
-      await mkdir(this.dir, { recursive: true, mode: 0o700 });
-      const tmp = join(this.dir, `.${username}.json.tmp`);
-      await writeFile(tmp, JSON.stringify({ username, user, tokens }), { mode: 0o600 });
-      await rename(tmp, this.file(username));
+      await this.writeSaved({ username, user, tokens });
     } catch (err) {
       this.log.error({ err, username }, 'could not copy the token records to disk');
     }
@@ -162,6 +185,7 @@ export class TokenService {
    * Idempotent. Returns the usernames restored.
    */
   async restoreFromDisk(): Promise<string[]> {
+    await this.migrate();
     const restored: string[] = [];
     const now = Math.floor(Date.now() / 1000);
     for (const f of (await readdir(this.dir).catch(() => [] as string[])).filter((n) => n.endsWith('.json') && !n.startsWith('.'))) {
@@ -183,6 +207,63 @@ export class TokenService {
     return restored;
   }
 
+  /**
+   * Re-keys records written before token hashes were keyed (bare SHA-1) with the HMAC, on disk
+   * and in Redis; every token keeps working. Idempotent: run by every restore. Returns the
+   * users migrated.
+   */
+  async migrate(): Promise<string[]> {
+    const migrated = new Set<string>();
+    const rekey = (h: string | undefined) => (h ? keyHash(h, this.hashKey) : '');
+    for (const f of (await readdir(this.dir).catch(() => [] as string[])).filter((n) => n.endsWith('.json') && !n.startsWith('.'))) {
+      const saved = await this.readSaved(f);
+      if (!saved || saved.user[HASH_VERSION] === '2') continue;
+      const user = { ...saved.user, current: rekey(saved.user.current), previous: rekey(saved.user.previous), [HASH_VERSION]: '2' };
+      const tokens = Object.fromEntries(Object.entries(saved.tokens).map(([h, r]) => [rekey(h), r]));
+      await this.writeSaved({ username: saved.username, user, tokens });
+      migrated.add(saved.username);
+    }
+    for (const username of await redisCall(() => this.redis.smembers(this.keys.users()))) {
+      for (let attempt = 0; attempt < 5; attempt++) {
+        const [cur = '', prev = '', v] = await redisCall(() => this.redis.hmget(this.keys.user(username), 'current', 'previous', HASH_VERSION)).then(
+          (x) => x.map((y) => y ?? ''),
+        );
+        if (v === '2') break;
+        const r = await redisCall(() =>
+          this.redis.eval(
+            MIGRATE,
+            5,
+            this.keys.user(username),
+            this.keys.token(cur || 'none'),
+            this.keys.token(prev || 'none'),
+            this.keys.token(rekey(cur) || 'none'),
+            this.keys.token(rekey(prev) || 'none'),
+            cur,
+            prev,
+            rekey(cur),
+            rekey(prev),
+            this.keys.invalidateChannel(),
+          ),
+        );
+        if (r === 'RETRY') continue;
+        if (r === 'OK') {
+          migrated.add(username);
+          await this.persist(username);
+        }
+        break;
+      }
+    }
+    if (migrated.size) this.log.warn({ users: [...migrated] }, 'ingestion token records re-keyed with the token hash key (HMAC)');
+    return [...migrated];
+  }
+
+  private async writeSaved(saved: SavedUser): Promise<void> {
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    const tmp = join(this.dir, `.${saved.username}.json.tmp`);
+    await writeFile(tmp, JSON.stringify(saved), { mode: 0o600 });
+    await rename(tmp, this.file(saved.username));
+  }
+
   /** One var/tokens/ file; null (logged) if it is not a readable record: one bad file stops nothing. */
   private async readSaved(f: string): Promise<SavedUser | null> {
     try {
@@ -195,10 +276,9 @@ export class TokenService {
     }
   }
 
-  /** Validates a request body the original way: 10001 not a JSON object, 10002 no username. */
   async set(req: TokenRequest): Promise<TokenSetResult> {
     const token = req.token ?? randomBytes(32).toString('base64url');
-    const hash = hashToken(token);
+    const hash = hashToken(token, this.hashKey);
     const now = Math.floor(Date.now() / 1000);
     const exp = req.ttlSeconds ? now + req.ttlSeconds : 0;
     const scope = req.scope ? [...new Set(req.scope)].join(' ') : '*';

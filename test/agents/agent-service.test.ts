@@ -4,12 +4,13 @@ import { agentPaths } from '../../src/agents/paths.js';
 import { startHarness, type Harness } from '../helpers/harness.js';
 import { javaProcessesMentioning } from '../helpers/flume.js';
 import { until } from '../helpers/wait.js';
+import { portRange } from '../helpers/ports.js';
 
 let h: Harness;
 const call = (method: 'POST' | 'DELETE' | 'GET', url: string) => h.inject({ method, url });
 
 beforeAll(async () => {
-  h = await startHarness({ PORT_RANGE: '32000-32099' });
+  h = await startHarness({ PORT_RANGE: await portRange() });
 });
 afterAll(async () => {
   await h?.close();

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHarness, type Harness } from '../helpers/harness.js';
 import { TestGateway, ingest } from '../helpers/gateway.js';
 import { TestRedisServer } from '../helpers/redis-server.js';
+import { portRange } from '../helpers/ports.js';
 import { freePort, until } from '../helpers/wait.js';
 import { agentPaths } from '../../src/agents/paths.js';
 import { waitForLines } from '../helpers/flume.js';
@@ -23,8 +24,7 @@ beforeAll(async () => {
   await redis.start();
   // A narrow port range, so that a new table would land on a stopped agent's ports if the
   // allocator trusted an empty Redis.
-  const base = 14000 + Math.floor(Math.random() * 400) * 10;
-  h = await startHarness({ REDIS_URL: redis.url, PORT_RANGE: `${base}-${base + 9}`, GATEWAY_PORT: String(await freePort()), GATEWAY_CACHE_TTL_MS: '0' });
+  h = await startHarness({ REDIS_URL: redis.url, PORT_RANGE: await portRange(10), GATEWAY_PORT: String(await freePort()), GATEWAY_CACHE_TTL_MS: '0' });
   gw = new TestGateway(h.config);
   await gw.start();
 });

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/app.js';
 import { startHarness, type Harness } from '../helpers/harness.js';
 import { until } from '../helpers/wait.js';
+import { portRange } from '../helpers/ports.js';
 
 interface Status {
   state: string;
@@ -22,7 +23,7 @@ const status = async (table: string, query = '') => {
 beforeAll(async () => {
   // No periodic refresh during these tests (60 s): what the model knows comes from operations,
   // supervisord's events, ?fresh=true, or a refresh the test runs itself.
-  h = await startHarness({ PORT_RANGE: '31000-31099', FLEET_REFRESH_MS: '60000' });
+  h = await startHarness({ PORT_RANGE: await portRange(), FLEET_REFRESH_MS: '60000' });
   for (const t of ['alpha', 'beta']) {
     expect((await h.inject({ method: 'POST', url: `/v1/api/fleet/${t}/create`, payload: { sink: 'logger' } })).statusCode).toBe(201);
   }

@@ -44,18 +44,21 @@ export class TestGateway {
   }
 }
 
+/** One POST through the gateway; an answer that takes over 10 s (a hang) fails the test. */
 export async function ingest(gw: TestGateway, db: string, table: string, token: string | null, body: unknown, raw?: string) {
   const res = await fetch(`${gw.url}/ingest/${db}/${table}`, {
     method: 'POST',
+    signal: AbortSignal.timeout(10_000),
     headers: { 'content-type': 'application/json', ...(token === null ? {} : { authorization: `Bearer ${token}` }) },
     body: raw ?? JSON.stringify(body),
   });
   const text = await res.text();
+  const headers = Object.fromEntries(res.headers);
   let json: Record<string, unknown> = {};
   try {
     json = JSON.parse(text) as Record<string, unknown>;
   } catch {
     json = { raw: text };
   }
-  return { status: res.status, json };
+  return { status: res.status, json, headers };
 }

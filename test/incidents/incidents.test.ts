@@ -8,6 +8,8 @@ import { TestGateway, ingest } from '../helpers/gateway.js';
 import { openEventStream, startWebhookReceiver } from '../helpers/webhook.js';
 import { routePort } from '../helpers/flume.js';
 import { until as waitUntil } from '../helpers/wait.js';
+import { portRange } from '../helpers/ports.js';
+import { freePort } from '../helpers/wait.js';
 
 let h: Harness;
 let hook: Awaited<ReturnType<typeof startWebhookReceiver>>;
@@ -30,12 +32,12 @@ const until = <T>(fn: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 60_00
 beforeAll(async () => {
   hook = await startWebhookReceiver();
   h = await startHarness({
-    PORT_RANGE: '28000-28199',
+    PORT_RANGE: await portRange(200),
     WEBHOOK_URLS: hook.url,
     RESYNC_INTERVAL_MS: '2000',
     CRASH_LOOP_EXITS: '3',
     FATAL_RETRY_BASE_SECONDS: '1',
-    GATEWAY_PORT: String(18800 + Math.floor(Math.random() * 100)),
+    GATEWAY_PORT: String(await freePort()),
   });
   const server = await h.app.listen({ port: 0, host: '127.0.0.1' });
   base = server;

@@ -8,6 +8,7 @@ import { queuedEvents } from '../../src/agents/channel-state.js';
 import { dropPrefix, startHarness, tempDir, type Harness } from '../helpers/harness.js';
 import { javaProcessesMentioning, pidAlive, postEvents, routePort, waitForLines } from '../helpers/flume.js';
 import { until } from '../helpers/wait.js';
+import { portRange } from '../helpers/ports.js';
 
 /** Started: STARTING until supervisord's startsecs pass, then RUNNING. */
 const UP = expect.stringMatching(/^(STARTING|RUNNING)$/);
@@ -46,7 +47,7 @@ async function snapshot() {
 }
 
 beforeAll(async () => {
-  h = await startHarness({ PORT_RANGE: '21000-21999' });
+  h = await startHarness({ PORT_RANGE: await portRange(1000) });
 });
 afterAll(async () => {
   await h?.close();
@@ -319,7 +320,7 @@ describe('agent lifecycle against real supervisord, Redis and Flume', () => {
 
 describe('a create that fails', () => {
   it('rolls back completely: no port, file, route or program is left', async () => {
-    const bad = await startHarness({ PORT_RANGE: '22000-22099', JAVA_BIN: '/bin/false' });
+    const bad = await startHarness({ PORT_RANGE: await portRange(), JAVA_BIN: '/bin/false' });
     try {
       // supervisord's event history is the only key a failed create may add to.
       const keys = async () => (await bad.redis.keys(`${bad.config.REDIS_KEY_PREFIX}*`)).filter((k) => k !== bad.keys.supervisorEvents()).sort();
@@ -356,7 +357,7 @@ describe('a create that fails', () => {
       ].join('\n'),
       { mode: 0o755 },
     );
-    const bad = await startHarness({ PORT_RANGE: '22100-22199', JAVA_BIN: bin, AGENT_READY_TIMEOUT_MS: '90000' });
+    const bad = await startHarness({ PORT_RANGE: await portRange(), JAVA_BIN: bin, AGENT_READY_TIMEOUT_MS: '90000' });
     try {
       const r = await bad.inject({ method: 'POST', url: '/v1/api/shop/taken/create' });
       expect(r.statusCode).toBe(502);

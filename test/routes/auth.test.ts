@@ -1,13 +1,16 @@
 import { createHmac } from 'node:crypto';
 import { existsSync, statSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { secretFile } from '../../src/auth/secret.js';
-import { hashToken } from '../../src/tokens/token-service.js';
+import { loadOrCreateTokenHashKey, secretFile } from '../../src/auth/secret.js';
+import { hashToken as keyedHash } from '../../src/tokens/token-service.js';
+
+const hashToken = (token: string) => keyedHash(token, loadOrCreateTokenHashKey(h.config));
 import { startHarness, type Harness } from '../helpers/harness.js';
+import { portRange } from '../helpers/ports.js';
 
 let h: Harness;
 beforeAll(async () => {
-  h = await startHarness({ PORT_RANGE: '25000-25099' });
+  h = await startHarness({ PORT_RANGE: await portRange() });
 });
 afterAll(async () => {
   await h?.close();

@@ -2,10 +2,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHarness, type Harness } from '../helpers/harness.js';
 import { postEvents, routePort } from '../helpers/flume.js';
 import { until } from '../helpers/wait.js';
+import { portRange } from '../helpers/ports.js';
 
 let h: Harness;
 beforeAll(async () => {
-  h = await startHarness({ PORT_RANGE: '23000-23999', AGENT_HEAP: '64m' });
+  h = await startHarness({ PORT_RANGE: await portRange(1000), AGENT_HEAP: '64m' });
 });
 afterAll(async () => {
   await h?.close();

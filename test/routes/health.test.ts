@@ -2,12 +2,13 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHarness, type Harness } from '../helpers/harness.js';
+import { portRange } from '../helpers/ports.js';
 
 let h: Harness;
 
 beforeAll(async () => {
   // A var/tokens/ with one corrupt record and one good one: start-up must still complete.
-  h = await startHarness({ PORT_RANGE: '19500-19599' }, (dir) => {
+  h = await startHarness({ PORT_RANGE: await portRange() }, (dir) => {
     const tokens = join(dir, 'var', 'tokens');
     mkdirSync(tokens, { recursive: true });
     writeFileSync(join(tokens, 'broken.json'), '{"username": "broken", "user": {');

@@ -5,12 +5,13 @@ import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHarness, type Harness } from '../helpers/harness.js';
 import { until } from '../helpers/wait.js';
+import { portRange } from '../helpers/ports.js';
 
 let h: Harness;
 let base: string;
 
 beforeAll(async () => {
-  h = await startHarness({ PORT_RANGE: '29000-29099', RESYNC_INTERVAL_MS: '2000' });
+  h = await startHarness({ PORT_RANGE: await portRange(), RESYNC_INTERVAL_MS: '2000' });
   base = await h.app.listen({ port: 0, host: '127.0.0.1' });
   for (const t of ['clicks', 'views']) {
     expect((await h.inject({ method: 'POST', url: `/v1/api/web/${t}/create`, payload: { sink: 'logger' } })).statusCode).toBe(201);

@@ -8,6 +8,7 @@ import { TestGateway, ingest } from '../helpers/gateway.js';
 import { startHarness, type Harness } from '../helpers/harness.js';
 import { TestHdfs } from '../helpers/hdfs.js';
 import { freePort, until } from '../helpers/wait.js';
+import { portRange } from '../helpers/ports.js';
 
 // One real HDFS for the file (NameNode + DataNode from Maven Central's Hadoop), started once.
 let hdfs: TestHdfs;
@@ -29,7 +30,7 @@ async function delivered(table: string): Promise<{ files: string[]; lines: strin
 beforeAll(async () => {
   hdfs = new TestHdfs();
   await hdfs.start();
-  h = await startHarness({ PORT_RANGE: '17100-17199', GATEWAY_PORT: String(await freePort()), FLEET_REFRESH_MS: '1000', AGENT_HEAP: '256m' });
+  h = await startHarness({ PORT_RANGE: await portRange(), GATEWAY_PORT: String(await freePort()), FLEET_REFRESH_MS: '1000', AGENT_HEAP: '256m' });
   gw = new TestGateway(h.config);
   await gw.start();
   token = ((await api('POST', '/v1/api/token', { username: 'loader' })).json() as { token: string }).token;
@@ -76,7 +77,7 @@ describe('the hdfs sink, against a real HDFS', () => {
 
   it('answers 422 SINK_UNAVAILABLE, changing nothing, where the hdfs jars are not installed', async () => {
     const empty = mkdtempSync(join(tmpdir(), 'flume-svc-nohdfs-'));
-    const bare = await startHarness({ PORT_RANGE: '17200-17299', FLUME_HDFS_LIB_DIR: empty });
+    const bare = await startHarness({ PORT_RANGE: await portRange(), FLUME_HDFS_LIB_DIR: empty });
     try {
       const r = await bare.inject({ method: 'POST', url: '/v1/api/shop/nohdfs/create', payload: { sink: 'hdfs', options: { nameNode: hdfs.uri } } });
       expect(r.statusCode).toBe(422);

@@ -7,6 +7,7 @@ import { TestGateway, ingest } from '../helpers/gateway.js';
 import { startHarness, type Harness } from '../helpers/harness.js';
 import { TestKafka } from '../helpers/kafka.js';
 import { freePort, until } from '../helpers/wait.js';
+import { portRange } from '../helpers/ports.js';
 
 // One real broker for the file (KRaft, from Maven Central's jars), started once.
 let kafka: TestKafka;
@@ -22,7 +23,7 @@ const status = async (table: string) =>
 beforeAll(async () => {
   kafka = new TestKafka();
   await kafka.start();
-  h = await startHarness({ PORT_RANGE: '17000-17099', GATEWAY_PORT: String(await freePort()), FLEET_REFRESH_MS: '1000', AGENT_HEAP: '256m' });
+  h = await startHarness({ PORT_RANGE: await portRange(), GATEWAY_PORT: String(await freePort()), FLEET_REFRESH_MS: '1000', AGENT_HEAP: '256m' });
   gw = new TestGateway(h.config);
   await gw.start();
   const r = await h.inject({ method: 'POST', url: '/v1/api/token', payload: { username: 'billing', scope: ['shop'] } });

@@ -2,7 +2,8 @@
 -- Runs on OpenResty (resty.redis) and on Debian's nginx (lua-nginx-redis installs it as
 -- nginx.redis; that library is 0.27: set_timeout only, no set_timeouts).
 --
--- Redis schema (src/redis/keys.ts): <p>token:<sha1 hex> HASH user scope exp graceUntil lastUsed;
+-- Redis schema (src/redis/keys.ts): <p>token:<hash> HASH user scope exp graceUntil lastUsed, where
+-- hash = hex(HMAC-SHA1(token hash key, hex(SHA-1(token)))) (src/tokens/token-service.ts);
 -- <p>route:<db>:<table> "host:port"; <p>tables SET "<db>:<table>"; <p>invalidate PUBSUB.
 
 local ok_redis, redis = pcall(require, "resty.redis")
@@ -27,9 +28,10 @@ local LOOKUP_SHA -- set by SCRIPT LOAD on first use
 -- token must not reach another topic or choose partitions). "username" is set here, always.
 local RESERVED_HEADERS = { topic = true, key = true }
 
-local function reply(status, code, err, message)
+local function reply(status, code, err, message, retry_after)
   ngx.status = status
   ngx.header["Content-Type"] = "application/json"
+  if retry_after then ngx.header["Retry-After"] = tostring(retry_after) end
   ngx.say(cjson.encode({ code = code, error = err, message = message }))
   return ngx.exit(ngx.HTTP_OK)
 end
@@ -77,20 +79,52 @@ end
 
 -- Cached: "t:<hash>" -> "user\tscope\texp\tgraceUntil" ("" = no such token);
 --         "r:<db>:<table>" -> "host:port" | "down" (table, no route) | "none" (no table).
+-- Each entry is "<generation>|<fresh until>|<value>". A fresh entry answers without Redis. An
+-- entry past its freshness, or from an older generation (the invalidation subscription broke,
+-- so messages may have been missed), is looked up again; only if Redis does not answer is it
+-- used, for at most conf.stale_seconds after it was stored, instead of refusing every sender.
+local function generation()
+  return cache:get("gen") or 0
+end
+
+local function cache_get(key)
+  local v = cache:get(key)
+  if not v then return nil end
+  local gen, fresh_until, value = v:match("^(%d+)|([^|]+)|(.*)$")
+  if not gen then return nil end
+  return value, tonumber(gen) == generation() and tonumber(fresh_until) > ngx.now()
+end
+
+local function cache_put(key, value)
+  local keep = conf.cache_ttl + conf.stale_seconds
+  if keep <= 0 then return end
+  cache:set(key, generation() .. "|" .. (ngx.now() + conf.cache_ttl) .. "|" .. value, keep)
+end
+
 local function resolve(hash, db, tbl)
-  local tok = cache:get("t:" .. hash)
-  local route = cache:get("r:" .. db .. ":" .. tbl)
-  if tok == nil or route == nil then
-    local res, err = lookup(hash, db, tbl)
-    if not res then return nil, nil, err end
-    tok = res[1] == "" and "" or table.concat({ res[1], res[2], res[3], res[4] }, "\t")
-    route = res[5] ~= "" and res[5] or (tonumber(res[6]) == 1 and "down" or "none")
-    if conf.cache_ttl > 0 then
-      cache:set("t:" .. hash, tok, conf.cache_ttl)
-      cache:set("r:" .. db .. ":" .. tbl, route, conf.cache_ttl)
+  local tok, tok_fresh = cache_get("t:" .. hash)
+  local route, route_fresh = cache_get("r:" .. db .. ":" .. tbl)
+  if tok_fresh and route_fresh then return tok, route end
+  local res, err = lookup(hash, db, tbl)
+  if not res then
+    if tok and route then
+      ngx.log(ngx.WARN, "redis: ", err, "; answering from a stale cache entry")
+      return tok, route
     end
+    return nil, nil, err
   end
+  tok = res[1] == "" and "" or table.concat({ res[1], res[2], res[3], res[4] }, "\t")
+  route = res[5] ~= "" and res[5] or (tonumber(res[6]) == 1 and "down" or "none")
+  cache_put("t:" .. hash, tok)
+  cache_put("r:" .. db .. ":" .. tbl, route)
   return tok, route
+end
+
+-- Per token, per second, across workers: more than conf.rate_limit requests answer 429.
+local function over_limit(hash)
+  if conf.rate_limit <= 0 then return false end
+  local n = cache:incr("l:" .. hash .. ":" .. ngx.time(), 1, 0, 2)
+  return n and n > conf.rate_limit
 end
 
 local function in_scope(scope, db, tbl)
@@ -115,10 +149,14 @@ function M.access(db, tbl)
     return reply(404, 10043, "TABLE_NOT_FOUND", "no such table")
   end
 
-  local tok, route, err = resolve(to_hex(ngx.sha1_bin(token)), db, tbl)
+  local hash = to_hex(ngx.hmac_sha1(conf.token_hash_key, to_hex(ngx.sha1_bin(token))))
+  if over_limit(hash) then
+    return reply(429, 10064, "RATE_LIMITED", "more than " .. conf.rate_limit .. " requests per second with this token; retry", 1)
+  end
+  local tok, route, err = resolve(hash, db, tbl)
   if not tok then
     ngx.log(ngx.ERR, "redis: ", err)
-    return reply(503, 10103, "REDIS_UNAVAILABLE", "the gateway cannot reach Redis; retry")
+    return reply(503, 10103, "REDIS_UNAVAILABLE", "the gateway cannot reach Redis; retry", 1)
   end
   if tok == "" then
     return reply(401, 10021, "TOKEN_INVALID", "invalid or revoked token")
@@ -136,11 +174,11 @@ function M.access(db, tbl)
     return reply(404, 10043, "TABLE_NOT_FOUND", "no agent for " .. db .. "." .. tbl)
   end
   if route == "down" then
-    return reply(503, 10106, "AGENT_DOWN", "the agent for " .. db .. "." .. tbl .. " is not running")
+    return reply(503, 10106, "AGENT_DOWN", "the agent for " .. db .. "." .. tbl .. " is not running", 5)
   end
   local host, port = route:match("^([^:]+):(%d+)$")
   if not host then
-    return reply(503, 10106, "AGENT_DOWN", "the route of " .. db .. "." .. tbl .. " is unreadable")
+    return reply(503, 10106, "AGENT_DOWN", "the route of " .. db .. "." .. tbl .. " is unreadable", 5)
   end
 
   -- The caller's name reaches the agent as an event header.
@@ -204,7 +242,8 @@ function M.body_filter()
 end
 
 -- Invalidation: one worker subscribes to <p>invalidate and drops the named cache entries.
--- If the subscription breaks, everything cached is dropped (a message may have been missed).
+-- If the subscription breaks, a message may have been missed: the generation moves on, so every
+-- entry cached so far is looked up again before it is trusted (see cache_get).
 local function subscribe(premature)
   if premature then return end
   local red = connect()
@@ -217,20 +256,20 @@ local function subscribe(premature)
         local kind, rest = msg[3]:match("^(%a+):(.+)$")
         if kind == "token" then cache:delete("t:" .. rest)
         elseif kind == "route" then cache:delete("r:" .. rest)
-        else cache:flush_all() end
+        else cache:incr("gen", 1, 0) end
       elseif err and err ~= "timeout" then
         break
       end
     end
     red:close()
   end
-  cache:flush_all()
+  cache:incr("gen", 1, 0)
   if not ngx.worker.exiting() then ngx.timer.at(1, subscribe) end
 end
 
 function M.init_worker(c)
   conf = c
-  if ngx.worker.id() == 0 and conf.cache_ttl > 0 then ngx.timer.at(0, subscribe) end
+  if ngx.worker.id() == 0 and conf.cache_ttl + conf.stale_seconds > 0 then ngx.timer.at(0, subscribe) end
 end
 
 return M
