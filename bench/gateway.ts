@@ -8,6 +8,7 @@ import { Agent, request } from 'node:http';
 import { startHarness } from '../test/helpers/harness.js';
 import { TestGateway } from '../test/helpers/gateway.js';
 import { routePort } from '../test/helpers/flume.js';
+import { freePort } from '../test/helpers/wait.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const C = Number(process.env.BENCH_CONCURRENCY ?? 32);
@@ -44,7 +45,7 @@ async function load(port: number, path: string, headers: Record<string, string>)
   return { rps: counts.ok / SECONDS, failed: counts.failed, p50: lat[Math.floor(lat.length / 2)] ?? 0, p99: lat[Math.floor(lat.length * 0.99)] ?? 0 };
 }
 
-const h = await startHarness({ PORT_RANGE: '27000-27099', GATEWAY_PORT: '18900', AGENT_HEAP: '512m' });
+const h = await startHarness({ PORT_RANGE: '27000-27099', GATEWAY_PORT: String(await freePort()), AGENT_HEAP: '512m', GATEWAY_RATE_LIMIT: '0' });
 const gw = new TestGateway(h.config);
 try {
   await gw.start();

@@ -42,7 +42,7 @@ async function load(url: string, token: string | null): Promise<Result> {
 
 const kafka = new TestKafka();
 await kafka.start();
-const h = await startHarness({ PORT_RANGE: '13000-13099', GATEWAY_PORT: String(await freePort()), AGENT_HEAP: '512m' });
+const h = await startHarness({ PORT_RANGE: '13000-13099', GATEWAY_PORT: String(await freePort()), AGENT_HEAP: '512m', GATEWAY_RATE_LIMIT: '0' });
 const gw = new TestGateway(h.config);
 try {
   await gw.start();

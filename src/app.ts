@@ -14,6 +14,7 @@ import { TableLock } from './agents/table-lock.js';
 import type { Config } from './config.js';
 import { invalidJson } from './errors.js';
 import { FleetModel } from './fleet/fleet-model.js';
+import { ControlTokenRevocations } from './auth/revocations.js';
 import { loadOrCreateSecret, loadOrCreateTokenHashKey } from './auth/secret.js';
 import { registerAuth } from './http/auth.js';
 import { frameworkErrors, registerErrorHandling } from './http/error-handler.js';
@@ -24,6 +25,7 @@ import { eventRoutes } from './routes/events.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { pageRoutes } from './routes/pages.js';
 import { tokenRoutes } from './routes/tokens.js';
+import { controlTokenRoutes } from './routes/control-tokens.js';
 import { IncidentService } from './incidents/incident-service.js';
 import type { SupervisorDriver } from './supervisor/driver.js';
 import { TokenService } from './tokens/token-service.js';
@@ -107,7 +109,8 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
   app.addContentTypeParser('application/json', { parseAs: 'string' }, parseJson);
   app.addContentTypeParser('*', { parseAs: 'string' }, parseJson);
   registerErrorHandling(app);
-  const authorize = registerAuth(app, loadOrCreateSecret(config));
+  const revocations = new ControlTokenRevocations(redis, keys, join(config.varDir, 'revoked-control-tokens.json'), log.child({ component: 'auth' }));
+  const authorize = registerAuth(app, loadOrCreateSecret(config), revocations);
   void app.register(fastifySwagger, {
     openapi: {
       info: {
@@ -125,6 +128,7 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
   void app.register(healthRoutes, { redis, driver, readiness });
   void app.register(agentRoutes, { agents, reconciler, fleet, authorize });
   void app.register(tokenRoutes, { tokens, authorize });
+  void app.register(controlTokenRoutes, { revocations, authorize });
   void app.register(eventRoutes, { incidents, fleet, agents, authorize });
   void app.register(metricsRoutes, { agents, incidents });
   void app.register(pageRoutes);
@@ -137,12 +141,13 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
       started = true;
       await fleet.start();
       reconciler.start();
+      revocations.start();
       await incidents.start();
     }
     return report;
   };
   app.addHook('onClose', async () => {
-    await Promise.all([incidents.stop(), reconciler.stop(), fleet.stop()]);
+    await Promise.all([incidents.stop(), reconciler.stop(), fleet.stop(), revocations.stop()]);
   });
   return { app, agents, tokens, fleet, reconciler, incidents, start };
 }

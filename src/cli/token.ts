@@ -3,10 +3,11 @@
  *   npm run -s token -- --role admin [--db shop --db crm] [--ttl 30d] [--sub alice]
  * Prints the token alone on stdout, so TOKEN=$(npm run -s token -- --role admin) works.
  */
+import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import Fastify from 'fastify';
 import fastifyJwt from '@fastify/jwt';
-import { claimsSchema, ROLES } from '../auth/roles.js';
+import { mintClaimsSchema, ROLES } from '../auth/roles.js';
 import { loadOrCreateSecret } from '../auth/secret.js';
 import { loadConfig } from '../config.js';
 
@@ -26,8 +27,10 @@ async function main(): Promise<void> {
     console.log(usage);
     return;
   }
-  if (!/^\d+[smhd]$/.test(values.ttl)) throw new Error(`--ttl must look like 45m, 12h or 30d\n${usage}`);
-  const claims = claimsSchema.safeParse({ sub: values.sub, role: values.role, dbs: values.db });
+  const ttl = /^(\d+)([smhd])$/.exec(values.ttl);
+  const seconds = ttl ? Number(ttl[1]) * { s: 1, m: 60, h: 3600, d: 86400 }[ttl[2] as 's' | 'm' | 'h' | 'd'] : 0;
+  if (!ttl || seconds < 1 || seconds > 365 * 86400) throw new Error(`--ttl must look like 45m, 12h or 30d, at most 365d\n${usage}`);
+  const claims = mintClaimsSchema.safeParse({ sub: values.sub, role: values.role, dbs: values.db });
   if (!claims.success) {
     throw new Error(`${claims.error.issues.map((i) => `--${i.path[0] === 'dbs' ? 'db' : String(i.path[0])}: ${i.message}`).join('\n')}\n${usage}`);
   }
@@ -35,7 +38,8 @@ async function main(): Promise<void> {
   await app.register(fastifyJwt, { secret: loadOrCreateSecret(loadConfig()), sign: { algorithm: 'HS256' } });
   await app.ready();
   const payload = Object.fromEntries(Object.entries(claims.data).filter(([, v]) => v !== undefined));
-  console.log(app.jwt.sign(payload, { expiresIn: values.ttl }));
+  // jti: the id by which this one token can be revoked (POST /v1/api/control-tokens/revoke).
+  console.log(app.jwt.sign({ ...payload, jti: randomUUID() }, { expiresIn: seconds }));
   await app.close();
 }
 

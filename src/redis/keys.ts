@@ -17,6 +17,8 @@
  *                                 means Redis lost its data and the service restores it
  *   <p>incident-once:<id>  STRING NX marker: an incident found by a resync is raised once
  *                                 across API processes
+ *   <p>revoked-control-tokens HASH jti -> unix time its JWT expires: revoked control tokens
+ *                                 (a copy of var/revoked-control-tokens.json)
  *   <p>invalidate          PUBSUB "token:<sha1>" | "route:<db>:<table>": the gateway drops
  *                                 that entry from its cache at once
  */
@@ -34,6 +36,7 @@ export interface Keys {
   incidents(program: string): string;
   epoch(): string;
   incidentOnce(id: string): string;
+  revokedControlTokens(): string;
 }
 
 export function makeKeys(prefix: string): Keys {
@@ -51,5 +54,6 @@ export function makeKeys(prefix: string): Keys {
     incidents: (program) => `${prefix}incidents:${program}`,
     epoch: () => `${prefix}epoch`,
     incidentOnce: (id) => `${prefix}incident-once:${id}`,
+    revokedControlTokens: () => `${prefix}revoked-control-tokens`,
   };
 }

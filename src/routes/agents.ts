@@ -156,7 +156,7 @@ export async function agentRoutes(
   });
 
   app.post('/v1/api/reconcile', {
-    onRequest: authorize('admin'),
+    onRequest: authorize('admin', { allDbs: true }),
     schema: {
       tags: ['operations'],
       summary: 'Make Redis and supervisord agree with conf.d/, services/ and var/tokens/ (also done by itself after a Redis loss)',

@@ -1,6 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { scopeAllowed } from '../auth/roles.js';
+import { forbidden } from '../errors.js';
 import type { Authorize } from '../http/auth.js';
 import { tokenRequestSchema, type TokenService } from '../tokens/token-service.js';
 import { access, errors, ok, tokenListingSchema, tokenSetSchema } from './schemas.js';
@@ -26,6 +28,10 @@ export async function tokenRoutes(fastify: FastifyInstance, opts: { tokens: Toke
       response: { 200: ok(tokenSetSchema.shape), ...errors(400, 401, 403, 409, 503) },
     },
     handler: async (req) => {
+      const dbs = req.principal!.dbs;
+      if (!scopeAllowed(req.principal!, req.body.scope ?? '*')) {
+        throw forbidden(`this control token is limited to db ${dbs!.join(', ')}: give a scope within them`);
+      }
       const r = await tokens.set(req.body);
       const note = r.token ? '; the token is shown only now: keep it' : '';
       return { code: 0 as const, message: `token set for ${r.username}${note}`, ...r };
@@ -36,12 +42,12 @@ export async function tokenRoutes(fastify: FastifyInstance, opts: { tokens: Toke
     onRequest,
     schema: {
       tags,
-      summary: 'Users with tokens: scope, expiry, last use (never secrets)',
+      summary: 'Users with tokens: scope, expiry, last use (never secrets); a dbs-limited control token sees users within its dbs',
       ...access('admin'),
       response: { 200: ok({ users: z.array(tokenListingSchema) }), ...errors(401, 403, 503) },
     },
-    handler: async () => {
-      const users = await tokens.list();
+    handler: async (req) => {
+      const users = (await tokens.list()).filter((u) => scopeAllowed(req.principal!, u.scope));
       return { code: 0 as const, message: `${users.length} user(s)`, users };
     },
   });
@@ -56,6 +62,10 @@ export async function tokenRoutes(fastify: FastifyInstance, opts: { tokens: Toke
       response: { 200: ok({ username: z.string() }), ...errors(400, 401, 403, 404, 503) },
     },
     handler: async (req) => {
+      const user = (await tokens.list()).find((u) => u.username === req.params.username);
+      if (user && !scopeAllowed(req.principal!, user.scope)) {
+        throw forbidden(`${req.params.username}'s token reaches dbs this control token is not limited to`);
+      }
       await tokens.revoke(req.params.username);
       return { code: 0 as const, message: `tokens of ${req.params.username} revoked`, username: req.params.username };
     },

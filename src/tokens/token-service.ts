@@ -18,7 +18,7 @@ export const tokenRequestSchema = z
     username: z.string().regex(/^[A-Za-z0-9_.@-]{1,64}$/, 'username: 1-64 of letters, digits, _ . @ -'),
     token: z
       .string()
-      .min(16, 'token: at least 16 characters (or leave it out and one is generated)')
+      .min(32, 'token: at least 32 characters (or leave it out and a 43-character one is generated)')
       .max(256)
       .regex(/^[\x21-\x7e]+$/, 'token: printable ASCII without spaces')
       .optional(),

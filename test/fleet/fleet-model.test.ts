@@ -91,7 +91,7 @@ describe('the fleet model', () => {
     const other = buildApp({ config: { ...h.config, INSTANCE_NAME: 'other' }, log: pino({ level: 'silent' }), redis: h.redis, driver: h.driver });
     await other.app.ready();
     try {
-      const token = other.app.jwt.sign({ sub: 'test', role: 'admin' });
+      const token = other.app.jwt.sign({ sub: 'test', role: 'admin', jti: 'other-api-admin' }, { expiresIn: '1h' });
       const created = await other.app.inject({ method: 'POST', url: '/v1/api/fleet/gamma/create', payload: { sink: 'logger' }, headers: { authorization: `Bearer ${token}` } });
       expect(created.statusCode).toBe(201);
     } finally {

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -78,7 +78,7 @@ export async function startHarness(env: Record<string, string> = {}, prepare?: (
   await app.ready();
   await start();
   const tokenFor = (role: Role, dbs?: string[], expiresIn = '1h') =>
-    app.jwt.sign({ sub: `test-${role}`, role, ...(dbs ? { dbs } : {}) }, { expiresIn });
+    app.jwt.sign({ sub: `test-${role}`, role, jti: randomUUID(), ...(dbs ? { dbs } : {}) }, { expiresIn });
   const admin = tokenFor('admin');
   return {
     tokenFor,

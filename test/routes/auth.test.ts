@@ -3,10 +3,10 @@ import { existsSync, statSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadOrCreateTokenHashKey, secretFile } from '../../src/auth/secret.js';
 import { hashToken as keyedHash } from '../../src/tokens/token-service.js';
-
-const hashToken = (token: string) => keyedHash(token, loadOrCreateTokenHashKey(h.config));
 import { startHarness, type Harness } from '../helpers/harness.js';
 import { portRange } from '../helpers/ports.js';
+
+const hashToken = (token: string) => keyedHash(token, loadOrCreateTokenHashKey(h.config));
 
 let h: Harness;
 beforeAll(async () => {
@@ -39,6 +39,7 @@ const ROUTES: Array<[method: 'GET' | 'POST' | 'DELETE', url: string, need: 'read
   ['POST', '/v1/api/token', 'admin', 400, {}],
   ['GET', '/v1/api/token', 'admin', 200],
   ['DELETE', '/v1/api/token/nobody', 'admin', 404],
+  ['POST', '/v1/api/control-tokens/revoke', 'admin', 400, {}],
 ];
 const GRANTS = { admin: ['read', 'operate', 'admin'], operator: ['read', 'operate'], viewer: ['read'] } as const;
 
@@ -49,9 +50,13 @@ describe('control API authorization', () => {
     const unsigned = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ sub: 'eve', role: 'admin', iat: Math.floor(Date.now() / 1000) })}`;
     const forged = `${unsigned}.${createHmac('sha256', 'x'.repeat(40)).update(unsigned).digest('base64url')}`;
     const expired = h.app.jwt.sign({ sub: 'x', role: 'admin', exp: Math.floor(Date.now() / 1000) - 60 });
-    const noRole = h.app.jwt.sign({ sub: 'x', role: 'root' });
+    const noRole = h.app.jwt.sign({ sub: 'x', role: 'root', jti: 'jti-no-role' }, { expiresIn: '1h' });
+    // Every control token must expire and be revocable alone: no exp, or no jti, is refused.
+    const noExp = h.app.jwt.sign({ sub: 'x', role: 'admin', jti: 'jti-no-exp' });
+    const noJti = h.app.jwt.sign({ sub: 'x', role: 'admin' }, { expiresIn: '1h' });
+    const algNone = `${b64({ alg: 'none', typ: 'JWT' })}.${b64({ sub: 'eve', role: 'admin', jti: 'jti-none', exp: Math.floor(Date.now() / 1000) + 600 })}.`;
     for (const [method, url, , , payload] of ROUTES) {
-      for (const token of [null, 'garbage', forged, expired, noRole]) {
+      for (const token of [null, 'garbage', forged, expired, noRole, noExp, noJti, algNone]) {
         const r = await as(token, method, url, payload);
         expect(r.statusCode, `${method} ${url} with ${token?.slice(0, 10)}`).toBe(401);
         expect(r.json()).toMatchObject({ code: 10020, error: 'UNAUTHORIZED' });
@@ -79,6 +84,54 @@ describe('control API authorization', () => {
     expect((await as(token, 'GET', '/v1/api/crm/leads/status')).statusCode).toBe(404);
     expect((await as(token, 'GET', '/v1/api/services?db=shop')).statusCode).toBe(403);
     expect((await as(token, 'GET', '/v1/api/services?db=crm')).statusCode).toBe(200);
+  });
+
+  it('keeps a dbs-limited admin within its dbs everywhere: ingestion tokens, reconcile, revocations', async () => {
+    const crm = h.tokenFor('admin', ['crm']);
+    expect((await as(crm, 'POST', '/v1/api/reconcile')).statusCode).toBe(403);
+    expect((await as(crm, 'POST', '/v1/api/control-tokens/revoke', { jti: 'some-token-id' })).statusCode).toBe(403);
+    // Minting: no scope means every db, so it needs one, within crm.
+    for (const scope of [undefined, ['shop'], ['crm', 'shop.orders']]) {
+      const r = await as(crm, 'POST', '/v1/api/token', { username: 'limited', ...(scope ? { scope } : {}) });
+      expect(r.statusCode, JSON.stringify(scope)).toBe(403);
+    }
+    expect(await h.redis.exists(h.keys.user('limited'))).toBe(0);
+    expect((await as(crm, 'POST', '/v1/api/token', { username: 'limited', scope: ['crm.leads'] })).statusCode).toBe(200);
+    expect((await as(h.tokenFor('admin'), 'POST', '/v1/api/token', { username: 'wide' })).statusCode).toBe(200);
+    const listed = (await as(crm, 'GET', '/v1/api/token')).json().users.map((u: { username: string }) => u.username);
+    expect(listed).toContain('limited');
+    expect(listed).not.toContain('wide');
+    expect((await as(crm, 'DELETE', '/v1/api/token/wide')).statusCode).toBe(403);
+    expect(await h.redis.exists(h.keys.user('wide'))).toBe(1);
+    expect((await as(crm, 'DELETE', '/v1/api/token/limited')).statusCode).toBe(200);
+    expect((await as(h.tokenFor('admin'), 'DELETE', '/v1/api/token/wide')).statusCode).toBe(200);
+  });
+
+  it('revokes one control token, by its jti or by the token itself; the others keep working', async () => {
+    const keep = h.tokenFor('viewer');
+    const byJti = h.tokenFor('viewer');
+    const byToken = h.tokenFor('operator');
+    for (const t of [keep, byJti, byToken]) expect((await as(t, 'GET', '/v1/api/services')).statusCode).toBe(200);
+    const jti = (h.app.jwt.decode(byJti) as { jti: string }).jti;
+    expect((await h.inject({ method: 'POST', url: '/v1/api/control-tokens/revoke', payload: { jti } })).json()).toMatchObject({ code: 0, jti });
+    const r = await h.inject({ method: 'POST', url: '/v1/api/control-tokens/revoke', payload: { token: byToken } });
+    expect(r.statusCode).toBe(200);
+    expect(Date.parse(r.json().revokedUntil)).toBe((h.app.jwt.decode(byToken) as { exp: number }).exp * 1000);
+    for (const t of [byJti, byToken]) {
+      const denied = await as(t, 'GET', '/v1/api/services');
+      expect(denied.statusCode).toBe(401);
+      expect(denied.json().message).toBe('the token has been revoked');
+    }
+    expect((await as(keep, 'GET', '/v1/api/services')).statusCode).toBe(200);
+    // Kept on disk (the truth, 0600) and in Redis (for other API processes).
+    const file = `${h.config.varDir}/revoked-control-tokens.json`;
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(Object.keys(JSON.parse(readFileSync(file, 'utf8')))).toEqual(expect.arrayContaining([jti]));
+    expect(await h.redis.hexists(h.keys.revokedControlTokens(), jti)).toBe(1);
+    // Bad requests change nothing.
+    for (const body of [{}, { jti: 'short' }, { jti: 'some-token-id', token: byToken }, { token: 'garbage' }, { jti: 'x'.repeat(9), color: 1 }]) {
+      expect((await h.inject({ method: 'POST', url: '/v1/api/control-tokens/revoke', payload: body })).statusCode, JSON.stringify(body)).toBe(400);
+    }
   });
 
   it('keeps /healthz, /readyz, /metrics and the pages open; the event stream is not', async () => {
@@ -122,7 +175,7 @@ describe('ingestion token API', () => {
     expect(body.scope).toEqual(['shop', 'crm.leads']);
     expect(Date.parse(body.expiresAt) - Date.now()).toBeGreaterThan(3500_000);
 
-    const given = await as(admin(), 'POST', '/v1/api/token', { username: 'bob', token: 'bob-secret-token-0001' });
+    const given = await as(admin(), 'POST', '/v1/api/token', { username: 'bob', token: 'bob-secret-token-0001-at-least-32-chars' });
     expect(given.json()).not.toHaveProperty('token');
 
     // Nothing in Redis holds either token in plain text.

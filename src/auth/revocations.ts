@@ -1,0 +1,90 @@
+import { readFileSync } from 'node:fs';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import { periodic, type Periodic } from '../periodic.js';
+import { redisCall } from '../redis/client.js';
+import type { Keys } from '../redis/keys.js';
+
+const fileSchema = z.record(z.string(), z.number());
+
+/**
+ * Revoked control tokens, by `jti`, each kept until the token would have expired anyway.
+ *
+ * Guarantees: `isRevoked` is a memory lookup (every API request asks). A revocation made by
+ * this process holds at once; one made by another API process sharing the Redis holds here
+ * within REFRESH_MS. The file (var/revoked-control-tokens.json, 0600) is the truth: it is
+ * read at start and copied back into Redis, so neither a restart nor a Redis loss un-revokes a
+ * token.
+ */
+export class ControlTokenRevocations {
+  static readonly REFRESH_MS = 2000;
+  private readonly revoked = new Map<string, number>();
+  private job: Periodic | null = null;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: Keys,
+    private readonly file: string,
+    private readonly log: Logger,
+  ) {
+    try {
+      for (const [jti, until] of Object.entries(fileSchema.parse(JSON.parse(readFileSync(file, 'utf8'))))) this.revoked.set(jti, until);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') log.error({ err, file }, 'could not read the revoked control tokens');
+    }
+  }
+
+  isRevoked(jti: string): boolean {
+    const until = this.revoked.get(jti);
+    return until !== undefined && until > Date.now() / 1000;
+  }
+
+  /** Revokes `jti` until `until` (unix seconds: the token's own exp). */
+  async revoke(jti: string, until: number): Promise<void> {
+    this.revoked.set(jti, until);
+    await this.save();
+    await redisCall(() => this.redis.hset(this.keys.revokedControlTokens(), jti, until));
+    this.log.info({ jti, until: new Date(until * 1000).toISOString() }, 'control token revoked');
+  }
+
+  /** Merges Redis and memory both ways, dropping entries whose tokens have expired. */
+  async sync(): Promise<void> {
+    const now = Date.now() / 1000;
+    const remote = await this.redis.hgetall(this.keys.revokedControlTokens());
+    let learned = false;
+    for (const [jti, until] of Object.entries(remote)) {
+      if (!this.revoked.has(jti) && Number(until) > now) {
+        this.revoked.set(jti, Number(until));
+        learned = true;
+      }
+    }
+    const expired = [...this.revoked].filter(([, until]) => until <= now).map(([jti]) => jti);
+    for (const jti of expired) this.revoked.delete(jti);
+    const missing = [...this.revoked].filter(([jti]) => remote[jti] === undefined);
+    const tx = this.redis.multi();
+    if (missing.length) tx.hset(this.keys.revokedControlTokens(), Object.fromEntries(missing));
+    if (expired.length) tx.hdel(this.keys.revokedControlTokens(), ...expired);
+    if (missing.length || expired.length) await tx.exec();
+    if (learned || expired.length) await this.save();
+  }
+
+  start(): void {
+    this.job ??= periodic('control token revocations', ControlTokenRevocations.REFRESH_MS, () => this.sync(), this.log);
+    void this.job.runNow();
+  }
+
+  async stop(): Promise<void> {
+    await this.job?.stop();
+    this.job = null;
+  }
+
+  private async save(): Promise<void> {
+    await mkdir(dirname(this.file), { recursive: true });
+    const tmp = `${this.file}.tmp`;
+    await writeFile(tmp, JSON.stringify(Object.fromEntries(this.revoked)), { mode: 0o600 });
+    await rename(tmp, this.file);
+  }
+}
