@@ -17,7 +17,7 @@ import { FleetModel } from './fleet/fleet-model.js';
 import { ControlTokenRevocations } from './auth/revocations.js';
 import { loadOrCreateSecret, loadOrCreateTokenHashKey } from './auth/secret.js';
 import { registerAuth } from './http/auth.js';
-import { frameworkErrors, registerErrorHandling } from './http/error-handler.js';
+import { clientErrorHandler, frameworkErrors, registerErrorHandling } from './http/error-handler.js';
 import { makeKeys } from './redis/keys.js';
 import { agentRoutes } from './routes/agents.js';
 import { healthRoutes } from './routes/health.js';
@@ -86,6 +86,7 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
     logController: new LogController({ disableRequestLogging: true }),
     // Router-level errors (bad percent-encoding, an overlong parameter) answer in our shape too.
     frameworkErrors,
+    clientErrorHandler,
   });
   // Each route's zod schemas validate its input, serialize its output and make /openapi.json.
   app.setValidatorCompiler(validatorCompiler);

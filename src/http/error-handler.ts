@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError, ErrorCodes, invalidJson, invalidName, invalidRequest, missingField, bodyTooLarge, routeNotFound, uriTooLong } from '../errors.js';
 
@@ -51,6 +52,19 @@ export function frameworkErrors(raw: FastifyError, _req: FastifyRequest, reply: 
   if (raw.code === 'FST_ERR_MAX_PARAM_LENGTH') return send(reply, uriTooLong('a path parameter is too long (names are at most 48 characters)'));
   if (raw.code === 'FST_ERR_BAD_URL') return send(reply, invalidRequest('the URL is not valid (bad percent-encoding)'));
   return send(reply, invalidRequest(raw.message));
+}
+
+/** Fastify's `clientErrorHandler`: a request that is not valid HTTP still gets our body. */
+export function clientErrorHandler(err: NodeJS.ErrnoException, socket: Socket) {
+  if (err.code === 'ECONNRESET' || !socket.writable) return socket.destroy();
+  const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
+  const status = tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request';
+  const body = JSON.stringify({
+    code: ErrorCodes.INVALID_REQUEST,
+    error: 'INVALID_REQUEST',
+    message: tooLarge ? 'the request headers are too large' : 'the request is not valid HTTP',
+  });
+  socket.end(`HTTP/1.1 ${status}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
 }
 
 /** The one place that turns errors into JSON bodies: {code, error, message[, details]}. */

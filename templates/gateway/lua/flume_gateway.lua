@@ -28,6 +28,27 @@ local LOOKUP_SHA -- set by SCRIPT LOAD on first use
 -- token must not reach another topic or choose partitions). "username" is set here, always.
 local RESERVED_HEADERS = { topic = true, key = true }
 
+-- cjson reads [] and {} alike (an empty table): an empty array inside the top-level array,
+-- where an event or its headers object belongs, would pass for an empty object. Looked for in
+-- the text, outside strings; the scan runs only when "[" and "]" meet with only spaces between.
+local function nested_empty_array(body)
+  local first = body:find("[", 1, true)
+  if not first or not body:find("%[%s*%]", first + 1) then return false end
+  local in_str, esc = false, false
+  for i = first + 1, #body do
+    local c = body:byte(i)
+    if in_str then
+      if esc then esc = false elseif c == 92 then esc = true elseif c == 34 then in_str = false end
+    elseif c == 34 then
+      in_str = true
+    elseif c == 91 then
+      local j = body:find("[^%s]", i + 1)
+      if j and body:byte(j) == 93 then return true end
+    end
+  end
+  return false
+end
+
 local function reply(status, code, err, message, retry_after)
   ngx.status = status
   ngx.header["Content-Type"] = "application/json"
@@ -137,6 +158,7 @@ end
 
 function M.access(db, tbl)
   if ngx.req.get_method() ~= "POST" then
+    ngx.req.discard_body()
     ngx.header["Allow"] = "POST"
     return reply(405, 10050, "METHOD_NOT_ALLOWED", "use POST")
   end
@@ -185,7 +207,7 @@ function M.access(db, tbl)
   ngx.req.read_body()
   local body = ngx.req.get_body_data()
   local events = body and cjson.decode(body)
-  if type(events) ~= "table" or (body:match("^%s*{")) then
+  if type(events) ~= "table" or (body:match("^%s*{")) or nested_empty_array(body) then
     return reply(400, 10061, "BAD_EVENTS", "send a JSON array of {\"headers\":{...},\"body\":\"...\"}")
   end
   if #events > 0 then
