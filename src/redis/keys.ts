@@ -6,8 +6,8 @@
  *   <p>route:<db>:<table>  STRING "127.0.0.1:<port>", present while the agent accepts events
  *   <p>tables              SET    "<db>:<table>" of every table that has an agent
  *   <p>lock:<program>      STRING owner token, PX ttl: one operation per table at a time
- *   <p>token:<sha1>        HASH   user, scope, exp, graceUntil, lastUsed: one ingestion token,
- *                                 keyed by the SHA-1 (hex) of the token; never the token itself
+ *   <p>token:<hash>        HASH   user, scope, exp, graceUntil, lastUsed: one ingestion token,
+ *                                 keyed by the token's keyed hash (HMAC, see token-service); never the token
  *   <p>user:<username>     HASH   current, previous (token hashes), previousUntil, scope, exp,
  *                                 createdAt
  *   <p>users               SET    usernames that have a token
@@ -19,7 +19,7 @@
  *                                 across API processes
  *   <p>revoked-control-tokens HASH jti -> unix time its JWT expires: revoked control tokens
  *                                 (a copy of var/revoked-control-tokens.json)
- *   <p>invalidate          PUBSUB "token:<sha1>" | "route:<db>:<table>": the gateway drops
+ *   <p>invalidate          PUBSUB "token:<hash>" | "route:<db>:<table>": the gateway drops
  *                                 that entry from its cache at once
  */
 export interface Keys {
