@@ -29,7 +29,30 @@ else
   rm -f var/supervisor.d/redis.conf
 fi
 
-node dist/cli/gateway-config.js >/dev/null
+# Run as root, the service (API, gateway workers, agents, event listener, embedded Redis) runs
+# as an unprivileged user: SERVICE_USER, default "flume", created if missing. SERVICE_USER=root
+# keeps root. supervisord drops to that user itself (-u) and owns its socket; root can still
+# use supervisorctl and mint tokens.
+run_as=
+if [ "$(id -u)" = 0 ] && [ "${SERVICE_USER:-flume}" != root ]; then
+  svc_user=${SERVICE_USER:-flume}
+  if ! id -u "$svc_user" >/dev/null 2>&1; then
+    say "creating the system user $svc_user to run the service as (SERVICE_USER=root keeps root)"
+    useradd --system --user-group --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin "$svc_user"
+  fi
+  if runuser -u "$svc_user" -- test -r "$root/dist/server.js" -a -r "$root/templates/program.conf" -a -x "$root/flume/lib"; then
+    run_as=$svc_user
+    state=${STATE_DIR:-$root}
+    mkdir -p "$state/conf.d" "$state/services" "$state/var"
+    chown -R "$svc_user": "$state/conf.d" "$state/services" "$state/var"
+  else
+    say "WARNING: user $svc_user cannot read $root (a parent directory is private to root): running as root."
+    say "         To run as $svc_user, use a checkout in a directory others may traverse (e.g. under /srv or /opt)."
+  fi
+fi
+as_service() { if [ -n "$run_as" ]; then runuser -u "$run_as" -- "$@"; else "$@"; fi; }
+
+as_service node dist/cli/gateway-config.js >/dev/null
 
 sock=var/run/supervisor.sock
 if [ -S "$sock" ] && supervisorctl -c supervisor.conf pid >/dev/null 2>&1; then
@@ -38,8 +61,8 @@ if [ -S "$sock" ] && supervisorctl -c supervisor.conf pid >/dev/null 2>&1; then
   supervisorctl -c supervisor.conf restart api >/dev/null
   supervisorctl -c supervisor.conf signal HUP gateway >/dev/null || supervisorctl -c supervisor.conf start gateway >/dev/null
 else
-  say "starting supervisord -c supervisor.conf"
-  supervisord -c supervisor.conf
+  say "starting supervisord -c supervisor.conf${run_as:+ as user $run_as}"
+  supervisord -c supervisor.conf ${run_as:+-u "$run_as"}
 fi
 
 host=${API_HOST:-127.0.0.1}; port=${API_PORT:-8001}
