@@ -100,7 +100,11 @@ export class IncidentService extends EventEmitter {
     this.reader?.disconnect();
     this.reader = null;
     await this.resyncJob?.stop();
-    await this.consuming;
+    // A read queued while Redis was away is never settled by disconnect() (ioredis keeps it in
+    // its offline queue with no connection to close): wait for the loop a bounded time only.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.consuming, new Promise((r) => (timer = setTimeout(r, 2500)))]);
+    clearTimeout(timer);
   }
 
   async history(program: string): Promise<Incident[]> {
