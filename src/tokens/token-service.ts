@@ -225,10 +225,8 @@ export class TokenService {
     }
     for (const username of await redisCall(() => this.redis.smembers(this.keys.users()))) {
       for (let attempt = 0; attempt < 5; attempt++) {
-        const [cur = '', prev = '', v] = await redisCall(() => this.redis.hmget(this.keys.user(username), 'current', 'previous', HASH_VERSION)).then(
-          (x) => x.map((y) => y ?? ''),
-        );
-        if (v === '2') break;
+        const { cur, prev, version } = await this.heads(username);
+        if (version === '2') break;
         const r = await redisCall(() =>
           this.redis.eval(
             MIGRATE,
@@ -257,6 +255,12 @@ export class TokenService {
     return [...migrated];
   }
 
+  /** The user's current and previous token hashes and hash version, '' where absent. */
+  private async heads(username: string): Promise<{ cur: string; prev: string; version: string }> {
+    const [cur, prev, version] = await redisCall(() => this.redis.hmget(this.keys.user(username), 'current', 'previous', HASH_VERSION));
+    return { cur: cur ?? '', prev: prev ?? '', version: version ?? '' };
+  }
+
   private async writeSaved(saved: SavedUser): Promise<void> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
     const tmp = join(this.dir, `.${saved.username}.json.tmp`);
@@ -283,9 +287,7 @@ export class TokenService {
     const exp = req.ttlSeconds ? now + req.ttlSeconds : 0;
     const scope = req.scope ? [...new Set(req.scope)].join(' ') : '*';
     for (let attempt = 0; attempt < 5; attempt++) {
-      const [cur = '', prev = ''] = await redisCall(() => this.redis.hmget(this.keys.user(req.username), 'current', 'previous')).then(
-        (v) => v.map((x) => x ?? ''),
-      );
+      const { cur, prev } = await this.heads(req.username);
       const r = await redisCall(() =>
         this.redis.eval(
           SET_TOKEN,
@@ -323,9 +325,7 @@ export class TokenService {
 
   async revoke(username: string): Promise<void> {
     for (let attempt = 0; attempt < 5; attempt++) {
-      const [cur = '', prev = ''] = await redisCall(() => this.redis.hmget(this.keys.user(username), 'current', 'previous')).then(
-        (v) => v.map((x) => x ?? ''),
-      );
+      const { cur, prev } = await this.heads(username);
       const r = await redisCall(() =>
         this.redis.eval(
           REVOKE,

@@ -69,7 +69,9 @@ describe('agent lifecycle against real supervisord, Redis and Flume', () => {
     });
     const p = paths('flume-shop-orders');
     const port = await routePort(h.redis, h.keys, 'shop', 'orders');
-    expect(port).toBeGreaterThanOrEqual(21000);
+    const [lo, hi] = h.config.PORT_RANGE;
+    expect(port).toBeGreaterThanOrEqual(lo);
+    expect(port).toBeLessThanOrEqual(hi);
     expect(await h.redis.hget(h.keys.ports(), String(port))).toBe('flume-shop-orders');
     expect(existsSync(p.programFile)).toBe(true);
 
