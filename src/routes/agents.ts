@@ -129,17 +129,17 @@ export async function agentRoutes(
       response: { 200: okBody({ observedAt: z.string(), agents: z.array(listedSchema) }), 304: z.null().describe('unchanged'), ...errors(400, 401, 403, 503) },
     },
     handler: async (req, reply) => {
-      const q = { data: req.query };
+      const q = req.query;
       const dbs = req.principal?.dbs;
-      if (q.data.db && dbs && !dbs.includes(q.data.db)) throw forbidden(`this token is limited to db ${dbs.join(', ')}`);
+      if (q.db && dbs && !dbs.includes(q.db)) throw forbidden(`this token is limited to db ${dbs.join(', ')}`);
       if (listingsVersion !== fleet.version) {
         listings.clear();
         listingsVersion = fleet.version;
       }
-      const key = `${q.data.db ?? ''}|${q.data.state ?? ''}|${dbs?.join(',') ?? '*'}`;
+      const key = `${q.db ?? ''}|${q.state ?? ''}|${dbs?.join(',') ?? '*'}`;
       let cached = listings.get(key);
       if (!cached) {
-        const list = agents.list(q.data).filter((a) => !dbs || dbs.includes(a.db)).map(listed);
+        const list = agents.list(q).filter((a) => !dbs || dbs.includes(a.db)).map(listed);
         // Everything after the leading fields, so each answer only splices in its observedAt.
         const body = JSON.stringify({ agents: list }).slice(1);
         const etag = `W/"${createHash('sha1').update(body).digest('base64url')}"`;
