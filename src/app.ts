@@ -26,6 +26,7 @@ import { metricsRoutes } from './routes/metrics.js';
 import { pageRoutes } from './routes/pages.js';
 import { tokenRoutes } from './routes/tokens.js';
 import { controlTokenRoutes } from './routes/control-tokens.js';
+import { sinkRoutes } from './routes/sinks.js';
 import { IncidentService } from './incidents/incident-service.js';
 import type { SupervisorDriver } from './supervisor/driver.js';
 import { TokenService } from './tokens/token-service.js';
@@ -130,6 +131,7 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
   void app.register(agentRoutes, { agents, reconciler, fleet, authorize });
   void app.register(tokenRoutes, { tokens, authorize });
   void app.register(controlTokenRoutes, { revocations, authorize });
+  void app.register(sinkRoutes, { config, authorize });
   void app.register(eventRoutes, { incidents, fleet, agents, authorize });
   void app.register(metricsRoutes, { agents, incidents });
   void app.register(pageRoutes);

@@ -1,5 +1,5 @@
 import { mkdir, rm, stat } from 'node:fs/promises';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
@@ -12,6 +12,7 @@ import { queuedEvents } from './channel-state.js';
 import { programName, type TableRef } from './names.js';
 import { PortAllocator, canBind } from './port-allocator.js';
 import { renderAgentConfig, resolveSpec } from './render.js';
+import { sinkUnavailableReason } from './sink-catalog.js';
 import type { RouteTable } from './route-table.js';
 import type { AgentSpec } from './sinks.js';
 import type { TableLock } from './table-lock.js';
@@ -27,18 +28,6 @@ export interface DeleteResult extends TableRef {
 
 const FAILED_STATES: readonly ProcessState[] = ['FATAL', 'EXITED', 'BACKOFF'];
 
-/** Flume's HDFS sink and a Hadoop client are on the agents' class path. */
-function hdfsJarsPresent(cfg: Config): boolean {
-  let installed: string[] = [];
-  try {
-    installed = readdirSync(cfg.FLUME_HDFS_LIB_DIR);
-  } catch {
-    // not fetched
-  }
-  const has = (re: RegExp) => installed.some((n) => re.test(n));
-  if (has(/^flume-hdfs-sink-.*\.jar$/) && has(/^hadoop-client-api-.*\.jar$/)) return true;
-  return /hadoop-(common|client)/.test(cfg.FLUME_EXTRA_CLASSPATH);
-}
 
 /**
  * The agent lifecycle: create, start, stop, restart, delete; status and list read the fleet.
@@ -65,7 +54,12 @@ export class AgentService {
     private readonly log: Logger,
   ) {}
 
-  async create(ref: TableRef, body: unknown): Promise<AgentStatus> {
+  /**
+   * Renders, reserves ports, writes and registers the agent; with `start` (the default) starts
+   * it and answers once its source accepts events, else leaves it stopped (desired stopped).
+   */
+  async create(ref: TableRef, body: unknown, opts: { start?: boolean } = {}): Promise<AgentStatus> {
+    const start = opts.start ?? true;
     const spec = resolveSpec(body, ref);
     this.checkSinkAvailable(spec);
     const program = programName(ref);
@@ -88,11 +82,13 @@ export class AgentService {
         await writeAtomic(paths.flumeConf, renderAgentConfig(ref, spec, port, paths));
         await this.store.writeMeta(meta);
         undo.push(() => this.unloadProgram(program));
-        await this.store.writeProgram(meta, true);
+        await this.store.writeProgram(meta, start);
         await this.driver.update(program);
-        await this.waitReady(meta);
-        await this.routes.publish(meta, meta.port);
-        log.info({ port, sink: spec.sink }, 'agent created');
+        if (start) {
+          await this.waitReady(meta);
+          await this.routes.publish(meta, meta.port);
+        }
+        log.info({ port, sink: spec.sink, started: start }, 'agent created');
         return this.observed(program);
       } catch (err) {
         log.warn({ err }, 'create failed; rolling back');
@@ -186,11 +182,8 @@ export class AgentService {
   // --- internals ----------------------------------------------------------------------------
 
   private checkSinkAvailable(spec: AgentSpec): void {
-    if (spec.sink === 'hdfs' && !hdfsJarsPresent(this.cfg)) {
-      throw sinkUnavailable(
-        `the hdfs sink's jars are not installed: run WITH_HDFS=1 bash scripts/up.sh (fetches them into ${this.cfg.FLUME_HDFS_LIB_DIR}), or put Hadoop's client jars on FLUME_EXTRA_CLASSPATH`,
-      );
-    }
+    const missing = sinkUnavailableReason(this.cfg, spec.sink);
+    if (missing) throw sinkUnavailable(missing);
   }
 
   /** Metadata of an existing agent; 404 if it has none. Call it inside the table's lock. */

@@ -25,6 +25,9 @@ const listQuerySchema = z.strictObject({
     .optional()
     .describe(`one of ${STATES.join(', ')} (any case)`),
 });
+const createQuerySchema = z.strictObject({
+  start: flag.optional().describe('false: render and register the agent stopped (desired stopped, no route); start it later'),
+});
 const statusQuerySchema = z.strictObject({ fresh: flag.optional().describe('observe the agent now instead of reading the fleet model') });
 
 /** The listing as dashboards poll it: ages tick every second, so they are left out (see below). */
@@ -52,11 +55,12 @@ export async function agentRoutes(
       summary: "Create the table's agent and start it; answers once its source accepts events. No body: a file_roll agent with defaults",
       ...access('operate'),
       params: tableParamsSchema,
+      querystring: createQuerySchema,
       body: createBodySchema,
       response: { 201: statusBody, ...errors(400, 401, 403, 409, 422, 502, 503) },
     },
     handler: async (req, reply) => {
-      const s = await agents.create(req.params, req.body);
+      const s = await agents.create(req.params, req.body, { start: req.query.start === undefined || isSet(req.query.start) });
       return reply.status(201).send(ok(`${s.program}: created, ${s.state}`, s));
     },
   });

@@ -5,7 +5,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { NAME_PATTERN } from '../agents/names.js';
-import { AppError, ErrorCodes, invalidJson, invalidRequest, missingField, tokenUserNotFound } from '../errors.js';
+import { AppError, ErrorCodes, tokenUserNotFound } from '../errors.js';
 import { redisCall } from '../redis/client.js';
 import type { Keys } from '../redis/keys.js';
 

@@ -61,6 +61,7 @@ beforeAll(async () => {
   await route('agent', (agent.address() as AddressInfo).port);
 });
 afterAll(async () => {
+  if (redis && !redis.running) await redis.start(); // a failed test may have left it down
   await gw?.stop();
   await h?.close();
   await redis?.stop();
@@ -138,7 +139,7 @@ describe('gateway hardening', () => {
     expect((await ingest(gw, 'fake', 'agent', quiet, events('cached'))).status).toBe(200);
     await h.redis.del(h.keys.token(hashToken(quiet, loadOrCreateTokenHashKey(h.config))));
     const deletedAt = Date.now();
-    const refused = await until(() => ingest(gw, 'fake', 'agent', quiet, events('x')), (r) => r.status === 401, 10 * CACHE_TTL_MS, 50);
+    const refused = await until(() => ingest(gw, 'fake', 'agent', quiet, events('x')), (r) => r.status === 401, 10 * CACHE_TTL_MS, 1000 / (RATE_LIMIT - 1));
     expect(refused.status).toBe(401);
     console.log(`a revocation whose message was lost took effect after ${Date.now() - deletedAt} ms (cache TTL ${CACHE_TTL_MS} ms)`);
   });
@@ -152,10 +153,11 @@ describe('gateway hardening', () => {
     // A token the gateway never saw cannot be checked: 503, retry later.
     expect(await ingest(gw, 'fake', 'agent', fresh, events('x'))).toMatchObject({ status: 503, json: { error: 'REDIS_UNAVAILABLE' }, headers: { 'retry-after': '1' } });
     // Past the cache TTL, Redis does not answer: the cached lookup is used.
-    const stale = await until(() => ingest(gw, 'fake', 'agent', cached, events('stale')), () => Date.now() - downAt > CACHE_TTL_MS + 200, 10_000, 100);
+    // (Polled below the token's rate limit: RATE_LIMIT per second.)
+    const stale = await until(() => ingest(gw, 'fake', 'agent', cached, events('stale')), () => Date.now() - downAt > CACHE_TTL_MS + 200, 10_000, 1000 / (RATE_LIMIT - 1));
     expect(stale.status).toBe(200);
     // Past the stale window: refused like any lookup without Redis.
-    const refused = await until(() => ingest(gw, 'fake', 'agent', cached, events('late')), (r) => r.status === 503, 30_000, 200);
+    const refused = await until(() => ingest(gw, 'fake', 'agent', cached, events('late')), (r) => r.status === 503, 30_000, 1000 / (RATE_LIMIT - 1));
     expect(refused).toMatchObject({ status: 503, json: { error: 'REDIS_UNAVAILABLE' } });
     console.log(`Redis down: a cached sender was served for ${Date.now() - downAt} ms (stale window ${STALE_SECONDS} s)`);
     await redis.start();

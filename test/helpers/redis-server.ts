@@ -15,6 +15,10 @@ export class TestRedisServer {
   private readonly dir = mkdtempSync(join(tmpdir(), 'flume-svc-redis-'));
   port = 0;
 
+  get running(): boolean {
+    return this.child !== null && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
   get url(): string {
     return `redis://127.0.0.1:${this.port}`;
   }

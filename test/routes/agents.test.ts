@@ -247,6 +247,33 @@ describe('agent lifecycle against real supervisord, Redis and Flume', () => {
     expect((await api('GET', '/v1/api/crm/leads/status')).json()).toMatchObject({ state: UP, desired: 'running' });
   });
 
+  it('creates an agent stopped with ?start=false: registered, port kept, no route, no JVM; start brings it up', async () => {
+    const r = await api('POST', '/v1/api/cold/orders/create?start=false', { sink: 'logger' });
+    expect(r.statusCode).toBe(201);
+    expect(r.json()).toMatchObject({ program: 'flume-cold-orders', state: 'STOPPED', desired: 'stopped', health: 'stopped', pid: null });
+    expect(await h.redis.exists(h.keys.route('cold', 'orders'))).toBe(0);
+    expect(Object.values(await h.redis.hgetall(h.keys.ports()))).toContain('flume-cold-orders');
+    expect(javaProcessesMentioning(paths('flume-cold-orders').flumeConf)).toEqual([]);
+    expect((await api('POST', '/v1/api/cold/orders/create?start=maybe')).statusCode).toBe(400);
+    const started = await api('POST', '/v1/api/cold/orders/start');
+    expect(started.json()).toMatchObject({ desired: 'running', accepting: true });
+    expect(await h.redis.exists(h.keys.route('cold', 'orders'))).toBe(1);
+    expect((await api('DELETE', '/v1/api/cold/orders?force=true')).statusCode).toBe(200);
+  });
+
+  it('describes every sink: what it does, whether it can run here, its options with defaults', async () => {
+    const r = await h.app.inject({ method: 'GET', url: '/v1/api/sinks', headers: { authorization: `Bearer ${h.tokenFor('viewer')}` } });
+    expect(r.statusCode).toBe(200);
+    const sinks = r.json().sinks as Array<{ name: string; available: boolean; options: { properties: Record<string, { default?: unknown }>; required?: string[] } }>;
+    expect(sinks.map((x) => x.name)).toEqual(['file_roll', 'hdfs', 'kafka', 'logger']);
+    expect(sinks.filter((x) => x.name !== 'hdfs').every((x) => x.available)).toBe(true);
+    const byName = Object.fromEntries(sinks.map((x) => [x.name, x]));
+    expect(byName.file_roll!.options.properties.rollInterval!.default).toBe(30);
+    expect(byName.kafka!.options.required).toEqual(['bootstrapServers']);
+    expect(byName.kafka!.options.properties.topic!.default).toBe('{{db}}.{{table}}');
+    expect(byName.hdfs!.options.required).toEqual(['nameNode']);
+  });
+
   it('lists every agent in one call, with db and state filters', async () => {
     expect((await api('POST', '/v1/api/crm/contacts/create', { sink: 'logger' })).statusCode).toBe(201);
     expect((await api('POST', '/v1/api/crm/contacts/stop')).statusCode).toBe(200);

@@ -40,6 +40,8 @@ const ROUTES: Array<[method: 'GET' | 'POST' | 'DELETE', url: string, need: 'read
   ['GET', '/v1/api/token', 'admin', 200],
   ['DELETE', '/v1/api/token/nobody', 'admin', 404],
   ['POST', '/v1/api/control-tokens/revoke', 'admin', 400, {}],
+  ['GET', '/v1/api/sinks', 'read', 200],
+  ['POST', '/v1/api/shop/orders/create?start=maybe', 'operate', 400],
 ];
 const GRANTS = { admin: ['read', 'operate', 'admin'], operator: ['read', 'operate'], viewer: ['read'] } as const;
 

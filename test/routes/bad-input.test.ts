@@ -108,6 +108,7 @@ describe('bad input, generated', () => {
     for (const q of ['state=nope', 'state=', 'db=BAD', 'db=a-b', 'x=1', 'state=running&state=stopped', 'db[]=a', 'state=%FF']) cases.push({ method: 'GET', path: `/v1/api/services?${q}` });
     for (const q of ['fresh=maybe', 'fresh=', 'x=1', 'fresh=true&fresh=false']) cases.push({ method: 'GET', path: `/v1/api/good/events/status?${q}` });
     for (const q of ['force=yes', 'force=', 'x=1']) cases.push({ method: 'DELETE', path: `/v1/api/good/events?${q}` });
+    for (const q of ['start=maybe', 'start=', 'start=0&start=1', 'begin=false']) cases.push({ method: 'POST', path: `/v1/api/shop/orders/create?${q}` });
     // Unknown routes and wrong methods.
     for (const [method, path] of [['GET', '/v1/api'], ['GET', '/v1/api/shop'], ['POST', '/v1/api/shop/orders/explode'], ['GET', '/v1/api/good/events/create'], ['PUT', '/v1/api/good/events/stop'], ['POST', '/v1/api/good/events/status'], ['GET', '/nope'], ['PATCH', '/v1/api/token']]) {
       cases.push({ method: method!, path: path! });

@@ -83,11 +83,15 @@ describe('the hdfs sink, against a real HDFS', () => {
       expect(r.statusCode).toBe(422);
       expect(r.json()).toMatchObject({ error: 'SINK_UNAVAILABLE', message: expect.stringContaining('WITH_HDFS=1 bash scripts/up.sh') });
       expect(await bare.redis.hlen(bare.keys.ports())).toBe(0);
+      // The sink catalog says the same before anyone tries.
+      const hdfsInfo = (await bare.inject({ method: 'GET', url: '/v1/api/sinks' })).json().sinks.find((x: { name: string }) => x.name === 'hdfs');
+      expect(hdfsInfo).toMatchObject({ available: false, unavailableReason: expect.stringContaining('WITH_HDFS=1') });
     } finally {
       await bare.close();
       rmSync(empty, { recursive: true, force: true });
     }
-    // and where they are, the agent's program has them on its class path
+    // and where they are, the catalog says so and the agent's program has them on its class path
+    expect((await h.inject({ method: 'GET', url: '/v1/api/sinks' })).json().sinks.find((x: { name: string }) => x.name === 'hdfs')).toMatchObject({ available: true, unavailableReason: null });
     expect(readFileSync(agentPaths(h.config, 'flume-shop-orders').programFile, 'utf8')).toContain(`${h.config.FLUME_HDFS_LIB_DIR}/*`);
   });
 });
