@@ -52,7 +52,6 @@ const ROUTE_SYNC_MS = 5000;
  * Periodic jobs never overlap themselves.
  */
 export class Reconciler {
-  private epoch: string | null = null;
   /** Tables the last reconcile left alone because an operation held them. */
   private pendingBusy: string[] = [];
   private jobs: Periodic[] = [];
@@ -95,7 +94,6 @@ export class Reconciler {
     const tokensRestored = await this.tokens.restoreFromDisk();
     const report = await this.reconcile();
     await redisCall(() => this.redis.set(this.keys.epoch(), randomUUID(), 'NX'));
-    this.epoch = await redisCall(() => this.redis.get(this.keys.epoch()));
     return { ...report, tokensRestored };
   }
 
@@ -109,8 +107,6 @@ export class Reconciler {
       this.log.warn({ ...report }, 'restored Redis from disk');
       return;
     }
-    // Another API process restored it after a loss: its work stands.
-    this.epoch = marker;
     // Finish what a dead operation left, once its table is free (its lease ran out).
     for (const program of this.pendingBusy) {
       if (!(await this.lock.busy(program))) {

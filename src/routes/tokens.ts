@@ -62,8 +62,8 @@ export async function tokenRoutes(fastify: FastifyInstance, opts: { tokens: Toke
       response: { 200: ok({ username: z.string() }), ...errors(400, 401, 403, 404, 503) },
     },
     handler: async (req) => {
-      const user = (await tokens.list()).find((u) => u.username === req.params.username);
-      if (user && !scopeAllowed(req.principal!, user.scope)) {
+      const scope = await tokens.scopeOf(req.params.username);
+      if (scope !== null && !scopeAllowed(req.principal!, scope)) {
         throw forbidden(`${req.params.username}'s token reaches dbs this control token is not limited to`);
       }
       await tokens.revoke(req.params.username);

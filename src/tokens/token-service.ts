@@ -350,6 +350,12 @@ export class TokenService {
     throw new AppError(ErrorCodes.BUSY, 'BUSY', 409, `the token of ${username} is being changed concurrently; retry`);
   }
 
+  /** A user's scope, or null if the user has no token. */
+  async scopeOf(username: string): Promise<string[] | '*' | null> {
+    const scope = await redisCall(() => this.redis.hget(this.keys.user(username), 'scope'));
+    return scope === null ? null : scopeOut(scope);
+  }
+
   async list(): Promise<TokenListing[]> {
     const users = (await redisCall(() => this.redis.smembers(this.keys.users()))).sort();
     const pipe = this.redis.pipeline();
