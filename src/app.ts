@@ -7,6 +7,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { AgentService } from './agents/agent-service.js';
 import { AgentStore } from './agents/agent-store.js';
+import { ConfigService } from './agents/config-service.js';
 import { PortAllocator } from './agents/port-allocator.js';
 import { Reconciler, type RestoreReport } from './agents/reconciler.js';
 import { RouteTable } from './agents/route-table.js';
@@ -20,6 +21,7 @@ import { registerAuth } from './http/auth.js';
 import { clientErrorHandler, frameworkErrors, registerErrorHandling } from './http/error-handler.js';
 import { makeKeys } from './redis/keys.js';
 import { agentRoutes } from './routes/agents.js';
+import { configRoutes } from './routes/config.js';
 import { healthRoutes } from './routes/health.js';
 import { eventRoutes } from './routes/events.js';
 import { metricsRoutes } from './routes/metrics.js';
@@ -77,6 +79,7 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
   const tokens = new TokenService(redis, keys, config.TOKEN_GRACE_SECONDS, log.child({ component: 'tokens' }), join(config.varDir, 'tokens'), loadOrCreateTokenHashKey(config));
   const reconciler = new Reconciler(redis, keys, store, routeTable, lock, driver, ports, fleet, agents, tokens, log.child({ component: 'reconciler' }));
   const incidents = new IncidentService(config, redis, keys, driver, store, lock, agents, log.child({ component: 'incidents' }));
+  const configs = new ConfigService(config, store, lock, agents, incidents, log.child({ component: 'config' }));
   const readiness = { reconciled: false };
 
   const app: FastifyInstance = Fastify({
@@ -129,6 +132,7 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
   void app.register(fastifySwaggerUi, { routePrefix: '/docs', uiConfig: { docExpansion: 'list' } });
   void app.register(healthRoutes, { redis, driver, readiness });
   void app.register(agentRoutes, { agents, reconciler, fleet, authorize });
+  void app.register(configRoutes, { config: configs, authorize });
   void app.register(tokenRoutes, { tokens, authorize });
   void app.register(controlTokenRoutes, { revocations, authorize });
   void app.register(sinkRoutes, { config, authorize });

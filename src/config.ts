@@ -37,6 +37,8 @@ export const configSchema = z.object({
   FLUME_EXTRA_CLASSPATH: z.string().default(''),
   AGENT_HEAP: z.string().regex(/^\d+[mMgG]$/, 'must look like 256m').default('256m'),
   AGENT_READY_TIMEOUT_MS: z.coerce.number().int().min(1000).default(60000),
+  /** Config revisions kept per agent (services/<program>/revisions/); the oldest are pruned. */
+  CONFIG_REVISIONS_KEPT: z.coerce.number().int().min(2).max(1000).default(20),
   /** A table lock outlives a crashed API process by at most this; its live holder extends it. */
   LOCK_LEASE_MS: z.coerce.number().int().min(1000).max(60000).default(6000),
   /** Signs control-API JWTs. Unset: generated once into var/jwt-secret (0600). */

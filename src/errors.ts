@@ -22,12 +22,16 @@ export const ErrorCodes = {
   INVALID_REQUEST: 10011,
   CONFIG_REJECTED: 10012,
   SINK_UNAVAILABLE: 10013,
+  /** A config change did not accept events; the previous revision was restored. */
+  CONFIG_REVERTED: 10014,
   URI_TOO_LONG: 10015,
   UNAUTHORIZED: 10020,
   FORBIDDEN: 10030,
   NOT_FOUND: 10040,
   AGENT_NOT_FOUND: 10041,
   TOKEN_USER_NOT_FOUND: 10042,
+  REVISION_NOT_FOUND: 10044,
+  OPERATION_NOT_FOUND: 10045,
   METHOD_NOT_ALLOWED: 10050,
   /** The same code the gateway answers for an ingest body over its limit. */
   BODY_TOO_LARGE: 10060,
@@ -60,6 +64,9 @@ export const invalidJson = (message: string) => make('INVALID_JSON', 400, messag
 export const bodyTooLarge = (message: string) => make('BODY_TOO_LARGE', 413, message);
 export const uriTooLong = (message: string) => make('URI_TOO_LONG', 414, message);
 export const configRejected = (message: string) => make('CONFIG_REJECTED', 422, message);
+export const configReverted = (message: string, details: Record<string, unknown>) => make('CONFIG_REVERTED', 422, message, details);
+export const revisionNotFound = (message: string) => make('REVISION_NOT_FOUND', 404, message);
+export const operationNotFound = (id: string) => make('OPERATION_NOT_FOUND', 404, `no operation ${id} (operations are kept 24 h)`);
 export const sinkUnavailable = (message: string) => make('SINK_UNAVAILABLE', 422, message);
 export const routeNotFound = (message: string) => make('NOT_FOUND', 404, message);
 export const agentNotFound = (program: string) =>

@@ -5,9 +5,10 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { agentExists, agentNotFound, agentStartFailed, portConflict, sinkUnavailable } from '../errors.js';
 import type { AgentStatus, FleetModel } from '../fleet/fleet-model.js';
-import { probeSource } from '../flume/client.js';
+import { probeSource, readFlumeMetrics } from '../flume/client.js';
 import { infoOrNull, type ProcessInfo, type ProcessState, type SupervisorDriver } from '../supervisor/driver.js';
-import { logSince, logTail, writeAtomic, type AgentMeta, type AgentStore } from './agent-store.js';
+import { logSince, logTail, revisionOf, writeAtomic, type AgentMeta, type AgentStore } from './agent-store.js';
+import { RevisionStore } from './revisions.js';
 import { queuedEvents } from './channel-state.js';
 import { programName, type TableRef } from './names.js';
 import { PortAllocator, canBind } from './port-allocator.js';
@@ -58,7 +59,7 @@ export class AgentService {
    * Renders, reserves ports, writes and registers the agent; with `start` (the default) starts
    * it and answers once its source accepts events, else leaves it stopped (desired stopped).
    */
-  async create(ref: TableRef, body: unknown, opts: { start?: boolean } = {}): Promise<AgentStatus> {
+  async create(ref: TableRef, body: unknown, opts: { start?: boolean; by?: string } = {}): Promise<AgentStatus> {
     const start = opts.start ?? true;
     const spec = resolveSpec(body, ref);
     this.checkSinkAvailable(spec);
@@ -78,15 +79,20 @@ export class AgentService {
         for (const d of [paths.serviceDir, paths.checkpointDir, paths.dataDir, paths.outDir]) {
           await mkdir(d, { recursive: true });
         }
-        const meta: AgentMeta = { ...ref, program, port, metricsPort, spec, createdAt: new Date().toISOString() };
+        const createdAt = new Date().toISOString();
+        const meta: AgentMeta = { ...ref, program, port, metricsPort, spec, createdAt, revision: 1, runningRevision: 1 };
         await writeAtomic(paths.flumeConf, renderAgentConfig(ref, spec, port, paths));
+        await new RevisionStore(paths.revisionsDir, this.cfg.CONFIG_REVISIONS_KEPT).write({
+          revision: 1, spec, createdAt, by: opts.by ?? 'service', reason: 'create', from: null, outcome: start ? 'applied' : 'stored', error: null,
+        });
         await this.store.writeMeta(meta);
         undo.push(() => this.unloadProgram(program));
         await this.store.writeProgram(meta, start);
+        const logFrom = await this.logSize(program);
         await this.driver.update(program);
         if (start) {
-          await this.waitReady(meta);
-          await this.routes.publish(meta, meta.port);
+          await this.waitReady(meta, logFrom);
+          await this.routes.publish(meta);
         }
         log.info({ port, sink: spec.sink, started: start }, 'agent created');
         return this.observed(program);
@@ -104,7 +110,7 @@ export class AgentService {
   async start(ref: TableRef): Promise<AgentStatus> {
     const program = programName(ref);
     return this.lock.run(program, 'start', async () => {
-      await this.startLocked(await this.loadMeta(program));
+      await this.startHeld(await this.loadMeta(program));
       return this.observed(program);
     });
   }
@@ -124,12 +130,25 @@ export class AgentService {
   async restart(ref: TableRef): Promise<AgentStatus> {
     const program = programName(ref);
     return this.lock.run(program, 'restart', async () => {
-      const meta = await this.loadMeta(program);
-      await this.routes.withdraw(meta);
-      await this.driver.stop(program);
-      await this.startLocked(meta);
+      await this.restartHeld(await this.loadMeta(program));
       return this.observed(program);
     });
+  }
+
+  /** Pauses intake: the gateway answers 503 AGENT_PAUSED; the agent runs on and drains its channel. */
+  async pause(ref: TableRef, by: string): Promise<AgentStatus> {
+    return this.setPaused(ref, { since: new Date().toISOString(), by });
+  }
+
+  async resume(ref: TableRef): Promise<AgentStatus> {
+    return this.setPaused(ref, null);
+  }
+
+  /** Stop, then start with `meta` (same port, same channel). The caller holds the table's lock. */
+  async restartHeld(meta: AgentMeta): Promise<void> {
+    await this.routes.withdraw(meta);
+    await this.driver.stop(meta.program);
+    await this.startHeld(meta);
   }
 
   /**
@@ -199,12 +218,31 @@ export class AgentService {
     return s;
   }
 
-  private async startLocked(meta: AgentMeta): Promise<void> {
+  private async setPaused(ref: TableRef, paused: AgentMeta['paused']): Promise<AgentStatus> {
+    const program = programName(ref);
+    return this.lock.run(program, paused ? 'pause' : 'resume', async () => {
+      const meta = await this.loadMeta(program);
+      if (Boolean(meta.paused) !== Boolean(paused)) {
+        const next = { ...meta, paused };
+        await this.store.writeMeta(next);
+        // A published route changes its value at once (the gateway drops its cached entry).
+        if ((await this.routes.values([meta]))[0]) await this.routes.publish(next);
+        this.log.info({ program, paused: Boolean(paused) }, paused ? 'intake paused' : 'intake resumed');
+      }
+      return this.observed(program);
+    });
+  }
+
+  /**
+   * Starts the agent with `meta` and waits until it accepts events; on failure stops it and
+   * restores the desired state it had. The caller holds the table's lock.
+   */
+  async startHeld(meta: AgentMeta): Promise<void> {
     const info = await infoOrNull(this.driver, meta.program);
     if (info && (info.state === 'RUNNING' || info.state === 'STARTING')) {
       if ((await this.store.desired(meta.program)) === 'running') {
         await this.waitReady(meta);
-        await this.routes.publish(meta, meta.port);
+        await this.routes.publish(meta);
         return;
       }
       await this.driver.stop(meta.program);
@@ -214,13 +252,17 @@ export class AgentService {
       if (!(await this.ports.reserve(port, meta.program)) || !(await canBind(port))) throw portConflict(port);
     }
     const wasDesired = await this.store.desired(meta.program);
+    // Where this start's log lines begin: driver.start returns only past startsecs (3 s), when
+    // Flume has long written why it failed.
+    const logFrom = await this.logSize(meta.program);
     try {
       await this.store.writeProgram(meta, true);
       const applied = await this.driver.update(meta.program);
       // autostart starts an added or changed group; an unchanged one needs an explicit start.
       if (applied === 'unchanged') await this.driver.start(meta.program);
-      await this.waitReady(meta);
-      await this.routes.publish(meta, meta.port);
+      await this.waitReady(meta, logFrom);
+      if (meta.runningRevision !== revisionOf(meta)) await this.store.writeMeta({ ...meta, runningRevision: revisionOf(meta) });
+      await this.routes.publish(meta);
     } catch (err) {
       await this.driver.stop(meta.program).catch(() => undefined);
       await this.store.writeProgram(meta, wasDesired === 'running').catch(() => undefined);
@@ -229,36 +271,45 @@ export class AgentService {
     }
   }
 
+  private async logSize(program: string): Promise<number> {
+    return (await stat(this.store.paths(program).logFile).catch(() => null))?.size ?? 0;
+  }
+
   /**
    * Waits until the process is up in supervisord and its HTTP source accepts connections.
    * Flume that cannot bind its port keeps running without a source: its log says so, and that
    * fails the wait at once instead of at the ready timeout.
    */
-  private async waitReady(meta: AgentMeta): Promise<void> {
+  private async waitReady(meta: AgentMeta, logFrom?: number): Promise<void> {
     const deadline = Date.now() + this.cfg.AGENT_READY_TIMEOUT_MS;
     const log = this.store.paths(meta.program).logFile;
-    const logFrom = (await stat(log).catch(() => null))?.size ?? 0;
+    logFrom ??= await this.logSize(meta.program);
     const bindFailure = `Failed to bind to /127.0.0.1:${meta.port}`;
+    const channelFailure = 'Failed to start the file channel';
     let last: ProcessInfo | null = null;
     for (let round = 0; Date.now() < deadline; round++) {
       last = await infoOrNull(this.driver, meta.program);
       if (last && FAILED_STATES.includes(last.state)) break;
-      if (round % 5 === 4 && (await logSince(log, logFrom)).includes(bindFailure)) {
-        throw agentStartFailed(`${meta.program} did not start: its port ${meta.port} is held by another process`, {
-          state: last?.state ?? 'NOT_LOADED',
-          logTail: await logTail(log),
-        });
+      if (round % 5 === 4) {
+        const since = await logSince(log, logFrom);
+        const failure = since.includes(bindFailure)
+          ? `its port ${meta.port} is held by another process`
+          : since.includes(channelFailure)
+            ? `Flume could not open its file channel: ${/Failed to start the file channel[^\n]*\n([^\n]+)/.exec(since)?.[1]?.trim() ?? 'see the log'}`
+            : null;
+        if (failure) throw agentStartFailed(`${meta.program} did not start: ${failure}`, { state: last?.state ?? 'NOT_LOADED', logTail: await logTail(log) });
       }
-      // Accepting is the readiness that matters; supervisord's RUNNING only follows startsecs
-      // (3 s) later, so STARTING with an accepting source counts as started.
+      // Accepting is the readiness that matters: the source answers and the channel is open
+      // (Flume keeps the source up when its channel failed, refusing every event).
+      // supervisord's RUNNING only follows startsecs (3 s) later, so STARTING counts as started.
       const up = last?.state === 'RUNNING' || last?.state === 'STARTING';
-      if (up && (await probeSource(meta.port)) === 'flume') return;
+      if (up && (await probeSource(meta.port)) === 'flume' && (await readFlumeMetrics(meta.metricsPort))?.channelOpen) return;
       await sleep(100);
     }
     const state = last?.state ?? 'NOT_LOADED';
     const why = FAILED_STATES.includes(state as ProcessState)
       ? `the agent went ${state}${last?.description ? ` (${last.description})` : ''}`
-      : `the agent did not accept connections within ${this.cfg.AGENT_READY_TIMEOUT_MS} ms (state ${state})`;
+      : `the agent did not accept events within ${this.cfg.AGENT_READY_TIMEOUT_MS} ms (state ${state})`;
     throw agentStartFailed(`${meta.program} did not start: ${why}`, {
       state,
       logTail: await logTail(this.store.paths(meta.program).logFile),

@@ -16,7 +16,16 @@ export interface AgentMeta extends TableRef {
   metricsPort: number;
   spec: AgentSpec;
   createdAt: string;
+  /** The desired config revision: its spec is `spec` and flume.conf (1 when absent: older agents). */
+  revision?: number;
+  /** The revision the agent last started with (equal to `revision` except during a change). */
+  runningRevision?: number;
+  /** Set while paused: the gateway answers 503 AGENT_PAUSED, the agent keeps draining. */
+  paused?: { since: string; by: string } | null;
 }
+
+/** The desired revision of an agent (older agents have revision 1). */
+export const revisionOf = (m: AgentMeta) => m.revision ?? 1;
 
 export type Desired = 'running' | 'stopped';
 

@@ -54,6 +54,9 @@ export function assessHealth(x: HealthInput): { health: Health; reason: string }
   }
   if (state === 'STARTING') return { health: 'starting', reason: 'the source accepts events; supervisord has not passed startsecs yet' };
   if (!x.counters) return { health: 'degraded', reason: "the source accepts events, but Flume's metrics do not answer" };
+  if (!x.counters.channelOpen) {
+    return { health: 'down', reason: "the source answers, but Flume could not open the file channel: every event is refused (see the agent's log)" };
+  }
   if (x.counters.channelFillPercent >= FILL_DEGRADED_PERCENT) {
     return { health: 'degraded', reason: `the channel is ${x.counters.channelFillPercent.toFixed(1)}% full` };
   }

@@ -9,6 +9,8 @@ export interface AgentPaths {
   serviceDir: string;
   flumeConf: string;
   metaFile: string;
+  /** services/<program>/revisions/: the config history (RevisionStore). */
+  revisionsDir: string;
   /** var/<program>/: runtime data that outlives stop, restart and (unless empty) delete. */
   varDir: string;
   channelDir: string;
@@ -27,6 +29,7 @@ export function agentPaths(cfg: Pick<Config, 'confDir' | 'servicesDir' | 'varDir
     serviceDir,
     flumeConf: join(serviceDir, 'flume.conf'),
     metaFile: join(serviceDir, 'agent.json'),
+    revisionsDir: join(serviceDir, 'revisions'),
     varDir,
     channelDir,
     checkpointDir: join(channelDir, 'checkpoint'),

@@ -14,7 +14,7 @@ import type { AgentMeta, AgentStore } from './agent-store.js';
 import type { AgentService } from './agent-service.js';
 import { parseProgramName, programName } from './names.js';
 import type { PortAllocator } from './port-allocator.js';
-import type { RouteTable } from './route-table.js';
+import { RouteTable } from './route-table.js';
 import type { TableLock } from './table-lock.js';
 
 export interface ReconcileReport {
@@ -215,26 +215,31 @@ export class Reconciler {
   async syncRoutes(live = false, report?: ReconcileReport): Promise<string[]> {
     const changed: string[] = [];
     const metas = live ? await this.store.allMetas() : this.fleet.metas();
-    const routed = await this.routes.routed(metas);
+    const routed = await this.routes.values(metas);
     const limit = pLimit(16);
-    const wantedNow = async (m: AgentMeta) => (await this.store.desired(m.program)) === 'running' && (await probeSource(m.port)) === 'flume';
+    // The route a table should have now: its value (port or paused) while it should run and
+    // accepts events, else none.
+    const wantedNow = async (m: AgentMeta) =>
+      (await this.store.desired(m.program)) === 'running' && (await probeSource(m.port)) === 'flume' ? RouteTable.valueOf(m) : null;
     const wanted = await Promise.all(
       metas.map((m, i) =>
         limit(async () => {
           if (live) return wantedNow(m);
           const s = this.fleet.status(m.program);
-          return s ? s.desired === 'running' && s.accepting : routed[i]!;
+          return s ? (s.desired === 'running' && s.accepting ? RouteTable.valueOf(m) : null) : routed[i]!;
         }),
       ),
     );
-    for (const [i, meta] of metas.entries()) {
+    for (const [i, m] of metas.entries()) {
       if (wanted[i] === routed[i]) continue;
-      await this.unlessBusy(meta.program, report, async () => {
-        if (!this.store.hasProgram(meta.program)) return;
+      await this.unlessBusy(m.program, report, async () => {
+        if (!this.store.hasProgram(m.program)) return;
+        // Metadata read again under the lock: a pause may have changed it since.
+        const meta = (await this.store.readMeta(m.program)) ?? m;
         const want = await wantedNow(meta);
-        const [has] = await this.routes.routed([meta]);
+        const [has] = await this.routes.values([meta]);
         if (want === has) return;
-        if (want) await this.routes.publish(meta, meta.port);
+        if (want) await this.routes.publish(meta);
         else await this.routes.withdraw(meta);
         changed.push(meta.program);
         this.log.info({ program: meta.program, route: want ? 'published' : 'withdrawn' }, 'route follows readiness');

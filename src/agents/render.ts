@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { PROJECT_ROOT } from '../config.js';
-import { configRejected, invalidRequest } from '../errors.js';
+import { AppError, configRejected, invalidRequest } from '../errors.js';
 import type { TableRef } from './names.js';
 import type { AgentPaths } from './paths.js';
 import { createBodySchema, type AgentSpec } from './sinks.js';
@@ -29,25 +29,32 @@ export function fill(text: string, values: Record<string, string | number>): str
   });
 }
 
-function zodMessage(err: z.ZodError, where: string): string {
-  return err.issues
-    .map((i) => {
-      const path = [where, ...i.path].filter((p) => p !== '').join('.');
-      const at = path ? `${path}: ` : '';
-      return i.code === 'unrecognized_keys' ? `${at}unknown ${path ? 'option' : 'field'}(s) ${i.keys.join(', ')}` : `${at}${i.message}`;
-    })
-    .join('; ');
+/** One field's problem, as dry-runs and 400/422 answers list them (details.fields). */
+export interface FieldIssue {
+  field: string;
+  message: string;
 }
 
+function zodIssues(err: z.ZodError): FieldIssue[] {
+  return err.issues.map((i) => {
+    const field = i.path.join('.') || 'body';
+    return { field, message: i.code === 'unrecognized_keys' ? `unknown ${i.path.length ? 'option' : 'field'}(s) ${i.keys.join(', ')}` : i.message };
+  });
+}
+
+const joined = (issues: FieldIssue[]) => issues.map((i) => (i.field === 'body' ? i.message : `${i.field}: ${i.message}`)).join('; ');
+
+export type SpecCheck = { ok: true; spec: AgentSpec } | { ok: false; status: 400 | 422; fields: FieldIssue[] };
+
 /**
- * Turns a create body into a complete, checked AgentSpec. Throws 400 INVALID_REQUEST for an
- * unknown sink, option or bad value, and 422 CONFIG_REJECTED for a combination Flume would
- * accept and then silently mangle (a sink dropped at start-up, a channel that cannot hold a
- * single transaction).
+ * Turns a create body into a complete, checked AgentSpec, or says what is wrong with each
+ * field: 400 for an unknown sink, option or bad value; 422 for a combination Flume would accept
+ * and then silently mangle (a sink dropped at start-up, a channel that cannot hold a single
+ * transaction).
  */
-export function resolveSpec(body: unknown, table: TableRef): AgentSpec {
+export function checkSpec(body: unknown, table: TableRef): SpecCheck {
   const parsed = createBodySchema.safeParse(body === undefined ? {} : body);
-  if (!parsed.success) throw invalidRequest(zodMessage(parsed.error, ''));
+  if (!parsed.success) return { ok: false, status: 400, fields: zodIssues(parsed.error) };
   const { sink, channel } = parsed.data;
   const options = Object.fromEntries(
     Object.entries(parsed.data.options).map(([k, v]) => [
@@ -55,19 +62,32 @@ export function resolveSpec(body: unknown, table: TableRef): AgentSpec {
       typeof v === 'string' ? v.replaceAll('{{db}}', table.db).replaceAll('{{table}}', table.table) : v,
     ]),
   ) as Record<string, string | number>;
-
+  const fields: FieldIssue[] = [];
   const batch = Number(options.batchSize ?? 1);
   if (batch > channel.transactionCapacity) {
-    throw configRejected(
-      `options.batchSize (${batch}) exceeds channel.transactionCapacity (${channel.transactionCapacity}): Flume would drop the sink at start-up and keep running`,
-    );
+    fields.push({
+      field: 'options.batchSize',
+      message: `${batch} exceeds channel.transactionCapacity (${channel.transactionCapacity}): Flume would drop the sink at start-up and keep running`,
+    });
   }
   if (channel.transactionCapacity > channel.capacity) {
-    throw configRejected(
-      `channel.transactionCapacity (${channel.transactionCapacity}) exceeds channel.capacity (${channel.capacity})`,
-    );
+    fields.push({ field: 'channel.transactionCapacity', message: `${channel.transactionCapacity} exceeds channel.capacity (${channel.capacity})` });
   }
-  return { sink, options, channel };
+  if (fields.length) return { ok: false, status: 422, fields };
+  return { ok: true, spec: { sink, options, channel } };
+}
+
+/** A failed check as an error: 400 INVALID_REQUEST or 422 CONFIG_REJECTED, each field in details.fields. */
+export function specError(c: { status: 400 | 422; fields: FieldIssue[] }): AppError {
+  const err = c.status === 400 ? invalidRequest(joined(c.fields)) : configRejected(joined(c.fields));
+  return new AppError(err.code, err.error, err.statusCode, err.message, { fields: c.fields });
+}
+
+/** checkSpec that throws specError. */
+export function resolveSpec(body: unknown, table: TableRef): AgentSpec {
+  const c = checkSpec(body, table);
+  if (c.ok) return c.spec;
+  throw specError(c);
 }
 
 export function renderAgentConfig(table: TableRef, spec: AgentSpec, port: number, paths: AgentPaths): string {

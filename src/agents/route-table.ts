@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import { redisCall } from '../redis/client.js';
 import type { Keys } from '../redis/keys.js';
+import type { AgentMeta } from './agent-store.js';
 import type { TableRef } from './names.js';
 
 const entry = ({ db, table }: TableRef) => `${db}:${table}`;
@@ -19,11 +20,17 @@ export class RouteTable {
     private readonly keys: Keys,
   ) {}
 
-  async publish(ref: TableRef, port: number): Promise<void> {
+  /** Where the gateway sends the table's events: the agent's port, or `paused` (503 AGENT_PAUSED). */
+  static valueOf(meta: Pick<AgentMeta, 'port' | 'paused'>): string {
+    return meta.paused ? 'paused' : `127.0.0.1:${meta.port}`;
+  }
+
+  async publish(meta: AgentMeta): Promise<void> {
+    const ref = meta;
     await redisCall(() =>
       this.redis
         .multi()
-        .set(this.keys.route(ref.db, ref.table), `127.0.0.1:${port}`)
+        .set(this.keys.route(ref.db, ref.table), RouteTable.valueOf(meta))
         .sadd(this.keys.tables(), entry(ref))
         .publish(this.keys.invalidateChannel(), `route:${entry(ref)}`)
         .exec(),
@@ -37,11 +44,10 @@ export class RouteTable {
     await redisCall(() => tx.publish(this.keys.invalidateChannel(), `route:${entry(ref)}`).exec());
   }
 
-  /** Which of these tables have a route now, in one round trip. */
-  async routed(refs: TableRef[]): Promise<boolean[]> {
+  /** The route of each table now (null: none), in one round trip. */
+  async values(refs: TableRef[]): Promise<Array<string | null>> {
     if (!refs.length) return [];
-    const values = await redisCall(() => this.redis.mget(...refs.map((r) => this.keys.route(r.db, r.table))));
-    return values.map((v) => v !== null);
+    return redisCall(() => this.redis.mget(...refs.map((r) => this.keys.route(r.db, r.table))));
   }
 
   /** Adds tables to the set (restoring it from disk). */

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { AgentMeta, AgentStore, Desired } from '../agents/agent-store.js';
 import { assessHealth, type Health } from '../agents/health.js';
 import { parseProgramName, type TableRef } from '../agents/names.js';
+import { revisionPair, type RevisionPair } from '../agents/revisions.js';
 import type { Config } from '../config.js';
 import { probeSource, readFlumeMetrics, type FlumeCounters, type SourceProbe } from '../flume/client.js';
 import { periodic, type Periodic } from '../periodic.js';
@@ -36,6 +37,11 @@ export interface AgentStatus extends TableRef {
   healthReason: string;
   /** Flume's counters while it runs; null when stopped or its metrics do not answer. */
   metrics: AgentMetrics | null;
+  revision: RevisionPair;
+  /** Intake paused by an operator (the gateway answers 503 AGENT_PAUSED). */
+  paused: boolean;
+  /** The channel is empty; null when not known (the agent is not running). */
+  drained: boolean | null;
   description: string;
   /** When all of the above was observed. */
   observedAt: string;
@@ -237,7 +243,10 @@ export class FleetModel extends EventEmitter {
     const sinkStalledSeconds = counters && counters.channelSize > 0 && progress ? Math.round((now - progress.drainedAt) / 1000) : null;
     const failing = progress?.failedAt != null && progress.failedAt >= progress.drainedAt;
     const sinkFailingSeconds = failing ? Math.round((now - progress.failedAt!) / 1000) : null;
-    const { health, reason } = assessHealth({ desired, info, probe, port: meta.port, counters, sinkStalledSeconds, sink: meta.spec.sink, sinkFailingSeconds });
+    const assessed = assessHealth({ desired, info, probe, port: meta.port, counters, sinkStalledSeconds, sink: meta.spec.sink, sinkFailingSeconds });
+    const { health } = assessed;
+    const drainText = counters ? (counters.channelSize ? `${counters.channelSize} events left to drain` : 'channel drained') : assessed.reason;
+    const reason = meta.paused ? `intake paused by ${meta.paused.by} since ${meta.paused.since}; ${health === 'healthy' ? drainText : assessed.reason}` : assessed.reason;
     const startedAtMs = running && info.start ? info.start * 1000 : null;
     const status: AgentStatus = {
       db: meta.db,
@@ -255,6 +264,9 @@ export class FleetModel extends EventEmitter {
       metrics: counters
         ? { ...counters, lastEventAt: progress?.acceptedAt ? new Date(progress.acceptedAt).toISOString() : null, lastEventAgeSeconds: null }
         : null,
+      revision: revisionPair(meta, running),
+      paused: Boolean(meta.paused),
+      drained: counters ? counters.channelSize === 0 : null,
       description: info?.description ?? 'supervisord has not loaded this program',
       observedAt: new Date(stamp).toISOString(),
     };

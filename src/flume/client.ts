@@ -21,6 +21,11 @@ export interface FlumeCounters {
   sinkConnectionFailures: number;
   /** Batches the sink failed to write (EventWriteFail): the Kafka broker or HDFS is away. */
   sinkWriteFailures: number;
+  /**
+   * The file channel is open. False when Flume could not start it (e.g. less free disk than
+   * minimumRequiredSpace): the source still answers, but refuses every event.
+   */
+  channelOpen: boolean;
 }
 
 /**
@@ -88,9 +93,11 @@ export async function readFlumeMetrics(port: number, timeoutMs = 500): Promise<F
       eventsDrained: n(sink.EventDrainSuccessCount),
       channelSize: n(ch.ChannelSize),
       channelCapacity: n(ch.ChannelCapacity),
-      channelFillPercent: n(ch.ChannelFillPercentage),
+      // A closed channel reports capacity 0 and a fill of Double.MAX_VALUE.
+      channelFillPercent: ch.Open === 'true' ? Math.min(100, n(ch.ChannelFillPercentage)) : 0,
       sinkConnectionFailures: n(sink.ConnectionFailedCount),
       sinkWriteFailures: n(sink.EventWriteFail),
+      channelOpen: ch.Open === 'true',
     };
   } catch {
     return null;

@@ -11,8 +11,18 @@ interface ValidationIssue {
 
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
-/** A failed schema validation (a route's params, query or body) as one of our errors. */
+/** A failed schema validation, with each field's problem in details.fields. */
 function validationError(raw: FastifyError, req: FastifyRequest): AppError {
+  const e = validationErrorOf(raw, req);
+  const issues = (raw.validation ?? []) as ValidationIssue[];
+  const fields = issues.map((i) => ({
+    field: i.instancePath.split('/').filter(Boolean).join('.') || (raw.validationContext ?? 'body'),
+    message: i.keyword === 'unrecognized_keys' ? `unknown: ${(i.params?.keys ?? []).join(', ')}` : (i.message ?? 'invalid'),
+  }));
+  return new AppError(e.code, e.error, e.statusCode, e.message, { ...e.details, fields });
+}
+
+function validationErrorOf(raw: FastifyError, req: FastifyRequest): AppError {
   const issues = (raw.validation ?? []) as ValidationIssue[];
   const where = raw.validationContext ?? 'body';
   const text = issues

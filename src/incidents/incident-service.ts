@@ -13,7 +13,7 @@ import type { Keys } from '../redis/keys.js';
 import type { SupervisorDriver } from '../supervisor/driver.js';
 import { deliverWebhooks } from './webhooks.js';
 
-export type IncidentType = 'unexpected_exit' | 'backoff' | 'fatal' | 'crash_loop' | 'not_running' | 'recovered';
+export type IncidentType = 'unexpected_exit' | 'backoff' | 'fatal' | 'crash_loop' | 'not_running' | 'recovered' | 'config_reverted';
 
 export interface Incident {
   id: string;
@@ -34,6 +34,7 @@ const SEVERITY: Record<IncidentType, Incident['severity']> = {
   crash_loop: 'critical',
   not_running: 'critical',
   recovered: 'info',
+  config_reverted: 'warning',
 };
 export const HISTORY_LENGTH = 100;
 const GROUP = 'incidents';
@@ -272,6 +273,11 @@ export class IncidentService extends EventEmitter {
     }
     this.suspects = suspects;
     this.resyncs++;
+  }
+
+  /** Raises an incident found elsewhere (a config change that was reverted). */
+  async report(program: string, type: 'config_reverted', message: string, details: Incident['details']): Promise<Incident> {
+    return this.raise(program, type, message, details);
   }
 
   private async raise(program: string, type: IncidentType, message: string, details: Incident['details']): Promise<Incident> {

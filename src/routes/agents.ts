@@ -60,7 +60,7 @@ export async function agentRoutes(
       response: { 201: statusBody, ...errors(400, 401, 403, 409, 422, 502, 503) },
     },
     handler: async (req, reply) => {
-      const s = await agents.create(req.params, req.body, { start: req.query.start === undefined || isSet(req.query.start) });
+      const s = await agents.create(req.params, req.body, { start: req.query.start === undefined || isSet(req.query.start), by: req.principal?.sub });
       return reply.status(201).send(ok(`${s.program}: created, ${s.state}`, s));
     },
   });
@@ -69,8 +69,10 @@ export async function agentRoutes(
     start: 'Start the agent on its port (idempotent)',
     stop: 'Withdraw the route and stop the agent; port and channel are kept',
     restart: 'Stop and start, same port, same channel',
+    pause: 'Pause intake: the gateway answers 503 AGENT_PAUSED with Retry-After; the agent keeps running and drains its channel (status: paused, drained)',
+    resume: 'Resume intake after a pause',
   };
-  for (const action of ['start', 'stop', 'restart'] as const) {
+  for (const action of ['start', 'stop', 'restart', 'pause', 'resume'] as const) {
     app.post(`/v1/api/:db/:table/${action}`, {
       onRequest: authorize('operate'),
       schema: {
@@ -81,8 +83,8 @@ export async function agentRoutes(
         response: { 200: statusBody, ...errors(400, 401, 403, 404, 409, 502, 503) },
       },
       handler: async (req) => {
-        const s = await agents[action](req.params);
-        return ok(`${s.program}: ${s.state}`, s);
+        const s = action === 'pause' ? await agents.pause(req.params, req.principal?.sub ?? 'unknown') : await agents[action](req.params);
+        return ok(`${s.program}: ${action === 'pause' || action === 'resume' ? (s.paused ? 'paused' : 'intake open') : s.state}`, s);
       },
     });
   }
@@ -171,7 +173,7 @@ export async function agentRoutes(
   });
 
   // A browser or a habit from the original GET API: say which method to use instead.
-  for (const action of ['create', 'start', 'stop', 'restart']) {
+  for (const action of ['create', 'start', 'stop', 'restart', 'pause', 'resume']) {
     app.route({
       method: ['GET', 'PUT', 'PATCH', 'DELETE'],
       url: `/v1/api/:db/:table/${action}`,

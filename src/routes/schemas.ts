@@ -36,6 +36,7 @@ export const countersSchema = z.object({
   channelFillPercent: z.number(),
   sinkConnectionFailures: z.number(),
   sinkWriteFailures: z.number(),
+  channelOpen: z.boolean().describe('false: Flume could not open the file channel and refuses every event'),
   lastEventAt: z.string().nullable(),
   lastEventAgeSeconds: z.number().nullable(),
 });
@@ -54,6 +55,12 @@ export const statusSchema = z.object({
   health: z.enum(['healthy', 'starting', 'degraded', 'down', 'stopped']),
   healthReason: z.string(),
   metrics: countersSchema.nullable(),
+  revision: z.object({
+    desired: z.number().describe('the config revision the operator wants (GET .../config)'),
+    running: z.number().nullable().describe('the revision the running agent started with; null when not running'),
+  }),
+  paused: z.boolean().describe('intake paused: the gateway answers 503 AGENT_PAUSED, the agent drains its channel'),
+  drained: z.boolean().nullable().describe('the channel is empty (null: not known, the agent is not running)'),
   description: z.string(),
   observedAt: z.string().describe('when the fleet model observed this (every FLEET_REFRESH_MS); ?fresh=true observes it now'),
 });
@@ -108,7 +115,7 @@ export const incidentSchema = z.object({
   db: z.string(),
   table: z.string(),
   program: z.string(),
-  type: z.enum(['unexpected_exit', 'backoff', 'fatal', 'crash_loop', 'not_running', 'recovered']),
+  type: z.enum(['unexpected_exit', 'backoff', 'fatal', 'crash_loop', 'not_running', 'recovered', 'config_reverted']),
   severity: z.enum(['critical', 'warning', 'info']),
   message: z.string(),
   details: z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.null()])),

@@ -43,7 +43,8 @@ describe('agent templates', () => {
   it('rejects what Flume would silently mangle (422)', () => {
     const e = rejects({ options: { batchSize: 500 }, channel: { transactionCapacity: 100 } });
     expect([e.statusCode, e.error]).toEqual([422, 'CONFIG_REJECTED']);
-    expect(e.message).toMatch(/batchSize \(500\) exceeds channel.transactionCapacity \(100\)/);
+    expect(e.message).toMatch(/options.batchSize: 500 exceeds channel.transactionCapacity \(100\)/);
+    expect(e.details?.fields).toEqual([{ field: 'options.batchSize', message: expect.stringContaining('exceeds') }]);
     const f = rejects({ channel: { capacity: 10, transactionCapacity: 100 } });
     expect(f.error).toBe('CONFIG_REJECTED');
   });

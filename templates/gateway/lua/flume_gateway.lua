@@ -4,7 +4,7 @@
 --
 -- Redis schema (src/redis/keys.ts): <p>token:<hash> HASH user scope exp graceUntil lastUsed, where
 -- hash = hex(HMAC-SHA1(token hash key, hex(SHA-1(token)))) (src/tokens/token-service.ts);
--- <p>route:<db>:<table> "host:port"; <p>tables SET "<db>:<table>"; <p>invalidate PUBSUB.
+-- <p>route:<db>:<table> "host:port" | "paused"; <p>tables SET "<db>:<table>"; <p>invalidate PUBSUB.
 
 local ok_redis, redis = pcall(require, "resty.redis")
 if not ok_redis then redis = require "nginx.redis" end
@@ -194,6 +194,9 @@ function M.access(db, tbl)
   end
   if route == "none" then
     return reply(404, 10043, "TABLE_NOT_FOUND", "no agent for " .. db .. "." .. tbl)
+  end
+  if route == "paused" then
+    return reply(503, 10107, "AGENT_PAUSED", "intake for " .. db .. "." .. tbl .. " is paused by an operator; retry later", 30)
   end
   if route == "down" then
     return reply(503, 10106, "AGENT_DOWN", "the agent for " .. db .. "." .. tbl .. " is not running", 5)

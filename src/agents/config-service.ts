@@ -1,0 +1,225 @@
+import { readFile } from 'node:fs/promises';
+import { createTwoFilesPatch } from 'diff';
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
+import { AppError, agentNotFound, configReverted, revisionNotFound } from '../errors.js';
+import type { IncidentService } from '../incidents/incident-service.js';
+import type { AgentService } from './agent-service.js';
+import { revisionOf, writeAtomic, type AgentMeta, type AgentStore } from './agent-store.js';
+import { programName, type TableRef } from './names.js';
+import { checkSpec, renderAgentConfig, specError, type FieldIssue } from './render.js';
+import { RevisionStore, type Revision, type RevisionPair } from './revisions.js';
+import type { AgentSpec } from './sinks.js';
+import type { TableLock } from './table-lock.js';
+
+export interface ConfigView extends TableRef {
+  program: string;
+  revision: RevisionPair;
+  spec: AgentSpec;
+  /** The rendered flume.conf of the desired revision, as the agent reads it. */
+  flumeConf: string;
+}
+
+export interface ConfigChange extends TableRef {
+  program: string;
+  /**
+   * dry_run: nothing was written; unchanged: the spec equals the desired one, nothing done;
+   * applied: the agent restarted with it and accepts events; stored: the agent is stopped and
+   * runs it at its next start.
+   */
+  outcome: 'dry_run' | 'unchanged' | 'applied' | 'stored';
+  /** The new revision's number (for a dry run: the number it would get). */
+  revision: number;
+  previousRevision: number;
+  spec: AgentSpec;
+  /** Unified diff of the rendered flume.conf, from the desired revision to this one. */
+  diff: string;
+  /** Each field's validation result (all fine here: a bad field answers 400/422 with details.fields). */
+  fields: FieldIssue[];
+}
+
+export type ChangeMode = 'put' | 'patch';
+
+const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/** JSON Merge Patch (RFC 7396): objects merge, null removes a key (its default comes back). */
+export function mergePatch(target: unknown, patch: unknown): unknown {
+  if (!isObject(patch)) return patch;
+  const out: Record<string, unknown> = isObject(target) ? { ...target } : {};
+  for (const [k, v] of Object.entries(patch)) {
+    if (v === null) delete out[k];
+    else out[k] = mergePatch(out[k], v);
+  }
+  return out;
+}
+
+/** The body that re-creates a spec: what PATCH merges into. */
+const bodyOf = (spec: AgentSpec) => ({ sink: spec.sink, options: spec.options, channel: spec.channel });
+
+/**
+ * An agent's config as a resource with a history: read it, preview a change (dry run: per-field
+ * validation and a diff of flume.conf), apply it, go back to an earlier revision.
+ *
+ * Guarantees:
+ * - every change runs under the table's lock, on the same port and the same channel;
+ * - a running agent is restarted with the new revision and the answer comes once it accepts
+ *   events; if it does not within the ready timeout (or Flume reports its channel or port
+ *   failed), the previous revision is restored and started again, the answer is 422
+ *   CONFIG_REVERTED, an incident `config_reverted` is raised, and the failed revision stays in
+ *   the history marked `reverted`. The channel is never touched, so nothing accepted is lost;
+ * - a stopped agent only gets its files rewritten (`stored`): the next start runs the revision;
+ * - revisions only grow; the last CONFIG_REVISIONS_KEPT are kept, the desired one always.
+ */
+export class ConfigService {
+  constructor(
+    private readonly cfg: Config,
+    private readonly store: AgentStore,
+    private readonly lock: TableLock,
+    private readonly agents: AgentService,
+    private readonly incidents: IncidentService,
+    private readonly log: Logger,
+  ) {}
+
+  revisionsOf(program: string): RevisionStore {
+    return new RevisionStore(this.store.paths(program).revisionsDir, this.cfg.CONFIG_REVISIONS_KEPT);
+  }
+
+  async get(ref: TableRef): Promise<ConfigView> {
+    const meta = await this.meta(programName(ref));
+    return {
+      db: meta.db,
+      table: meta.table,
+      program: meta.program,
+      revision: (await this.agents.status(ref, true)).revision,
+      spec: meta.spec,
+      flumeConf: await readFile(this.store.paths(meta.program).flumeConf, 'utf8').catch(() => this.render(meta, meta.spec)),
+    };
+  }
+
+  /** The history, oldest first (an agent created before revisions existed shows its spec as 1). */
+  async history(ref: TableRef): Promise<Revision[]> {
+    const meta = await this.meta(programName(ref));
+    const revs = await this.revisionsOf(meta.program).list();
+    return revs.length ? revs : [this.firstRevision(meta)];
+  }
+
+  /** PUT (a whole create body) or PATCH (a merge patch over the desired spec). */
+  async change(ref: TableRef, body: unknown, opts: { mode: ChangeMode; dryRun: boolean; by: string }): Promise<ConfigChange> {
+    const program = programName(ref);
+    const preview = async (meta: AgentMeta) => {
+      const next = opts.mode === 'patch' ? mergePatch(bodyOf(meta.spec), body) : body;
+      const c = checkSpec(next, ref);
+      if (!c.ok) throw specError(c);
+      return c.spec;
+    };
+    if (opts.dryRun) {
+      const meta = await this.meta(program);
+      const number = Math.max(await this.revisionsOf(program).latestNumber(), revisionOf(meta)) + 1;
+      return this.describe(meta, await preview(meta), 'dry_run', number);
+    }
+    return this.lock.run(program, 'config', async () => {
+      const meta = await this.meta(program);
+      return this.applyHeld(meta, await preview(meta), { reason: opts.mode, from: null, by: opts.by });
+    });
+  }
+
+  /** Makes an earlier revision's spec the desired one again, as a new revision. */
+  async rollback(ref: TableRef, revision: number | undefined, by: string): Promise<ConfigChange> {
+    const program = programName(ref);
+    return this.lock.run(program, 'config', async () => {
+      const meta = await this.meta(program);
+      const history = await this.revisionsOf(program).list();
+      const current = revisionOf(meta);
+      // Default: the newest applied revision before the desired one.
+      const target =
+        revision === undefined
+          ? history.filter((r) => r.revision < current && r.outcome !== 'reverted').at(-1)
+          : history.find((r) => r.revision === revision);
+      if (!target) {
+        throw revisionNotFound(
+          revision === undefined ? `${program} has no earlier good revision to go back to` : `${program} has no revision ${revision} (kept: ${history.map((r) => r.revision).join(', ') || 'none'})`,
+        );
+      }
+      return this.applyHeld(meta, target.spec, { reason: 'rollback', from: target.revision, by });
+    });
+  }
+
+  // --- internals ----------------------------------------------------------------------------
+
+  private async applyHeld(meta: AgentMeta, spec: AgentSpec, how: { reason: Revision['reason']; from: number | null; by: string }): Promise<ConfigChange> {
+    const revisions = this.revisionsOf(meta.program);
+    const previous = revisionOf(meta);
+    if (JSON.stringify(spec) === JSON.stringify(meta.spec)) return this.describe(meta, spec, 'unchanged', previous);
+    // An agent from before revisions existed: its creation spec becomes revision 1 first.
+    if ((await revisions.latestNumber()) === 0) await revisions.write(this.firstRevision(meta));
+    const number = (await revisions.latestNumber()) + 1;
+    const change = await this.describe(meta, spec, 'applied', number);
+    const running = (await this.store.desired(meta.program)) === 'running';
+    const rev: Revision = { revision: number, spec, createdAt: new Date().toISOString(), by: how.by, reason: how.reason, from: how.from, outcome: running ? 'applied' : 'stored', error: null };
+    const next: AgentMeta = { ...meta, spec, revision: number, runningRevision: meta.runningRevision ?? previous };
+    const log = this.log.child({ program: meta.program, revision: number });
+    await revisions.write(rev);
+    await this.writeAgentFiles(next);
+    if (!running) {
+      await revisions.prune(number);
+      log.info({ from: previous }, 'config stored; the agent runs it at its next start');
+      return { ...change, outcome: 'stored' };
+    }
+    try {
+      await this.agents.restartHeld(next);
+    } catch (err) {
+      const reason = err instanceof AppError ? err.message : String(err);
+      log.warn({ err }, 'the new config did not accept events; reverting');
+      await revisions.write({ ...rev, outcome: 'reverted', error: reason });
+      await this.writeAgentFiles(meta);
+      let restored = true;
+      try {
+        await this.agents.restartHeld(meta);
+      } catch (err2) {
+        restored = false;
+        log.error({ err: err2 }, 'the previous config did not start again either');
+      }
+      const message = `revision ${number} of ${meta.program} did not accept events; ${restored ? `revision ${previous} runs again` : `revision ${previous} is restored on disk but did not start`}`;
+      await this.agents.status(meta, true).catch(() => undefined);
+      await this.incidents.report(meta.program, 'config_reverted', message, { revision: number, restoredRevision: previous, restored, reason });
+      throw configReverted(message, {
+        revision: number,
+        restoredRevision: previous,
+        restored,
+        reason,
+        logTail: err instanceof AppError ? (err.details?.logTail ?? []) : [],
+      });
+    }
+    await revisions.prune(number);
+    await this.agents.status(meta, true); // the fleet model sees the new revision at once
+    log.info({ from: previous, reason: how.reason }, 'config applied');
+    return change;
+  }
+
+  /** flume.conf, agent.json and the program (its class path follows the sink), atomically each. */
+  private async writeAgentFiles(meta: AgentMeta): Promise<void> {
+    await writeAtomic(this.store.paths(meta.program).flumeConf, this.render(meta, meta.spec));
+    await this.store.writeMeta(meta);
+    await this.store.writeProgram(meta, (await this.store.desired(meta.program)) === 'running');
+  }
+
+  private render(meta: AgentMeta, spec: AgentSpec): string {
+    return renderAgentConfig(meta, spec, meta.port, this.store.paths(meta.program));
+  }
+
+  private async describe(meta: AgentMeta, spec: AgentSpec, outcome: ConfigChange['outcome'], revision: number): Promise<ConfigChange> {
+    const before = await readFile(this.store.paths(meta.program).flumeConf, 'utf8').catch(() => this.render(meta, meta.spec));
+    const diff = createTwoFilesPatch(`flume.conf (revision ${revisionOf(meta)})`, `flume.conf (revision ${revision})`, before, this.render(meta, spec), '', '', { context: 1 });
+    return { db: meta.db, table: meta.table, program: meta.program, outcome, revision, previousRevision: revisionOf(meta), spec, diff, fields: [] };
+  }
+
+  private firstRevision(meta: AgentMeta): Revision {
+    return { revision: 1, spec: meta.spec, createdAt: meta.createdAt, by: 'service', reason: 'create', from: null, outcome: 'applied', error: null };
+  }
+
+  private async meta(program: string): Promise<AgentMeta> {
+    const meta = await this.store.readMeta(program);
+    if (!meta) throw agentNotFound(program);
+    return meta;
+  }
+}

@@ -1,0 +1,148 @@
+import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import type { ConfigService } from '../agents/config-service.js';
+import { tableParamsSchema } from '../agents/names.js';
+import { createBodySchema } from '../agents/sinks.js';
+import type { Authorize } from '../http/auth.js';
+import { access, errors, ok } from './schemas.js';
+
+const specSchema = z.object({
+  sink: z.string(),
+  options: z.record(z.string(), z.union([z.string(), z.number()])),
+  channel: z.object({ capacity: z.number(), transactionCapacity: z.number(), minimumRequiredSpace: z.number() }),
+});
+const revisionPairSchema = z.object({ desired: z.number(), running: z.number().nullable() });
+const fieldSchema = z.object({ field: z.string(), message: z.string() });
+const changeSchema = {
+  db: z.string(),
+  table: z.string(),
+  program: z.string(),
+  outcome: z
+    .enum(['dry_run', 'unchanged', 'applied', 'stored'])
+    .describe('dry_run: nothing written; applied: the agent restarted with it and accepts events; stored: the agent is stopped and runs it at its next start'),
+  revision: z.number().describe('the new revision (a dry run: the number it would get)'),
+  previousRevision: z.number(),
+  spec: specSchema,
+  diff: z.string().describe('unified diff of the rendered flume.conf'),
+  fields: z.array(fieldSchema).describe('per-field problems: empty here (a bad field answers 400/422 with details.fields)'),
+};
+const revisionSchema = z.object({
+  revision: z.number(),
+  spec: specSchema,
+  createdAt: z.string(),
+  by: z.string().describe("the control token's subject"),
+  reason: z.enum(['create', 'put', 'patch', 'rollback']),
+  from: z.number().nullable().describe('a rollback: the revision it copied'),
+  outcome: z.enum(['applied', 'stored', 'reverted']),
+  error: z.string().nullable().describe('why it was reverted'),
+});
+const changeQuery = z.strictObject({
+  dryRun: z.enum(['true', 'false', '1', '0']).optional().describe('true: validate and diff only, nothing is written or restarted'),
+});
+// A merge patch (RFC 7396) over the desired spec: objects merge, null restores a default.
+const patchBodySchema = z
+  .strictObject({
+    sink: z.string().optional(),
+    options: z.record(z.string(), z.unknown()).optional(),
+    channel: z.record(z.string(), z.unknown()).optional(),
+  })
+  .describe('JSON Merge Patch over the desired spec: e.g. {"channel":{"capacity":2000000}}; null restores an option\'s default');
+
+/** An agent's config as a resource: read, preview, apply, history, roll back. */
+export async function configRoutes(fastify: FastifyInstance, opts: { config: ConfigService; authorize: Authorize }): Promise<void> {
+  const app = fastify.withTypeProvider<ZodTypeProvider>();
+  const { config, authorize } = opts;
+  const tags = ['config'];
+  const by = (req: { principal?: { sub: string } }) => req.principal?.sub ?? 'unknown';
+  const isSet = (v: string | undefined) => v === 'true' || v === '1';
+  const changed = (c: { outcome: string; program: string; revision: number }) =>
+    c.outcome === 'dry_run'
+      ? `${c.program}: dry run, would be revision ${c.revision}`
+      : c.outcome === 'unchanged'
+        ? `${c.program}: unchanged, revision ${c.revision} stays`
+        : `${c.program}: revision ${c.revision} ${c.outcome}`;
+
+  app.get('/v1/api/:db/:table/config', {
+    onRequest: authorize('read'),
+    schema: {
+      tags,
+      summary: 'The desired config: its spec, the rendered flume.conf, and the revision desired and running',
+      ...access('read'),
+      params: tableParamsSchema,
+      response: { 200: ok({ db: z.string(), table: z.string(), program: z.string(), revision: revisionPairSchema, spec: specSchema, flumeConf: z.string() }), ...errors(400, 401, 403, 404, 503) },
+    },
+    handler: async (req) => {
+      const v = await config.get(req.params);
+      return { code: 0 as const, message: `${v.program}: revision ${v.revision.desired}`, ...v };
+    },
+  });
+
+  const changeResponses = { 200: ok(changeSchema), ...errors(400, 401, 403, 404, 409, 422, 502, 503) };
+  const changeDescription =
+    'Applies as a new revision and restarts a running agent on the same port and channel; answers once it accepts events. If it does not, the previous revision runs again: 422 CONFIG_REVERTED (and an incident). ?dryRun=true only validates and diffs.';
+  app.put('/v1/api/:db/:table/config', {
+    onRequest: authorize('operate'),
+    schema: {
+      tags,
+      summary: 'Replace the config (a whole create body)',
+      description: `${changeDescription} ${access('operate').description}`,
+      params: tableParamsSchema,
+      querystring: changeQuery,
+      body: createBodySchema,
+      response: changeResponses,
+    },
+    handler: async (req) => {
+      const c = await config.change(req.params, req.body, { mode: 'put', dryRun: isSet(req.query.dryRun), by: by(req) });
+      return { code: 0 as const, message: changed(c), ...c };
+    },
+  });
+
+  app.patch('/v1/api/:db/:table/config', {
+    onRequest: authorize('operate'),
+    schema: {
+      tags,
+      summary: 'Change part of the config (JSON Merge Patch)',
+      description: `${changeDescription} ${access('operate').description}`,
+      params: tableParamsSchema,
+      querystring: changeQuery,
+      body: patchBodySchema,
+      response: changeResponses,
+    },
+    handler: async (req) => {
+      const c = await config.change(req.params, req.body, { mode: 'patch', dryRun: isSet(req.query.dryRun), by: by(req) });
+      return { code: 0 as const, message: changed(c), ...c };
+    },
+  });
+
+  app.get('/v1/api/:db/:table/config/revisions', {
+    onRequest: authorize('read'),
+    schema: {
+      tags,
+      summary: 'The kept revisions, oldest first (CONFIG_REVISIONS_KEPT)',
+      ...access('read'),
+      params: tableParamsSchema,
+      response: { 200: ok({ revisions: z.array(revisionSchema) }), ...errors(400, 401, 403, 404) },
+    },
+    handler: async (req) => {
+      const revisions = await config.history(req.params);
+      return { code: 0 as const, message: `${revisions.length} revision(s)`, revisions };
+    },
+  });
+
+  app.post('/v1/api/:db/:table/config/rollback', {
+    onRequest: authorize('operate'),
+    schema: {
+      tags,
+      summary: "Go back to a revision's spec (as a new revision); no revision: the last good one before the desired",
+      ...access('operate'),
+      params: tableParamsSchema,
+      body: z.strictObject({ revision: z.number().int().min(1).optional() }),
+      response: changeResponses,
+    },
+    handler: async (req) => {
+      const c = await config.rollback(req.params, req.body.revision, by(req));
+      return { code: 0 as const, message: changed(c), ...c };
+    },
+  });
+}
