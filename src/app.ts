@@ -22,6 +22,11 @@ import { clientErrorHandler, frameworkErrors, registerErrorHandling } from './ht
 import { makeKeys } from './redis/keys.js';
 import { agentRoutes } from './routes/agents.js';
 import { configRoutes } from './routes/config.js';
+import { auditRoutes } from './routes/audit.js';
+import { AuditLog } from './audit/audit-log.js';
+import { registerAudit } from './http/audit.js';
+import { operationRoutes } from './routes/operations.js';
+import { OperationService } from './operations/operation-service.js';
 import { healthRoutes } from './routes/health.js';
 import { eventRoutes } from './routes/events.js';
 import { metricsRoutes } from './routes/metrics.js';
@@ -79,7 +84,10 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
   const tokens = new TokenService(redis, keys, config.TOKEN_GRACE_SECONDS, log.child({ component: 'tokens' }), join(config.varDir, 'tokens'), loadOrCreateTokenHashKey(config));
   const reconciler = new Reconciler(redis, keys, store, routeTable, lock, driver, ports, fleet, agents, tokens, log.child({ component: 'reconciler' }));
   const incidents = new IncidentService(config, redis, keys, driver, store, lock, agents, log.child({ component: 'incidents' }));
+  const operations = new OperationService(agents, redis, keys, log.child({ component: 'operations' }));
   const configs = new ConfigService(config, store, lock, agents, incidents, log.child({ component: 'config' }));
+  const audit = new AuditLog(join(config.varDir, 'audit.log'), redis, keys, { maxBytes: config.AUDIT_LOG_MAX_BYTES, files: 5, streamLength: 10_000 }, log.child({ component: 'audit' }));
+  reconciler.refills.push(() => audit.refill());
   const readiness = { reconciled: false };
 
   const app: FastifyInstance = Fastify({
@@ -114,6 +122,7 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
   app.addContentTypeParser('application/json', { parseAs: 'string' }, parseJson);
   app.addContentTypeParser('*', { parseAs: 'string' }, parseJson);
   registerErrorHandling(app);
+  registerAudit(app, audit);
   const revocations = new ControlTokenRevocations(redis, keys, join(config.varDir, 'revoked-control-tokens.json'), log.child({ component: 'auth' }));
   const authorize = registerAuth(app, loadOrCreateSecret(config), revocations);
   void app.register(fastifySwagger, {
@@ -133,10 +142,12 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
   void app.register(healthRoutes, { redis, driver, readiness });
   void app.register(agentRoutes, { agents, reconciler, fleet, authorize });
   void app.register(configRoutes, { config: configs, authorize });
+  void app.register(operationRoutes, { operations, authorize });
+  void app.register(auditRoutes, { audit, authorize });
   void app.register(tokenRoutes, { tokens, authorize });
   void app.register(controlTokenRoutes, { revocations, authorize });
   void app.register(sinkRoutes, { config, authorize });
-  void app.register(eventRoutes, { incidents, fleet, agents, authorize });
+  void app.register(eventRoutes, { incidents, fleet, agents, operations, authorize });
   void app.register(metricsRoutes, { agents, incidents });
   void app.register(pageRoutes);
 

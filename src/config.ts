@@ -37,6 +37,8 @@ export const configSchema = z.object({
   FLUME_EXTRA_CLASSPATH: z.string().default(''),
   AGENT_HEAP: z.string().regex(/^\d+[mMgG]$/, 'must look like 256m').default('256m'),
   AGENT_READY_TIMEOUT_MS: z.coerce.number().int().min(1000).default(60000),
+  /** var/audit.log rotates at this size (5 files kept). */
+  AUDIT_LOG_MAX_BYTES: z.coerce.number().int().min(1024).default(10 * 1024 * 1024),
   /** Config revisions kept per agent (services/<program>/revisions/); the oldest are pruned. */
   CONFIG_REVISIONS_KEPT: z.coerce.number().int().min(2).max(1000).default(20),
   /** A table lock outlives a crashed API process by at most this; its live holder extends it. */

@@ -3,10 +3,11 @@ import { existsSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
-import { agentExists, agentNotFound, agentStartFailed, portConflict, sinkUnavailable } from '../errors.js';
+import pLimit from 'p-limit';
+import { AppError, agentExists, agentNotFound, agentStartFailed, portConflict, sinkUnavailable } from '../errors.js';
 import type { AgentStatus, FleetModel } from '../fleet/fleet-model.js';
 import { probeSource, readFlumeMetrics } from '../flume/client.js';
-import { infoOrNull, type ProcessInfo, type ProcessState, type SupervisorDriver } from '../supervisor/driver.js';
+import { infoOrNull, settleEach, type ProcessInfo, type ProcessState, type SupervisorDriver } from '../supervisor/driver.js';
 import { logSince, logTail, revisionOf, writeAtomic, type AgentMeta, type AgentStore } from './agent-store.js';
 import { RevisionStore } from './revisions.js';
 import { queuedEvents } from './channel-state.js';
@@ -28,6 +29,21 @@ export interface DeleteResult extends TableRef {
 }
 
 const FAILED_STATES: readonly ProcessState[] = ['FATAL', 'EXITED', 'BACKOFF'];
+
+/** One table's result in a batch: applied, failed (with the error), or skipped (nothing to do). */
+export interface TableOutcome {
+  outcome: 'applied' | 'failed' | 'skipped';
+  /** The error's stable name for a failure (BUSY, AGENT_START_FAILED, ...). */
+  code: string | null;
+  message: string;
+}
+export type OutcomeSink = (ref: TableRef, o: TableOutcome) => void;
+
+export const failure = (err: unknown): TableOutcome => ({
+  outcome: 'failed',
+  code: err instanceof AppError ? err.error : 'INTERNAL',
+  message: err instanceof Error ? err.message : String(err),
+});
 
 
 /**
@@ -133,6 +149,75 @@ export class AgentService {
       await this.restartHeld(await this.loadMeta(program));
       return this.observed(program);
     });
+  }
+
+  /**
+   * Stops many agents as one batch: every table's lock, routes withdrawn, program files
+   * written stopped, one supervisord re-read, then the processes stopped `concurrency` at a
+   * time (each checkpoints its channel). `done` hears each table's outcome as it is known.
+   */
+  async stopMany(refs: TableRef[], concurrency: number, done: OutcomeSink): Promise<void> {
+    const held = await this.holdMany(refs, 'stop', done);
+    try {
+      await Promise.all(held.map(({ meta }) => this.routes.withdraw(meta)));
+      await Promise.all(held.map(({ meta }) => this.store.writeProgram(meta, false)));
+      const results = await this.driver.updateMany(held.map((h) => h.meta.program), concurrency);
+      await Promise.all(
+        held.map(async ({ meta }) => {
+          const r = results.get(meta.program);
+          if (r instanceof Error) done(meta, failure(r));
+          else done(meta, { outcome: 'applied', code: null, message: `${meta.program}: ${(await this.observed(meta.program)).state}` });
+        }),
+      );
+    } finally {
+      await Promise.all(held.map((h) => h.release()));
+    }
+  }
+
+  /** Restarts many agents: all stopped at once (`concurrency` at a time), then started `concurrency` at a time. */
+  async restartMany(refs: TableRef[], concurrency: number, done: OutcomeSink): Promise<void> {
+    const held = await this.holdMany(refs, 'restart', done);
+    try {
+      await Promise.all(held.map(({ meta }) => this.routes.withdraw(meta)));
+      const stopped = await settleEach(held.map((h) => h.meta.program), concurrency, (p) => this.driver.stop(p));
+      const limit = pLimit(Math.max(1, concurrency));
+      await Promise.all(
+        held.map(({ meta }) =>
+          limit(async () => {
+            const err = stopped.get(meta.program);
+            if (err instanceof Error) return done(meta, failure(err));
+            try {
+              await this.startHeld(meta);
+              done(meta, { outcome: 'applied', code: null, message: `${meta.program}: ${(await this.observed(meta.program)).state}` });
+            } catch (e) {
+              done(meta, failure(e));
+            }
+          }),
+        ),
+      );
+    } finally {
+      await Promise.all(held.map((h) => h.release()));
+    }
+  }
+
+  /** Takes each table's lock and reads its metadata; a busy or unknown table is reported failed. */
+  private async holdMany(refs: TableRef[], operation: string, done: OutcomeSink) {
+    const held: Array<{ meta: AgentMeta; release: () => Promise<void> }> = [];
+    await Promise.all(
+      refs.map(async (ref) => {
+        const program = programName(ref);
+        try {
+          const release = await this.lock.acquire(program, operation);
+          const meta = await this.store.readMeta(program);
+          if (meta) return held.push({ meta, release });
+          await release();
+          done(ref, failure(agentNotFound(program)));
+        } catch (err) {
+          done(ref, failure(err));
+        }
+      }),
+    );
+    return held;
   }
 
   /** Pauses intake: the gateway answers 503 AGENT_PAUSED; the agent runs on and drains its channel. */

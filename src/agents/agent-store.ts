@@ -46,13 +46,13 @@ export async function logTail(file: string, lines = 15): Promise<string[]> {
   }
 }
 
-/** What a log file gained after byte `from` (at most the last 64 KiB of it); '' if unreadable. */
-export async function logSince(file: string, from: number): Promise<string> {
+/** What a log file gained after byte `from` (at most its last `maxBytes`); '' if unreadable. */
+export async function logSince(file: string, from: number, maxBytes = 65_536): Promise<string> {
   let fh;
   try {
     fh = await open(file, 'r');
     const size = (await fh.stat()).size;
-    const start = Math.max(from, size - 65_536);
+    const start = Math.max(from, size - maxBytes);
     if (size <= start) return '';
     const buf = Buffer.alloc(size - start);
     await fh.read(buf, 0, buf.length, start);

@@ -58,6 +58,8 @@ export class Reconciler {
   private readonly onReady = () => void this.jobs[0]?.runNow();
   /** Times the service restored Redis by itself after noticing it had lost its data. */
   heals = 0;
+  /** More copies to refill from disk when Redis lost its data (the audit stream). */
+  readonly refills: Array<() => Promise<unknown>> = [];
 
   constructor(
     private readonly redis: Redis,
@@ -91,7 +93,9 @@ export class Reconciler {
 
   /** Everything back from disk, then the marker that says Redis holds it. */
   async restore(): Promise<RestoreReport> {
+    const lost = (await redisCall(() => this.redis.exists(this.keys.epoch()))) === 0;
     const tokensRestored = await this.tokens.restoreFromDisk();
+    if (lost) await Promise.all(this.refills.map((refill) => refill()));
     const report = await this.reconcile();
     await redisCall(() => this.redis.set(this.keys.epoch(), randomUUID(), 'NX'));
     return { ...report, tokensRestored };

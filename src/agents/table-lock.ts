@@ -53,6 +53,16 @@ export class TableLock {
   ) {}
 
   async run<T>(program: string, operation: string, fn: () => Promise<T>): Promise<T> {
+    const release = await this.acquire(program, operation);
+    try {
+      return await fn();
+    } finally {
+      await release();
+    }
+  }
+
+  /** Takes the table (409 BUSY if held) and returns its release; prefer run() for one table. */
+  async acquire(program: string, operation: string): Promise<() => Promise<void>> {
     const key = this.keys.lock(program);
     const holder: LockHolder & { id: string } = { id: randomUUID(), operation, since: new Date().toISOString(), host: hostname(), pid: process.pid };
     const value = JSON.stringify(holder);
@@ -68,12 +78,10 @@ export class TableLock {
       this.redis.eval(RENEW, 1, key, value, this.opts.leaseMs).catch(() => undefined);
     }, Math.max(200, Math.floor(this.opts.leaseMs / 3)));
     renew.unref();
-    try {
-      return await fn();
-    } finally {
+    return async () => {
       clearInterval(renew);
       await this.redis.eval(UNLOCK, 1, key, value).catch(() => undefined);
-    }
+    };
   }
 
   /** Who holds the table now; null if nobody (or the lock expired meanwhile). */

@@ -49,6 +49,8 @@ export function registerAuth(app: FastifyInstance, secret: string, revocations: 
     }
     const principal = claims.data;
     if (revocations.isRevoked(principal.jti)) throw unauthorized('the token has been revoked');
+    // Known from here on, also when refused below: the audit trail names who was refused.
+    req.principal = principal;
     if (!roleAllows(principal.role, permission)) {
       throw forbidden(`role ${principal.role} may not do this (needs ${permission})`);
     }
@@ -57,6 +59,5 @@ export function registerAuth(app: FastifyInstance, secret: string, revocations: 
       throw forbidden(`this token is limited to db ${principal.dbs?.join(', ')}`);
     }
     if (opts.allDbs && principal.dbs) throw forbidden(`this acts on every db; the token is limited to db ${principal.dbs.join(', ')}`);
-    req.principal = principal;
   };
 }

@@ -2,6 +2,13 @@ import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError, ErrorCodes, invalidJson, invalidName, invalidRequest, missingField, bodyTooLarge, routeNotFound, uriTooLong } from '../errors.js';
 
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The error name this request was answered with (the audit trail records it). */
+    errorName?: string;
+  }
+}
+
 interface ValidationIssue {
   keyword: string;
   instancePath: string;
@@ -50,6 +57,7 @@ function validationErrorOf(raw: FastifyError, req: FastifyRequest): AppError {
 
 /** Our body for any error: {code, error, message[, details]}. */
 function send(reply: FastifyReply, err: AppError) {
+  reply.request.errorName = err.error;
   if (err.details?.allow) void reply.header('allow', String(err.details.allow));
   return reply
     .status(err.statusCode)

@@ -20,6 +20,8 @@
  *                                 across API processes
  *   <p>revoked-control-tokens HASH jti -> unix time its JWT expires: revoked control tokens
  *                                 (a copy of var/revoked-control-tokens.json)
+ *   <p>operation:<id>      STRING JSON of a bulk operation and its per-table outcomes, EX 24 h
+ *   <p>audit               STREAM the audit trail, capped (a copy of var/audit.log's newest entries)
  *   <p>invalidate          PUBSUB "token:<hash>" | "route:<db>:<table>": the gateway drops
  *                                 that entry from its cache at once
  */
@@ -38,6 +40,8 @@ export interface Keys {
   epoch(): string;
   incidentOnce(id: string): string;
   revokedControlTokens(): string;
+  operation(id: string): string;
+  audit(): string;
 }
 
 export function makeKeys(prefix: string): Keys {
@@ -56,5 +60,7 @@ export function makeKeys(prefix: string): Keys {
     epoch: () => `${prefix}epoch`,
     incidentOnce: (id) => `${prefix}incident-once:${id}`,
     revokedControlTokens: () => `${prefix}revoked-control-tokens`,
+    operation: (id) => `${prefix}operation:${id}`,
+    audit: () => `${prefix}audit`,
   };
 }

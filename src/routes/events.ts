@@ -6,12 +6,13 @@ import { programName, tableParamsSchema } from '../agents/names.js';
 import type { Authorize } from '../http/auth.js';
 import type { FleetModel, StateChange } from '../fleet/fleet-model.js';
 import type { Incident, IncidentService } from '../incidents/incident-service.js';
+import type { OperationProgress, OperationService } from '../operations/operation-service.js';
 import { access, errors, incidentSchema, ok } from './schemas.js';
 
 /** Incident history per agent, and the live stream of incidents and state changes (SSE). */
 export async function eventRoutes(
   fastify: FastifyInstance,
-  opts: { incidents: IncidentService; fleet: FleetModel; agents: AgentService; authorize: Authorize },
+  opts: { incidents: IncidentService; fleet: FleetModel; agents: AgentService; operations: OperationService; authorize: Authorize },
 ): Promise<void> {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
   const onRequest = opts.authorize('read');
@@ -43,7 +44,7 @@ export async function eventRoutes(
     onRequest,
     schema: {
       tags: ['operations'],
-      summary: 'Server-sent events (text/event-stream): "incident" and "state", JSON data; limited to the token\'s dbs',
+      summary: 'Server-sent events (text/event-stream): "incident", "state" and "operation" (bulk progress), JSON data; limited to the token\'s dbs',
       ...access('read'),
       response: { 200: z.string().describe('text/event-stream'), ...errors(401, 403) },
     },
@@ -59,18 +60,22 @@ export async function eventRoutes(
       'x-accel-buffering': 'no',
     });
     res.write(': flume-service events\n\n');
-    const send = (event: string) => (x: Incident | StateChange) => {
-      if (visible(x)) res.write(`event: ${event}\ndata: ${JSON.stringify(x)}\n\n`);
+    const send = (event: string) => (x: Incident | StateChange | OperationProgress) => {
+      // An operation's closing event names no table: everyone who may run operations sees it.
+      if (visible(x) || (event === 'operation' && x.db === '')) res.write(`event: ${event}\ndata: ${JSON.stringify(x)}\n\n`);
     };
     const onIncident = send('incident');
     const onState = send('state');
+    const onOperation = send('operation');
     opts.incidents.on('incident', onIncident);
     opts.fleet.on('state', onState);
+    opts.operations.on('operation', onOperation);
     const beat = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
     const end = () => {
       clearInterval(beat);
       opts.incidents.off('incident', onIncident);
       opts.fleet.off('state', onState);
+      opts.operations.off('operation', onOperation);
       streams.delete(end);
       res.end();
     };

@@ -3,6 +3,7 @@ import { supervisorUnavailable } from '../errors.js';
 import {
   PROCESS_STATES,
   SupervisorFaultError,
+  settleEach,
   type FaultName,
   type ProcessInfo,
   type ProcessState,
@@ -100,6 +101,11 @@ export class CtlSupervisorDriver implements SupervisorDriver {
     if (/updated process group/.test(out)) return 'changed';
     if (/added process group/.test(out)) return 'added';
     return 'unchanged';
+  }
+
+  /** One `supervisorctl update` per name (supervisorctl applies the groups one after another anyway). */
+  async updateMany(names: string[], concurrency: number): Promise<Map<string, UpdateResult | Error>> {
+    return settleEach(names, concurrency, (n) => this.update(n));
   }
 
   async start(name: string): Promise<void> {

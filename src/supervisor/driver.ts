@@ -1,3 +1,4 @@
+import pLimit from 'p-limit';
 import { AppError, ErrorCodes } from '../errors.js';
 
 /** supervisord's process states (supervisor/states.py), a closed set. */
@@ -89,6 +90,12 @@ export interface SupervisorDriver {
    * remove, add; removed -> stop, remove. Idempotent: a second call returns 'unchanged'.
    */
   update(name: string): Promise<UpdateResult>;
+  /**
+   * update() for many names with one re-read: the groups are applied `concurrency` at a time
+   * (a changed group is stopped, waiting for its exit, then added again). Returns each name's
+   * result or the error it met.
+   */
+  updateMany(names: string[], concurrency: number): Promise<Map<string, UpdateResult | Error>>;
   /** Starts and waits past startsecs. Idempotent: an already started process is fine. */
   start(name: string): Promise<void>;
   /** Stops and waits until the process is gone (stopwaitsecs, then SIGKILL). Idempotent. */
@@ -97,6 +104,14 @@ export interface SupervisorDriver {
   /** All processes in one call, with no process spawned per program. */
   infoAll(): Promise<ProcessInfo[]>;
   close(): Promise<void>;
+}
+
+/** Runs fn for each name, `concurrency` at a time; each name gets its result or its error. */
+export async function settleEach<T>(names: string[], concurrency: number, fn: (name: string) => Promise<T>): Promise<Map<string, T | Error>> {
+  const limit = pLimit(Math.max(1, concurrency));
+  const out = new Map<string, T | Error>();
+  await Promise.all(names.map((n) => limit(async () => out.set(n, await fn(n).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e))))))));
+  return out;
 }
 
 /** The process's info, or null if supervisord does not know the name (BAD_NAME). */

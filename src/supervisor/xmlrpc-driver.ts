@@ -3,6 +3,7 @@ import { supervisorUnavailable } from '../errors.js';
 import {
   PROCESS_STATES,
   SupervisorFaultError,
+  settleEach,
   faultName,
   type ProcessInfo,
   type ProcessState,
@@ -28,7 +29,8 @@ export function toProcessInfo(s: Struct): ProcessInfo {
 
 /** SupervisorDriver over supervisord's XML-RPC interface on its unix socket (the default). */
 export class XmlRpcSupervisorDriver implements SupervisorDriver {
-  private readonly agent = new Agent({ keepAlive: true, maxSockets: 16 });
+  // Bulk operations stop many groups at once, each call waiting for its process to exit.
+  private readonly agent = new Agent({ keepAlive: true, maxSockets: 64 });
 
   constructor(
     private readonly socketPath: string,
@@ -94,6 +96,16 @@ export class XmlRpcSupervisorDriver implements SupervisorDriver {
   async update(name: string): Promise<UpdateResult> {
     const result = (await this.call('supervisor.reloadConfig')) as string[][][];
     const [added = [], changed = [], removed = []] = result[0] ?? [];
+    return this.apply(name, added, changed, removed);
+  }
+
+  async updateMany(names: string[], concurrency: number): Promise<Map<string, UpdateResult | Error>> {
+    const result = (await this.call('supervisor.reloadConfig')) as string[][][];
+    const [added = [], changed = [], removed = []] = result[0] ?? [];
+    return settleEach(names, concurrency, (n) => this.apply(n, added, changed, removed));
+  }
+
+  private async apply(name: string, added: string[], changed: string[], removed: string[]): Promise<UpdateResult> {
     if (added.includes(name)) {
       await this.tolerate('ALREADY_ADDED', this.call('supervisor.addProcessGroup', name));
       return 'added';

@@ -1,0 +1,49 @@
+import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import type { AuditLog } from '../audit/audit-log.js';
+import { NAME_PATTERN } from '../agents/names.js';
+import type { Authorize } from '../http/auth.js';
+import { access, errors, ok } from './schemas.js';
+
+const entrySchema = z.object({
+  at: z.string(),
+  who: z.string().nullable().describe("the control token's subject (null: no valid token)"),
+  role: z.string().nullable(),
+  action: z.string().describe('"<METHOD> <route>"'),
+  db: z.string().nullable(),
+  table: z.string().nullable(),
+  status: z.number(),
+  outcome: z.enum(['ok', 'error']),
+  error: z.string().nullable(),
+  operationId: z.string().nullable(),
+  query: z.string().nullable(),
+  ip: z.string(),
+});
+const querySchema = z.strictObject({
+  db: z.string().regex(NAME_PATTERN).optional(),
+  table: z.string().regex(NAME_PATTERN).optional(),
+  who: z.string().min(1).max(128).optional(),
+  action: z.string().min(1).max(100).optional().describe('part of the action, e.g. "stop" or "config"'),
+  outcome: z.enum(['ok', 'error']).optional(),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+});
+
+/** The audit trail, newest first. */
+export async function auditRoutes(fastify: FastifyInstance, opts: { audit: AuditLog; authorize: Authorize }): Promise<void> {
+  const app = fastify.withTypeProvider<ZodTypeProvider>();
+  app.get('/v1/api/audit', {
+    onRequest: opts.authorize('admin'),
+    schema: {
+      tags: ['operations'],
+      summary: 'Who changed what: every mutating call, newest first, with filters (kept in var/audit.log, queried from Redis)',
+      ...access('admin'),
+      querystring: querySchema,
+      response: { 200: ok({ entries: z.array(entrySchema) }), ...errors(400, 401, 403, 503) },
+    },
+    handler: async (req) => {
+      const entries = await opts.audit.query({ ...req.query, dbs: req.principal?.dbs });
+      return { code: 0 as const, message: `${entries.length} entr${entries.length === 1 ? 'y' : 'ies'}, newest first`, entries };
+    },
+  });
+}

@@ -1,0 +1,85 @@
+import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { NAME_PATTERN } from '../agents/names.js';
+import { forbidden } from '../errors.js';
+import type { Authorize } from '../http/auth.js';
+import { BULK_OPS, type Operation, type OperationService } from '../operations/operation-service.js';
+import { PROCESS_STATES } from '../supervisor/driver.js';
+import { access, errors, ok } from './schemas.js';
+
+const name = NAME_PATTERN.source.slice(1, -1);
+const selectorSchema = z.strictObject({
+  db: z.string().regex(NAME_PATTERN, 'db must be a valid db name').optional(),
+  tables: z.array(z.string().regex(new RegExp(`^${name}\\.${name}$`), 'each table is "db.table"')).min(1).max(1000).optional(),
+  health: z.array(z.enum(['healthy', 'starting', 'degraded', 'down', 'stopped'])).min(1).optional(),
+  state: z.array(z.enum([...Object.values(PROCESS_STATES), 'NOT_LOADED'])).min(1).optional(),
+  all: z.literal(true).optional().describe('every agent the token may see; must be said explicitly'),
+  concurrency: z.number().int().min(1).max(64).default(8).describe('tables handled at once'),
+});
+const resultSchema = z.object({
+  db: z.string(),
+  table: z.string(),
+  program: z.string(),
+  outcome: z.enum(['pending', 'applied', 'failed', 'skipped']),
+  code: z.string().nullable().describe("a failure's error name (BUSY, AGENT_START_FAILED, ...)"),
+  message: z.string(),
+});
+const operationSchema = z.object({
+  id: z.string(),
+  op: z.enum(BULK_OPS),
+  by: z.string(),
+  selector: selectorSchema.omit({ concurrency: true }),
+  concurrency: z.number(),
+  state: z.enum(['running', 'done']),
+  createdAt: z.string(),
+  finishedAt: z.string().nullable(),
+  total: z.number(),
+  counts: z.object({ applied: z.number(), failed: z.number(), skipped: z.number(), pending: z.number() }),
+  results: z.array(resultSchema),
+});
+
+/** Bulk operations and their progress. */
+export async function operationRoutes(fastify: FastifyInstance, opts: { operations: OperationService; authorize: Authorize }): Promise<void> {
+  const app = fastify.withTypeProvider<ZodTypeProvider>();
+  const tags = ['operations'];
+  const body = (o: Operation) => ({ code: 0 as const, message: `${o.op} of ${o.total} agent(s): ${o.state}`, operation: o });
+
+  for (const op of BULK_OPS) {
+    app.post(`/v1/api/bulk/${op}`, {
+      onRequest: opts.authorize('operate'),
+      schema: {
+        tags,
+        summary: `${op} every agent the selector picks (db, tables, health, state, or all), concurrency at a time; answers 202 with the operation to follow`,
+        ...access('operate'),
+        body: selectorSchema,
+        response: { 202: ok({ operation: operationSchema }), ...errors(400, 401, 403, 503) },
+      },
+      handler: async (req, reply) => {
+        const { concurrency, ...selector } = req.body;
+        const dbs = req.principal?.dbs;
+        const outside = [selector.db, ...(selector.tables ?? []).map((t) => t.split('.')[0])].filter((d) => d && dbs && !dbs.includes(d));
+        if (outside.length) throw forbidden(`this token is limited to db ${dbs!.join(', ')}`);
+        const o = await opts.operations.begin(op, selector, concurrency, req.principal?.sub ?? 'unknown', dbs);
+        return reply.status(202).header('location', `/v1/api/operations/${o.id}`).header('x-operation-id', o.id).send(body(o));
+      },
+    });
+  }
+
+  app.get('/v1/api/operations/:id', {
+    onRequest: opts.authorize('read'),
+    schema: {
+      tags,
+      summary: "A bulk operation's progress and each table's outcome (kept 24 h); also streamed as \"operation\" events",
+      ...access('read'),
+      params: z.object({ id: z.uuid('an operation id is a UUID') }),
+      response: { 200: ok({ operation: operationSchema }), ...errors(400, 401, 403, 404, 503) },
+    },
+    handler: async (req) => {
+      const o = await opts.operations.get(req.params.id);
+      const dbs = req.principal?.dbs;
+      // A token limited to some dbs sees only its tables.
+      return body(dbs ? { ...o, results: o.results.filter((r) => dbs.includes(r.db)) } : o);
+    },
+  });
+}
