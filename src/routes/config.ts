@@ -81,39 +81,30 @@ export async function configRoutes(fastify: FastifyInstance, opts: { config: Con
   const changeResponses = { 200: ok(changeSchema), ...errors(400, 401, 403, 404, 409, 422, 502, 503) };
   const changeDescription =
     'Applies as a new revision and restarts a running agent on the same port and channel; answers once it accepts events. If it does not, the previous revision runs again: 422 CONFIG_REVERTED (and an incident). ?dryRun=true only validates and diffs.';
-  app.put('/v1/api/:db/:table/config', {
-    onRequest: authorize('operate'),
-    schema: {
-      tags,
-      summary: 'Replace the config (a whole create body)',
-      description: `${changeDescription} ${access('operate').description}`,
-      params: tableParamsSchema,
-      querystring: changeQuery,
-      body: createBodySchema,
-      response: changeResponses,
-    },
-    handler: async (req) => {
-      const c = await config.change(req.params, req.body, { mode: 'put', dryRun: isSet(req.query.dryRun), by: by(req) });
-      return { code: 0 as const, message: changed(c), ...c };
-    },
-  });
-
-  app.patch('/v1/api/:db/:table/config', {
-    onRequest: authorize('operate'),
-    schema: {
-      tags,
-      summary: 'Change part of the config (JSON Merge Patch)',
-      description: `${changeDescription} ${access('operate').description}`,
-      params: tableParamsSchema,
-      querystring: changeQuery,
-      body: patchBodySchema,
-      response: changeResponses,
-    },
-    handler: async (req) => {
-      const c = await config.change(req.params, req.body, { mode: 'patch', dryRun: isSet(req.query.dryRun), by: by(req) });
-      return { code: 0 as const, message: changed(c), ...c };
-    },
-  });
+  const modes = [
+    { mode: 'put', summary: 'Replace the config (a whole create body)', body: createBodySchema },
+    { mode: 'patch', summary: 'Change part of the config (JSON Merge Patch)', body: patchBodySchema },
+  ] as const;
+  for (const { mode, summary, body } of modes) {
+    app.route({
+      method: mode === 'put' ? 'PUT' : 'PATCH',
+      url: '/v1/api/:db/:table/config',
+      onRequest: authorize('operate'),
+      schema: {
+        tags,
+        summary,
+        description: `${changeDescription} ${access('operate').description}`,
+        params: tableParamsSchema,
+        querystring: changeQuery,
+        body,
+        response: changeResponses,
+      },
+      handler: async (req) => {
+        const c = await config.change(req.params, req.body, { mode, dryRun: isSet(req.query.dryRun), by: by(req) });
+        return { code: 0 as const, message: changed(c), ...c };
+      },
+    });
+  }
 
   app.get('/v1/api/:db/:table/config/revisions', {
     onRequest: authorize('read'),

@@ -16,7 +16,8 @@ afterAll(async () => {
   await h?.close();
 });
 
-const as = (token: string | null, method: 'GET' | 'POST' | 'DELETE', url: string, payload?: object) =>
+type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+const as = (token: string | null, method: Method, url: string, payload?: object) =>
   h.app.inject({
     method,
     url,
@@ -26,7 +27,7 @@ const as = (token: string | null, method: 'GET' | 'POST' | 'DELETE', url: string
 
 // Every control route, what it needs, and the answer it gives once authorized (the calls are
 // chosen to change nothing: unknown tables, bad bodies).
-const ROUTES: Array<[method: 'GET' | 'POST' | 'DELETE', url: string, need: 'read' | 'operate' | 'admin', authorized: number, payload?: object]> = [
+const ROUTES: Array<[method: Method, url: string, need: 'read' | 'operate' | 'admin', authorized: number, payload?: object]> = [
   ['POST', '/v1/api/shop/orders/create', 'operate', 400, { sink: 'nope' }],
   ['POST', '/v1/api/shop/orders/start', 'operate', 404],
   ['POST', '/v1/api/shop/orders/stop', 'operate', 404],
@@ -42,6 +43,17 @@ const ROUTES: Array<[method: 'GET' | 'POST' | 'DELETE', url: string, need: 'read
   ['POST', '/v1/api/control-tokens/revoke', 'admin', 400, {}],
   ['GET', '/v1/api/sinks', 'read', 200],
   ['POST', '/v1/api/shop/orders/create?start=maybe', 'operate', 400],
+  ['GET', '/v1/api/shop/orders/config', 'read', 404],
+  ['PUT', '/v1/api/shop/orders/config', 'operate', 404, {}],
+  ['PATCH', '/v1/api/shop/orders/config?dryRun=true', 'operate', 404, {}],
+  ['GET', '/v1/api/shop/orders/config/revisions', 'read', 404],
+  ['POST', '/v1/api/shop/orders/config/rollback', 'operate', 404, {}],
+  ['POST', '/v1/api/shop/orders/pause', 'operate', 404],
+  ['POST', '/v1/api/shop/orders/resume', 'operate', 404],
+  ['POST', '/v1/api/bulk/stop', 'operate', 400, {}],
+  ['POST', '/v1/api/bulk/delete', 'operate', 400, { db: 'shop', concurrency: 0 }],
+  ['GET', '/v1/api/operations/00000000-0000-4000-8000-000000000000', 'read', 404],
+  ['GET', '/v1/api/audit', 'admin', 200],
 ];
 const GRANTS = { admin: ['read', 'operate', 'admin'], operator: ['read', 'operate'], viewer: ['read'] } as const;
 
@@ -86,6 +98,15 @@ describe('control API authorization', () => {
     expect((await as(token, 'GET', '/v1/api/crm/leads/status')).statusCode).toBe(404);
     expect((await as(token, 'GET', '/v1/api/services?db=shop')).statusCode).toBe(403);
     expect((await as(token, 'GET', '/v1/api/services?db=crm')).statusCode).toBe(200);
+    for (const [method, url] of [['GET', 'config'], ['PATCH', 'config'], ['POST', 'config/rollback'], ['POST', 'pause'], ['POST', 'resume']] as const) {
+      expect((await as(token, method, `/v1/api/shop/orders/${url}`, method === 'GET' ? undefined : {})).statusCode, url).toBe(403);
+    }
+    expect((await as(token, 'POST', '/v1/api/bulk/stop', { db: 'shop' })).statusCode).toBe(403);
+    expect((await as(token, 'POST', '/v1/api/bulk/stop', { tables: ['crm.leads', 'shop.orders'] })).statusCode).toBe(403);
+    // A dbs-limited admin reads the audit of its dbs only.
+    const audit = (await as(h.tokenFor('admin', ['crm']), 'GET', '/v1/api/audit?limit=1000')).json().entries as Array<{ db: string | null }>;
+    expect(audit.length).toBeGreaterThan(0);
+    expect(audit.every((e) => e.db === 'crm')).toBe(true);
   });
 
   it('keeps a dbs-limited admin within its dbs everywhere: ingestion tokens, reconcile, revocations', async () => {

@@ -77,7 +77,10 @@ describe('bad input, generated', () => {
     // Names, on every route that takes them.
     for (const bad of BAD_NAMES) {
       for (const [db, table] of [[bad, 'orders'], ['shop', bad === 'token' ? 'Token' : bad]]) {
-        for (const [method, suffix] of [['POST', 'create'], ['POST', 'start'], ['POST', 'stop'], ['POST', 'restart'], ['GET', 'status'], ['GET', 'incidents'], ['DELETE', '']]) {
+        for (const [method, suffix] of [
+          ['POST', 'create'], ['POST', 'start'], ['POST', 'stop'], ['POST', 'restart'], ['GET', 'status'], ['GET', 'incidents'], ['DELETE', ''],
+          ['GET', 'config'], ['PATCH', 'config'], ['GET', 'config/revisions'], ['POST', 'config/rollback'], ['POST', 'pause'], ['POST', 'resume'],
+        ]) {
           cases.push({ method: method!, path: `/v1/api/${db}/${table}${suffix ? `/${suffix}` : ''}` });
         }
       }
@@ -96,6 +99,28 @@ describe('bad input, generated', () => {
       '{"sink":"file_roll","options":{"rollInterval":30,"rollInterval":"x"}}', '\u0000', '{"sink":"file_roll\\u0000"}', '[{"sink":"logger"}]',
     ];
     for (const body of bodies) cases.push({ method: 'POST', path: '/v1/api/shop/orders/create', body });
+    // Config changes (dry run or not: each is refused before anything is written).
+    for (const q of ['', '?dryRun=true']) {
+      for (const body of bodies) cases.push({ method: 'PUT', path: `/v1/api/good/events/config${q}`, body });
+      for (const body of ['null', '[]', '5', '{"options":[]}', '{"options":{"maxBytesToLog":0}}', '{"options":{"color":1}}', '{"channel":{"capacity":0}}', '{"channel":{"transactionCapacity":2000000}}', '{"sink":"kafka"}', '{"sink":"jdbc"}', '{"color":1}']) {
+        cases.push({ method: 'PATCH', path: `/v1/api/good/events/config${q}`, body });
+      }
+    }
+    for (const q of ['dryRun=maybe', 'dryRun=', 'x=1']) cases.push({ method: 'PATCH', path: `/v1/api/good/events/config?${q}`, body: '{}' });
+    for (const body of ['null', '[]', '{"revision":0}', '{"revision":-1}', '{"revision":1.5}', '{"revision":"1"}', '{"revision":99}', '{"rev":1}']) {
+      cases.push({ method: 'POST', path: '/v1/api/good/events/config/rollback', body });
+    }
+    // Bulk selectors and operation ids.
+    for (const body of [
+      'null', '[]', '{}', '{"concurrency":4}', '{"db":"BAD"}', '{"db":"good","concurrency":0}', '{"db":"good","concurrency":65}', '{"db":"good","concurrency":"8"}',
+      '{"tables":[]}', '{"tables":["good"]}', '{"tables":["good.events.x"]}', '{"tables":"good.events"}', '{"health":["sick"]}', '{"health":[]}', '{"state":["running"]}',
+      '{"all":false}', '{"all":"yes"}', '{"db":"good","color":"red"}',
+    ]) {
+      for (const op of ['stop', 'delete']) cases.push({ method: 'POST', path: `/v1/api/bulk/${op}`, body });
+    }
+    for (const path of ['/v1/api/bulk/explode', '/v1/api/bulk/']) cases.push({ method: 'POST', path, body: '{"all":true}' });
+    for (const id of ['nope', '1', '%00', 'a'.repeat(200), '00000000-0000-4000-8000-000000000000']) cases.push({ method: 'GET', path: `/v1/api/operations/${id}` });
+    for (const q of ['limit=0', 'limit=1001', 'limit=x', 'outcome=maybe', 'db=BAD', 'table=a-b', 'color=1', `who=${'a'.repeat(129)}`]) cases.push({ method: 'GET', path: `/v1/api/audit?${q}` });
     // Ingestion-token bodies.
     const tokenBodies = [
       'null', '[]', '"alice"', '{}', '{"username":""}', '{"username":"a b"}', '{"username":"' + 'a'.repeat(65) + '"}', '{"username":5}',
