@@ -5,6 +5,7 @@ import { loadOrCreateTokenHashKey, secretFile } from '../../src/auth/secret.js';
 import { hashToken as keyedHash } from '../../src/tokens/token-service.js';
 import { startHarness, type Harness } from '../helpers/harness.js';
 import { portRange } from '../helpers/ports.js';
+import { until } from '../helpers/wait.js';
 
 const hashToken = (token: string) => keyedHash(token, loadOrCreateTokenHashKey(h.config));
 
@@ -104,9 +105,16 @@ describe('control API authorization', () => {
     expect((await as(token, 'POST', '/v1/api/bulk/stop', { db: 'shop' })).statusCode).toBe(403);
     expect((await as(token, 'POST', '/v1/api/bulk/stop', { tables: ['crm.leads', 'shop.orders'] })).statusCode).toBe(403);
     // A dbs-limited admin reads the audit of its dbs only.
-    const audit = (await as(h.tokenFor('admin', ['crm']), 'GET', '/v1/api/audit?limit=1000')).json().entries as Array<{ db: string | null }>;
-    expect(audit.length).toBeGreaterThan(0);
+    expect((await as(token, 'POST', '/v1/api/crm/leads/stop')).statusCode).toBe(404);
+    // Entries are written once the answer is sent: wait for this one.
+    const audit = await until(
+      async () => (await as(h.tokenFor('admin', ['crm']), 'GET', '/v1/api/audit?limit=1000')).json().entries as Array<{ db: string | null }>,
+      (e) => e.length > 0,
+      5_000,
+    );
     expect(audit.every((e) => e.db === 'crm')).toBe(true);
+    const all = (await as(h.tokenFor('admin'), 'GET', '/v1/api/audit?limit=1000')).json().entries as Array<{ db: string | null }>;
+    expect(all.some((e) => e.db === 'shop')).toBe(true);
   });
 
   it('keeps a dbs-limited admin within its dbs everywhere: ingestion tokens, reconcile, revocations', async () => {
