@@ -14,15 +14,17 @@ import { RouteTable } from './agents/route-table.js';
 import { TableLock } from './agents/table-lock.js';
 import type { Config } from './config.js';
 import { invalidJson } from './errors.js';
-import { FleetModel } from './fleet/fleet-model.js';
+import { FleetModel, type IdleEvent } from './fleet/fleet-model.js';
 import { ControlTokenRevocations } from './auth/revocations.js';
-import { loadOrCreateSecret, loadOrCreateTokenHashKey } from './auth/secret.js';
+import { loadOrCreateSecret, loadOrCreateTokenHashKey, loadOrCreateWebhookSecret } from './auth/secret.js';
 import { registerAuth } from './http/auth.js';
 import { clientErrorHandler, frameworkErrors, registerErrorHandling } from './http/error-handler.js';
 import { makeKeys } from './redis/keys.js';
 import { agentRoutes } from './routes/agents.js';
 import { configRoutes } from './routes/config.js';
 import { auditRoutes } from './routes/audit.js';
+import { logRoutes } from './routes/logs.js';
+import { fleetRoutes } from './routes/fleet.js';
 import { AuditLog } from './audit/audit-log.js';
 import { registerAudit } from './http/audit.js';
 import { operationRoutes } from './routes/operations.js';
@@ -83,7 +85,11 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
   const agents = new AgentService(config, store, routeTable, lock, driver, ports, fleet, log.child({ component: 'agents' }));
   const tokens = new TokenService(redis, keys, config.TOKEN_GRACE_SECONDS, log.child({ component: 'tokens' }), join(config.varDir, 'tokens'), loadOrCreateTokenHashKey(config));
   const reconciler = new Reconciler(redis, keys, store, routeTable, lock, driver, ports, fleet, agents, tokens, log.child({ component: 'reconciler' }));
-  const incidents = new IncidentService(config, redis, keys, driver, store, lock, agents, log.child({ component: 'incidents' }));
+  const incidents = new IncidentService(
+    config, redis, keys, driver, store, lock, agents, log.child({ component: 'incidents' }),
+    config.WEBHOOK_URLS.length ? loadOrCreateWebhookSecret(config) : '',
+  );
+  fleet.on('idle', (e: IdleEvent) => void incidents.reportIdle(e).catch((err: unknown) => log.warn({ err }, 'could not raise an idle incident')));
   const operations = new OperationService(agents, redis, keys, log.child({ component: 'operations' }));
   const configs = new ConfigService(config, store, lock, agents, incidents, log.child({ component: 'config' }));
   const audit = new AuditLog(join(config.varDir, 'audit.log'), redis, keys, { maxBytes: config.AUDIT_LOG_MAX_BYTES, files: 5, streamLength: 10_000 }, log.child({ component: 'audit' }));
@@ -144,6 +150,8 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
   void app.register(configRoutes, { config: configs, authorize });
   void app.register(operationRoutes, { operations, authorize });
   void app.register(auditRoutes, { audit, authorize });
+  void app.register(logRoutes, { agents, store, authorize });
+  void app.register(fleetRoutes, { agents, fleet, incidents, authorize });
   void app.register(tokenRoutes, { tokens, authorize });
   void app.register(controlTokenRoutes, { revocations, authorize });
   void app.register(sinkRoutes, { config, authorize });

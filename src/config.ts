@@ -60,9 +60,13 @@ export const configSchema = z.object({
     .transform((s) => s.split(',').map((u) => u.trim()).filter(Boolean))
     .refine((urls) => urls.every((u) => /^https?:\/\/\S+$/.test(u)), 'must be comma-separated http(s) URLs'),
   WEBHOOK_RETRIES: z.coerce.number().int().min(0).max(10).default(3),
+  /** Signs every webhook body (X-Flume-Signature). Unset: generated once into var/webhook-secret (0600). */
+  WEBHOOK_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
   /** This many unexpected exits within CRASH_LOOP_WINDOW_SECONDS make a crash loop. */
   CRASH_LOOP_EXITS: z.coerce.number().int().min(2).default(3),
   CRASH_LOOP_WINDOW_SECONDS: z.coerce.number().int().min(10).default(300),
+  /** An agent turns degraded when its channel's disk has less than minimumRequiredSpace plus this left. */
+  CHANNEL_SPACE_MARGIN_BYTES: z.coerce.number().int().min(0).default(1024 ** 3),
   /** Full comparison of desired and actual state, for events supervisord dropped. */
   RESYNC_INTERVAL_MS: z.coerce.number().int().min(500).default(10000),
   /** How often the fleet model observes every agent (supervisord, source probe, counters). */

@@ -32,6 +32,7 @@ export const ErrorCodes = {
   TOKEN_USER_NOT_FOUND: 10042,
   REVISION_NOT_FOUND: 10044,
   OPERATION_NOT_FOUND: 10045,
+  INCIDENT_NOT_FOUND: 10046,
   METHOD_NOT_ALLOWED: 10050,
   /** The same code the gateway answers for an ingest body over its limit. */
   BODY_TOO_LARGE: 10060,
@@ -67,6 +68,7 @@ export const configRejected = (message: string) => make('CONFIG_REJECTED', 422, 
 export const configReverted = (message: string, details: Record<string, unknown>) => make('CONFIG_REVERTED', 422, message, details);
 export const revisionNotFound = (message: string) => make('REVISION_NOT_FOUND', 404, message);
 export const operationNotFound = (id: string) => make('OPERATION_NOT_FOUND', 404, `no operation ${id} (operations are kept 24 h)`);
+export const incidentNotFound = (id: string) => make('INCIDENT_NOT_FOUND', 404, `no incident ${id} among this agent's last 100`);
 export const sinkUnavailable = (message: string) => make('SINK_UNAVAILABLE', 422, message);
 export const routeNotFound = (message: string) => make('NOT_FOUND', 404, message);
 export const agentNotFound = (program: string) =>

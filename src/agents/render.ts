@@ -55,7 +55,7 @@ export type SpecCheck = { ok: true; spec: AgentSpec } | { ok: false; status: 400
 export function checkSpec(body: unknown, table: TableRef): SpecCheck {
   const parsed = createBodySchema.safeParse(body === undefined ? {} : body);
   if (!parsed.success) return { ok: false, status: 400, fields: zodIssues(parsed.error) };
-  const { sink, channel } = parsed.data;
+  const { sink, channel, idleMinutes } = parsed.data;
   const options = Object.fromEntries(
     Object.entries(parsed.data.options).map(([k, v]) => [
       k,
@@ -74,7 +74,7 @@ export function checkSpec(body: unknown, table: TableRef): SpecCheck {
     fields.push({ field: 'channel.transactionCapacity', message: `${channel.transactionCapacity} exceeds channel.capacity (${channel.capacity})` });
   }
   if (fields.length) return { ok: false, status: 422, fields };
-  return { ok: true, spec: { sink, options, channel } };
+  return { ok: true, spec: { sink, options, channel, ...(idleMinutes === undefined ? {} : { idleMinutes }) } };
 }
 
 /** A failed check as an error: 400 INVALID_REQUEST or 422 CONFIG_REJECTED, each field in details.fields. */

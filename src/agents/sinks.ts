@@ -69,6 +69,12 @@ export const SINK_TYPES = Object.keys(sinkSchemas) as [SinkType, ...SinkType[]];
 // Options left out are parsed as {}: a sink with a required option then names it.
 const noOptions = {};
 const channel = channelSchema.prefault({}).describe('the file channel: sizes only, its directories are per table');
+const idleMinutes = z
+  .number()
+  .min(0.1)
+  .max(10_080)
+  .optional()
+  .describe('raise an "idle" incident (and turn degraded) when no event arrived for this many minutes while the agent should receive');
 /**
  * The create body: `sink` (file_roll when left out), that sink's `options`, and `channel`.
  * The route validates with it and /docs shows it; resolveSpec parses with it too.
@@ -78,10 +84,10 @@ export const createBodySchema = z.preprocess(
   z.discriminatedUnion(
     'sink',
     [
-      z.strictObject({ sink: z.literal('file_roll'), options: sinkSchemas.file_roll.prefault({}), channel }),
-      z.strictObject({ sink: z.literal('hdfs'), options: sinkSchemas.hdfs.prefault(noOptions as z.input<typeof sinkSchemas.hdfs>), channel }),
-      z.strictObject({ sink: z.literal('kafka'), options: sinkSchemas.kafka.prefault(noOptions as z.input<typeof sinkSchemas.kafka>), channel }),
-      z.strictObject({ sink: z.literal('logger'), options: sinkSchemas.logger.prefault({}), channel }),
+      z.strictObject({ sink: z.literal('file_roll'), options: sinkSchemas.file_roll.prefault({}), channel, idleMinutes }),
+      z.strictObject({ sink: z.literal('hdfs'), options: sinkSchemas.hdfs.prefault(noOptions as z.input<typeof sinkSchemas.hdfs>), channel, idleMinutes }),
+      z.strictObject({ sink: z.literal('kafka'), options: sinkSchemas.kafka.prefault(noOptions as z.input<typeof sinkSchemas.kafka>), channel, idleMinutes }),
+      z.strictObject({ sink: z.literal('logger'), options: sinkSchemas.logger.prefault({}), channel, idleMinutes }),
     ],
     {
       error: (iss) =>
@@ -98,4 +104,6 @@ export interface AgentSpec {
   sink: SinkType;
   options: Record<string, string | number>;
   channel: ChannelOptions;
+  /** No events for this long raises an "idle" incident; unset: never. */
+  idleMinutes?: number;
 }

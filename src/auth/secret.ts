@@ -46,3 +46,8 @@ export function loadOrCreateSecret(cfg: Pick<Config, 'varDir' | 'JWT_SECRET'>): 
 export function loadOrCreateTokenHashKey(cfg: Pick<Config, 'varDir' | 'TOKEN_HASH_KEY'>): string {
   return loadOrCreate(tokenHashKeyFile(cfg), cfg.TOKEN_HASH_KEY);
 }
+
+/** Signs webhook bodies (HMAC-SHA256): WEBHOOK_SECRET, else var/webhook-secret. */
+export function loadOrCreateWebhookSecret(cfg: Pick<Config, 'varDir' | 'WEBHOOK_SECRET'>): string {
+  return loadOrCreate(join(cfg.varDir, 'webhook-secret'), cfg.WEBHOOK_SECRET);
+}

@@ -6,6 +6,9 @@ import type { AgentMeta, AgentStore, Desired } from '../agents/agent-store.js';
 import { assessHealth, type Health } from '../agents/health.js';
 import { parseProgramName, type TableRef } from '../agents/names.js';
 import { revisionPair, type RevisionPair } from '../agents/revisions.js';
+import { RateWindow, processUsage, usableSpace, type HistoryPoint } from './samples.js';
+
+const mib = (b: number) => Math.round(b / 1_048_576).toLocaleString('en-US');
 import type { Config } from '../config.js';
 import { probeSource, readFlumeMetrics, type FlumeCounters, type SourceProbe } from '../flume/client.js';
 import { periodic, type Periodic } from '../periodic.js';
@@ -38,6 +41,12 @@ export interface AgentStatus extends TableRef {
   /** Flume's counters while it runs; null when stopped or its metrics do not answer. */
   metrics: AgentMetrics | null;
   revision: RevisionPair;
+  /** Events per second in (accepted) and out (drained) over the last minute; null until known. */
+  rates: { inPerSecond: number; outPerSecond: number } | null;
+  /** The JVM's resident memory and CPU (% of one core since the last observation); null when not running. */
+  resources: { rssBytes: number; cpuPercent: number | null } | null;
+  /** Free disk where the channel lives, and the minimum below which Flume refuses events. */
+  disk: { usableBytes: number; minimumRequiredBytes: number } | null;
   /** Intake paused by an operator (the gateway answers 503 AGENT_PAUSED). */
   paused: boolean;
   /** The channel is empty; null when not known (the agent is not running). */
@@ -78,6 +87,23 @@ interface View {
   progress: Progress | null;
   /** Public content without volatile fields: a change bumps the fleet's version. */
   digest: string;
+  rates: RateWindow;
+  cpu: { t: number; cpuSeconds: number; pid: number } | null;
+  history: HistoryPoint[];
+  historyAt: number;
+  /** Since when the agent has been idle past its limit (the incident is raised once per period). */
+  idleSince: number | null;
+}
+
+/** History: a point every 10 s, the last hour. */
+export const HISTORY_INTERVAL_MS = 10_000;
+const HISTORY_POINTS = 360;
+
+/** An agent that received nothing for longer than its idle limit. */
+export interface IdleEvent extends TableRef {
+  program: string;
+  idleMinutes: number;
+  lastEventAt: string | null;
 }
 
 const UP: readonly AgentState[] = ['RUNNING', 'STARTING'];
@@ -183,6 +209,11 @@ export class FleetModel extends EventEmitter {
     return v ? this.withAges(v) : this.status(program) ?? null;
   }
 
+  /** An agent's history, oldest first (a point every 10 s, the last hour); undefined if unknown. */
+  history(program: string): HistoryPoint[] | undefined {
+    return this.views.get(program)?.history.slice();
+  }
+
   /** Drops an agent (deleted); a refresh that began earlier will not bring it back. */
   forget(program: string): void {
     this.forgotten.set(program, Date.now());
@@ -243,8 +274,27 @@ export class FleetModel extends EventEmitter {
     const sinkStalledSeconds = counters && counters.channelSize > 0 && progress ? Math.round((now - progress.drainedAt) / 1000) : null;
     const failing = progress?.failedAt != null && progress.failedAt >= progress.drainedAt;
     const sinkFailingSeconds = failing ? Math.round((now - progress.failedAt!) / 1000) : null;
+    const usage = running && info.pid ? await processUsage(info.pid) : null;
+    const usable = await usableSpace(this.store.paths(meta.program).channelDir);
+    const rates = counters && known ? known.rates : new RateWindow();
+    const rate = counters ? rates.add(now, counters.eventsAccepted, counters.eventsDrained) : null;
+    const prevCpu = known?.cpu;
+    const cpuPercent =
+      usage && prevCpu && prevCpu.pid === info?.pid && now > prevCpu.t ? Math.round(((usage.cpuSeconds - prevCpu.cpuSeconds) / ((now - prevCpu.t) / 1000)) * 1000) / 10 : null;
+    const required = meta.spec.channel.minimumRequiredSpace;
+    // Idle: accepting and should receive, but nothing arrived for longer than the table's limit.
+    const idleLimitMs = meta.spec.idleMinutes ? meta.spec.idleMinutes * 60_000 : null;
+    const quietSince = progress?.acceptedAt ?? (running && info.start ? info.start * 1000 : null);
+    const idle = idleLimitMs !== null && !meta.paused && desired === 'running' && probe === 'flume' && quietSince !== null && now - quietSince > idleLimitMs;
     const assessed = assessHealth({ desired, info, probe, port: meta.port, counters, sinkStalledSeconds, sink: meta.spec.sink, sinkFailingSeconds });
-    const { health } = assessed;
+    let { health } = assessed;
+    if (health === 'healthy' && usable !== null && usable < required + this.cfg.CHANNEL_SPACE_MARGIN_BYTES) {
+      health = 'degraded';
+      assessed.reason = `the channel's disk has ${mib(usable)} MiB usable; Flume refuses every event below ${mib(required)} MiB (minimumRequiredSpace): free space before it does`;
+    } else if (health === 'healthy' && idle) {
+      health = 'degraded';
+      assessed.reason = `no events for ${Math.round((now - quietSince!) / 60_000)} min (idle limit ${meta.spec.idleMinutes} min)`;
+    }
     const drainText = counters ? (counters.channelSize ? `${counters.channelSize} events left to drain` : 'channel drained') : assessed.reason;
     const reason = meta.paused ? `intake paused by ${meta.paused.by} since ${meta.paused.since}; ${health === 'healthy' ? drainText : assessed.reason}` : assessed.reason;
     const startedAtMs = running && info.start ? info.start * 1000 : null;
@@ -265,14 +315,34 @@ export class FleetModel extends EventEmitter {
         ? { ...counters, lastEventAt: progress?.acceptedAt ? new Date(progress.acceptedAt).toISOString() : null, lastEventAgeSeconds: null }
         : null,
       revision: revisionPair(meta, running),
+      rates: rate,
+      resources: usage ? { rssBytes: usage.rssBytes, cpuPercent } : null,
+      disk: usable === null ? null : { usableBytes: usable, minimumRequiredBytes: required },
       paused: Boolean(meta.paused),
       drained: counters ? counters.channelSize === 0 : null,
       description: info?.description ?? 'supervisord has not loaded this program',
       observedAt: new Date(stamp).toISOString(),
     };
-    const { description: _d, observedAt: _o, ...stable } = status;
+    // Rates, memory, CPU and free disk move all the time: left out of the digest (and of the
+    // listing), so an unchanged fleet keeps its version and its ETags.
+    const { description: _d, observedAt: _o, rates: _r, resources: _u, disk: _k, ...stable } = status;
     const digest = JSON.stringify(stable);
-    const view: View = { meta, fingerprint, stamp, status, info, startedAtMs, progress, digest };
+    const history = known?.history ?? [];
+    const historyAt = known?.historyAt ?? 0;
+    const view: View = {
+      meta, fingerprint, stamp, status, info, startedAtMs, progress, digest, rates,
+      cpu: usage && info ? { t: now, cpuSeconds: usage.cpuSeconds, pid: info.pid } : null,
+      history, historyAt,
+      idleSince: idle ? (known?.idleSince ?? now) : null,
+    };
+    if (now - historyAt >= HISTORY_INTERVAL_MS) {
+      view.historyAt = now;
+      history.push({ at: new Date(now).toISOString(), inPerSecond: rate?.inPerSecond ?? null, outPerSecond: rate?.outPerSecond ?? null, channelFillPercent: counters?.channelFillPercent ?? null, rssBytes: usage?.rssBytes ?? null });
+      if (history.length > HISTORY_POINTS) history.splice(0, history.length - HISTORY_POINTS);
+    }
+    if (idle && !known?.idleSince) {
+      this.emit('idle', { db: meta.db, table: meta.table, program: meta.program, idleMinutes: meta.spec.idleMinutes!, lastEventAt: progress?.acceptedAt ? new Date(progress.acceptedAt).toISOString() : null } satisfies IdleEvent);
+    }
     this.views.set(meta.program, view);
     if (known?.digest !== digest) this.version++;
     return view;

@@ -7,13 +7,23 @@ import type { AgentStore } from '../agents/agent-store.js';
 import { parseProgramName } from '../agents/names.js';
 import type { TableLock } from '../agents/table-lock.js';
 import type { Config } from '../config.js';
+import type { IdleEvent } from '../fleet/fleet-model.js';
 import { periodic, type Periodic } from '../periodic.js';
 import { blockingReader } from '../redis/client.js';
 import type { Keys } from '../redis/keys.js';
 import type { SupervisorDriver } from '../supervisor/driver.js';
-import { deliverWebhooks } from './webhooks.js';
+import { logTail } from '../agents/agent-store.js';
+import { incidentNotFound } from '../errors.js';
+import { lastExit, suggestAction, type ExitCause } from './explain.js';
+import { deliverWebhooks, type WebhookDelivery } from './webhooks.js';
 
-export type IncidentType = 'unexpected_exit' | 'backoff' | 'fatal' | 'crash_loop' | 'not_running' | 'recovered' | 'config_reverted';
+// KEYS[1] the list; ARGV: index, the entry as read, the new entry. Replaces it only if unchanged.
+const REPLACE_IF_SAME = `
+if redis.call('LINDEX', KEYS[1], ARGV[1]) == ARGV[2] then redis.call('LSET', KEYS[1], ARGV[1], ARGV[3]) return 1 end
+return 0`;
+const LOG_TAIL_LINES = 20;
+
+export type IncidentType = 'unexpected_exit' | 'backoff' | 'fatal' | 'crash_loop' | 'not_running' | 'recovered' | 'config_reverted' | 'idle';
 
 export interface Incident {
   id: string;
@@ -25,6 +35,15 @@ export interface Incident {
   severity: 'critical' | 'warning' | 'info';
   message: string;
   details: Record<string, string | number | boolean | null>;
+  /** How the agent's JVM ended (exits, crash loops), from supervisord's log: null when not known. */
+  exitCode: number | null;
+  signal: string | null;
+  /** The agent's last log lines when the incident was raised. */
+  logTail: string[];
+  suggestedAction: string;
+  acknowledged: { by: string; at: string } | null;
+  /** Each webhook URL's delivery outcome (pending until known). */
+  webhooks: WebhookDelivery[];
 }
 
 const SEVERITY: Record<IncidentType, Incident['severity']> = {
@@ -35,6 +54,7 @@ const SEVERITY: Record<IncidentType, Incident['severity']> = {
   not_running: 'critical',
   recovered: 'info',
   config_reverted: 'warning',
+  idle: 'warning',
 };
 export const HISTORY_LENGTH = 100;
 const GROUP = 'incidents';
@@ -65,7 +85,8 @@ export class IncidentService extends EventEmitter {
   /** Non-running states seen by the last resync: reported only if the next one sees them too. */
   private suspects = new Map<string, string>();
   private readonly exits = new Map<string, number[]>();
-  private readonly loopRaisedAt = new Map<string, number>();
+  /** Open crash loops: exits within the window are folded into this incident. */
+  private readonly loops = new Map<string, { id: string; lastExitAt: number; exits: number }>();
   private readonly retries = new Map<string, { attempt: number; timer: NodeJS.Timeout }>();
   readonly counts = new Map<IncidentType, number>();
   /** Completed resyncs (tests wait on it, not on time). */
@@ -80,6 +101,7 @@ export class IncidentService extends EventEmitter {
     private readonly lock: TableLock,
     private readonly agents: AgentService,
     private readonly log: Logger,
+    private readonly webhookSecret = '',
   ) {
     super();
     this.setMaxListeners(0);
@@ -171,14 +193,19 @@ export class IncidentService extends EventEmitter {
     if ((await this.store.desired(program)) !== 'running' || (await this.lock.busy(program))) return;
 
     if (state === 'EXITED' && e.expected === '0') {
-      await this.raise(program, 'unexpected_exit', `the agent exited unexpectedly (pid ${e.pid ?? '?'}, was ${e.from_state ?? '?'}); supervisord restarts it`, {
+      const cause = await lastExit(this.supervisordLog, program);
+      if (await this.fold(program, cause)) return;
+      const how = cause.signal ? `killed by ${cause.signal}` : cause.exitCode !== null ? `exit code ${cause.exitCode}` : 'cause unknown';
+      await this.raise(program, 'unexpected_exit', `the agent exited unexpectedly (${how}; pid ${e.pid ?? '?'}, was ${e.from_state ?? '?'}); supervisord restarts it`, {
         pid: Number(e.pid) || null,
         fromState: e.from_state ?? null,
-      });
-      await this.noteExit(program);
+      }, cause);
+      await this.noteExit(program, cause);
     } else if (state === 'BACKOFF') {
-      await this.raise(program, 'backoff', 'the agent exited while starting; supervisord is retrying', { fromState: e.from_state ?? null });
-      await this.noteExit(program);
+      const cause = await lastExit(this.supervisordLog, program);
+      if (await this.fold(program, cause)) return;
+      await this.raise(program, 'backoff', 'the agent exited while starting; supervisord is retrying', { fromState: e.from_state ?? null }, cause);
+      await this.noteExit(program, cause);
     } else if (state === 'FATAL') {
       await this.onFatal(program);
     } else if (state === 'RUNNING') {
@@ -186,18 +213,51 @@ export class IncidentService extends EventEmitter {
     }
   }
 
-  private async noteExit(program: string): Promise<void> {
+  private get supervisordLog(): string {
+    return `${this.cfg.varDir}/log/supervisord.log`;
+  }
+
+  /** A crash loop stays open until no exit came for a whole window. */
+  private openLoop(program: string): { id: string; lastExitAt: number; exits: number } | null {
+    const loop = this.loops.get(program);
+    if (!loop) return null;
+    if (Date.now() - loop.lastExitAt < this.cfg.CRASH_LOOP_WINDOW_SECONDS * 1000) return loop;
+    this.loops.delete(program);
+    return null;
+  }
+
+  /** While a crash loop is open, an exit updates it (count, cause, log tail) instead of raising its own. */
+  private async fold(program: string, cause: ExitCause): Promise<boolean> {
+    const loop = this.openLoop(program);
+    if (!loop) return false;
+    loop.exits++;
+    loop.lastExitAt = Date.now();
+    const tail = await logTail(this.store.paths(program).logFile, LOG_TAIL_LINES);
+    const updated = await this.update(program, loop.id, (i) => ({
+      ...i,
+      ...cause,
+      logTail: tail,
+      suggestedAction: suggestAction(cause, tail, 'loop'),
+      message: `${loop.exits} unexpected exits, the last at ${new Date(loop.lastExitAt).toISOString()}: the agent is crash-looping`,
+      details: { ...i.details, exits: loop.exits, lastExitAt: new Date(loop.lastExitAt).toISOString() },
+    }));
+    if (updated) this.emit('incident', updated);
+    return true;
+  }
+
+  private async noteExit(program: string, cause: ExitCause): Promise<void> {
     const now = Date.now();
     const windowMs = this.cfg.CRASH_LOOP_WINDOW_SECONDS * 1000;
     const recent = [...(this.exits.get(program) ?? []), now].filter((t) => now - t < windowMs);
     this.exits.set(program, recent);
-    const raised = this.loopRaisedAt.get(program) ?? 0;
-    if (recent.length >= this.cfg.CRASH_LOOP_EXITS && now - raised > windowMs) {
-      this.loopRaisedAt.set(program, now);
-      await this.raise(program, 'crash_loop', `${recent.length} unexpected exits in ${this.cfg.CRASH_LOOP_WINDOW_SECONDS} s: the agent is crash-looping`, {
+    if (recent.length >= this.cfg.CRASH_LOOP_EXITS) {
+      this.exits.delete(program);
+      const incident = await this.raise(program, 'crash_loop', `${recent.length} unexpected exits in ${this.cfg.CRASH_LOOP_WINDOW_SECONDS} s: the agent is crash-looping`, {
         exits: recent.length,
         windowSeconds: this.cfg.CRASH_LOOP_WINDOW_SECONDS,
-      });
+        lastExitAt: new Date(now).toISOString(),
+      }, cause);
+      this.loops.set(program, { id: incident.id, lastExitAt: now, exits: recent.length });
     }
   }
 
@@ -212,7 +272,7 @@ export class IncidentService extends EventEmitter {
     await this.raise(program, 'fatal', `supervisord gave up on the agent (FATAL) while it should run; retrying in ${delay} s (attempt ${attempt})`, {
       retryInSeconds: delay,
       attempt,
-    });
+    }, await lastExit(this.supervisordLog, program));
   }
 
   private async retryStart(program: string): Promise<void> {
@@ -235,9 +295,14 @@ export class IncidentService extends EventEmitter {
 
   private async onRunning(program: string): Promise<void> {
     const retry = this.retries.get(program);
-    if (retry) clearTimeout(retry.timer);
+    if (retry) {
+      // Back from FATAL by a retry: whatever loop led there is over.
+      clearTimeout(retry.timer);
+      this.loops.delete(program);
+    }
     this.retries.delete(program);
-    if (this.open.has(program)) {
+    // Between the exits of a crash loop the agent runs for a while: not a recovery yet.
+    if (this.open.has(program) && !this.openLoop(program)) {
       await this.raise(program, 'recovered', 'the agent runs again', {});
     }
   }
@@ -275,14 +340,87 @@ export class IncidentService extends EventEmitter {
     this.resyncs++;
   }
 
+  /** A table that received nothing for longer than its idle limit: raised once per quiet period, across API processes. */
+  async reportIdle(e: IdleEvent): Promise<void> {
+    const once = await this.redis.set(this.keys.incidentOnce(`idle:${e.program}:${e.lastEventAt ?? 'never'}`), '1', 'EX', 86_400, 'NX').catch(() => null);
+    if (once !== 'OK') return;
+    await this.raise(e.program, 'idle', `no events for ${e.idleMinutes} min${e.lastEventAt ? ` (the last at ${e.lastEventAt})` : ' since the agent started'}`, {
+      idleMinutes: e.idleMinutes,
+      lastEventAt: e.lastEventAt,
+    });
+  }
+
   /** Raises an incident found elsewhere (a config change that was reverted). */
   async report(program: string, type: 'config_reverted', message: string, details: Incident['details']): Promise<Incident> {
     return this.raise(program, type, message, details);
   }
 
-  private async raise(program: string, type: IncidentType, message: string, details: Incident['details']): Promise<Incident> {
+  /** Incidents of these agents from the last 24 h that need someone (not info) and nobody acknowledged. */
+  async unacknowledged(programs: string[]): Promise<number> {
+    if (!programs.length) return 0;
+    const tx = this.redis.pipeline();
+    for (const p of programs) tx.lrange(this.keys.incidents(p), 0, HISTORY_LENGTH - 1);
+    const since = Date.now() - 86_400_000;
+    let n = 0;
+    for (const [, items] of (await tx.exec()) ?? []) {
+      for (const s of (items as string[] | null) ?? []) {
+        const i = JSON.parse(s) as Incident;
+        if (Date.parse(i.at) < since) break; // newest first
+        if (i.severity !== 'info' && !i.acknowledged) n++;
+      }
+    }
+    return n;
+  }
+
+  /** Marks an incident acknowledged (who, when); 404 if the agent has no such incident. */
+  async acknowledge(program: string, id: string, by: string): Promise<Incident> {
+    const updated = await this.update(program, id, (i) => (i.acknowledged ? i : { ...i, acknowledged: { by, at: new Date().toISOString() } }));
+    if (!updated) throw incidentNotFound(id);
+    this.emit('incident', updated);
+    return updated;
+  }
+
+  /** Rewrites one stored incident (compare-and-set, retried); null if it is not (or no longer) kept. */
+  private async update(program: string, id: string, change: (i: Incident) => Incident): Promise<Incident | null> {
+    const key = this.keys.incidents(program);
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const items = await this.redis.lrange(key, 0, HISTORY_LENGTH - 1);
+      const index = items.findIndex((s) => s.includes(`"id":"${id}"`));
+      if (index < 0) return null;
+      const next = change(JSON.parse(items[index]!) as Incident);
+      if ((await this.redis.eval(REPLACE_IF_SAME, 1, key, index, items[index]!, JSON.stringify(next))) === 1) return next;
+    }
+    return null;
+  }
+
+  private async raise(program: string, type: IncidentType, message: string, details: Incident['details'], cause?: ExitCause): Promise<Incident> {
     const ref = parseProgramName(program)!;
-    const incident: Incident = { id: randomUUID(), at: new Date().toISOString(), ...ref, program, type, severity: SEVERITY[type], message, details };
+    const tail = type === 'recovered' ? [] : await logTail(this.store.paths(program).logFile, LOG_TAIL_LINES);
+    const exit = cause ?? { exitCode: null, signal: null };
+    const incident: Incident = {
+      id: randomUUID(),
+      at: new Date().toISOString(),
+      ...ref,
+      program,
+      type,
+      severity: SEVERITY[type],
+      message,
+      details,
+      ...exit,
+      logTail: tail,
+      suggestedAction:
+        type === 'recovered'
+          ? 'Nothing: it runs again.'
+          : type === 'idle'
+            ? 'Check the senders of this table. For planned quiet periods pause the table (POST .../pause) or change idleMinutes (PATCH .../config).'
+          : type === 'config_reverted'
+            ? 'Read details.reason and the log tail, fix the change (PUT .../config?dryRun=true to preview), and apply it again.'
+            : type === 'not_running'
+              ? 'Read the log tail (GET .../logs) and start the agent (POST .../start); stop it if it should not run.'
+              : suggestAction(exit, tail, type === 'crash_loop' ? 'loop' : type === 'fatal' ? 'fatal' : 'exit'),
+      acknowledged: null,
+      webhooks: this.cfg.WEBHOOK_URLS.map((url) => ({ url, outcome: 'pending' as const, status: null, attempts: 0, at: null })),
+    };
     if (type === 'recovered') this.open.delete(program);
     else this.open.add(program);
     this.counts.set(type, (this.counts.get(type) ?? 0) + 1);
@@ -296,7 +434,11 @@ export class IncidentService extends EventEmitter {
       .exec()
       .catch((err: unknown) => log.error({ err }, 'could not store the incident'));
     this.emit('incident', incident);
-    if (this.cfg.WEBHOOK_URLS.length) void deliverWebhooks(this.cfg.WEBHOOK_URLS, incident, this.cfg.WEBHOOK_RETRIES, log);
+    if (this.cfg.WEBHOOK_URLS.length) {
+      void deliverWebhooks(this.cfg.WEBHOOK_URLS, incident, { retries: this.cfg.WEBHOOK_RETRIES, secret: this.webhookSecret }, log).then((webhooks) =>
+        this.update(program, incident.id, (i) => ({ ...i, webhooks })).catch((err: unknown) => log.warn({ err }, 'could not record the webhook outcome')),
+      );
+    }
     return incident;
   }
 }

@@ -31,7 +31,7 @@ const createQuerySchema = z.strictObject({
 const statusQuerySchema = z.strictObject({ fresh: flag.optional().describe('observe the agent now instead of reading the fleet model') });
 
 /** The listing as dashboards poll it: ages tick every second, so they are left out (see below). */
-function listed({ uptimeSeconds: _u, description: _d, observedAt: _o, metrics, ...a }: AgentStatus) {
+function listed({ uptimeSeconds: _u, description: _d, observedAt: _o, rates: _r, resources: _s, disk: _k, metrics, ...a }: AgentStatus) {
   if (!metrics) return { ...a, metrics };
   const { lastEventAgeSeconds: _l, ...m } = metrics;
   return { ...a, metrics: m };

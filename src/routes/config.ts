@@ -11,6 +11,7 @@ const specSchema = z.object({
   sink: z.string(),
   options: z.record(z.string(), z.union([z.string(), z.number()])),
   channel: z.object({ capacity: z.number(), transactionCapacity: z.number(), minimumRequiredSpace: z.number() }),
+  idleMinutes: z.number().optional(),
 });
 const revisionPairSchema = z.object({ desired: z.number(), running: z.number().nullable() });
 const fieldSchema = z.object({ field: z.string(), message: z.string() });
@@ -46,6 +47,7 @@ const patchBodySchema = z
     sink: z.string().optional(),
     options: z.record(z.string(), z.unknown()).optional(),
     channel: z.record(z.string(), z.unknown()).optional(),
+    idleMinutes: z.number().nullable().optional(),
   })
   .describe('JSON Merge Patch over the desired spec: e.g. {"channel":{"capacity":2000000}}; null restores an option\'s default');
 

@@ -7,6 +7,7 @@ import type { Authorize } from '../http/auth.js';
 import type { FleetModel, StateChange } from '../fleet/fleet-model.js';
 import type { Incident, IncidentService } from '../incidents/incident-service.js';
 import type { OperationProgress, OperationService } from '../operations/operation-service.js';
+import { eventStreams } from '../http/sse.js';
 import { access, errors, incidentSchema, ok } from './schemas.js';
 
 /** Incident history per agent, and the live stream of incidents and state changes (SSE). */
@@ -16,11 +17,7 @@ export async function eventRoutes(
 ): Promise<void> {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
   const onRequest = opts.authorize('read');
-  // Open streams never end by themselves: a shutdown ends them, or it would wait for clients.
-  const streams = new Set<() => void>();
-  app.addHook('preClose', async () => {
-    for (const end of streams) end();
-  });
+  const open = eventStreams(app);
 
   app.get('/v1/api/:db/:table/incidents', {
     onRequest,
@@ -38,6 +35,23 @@ export async function eventRoutes(
     },
   });
 
+  app.post('/v1/api/:db/:table/incidents/:id/ack', {
+    onRequest: opts.authorize('operate'),
+    schema: {
+      tags: ['operations'],
+      summary: 'Acknowledge an incident: who and when are kept (idempotent: the first acknowledgement stays)',
+      ...access('operate'),
+      params: tableParamsSchema.extend({ id: z.uuid('an incident id is a UUID') }),
+      response: { 200: ok({ incident: incidentSchema }), ...errors(400, 401, 403, 404, 503) },
+    },
+    handler: async (req) => {
+      const { id, ...ref } = req.params;
+      await opts.agents.status(ref);
+      const incident = await opts.incidents.acknowledge(programName(ref), id, req.principal?.sub ?? 'unknown');
+      return { code: 0 as const, message: `acknowledged by ${incident.acknowledged?.by}`, incident };
+    },
+  });
+
   // text/event-stream: "event: incident" and "event: state", JSON data; a comment every 15 s
   // keeps proxies from closing an idle stream.
   app.get('/v1/api/events', {
@@ -51,35 +65,20 @@ export async function eventRoutes(
   }, (req, reply) => {
     const dbs = req.principal?.dbs;
     const visible = (x: { db: string }) => !dbs || dbs.includes(x.db);
-    reply.hijack();
-    const res = reply.raw;
-    res.writeHead(200, {
-      'content-type': 'text/event-stream',
-      'cache-control': 'no-cache',
-      connection: 'keep-alive',
-      'x-accel-buffering': 'no',
-    });
-    res.write(': flume-service events\n\n');
     const send = (event: string) => (x: Incident | StateChange | OperationProgress) => {
       // An operation's closing event names no table: everyone who may run operations sees it.
-      if (visible(x) || (event === 'operation' && x.db === '')) res.write(`event: ${event}\ndata: ${JSON.stringify(x)}\n\n`);
+      if (visible(x) || (event === 'operation' && x.db === '')) stream.send(event, x);
     };
     const onIncident = send('incident');
     const onState = send('state');
     const onOperation = send('operation');
-    opts.incidents.on('incident', onIncident);
-    opts.fleet.on('state', onState);
-    opts.operations.on('operation', onOperation);
-    const beat = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
-    const end = () => {
-      clearInterval(beat);
+    const stream = open(req, reply, () => {
       opts.incidents.off('incident', onIncident);
       opts.fleet.off('state', onState);
       opts.operations.off('operation', onOperation);
-      streams.delete(end);
-      res.end();
-    };
-    streams.add(end);
-    req.raw.on('close', end);
+    });
+    opts.incidents.on('incident', onIncident);
+    opts.fleet.on('state', onState);
+    opts.operations.on('operation', onOperation);
   });
 }

@@ -59,15 +59,18 @@ export const statusSchema = z.object({
     desired: z.number().describe('the config revision the operator wants (GET .../config)'),
     running: z.number().nullable().describe('the revision the running agent started with; null when not running'),
   }),
+  rates: z.object({ inPerSecond: z.number(), outPerSecond: z.number() }).nullable().describe('events per second in and out over the last minute'),
+  resources: z.object({ rssBytes: z.number(), cpuPercent: z.number().nullable() }).nullable().describe("the JVM's resident memory and CPU (% of one core)"),
+  disk: z.object({ usableBytes: z.number(), minimumRequiredBytes: z.number() }).nullable().describe("usable space where the channel lives; Flume refuses events below minimumRequiredBytes"),
   paused: z.boolean().describe('intake paused: the gateway answers 503 AGENT_PAUSED, the agent drains its channel'),
   drained: z.boolean().nullable().describe('the channel is empty (null: not known, the agent is not running)'),
   description: z.string(),
   observedAt: z.string().describe('when the fleet model observed this (every FLEET_REFRESH_MS); ?fresh=true observes it now'),
 });
 
-/** One agent in the listing: ages that tick every second are left out, so ETags hold. */
+/** One agent in the listing: ages, rates, memory and disk, which move all the time, are left out so ETags hold (status and history have them). */
 export const listedSchema = statusSchema
-  .omit({ uptimeSeconds: true, description: true, observedAt: true })
+  .omit({ uptimeSeconds: true, description: true, observedAt: true, rates: true, resources: true, disk: true })
   .extend({ metrics: countersSchema.omit({ lastEventAgeSeconds: true }).nullable() });
 
 export const deleteSchema = z.object({
@@ -115,10 +118,24 @@ export const incidentSchema = z.object({
   db: z.string(),
   table: z.string(),
   program: z.string(),
-  type: z.enum(['unexpected_exit', 'backoff', 'fatal', 'crash_loop', 'not_running', 'recovered', 'config_reverted']),
+  type: z.enum(['unexpected_exit', 'backoff', 'fatal', 'crash_loop', 'not_running', 'recovered', 'config_reverted', 'idle']),
   severity: z.enum(['critical', 'warning', 'info']),
   message: z.string(),
   details: z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.null()])),
+  exitCode: z.number().nullable().describe("the JVM's exit code (null: killed by a signal, or not known)"),
+  signal: z.string().nullable().describe('the signal that killed it, e.g. SIGKILL'),
+  logTail: z.array(z.string()).describe("the agent's last log lines when it was raised"),
+  suggestedAction: z.string(),
+  acknowledged: z.object({ by: z.string(), at: z.string() }).nullable(),
+  webhooks: z.array(
+    z.object({
+      url: z.string(),
+      outcome: z.enum(['pending', 'delivered', 'refused', 'failed']),
+      status: z.number().nullable(),
+      attempts: z.number(),
+      at: z.string().nullable(),
+    }),
+  ),
 });
 
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : never) : never;

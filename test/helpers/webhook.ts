@@ -1,13 +1,20 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-/** A webhook receiver on a random loopback port; keeps every JSON body it gets. */
-export async function startWebhookReceiver(): Promise<{ url: string; received: Array<Record<string, unknown>>; close(): Promise<void> }> {
+/** A webhook receiver on a random loopback port; keeps every JSON body it gets, and each request as sent. */
+export async function startWebhookReceiver(): Promise<{
+  url: string;
+  received: Array<Record<string, unknown>>;
+  requests: Array<{ headers: Record<string, string | string[] | undefined>; body: string }>;
+  close(): Promise<void>;
+}> {
   const received: Array<Record<string, unknown>> = [];
+  const requests: Array<{ headers: Record<string, string | string[] | undefined>; body: string }> = [];
   const server: Server = createServer((req, res) => {
     let body = '';
     req.on('data', (c: Buffer) => (body += c.toString()));
     req.on('end', () => {
+      requests.push({ headers: req.headers, body });
       try {
         received.push(JSON.parse(body) as Record<string, unknown>);
       } catch {
@@ -18,7 +25,7 @@ export async function startWebhookReceiver(): Promise<{ url: string; received: A
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const { port } = server.address() as AddressInfo;
-  return { url: `http://127.0.0.1:${port}/hook`, received, close: () => new Promise((r) => server.close(() => r())) };
+  return { url: `http://127.0.0.1:${port}/hook`, received, requests, close: () => new Promise((r) => server.close(() => r())) };
 }
 
 /** Reads a server-sent-event stream with a bearer token (EventSource cannot send headers). */

@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Incident } from '../../src/incidents/incident-service.js';
@@ -29,11 +30,14 @@ const history = async (table: string) =>
 
 const until = <T>(fn: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 60_000) => waitUntil(fn, ok, timeoutMs);
 
+const SECRET = 'webhook-secret-'.padEnd(40, 'x');
+
 beforeAll(async () => {
   hook = await startWebhookReceiver();
   h = await startHarness({
     PORT_RANGE: await portRange(200),
     WEBHOOK_URLS: hook.url,
+    WEBHOOK_SECRET: SECRET,
     RESYNC_INTERVAL_MS: '2000',
     CRASH_LOOP_EXITS: '3',
     FATAL_RETRY_BASE_SECONDS: '1',
@@ -64,11 +68,37 @@ describe('incidents: a crash is not a stop', () => {
       (e) => e !== undefined,
       15_000,
     );
-    expect(sse?.data).toMatchObject({ type: 'unexpected_exit', severity: 'critical', db: 'ops', table: 'killed' });
+    // It explains itself: how the JVM ended, its last log lines, what to do.
+    expect(sse?.data).toMatchObject({ type: 'unexpected_exit', severity: 'critical', db: 'ops', table: 'killed', signal: 'SIGKILL', exitCode: null, acknowledged: null });
+    expect(sse?.data.message).toContain('killed by SIGKILL');
+    expect((sse?.data.logTail as string[]).length).toBeGreaterThan(0);
+    expect(sse?.data.suggestedAction).toMatch(/SIGKILL.*OOM killer/);
     console.log(`detection after kill -9: ${sse!.receivedAt - killedAt} ms`);
 
     const webhook = await until(async () => hook.received.find((b) => b.program === 'flume-ops-killed'), (b) => b !== undefined, 15_000);
-    expect(webhook).toMatchObject({ type: 'unexpected_exit', program: 'flume-ops-killed' });
+    expect(webhook).toMatchObject({ type: 'unexpected_exit', program: 'flume-ops-killed', signal: 'SIGKILL' });
+    // Signed as the README says a receiver verifies it.
+    const req = hook.requests.find((r) => r.body.includes('"program":"flume-ops-killed"'))!;
+    const ts = String(req.headers['x-flume-timestamp']);
+    expect(Math.abs(Number(ts) - Date.now() / 1000)).toBeLessThan(60);
+    const expected = `sha256=${createHmac('sha256', SECRET).update(`${ts}.${req.body}`).digest('hex')}`;
+    expect(req.headers['x-flume-signature']).toBe(expected);
+    expect(createHmac('sha256', 'another-secret').update(`${ts}.${req.body}`).digest('hex')).not.toBe(expected.slice(7));
+    // The delivery outcome is kept with the incident.
+    const delivered = await until(() => history('killed'), (l) => l.some((i) => i.type === 'unexpected_exit' && i.webhooks[0]?.outcome === 'delivered'), 15_000);
+    expect(delivered.find((i) => i.type === 'unexpected_exit')?.webhooks).toEqual([{ url: hook.url, outcome: 'delivered', status: 204, attempts: 1, at: expect.any(String) }]);
+
+    // An operator acknowledges it; a second acknowledgement keeps the first.
+    const id = sse!.data.id as string;
+    const ack = await h.inject({ method: 'POST', url: `/v1/api/ops/killed/incidents/${id}/ack` });
+    expect(ack.statusCode).toBe(200);
+    expect(ack.json().incident).toMatchObject({ id, acknowledged: { by: 'test-admin', at: expect.any(String) } });
+    const again = await h.inject({ method: 'POST', url: `/v1/api/ops/killed/incidents/${id}/ack`, headers: { authorization: `Bearer ${h.tokenFor('operator')}` } });
+    expect(again.json().incident.acknowledged).toEqual(ack.json().incident.acknowledged);
+    expect((await h.inject({ method: 'POST', url: `/v1/api/ops/killed/incidents/${id}/ack`, headers: { authorization: `Bearer ${h.tokenFor('viewer')}` } })).statusCode).toBe(403);
+    expect((await h.inject({ method: 'POST', url: '/v1/api/ops/killed/incidents/00000000-0000-4000-8000-000000000000/ack' })).json()).toMatchObject({ error: 'INCIDENT_NOT_FOUND' });
+    expect((await h.inject({ method: 'POST', url: '/v1/api/ops/killed/incidents/nope/ack' })).statusCode).toBe(400);
+    expect((await history('killed')).find((i) => i.id === id)?.acknowledged?.by).toBe('test-admin');
 
     const back = await until(() => status('killed'), (s) => s.state === 'RUNNING' && s.accepting && s.pid !== before.pid);
     expect(back).toMatchObject({ state: 'RUNNING', accepting: true, health: 'healthy' });
@@ -95,9 +125,21 @@ describe('incidents: a crash is not a stop', () => {
     }
     const incidents = await until(() => history('looping'), (l) => l.some((i) => i.type === 'crash_loop'), 15_000);
     const loop = incidents.find((i) => i.type === 'crash_loop');
-    expect(loop).toMatchObject({ severity: 'critical', details: { exits: 3 } });
+    expect(loop).toMatchObject({ severity: 'critical', details: { exits: 3 }, signal: 'SIGKILL' });
     expect(incidents.filter((i) => i.type === 'unexpected_exit')).toHaveLength(3);
     expect(hook.received.some((b) => b.program === 'flume-ops-looping' && b.type === 'crash_loop')).toBe(true);
+    // While the loop is open, further exits fold into it: no incident each, no "recovered".
+    for (let i = 0; i < 2; i++) {
+      const s = await until(() => status('looping'), (x) => x.state === 'RUNNING' && x.accepting, 60_000);
+      process.kill(s.pid, 'SIGKILL');
+      await until(() => status('looping'), (x) => x.pid !== s.pid, 10_000);
+    }
+    const folded = await until(() => history('looping'), (l) => l.find((i) => i.type === 'crash_loop')?.details.exits === 5, 15_000);
+    expect(folded.filter((i) => i.type === 'unexpected_exit')).toHaveLength(3);
+    expect(folded.filter((i) => i.type === 'crash_loop')).toHaveLength(1);
+    // Newest first: nothing was raised after the loop opened.
+    expect(folded[0]?.type).toBe('crash_loop');
+    expect(folded.find((i) => i.type === 'crash_loop')?.message).toMatch(/^5 unexpected exits/);
   });
 
   it('retries an agent stuck in FATAL with backoff, and says so', async () => {

@@ -1,0 +1,55 @@
+import { readFile, statfs } from 'node:fs/promises';
+
+/** A process's resident memory and CPU time so far, from /proc; null if it is gone. */
+export async function processUsage(pid: number): Promise<{ rssBytes: number; cpuSeconds: number } | null> {
+  try {
+    const [stat, status] = await Promise.all([readFile(`/proc/${pid}/stat`, 'utf8'), readFile(`/proc/${pid}/status`, 'utf8')]);
+    // Fields after the command name (which may hold spaces, inside parentheses): utime is the
+    // 12th and stime the 13th of them, in clock ticks (100 per second on Linux).
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    const rssKb = Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1] ?? NaN);
+    if (!Number.isFinite(ticks) || !Number.isFinite(rssKb)) return null;
+    return { rssBytes: rssKb * 1024, cpuSeconds: ticks / 100 };
+  } catch {
+    return null;
+  }
+}
+
+/** Bytes a non-root process may still write where `dir` lives (Java's File.getUsableSpace). */
+export async function usableSpace(dir: string): Promise<number | null> {
+  try {
+    const s = await statfs(dir);
+    return s.bavail * s.bsize;
+  } catch {
+    return null;
+  }
+}
+
+/** One point of an agent's history. */
+export interface HistoryPoint {
+  at: string;
+  inPerSecond: number | null;
+  outPerSecond: number | null;
+  channelFillPercent: number | null;
+  rssBytes: number | null;
+}
+
+/** Counters over time, to turn them into rates over the last `windowMs`. */
+export class RateWindow {
+  private samples: Array<{ t: number; accepted: number; drained: number }> = [];
+  constructor(private readonly windowMs = 60_000) {}
+
+  /** Adds a sample; counters that went down (a new JVM) start the window over. */
+  add(t: number, accepted: number, drained: number): { inPerSecond: number; outPerSecond: number } | null {
+    const last = this.samples.at(-1);
+    if (last && (accepted < last.accepted || drained < last.drained)) this.samples = [];
+    this.samples.push({ t, accepted, drained });
+    while (this.samples.length > 2 && t - this.samples[1]!.t >= this.windowMs) this.samples.shift();
+    const first = this.samples[0]!;
+    const dt = (t - first.t) / 1000;
+    if (dt < 1) return null;
+    const round = (x: number) => Math.round(x * 10) / 10;
+    return { inPerSecond: round((accepted - first.accepted) / dt), outPerSecond: round((drained - first.drained) / dt) };
+  }
+}
