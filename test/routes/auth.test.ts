@@ -55,6 +55,10 @@ const ROUTES: Array<[method: Method, url: string, need: 'read' | 'operate' | 'ad
   ['POST', '/v1/api/bulk/delete', 'operate', 400, { db: 'shop', concurrency: 0 }],
   ['GET', '/v1/api/operations/00000000-0000-4000-8000-000000000000', 'read', 404],
   ['GET', '/v1/api/audit', 'admin', 200],
+  ['GET', '/v1/api/shop/orders/logs', 'operate', 404],
+  ['GET', '/v1/api/shop/orders/history', 'read', 404],
+  ['GET', '/v1/api/summary', 'read', 200],
+  ['POST', '/v1/api/shop/orders/incidents/00000000-0000-4000-8000-000000000000/ack', 'operate', 404],
 ];
 const GRANTS = { admin: ['read', 'operate', 'admin'], operator: ['read', 'operate'], viewer: ['read'] } as const;
 
@@ -99,7 +103,7 @@ describe('control API authorization', () => {
     expect((await as(token, 'GET', '/v1/api/crm/leads/status')).statusCode).toBe(404);
     expect((await as(token, 'GET', '/v1/api/services?db=shop')).statusCode).toBe(403);
     expect((await as(token, 'GET', '/v1/api/services?db=crm')).statusCode).toBe(200);
-    for (const [method, url] of [['GET', 'config'], ['PATCH', 'config'], ['POST', 'config/rollback'], ['POST', 'pause'], ['POST', 'resume']] as const) {
+    for (const [method, url] of [['GET', 'config'], ['PATCH', 'config'], ['POST', 'config/rollback'], ['POST', 'pause'], ['POST', 'resume'], ['GET', 'logs'], ['GET', 'history'], ['POST', 'incidents/00000000-0000-4000-8000-000000000000/ack']] as const) {
       expect((await as(token, method, `/v1/api/shop/orders/${url}`, method === 'GET' ? undefined : {})).statusCode, url).toBe(403);
     }
     expect((await as(token, 'POST', '/v1/api/bulk/stop', { db: 'shop' })).statusCode).toBe(403);

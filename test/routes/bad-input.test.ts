@@ -80,6 +80,7 @@ describe('bad input, generated', () => {
         for (const [method, suffix] of [
           ['POST', 'create'], ['POST', 'start'], ['POST', 'stop'], ['POST', 'restart'], ['GET', 'status'], ['GET', 'incidents'], ['DELETE', ''],
           ['GET', 'config'], ['PATCH', 'config'], ['GET', 'config/revisions'], ['POST', 'config/rollback'], ['POST', 'pause'], ['POST', 'resume'],
+          ['GET', 'logs'], ['GET', 'history'], ['POST', 'incidents/00000000-0000-4000-8000-000000000000/ack'],
         ]) {
           cases.push({ method: method!, path: `/v1/api/${db}/${table}${suffix ? `/${suffix}` : ''}` });
         }
@@ -120,6 +121,12 @@ describe('bad input, generated', () => {
     }
     for (const path of ['/v1/api/bulk/explode', '/v1/api/bulk/']) cases.push({ method: 'POST', path, body: '{"all":true}' });
     for (const id of ['nope', '1', '%00', 'a'.repeat(200), '00000000-0000-4000-8000-000000000000']) cases.push({ method: 'GET', path: `/v1/api/operations/${id}` });
+    for (const q of ['lines=0', 'lines=1001', 'lines=-1', 'lines=x', 'follow=maybe', 'follow=', 'x=1']) cases.push({ method: 'GET', path: `/v1/api/good/events/logs?${q}` });
+    for (const id of ['nope', '1', 'a'.repeat(100), '00000000-0000-4000-8000-000000000000']) cases.push({ method: 'POST', path: `/v1/api/good/events/incidents/${id}/ack` });
+    for (const body of ['{"idleMinutes":0}', '{"idleMinutes":-1}', '{"idleMinutes":"5"}', '{"idleMinutes":100000}']) {
+      cases.push({ method: 'POST', path: '/v1/api/shop/orders/create', body });
+      cases.push({ method: 'PATCH', path: '/v1/api/good/events/config', body });
+    }
     for (const q of ['limit=0', 'limit=1001', 'limit=x', 'outcome=maybe', 'db=BAD', 'table=a-b', 'color=1', `who=${'a'.repeat(129)}`]) cases.push({ method: 'GET', path: `/v1/api/audit?${q}` });
     // Ingestion-token bodies.
     const tokenBodies = [
