@@ -355,6 +355,16 @@ export class IncidentService extends EventEmitter {
     return this.raise(program, type, message, details);
   }
 
+  /** The newest incidents across these agents, newest first (one round trip). */
+  async recent(programs: string[], limit: number): Promise<Incident[]> {
+    if (!programs.length) return [];
+    const tx = this.redis.pipeline();
+    for (const p of programs) tx.lrange(this.keys.incidents(p), 0, limit - 1);
+    const all: Incident[] = [];
+    for (const [, items] of (await tx.exec()) ?? []) for (const s of (items as string[] | null) ?? []) all.push(JSON.parse(s) as Incident);
+    return all.sort((a, b) => (a.at < b.at ? 1 : a.at > b.at ? -1 : 0)).slice(0, limit);
+  }
+
   /** Incidents of these agents from the last 24 h that need someone (not info) and nobody acknowledged. */
   async unacknowledged(programs: string[]): Promise<number> {
     if (!programs.length) return 0;

@@ -35,6 +35,23 @@ export async function eventRoutes(
     },
   });
 
+  app.get('/v1/api/incidents', {
+    onRequest,
+    schema: {
+      tags: ['operations'],
+      summary: "The newest incidents across the fleet (within the token's dbs), newest first: one call for a dashboard",
+      ...access('read'),
+      querystring: z.strictObject({ limit: z.coerce.number().int().min(1).max(500).default(50) }),
+      response: { 200: ok({ incidents: z.array(incidentSchema) }), ...errors(400, 401, 403, 503) },
+    },
+    handler: async (req) => {
+      const dbs = req.principal?.dbs;
+      const programs = opts.agents.list().filter((a) => !dbs || dbs.includes(a.db)).map((a) => a.program);
+      const incidents = await opts.incidents.recent(programs, req.query.limit);
+      return { code: 0 as const, message: `${incidents.length} incident(s), newest first`, incidents };
+    },
+  });
+
   app.post('/v1/api/:db/:table/incidents/:id/ack', {
     onRequest: opts.authorize('operate'),
     schema: {

@@ -121,6 +121,7 @@ describe('bad input, generated', () => {
     }
     for (const path of ['/v1/api/bulk/explode', '/v1/api/bulk/']) cases.push({ method: 'POST', path, body: '{"all":true}' });
     for (const id of ['nope', '1', '%00', 'a'.repeat(200), '00000000-0000-4000-8000-000000000000']) cases.push({ method: 'GET', path: `/v1/api/operations/${id}` });
+    for (const q of ['limit=0', 'limit=501', 'limit=x', 'x=1']) cases.push({ method: 'GET', path: `/v1/api/incidents?${q}` });
     for (const q of ['lines=0', 'lines=1001', 'lines=-1', 'lines=x', 'follow=maybe', 'follow=', 'x=1']) cases.push({ method: 'GET', path: `/v1/api/good/events/logs?${q}` });
     for (const id of ['nope', '1', 'a'.repeat(100), '00000000-0000-4000-8000-000000000000']) cases.push({ method: 'POST', path: `/v1/api/good/events/incidents/${id}/ack` });
     for (const body of ['{"idleMinutes":0}', '{"idleMinutes":-1}', '{"idleMinutes":"5"}', '{"idleMinutes":100000}']) {

@@ -1,8 +1,10 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { agentPaths } from '../../src/agents/paths.js';
+import { postEvents } from '../helpers/flume.js';
 import { startHarness, type Harness } from '../helpers/harness.js';
 import { until } from '../helpers/wait.js';
 import { portRange } from '../helpers/ports.js';
@@ -147,9 +149,31 @@ describe('in a real browser (headless Chromium)', () => {
     await page.locator('tr[data-program="flume-web-views"] [data-testid="state"]', { hasText: 'STOPPED' }).waitFor({ timeout: 30_000 });
     expect(await page.locator('tr[data-program="flume-web-views"] [data-testid="health"]').textContent()).toBe('stopped');
 
-    const shot = join(mkdtempSync(join(tmpdir(), 'flume-dashboard-')), 'dashboard.png');
-    await page.screenshot({ path: shot, fullPage: true });
-    console.log(`dashboard screenshot: ${shot}`);
+    // The summary counts by health, and filters the table.
+    await page.locator('#summary button[data-health="stopped"] b', { hasText: '1' }).waitFor({ timeout: 15_000 });
+    await page.locator('#summary button[data-health="stopped"]').click();
+    expect(await page.locator('#agents tr[data-program]').count()).toBe(1);
+    await page.locator('#summary button[data-health="stopped"]').click();
+
+    // The agent's own view: sparklines from its history, its incident (how it ended, what to
+    // do) to acknowledge, its config revision and its log, fetched for this agent only.
+    const port = JSON.parse(readFileSync(agentPaths(h.config, 'flume-web-clicks').metaFile, 'utf8')).port as number;
+    for (let i = 0; i < 5; i++) await postEvents(port, Array.from({ length: 50 }, (_, j) => `c${i}-${j}`));
+    await clicks.locator('td').first().click();
+    const detail = page.locator('[data-testid="detail"][data-program="flume-web-clicks"]');
+    await detail.waitFor({ timeout: 10_000 });
+    expect(await detail.locator('[data-testid="spark"]').count()).toBe(4);
+    await detail.locator('polyline:not([points=""])').first().waitFor({ timeout: 30_000 });
+    await detail.locator('[data-testid="revision"]', { hasText: 'revision 1' }).waitFor({ timeout: 10_000 });
+    expect(await detail.locator('[data-testid="log"]').textContent()).toMatch(/\S/);
+    const exit = detail.locator('[data-testid="agent-incidents"] li[data-type="unexpected_exit"]').first();
+    expect(await exit.textContent()).toMatch(/SIGKILL.*OOM killer/s);
+    await exit.locator('button[data-ack]').click();
+    await detail.locator('[data-testid="agent-incidents"] li[data-type="unexpected_exit"] [data-testid="acked"]', { hasText: 'acknowledged by test-operator' }).first().waitFor({ timeout: 10_000 });
+
+    const dir = mkdtempSync(join(tmpdir(), 'flume-dashboard-'));
+    await page.screenshot({ path: join(dir, 'dashboard.png'), fullPage: true });
+    console.log(`dashboard screenshot: ${join(dir, 'dashboard.png')}`);
   });
 
   it('a viewer token sees the agents but may not stop one', async () => {
