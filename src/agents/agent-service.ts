@@ -30,6 +30,12 @@ export interface DeleteResult extends TableRef {
 
 const FAILED_STATES: readonly ProcessState[] = ['FATAL', 'EXITED', 'BACKOFF'];
 
+/** fn, run at most once (later calls get the first call's promise). */
+const once = <T>(fn: () => Promise<T>) => {
+  let p: Promise<T> | null = null;
+  return () => (p ??= fn());
+};
+
 /** One table's result in a batch: applied, failed (with the error), or skipped (nothing to do). */
 export interface TableOutcome {
   outcome: 'applied' | 'failed' | 'skipped';
@@ -174,9 +180,12 @@ export class AgentService {
     }
   }
 
-  /** Restarts many agents: all stopped at once (`concurrency` at a time), then started `concurrency` at a time. */
+  /**
+   * Restarts many agents: all stopped at once (`concurrency` at a time), then started
+   * `concurrency` at a time; each table's lock is released as soon as its own start ended.
+   */
   async restartMany(refs: TableRef[], concurrency: number, done: OutcomeSink): Promise<void> {
-    const held = await this.holdMany(refs, 'restart', done);
+    const held = (await this.holdMany(refs, 'restart', done)).map((h) => ({ ...h, release: once(h.release) }));
     try {
       await Promise.all(held.map(({ meta }) => this.routes.withdraw(meta)));
       const stopped = await settleEach(held.map((h) => h.meta.program), concurrency, (p) => this.driver.stop(p));
@@ -191,6 +200,8 @@ export class AgentService {
               done(meta, { outcome: 'applied', code: null, message: `${meta.program}: ${(await this.observed(meta.program)).state}` });
             } catch (e) {
               done(meta, failure(e));
+            } finally {
+              await held.find((h) => h.meta.program === meta.program)?.release();
             }
           }),
         ),
