@@ -1,6 +1,8 @@
 /**
  * Lifecycle benchmark, on real parts, every number next to a baseline run in the same go:
- *   1. create -> accepting events, against a bare JVM started by hand on the same config;
+ *   1. create -> accepting events, against a bare JVM started by hand on the same config; with
+ *      the agents' JVM settings (AGENT_JVM_OPTIONS defaults + the class-data archive) and again
+ *      with the JVM's own defaults (G1, C2, no archive: the settings before #13);
  *   2. one status call, against the original design's `supervisorctl status NAME` per call;
  *   3. listing N agents in one call;
  *   4. one agent's resident memory.
@@ -20,6 +22,23 @@ const N = Number(process.env.BENCH_AGENTS ?? 5);
 const ms = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e6;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const rssMiB = (pid: number) => Number(execFileSync('ps', ['-o', 'rss=', '-p', String(pid)], { encoding: 'utf8' }).trim()) / 1024;
+
+// The settings before #13, as a second fleet measured in the same run.
+const untuned = await startHarness({ PORT_RANGE: '23000-23499', AGENT_HEAP: '256m', AGENT_JVM_OPTIONS: '-XX:+UseG1GC', AGENT_CDS_ARCHIVE: '/nonexistent' });
+const before: number[] = [];
+const beforeRss: number[] = [];
+try {
+  for (let i = 0; i < N; i++) {
+    const t0 = process.hrtime.bigint();
+    const r = await untuned.inject({ method: 'POST', url: `/v1/api/bench/u${i}/create` });
+    if (r.statusCode !== 201) throw new Error(r.body);
+    before.push(ms(t0));
+  }
+  await sleep(10_000); // idle
+  for (const a of (await untuned.inject({ method: 'GET', url: '/v1/api/services' })).json().agents as Array<{ pid: number }>) beforeRss.push(rssMiB(a.pid));
+} finally {
+  await untuned.close();
+}
 
 const h = await startHarness({ PORT_RANGE: '24000-24999', AGENT_HEAP: '256m' });
 try {
@@ -82,16 +101,20 @@ try {
   const listMs = median(listTimes);
   const agents = (list.json() as { agents: Array<{ pid: number }> }).agents;
 
-  // 4. memory, after some events
+  // 4. memory, idle: RSS, and PSS (shared pages, such as the class-data archive, split among the processes that map them)
+  await sleep(5_000);
   const rss = agents.map((a) => rssMiB(a.pid));
+  const pss = agents.map((a) => Number(/^Pss:\s+(\d+)/m.exec(readFileSync(`/proc/${a.pid}/smaps_rollup`, 'utf8'))?.[1] ?? 0) / 1024);
 
   const f = (x: number) => x.toFixed(1);
   console.log(`agents: ${N}, machine: ${execFileSync('nproc', { encoding: 'utf8' }).trim()} cores`);
   console.log(`create -> accepting: median ${f(median(ours))} ms (all: ${ours.map(f).join(', ')})`);
+  console.log(`  the same with the JVM's own defaults (G1, C2, no archive; before #13): median ${f(median(before))} ms; ratio before/now = ${(median(before) / median(ours)).toFixed(2)}`);
   console.log(`  baseline, bare JVM to accepting: median ${f(median(bare))} ms; ratio ours/bare = ${(median(ours) / median(bare)).toFixed(2)}`);
   console.log(`status call: ${f(statusOurs * 1000)} us over XML-RPC (incl. port probe); supervisorctl status: ${f(statusCtl)} ms; ratio ctl/ours = ${(statusCtl / statusOurs).toFixed(0)}x`);
   console.log(`list of ${agents.length} agents in one call: median ${f(listMs)} ms over 20 calls`);
-  console.log(`agent RSS (-Xmx256m, idle after start): median ${f(median(rss))} MiB (all: ${rss.map(f).join(', ')})`);
+  console.log(`agent RSS (-Xmx256m, idle): median ${f(median(rss))} MiB (all: ${rss.map(f).join(', ')}); PSS median ${f(median(pss))} MiB`);
+  console.log(`  with the JVM's own defaults (before #13): RSS median ${f(median(beforeRss))} MiB (all: ${beforeRss.map(f).join(', ')})`);
 } finally {
   await h.close();
 }

@@ -13,6 +13,14 @@ const portRange = z
   .refine(([lo, hi]) => lo >= 1024 && hi <= 65535 && lo <= hi, 'must be within 1024-65535, low-high');
 
 /**
+ * One JVM option an agent may be given: -XX flags, thread stack and initial/young heap sizes.
+ * Nothing that could change the class path, the main class or the agent's ports, and only
+ * characters that go into a supervisord command line as they are.
+ */
+export const JVM_OPTION = /^-(?:XX:[+-]?[A-Za-z][A-Za-z0-9]*(?:=[A-Za-z0-9:._/-]+)?|X(?:ss|ms|mn)\d+[kKmMgG]?)$/;
+export const DEFAULT_JVM_OPTIONS = '-XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=32m -Xss512k -Xms16m';
+
+/**
  * Every setting the service reads, from the environment, in one place.
  * `process.env` is read nowhere else.
  */
@@ -36,6 +44,14 @@ export const configSchema = z.object({
   /** Extra class path entries for agents, ':'-separated. */
   FLUME_EXTRA_CLASSPATH: z.string().default(''),
   AGENT_HEAP: z.string().regex(/^\d+[mMgG]$/, 'must look like 256m').default('256m'),
+  /** JVM options of every agent (a table's own `jvm.options` replace them), space-separated. */
+  AGENT_JVM_OPTIONS: z
+    .string()
+    .default(DEFAULT_JVM_OPTIONS)
+    .transform((s) => s.split(/\s+/).filter(Boolean))
+    .refine((o) => o.every((x) => JVM_OPTION.test(x)), 'each option must be -XX:..., -Xss/-Xms/-Xmn<size>'),
+  /** The AppCDS archive agents share (scripts/build-cds.sh); used when the file exists, '' to never use one. */
+  AGENT_CDS_ARCHIVE: z.string().default(resolve(PROJECT_ROOT, 'flume', 'flume.jsa')),
   AGENT_READY_TIMEOUT_MS: z.coerce.number().int().min(1000).default(60000),
   /** var/audit.log rotates at this size (5 files kept). */
   AUDIT_LOG_MAX_BYTES: z.coerce.number().int().min(1024).default(10 * 1024 * 1024),

@@ -150,17 +150,30 @@ export class AgentStore {
   /** Writes the supervisord program; `autostart` records the desired state. */
   async writeProgram(meta: AgentMeta, autostart: boolean): Promise<void> {
     const paths = this.paths(meta.program);
+    // Flume's jars first: the class-data archive was built with exactly that prefix.
     const classpath = [
-      paths.serviceDir,
       join(this.cfg.FLUME_LIB_DIR, '*'),
       meta.spec.sink === 'hdfs' ? join(this.cfg.FLUME_HDFS_LIB_DIR, '*') : '',
+      paths.serviceDir,
       this.cfg.FLUME_EXTRA_CLASSPATH,
     ]
       .filter(Boolean)
       .join(':');
     const text = renderProgram(
       meta,
-      { program: meta.program, javaBin: this.cfg.JAVA_BIN, heap: this.cfg.AGENT_HEAP, classpath, autostart, metricsPort: meta.metricsPort },
+      {
+        program: meta.program,
+        javaBin: this.cfg.JAVA_BIN,
+        heap: meta.spec.jvm?.heap ?? this.cfg.AGENT_HEAP,
+        jvmOptions: [
+          ...(meta.spec.jvm?.options ?? this.cfg.AGENT_JVM_OPTIONS),
+          // -Xshare:auto: an archive that does not match (another JDK, new jars) is ignored, not fatal.
+          ...(this.cfg.AGENT_CDS_ARCHIVE && existsSync(this.cfg.AGENT_CDS_ARCHIVE) ? [`-XX:SharedArchiveFile=${this.cfg.AGENT_CDS_ARCHIVE}`, '-Xshare:auto'] : []),
+        ],
+        classpath,
+        autostart,
+        metricsPort: meta.metricsPort,
+      },
       paths,
     );
     await writeAtomic(paths.programFile, text);

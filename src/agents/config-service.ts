@@ -54,7 +54,7 @@ export function mergePatch(target: unknown, patch: unknown): unknown {
 }
 
 /** The body that re-creates a spec: what PATCH merges into. */
-const bodyOf = (spec: AgentSpec) => ({ sink: spec.sink, options: spec.options, channel: spec.channel, idleMinutes: spec.idleMinutes });
+const bodyOf = (spec: AgentSpec) => ({ sink: spec.sink, options: spec.options, channel: spec.channel, idleMinutes: spec.idleMinutes, jvm: spec.jvm });
 
 /**
  * An agent's config as a resource with a history: read it, preview a change (dry run: per-field

@@ -55,7 +55,7 @@ export type SpecCheck = { ok: true; spec: AgentSpec } | { ok: false; status: 400
 export function checkSpec(body: unknown, table: TableRef): SpecCheck {
   const parsed = createBodySchema.safeParse(body === undefined ? {} : body);
   if (!parsed.success) return { ok: false, status: 400, fields: zodIssues(parsed.error) };
-  const { sink, channel, idleMinutes } = parsed.data;
+  const { sink, channel, idleMinutes, jvm } = parsed.data;
   const options = Object.fromEntries(
     Object.entries(parsed.data.options).map(([k, v]) => [
       k,
@@ -74,7 +74,7 @@ export function checkSpec(body: unknown, table: TableRef): SpecCheck {
     fields.push({ field: 'channel.transactionCapacity', message: `${channel.transactionCapacity} exceeds channel.capacity (${channel.capacity})` });
   }
   if (fields.length) return { ok: false, status: 422, fields };
-  return { ok: true, spec: { sink, options, channel, ...(idleMinutes === undefined ? {} : { idleMinutes }) } };
+  return { ok: true, spec: { sink, options, channel, ...(idleMinutes === undefined ? {} : { idleMinutes }), ...(jvm === undefined ? {} : { jvm }) } };
 }
 
 /** A failed check as an error: 400 INVALID_REQUEST or 422 CONFIG_REJECTED, each field in details.fields. */
@@ -107,6 +107,8 @@ export interface ProgramParams {
   program: string;
   javaBin: string;
   heap: string;
+  /** Options between -Xmx and the service's own -D flags (each checked against JVM_OPTION). */
+  jvmOptions: string[];
   classpath: string;
   autostart: boolean;
   /** Flume's metrics server (JSON counters); it binds every interface and has no bind option. */
@@ -122,6 +124,7 @@ export function renderProgram(table: TableRef, p: ProgramParams, paths: AgentPat
     program: p.program,
     java: p.javaBin,
     heap: p.heap,
+    jvmOptions: p.jvmOptions.map((o) => `"${o}"`).join(' '),
     log4jConfig: LOG4J_CONFIG,
     classpath: p.classpath,
     flumeConf: paths.flumeConf,

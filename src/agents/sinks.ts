@@ -1,3 +1,4 @@
+import { JVM_OPTION } from '../config.js';
 import { z } from 'zod';
 
 // A value that goes into a Java properties file as it is: no control characters (a newline
@@ -69,6 +70,14 @@ export const SINK_TYPES = Object.keys(sinkSchemas) as [SinkType, ...SinkType[]];
 // Options left out are parsed as {}: a sink with a required option then names it.
 const noOptions = {};
 const channel = channelSchema.prefault({}).describe('the file channel: sizes only, its directories are per table');
+/** A table's own JVM settings: its heap, and options that replace AGENT_JVM_OPTIONS. */
+export const jvmSchema = z
+  .strictObject({
+    heap: z.string().regex(/^\d+[mMgG]$/, 'must look like 256m').optional(),
+    options: z.array(z.string().regex(JVM_OPTION, 'must be -XX:..., -Xss/-Xms/-Xmn<size>')).max(40).optional(),
+  })
+  .optional()
+  .describe("this table's JVM: heap (-Xmx, default AGENT_HEAP) and options (replace AGENT_JVM_OPTIONS)");
 const idleMinutes = z
   .number()
   .min(0.1)
@@ -84,10 +93,10 @@ export const createBodySchema = z.preprocess(
   z.discriminatedUnion(
     'sink',
     [
-      z.strictObject({ sink: z.literal('file_roll'), options: sinkSchemas.file_roll.prefault({}), channel, idleMinutes }),
-      z.strictObject({ sink: z.literal('hdfs'), options: sinkSchemas.hdfs.prefault(noOptions as z.input<typeof sinkSchemas.hdfs>), channel, idleMinutes }),
-      z.strictObject({ sink: z.literal('kafka'), options: sinkSchemas.kafka.prefault(noOptions as z.input<typeof sinkSchemas.kafka>), channel, idleMinutes }),
-      z.strictObject({ sink: z.literal('logger'), options: sinkSchemas.logger.prefault({}), channel, idleMinutes }),
+      z.strictObject({ sink: z.literal('file_roll'), options: sinkSchemas.file_roll.prefault({}), channel, idleMinutes, jvm: jvmSchema }),
+      z.strictObject({ sink: z.literal('hdfs'), options: sinkSchemas.hdfs.prefault(noOptions as z.input<typeof sinkSchemas.hdfs>), channel, idleMinutes, jvm: jvmSchema }),
+      z.strictObject({ sink: z.literal('kafka'), options: sinkSchemas.kafka.prefault(noOptions as z.input<typeof sinkSchemas.kafka>), channel, idleMinutes, jvm: jvmSchema }),
+      z.strictObject({ sink: z.literal('logger'), options: sinkSchemas.logger.prefault({}), channel, idleMinutes, jvm: jvmSchema }),
     ],
     {
       error: (iss) =>
@@ -106,4 +115,5 @@ export interface AgentSpec {
   channel: ChannelOptions;
   /** No events for this long raises an "idle" incident; unset: never. */
   idleMinutes?: number;
+  jvm?: { heap?: string; options?: string[] };
 }

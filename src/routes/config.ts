@@ -12,6 +12,7 @@ const specSchema = z.object({
   options: z.record(z.string(), z.union([z.string(), z.number()])),
   channel: z.object({ capacity: z.number(), transactionCapacity: z.number(), minimumRequiredSpace: z.number() }),
   idleMinutes: z.number().optional(),
+  jvm: z.object({ heap: z.string().optional(), options: z.array(z.string()).optional() }).optional(),
 });
 const revisionPairSchema = z.object({ desired: z.number(), running: z.number().nullable() });
 const fieldSchema = z.object({ field: z.string(), message: z.string() });
@@ -48,6 +49,7 @@ const patchBodySchema = z
     options: z.record(z.string(), z.unknown()).optional(),
     channel: z.record(z.string(), z.unknown()).optional(),
     idleMinutes: z.number().nullable().optional(),
+    jvm: z.record(z.string(), z.unknown()).nullable().optional(),
   })
   .describe('JSON Merge Patch over the desired spec: e.g. {"channel":{"capacity":2000000}}; null restores an option\'s default');
 

@@ -115,6 +115,25 @@ describe('config as a resource', () => {
   });
 });
 
+describe('JVM settings', () => {
+  const cmdline = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+  it('runs agents with the lighter defaults and the shared class-data archive, and takes a table\'s own', async () => {
+    const s = await status();
+    expect(cmdline(s.pid)).toEqual(expect.arrayContaining(['-XX:+UseSerialGC', '-XX:TieredStopAtLevel=1', `-XX:SharedArchiveFile=${h.config.AGENT_CDS_ARCHIVE}`]));
+    // The archive is in use: mapped into the JVM (a mismatched one would be dropped, -Xshare:auto).
+    expect(readFileSync(`/proc/${s.pid}/maps`, 'utf8')).toContain('flume.jsa');
+    const r = await h.inject({ method: 'PATCH', url: `${url}/config`, payload: { jvm: { heap: '64m', options: ['-XX:+UseSerialGC', '-Xss256k'] } } });
+    expect(r.statusCode, r.body).toBe(200);
+    const after = await status();
+    expect(cmdline(after.pid)).toEqual(expect.arrayContaining(['-Xmx64m', '-XX:+UseSerialGC', '-Xss256k']));
+    expect(cmdline(after.pid)).not.toContain('-XX:TieredStopAtLevel=1');
+    expect(after.accepting).toBe(true);
+    // null: back to the service's defaults.
+    expect((await h.inject({ method: 'PATCH', url: `${url}/config`, payload: { jvm: null } })).statusCode).toBe(200);
+    expect(cmdline((await status()).pid)).toContain('-XX:TieredStopAtLevel=1');
+  });
+});
+
 describe('pause and drain', () => {
   it('tells senders to retry while the agent drains, and reopens on resume', async () => {
     const p = await h.inject({ method: 'POST', url: `${url}/pause` });

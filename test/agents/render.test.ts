@@ -58,12 +58,19 @@ describe('agent templates', () => {
     expect(inject.error).toBe('INVALID_REQUEST');
     expect(rejects({ extra: 1 }).error).toBe('INVALID_REQUEST');
     expect(rejects({ sink: 'kafka' }).message).toContain('bootstrapServers');
+    // JVM options: only -XX flags and sizes, nothing that reaches the class path, a port or a shell.
+    for (const bad of ['-cp', '-Dflume.monitoring.port=1', '-XX:+UseSerialGC -cp /x', '-jar', '-XX:OnError="sh -c id"', '-Xss1m;id', '-XX:+Foo "x"']) {
+      expect(rejects({ jvm: { options: [bad] } }).error, bad).toBe('INVALID_REQUEST');
+    }
+    expect(rejects({ jvm: { heap: '1 g' } }).error).toBe('INVALID_REQUEST');
+    expect(resolveSpec({ jvm: { heap: '64m', options: ['-XX:+UseSerialGC', '-Xss256k', '-XX:MaxMetaspaceSize=64m'] } }, ref).jvm).toEqual({ heap: '64m', options: ['-XX:+UseSerialGC', '-Xss256k', '-XX:MaxMetaspaceSize=64m'] });
   });
 
   it('renders a supervisor program that execs the JVM and doubles % signs', () => {
-    const text = renderProgram(ref, { program: 'flume-shop-orders', javaBin: 'java', heap: '256m', classpath: '/x/100%/lib/*', autostart: false, metricsPort: 23456 }, paths);
+    const text = renderProgram(ref, { program: 'flume-shop-orders', javaBin: 'java', heap: '256m', jvmOptions: ['-XX:+UseSerialGC', '-Xss512k'], classpath: '/x/100%/lib/*', autostart: false, metricsPort: 23456 }, paths);
     expect(text).toMatch(/^command="java" -Xmx256m .* org\.apache\.flume\.node\.Application -n a1 -f "\/s\/services\/flume-shop-orders\/flume\.conf" --no-reload-conf$/m);
     expect(text).toContain('/x/100%%/lib/*');
+    expect(text).toMatch(/^command="java" -Xmx256m "-XX:\+UseSerialGC" "-Xss512k" -XX:\+ExitOnOutOfMemoryError /m);
     expect(text).toContain('autostart=false');
     expect(text).toContain('stopasgroup=true');
     expect(text).toContain('-Dflume.monitoring.type=http -Dflume.monitoring.port=23456');
