@@ -2,6 +2,8 @@
  * Gateway throughput against going straight to the agent, measured in one run on real parts:
  * one file_roll agent, real nginx + Lua gateway, Redis with a random prefix.
  * Each phase: C concurrent keep-alive clients POST one-event batches for D seconds.
+ * Also what a loaded agent sustains with the default agent JVM settings (C1 only, SerialGC)
+ * against one with the JVM's own (G1, C2), straight to each, and their RSS afterwards.
  * Run: npx tsx bench/gateway.ts   (BENCH_SECONDS=10 BENCH_CONCURRENCY=32 to change)
  */
 import { Agent, request } from 'node:http';
@@ -65,6 +67,19 @@ try {
   }
   const base = (direct.rps + direct2.rps) / 2;
   console.log(`gateway / direct = ${(viaGateway.rps / base).toFixed(2)}`);
+
+  const jvmDefaults = await h.inject({ method: 'POST', url: '/v1/api/bench/c2/create', payload: { channel: { capacity: 10_000_000 }, jvm: { options: ['-XX:+UseG1GC', '-XX:TieredStopAtLevel=4'] } } });
+  if (jvmDefaults.statusCode !== 201) throw new Error(jvmDefaults.body);
+  const port2 = (await routePort(h.redis, h.keys, 'bench', 'c2'))!;
+  await load(port2, '/', {}); // warm-up
+  const tuned = await load(port, '/', {});
+  const untuned = await load(port2, '/', {});
+  const rss = async (t: string) => {
+    const s = (await h.inject({ method: 'GET', url: `/v1/api/bench/${t}/status?fresh=true` })).json();
+    return (s.resources?.rssBytes ?? 0) / 1_048_576;
+  };
+  console.log(`loaded agent, straight to it (-Xmx512m): default settings (SerialGC, C1) ${f(tuned.rps)} req/s p99 ${f(tuned.p99)} ms, RSS ${f(await rss('events'))} MiB;`);
+  console.log(`  the JVM's own (G1, C2): ${f(untuned.rps)} req/s p99 ${f(untuned.p99)} ms, RSS ${f(await rss('c2'))} MiB; ratio ${(tuned.rps / untuned.rps).toFixed(2)}`);
 } finally {
   await gw.stop();
   await h.close();
