@@ -97,6 +97,12 @@ export const configSchema = z.object({
   GATEWAY_STALE_SECONDS: z.coerce.number().int().min(0).max(3600).default(60),
   /** Requests per second one ingestion token may make through the gateway (0: no limit); over it: 429 with Retry-After. */
   GATEWAY_RATE_LIMIT: z.coerce.number().int().min(0).default(5000),
+  /**
+   * Group commit: requests for one table that reach one gateway worker within this many ms go to
+   * the agent as one Flume batch (one channel transaction, one fsync); each is answered only when
+   * that batch committed. 0: every request goes on its own.
+   */
+  GATEWAY_BATCH_WINDOW_MS: z.coerce.number().min(0).max(100).default(2),
 });
 
 export type Config = z.infer<typeof configSchema> & {

@@ -20,9 +20,12 @@ export class RouteTable {
     private readonly keys: Keys,
   ) {}
 
-  /** Where the gateway sends the table's events: the agent's port, or `paused` (503 AGENT_PAUSED). */
-  static valueOf(meta: Pick<AgentMeta, 'port' | 'paused'>): string {
-    return meta.paused ? 'paused' : `127.0.0.1:${meta.port}`;
+  /**
+   * Where the gateway sends the table's events, `127.0.0.1:<port> tx=<transactionCapacity>` (the
+   * most events one group commit may carry), or `paused` (503 AGENT_PAUSED).
+   */
+  static valueOf(meta: Pick<AgentMeta, 'port' | 'paused' | 'spec'>): string {
+    return meta.paused ? 'paused' : `127.0.0.1:${meta.port} tx=${meta.spec.channel.transactionCapacity}`;
   }
 
   async publish(meta: AgentMeta): Promise<void> {

@@ -49,6 +49,7 @@ export async function writeGatewayConfig(
     cacheTtl: cfg.GATEWAY_CACHE_TTL_MS / 1000,
     staleSeconds: cfg.GATEWAY_STALE_SECONDS,
     rateLimit: cfg.GATEWAY_RATE_LIMIT,
+    batchWindow: cfg.GATEWAY_BATCH_WINDOW_MS / 1000,
     listen: `${cfg.GATEWAY_HOST}:${cfg.GATEWAY_PORT}`,
     maxBody: cfg.GATEWAY_MAX_BODY,
   });

@@ -8,7 +8,7 @@ import type { Keys } from '../../src/redis/keys.js';
 /** The agent's port, as the gateway sees it: from the route in Redis. */
 export async function routePort(redis: Redis, keys: Keys, db: string, table: string): Promise<number | null> {
   const route = await redis.get(keys.route(db, table));
-  return route ? Number(route.split(':')[1]) : null;
+  return route ? Number(route.split(':')[1]!.split(' ')[0]) : null;
 }
 
 /** POSTs events in Flume's JSON format to an agent's HTTP source; returns the HTTP status. */

@@ -4,11 +4,13 @@
 --
 -- Redis schema (src/redis/keys.ts): <p>token:<hash> HASH user scope exp graceUntil lastUsed, where
 -- hash = hex(HMAC-SHA1(token hash key, hex(SHA-1(token)))) (src/tokens/token-service.ts);
--- <p>route:<db>:<table> "host:port" | "paused"; <p>tables SET "<db>:<table>"; <p>invalidate PUBSUB.
+-- <p>route:<db>:<table> "host:port tx=<transactionCapacity>" | "paused" (src/agents/route-table.ts);
+-- <p>tables SET "<db>:<table>"; <p>invalidate PUBSUB.
 
 local ok_redis, redis = pcall(require, "resty.redis")
 if not ok_redis then redis = require "nginx.redis" end
 local cjson = require "cjson.safe"
+local semaphore = require "ngx.semaphore"
 
 local M = {}
 local conf
@@ -55,6 +57,28 @@ local function reply(status, code, err, message, retry_after)
   if retry_after then ngx.header["Retry-After"] = tostring(retry_after) end
   ngx.say(cjson.encode({ code = code, error = err, message = message }))
   return ngx.exit(ngx.HTTP_OK)
+end
+
+local function accepted(n)
+  ngx.status = 200
+  ngx.header["Content-Type"] = "application/json"
+  ngx.print('{"code":0,"message":"accepted","events":', n, '}\n')
+  return ngx.exit(ngx.HTTP_OK)
+end
+
+-- What a sender sees when the agent did not take its events, by the agent's (or nginx's
+-- upstream) status: the direct path's error pages (nginx.conf) and group commits answer alike.
+local AGENT_FAILURES = {
+  [400] = { 400, 10061, "BAD_EVENTS", "the agent refused the body: send a JSON array of {\"headers\":{...},\"body\":\"...\"}" },
+  [500] = { 500, 10500, "INTERNAL", "the gateway or the agent failed; see var/log/gateway-error.log and the agent log" },
+  [502] = { 502, 10105, "AGENT_UNREACHABLE", "the table's agent did not answer", 5 },
+  [503] = { 503, 10107, "CHANNEL_FULL", "the agent's channel is full or the batch exceeds its transaction capacity; retry later or send smaller batches", 5 },
+}
+AGENT_FAILURES[504] = AGENT_FAILURES[502]
+
+function M.agent_failure(status)
+  local f = AGENT_FAILURES[status] or AGENT_FAILURES[500]
+  return reply(f[1], f[2], f[3], f[4], f[5])
 end
 
 local function to_hex(s)
@@ -156,6 +180,53 @@ local function in_scope(scope, db, tbl)
   return false
 end
 
+-- Group commit, per worker: requests for one agent that arrive within conf.batch_window seconds
+-- of the first (the leader) join its batch, up to the table's transactionCapacity events. The
+-- leader sends the batch (one Flume request: one channel transaction, one fsync) and every member
+-- gets the batch's outcome: 200 only once the agent committed all of it, else the same failure.
+-- A full batch leaves at once; a request that does not fit leads the next one.
+local filling = {} -- "host:port" -> the batch still taking requests
+-- A member waits at most this long: the proxy's own deadlines (connect, send, read) and the window.
+local MEMBER_WAIT = 45
+
+local function send_batch(b)
+  local ok, res = pcall(ngx.location.capture, "/_flume_batch", {
+    method = ngx.HTTP_POST,
+    body = "[" .. table.concat(b.parts, ",") .. "]",
+    ctx = { agent_host = b.host, agent_port = b.port },
+  })
+  if not ok then
+    ngx.log(ngx.ERR, "group commit: ", res)
+    return 500
+  end
+  return res.status
+end
+
+local function group_commit(host, port, events_json, n, cap)
+  local key = host .. ":" .. port
+  local part = events_json:sub(2, -2) -- the events without the array's brackets
+  local b = filling[key]
+  if b and b.count + n <= cap then
+    b.parts[#b.parts + 1] = part
+    b.count = b.count + n
+    b.members = b.members + 1
+    if b.count == cap then
+      filling[key] = nil
+      b.full:post(1)
+    end
+    if not b.done:wait(MEMBER_WAIT) then return M.agent_failure(504) end
+  else
+    b = { host = host, port = port, parts = { part }, count = n, members = 0, full = semaphore.new(), done = semaphore.new() }
+    filling[key] = b
+    b.full:wait(conf.batch_window)
+    if filling[key] == b then filling[key] = nil end
+    b.status = send_batch(b)
+    if b.members > 0 then b.done:post(b.members) end
+  end
+  if b.status == 200 then return accepted(n) end
+  return M.agent_failure(b.status)
+end
+
 function M.access(db, tbl)
   if ngx.req.get_method() ~= "POST" then
     ngx.req.discard_body()
@@ -201,8 +272,9 @@ function M.access(db, tbl)
   if route == "down" then
     return reply(503, 10106, "AGENT_DOWN", "the agent for " .. db .. "." .. tbl .. " is not running", 5)
   end
-  local host, port = route:match("^([^:]+):(%d+)$")
-  if not host then
+  local host, port, rest = route:match("^([^:]+):(%d+)(.*)$")
+  local cap = rest and rest:match("^ tx=(%d+)$")
+  if not host or (rest ~= "" and not cap) then
     return reply(503, 10106, "AGENT_DOWN", "the route of " .. db .. "." .. tbl .. " is unreadable", 5)
   end
 
@@ -217,6 +289,10 @@ function M.access(db, tbl)
     for i, ev in ipairs(events) do
       if type(ev) ~= "table" or ev[1] ~= nil then
         return reply(400, 10061, "BAD_EVENTS", "event " .. i .. " must be an object")
+      end
+      -- Flume would refuse it: refused here, so one sender's bad event never fails a group commit.
+      if ev.body ~= nil and type(ev.body) ~= "string" then
+        return reply(400, 10061, "BAD_EVENTS", "event " .. i .. ": body must be a string")
       end
       local headers = ev.headers
       if headers == nil then
@@ -235,7 +311,12 @@ function M.access(db, tbl)
       end
       headers.username = user
     end
-    ngx.req.set_body_data(cjson.encode(events))
+    body = cjson.encode(events)
+    cap = tonumber(cap)
+    if conf.batch_window > 0 and cap and #events < cap then
+      return group_commit(host, tonumber(port), body, #events, cap)
+    end
+    ngx.req.set_body_data(body)
   end
   ngx.ctx.events = #events
   ngx.ctx.agent_host = host
