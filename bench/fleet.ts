@@ -10,125 +10,28 @@
  * the load comes from autocannon in another process.
  * Run: npm run bench:fleet   (BENCH_AGENTS=N for the large fleet, default 100; BENCH_SECONDS=10)
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { Agent, request as httpRequest } from 'node:http';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import pLimit from 'p-limit';
-import { PROJECT_ROOT } from '../src/config.js';
 import { REDIS_URL, dropPrefix, tempDir } from '../test/helpers/harness.js';
 import { TestSupervisord } from '../test/helpers/supervisord.js';
 import { freePort, until } from '../test/helpers/wait.js';
+import { type Load, SECONDS, autocannon, cpuSeconds, f1, pacedPollers, rssMiB, run, startApi, supervisorctlLoad } from './lib.js';
 
-const run = promisify(execFile);
 const SMALL = 20;
 const LARGE = Number(process.env.BENCH_AGENTS ?? 100);
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
-const f1 = (x: number) => x.toFixed(1);
-
-interface Load {
-  rps: number;
-  p50: number;
-  p99: number;
-  errors: number;
-  non2xx: number;
-}
-
-/** autocannon in its own process: req/s and latency percentiles. */
-async function autocannon(url: string, token: string, connections: number, seconds = SECONDS): Promise<Load> {
-  const { stdout } = await run(
-    join(PROJECT_ROOT, 'node_modules', '.bin', 'autocannon'),
-    ['-j', '-c', String(connections), '-d', String(seconds), '-H', `authorization=Bearer ${token}`, url],
-    { maxBuffer: 64 * 1024 * 1024 },
-  );
-  const r = JSON.parse(stdout) as { requests: { average: number }; latency: { p50: number; p99: number }; errors: number; non2xx: number };
-  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors, non2xx: r.non2xx };
-}
-
-/**
- * Dashboards as they poll: `pollers` clients (keep-alive), each sending one request every
- * `everyMs` from a random phase, for `seconds`. Latency of each answer, as the client sees it.
- */
-async function pacedPollers(url: string, token: string, pollers: number, everyMs: number, seconds = SECONDS): Promise<Load> {
-  const agent = new Agent({ keepAlive: true, maxSockets: pollers });
-  const times: number[] = [];
-  let errors = 0;
-  const end = Date.now() + seconds * 1000;
-  const once = () =>
-    new Promise<void>((resolve) => {
-      const t0 = performance.now();
-      const req = httpRequest(url, { agent, headers: { authorization: `Bearer ${token}` } }, (res) => {
-        res.resume();
-        res.on('end', () => {
-          if (res.statusCode !== 200) errors++;
-          times.push(performance.now() - t0);
-          resolve();
-        });
-      });
-      req.on('error', () => {
-        errors++;
-        resolve();
-      });
-      req.end();
-    });
-  await Promise.all(
-    Array.from({ length: pollers }, async () => {
-      await sleep(Math.random() * everyMs);
-      while (Date.now() < end) {
-        const t0 = performance.now();
-        await once();
-        await sleep(Math.max(0, everyMs - (performance.now() - t0)));
-      }
-    }),
-  );
-  agent.destroy();
-  times.sort((a, b) => a - b);
-  const pct = (p: number) => times[Math.min(times.length - 1, Math.floor((times.length * p) / 100))]!;
-  return { rps: times.length / seconds, p50: pct(50), p99: pct(99), errors, non2xx: 0 };
-}
-
-/** The original way: one supervisorctl process per status call, `concurrency` at a time. */
-async function supervisorctlLoad(socket: string, programs: string[], concurrency: number, seconds = SECONDS): Promise<Load> {
-  const times: number[] = [];
-  const until = Date.now() + seconds * 1000;
-  let i = 0;
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (Date.now() < until) {
-        const t0 = performance.now();
-        await run('supervisorctl', ['-s', `unix://${socket}`, 'status', programs[i++ % programs.length]!]).catch(() => undefined);
-        times.push(performance.now() - t0);
-      }
-    }),
-  );
-  times.sort((a, b) => a - b);
-  const pct = (p: number) => times[Math.min(times.length - 1, Math.floor((times.length * p) / 100))]!;
-  return { rps: times.length / seconds, p50: pct(50), p99: pct(99), errors: 0, non2xx: 0 };
-}
-
-/** CPU seconds (user + system) a process has used, from /proc. */
-function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (100/s)
-}
-const rssMiB = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
 
 const dir = tempDir('bench-fleet');
 const prefix = `bench:${randomBytes(4).toString('hex')}:`;
 const supervisord = new TestSupervisord(dir, { redisUrl: REDIS_URL, prefix });
-let api: ChildProcess | null = null;
+let api: Awaited<ReturnType<typeof startApi>> | null = null;
 const redis = new Redis(REDIS_URL);
 try {
   await supervisord.start();
-  const port = await freePort();
   const env = {
-    ...process.env,
     STATE_DIR: dir,
-    API_PORT: String(port),
     REDIS_URL,
     REDIS_KEY_PREFIX: prefix,
     LOG_LEVEL: 'warn',
@@ -136,11 +39,8 @@ try {
     AGENT_READY_TIMEOUT_MS: '240000',
     PORT_RANGE: '12000-12999',
   };
-  api = spawn('node', [join(PROJECT_ROOT, 'dist', 'server.js')], { env, stdio: ['ignore', 'ignore', 'inherit'] });
-  const base = `http://127.0.0.1:${port}`;
-  const ready = await until(() => fetch(`${base}/readyz`).then((r) => r.ok, () => false), (ok) => ok, 30_000);
-  if (!ready) throw new Error('the API did not become ready');
-  const token = (await run('node', [join(PROJECT_ROOT, 'dist', 'cli', 'token.js'), '--role', 'admin'], { env })).stdout.trim();
+  api = await startApi(env, await freePort());
+  const { base, token } = api;
   const auth = { authorization: `Bearer ${token}` };
   const create = async (i: number) => {
     const r = await fetch(`${base}/v1/api/bench/t${i}/create`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: '{"sink":"logger"}' });
@@ -201,16 +101,12 @@ try {
 
   // Idle: no requests, the fleet model refreshing every FLEET_REFRESH_MS in the background.
   await sleep(5000);
-  const c0 = cpuSeconds(api.pid!);
+  const c0 = cpuSeconds(api.child.pid!);
   await sleep(30_000);
-  const idle = ((cpuSeconds(api.pid!) - c0) / 30) * 100;
-  console.log(`  API idle with ${LARGE} agents over 30 s: ${f1(idle)} % of one core, RSS ${f1(rssMiB(api.pid!))} MiB`);
+  const idle = ((cpuSeconds(api.child.pid!) - c0) / 30) * 100;
+  console.log(`  API idle with ${LARGE} agents over 30 s: ${f1(idle)} % of one core, RSS ${f1(rssMiB(api.child.pid!))} MiB`);
 } finally {
-  if (api && api.exitCode === null) {
-    const exited = new Promise((r) => api!.once('exit', r));
-    api.kill('SIGTERM');
-    await exited;
-  }
+  await api?.stop();
   await supervisord.stop();
   await dropPrefix(redis, prefix);
   redis.disconnect();

@@ -39,11 +39,14 @@ a1.sinks.k1.type = file_roll
 a1.sinks.k1.sink.directory = $tmp/out
 CONF
 rm -f "$archive"
+# The main class agents start with (src/agents/render.ts): our launcher once setup built it.
+main=org.apache.flume.node.Application
+[ -f flume/lib/flume-service-launcher.jar ] && main=flumeservice.Agent
 # The same class path prefix and options agents run with (src/config.ts AGENT_JVM_OPTIONS).
 "$java" -Xmx128m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:ArchiveClassesAtExit="$archive" \
   -Djava.net.preferIPv4Stack=true -Dflume.monitoring.type=http -Dflume.monitoring.port=$((port + 1)) \
   -Dlog4j.configurationFile="$PWD/templates/log4j2.xml" -cp "$PWD/flume/lib/*" \
-  org.apache.flume.node.Application -n a1 -f "$tmp/agent.conf" --no-reload-conf >"$tmp/log" 2>&1 &
+  "$main" -n a1 -f "$tmp/agent.conf" --no-reload-conf >"$tmp/log" 2>&1 &
 pid=$!
 # Accepting, one event through source, channel and sink, and a metrics read: the classes of a working agent.
 for _ in $(seq 1 300); do

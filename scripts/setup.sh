@@ -57,6 +57,17 @@ if [ ! -f flume/lib/flume-ng-node-1.11.0.jar ]; then
   say "fetching Apache Flume 1.11.0 jars from Maven Central (once, ~46 MB)"
   mvn -B -q -f flume/pom.xml dependency:copy-dependencies
 fi
+# Our one Java class: Flume's Application with the channels started before the source, so a
+# start does not wait out Flume's 500 ms poll (flume/launcher/). Agents find it in flume/lib.
+launcher_src=flume/launcher/flumeservice/Agent.java
+launcher_jar=flume/lib/flume-service-launcher.jar
+if [ ! -f "$launcher_jar" ] || [ "$launcher_src" -nt "$launcher_jar" ]; then
+  say "building $launcher_jar (javac)"
+  classes=$(mktemp -d)
+  javac -d "$classes" -cp "flume/lib/*" "$launcher_src"
+  jar cf "$launcher_jar" -C "$classes" .
+  rm -rf "$classes"
+fi
 # Flume's classes as an AppCDS archive: faster, lighter agents (scripts/build-cds.sh).
 if [ ! -f flume/flume.jsa ] || [ -n "$(find flume/lib -newer flume/flume.jsa | head -1)" ]; then
   say "building the agents' class-data archive (flume/flume.jsa, once)"

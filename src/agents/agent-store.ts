@@ -5,7 +5,7 @@ import { parse as parseIni } from 'ini';
 import type { Config } from '../config.js';
 import { parseProgramName, type TableRef } from './names.js';
 import { agentPaths, type AgentPaths } from './paths.js';
-import { renderProgram } from './render.js';
+import { FLUME_MAIN_CLASS, LAUNCHER, renderProgram } from './render.js';
 import type { AgentSpec } from './sinks.js';
 
 /** services/<program>/agent.json: what the agent was created with. */
@@ -168,11 +168,16 @@ export class AgentStore {
         jvmOptions: [
           ...(meta.spec.jvm?.options ?? this.cfg.AGENT_JVM_OPTIONS),
           // -Xshare:auto: an archive that does not match (another JDK, new jars) is ignored, not fatal.
-          ...(this.cfg.AGENT_CDS_ARCHIVE && existsSync(this.cfg.AGENT_CDS_ARCHIVE) ? [`-XX:SharedArchiveFile=${this.cfg.AGENT_CDS_ARCHIVE}`, '-Xshare:auto'] : []),
+          // ArchiveRelocationMode=0: mapped where it was dumped, its pages stay clean and shared by
+          // every agent (Debian's JDK 17 relocates by default, which writes to every page).
+          ...(this.cfg.AGENT_CDS_ARCHIVE && existsSync(this.cfg.AGENT_CDS_ARCHIVE)
+            ? [`-XX:SharedArchiveFile=${this.cfg.AGENT_CDS_ARCHIVE}`, '-Xshare:auto', '-XX:+UnlockDiagnosticVMOptions', '-XX:ArchiveRelocationMode=0']
+            : []),
         ],
         classpath,
         autostart,
         metricsPort: meta.metricsPort,
+        mainClass: existsSync(join(this.cfg.FLUME_LIB_DIR, LAUNCHER.jar)) ? LAUNCHER.mainClass : FLUME_MAIN_CLASS,
       },
       paths,
     );

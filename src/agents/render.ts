@@ -113,7 +113,13 @@ export interface ProgramParams {
   autostart: boolean;
   /** Flume's metrics server (JSON counters); it binds every interface and has no bind option. */
   metricsPort: number;
+  /** Our launcher (flume/launcher/: the channel started before the source, no 500 ms poll) or Flume's Application. */
+  mainClass: string;
 }
+
+/** The jar scripts/setup.sh builds from flume/launcher/ into flume/lib, and its main class. */
+export const LAUNCHER = { jar: 'flume-service-launcher.jar', mainClass: 'flumeservice.Agent' };
+export const FLUME_MAIN_CLASS = 'org.apache.flume.node.Application';
 
 // supervisord interpolates %(name)s in values: a literal % must be doubled.
 const supervisorValue = (v: string | number | boolean) => String(v).replace(/%/g, '%%');
@@ -132,6 +138,7 @@ export function renderProgram(table: TableRef, p: ProgramParams, paths: AgentPat
     logFile: paths.logFile,
     autostart: p.autostart,
     metricsPort: p.metricsPort,
+    mainClass: p.mainClass,
   };
   return fill(template('program.conf'), Object.fromEntries(Object.entries(values).map(([k, v]) => [k, supervisorValue(v)])));
 }

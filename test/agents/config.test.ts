@@ -120,8 +120,11 @@ describe('JVM settings', () => {
   it('runs agents with the lighter defaults and the shared class-data archive, and takes a table\'s own', async () => {
     const s = await status();
     expect(cmdline(s.pid)).toEqual(expect.arrayContaining(['-XX:+UseSerialGC', '-XX:TieredStopAtLevel=1', `-XX:SharedArchiveFile=${h.config.AGENT_CDS_ARCHIVE}`]));
-    // The archive is in use: mapped into the JVM (a mismatched one would be dropped, -Xshare:auto).
-    expect(readFileSync(`/proc/${s.pid}/maps`, 'utf8')).toContain('flume.jsa');
+    // The archive is in use: mapped into the JVM (a mismatched one would be dropped, -Xshare:auto),
+    // read-only where it was dumped (not relocated, so its pages stay shared between agents).
+    expect(readFileSync(`/proc/${s.pid}/maps`, 'utf8')).toMatch(/^8[0-9a-f]{8}-[0-9a-f]+ r--p .*\/flume\.jsa$/m);
+    // Started by our launcher (channel first, no 500 ms wait), built by the set-up into flume/lib.
+    expect(cmdline(s.pid)).toContain('flumeservice.Agent');
     const r = await h.inject({ method: 'PATCH', url: `${url}/config`, payload: { jvm: { heap: '64m', options: ['-XX:+UseSerialGC', '-Xss256k'] } } });
     expect(r.statusCode, r.body).toBe(200);
     const after = await status();

@@ -67,8 +67,8 @@ describe('agent templates', () => {
   });
 
   it('renders a supervisor program that execs the JVM and doubles % signs', () => {
-    const text = renderProgram(ref, { program: 'flume-shop-orders', javaBin: 'java', heap: '256m', jvmOptions: ['-XX:+UseSerialGC', '-Xss512k'], classpath: '/x/100%/lib/*', autostart: false, metricsPort: 23456 }, paths);
-    expect(text).toMatch(/^command="java" -Xmx256m .* org\.apache\.flume\.node\.Application -n a1 -f "\/s\/services\/flume-shop-orders\/flume\.conf" --no-reload-conf$/m);
+    const text = renderProgram(ref, { program: 'flume-shop-orders', javaBin: 'java', heap: '256m', jvmOptions: ['-XX:+UseSerialGC', '-Xss512k'], classpath: '/x/100%/lib/*', autostart: false, metricsPort: 23456, mainClass: 'flumeservice.Agent' }, paths);
+    expect(text).toMatch(/^command="java" -Xmx256m .* flumeservice\.Agent -n a1 -f "\/s\/services\/flume-shop-orders\/flume\.conf" --no-reload-conf$/m);
     expect(text).toContain('/x/100%%/lib/*');
     expect(text).toMatch(/^command="java" -Xmx256m "-XX:\+UseSerialGC" "-Xss512k" -XX:\+ExitOnOutOfMemoryError /m);
     expect(text).toContain('autostart=false');
