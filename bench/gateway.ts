@@ -1,6 +1,7 @@
 /**
  * Gateway throughput against going straight to the agent, measured in one run on real parts:
- * one file_roll agent, real nginx + Lua gateway, Redis with a random prefix.
+ * one file_roll agent, real nginx + Lua gateway with its default settings (group commit, 2 ms
+ * window: bench/group-commit.ts compares windows), Redis with a random prefix.
  * Each phase: C concurrent keep-alive clients POST one-event batches for D seconds.
  * Also what a loaded agent sustains with the default agent JVM settings (C1 only, SerialGC)
  * against one with the JVM's own (G1, C2), straight to each, and their RSS afterwards.

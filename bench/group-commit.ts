@@ -76,6 +76,7 @@ try {
   const final = await until(counts, (c) => results.every((r) => (c.get(r.tag) ?? 0) >= r.acked), 300_000, 1000);
   for (const r of results) r.atSink = final.get(r.tag) ?? 0;
 
+  const status = (await h.inject({ method: 'GET', url: '/v1/api/bench/gc/status?fresh=true' })).json() as { resources?: { rssBytes?: number } };
   const f = (x: number) => x.toFixed(1);
   const base = (results[0]!.rps + results.at(-1)!.rps) / 2;
   console.log(`${CLIENTS} clients x ${SECONDS} s, one event per request, file_roll agent (file channel), 2 nginx workers, ${(await run('nproc')).stdout.trim()} cores`);
@@ -84,6 +85,8 @@ try {
       `${r.name.padEnd(28)} ${f(r.rps).padStart(8)} req/s (${(r.rps / base).toFixed(2)}x direct)  p50 ${r.p50} ms  p99 ${r.p99} ms  acknowledged ${r.acked}, refused ${r.failed}, at the sink ${r.atSink}, lost ${Math.max(0, r.acked - r.atSink!)}`,
     );
   }
+  console.log(`(the sink holds up to ${CLIENTS} more per phase: requests in flight when the clients stopped, committed but not counted as answered)`);
+  console.log(`the agent after all this (default JVM settings, -Xmx512m): RSS ${f((status.resources?.rssBytes ?? 0) / 1_048_576)} MiB`);
 } finally {
   await gw?.stop();
   await h.close();

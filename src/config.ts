@@ -50,6 +50,12 @@ export const configSchema = z.object({
     .default(DEFAULT_JVM_OPTIONS)
     .transform((s) => s.split(/\s+/).filter(Boolean))
     .refine((o) => o.every((x) => JVM_OPTION.test(x)), 'each option must be -XX:..., -Xss/-Xms/-Xmn<size>'),
+  /**
+   * How agents start: `flume-service` (flume/launcher/, built by the set-up: the channel opens
+   * before the source starts, without Flume's 500 ms poll) or `flume` (Flume's own Application).
+   * flume-service falls back to flume while its jar is not in FLUME_LIB_DIR.
+   */
+  AGENT_LAUNCHER: z.enum(['flume-service', 'flume']).default('flume-service'),
   /** The AppCDS archive agents share (scripts/build-cds.sh); used when the file exists, '' to never use one. */
   AGENT_CDS_ARCHIVE: z.string().default(resolve(PROJECT_ROOT, 'flume', 'flume.jsa')),
   AGENT_READY_TIMEOUT_MS: z.coerce.number().int().min(1000).default(60000),

@@ -166,18 +166,19 @@ export class AgentStore {
         javaBin: this.cfg.JAVA_BIN,
         heap: meta.spec.jvm?.heap ?? this.cfg.AGENT_HEAP,
         jvmOptions: [
-          ...(meta.spec.jvm?.options ?? this.cfg.AGENT_JVM_OPTIONS),
           // -Xshare:auto: an archive that does not match (another JDK, new jars) is ignored, not fatal.
           // ArchiveRelocationMode=0: mapped where it was dumped, its pages stay clean and shared by
           // every agent (Debian's JDK 17 relocates by default, which writes to every page).
+          // First, so that a table's own options can say otherwise.
           ...(this.cfg.AGENT_CDS_ARCHIVE && existsSync(this.cfg.AGENT_CDS_ARCHIVE)
             ? [`-XX:SharedArchiveFile=${this.cfg.AGENT_CDS_ARCHIVE}`, '-Xshare:auto', '-XX:+UnlockDiagnosticVMOptions', '-XX:ArchiveRelocationMode=0']
             : []),
+          ...(meta.spec.jvm?.options ?? this.cfg.AGENT_JVM_OPTIONS),
         ],
         classpath,
         autostart,
         metricsPort: meta.metricsPort,
-        mainClass: existsSync(join(this.cfg.FLUME_LIB_DIR, LAUNCHER.jar)) ? LAUNCHER.mainClass : FLUME_MAIN_CLASS,
+        mainClass: this.cfg.AGENT_LAUNCHER === 'flume-service' && existsSync(join(this.cfg.FLUME_LIB_DIR, LAUNCHER.jar)) ? LAUNCHER.mainClass : FLUME_MAIN_CLASS,
       },
       paths,
     );
