@@ -92,9 +92,13 @@ try {
   );
   const createSeconds = (performance.now() - t0) / 1000;
   const accepted = await everyAccepts('created');
-  const cores = (await run('nproc')).stdout.trim();
+  const cores = Number((await run('nproc')).stdout.trim());
+  // The floor for starting them: the CPU the JVMs themselves used so far, spread over every core.
+  const cpuOf = async () => (await agents()).reduce((sum, a) => sum + (a.pid ? cpuSeconds(a.pid) : 0), 0);
+  const createCpu = await cpuOf();
   console.log(`machine: ${cores} cores, ${f1(meminfo('MemTotal') / 1024)} GiB RAM (${f1(memAvailableBefore / 1024)} GiB available before the agents); Redis, supervisord, nginx, the API and the load on the same host`);
   console.log(`\n1. ${N} agents created, ${C} at a time: ${f1(createSeconds)} s in all (${f1((createSeconds * 1000) / N)} ms per agent); each create answered in median ${f1(median(createMs))} ms, max ${f1(Math.max(...createMs))} ms`);
+  console.log(`   the JVMs used ${f1(createCpu)} CPU seconds to start (and take one event): on ${cores} cores no way of starting them takes less than ${f1(createCpu / cores)} s (${f1(createSeconds / (createCpu / cores))}x that floor)`);
   console.log(`   then one event through the gateway into each: ${accepted} of ${N} accepted`);
 
   // 2. Idle footprint.
@@ -122,15 +126,16 @@ try {
   const stop = await bulk('stop');
   const gone = await until(() => pids.filter(pidAlive).length, (n) => n === 0, 60_000, 200);
   const start = await bulk('start');
+  const startCpu = await cpuOf();
   const up = (await agents()).filter((a) => a.accepting).length;
   const again = await everyAccepts('restarted');
   console.log(`\n4. stop all ${N} at once: ${f1(stop.seconds)} s (${JSON.stringify(stop.counts)}); JVMs still running afterwards: ${gone}`);
-  console.log(`   start all ${N} again: ${f1(start.seconds)} s (${JSON.stringify(start.counts)}); accepting: ${up}; one more event each: ${again} of ${N} accepted`);
+  console.log(`   start all ${N} again: ${f1(start.seconds)} s (${JSON.stringify(start.counts)}); the JVMs' own CPU ${f1(startCpu)} s, so the floor on ${cores} cores is ${f1(startCpu / cores)} s (${f1(start.seconds / (startCpu / cores))}x); accepting: ${up}; one more event each: ${again} of ${N} accepted`);
 
   // 5. How many this machine could hold: memory (PSS, keeping 2 GiB for the rest), idle CPU
   // (agents idle on at most half the cores), ports (two per agent in PORT_RANGE's 1000).
   const byMemory = Math.floor((memAvailableBefore - 2048) / pssPerAgent);
-  const byCpu = Math.floor((Number(cores) * 50) / (agentsIdle / pids.length));
+  const byCpu = Math.floor((cores * 50) / (agentsIdle / pids.length));
   const hold = Math.min(byMemory, byCpu, 500);
   console.log(`\n5. this machine could hold about ${hold} agents: memory ${byMemory} (${f1(memAvailableBefore / 1024)} GiB available less 2 GiB, at ${f1(pssPerAgent)} MiB each), idle CPU ${byCpu} (half of ${cores} cores), ports 500 (PORT_RANGE 14000-14999, two each)`);
   console.log(`   and starting them: ${f1((createSeconds * 1000) / N)} ms per agent at ${C} at a time, so ${N} took ${f1(createSeconds)} s and ${hold} would take about ${f1((createSeconds * hold) / N)} s`);
