@@ -18,6 +18,9 @@ const portRange = z
  * characters that go into a supervisord command line as they are.
  */
 export const JVM_OPTION = /^-(?:XX:[+-]?[A-Za-z][A-Za-z0-9]*(?:=[A-Za-z0-9:._/-]+)?|X(?:ss|ms|mn)\d+[kKmMgG]?)$/;
+export const JVM_OPTION_RULE = 'must be -XX:..., -Xss/-Xms/-Xmn<size>';
+/** An agent's heap (-Xmx): AGENT_HEAP and a table's jvm.heap. */
+export const heapSize = () => z.string().regex(/^\d+[mMgG]$/, 'must look like 256m');
 export const DEFAULT_JVM_OPTIONS = '-XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=32m -Xss512k -Xms16m';
 
 /**
@@ -43,13 +46,13 @@ export const configSchema = z.object({
   FLUME_HDFS_LIB_DIR: z.string().default(resolve(PROJECT_ROOT, 'flume', 'hdfs', 'lib')),
   /** Extra class path entries for agents, ':'-separated. */
   FLUME_EXTRA_CLASSPATH: z.string().default(''),
-  AGENT_HEAP: z.string().regex(/^\d+[mMgG]$/, 'must look like 256m').default('256m'),
+  AGENT_HEAP: heapSize().default('256m'),
   /** JVM options of every agent (a table's own `jvm.options` replace them), space-separated. */
   AGENT_JVM_OPTIONS: z
     .string()
     .default(DEFAULT_JVM_OPTIONS)
     .transform((s) => s.split(/\s+/).filter(Boolean))
-    .refine((o) => o.every((x) => JVM_OPTION.test(x)), 'each option must be -XX:..., -Xss/-Xms/-Xmn<size>'),
+    .refine((o) => o.every((x) => JVM_OPTION.test(x)), `each option ${JVM_OPTION_RULE}`),
   /**
    * How agents start: `flume-service` (flume/launcher/, built by the set-up: the channel opens
    * before the source starts, without Flume's 500 ms poll) or `flume` (Flume's own Application).

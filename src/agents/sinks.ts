@@ -1,4 +1,4 @@
-import { JVM_OPTION } from '../config.js';
+import { JVM_OPTION, JVM_OPTION_RULE, heapSize } from '../config.js';
 import { z } from 'zod';
 
 // A value that goes into a Java properties file as it is: no control characters (a newline
@@ -73,8 +73,8 @@ const channel = channelSchema.prefault({}).describe('the file channel: sizes onl
 /** A table's own JVM settings: its heap, and options that replace AGENT_JVM_OPTIONS. */
 export const jvmSchema = z
   .strictObject({
-    heap: z.string().regex(/^\d+[mMgG]$/, 'must look like 256m').optional(),
-    options: z.array(z.string().regex(JVM_OPTION, 'must be -XX:..., -Xss/-Xms/-Xmn<size>')).max(40).optional(),
+    heap: heapSize().optional(),
+    options: z.array(z.string().regex(JVM_OPTION, JVM_OPTION_RULE)).max(40).optional(),
   })
   .optional()
   .describe("this table's JVM: heap (-Xmx, default AGENT_HEAP) and options (replace AGENT_JVM_OPTIONS)");

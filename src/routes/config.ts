@@ -3,7 +3,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { ConfigService } from '../agents/config-service.js';
 import { tableParamsSchema } from '../agents/names.js';
-import { createBodySchema } from '../agents/sinks.js';
+import { createBodySchema, jvmSchema } from '../agents/sinks.js';
 import type { Authorize } from '../http/auth.js';
 import { access, errors, ok } from './schemas.js';
 
@@ -12,7 +12,7 @@ const specSchema = z.object({
   options: z.record(z.string(), z.union([z.string(), z.number()])),
   channel: z.object({ capacity: z.number(), transactionCapacity: z.number(), minimumRequiredSpace: z.number() }),
   idleMinutes: z.number().optional(),
-  jvm: z.object({ heap: z.string().optional(), options: z.array(z.string()).optional() }).optional(),
+  jvm: jvmSchema,
 });
 const revisionPairSchema = z.object({ desired: z.number(), running: z.number().nullable() });
 const fieldSchema = z.object({ field: z.string(), message: z.string() });

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentPaths } from '../../src/agents/paths.js';
 import { sinkLines } from '../helpers/flume.js';
-import { TestGateway, ingest } from '../helpers/gateway.js';
+import { TestGateway, ingest, setRoute } from '../helpers/gateway.js';
 import { startHarness, type Harness } from '../helpers/harness.js';
 import { portRange } from '../helpers/ports.js';
 import { freePort, until } from '../helpers/wait.js';
@@ -21,8 +21,7 @@ const batches: Event[][] = [];
 let token: string;
 
 /** A table whose route points at the stand-in with this transactionCapacity. */
-const route = (table: string, port: number, tx: number) =>
-  h.redis.multi().sadd(h.keys.tables(), `fake:${table}`).set(h.keys.route('fake', table), `127.0.0.1:${port} tx=${tx}`).exec();
+const route = (table: string, port: number, tx: number) => setRoute(h, 'fake', table, `127.0.0.1:${port} tx=${tx}`);
 const send = (table: string, bodies: string[], body?: string) =>
   ingest(gw, 'fake', table, token, bodies.map((b) => ({ headers: { n: b }, body: b })), body);
 const received = () => batches.flat().map((e) => e.body);

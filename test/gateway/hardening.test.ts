@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadOrCreateTokenHashKey } from '../../src/auth/secret.js';
 import { hashToken } from '../../src/tokens/token-service.js';
-import { TestGateway, ingest } from '../helpers/gateway.js';
+import { TestGateway, ingest, setRoute } from '../helpers/gateway.js';
 import { startHarness, type Harness } from '../helpers/harness.js';
 import { portRange } from '../helpers/ports.js';
 import { TestRedisServer } from '../helpers/redis-server.js';
@@ -30,11 +30,7 @@ const tokenFor = async (username: string, scope = ['fake']) => {
   return (r.json() as { token: string }).token;
 };
 /** A table whose route points at `port` (the stand-in agent, or nothing). */
-const route = async (table: string, port: number | null) => {
-  await h.redis.sadd(h.keys.tables(), `fake:${table}`);
-  if (port === null) await h.redis.del(h.keys.route('fake', table));
-  else await h.redis.set(h.keys.route('fake', table), `127.0.0.1:${port}`);
-};
+const route = (table: string, port: number | null) => setRoute(h, 'fake', table, port === null ? null : `127.0.0.1:${port}`);
 
 beforeAll(async () => {
   redis = new TestRedisServer();

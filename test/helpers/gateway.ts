@@ -5,7 +5,17 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { acceptsConnections } from '../../src/agents/port-allocator.js';
 import type { Config } from '../../src/config.js';
 import { writeGatewayConfig } from '../../src/gateway/render.js';
+import type { Harness } from './harness.js';
 import { stopChild } from './process.js';
+
+/**
+ * Points the gateway's route for db.table at `value` (e.g. `127.0.0.1:<port> tx=<n>`, as
+ * RouteTable writes it), or withdraws it (null); the table stays known either way.
+ */
+export async function setRoute(h: Pick<Harness, 'redis' | 'keys'>, db: string, table: string, value: string | null): Promise<void> {
+  const tx = h.redis.multi().sadd(h.keys.tables(), `${db}:${table}`);
+  await (value === null ? tx.del(h.keys.route(db, table)) : tx.set(h.keys.route(db, table), value)).exec();
+}
 
 /** Real nginx running the rendered gateway config, in the foreground so the test reaps it. */
 export class TestGateway {

@@ -59,10 +59,15 @@ local function reply(status, code, err, message, retry_after)
   return ngx.exit(ngx.HTTP_OK)
 end
 
+-- What a sender gets once the agent committed its n events (proxied or group-committed).
+local function accepted_body(n)
+  return '{"code":0,"message":"accepted","events":' .. n .. '}\n'
+end
+
 local function accepted(n)
   ngx.status = 200
   ngx.header["Content-Type"] = "application/json"
-  ngx.print('{"code":0,"message":"accepted","events":', n, '}\n')
+  ngx.print(accepted_body(n))
   return ngx.exit(ngx.HTTP_OK)
 end
 
@@ -341,7 +346,7 @@ end
 function M.body_filter()
   if not ngx.ctx.accepted then return end
   if ngx.arg[2] then
-    ngx.arg[1] = '{"code":0,"message":"accepted","events":' .. ngx.ctx.events .. '}\n'
+    ngx.arg[1] = accepted_body(ngx.ctx.events)
   else
     ngx.arg[1] = nil
   end
