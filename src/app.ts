@@ -18,6 +18,8 @@ import { FleetModel, type IdleEvent } from './fleet/fleet-model.js';
 import { ControlTokenRevocations } from './auth/revocations.js';
 import { loadOrCreateSecret, loadOrCreateTokenHashKey, loadOrCreateWebhookSecret } from './auth/secret.js';
 import { registerAuth } from './http/auth.js';
+import { registerHostCheck } from './http/host-check.js';
+import { EventStreams } from './http/sse.js';
 import { clientErrorHandler, frameworkErrors, registerErrorHandling } from './http/error-handler.js';
 import { makeKeys } from './redis/keys.js';
 import { agentRoutes } from './routes/agents.js';
@@ -27,6 +29,7 @@ import { logRoutes } from './routes/logs.js';
 import { fleetRoutes } from './routes/fleet.js';
 import { AuditLog } from './audit/audit-log.js';
 import { registerAudit } from './http/audit.js';
+import { RefusedCalls } from './audit/refused-calls.js';
 import { operationRoutes } from './routes/operations.js';
 import { OperationService } from './operations/operation-service.js';
 import { healthRoutes } from './routes/health.js';
@@ -94,11 +97,16 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
   const configs = new ConfigService(config, store, lock, agents, incidents, log.child({ component: 'config' }));
   const audit = new AuditLog(join(config.varDir, 'audit.log'), redis, keys, { maxBytes: config.AUDIT_LOG_MAX_BYTES, files: 5, streamLength: 10_000 }, log.child({ component: 'audit' }));
   reconciler.refills.push(() => audit.refill());
+  const refused = new RefusedCalls(redis, keys, 10_000, log.child({ component: 'audit' }));
   const readiness = { reconciled: false };
 
   const app: FastifyInstance = Fastify({
     loggerInstance: log.child({ component: 'http' }) as FastifyBaseLogger,
     bodyLimit: 1_048_576,
+    // A client that sends its request slowly (or never finishes it) is cut off; once the request
+    // is in, a long answer (a create waits for the agent) or an event stream is not.
+    http: { headersTimeout: config.API_HEADERS_TIMEOUT_MS, requestTimeout: Math.max(config.API_REQUEST_TIMEOUT_MS, config.API_HEADERS_TIMEOUT_MS), connectionsCheckingInterval: 1000 },
+    requestTimeout: Math.max(config.API_REQUEST_TIMEOUT_MS, config.API_HEADERS_TIMEOUT_MS),
     // Dashboards poll all day: requests are counted by the latency histogram, not logged line
     // by line; errors are still logged by the error handler.
     logController: new LogController({ disableRequestLogging: true }),
@@ -128,7 +136,10 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
   app.addContentTypeParser('application/json', { parseAs: 'string' }, parseJson);
   app.addContentTypeParser('*', { parseAs: 'string' }, parseJson);
   registerErrorHandling(app);
-  registerAudit(app, audit);
+  registerHostCheck(app, config.API_HOST, config.API_ALLOWED_HOSTS);
+  registerAudit(app, audit, refused);
+  const streams = new EventStreams({ perToken: config.API_MAX_STREAMS_PER_TOKEN, maxBufferBytes: config.API_STREAM_MAX_BUFFER_BYTES });
+  app.addHook('preClose', async () => streams.closeAll());
   const revocations = new ControlTokenRevocations(redis, keys, join(config.varDir, 'revoked-control-tokens.json'), log.child({ component: 'auth' }));
   const authorize = registerAuth(app, loadOrCreateSecret(config), revocations);
   void app.register(fastifySwagger, {
@@ -149,13 +160,13 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
   void app.register(agentRoutes, { agents, reconciler, fleet, authorize });
   void app.register(configRoutes, { config: configs, authorize });
   void app.register(operationRoutes, { operations, authorize });
-  void app.register(auditRoutes, { audit, authorize });
-  void app.register(logRoutes, { agents, store, authorize });
+  void app.register(auditRoutes, { audit, refused, authorize });
+  void app.register(logRoutes, { agents, store, authorize, streams });
   void app.register(fleetRoutes, { agents, fleet, incidents, authorize });
   void app.register(tokenRoutes, { tokens, authorize });
   void app.register(controlTokenRoutes, { revocations, authorize });
   void app.register(sinkRoutes, { config, authorize });
-  void app.register(eventRoutes, { incidents, fleet, agents, operations, authorize });
+  void app.register(eventRoutes, { incidents, fleet, agents, operations, authorize, streams });
   void app.register(metricsRoutes, { agents, incidents });
   void app.register(pageRoutes);
 
@@ -173,7 +184,7 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
     return report;
   };
   app.addHook('onClose', async () => {
-    await Promise.all([incidents.stop(), reconciler.stop(), fleet.stop(), revocations.stop()]);
+    await Promise.all([incidents.stop(), reconciler.stop(), fleet.stop(), revocations.stop(), refused.close()]);
   });
   return { app, agents, tokens, fleet, reconciler, incidents, start };
 }

@@ -1,4 +1,5 @@
-import { hostname } from 'node:os';
+import { readFileSync } from 'node:fs';
+import { hostname, totalmem } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
@@ -13,14 +14,16 @@ const portRange = z
   .refine(([lo, hi]) => lo >= 1024 && hi <= 65535 && lo <= hi, 'must be within 1024-65535, low-high');
 
 /**
- * One JVM option an agent may be given: -XX flags, thread stack and initial/young heap sizes.
- * Nothing that could change the class path, the main class or the agent's ports, and only
+ * The shape of AGENT_JVM_OPTIONS, which the host's operator sets (a table's own options are
+ * checked by name instead: agents/jvm-options.ts): -XX flags, thread stack and initial/young heap
+ * sizes; nothing that could change the class path, the main class or the agent's ports, and only
  * characters that go into a supervisord command line as they are.
  */
-export const JVM_OPTION = /^-(?:XX:[+-]?[A-Za-z][A-Za-z0-9]*(?:=[A-Za-z0-9:._/-]+)?|X(?:ss|ms|mn)\d+[kKmMgG]?)$/;
-export const JVM_OPTION_RULE = 'must be -XX:..., -Xss/-Xms/-Xmn<size>';
-/** An agent's heap (-Xmx): AGENT_HEAP and a table's jvm.heap. */
-export const heapSize = () => z.string().regex(/^\d+[mMgG]$/, 'must look like 256m');
+const HOST_JVM_OPTION = /^-(?:XX:[+-]?[A-Za-z][A-Za-z0-9]*(?:=[A-Za-z0-9:._/-]+)?|X(?:ss|ms|mn)\d+[kKmMgG]?)$/;
+/** An agent's heap (-Xmx): AGENT_HEAP, AGENT_MAX_HEAP and a table's jvm.heap. */
+export const heapSize = () => z.string().regex(/^[1-9]\d{0,6}[mMgG]$/, 'must look like 256m or 1g');
+/** The default heap ceiling: an eighth of the host's memory, 256m to 4g. */
+const defaultMaxHeap = () => `${Math.max(256, Math.min(4096, Math.floor(totalmem() / 8 / 1024 / 1024)))}m`;
 export const DEFAULT_JVM_OPTIONS = '-XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=32m -Xss512k -Xms16m';
 
 /**
@@ -30,8 +33,30 @@ export const DEFAULT_JVM_OPTIONS = '-XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX
 export const configSchema = z.object({
   API_HOST: z.string().default('127.0.0.1'),
   API_PORT: z.coerce.number().int().min(0).max(65535).default(8001),
+  /**
+   * Host names (with or without a port) the API answers for, comma-separated; '*' answers any.
+   * Anything else is 421: a page on another site that rebinds its DNS name to this address
+   * cannot read the API. Loopback names are always included.
+   */
+  API_ALLOWED_HOSTS: z
+    .string()
+    .default('')
+    .transform((s) => s.split(',').map((h) => h.trim().toLowerCase()).filter(Boolean))
+    .refine((hosts) => hosts.every((h) => h === '*' || /^(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(:\d{1,5})?$/.test(h)), 'must be comma-separated host names or addresses, or *'),
+  /** A request's headers must arrive within this long, and the whole request within API_REQUEST_TIMEOUT_MS (event streams then stay open). */
+  API_HEADERS_TIMEOUT_MS: z.coerce.number().int().min(1000).max(300_000).default(10_000),
+  API_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(1000).max(600_000).default(30_000),
+  /** Open event streams (GET /v1/api/events, logs?follow) one control token may hold. */
+  API_MAX_STREAMS_PER_TOKEN: z.coerce.number().int().min(1).max(1000).default(10),
+  /** A stream whose client leaves more than this unread is dropped. */
+  API_STREAM_MAX_BUFFER_BYTES: z.coerce.number().int().min(16_384).default(1_048_576),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
+  /**
+   * A file holding the Redis password (used when REDIS_URL names none): how the embedded Redis's
+   * generated password reaches the API and the gateway without being in any environment.
+   */
+  REDIS_PASSWORD_FILE: z.string().optional(),
   REDIS_KEY_PREFIX: z.string().regex(/^[A-Za-z0-9:_.-]{1,64}$/).default('flume:'),
   /** Holds conf.d/ (supervisor programs), services/ (agent files) and var/ (channels, outputs, sockets). */
   STATE_DIR: z.string().default(PROJECT_ROOT),
@@ -52,7 +77,9 @@ export const configSchema = z.object({
     .string()
     .default(DEFAULT_JVM_OPTIONS)
     .transform((s) => s.split(/\s+/).filter(Boolean))
-    .refine((o) => o.every((x) => JVM_OPTION.test(x)), `each option ${JVM_OPTION_RULE}`),
+    .refine((o) => o.every((x) => HOST_JVM_OPTION.test(x)), 'each option must be -XX:..., -Xss/-Xms/-Xmn<size>'),
+  /** The largest heap a table may ask for (jvm.heap); default an eighth of the host's memory, 256m-4g. */
+  AGENT_MAX_HEAP: heapSize().default(defaultMaxHeap),
   /**
    * How agents start: `flume-service` (flume/launcher/, built by the set-up: the channel opens
    * before the source starts, without Flume's 500 ms poll) or `flume` (Flume's own Application).
@@ -104,6 +131,13 @@ export const configSchema = z.object({
   GATEWAY_CACHE_TTL_MS: z.coerce.number().int().min(0).max(60000).default(2000),
   /** While Redis does not answer, token and route lookups the gateway cached keep working this long (0: refuse at once). */
   GATEWAY_STALE_SECONDS: z.coerce.number().int().min(0).max(3600).default(60),
+  /** Events one ingest request may carry; a table's transactionCapacity lowers it. Over it: 413 TOO_MANY_EVENTS. */
+  GATEWAY_MAX_EVENTS: z.coerce.number().int().min(1).max(1_000_000).default(10_000),
+  /**
+   * Requests with an unknown token one client address may make per second; past it, until the
+   * next second, only tokens the gateway already holds as valid get through (429 RATE_LIMITED).
+   */
+  GATEWAY_BAD_TOKEN_LIMIT: z.coerce.number().int().min(1).default(20),
   /** Requests per second one ingestion token may make through the gateway (0: no limit); over it: 429 with Retry-After. */
   GATEWAY_RATE_LIMIT: z.coerce.number().int().min(0).default(5000),
   /**
@@ -134,6 +168,19 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
   }
   const c = parsed.data;
+  if (c.REDIS_PASSWORD_FILE) {
+    const url = new URL(c.REDIS_URL);
+    if (!url.password) {
+      let password: string;
+      try {
+        password = readFileSync(c.REDIS_PASSWORD_FILE, 'utf8').trim();
+      } catch (err) {
+        throw new ConfigError(`invalid configuration:\n  REDIS_PASSWORD_FILE: cannot read ${c.REDIS_PASSWORD_FILE} (${(err as Error).message})`);
+      }
+      url.password = encodeURIComponent(password);
+      c.REDIS_URL = url.toString();
+    }
+  }
   const stateDir = resolve(c.STATE_DIR);
   const varDir = resolve(stateDir, 'var');
   return {

@@ -25,6 +25,8 @@ export const ErrorCodes = {
   /** A config change did not accept events; the previous revision was restored. */
   CONFIG_REVERTED: 10014,
   URI_TOO_LONG: 10015,
+  /** The Host header is not one this API answers for (API_ALLOWED_HOSTS): DNS rebinding. */
+  MISDIRECTED_REQUEST: 10016,
   UNAUTHORIZED: 10020,
   FORBIDDEN: 10030,
   NOT_FOUND: 10040,
@@ -36,15 +38,25 @@ export const ErrorCodes = {
   METHOD_NOT_ALLOWED: 10050,
   /** The same code the gateway answers for an ingest body over its limit. */
   BODY_TOO_LARGE: 10060,
+  /** The gateway: more events in one request than the table's transactionCapacity (or GATEWAY_MAX_EVENTS). */
+  TOO_MANY_EVENTS: 10063,
+  /** The gateway: over the per-token rate (or too many invalid tokens from one address). */
+  RATE_LIMITED: 10064,
+  /** One control token holds API_MAX_STREAMS_PER_TOKEN open streams already. */
+  TOO_MANY_STREAMS: 10065,
   AGENT_EXISTS: 10090,
   BUSY: 10091,
   PORT_CONFLICT: 10092,
   NO_FREE_PORT: 10093,
+  /** A JVM that supervisord does not run holds the table's config and channel. */
+  AGENT_HELD: 10094,
   AGENT_START_FAILED: 10100,
   SUPERVISOR_UNAVAILABLE: 10101,
   SUPERVISOR_FAULT: 10102,
   REDIS_UNAVAILABLE: 10103,
   NOT_READY: 10104,
+  /** The gateway: Redis lost its data and the service has not refilled it yet; an unknown token may be valid. */
+  REDIS_RESTORING: 10108,
   INTERNAL: 10500,
 } as const;
 
@@ -88,6 +100,13 @@ export const busy = (program: string, holder?: { operation: string; since: strin
   );
 export const portConflict = (port: number) =>
   make('PORT_CONFLICT', 409, `the agent's port ${port} is held by another process; free it or delete and re-create the agent`);
+export const tableHeld = (program: string, pids: number[]) =>
+  make(
+    'AGENT_HELD',
+    409,
+    `${program} is already run by pid ${pids.join(', ')}, outside supervisord (left by a supervisord that died?): run the README's first command again, which stops it cleanly, or stop it yourself`,
+    { pids },
+  );
 export const noFreePort = (range: [number, number], skipped?: [number, number] | null) =>
   make(
     'NO_FREE_PORT',
@@ -99,4 +118,8 @@ export const agentStartFailed = (message: string, details?: Record<string, unkno
 export const supervisorUnavailable = (message: string) => make('SUPERVISOR_UNAVAILABLE', 503, message);
 export const supervisorFault = (message: string, details?: Record<string, unknown>) =>
   make('SUPERVISOR_FAULT', 502, message, details);
+export const misdirected = (host: string) =>
+  make('MISDIRECTED_REQUEST', 421, `this API does not answer for Host ${host.slice(0, 100)}; add it to API_ALLOWED_HOSTS if it is yours`);
+export const tooManyStreams = (max: number) =>
+  make('TOO_MANY_STREAMS', 429, `this token holds ${max} open streams already (API_MAX_STREAMS_PER_TOKEN): close one first`);
 export const redisUnavailable = (message: string) => make('REDIS_UNAVAILABLE', 503, message);

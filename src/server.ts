@@ -4,6 +4,8 @@ import { buildApp } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
 import { createRedis } from './redis/client.js';
 import { createSupervisorDriver } from './supervisor/index.js';
+import { findStrays, reap } from './supervisor/strays.js';
+import { parseProgramName } from './agents/names.js';
 
 /** Longest a graceful shutdown may take before the process exits anyway. */
 const SHUTDOWN_DEADLINE_MS = 10_000;
@@ -20,10 +22,17 @@ async function main(): Promise<void> {
     throw e;
   }
   const log = pino({ level: config.LOG_LEVEL });
+  // What a supervisord that died left running (an API on this port, orphaned gateway workers,
+  // agents holding their tables' channels) is stopped before this process binds anything: the
+  // supervisord that runs this API may have been started by something other than scripts/up.sh.
+  const reaped = await reap(findStrays(config));
+  for (const r of reaped) {
+    log.warn({ pid: r.pid, kind: r.kind, program: r.program, signal: r.signal, graceful: r.graceful, ms: r.ms }, 'stopped a process of this installation that no live supervisord owns');
+  }
   const redis = createRedis(config.REDIS_URL);
   redis.on('error', () => undefined); // reported by /readyz and by the calls that fail
   const driver = createSupervisorDriver(config);
-  const { app, start } = buildApp({ config, log, redis, driver });
+  const { app, start, agents } = buildApp({ config, log, redis, driver });
 
   closeWithGrace({ delay: SHUTDOWN_DEADLINE_MS, logger: { error: (m: string) => log.error(m) } }, async ({ signal, err }) => {
     if (err) log.error({ err }, 'shutting down after an error');
@@ -45,6 +54,17 @@ async function main(): Promise<void> {
     }
   };
   await restore();
+  // The agents stopped above ran tables whose own JVM (started by this supervisord) could not
+  // take the port or the channel: start those that should run again, now that both are free.
+  for (const r of reaped) {
+    const ref = r.program ? parseProgramName(r.program) : null;
+    if (!ref) continue;
+    void agents
+      .status(ref)
+      .then((s) => (s.desired === 'running' ? agents.restart(ref) : undefined))
+      .then(() => log.info({ program: r.program }, 'restarted the agent after stopping what held its table'))
+      .catch((err: unknown) => log.warn({ err, program: r.program }, 'could not restart the agent after stopping what held its table'));
+  }
 
   await app.listen({ host: config.API_HOST, port: config.API_PORT });
   log.info(

@@ -1,10 +1,11 @@
-import { mkdir, rm, stat } from 'node:fs/promises';
+import { chmod, mkdir, rm, stat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import pLimit from 'p-limit';
-import { AppError, agentExists, agentNotFound, agentStartFailed, portConflict, sinkUnavailable } from '../errors.js';
+import { AppError, agentExists, agentNotFound, agentStartFailed, portConflict, sinkUnavailable, tableHeld } from '../errors.js';
+import { tableHolders } from '../supervisor/strays.js';
 import type { AgentStatus, FleetModel } from '../fleet/fleet-model.js';
 import { probeSource, readFlumeMetrics } from '../flume/client.js';
 import { infoOrNull, settleEach, type ProcessInfo, type ProcessState, type SupervisorDriver } from '../supervisor/driver.js';
@@ -83,7 +84,7 @@ export class AgentService {
    */
   async create(ref: TableRef, body: unknown, opts: { start?: boolean; by?: string } = {}): Promise<AgentStatus> {
     const start = opts.start ?? true;
-    const spec = resolveSpec(body, ref);
+    const spec = resolveSpec(body, ref, { defaultHeap: this.cfg.AGENT_HEAP, maxHeap: this.cfg.AGENT_MAX_HEAP });
     this.checkSinkAvailable(spec);
     const program = programName(ref);
     const paths = this.store.paths(program);
@@ -101,6 +102,8 @@ export class AgentService {
         for (const d of [paths.serviceDir, paths.checkpointDir, paths.dataDir, paths.outDir]) {
           await mkdir(d, { recursive: true });
         }
+        // The agent's log, channel and sink output hold event data: not for other users.
+        await chmod(paths.varDir, 0o750);
         const createdAt = new Date().toISOString();
         const meta: AgentMeta = { ...ref, program, port, metricsPort, spec, createdAt, revision: 1, runningRevision: 1 };
         await writeAtomic(paths.flumeConf, renderAgentConfig(ref, spec, port, paths));
@@ -343,6 +346,10 @@ export class AgentService {
       }
       await this.driver.stop(meta.program);
     }
+    // One JVM per table: one that supervisord does not run (left by a supervisord that died)
+    // would keep the port and the channel, and a second would never accept events.
+    const foreign = tableHolders(this.cfg, meta.program, null);
+    if (foreign.length) throw tableHeld(meta.program, foreign);
     // The port is the table's for life: it must still be ours in Redis and free on the host.
     for (const port of [meta.port, meta.metricsPort]) {
       if (!(await this.ports.reserve(port, meta.program)) || !(await canBind(port))) throw portConflict(port);

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { parse as parseIni } from 'ini';
 import type { Config } from '../config.js';
@@ -7,6 +7,9 @@ import { parseProgramName, type TableRef } from './names.js';
 import { agentPaths, type AgentPaths } from './paths.js';
 import { FLUME_MAIN_CLASS, LAUNCHER, renderProgram } from './render.js';
 import type { AgentSpec } from './sinks.js';
+import { jvmOptionProblem, sizeBytes } from './jvm-options.js';
+
+const heapWithin = (heap: string, max: string) => ((sizeBytes(heap) ?? 0) > (sizeBytes(max) ?? 0) ? max : heap);
 
 /** services/<program>/agent.json: what the agent was created with. */
 export interface AgentMeta extends TableRef {
@@ -38,9 +41,20 @@ export async function writeAtomic(file: string, text: string): Promise<void> {
 }
 
 /** The last lines of a log file; [] if it cannot be read. */
+/**
+ * A log line as answers, incidents and streams show it. The JVM echoes an option it refuses
+ * ("Unrecognized option: <text>"), and the text of a refused option may have come from a file
+ * (-XX:VMOptionsFile, @argfiles): such a line is withheld, whatever put it there.
+ */
+export function shownLogLine(line: string): string {
+  return /^(Unrecognized (VM )?option|Improperly specified VM option|Error: Could not find or load main class|Error: Unable to access jarfile|Missing \+\/- setting for VM option|Error: VM option)/i.test(line)
+    ? '[a JVM option the JVM refused: its text is withheld]'
+    : line;
+}
+
 export async function logTail(file: string, lines = 15): Promise<string[]> {
   try {
-    return (await readFile(file, 'utf8')).trimEnd().split('\n').slice(-lines);
+    return (await readFile(file, 'utf8')).trimEnd().split('\n').slice(-lines).map(shownLogLine);
   } catch {
     return [];
   }
@@ -164,7 +178,8 @@ export class AgentStore {
       {
         program: meta.program,
         javaBin: this.cfg.JAVA_BIN,
-        heap: meta.spec.jvm?.heap ?? this.cfg.AGENT_HEAP,
+        // A table's heap stored before the ceiling existed is held to it.
+        heap: meta.spec.jvm?.heap ? heapWithin(meta.spec.jvm.heap, this.cfg.AGENT_MAX_HEAP) : this.cfg.AGENT_HEAP,
         jvmOptions: [
           // -Xshare:auto: an archive that does not match (another JDK, new jars) is ignored, not fatal.
           // ArchiveRelocationMode=0: mapped where it was dumped, its pages stay clean and shared by
@@ -173,7 +188,8 @@ export class AgentStore {
           ...(this.cfg.AGENT_CDS_ARCHIVE && existsSync(this.cfg.AGENT_CDS_ARCHIVE)
             ? [`-XX:SharedArchiveFile=${this.cfg.AGENT_CDS_ARCHIVE}`, '-Xshare:auto', '-XX:+UnlockDiagnosticVMOptions', '-XX:ArchiveRelocationMode=0']
             : []),
-          ...(meta.spec.jvm?.options ?? this.cfg.AGENT_JVM_OPTIONS),
+          // A spec stored before the allow-list (an upgrade) keeps only the options on it.
+          ...(meta.spec.jvm?.options?.filter((o) => jvmOptionProblem(o) === null) ?? this.cfg.AGENT_JVM_OPTIONS),
         ],
         classpath,
         autostart,
@@ -183,6 +199,8 @@ export class AgentStore {
       paths,
     );
     await writeAtomic(paths.programFile, text);
+    // Agents created before var/<program>/ was kept private become so at their next write.
+    await chmod(paths.varDir, 0o750).catch(() => undefined);
   }
 
   async removeProgramFile(program: string): Promise<void> {

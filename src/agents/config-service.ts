@@ -108,7 +108,7 @@ export class ConfigService {
     const program = programName(ref);
     const preview = async (meta: AgentMeta) => {
       const next = opts.mode === 'patch' ? mergePatch(bodyOf(meta.spec), body) : body;
-      const c = checkSpec(next, ref);
+      const c = checkSpec(next, ref, { defaultHeap: this.cfg.AGENT_HEAP, maxHeap: this.cfg.AGENT_MAX_HEAP });
       if (!c.ok) throw specError(c);
       return c.spec;
     };

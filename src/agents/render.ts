@@ -5,6 +5,7 @@ import { PROJECT_ROOT } from '../config.js';
 import { AppError, configRejected, invalidRequest } from '../errors.js';
 import type { TableRef } from './names.js';
 import type { AgentPaths } from './paths.js';
+import { jvmSetProblems } from './jvm-options.js';
 import { createBodySchema, type AgentSpec } from './sinks.js';
 
 const TEMPLATES = join(PROJECT_ROOT, 'templates');
@@ -46,16 +47,24 @@ const joined = (issues: FieldIssue[]) => issues.map((i) => (i.field === 'body' ?
 
 export type SpecCheck = { ok: true; spec: AgentSpec } | { ok: false; status: 400 | 422; fields: FieldIssue[] };
 
+/** What a table's jvm is checked against: the heap it gets when it names none, and the ceiling. */
+export interface JvmLimits {
+  defaultHeap: string;
+  maxHeap: string;
+}
+
 /**
  * Turns a create body into a complete, checked AgentSpec, or says what is wrong with each
  * field: 400 for an unknown sink, option or bad value; 422 for a combination Flume would accept
  * and then silently mangle (a sink dropped at start-up, a channel that cannot hold a single
  * transaction).
  */
-export function checkSpec(body: unknown, table: TableRef): SpecCheck {
+export function checkSpec(body: unknown, table: TableRef, limits: JvmLimits): SpecCheck {
   const parsed = createBodySchema.safeParse(body === undefined ? {} : body);
   if (!parsed.success) return { ok: false, status: 400, fields: zodIssues(parsed.error) };
   const { sink, channel, idleMinutes, jvm } = parsed.data;
+  const jvmProblems = jvmSetProblems(jvm, limits);
+  if (jvmProblems.length) return { ok: false, status: 400, fields: jvmProblems };
   const options = Object.fromEntries(
     Object.entries(parsed.data.options).map(([k, v]) => [
       k,
@@ -84,8 +93,8 @@ export function specError(c: { status: 400 | 422; fields: FieldIssue[] }): AppEr
 }
 
 /** checkSpec that throws specError. */
-export function resolveSpec(body: unknown, table: TableRef): AgentSpec {
-  const c = checkSpec(body, table);
+export function resolveSpec(body: unknown, table: TableRef, limits: JvmLimits): AgentSpec {
+  const c = checkSpec(body, table, limits);
   if (c.ok) return c.spec;
   throw specError(c);
 }
@@ -107,7 +116,7 @@ export interface ProgramParams {
   program: string;
   javaBin: string;
   heap: string;
-  /** Options between -Xmx and the service's own -D flags (each checked against JVM_OPTION). */
+  /** Options between -Xmx and the service's own -D flags (the host's, or a table's from the accepted list). */
   jvmOptions: string[];
   classpath: string;
   autostart: boolean;

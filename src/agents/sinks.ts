@@ -1,13 +1,17 @@
-import { JVM_OPTION, JVM_OPTION_RULE, heapSize } from '../config.js';
+import { heapSize } from '../config.js';
+import { jvmOption } from './jvm-options.js';
 import { z } from 'zod';
 
 // A value that goes into a Java properties file as it is: no control characters (a newline
-// would inject config lines), no backslash (an escape), no surrounding spaces.
+// would inject config lines), no backslash (an escape), no surrounding spaces, and no "$":
+// Flume 1.11 resolves ${env:...}, ${sys:...} and ${...} in values, which would hand the agent's
+// environment and system properties to whoever sets the option.
 const propValue = z
   .string()
   .min(1)
   .max(512)
-  .regex(/^[^\s\\\x00-\x1f\x7f](?:[^\\\x00-\x1f\x7f]*[^\s\\\x00-\x1f\x7f])?$/, 'must be plain text: no control characters, backslashes or surrounding spaces');
+  .regex(/^[^\s\\\x00-\x1f\x7f](?:[^\\\x00-\x1f\x7f]*[^\s\\\x00-\x1f\x7f])?$/, 'must be plain text: no control characters, backslashes or surrounding spaces')
+  .refine((v) => !v.includes('$'), 'may not contain "$" (Flume would resolve ${...} lookups in it)');
 
 const batchSize = z.number().int().min(1).max(100_000).default(100);
 
@@ -74,10 +78,10 @@ const channel = channelSchema.prefault({}).describe('the file channel: sizes onl
 export const jvmSchema = z
   .strictObject({
     heap: heapSize().optional(),
-    options: z.array(z.string().regex(JVM_OPTION, JVM_OPTION_RULE)).max(40).optional(),
+    options: z.array(jvmOption).max(40).optional(),
   })
   .optional()
-  .describe("this table's JVM: heap (-Xmx, default AGENT_HEAP) and options (replace AGENT_JVM_OPTIONS)");
+  .describe("this table's JVM: heap (-Xmx, default AGENT_HEAP, at most AGENT_MAX_HEAP) and options from the accepted list (they replace AGENT_JVM_OPTIONS)");
 const idleMinutes = z
   .number()
   .min(0.1)

@@ -49,6 +49,8 @@ export async function writeGatewayConfig(
     cacheTtl: cfg.GATEWAY_CACHE_TTL_MS / 1000,
     staleSeconds: cfg.GATEWAY_STALE_SECONDS,
     rateLimit: cfg.GATEWAY_RATE_LIMIT,
+    badTokenLimit: cfg.GATEWAY_BAD_TOKEN_LIMIT,
+    maxEvents: cfg.GATEWAY_MAX_EVENTS,
     batchWindow: cfg.GATEWAY_BATCH_WINDOW_MS / 1000,
     listen: `${cfg.GATEWAY_HOST}:${cfg.GATEWAY_PORT}`,
     maxBody: cfg.GATEWAY_MAX_BODY,

@@ -76,11 +76,13 @@ export function frameworkErrors(raw: FastifyError, _req: FastifyRequest, reply: 
 export function clientErrorHandler(err: NodeJS.ErrnoException, socket: Socket) {
   if (err.code === 'ECONNRESET' || !socket.writable) return socket.destroy();
   const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
-  const status = tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request';
+  // API_HEADERS_TIMEOUT_MS / API_REQUEST_TIMEOUT_MS passed before the request was in.
+  const timedOut = err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
+  const status = tooLarge ? '431 Request Header Fields Too Large' : timedOut ? '408 Request Timeout' : '400 Bad Request';
   const body = JSON.stringify({
     code: ErrorCodes.INVALID_REQUEST,
     error: 'INVALID_REQUEST',
-    message: tooLarge ? 'the request headers are too large' : 'the request is not valid HTTP',
+    message: tooLarge ? 'the request headers are too large' : timedOut ? 'the request did not arrive in time' : 'the request is not valid HTTP',
   });
   socket.end(`HTTP/1.1 ${status}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
 }

@@ -15,7 +15,7 @@ import type { SupervisorDriver } from '../supervisor/driver.js';
 import { logTail } from '../agents/agent-store.js';
 import { incidentNotFound } from '../errors.js';
 import { lastExit, suggestAction, type ExitCause } from './explain.js';
-import { deliverWebhooks, type WebhookDelivery } from './webhooks.js';
+import { deliverWebhooks, webhookHost, type WebhookDelivery } from './webhooks.js';
 
 // KEYS[1] the list; ARGV: index, the entry as read, the new entry. Replaces it only if unchanged.
 const REPLACE_IF_SAME = `
@@ -44,6 +44,25 @@ export interface Incident {
   acknowledged: { by: string; at: string } | null;
   /** Each webhook URL's delivery outcome (pending until known). */
   webhooks: WebhookDelivery[];
+}
+
+/** An incident as those who may not read logs see it: the log tail (it holds event data) left out. */
+export function withoutLogTail(i: Incident): Incident {
+  return { ...i, logTail: [] };
+}
+
+/**
+ * An incident as a caller sees it: the log tail only for those who may operate (read logs);
+ * webhooks as host + outcome (incidents stored before hosts were kept had the whole URL).
+ */
+export function incidentFor(i: Incident, mayReadLogs: boolean): Incident {
+  const webhooks = i.webhooks.map((w) => {
+    const legacy = w as WebhookDelivery & { url?: string };
+    if (legacy.url === undefined) return w;
+    const { url, ...rest } = legacy;
+    return { ...rest, host: webhookHost(url) };
+  });
+  return { ...(mayReadLogs ? i : withoutLogTail(i)), webhooks };
 }
 
 const SEVERITY: Record<IncidentType, Incident['severity']> = {
@@ -429,7 +448,7 @@ export class IncidentService extends EventEmitter {
               ? 'Read the log tail (GET .../logs) and start the agent (POST .../start); stop it if it should not run.'
               : suggestAction(exit, tail, type === 'crash_loop' ? 'loop' : type === 'fatal' ? 'fatal' : 'exit'),
       acknowledged: null,
-      webhooks: this.cfg.WEBHOOK_URLS.map((url) => ({ url, outcome: 'pending' as const, status: null, attempts: 0, at: null })),
+      webhooks: this.cfg.WEBHOOK_URLS.map((url) => ({ host: webhookHost(url), outcome: 'pending' as const, status: null, attempts: 0, at: null })),
     };
     if (type === 'recovered') this.open.delete(program);
     else this.open.add(program);
@@ -445,7 +464,8 @@ export class IncidentService extends EventEmitter {
       .catch((err: unknown) => log.error({ err }, 'could not store the incident'));
     this.emit('incident', incident);
     if (this.cfg.WEBHOOK_URLS.length) {
-      void deliverWebhooks(this.cfg.WEBHOOK_URLS, incident, { retries: this.cfg.WEBHOOK_RETRIES, secret: this.webhookSecret }, log).then((webhooks) =>
+      // Receivers are outside the service: they get what a viewer gets, no log tail (it holds event data).
+      void deliverWebhooks(this.cfg.WEBHOOK_URLS, withoutLogTail(incident), { retries: this.cfg.WEBHOOK_RETRIES, secret: this.webhookSecret }, log).then((webhooks) =>
         this.update(program, incident.id, (i) => ({ ...i, webhooks })).catch((err: unknown) => log.warn({ err }, 'could not record the webhook outcome')),
       );
     }

@@ -2,9 +2,22 @@ import { createHmac } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 
+/**
+ * Where a webhook goes, as answers and logs show it: the URL's host only. A URL's path or query
+ * often carries the receiver's own secret (Slack, PagerDuty-style keys).
+ */
+export const webhookHost = (url: string) => {
+  try {
+    return new URL(url).host;
+  } catch {
+    return '(invalid URL)';
+  }
+};
+
 /** One URL's delivery of one incident. */
 export interface WebhookDelivery {
-  url: string;
+  /** The URL's host (see webhookHost): never the whole URL. */
+  host: string;
   /** delivered: a 2xx; refused: a 4xx other than 429 (not retried); failed: retries used up. */
   outcome: 'pending' | 'delivered' | 'refused' | 'failed';
   /** The last HTTP status (null: no answer). */
@@ -34,11 +47,12 @@ export async function deliverWebhooks(
   const payload = JSON.stringify(body);
   return Promise.all(
     urls.map(async (url): Promise<WebhookDelivery> => {
+      const host = webhookHost(url);
       let status: number | null = null;
       for (let attempt = 0; attempt <= opts.retries; attempt++) {
         if (attempt > 0) await sleep(1000 * 2 ** (attempt - 1));
         const timestamp = String(Math.floor(Date.now() / 1000));
-        const done = (outcome: WebhookDelivery['outcome']) => ({ url, outcome, status, attempts: attempt + 1, at: new Date().toISOString() });
+        const done = (outcome: WebhookDelivery['outcome']) => ({ host, outcome, status, attempts: attempt + 1, at: new Date().toISOString() });
         try {
           const res = await fetch(url, {
             method: 'POST',
@@ -55,19 +69,19 @@ export async function deliverWebhooks(
           status = res.status;
           if (res.ok) return done('delivered');
           if (res.status < 500 && res.status !== 429) {
-            log.warn({ url, status: res.status }, 'webhook refused the incident; not retrying');
+            log.warn({ host, status: res.status }, 'webhook refused the incident; not retrying');
             return done('refused');
           }
-          log.warn({ url, status: res.status, attempt }, 'webhook failed');
+          log.warn({ host, status: res.status, attempt }, 'webhook failed');
         } catch (err) {
-          log.warn({ url, err: (err as Error).message, attempt }, 'webhook failed');
+          log.warn({ host, err: (err as Error).message, attempt }, 'webhook failed');
         }
         if (attempt === opts.retries) {
-          log.error({ url }, 'webhook gave up after retries');
+          log.error({ host }, 'webhook gave up after retries');
           return done('failed');
         }
       }
-      return { url, outcome: 'failed', status, attempts: opts.retries + 1, at: new Date().toISOString() };
+      return { host, outcome: 'failed', status, attempts: opts.retries + 1, at: new Date().toISOString() };
     }),
   );
 }

@@ -43,6 +43,13 @@ export interface Operation {
   total: number;
   counts: { applied: number; failed: number; skipped: number; pending: number };
   results: TableResult[];
+  /** The dbs it can act on (its selector's db or tables, the caller's dbs); null: every db. */
+  dbs: string[] | null;
+}
+
+/** Whether a caller limited to `dbs` (undefined: every db) may see an operation that reaches `reach`. */
+export function operationVisible(reach: string[] | null | undefined, dbs: string[] | undefined): boolean {
+  return !dbs || (!!reach && reach.every((d) => dbs.includes(d)));
 }
 
 /** A table's outcome as the event stream tells it ("event: operation"). */
@@ -52,9 +59,20 @@ export interface OperationProgress extends TableResult {
   done: number;
   total: number;
   state: Operation['state'];
+  /** The operation's reach (Operation.dbs): who may see its closing event, which names no table. */
+  dbs: string[] | null;
 }
 
 const KEEP_SECONDS = 86_400;
+
+/** The dbs a selector (and a caller's dbs) can reach: the intersection of what each names; null: every db. */
+function reachOf(selector: Selector, dbs: string[] | undefined): string[] | null {
+  const limits = [selector.db ? [selector.db] : null, selector.tables ? selector.tables.map((t) => t.split('.')[0]!) : null, dbs ?? null].filter(
+    (l): l is string[] => l !== null,
+  );
+  if (!limits.length) return null;
+  return [...new Set(limits[0])].filter((d) => limits.every((l) => l.includes(d))).sort();
+}
 const UP: readonly AgentState[] = ['RUNNING', 'STARTING', 'BACKOFF'];
 
 /** Why a table needs nothing from `op`, or null when it does. */
@@ -124,6 +142,7 @@ export class OperationService extends EventEmitter {
       total: results.length,
       counts: { applied: 0, failed: 0, skipped: 0, pending: 0 },
       results,
+      dbs: reachOf(selector, dbs),
     };
     this.count(operation);
     this.ops.set(operation.id, operation);
@@ -148,7 +167,7 @@ export class OperationService extends EventEmitter {
       if (!r || r.outcome !== 'pending') return;
       Object.assign(r, outcome);
       this.count(o);
-      this.emit('operation', { ...r, id: o.id, op: o.op, done: o.total - o.counts.pending, total: o.total, state: o.state } satisfies OperationProgress);
+      this.emit('operation', { ...r, id: o.id, op: o.op, done: o.total - o.counts.pending, total: o.total, state: o.state, dbs: o.dbs } satisfies OperationProgress);
       void this.save(o);
     };
     const log = this.log.child({ operation: o.id, op: o.op });
@@ -167,7 +186,7 @@ export class OperationService extends EventEmitter {
     o.state = 'done';
     o.finishedAt = new Date().toISOString();
     await this.save(o);
-    this.emit('operation', { id: o.id, op: o.op, db: '', table: '', program: '', outcome: 'applied', code: null, message: 'done', done: o.total, total: o.total, state: 'done' } satisfies OperationProgress);
+    this.emit('operation', { id: o.id, op: o.op, db: '', table: '', program: '', outcome: 'applied', code: null, message: 'done', done: o.total, total: o.total, state: 'done', dbs: o.dbs } satisfies OperationProgress);
     log.info({ counts: o.counts }, 'bulk operation done');
     // The record stays in Redis for a day; this process forgets it after a minute.
     setTimeout(() => this.ops.delete(o.id), 60_000).unref();

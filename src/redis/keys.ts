@@ -22,6 +22,8 @@
  *                                 (a copy of var/revoked-control-tokens.json)
  *   <p>operation:<id>      STRING JSON of a bulk operation and its per-table outcomes, EX 24 h
  *   <p>audit               STREAM the audit trail, capped (a copy of var/audit.log's newest entries)
+ *   <p>audit-refused       STREAM refused calls (401/403), one record per address, subject, db,
+ *                                 status and minute; capped, Redis only
  *   <p>invalidate          PUBSUB "token:<hash>" | "route:<db>:<table>": the gateway drops
  *                                 that entry from its cache at once
  */
@@ -42,6 +44,7 @@ export interface Keys {
   revokedControlTokens(): string;
   operation(id: string): string;
   audit(): string;
+  auditRefused(): string;
 }
 
 export function makeKeys(prefix: string): Keys {
@@ -62,5 +65,6 @@ export function makeKeys(prefix: string): Keys {
     revokedControlTokens: () => `${prefix}revoked-control-tokens`,
     operation: (id) => `${prefix}operation:${id}`,
     audit: () => `${prefix}audit`,
+    auditRefused: () => `${prefix}audit-refused`,
   };
 }

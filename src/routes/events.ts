@@ -5,19 +5,22 @@ import type { AgentService } from '../agents/agent-service.js';
 import { programName, tableParamsSchema } from '../agents/names.js';
 import type { Authorize } from '../http/auth.js';
 import type { FleetModel, StateChange } from '../fleet/fleet-model.js';
-import type { Incident, IncidentService } from '../incidents/incident-service.js';
-import type { OperationProgress, OperationService } from '../operations/operation-service.js';
-import { eventStreams } from '../http/sse.js';
+import { incidentFor, type Incident, type IncidentService } from '../incidents/incident-service.js';
+import { roleAllows, type Principal } from '../auth/roles.js';
+import { operationVisible, type OperationProgress, type OperationService } from '../operations/operation-service.js';
+import type { EventStreams } from '../http/sse.js';
 import { access, errors, incidentSchema, ok } from './schemas.js';
 
 /** Incident history per agent, and the live stream of incidents and state changes (SSE). */
 export async function eventRoutes(
   fastify: FastifyInstance,
-  opts: { incidents: IncidentService; fleet: FleetModel; agents: AgentService; operations: OperationService; authorize: Authorize },
+  opts: { incidents: IncidentService; fleet: FleetModel; agents: AgentService; operations: OperationService; authorize: Authorize; streams: EventStreams },
 ): Promise<void> {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
   const onRequest = opts.authorize('read');
-  const open = eventStreams(app);
+  const open = opts.streams.open.bind(opts.streams);
+  /** Log tails are for those who may read logs (operators, admins). */
+  const shown = (p: Principal | undefined) => (i: Incident) => incidentFor(i, !!p && roleAllows(p.role, 'operate'));
 
   app.get('/v1/api/:db/:table/incidents', {
     onRequest,
@@ -30,7 +33,7 @@ export async function eventRoutes(
     },
     handler: async (req) => {
       await opts.agents.status(req.params); // 404 for a table without an agent
-      const incidents = await opts.incidents.history(programName(req.params));
+      const incidents = (await opts.incidents.history(programName(req.params))).map(shown(req.principal));
       return { code: 0 as const, message: `${incidents.length} incident(s), newest first`, incidents };
     },
   });
@@ -47,7 +50,7 @@ export async function eventRoutes(
     handler: async (req) => {
       const dbs = req.principal?.dbs;
       const programs = opts.agents.list().filter((a) => !dbs || dbs.includes(a.db)).map((a) => a.program);
-      const incidents = await opts.incidents.recent(programs, req.query.limit);
+      const incidents = (await opts.incidents.recent(programs, req.query.limit)).map(shown(req.principal));
       return { code: 0 as const, message: `${incidents.length} incident(s), newest first`, incidents };
     },
   });
@@ -64,7 +67,7 @@ export async function eventRoutes(
     handler: async (req) => {
       const { id, ...ref } = req.params;
       await opts.agents.status(ref);
-      const incident = await opts.incidents.acknowledge(programName(ref), id, req.principal?.sub ?? 'unknown');
+      const incident = shown(req.principal)(await opts.incidents.acknowledge(programName(ref), id, req.principal?.sub ?? 'unknown'));
       return { code: 0 as const, message: `acknowledged by ${incident.acknowledged?.by}`, incident };
     },
   });
@@ -82,9 +85,11 @@ export async function eventRoutes(
   }, (req, reply) => {
     const dbs = req.principal?.dbs;
     const visible = (x: { db: string }) => !dbs || dbs.includes(x.db);
+    const incidentShown = shown(req.principal);
     const send = (event: string) => (x: Incident | StateChange | OperationProgress) => {
-      // An operation's closing event names no table: everyone who may run operations sees it.
-      if (visible(x) || (event === 'operation' && x.db === '')) stream.send(event, x);
+      // An operation's closing event names no table: it reaches those who may see the operation.
+      const visibleHere = event === 'operation' && x.db === '' ? operationVisible((x as OperationProgress).dbs, dbs) : visible(x);
+      if (visibleHere) stream.send(event, event === 'incident' ? incidentShown(x as Incident) : x);
     };
     const onIncident = send('incident');
     const onState = send('state');

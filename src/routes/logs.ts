@@ -2,11 +2,11 @@ import { stat } from 'node:fs/promises';
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { logSince, logTail, type AgentStore } from '../agents/agent-store.js';
+import { logSince, logTail, shownLogLine, type AgentStore } from '../agents/agent-store.js';
 import type { AgentService } from '../agents/agent-service.js';
 import { programName, tableParamsSchema } from '../agents/names.js';
 import type { Authorize } from '../http/auth.js';
-import { eventStreams } from '../http/sse.js';
+import type { EventStreams } from '../http/sse.js';
 import { access, errors, ok } from './schemas.js';
 
 const querySchema = z.strictObject({
@@ -17,9 +17,9 @@ const querySchema = z.strictObject({
 const FOLLOW_POLL_MS = 500;
 
 /** An agent's log (var/<program>/agent.log): its tail, or followed live. Operators only: logs can hold event data. */
-export async function logRoutes(fastify: FastifyInstance, opts: { agents: AgentService; store: AgentStore; authorize: Authorize }): Promise<void> {
+export async function logRoutes(fastify: FastifyInstance, opts: { agents: AgentService; store: AgentStore; authorize: Authorize; streams: EventStreams }): Promise<void> {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
-  const open = eventStreams(app);
+  const open = opts.streams.open.bind(opts.streams);
 
   app.get('/v1/api/:db/:table/logs', {
     onRequest: opts.authorize('operate'),
@@ -44,7 +44,7 @@ export async function logRoutes(fastify: FastifyInstance, opts: { agents: AgentS
         closed = true;
         clearInterval(timer);
       });
-      const send = (line: string) => stream.send('line', { line });
+      const send = (line: string) => stream.send('line', { line: shownLogLine(line) });
       for (const line of lines) send(line);
       let offset = (await stat(file).catch(() => null))?.size ?? 0;
       let partial = '';

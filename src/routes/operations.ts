@@ -2,9 +2,9 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { NAME_PATTERN } from '../agents/names.js';
-import { forbidden } from '../errors.js';
+import { forbidden, operationNotFound } from '../errors.js';
 import type { Authorize } from '../http/auth.js';
-import { BULK_OPS, type Operation, type OperationService } from '../operations/operation-service.js';
+import { BULK_OPS, operationVisible, type Operation, type OperationService } from '../operations/operation-service.js';
 import { PROCESS_STATES } from '../supervisor/driver.js';
 import { access, errors, ok } from './schemas.js';
 
@@ -37,6 +37,7 @@ const operationSchema = z.object({
   total: z.number(),
   counts: z.object({ applied: z.number(), failed: z.number(), skipped: z.number(), pending: z.number() }),
   results: z.array(resultSchema),
+  dbs: z.array(z.string()).nullable().describe('the dbs it can act on; null: every db. A token limited to some dbs sees only operations within them'),
 });
 
 /** Bulk operations and their progress. */
@@ -77,9 +78,9 @@ export async function operationRoutes(fastify: FastifyInstance, opts: { operatio
     },
     handler: async (req) => {
       const o = await opts.operations.get(req.params.id);
-      const dbs = req.principal?.dbs;
-      // A token limited to some dbs sees only its tables.
-      return body(dbs ? { ...o, results: o.results.filter((r) => dbs.includes(r.db)) } : o);
+      // A token limited to some dbs sees only operations within them: others are not there for it.
+      if (!operationVisible(o.dbs, req.principal?.dbs)) throw operationNotFound(req.params.id);
+      return body(o);
     },
   });
 }

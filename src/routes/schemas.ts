@@ -124,12 +124,12 @@ export const incidentSchema = z.object({
   details: z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.null()])),
   exitCode: z.number().nullable().describe("the JVM's exit code (null: killed by a signal, or not known)"),
   signal: z.string().nullable().describe('the signal that killed it, e.g. SIGKILL'),
-  logTail: z.array(z.string()).describe("the agent's last log lines when it was raised"),
+  logTail: z.array(z.string()).describe("the agent's last log lines when it was raised; empty for callers whose role may not read logs (viewers) and in webhooks"),
   suggestedAction: z.string(),
   acknowledged: z.object({ by: z.string(), at: z.string() }).nullable(),
   webhooks: z.array(
     z.object({
-      url: z.string(),
+      host: z.string().describe("the webhook URL's host: the whole URL is never shown"),
       outcome: z.enum(['pending', 'delivered', 'refused', 'failed']),
       status: z.number().nullable(),
       attempts: z.number(),

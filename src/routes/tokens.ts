@@ -22,7 +22,7 @@ export async function tokenRoutes(fastify: FastifyInstance, opts: { tokens: Toke
     onRequest,
     schema: {
       tags,
-      summary: "Set (or generate) a user's ingestion token; the one it replaces stays valid for the grace period",
+      summary: "Set (or generate) a user's ingestion token; the one it replaces stays valid for the grace period. A dbs-limited control token may set only users whose current and new scope are within its dbs",
       ...access('admin'),
       body: tokenRequestSchema,
       response: { 200: ok(tokenSetSchema.shape), ...errors(400, 401, 403, 409, 503) },
@@ -32,7 +32,8 @@ export async function tokenRoutes(fastify: FastifyInstance, opts: { tokens: Toke
       if (!scopeAllowed(req.principal!, req.body.scope ?? '*')) {
         throw forbidden(`this control token is limited to db ${dbs!.join(', ')}: give a scope within them`);
       }
-      const r = await tokens.set(req.body);
+      // Rotating or replacing a user needs its current scope within the caller's dbs too.
+      const r = await tokens.set(req.body, (current) => scopeAllowed(req.principal!, current));
       const note = r.token ? '; the token is shown only now: keep it' : '';
       return { code: 0 as const, message: `token set for ${r.username}${note}`, ...r };
     },

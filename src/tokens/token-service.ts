@@ -5,7 +5,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { NAME_PATTERN } from '../agents/names.js';
-import { AppError, ErrorCodes, tokenUserNotFound } from '../errors.js';
+import { AppError, ErrorCodes, forbidden, tokenUserNotFound } from '../errors.js';
 import { redisCall } from '../redis/client.js';
 import type { Keys } from '../redis/keys.js';
 
@@ -63,12 +63,14 @@ const HASH_VERSION = 'hashv';
 //       (as read), 5 users set.
 // ARGV: 1 username, 2 new hash, 3 scope, 4 exp (unix s, 0 = none), 5 now, 6 grace seconds,
 //       7 expected current hash ('' = none), 8 expected previous hash, 9 invalidate channel,
-//       10 key prefix of token keys (for invalidation messages only).
+//       10 key prefix of token keys (for invalidation messages only), 11 expected current scope
+//       ('' = none: the scope the caller was checked against).
 // Returns 'RETRY' if the user changed since it was read, else the graceUntil of the old token.
 const SET_TOKEN = `
 local cur = redis.call('HGET', KEYS[1], 'current') or ''
 local prev = redis.call('HGET', KEYS[1], 'previous') or ''
-if cur ~= ARGV[7] or prev ~= ARGV[8] then return 'RETRY' end
+local scope = redis.call('HGET', KEYS[1], 'scope') or ''
+if cur ~= ARGV[7] or prev ~= ARGV[8] or scope ~= ARGV[11] then return 'RETRY' end
 local now, grace = tonumber(ARGV[5]), tonumber(ARGV[6])
 if prev ~= '' and prev ~= ARGV[2] then
   redis.call('DEL', KEYS[4])
@@ -280,7 +282,13 @@ export class TokenService {
     }
   }
 
-  async set(req: TokenRequest): Promise<TokenSetResult> {
+  /**
+   * Sets (or rotates) the user's token. `mayReplace` is asked about the scope the user has now
+   * (not called for a new user); false: `forbidden` is thrown and nothing changes. The scope it
+   * was asked about is the one replaced (the script re-checks it), so a caller limited to some
+   * dbs can never take over another db's user.
+   */
+  async set(req: TokenRequest, mayReplace: (scope: string[] | '*') => boolean = () => true): Promise<TokenSetResult> {
     const token = req.token ?? randomBytes(32).toString('base64url');
     const hash = hashToken(token, this.hashKey);
     const now = Math.floor(Date.now() / 1000);
@@ -288,6 +296,10 @@ export class TokenService {
     const scope = req.scope ? [...new Set(req.scope)].join(' ') : '*';
     for (let attempt = 0; attempt < 5; attempt++) {
       const { cur, prev } = await this.heads(req.username);
+      const current = (await redisCall(() => this.redis.hget(this.keys.user(req.username), 'scope'))) ?? '';
+      if (current !== '' && !mayReplace(scopeOut(current))) {
+        throw forbidden(`${req.username}'s token reaches dbs this control token is not limited to`);
+      }
       const r = await redisCall(() =>
         this.redis.eval(
           SET_TOKEN,
@@ -307,6 +319,7 @@ export class TokenService {
           prev,
           this.keys.invalidateChannel(),
           this.keys.prefix,
+          current,
         ),
       );
       if (r === 'RETRY') continue;

@@ -49,7 +49,9 @@ describe('Redis restarted empty', () => {
     await redis.start(); // same port, empty
     expect(await h.redis.dbsize().catch(() => 0)).toBeLessThanOrEqual(1);
 
-    // Nobody calls reconcile: the sender's token and the route come back by themselves.
+    // Nobody calls reconcile: the service notices the loss and restores Redis from disk by itself
+    // (meanwhile the gateway serves the sender it knew from its cache, never a 401).
+    expect(await until(() => h.reconciler.heals, (n) => n >= 1, 30_000, 100)).toBeGreaterThanOrEqual(1);
     const healed = await until(() => ingest(gw, 'heal', 'orders', token, [{ headers: {}, body: 'after' }]), (x) => x.status === 200, 30_000, 200);
     expect(healed.status).toBe(200);
     console.log(`Redis restarted empty -> the same token accepted again after ${Date.now() - downAt} ms`);

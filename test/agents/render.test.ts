@@ -5,10 +5,11 @@ import { AppError } from '../../src/errors.js';
 
 const ref = { db: 'shop', table: 'orders' };
 const paths = agentPaths({ confDir: '/s/conf.d', servicesDir: '/s/services', varDir: '/s/var' }, 'flume-shop-orders');
+const limits = { defaultHeap: '256m', maxHeap: '1g' };
 
 function rejects(body: unknown): AppError {
   try {
-    resolveSpec(body, ref);
+    resolveSpec(body, ref, limits);
   } catch (e) {
     return e as AppError;
   }
@@ -17,7 +18,7 @@ function rejects(body: unknown): AppError {
 
 describe('agent templates', () => {
   it('defaults to a file_roll agent bound to 127.0.0.1 with per-table channel directories', () => {
-    const spec = resolveSpec(undefined, ref);
+    const spec = resolveSpec(undefined, ref, limits);
     expect(spec.sink).toBe('file_roll');
     const text = renderAgentConfig(ref, spec, 12345, paths);
     expect(text).toContain('a1.sources.r1.bind = 127.0.0.1');
@@ -29,15 +30,15 @@ describe('agent templates', () => {
   });
 
   it('fills per-table defaults of the kafka and hdfs sinks', () => {
-    const kafka = renderAgentConfig(ref, resolveSpec({ sink: 'kafka', options: { bootstrapServers: 'k1:9092,k2:9092' } }, ref), 1, paths);
+    const kafka = renderAgentConfig(ref, resolveSpec({ sink: 'kafka', options: { bootstrapServers: 'k1:9092,k2:9092' } }, ref, limits), 1, paths);
     expect(kafka).toContain('a1.sinks.k1.kafka.topic = shop.orders');
     expect(kafka).toContain('a1.sinks.k1.kafka.bootstrap.servers = k1:9092,k2:9092');
-    const hdfs = renderAgentConfig(ref, resolveSpec({ sink: 'hdfs', options: { nameNode: 'hdfs://nn1:8020' } }, ref), 1, paths);
+    const hdfs = renderAgentConfig(ref, resolveSpec({ sink: 'hdfs', options: { nameNode: 'hdfs://nn1:8020' } }, ref, limits), 1, paths);
     expect(hdfs).toContain('a1.sinks.k1.hdfs.path = hdfs://nn1:8020/ingestion/shop/orders/%Y-%m-%d/%H');
     expect(hdfs).toContain('a1.sinks.k1.hdfs.minBlockReplicas = 1');
     // Without a NameNode, Hadoop's client would write to the local disk: refused.
-    expect(() => resolveSpec({ sink: 'hdfs' }, ref)).toThrow(/options.nameNode/);
-    expect(() => resolveSpec({ sink: 'hdfs', options: { nameNode: 'hdfs://nn1:8020', path: 'relative/x' } }, ref)).toThrow(/absolute path/);
+    expect(() => resolveSpec({ sink: 'hdfs' }, ref, limits)).toThrow(/options.nameNode/);
+    expect(() => resolveSpec({ sink: 'hdfs', options: { nameNode: 'hdfs://nn1:8020', path: 'relative/x' } }, ref, limits)).toThrow(/absolute path/);
   });
 
   it('rejects what Flume would silently mangle (422)', () => {
@@ -58,19 +59,21 @@ describe('agent templates', () => {
     expect(inject.error).toBe('INVALID_REQUEST');
     expect(rejects({ extra: 1 }).error).toBe('INVALID_REQUEST');
     expect(rejects({ sink: 'kafka' }).message).toContain('bootstrapServers');
-    // JVM options: only -XX flags and sizes, nothing that reaches the class path, a port or a shell.
+    // JVM options: only named flags (src/agents/jvm-options.ts), nothing that reaches the class path, a port or a shell.
     for (const bad of ['-cp', '-Dflume.monitoring.port=1', '-XX:+UseSerialGC -cp /x', '-jar', '-XX:OnError="sh -c id"', '-Xss1m;id', '-XX:+Foo "x"']) {
       expect(rejects({ jvm: { options: [bad] } }).error, bad).toBe('INVALID_REQUEST');
     }
     expect(rejects({ jvm: { heap: '1 g' } }).error).toBe('INVALID_REQUEST');
-    expect(resolveSpec({ jvm: { heap: '64m', options: ['-XX:+UseSerialGC', '-Xss256k', '-XX:MaxMetaspaceSize=64m'] } }, ref).jvm).toEqual({ heap: '64m', options: ['-XX:+UseSerialGC', '-Xss256k', '-XX:MaxMetaspaceSize=64m'] });
+    expect(resolveSpec({ jvm: { heap: '64m', options: ['-XX:+UseSerialGC', '-Xss256k', '-XX:MaxMetaspaceSize=64m'] } }, ref, limits).jvm).toEqual({ heap: '64m', options: ['-XX:+UseSerialGC', '-Xss256k', '-XX:MaxMetaspaceSize=64m'] });
   });
 
   it('renders a supervisor program that execs the JVM and doubles % signs', () => {
     const text = renderProgram(ref, { program: 'flume-shop-orders', javaBin: 'java', heap: '256m', jvmOptions: ['-XX:+UseSerialGC', '-Xss512k'], classpath: '/x/100%/lib/*', autostart: false, metricsPort: 23456, mainClass: 'flumeservice.Agent' }, paths);
-    expect(text).toMatch(/^command="java" -Xmx256m .* flumeservice\.Agent -n a1 -f "\/s\/services\/flume-shop-orders\/flume\.conf" --no-reload-conf$/m);
+    // env -i: the JVM gets no environment of the service's (it execs java, so supervisord still supervises the JVM).
+    expect(text).toMatch(/^command=\/usr\/bin\/env -i PATH=\S+ LANG=C\.UTF-8 "java" -Xmx256m .* flumeservice\.Agent -n a1 -f "\/s\/services\/flume-shop-orders\/flume\.conf" --no-reload-conf$/m);
     expect(text).toContain('/x/100%%/lib/*');
-    expect(text).toMatch(/^command="java" -Xmx256m "-XX:\+UseSerialGC" "-Xss512k" -XX:\+ExitOnOutOfMemoryError /m);
+    expect(text).toMatch(/ "java" -Xmx256m "-XX:\+UseSerialGC" "-Xss512k" -XX:\+ExitOnOutOfMemoryError /m);
+    expect(text).toContain('umask=027');
     expect(text).toContain('autostart=false');
     expect(text).toContain('stopasgroup=true');
     expect(text).toContain('-Dflume.monitoring.type=http -Dflume.monitoring.port=23456');

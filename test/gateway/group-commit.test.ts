@@ -65,7 +65,7 @@ describe('group commit at the gateway', () => {
     expect(batches.length).toBeLessThanOrEqual(10);
   });
 
-  it("caps a batch at the table's transactionCapacity; a request that fills it alone goes alone", async () => {
+  it("caps a batch at the table's transactionCapacity; a request that fills it alone goes alone, one over it is refused", async () => {
     await route('small', (standIn.address() as AddressInfo).port, 4);
     batches.length = 0;
     const answers = await Promise.all(Array.from({ length: 30 }, (_, i) => send('small', [`s${i}`])));
@@ -75,9 +75,13 @@ describe('group commit at the gateway', () => {
     expect(batches.length).toBeGreaterThanOrEqual(8); // 30 events, at most 4 a batch
 
     batches.length = 0;
-    expect((await send('small', ['w', 'x', 'y', 'z', 'over'])).status).toBe(200);
+    expect((await send('small', ['w', 'x', 'y', 'z'])).status).toBe(200);
     expect(batches).toHaveLength(1);
-    expect(batches[0]!.map((e) => e.body)).toEqual(['w', 'x', 'y', 'z', 'over']);
+    expect(batches[0]!.map((e) => e.body)).toEqual(['w', 'x', 'y', 'z']);
+    // More than one transaction holds never reaches the agent.
+    const over = await send('small', ['w', 'x', 'y', 'z', 'over']);
+    expect(over).toMatchObject({ status: 413, json: { code: 10063, error: 'TOO_MANY_EVENTS' } });
+    expect(batches).toHaveLength(1);
   });
 
   it("gives every member of a failed batch the failure, and one sender's bad event fails only that sender", async () => {

@@ -12,6 +12,8 @@ import { freePort, until } from './wait.js';
  */
 export class TestRedisServer {
   private child: ChildProcess | null = null;
+  /** With a password, the server requires AUTH (requirepass), as the embedded Redis does. */
+  constructor(private readonly password?: string) {}
   private readonly dir = mkdtempSync(join(tmpdir(), 'flume-svc-redis-'));
   port = 0;
 
@@ -25,10 +27,10 @@ export class TestRedisServer {
 
   async start(): Promise<void> {
     if (!this.port) this.port = await freePort();
-    this.child = spawn('redis-server', ['--bind', '127.0.0.1', '--port', String(this.port), '--save', '', '--appendonly', 'no', '--dir', this.dir], {
+    this.child = spawn('redis-server', ['--bind', '127.0.0.1', '--port', String(this.port), '--save', '', '--appendonly', 'no', '--dir', this.dir, ...(this.password ? ['--requirepass', this.password] : [])], {
       stdio: 'ignore',
     });
-    const probe = new Redis(this.url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    const probe = new Redis(this.url, { password: this.password, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
     probe.on('error', () => undefined);
     const up = await until(
       async () => {

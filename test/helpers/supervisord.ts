@@ -37,6 +37,8 @@ export class TestSupervisord {
         `logfile=${join(stateDir, 'var', 'log', 'supervisord.log')}`,
         `pidfile=${join(stateDir, 'var', 'run', 'supervisord.pid')}`,
         `childlogdir=${join(stateDir, 'var', 'log')}`,
+        // As supervisor.conf: nothing it or its programs write is readable by other users.
+        'umask=027',
         '[rpcinterface:supervisor]',
         'supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface',
         '[supervisorctl]',

@@ -45,7 +45,7 @@ beforeAll(async () => {
   });
   const server = await h.app.listen({ port: 0, host: '127.0.0.1' });
   base = server;
-  stream = openEventStream(`${base}/v1/api/events`, h.tokenFor('viewer'));
+  stream = openEventStream(`${base}/v1/api/events`, h.tokenFor('operator'));
   for (const t of ['killed', 'stopped', 'looping', 'squatted', 'fatal', 'stopped_behind']) {
     expect((await h.inject({ method: 'POST', url: `/v1/api/ops/${t}/create`, payload: { sink: 'logger' } })).statusCode).toBe(201);
   }
@@ -86,7 +86,7 @@ describe('incidents: a crash is not a stop', () => {
     expect(createHmac('sha256', 'another-secret').update(`${ts}.${req.body}`).digest('hex')).not.toBe(expected.slice(7));
     // The delivery outcome is kept with the incident.
     const delivered = await until(() => history('killed'), (l) => l.some((i) => i.type === 'unexpected_exit' && i.webhooks[0]?.outcome === 'delivered'), 15_000);
-    expect(delivered.find((i) => i.type === 'unexpected_exit')?.webhooks).toEqual([{ url: hook.url, outcome: 'delivered', status: 204, attempts: 1, at: expect.any(String) }]);
+    expect(delivered.find((i) => i.type === 'unexpected_exit')?.webhooks).toEqual([{ host: new URL(hook.url).host, outcome: 'delivered', status: 204, attempts: 1, at: expect.any(String) }]);
 
     // An operator acknowledges it; a second acknowledgement keeps the first.
     const id = sse!.data.id as string;
@@ -205,13 +205,19 @@ describe('reconcile', () => {
       await h.reconciler.stop();
       await dropPrefix(h.redis, h.config.REDIS_KEY_PREFIX); // what a restart of a Redis that keeps nothing does
       await h.redis.publish(h.keys.invalidateChannel(), 'flush'); // (and the gateway's subscription drops its cache)
-      const lost = await until(() => ingest(gw, 'ops', 'killed', token, [{ headers: {}, body: 'x' }]), (r) => r.status !== 200, 5000);
-      expect(lost.status).toBe(401);
+      // Redis answers but holds nothing yet: the sender the gateway knew keeps going from its
+      // cache, and a token it never saw is "retry" (503), never "invalid" (401).
+      expect((await ingest(gw, 'ops', 'killed', token, [{ headers: {}, body: 'during the loss' }])).status).toBe(200);
+      const unknown = await ingest(gw, 'ops', 'killed', 'u'.repeat(43), [{ headers: {}, body: 'x' }]);
+      expect(unknown.status).toBe(503);
+      expect(unknown.json.error).toBe('REDIS_RESTORING');
+      expect(unknown.headers['retry-after']).toBe('2');
 
       const r = await h.inject({ method: 'POST', url: '/v1/api/reconcile' });
       expect(r.statusCode).toBe(200);
       expect(r.json()).toMatchObject({ code: 0, agents: 6, conflicts: [], tokensRestored: ['sender'] });
       expect(await ingest(gw, 'ops', 'killed', token, [{ headers: {}, body: 'after reconcile' }])).toMatchObject({ status: 200 });
+      expect((await ingest(gw, 'ops', 'killed', 'u'.repeat(43), [{ headers: {}, body: 'x' }])).status).toBe(401);
       expect(Object.keys(await h.redis.hgetall(h.keys.ports()))).toHaveLength(12);
 
       const again = (await h.inject({ method: 'POST', url: '/v1/api/reconcile' })).json();

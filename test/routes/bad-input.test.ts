@@ -33,7 +33,7 @@ async function snapshot() {
     confD: readdirSync(h.config.confDir).sort(),
     services: readdirSync(h.config.servicesDir).sort(),
     var: readdirSync(h.config.varDir).filter((f) => f !== 'log').sort(),
-    redis: (await h.redis.keys(`${h.config.REDIS_KEY_PREFIX}*`)).filter((k) => !k.endsWith('supervisor-events')).sort(),
+    redis: (await h.redis.keys(`${h.config.REDIS_KEY_PREFIX}*`)).filter((k) => !k.endsWith('supervisor-events') && !k.endsWith('audit-refused')).sort(),
     ports: await h.redis.hgetall(h.keys.ports()),
     programs: (await h.driver.infoAll()).map((p) => p.name).sort(),
     accepted: status.metrics?.eventsReceived ?? null,
@@ -99,6 +99,33 @@ describe('bad input, generated', () => {
       '{"sink":"logger","options":{"maxBytesToLog":0}}', '{"__proto__":{"sink":"kafka"}}', '{"constructor":{"prototype":{}}}',
       '{"sink":"file_roll","options":{"rollInterval":30,"rollInterval":"x"}}', '\u0000', '{"sink":"file_roll\\u0000"}', '[{"sink":"logger"}]',
     ];
+    // JVM settings: every family that reads or writes a file, runs a program, unlocks flags,
+    // loads code or takes memory, values out of bounds, and shapes that are not options at all.
+    const jvmRefused = [
+      '-XX:VMOptionsFile=../../var/jwt-secret', '-XX:Flags=/etc/passwd', '-XX:OnOutOfMemoryError=/usr/bin/id', '-XX:OnError=/usr/bin/id',
+      '-XX:ErrorFile=/tmp/e', '-XX:HeapDumpPath=/tmp/h', '-XX:+HeapDumpOnOutOfMemoryError', '-XX:ArchiveClassesAtExit=/tmp/a', '-XX:SharedArchiveFile=/tmp/a',
+      '-XX:+IgnoreUnrecognizedVMOptions', '-XX:+UnlockDiagnosticVMOptions', '-XX:+UnlockExperimentalVMOptions', '-XX:CompileCommandFile=/etc/passwd',
+      '-XX:CompileCommand=quiet', '-XX:LogFile=/tmp/l', '-XX:+LogVMOutput', '-XX:+AlwaysPreTouch', '-XX:+PrintFlagsFinal', '-XX:StartFlightRecording=filename=/tmp/x',
+      '-XX:FlightRecorderOptions=repository=/tmp', '-XX:+UseZGC', '-XX:+UseShenandoahGC', '-XX:+UseEpsilonGC', '-XX:+UseSerialGC=1', '-XX:UseSerialGC',
+      '-XX:TieredStopAtLevel=9', '-XX:TieredStopAtLevel=x', '-XX:+TieredStopAtLevel', '-XX:ReservedCodeCacheSize=8g', '-XX:MaxMetaspaceSize=64g', '-XX:MaxDirectMemorySize=64g',
+      '-XX:ActiveProcessorCount=1000000', '-XX:ParallelGCThreads=0', '-Xms64g', '-Xmn64g', '-Xss1g', '-Xss1', '-Xmx1g', '-Xms', '-Xmsbig', '-Xshare:off', '-Xlog:gc:file=/tmp/gc',
+      '-Xbootclasspath/a:/tmp', '-Xverify:none', '-Djava.security.manager=allow', '-Dflume.monitoring.port=1', '-javaagent:/tmp/a.jar', '-agentlib:jdwp=transport=dt_socket',
+      '-agentpath:/tmp/a.so', '-cp', '/tmp', '@/etc/passwd', '--add-opens=java.base/java.lang=ALL-UNNAMED', '-jar', '', ' ', '-XX:+UseSerialGC -XX:+UseG1GC',
+      '-XX:+UseSerialGC\n-XX:OnError=id', '-XX:MaxGCPauseMillis=1e9', '-XX:+' + 'A'.repeat(80),
+    ];
+    for (const o of jvmRefused) bodies.push(JSON.stringify({ sink: 'logger', jvm: { options: [o] } }));
+    for (const jvm of [{ heap: '64g' }, { heap: '0m' }, { heap: '256' }, { heap: '1t' }, { options: ['-XX:+UseSerialGC', '-XX:+UseG1GC'] }, { options: ['-Xms512m'] }, { heap: '64m', options: ['-Xmn64m'] }, { options: Array(41).fill('-XX:+UseSerialGC') }, { options: '-XX:+UseSerialGC' }, { flags: [] }]) {
+      bodies.push(JSON.stringify({ sink: 'logger', jvm }));
+    }
+    // ${...} (Flume's own lookups) in every string option.
+    for (const lookup of ['${env:JWT_SECRET}', '${sys:user.home}', '${FOO}', '$' + '{x']) {
+      bodies.push(JSON.stringify({ sink: 'hdfs', options: { nameNode: 'hdfs://nn:8020', path: `/x/${lookup}` } }));
+      bodies.push(JSON.stringify({ sink: 'hdfs', options: { nameNode: `hdfs://${lookup}:8020` } }));
+      bodies.push(JSON.stringify({ sink: 'hdfs', options: { nameNode: 'hdfs://nn:8020', filePrefix: lookup } }));
+      bodies.push(JSON.stringify({ sink: 'hdfs', options: { nameNode: 'hdfs://nn:8020', fileSuffix: lookup } }));
+      bodies.push(JSON.stringify({ sink: 'kafka', options: { bootstrapServers: `${lookup}:9092` } }));
+      bodies.push(JSON.stringify({ sink: 'kafka', options: { bootstrapServers: 'k:9092', topic: lookup } }));
+    }
     for (const body of bodies) cases.push({ method: 'POST', path: '/v1/api/shop/orders/create', body });
     // Config changes (dry run or not: each is refused before anything is written).
     for (const q of ['', '?dryRun=true']) {
@@ -129,6 +156,11 @@ describe('bad input, generated', () => {
       cases.push({ method: 'PATCH', path: '/v1/api/good/events/config', body });
     }
     for (const q of ['limit=0', 'limit=1001', 'limit=x', 'outcome=maybe', 'db=BAD', 'table=a-b', 'color=1', `who=${'a'.repeat(129)}`]) cases.push({ method: 'GET', path: `/v1/api/audit?${q}` });
+    for (const q of ['limit=0', 'limit=1001', 'limit=x', 'limit=-1', 'db=good', 'x=1']) cases.push({ method: 'GET', path: `/v1/api/audit/refused?${q}` });
+    // Hosts that are not this API's (DNS rebinding).
+    for (const host of ['attacker.example', 'attacker.example:8001', '127.0.0.1.nip.io', 'localhost.attacker.example', '[::2]', '10.0.0.1']) {
+      cases.push({ method: 'GET', path: '/v1/api/services', headers: { ...auth, host } });
+    }
     // Ingestion-token bodies.
     const tokenBodies = [
       'null', '[]', '"alice"', '{}', '{"username":""}', '{"username":"a b"}', '{"username":"' + 'a'.repeat(65) + '"}', '{"username":5}',
@@ -214,6 +246,11 @@ describe('bad input, generated', () => {
       '[{"headers":{"a":null}}]', '[{"headers":{"a":{"b":"c"}}}]', '[{"headers":{"topic":"other"}}]', '[{"headers":{"key":"k"}}]',
       '[{"body":"ok"},{"headers":{"topic":"x"}}]', '[{"body":"ok"}, 7]', '{', '[{"body":"x"', '['.repeat(5000) + ']'.repeat(5000),
       Buffer.from([0xff, 0xfe, 0x00]), 'x'.repeat(2_000_000),
+      // More events than one transaction holds (the table's transactionCapacity, 10,000 here).
+      '[' + Array(10_001).fill('{}').join(',') + ']', '[' + Array(300_000).fill('{}').join(',') + ']', JSON.stringify(Array(10_001).fill({ body: 'x' })),
+      // Not JSON numbers, and header names no sink can take.
+      '[{"body":"x","n":NaN}]', '[{"body":"x","n":Infinity}]', '[{"body":"x","n":-Infinity}]', '[{"body":"x","n":0x1F}]', '[{"headers":{"a\\u0000":"v"}}]',
+      '[{"headers":{"\\u0007bell":"v"}}]', '[{"headers":{"a\\nb":"v"}}]', '[{"headers":{"":"v"}}]', JSON.stringify([{ headers: { ['h'.repeat(300)]: 'v' } }]),
     ];
     for (const body of bodies) cases.push({ method: 'POST', path: '/ingest/good/events', headers: good, body });
     const auths = [

@@ -5,24 +5,32 @@
 -- Redis schema (src/redis/keys.ts): <p>token:<hash> HASH user scope exp graceUntil lastUsed, where
 -- hash = hex(HMAC-SHA1(token hash key, hex(SHA-1(token)))) (src/tokens/token-service.ts);
 -- <p>route:<db>:<table> "host:port tx=<transactionCapacity>" | "paused" (src/agents/route-table.ts);
--- <p>tables SET "<db>:<table>"; <p>invalidate PUBSUB.
+-- <p>tables SET "<db>:<table>"; <p>epoch STRING (present once the service has filled Redis from
+-- disk; absent right after Redis lost its data); <p>invalidate PUBSUB.
 
 local ok_redis, redis = pcall(require, "resty.redis")
 if not ok_redis then redis = require "nginx.redis" end
 local cjson = require "cjson.safe"
+-- NaN, Infinity and hexadecimal numbers are not JSON: refused when read (they could not be
+-- written back for the agent either).
+cjson.decode_invalid_numbers(false)
 local semaphore = require "ngx.semaphore"
 
 local M = {}
 local conf
 local cache = ngx.shared.flume_gateway_cache
+-- Unknown tokens and per-address counts of them live apart, so a flood of random tokens never
+-- evicts the entries of valid ones.
+local bad = ngx.shared.flume_gateway_bad
 
--- One round trip: the token record (stamping lastUsed), the route and whether the table exists.
--- KEYS: 1 token key, 2 route key, 3 tables set. ARGV: 1 "<db>:<table>", 2 now.
+-- One round trip: the token record (stamping lastUsed), the route, whether the table exists and
+-- whether Redis holds the service's data (its marker).
+-- KEYS: 1 token key, 2 route key, 3 tables set, 4 marker. ARGV: 1 "<db>:<table>", 2 now.
 local LOOKUP = [[
 local t = redis.call('HMGET', KEYS[1], 'user', 'scope', 'exp', 'graceUntil')
 if t[1] then redis.call('HSET', KEYS[1], 'lastUsed', ARGV[2]) end
 local r = redis.call('GET', KEYS[2])
-return { t[1] or '', t[2] or '', t[3] or '0', t[4] or '0', r or '', redis.call('SISMEMBER', KEYS[3], ARGV[1]) }
+return { t[1] or '', t[2] or '', t[3] or '0', t[4] or '0', r or '', redis.call('SISMEMBER', KEYS[3], ARGV[1]), redis.call('EXISTS', KEYS[4]) }
 ]]
 local LOOKUP_SHA -- set by SCRIPT LOAD on first use
 
@@ -108,15 +116,15 @@ end
 local function lookup(hash, db, tbl)
   local red, err = connect()
   if not red then return nil, err end
-  local keys = { conf.prefix .. "token:" .. hash, conf.prefix .. "route:" .. db .. ":" .. tbl, conf.prefix .. "tables" }
+  local keys = { conf.prefix .. "token:" .. hash, conf.prefix .. "route:" .. db .. ":" .. tbl, conf.prefix .. "tables", conf.prefix .. "epoch" }
   local res
   if LOOKUP_SHA then
-    res, err = red:evalsha(LOOKUP_SHA, 3, keys[1], keys[2], keys[3], db .. ":" .. tbl, ngx.time())
+    res, err = red:evalsha(LOOKUP_SHA, 4, keys[1], keys[2], keys[3], keys[4], db .. ":" .. tbl, ngx.time())
   end
   if not res then
     if not LOOKUP_SHA or (err and err:find("NOSCRIPT", 1, true)) then
       LOOKUP_SHA = red:script("load", LOOKUP)
-      res, err = red:eval(LOOKUP, 3, keys[1], keys[2], keys[3], db .. ":" .. tbl, ngx.time())
+      res, err = red:eval(LOOKUP, 4, keys[1], keys[2], keys[3], keys[4], db .. ":" .. tbl, ngx.time())
     end
   end
   if not res then
@@ -137,37 +145,66 @@ local function generation()
   return cache:get("gen") or 0
 end
 
-local function cache_get(key)
-  local v = cache:get(key)
+local function cache_get(key, dict)
+  local v = (dict or cache):get(key)
   if not v then return nil end
   local gen, fresh_until, value = v:match("^(%d+)|([^|]+)|(.*)$")
   if not gen then return nil end
   return value, tonumber(gen) == generation() and tonumber(fresh_until) > ngx.now()
 end
 
-local function cache_put(key, value)
+local function cache_put(key, value, dict)
   local keep = conf.cache_ttl + conf.stale_seconds
   if keep <= 0 then return end
-  cache:set(key, generation() .. "|" .. (ngx.now() + conf.cache_ttl) .. "|" .. value, keep)
+  (dict or cache):set(key, generation() .. "|" .. (ngx.now() + conf.cache_ttl) .. "|" .. value, keep)
 end
 
+-- A token's cached record: a valid one from the main cache, an unknown one ("") from `bad`.
+local function cached_token(hash)
+  local tok, fresh = cache_get("t:" .. hash)
+  if tok then return tok, fresh end
+  return cache_get("t:" .. hash, bad)
+end
+
+-- Returns the token record, the route and whether Redis holds the service's data (true when
+-- answered from the cache), or nil, nil, nil, err.
 local function resolve(hash, db, tbl)
-  local tok, tok_fresh = cache_get("t:" .. hash)
+  local tok, tok_fresh = cached_token(hash)
   local route, route_fresh = cache_get("r:" .. db .. ":" .. tbl)
-  if tok_fresh and route_fresh then return tok, route end
+  if tok_fresh and route_fresh then return tok, route, true end
   local res, err = lookup(hash, db, tbl)
   if not res then
     if tok and route then
       ngx.log(ngx.WARN, "redis: ", err, "; answering from a stale cache entry")
-      return tok, route
+      return tok, route, true
     end
-    return nil, nil, err
+    return nil, nil, nil, err
   end
-  tok = res[1] == "" and "" or table.concat({ res[1], res[2], res[3], res[4] }, "\t")
-  route = res[5] ~= "" and res[5] or (tonumber(res[6]) == 1 and "down" or "none")
-  cache_put("t:" .. hash, tok)
-  cache_put("r:" .. db .. ":" .. tbl, route)
-  return tok, route
+  local filled = tonumber(res[7]) == 1
+  local fresh_tok = res[1] == "" and "" or table.concat({ res[1], res[2], res[3], res[4] }, "\t")
+  local fresh_route = res[5] ~= "" and res[5] or (tonumber(res[6]) == 1 and "down" or "none")
+  -- Redis answers but has lost its data and is not refilled yet: what this gateway knew to be
+  -- valid (within the stale window) is truer than the empty Redis.
+  if not filled and fresh_tok == "" and tok and tok ~= "" then
+    ngx.log(ngx.WARN, "redis holds no data yet (restoring); answering from a stale cache entry")
+    return tok, route or fresh_route, route ~= nil
+  end
+  tok, route = fresh_tok, fresh_route
+  -- While Redis is being refilled, "no such token" or "no such table" may be untrue: not cached.
+  if tok ~= "" then cache_put("t:" .. hash, tok) elseif filled then cache_put("t:" .. hash, tok, bad) end
+  if route ~= "none" or filled then cache_put("r:" .. db .. ":" .. tbl, route) end
+  return tok, route, filled
+end
+
+-- Unknown tokens per client address and second: past conf.bad_token_limit only tokens the
+-- gateway holds as valid get through until the next second.
+local function address_key(ip) return "a:" .. ip .. ":" .. ngx.time() end
+local function address_blocked(ip)
+  local n = bad:get(address_key(ip))
+  return n and n >= conf.bad_token_limit
+end
+local function count_unknown(ip)
+  bad:incr(address_key(ip), 1, 0, 2)
 end
 
 -- Per token, per second, across workers: more than conf.rate_limit requests answer 429.
@@ -248,15 +285,24 @@ function M.access(db, tbl)
   end
 
   local hash = to_hex(ngx.hmac_sha1(conf.token_hash_key, to_hex(ngx.sha1_bin(token))))
-  if over_limit(hash) then
+  local ip = ngx.var.remote_addr
+  local known = cache:get("t:" .. hash) ~= nil
+  if not known and address_blocked(ip) then
+    return reply(429, 10064, "RATE_LIMITED", "more than " .. conf.bad_token_limit .. " requests per second with unknown tokens from this address; retry", 1)
+  end
+  if known and over_limit(hash) then
     return reply(429, 10064, "RATE_LIMITED", "more than " .. conf.rate_limit .. " requests per second with this token; retry", 1)
   end
-  local tok, route, err = resolve(hash, db, tbl)
+  local tok, route, filled, err = resolve(hash, db, tbl)
   if not tok then
     ngx.log(ngx.ERR, "redis: ", err)
     return reply(503, 10103, "REDIS_UNAVAILABLE", "the gateway cannot reach Redis; retry", 1)
   end
   if tok == "" then
+    count_unknown(ip)
+    if not filled then
+      return reply(503, 10108, "REDIS_RESTORING", "the service is restoring its data after a Redis restart; retry", 2)
+    end
     return reply(401, 10021, "TOKEN_INVALID", "invalid or revoked token")
   end
   local user, scope, exp, grace = tok:match("^([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)$")
@@ -269,6 +315,9 @@ function M.access(db, tbl)
     return reply(403, 10031, "TOKEN_SCOPE", "this token may not send to " .. db .. "." .. tbl)
   end
   if route == "none" then
+    if not filled then
+      return reply(503, 10108, "REDIS_RESTORING", "the service is restoring its data after a Redis restart; retry", 2)
+    end
     return reply(404, 10043, "TABLE_NOT_FOUND", "no agent for " .. db .. "." .. tbl)
   end
   if route == "paused" then
@@ -290,6 +339,12 @@ function M.access(db, tbl)
   if type(events) ~= "table" or (body:match("^%s*{")) or nested_empty_array(body) then
     return reply(400, 10061, "BAD_EVENTS", "send a JSON array of {\"headers\":{...},\"body\":\"...\"}")
   end
+  -- One request is one channel transaction: more events than the table's transactionCapacity
+  -- (or GATEWAY_MAX_EVENTS) would be refused by Flume after it read them all into its heap.
+  local max_events = math.min(tonumber(cap) or conf.max_events, conf.max_events)
+  if #events > max_events then
+    return reply(413, 10063, "TOO_MANY_EVENTS", #events .. " events in one request; at most " .. max_events .. " for " .. db .. "." .. tbl .. ": send smaller batches")
+  end
   if #events > 0 then
     for i, ev in ipairs(events) do
       if type(ev) ~= "table" or ev[1] ~= nil then
@@ -309,6 +364,9 @@ function M.access(db, tbl)
       for k, v in pairs(headers) do
         if type(k) ~= "string" or type(v) ~= "string" then
           return reply(400, 10061, "BAD_EVENTS", "event " .. i .. ": header " .. tostring(k) .. " must be a string")
+        end
+        if k == "" or #k > 256 or k:find("%c") then
+          return reply(400, 10061, "BAD_EVENTS", "event " .. i .. ": a header name must be 1-256 characters without control characters")
         end
         if RESERVED_HEADERS[k] then
           return reply(400, 10062, "RESERVED_HEADER", "event " .. i .. ": header " .. k .. " steers the sink and may not be sent")
@@ -365,7 +423,9 @@ local function subscribe(premature)
       local msg, err = red:read_reply()
       if msg and msg[1] == "message" then
         local kind, rest = msg[3]:match("^(%a+):(.+)$")
-        if kind == "token" then cache:delete("t:" .. rest)
+        if kind == "token" then
+          cache:delete("t:" .. rest)
+          bad:delete("t:" .. rest)
         elseif kind == "route" then cache:delete("r:" .. rest)
         else cache:incr("gen", 1, 0) end
       elseif err and err ~= "timeout" then
@@ -378,9 +438,26 @@ local function subscribe(premature)
   if not ngx.worker.exiting() then ngx.timer.at(1, subscribe) end
 end
 
+-- A worker whose master died (kill -9, the OOM killer) would hold the port forever with the
+-- config of that moment, and no new master could bind it: every second each worker compares its
+-- parent with the master it started under, and once they differ it quits gracefully (SIGQUIT to
+-- itself: it stops listening, finishes its requests and exits).
+local ffi = require "ffi"
+pcall(ffi.cdef, "int getppid(void); int kill(int pid, int sig);")
+local SIGQUIT = 3
+
+local function watch_master(premature, master)
+  if premature then return end
+  if ffi.C.getppid() ~= master then
+    ngx.log(ngx.WARN, "the gateway's master (pid ", master, ") is gone: this worker stops")
+    ffi.C.kill(ngx.worker.pid(), SIGQUIT)
+  end
+end
+
 function M.init_worker(c)
   conf = c
   if ngx.worker.id() == 0 and conf.cache_ttl + conf.stale_seconds > 0 then ngx.timer.at(0, subscribe) end
+  ngx.timer.every(1, watch_master, ffi.C.getppid())
 end
 
 return M

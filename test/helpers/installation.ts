@@ -1,0 +1,136 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PROJECT_ROOT } from '../../src/config.js';
+import { findStrays, liveSupervisord, pidAlive, processesOf, reap } from '../../src/supervisor/strays.js';
+import { until } from './wait.js';
+
+/**
+ * A whole installation in a temp dir, run by the README's own first command (scripts/up.sh) and
+ * supervisor.conf: scripts, supervisor.conf and dist/ are copied (times kept, so the set-up sees
+ * nothing to rebuild), node_modules, src, templates and flume/ are linked. Its state (conf.d/,
+ * services/, var/) is its own. `env` holds its settings (ports, Redis, prefix).
+ */
+export class Installation {
+  readonly dir = mkdtempSync(join(tmpdir(), 'flume-svc-install-'));
+  constructor(readonly env: Record<string, string>) {
+    for (const f of ['scripts', 'supervisor.conf', 'package.json', 'package-lock.json', 'tsconfig.json', 'dist']) {
+      cpSync(join(PROJECT_ROOT, f), join(this.dir, f), { recursive: true, preserveTimestamps: true });
+    }
+    for (const f of ['node_modules', 'src', 'templates', 'flume']) symlinkSync(join(PROJECT_ROOT, f), join(this.dir, f));
+  }
+
+  get varDir(): string {
+    return join(this.dir, 'var');
+  }
+
+  get api(): string {
+    return `http://127.0.0.1:${this.env.API_PORT}`;
+  }
+
+  get gateway(): string {
+    return `http://127.0.0.1:${this.env.GATEWAY_PORT}`;
+  }
+
+  private get procEnv(): NodeJS.ProcessEnv {
+    return { ...process.env, SERVICE_USER: 'root', LOG_LEVEL: 'warn', ...this.env };
+  }
+
+  /** The README's first command; resolves with its output once it exits (it fails the test if it fails). */
+  async up(): Promise<string> {
+    const child = spawn('bash', ['scripts/up.sh'], { cwd: this.dir, env: this.procEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const code = await new Promise<number | null>((r) => child.on('close', r));
+    if (code !== 0) throw new Error(`scripts/up.sh exited ${code}:\n${out}\n${this.log('api.log').slice(-3000)}`);
+    return out;
+  }
+
+  supervisorctl(...args: string[]): string {
+    const r = spawnSync('supervisorctl', ['-c', join(this.dir, 'supervisor.conf'), ...args], { encoding: 'utf8', timeout: 60_000 });
+    return (r.stdout ?? '') + (r.stderr ?? '');
+  }
+
+  /** supervisord's view: program -> state. */
+  states(): Record<string, string> {
+    return Object.fromEntries(
+      this.supervisorctl('status')
+        .split('\n')
+        .map((l) => l.trim().split(/\s+/))
+        .filter((w) => w.length >= 2 && /^[A-Z]+$/.test(w[1]!))
+        .map((w) => [w[0]!, w[1]!]),
+    );
+  }
+
+  supervisordPid(): number | null {
+    return liveSupervisord(this.varDir);
+  }
+
+  token(...args: string[]): string {
+    const r = spawnSync(process.execPath, ['dist/cli/token.js', ...args], { cwd: this.dir, env: this.procEnv, encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`token: ${r.stderr}`);
+    return r.stdout.trim();
+  }
+
+  log(name: string): string {
+    try {
+      return readFileSync(join(this.varDir, 'log', name), 'utf8');
+    } catch {
+      return '';
+    }
+  }
+
+  private get dirs() {
+    return { STATE_DIR: this.dir, varDir: this.varDir, servicesDir: join(this.dir, 'services') };
+  }
+
+  /** Every process of the installation (src/supervisor/strays.ts tells them by its paths), supervisord aside. */
+  processes(): Array<{ pid: number; kind: string; program: string | null; command: string }> {
+    return processesOf(this.dirs);
+  }
+
+  /** JVMs running the table's program (whoever started them). */
+  jvmsOf(program: string): number[] {
+    return this.processes()
+      .filter((p) => p.kind === 'agent' && p.program === program)
+      .map((p) => p.pid);
+  }
+
+  /** Every line the table's file_roll sink wrote. */
+  delivered(program: string): string[] {
+    const out = join(this.varDir, program, 'out');
+    try {
+      return readdirSync(out).flatMap((f) => readFileSync(join(out, f), 'utf8').split('\n').filter(Boolean));
+    } catch {
+      return [];
+    }
+  }
+
+  /** supervisorctl shutdown, then waits until every process of the installation is gone. Returns what was still left (and is then killed). */
+  async shutdown(): Promise<Array<{ pid: number; kind: string }>> {
+    const sv = this.supervisordPid();
+    if (sv) {
+      this.supervisorctl('shutdown');
+      await until(() => pidAlive(sv), (alive) => !alive, 60_000, 200);
+    }
+    const left = await until(() => this.processes(), (p) => p.length === 0, 5000, 200);
+    return left.map(({ pid, kind }) => ({ pid, kind }));
+  }
+
+  /** Whatever is left, gone: for afterAll, whatever the test did. */
+  async destroy(): Promise<void> {
+    await this.shutdown().catch(() => undefined);
+    await reap(findStrays(this.dirs), { agentGraceMs: 10_000, otherGraceMs: 5000 });
+    for (const p of this.processes()) {
+      try {
+        process.kill(p.pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
