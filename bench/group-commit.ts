@@ -5,14 +5,15 @@
  * (autocannon, its own process) POST BENCH_REQUESTS one-event requests. Every phase's events
  * carry their own body, and the lines the sink wrote are counted against the 200s.
  * Phases: straight to the agent; the gateway with group commit off (window 0); the gateway with
- * each window in BENCH_WINDOWS (ms).
+ * each window in BENCH_WINDOWS (ms), the rate limit off; the gateway with the defaults a user
+ * gets (window and GATEWAY_RATE_LIMIT).
  * Run: npm run bench:group-commit   (BENCH_REQUESTS=50000 BENCH_CLIENTS=100 BENCH_WINDOWS=1,2,5)
  */
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { agentPaths } from '../src/agents/paths.js';
-import { PROJECT_ROOT } from '../src/config.js';
+import { PROJECT_ROOT, loadConfig } from '../src/config.js';
 import { routePort, sinkLines } from '../test/helpers/flume.js';
 import { TestGateway } from '../test/helpers/gateway.js';
 import { startHarness } from '../test/helpers/harness.js';
@@ -64,6 +65,13 @@ try {
     await gw.stop();
     gw = null;
   }
+  // What a user gets: every gateway setting at its default (window and per-token rate limit).
+  const defaults = loadConfig({});
+  gw = new TestGateway({ ...h.config, GATEWAY_BATCH_WINDOW_MS: defaults.GATEWAY_BATCH_WINDOW_MS, GATEWAY_RATE_LIMIT: defaults.GATEWAY_RATE_LIMIT });
+  await gw.start();
+  results.push(await load(`gateway, defaults (limit ${defaults.GATEWAY_RATE_LIMIT}/s)`, 'gwdefault', `${gw.url}/ingest/bench/gc`, token));
+  await gw.stop();
+  gw = null;
   results.push(await load('straight to the agent again', 'direct2', direct, null));
 
   // Every acknowledged event must reach the sink: count each phase's lines once the sink caught up.

@@ -11,6 +11,7 @@ import { ConfigService } from './agents/config-service.js';
 import { PortAllocator } from './agents/port-allocator.js';
 import { Reconciler, type RestoreReport } from './agents/reconciler.js';
 import { RouteTable } from './agents/route-table.js';
+import { StartQueue } from './agents/start-queue.js';
 import { TableLock } from './agents/table-lock.js';
 import type { Config } from './config.js';
 import { invalidJson } from './errors.js';
@@ -73,7 +74,8 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
   const lock = new TableLock(
     redis,
     keys,
-    { leaseMs: config.LOCK_LEASE_MS, maxHoldMs: config.AGENT_READY_TIMEOUT_MS + 120_000 },
+    // A start may wait its turn in the start queue before its ready timeout begins.
+    { leaseMs: config.LOCK_LEASE_MS, maxHoldMs: config.AGENT_READY_TIMEOUT_MS + 120_000 + 15 * 60_000 },
     log.child({ component: 'lock' }),
   );
   const ports = new PortAllocator(redis, keys, config.PORT_RANGE, () => store.ownedPorts());
@@ -84,8 +86,9 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
       "PORT_RANGE overlaps the kernel's ephemeral port range (net.ipv4.ip_local_port_range): agents get no ports from the overlap",
     );
   }
-  const fleet = new FleetModel(config, store, driver, redis, keys, log.child({ component: 'fleet' }));
-  const agents = new AgentService(config, store, routeTable, lock, driver, ports, fleet, log.child({ component: 'agents' }));
+  const startQueue = new StartQueue(config.AGENT_START_CONCURRENCY);
+  const fleet = new FleetModel(config, store, driver, redis, keys, log.child({ component: 'fleet' }), startQueue);
+  const agents = new AgentService(config, store, routeTable, lock, driver, ports, fleet, log.child({ component: 'agents' }), startQueue);
   const tokens = new TokenService(redis, keys, config.TOKEN_GRACE_SECONDS, log.child({ component: 'tokens' }), join(config.varDir, 'tokens'), loadOrCreateTokenHashKey(config));
   const reconciler = new Reconciler(redis, keys, store, routeTable, lock, driver, ports, fleet, agents, tokens, log.child({ component: 'reconciler' }));
   const incidents = new IncidentService(

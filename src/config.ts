@@ -1,6 +1,6 @@
-import { readFileSync } from 'node:fs';
-import { hostname, totalmem } from 'node:os';
-import { dirname, resolve } from 'node:path';
+import { accessSync, constants, readFileSync } from 'node:fs';
+import { availableParallelism, hostname, totalmem } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 
@@ -89,6 +89,12 @@ export const configSchema = z.object({
   /** The AppCDS archive agents share (scripts/build-cds.sh); used when the file exists, '' to never use one. */
   AGENT_CDS_ARCHIVE: z.string().default(resolve(PROJECT_ROOT, 'flume', 'flume.jsa')),
   AGENT_READY_TIMEOUT_MS: z.coerce.number().int().min(1000).default(60000),
+  /**
+   * JVM starts the host runs at once; the others wait their turn in order (each one's ready
+   * timeout begins when it starts). Default: twice the cores, where bench/start-queue.ts
+   * measured the least CPU per start and the shortest total on 2 cores.
+   */
+  AGENT_START_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(() => Math.max(2, availableParallelism() * 2)),
   /** var/audit.log rotates at this size (5 files kept). */
   AUDIT_LOG_MAX_BYTES: z.coerce.number().int().min(1024).default(10 * 1024 * 1024),
   /** Config revisions kept per agent (services/<program>/revisions/); the oldest are pruned. */
@@ -138,8 +144,13 @@ export const configSchema = z.object({
    * next second, only tokens the gateway already holds as valid get through (429 RATE_LIMITED).
    */
   GATEWAY_BAD_TOKEN_LIMIT: z.coerce.number().int().min(1).default(20),
-  /** Requests per second one ingestion token may make through the gateway (0: no limit); over it: 429 with Retry-After. */
-  GATEWAY_RATE_LIMIT: z.coerce.number().int().min(0).default(5000),
+  /**
+   * Requests per second one ingestion token may make through the gateway (0: no limit); over it:
+   * 429 with Retry-After. The default is twice what one table took with group commit
+   * (bench/group-commit.ts: 9,900/s on 2 cores), so the limit stops a runaway sender, never the
+   * throughput an agent can take.
+   */
+  GATEWAY_RATE_LIMIT: z.coerce.number().int().min(0).default(20_000),
   /**
    * Group commit: requests for one table that reach one gateway worker within this many ms go to
    * the agent as one Flume batch (one channel transaction, one fsync); each is answered only when
@@ -180,6 +191,23 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       url.password = encodeURIComponent(password);
       c.REDIS_URL = url.toString();
     }
+  }
+  // Agents start with an empty environment (templates/program.conf): a bare JAVA_BIN is found on
+  // the service's own PATH now, as a shell would have found it.
+  if (!c.JAVA_BIN.includes('/')) {
+    const found = (env.PATH ?? '')
+      .split(':')
+      .filter(Boolean)
+      .map((d) => join(d, c.JAVA_BIN))
+      .find((f) => {
+        try {
+          accessSync(f, constants.X_OK);
+          return true;
+        } catch {
+          return false;
+        }
+      });
+    if (found) c.JAVA_BIN = found;
   }
   const stateDir = resolve(c.STATE_DIR);
   const varDir = resolve(stateDir, 'var');

@@ -6,6 +6,7 @@ import type { Config } from '../config.js';
 import pLimit from 'p-limit';
 import { AppError, agentExists, agentNotFound, agentStartFailed, portConflict, sinkUnavailable, tableHeld } from '../errors.js';
 import { tableHolders } from '../supervisor/strays.js';
+import { StartQueue } from './start-queue.js';
 import type { AgentStatus, FleetModel } from '../fleet/fleet-model.js';
 import { probeSource, readFlumeMetrics } from '../flume/client.js';
 import { infoOrNull, settleEach, type ProcessInfo, type ProcessState, type SupervisorDriver } from '../supervisor/driver.js';
@@ -65,6 +66,9 @@ export const failure = (err: unknown): TableOutcome => ({
  * - The program's autostart is the desired state, so a restarted supervisord brings back
  *   exactly the agents that should run.
  * - Every operation updates the fleet model for its agent before it answers.
+ * - Every JVM start (create, start, restart, and the bulk, config and healing paths that call
+ *   them) runs through the host's StartQueue: at most AGENT_START_CONCURRENCY at once, in order;
+ *   a waiting table shows `queue` in its status. Stops, status and listings never wait.
  */
 export class AgentService {
   constructor(
@@ -76,6 +80,8 @@ export class AgentService {
     private readonly ports: PortAllocator,
     private readonly fleet: FleetModel,
     private readonly log: Logger,
+    /** Every JVM start waits its turn here (at most AGENT_START_CONCURRENCY at once). */
+    private readonly startQueue: StartQueue = new StartQueue(Number.MAX_SAFE_INTEGER),
   ) {}
 
   /**
@@ -112,13 +118,16 @@ export class AgentService {
         });
         await this.store.writeMeta(meta);
         undo.push(() => this.unloadProgram(program));
-        await this.store.writeProgram(meta, start);
-        const logFrom = await this.logSize(program);
-        await this.driver.update(program);
-        if (start) {
-          await this.waitReady(meta, logFrom);
-          await this.routes.publish(meta);
-        }
+        const load = async () => {
+          await this.store.writeProgram(meta, start);
+          const logFrom = await this.logSize(program);
+          await this.driver.update(program);
+          if (start) await this.waitReady(meta, logFrom);
+        };
+        // Loading a stopped program starts no JVM: only a start waits its turn.
+        if (start) await this.startQueue.run(program, load);
+        else await load();
+        if (start) await this.routes.publish(meta);
         log.info({ port, sink: spec.sink, started: start }, 'agent created');
         return this.observed(program);
       } catch (err) {
@@ -355,15 +364,18 @@ export class AgentService {
       if (!(await this.ports.reserve(port, meta.program)) || !(await canBind(port))) throw portConflict(port);
     }
     const wasDesired = await this.store.desired(meta.program);
-    // Where this start's log lines begin: driver.start returns only past startsecs (3 s), when
-    // Flume has long written why it failed.
-    const logFrom = await this.logSize(meta.program);
     try {
-      await this.store.writeProgram(meta, true);
-      const applied = await this.driver.update(meta.program);
-      // autostart starts an added or changed group; an unchanged one needs an explicit start.
-      if (applied === 'unchanged') await this.driver.start(meta.program);
-      await this.waitReady(meta, logFrom);
+      // The JVM start waits its turn; its ready timeout begins with it.
+      await this.startQueue.run(meta.program, async () => {
+        // Where this start's log lines begin: driver.start returns only past startsecs (3 s),
+        // when Flume has long written why it failed.
+        const logFrom = await this.logSize(meta.program);
+        await this.store.writeProgram(meta, true);
+        const applied = await this.driver.update(meta.program);
+        // autostart starts an added or changed group; an unchanged one needs an explicit start.
+        if (applied === 'unchanged') await this.driver.start(meta.program);
+        await this.waitReady(meta, logFrom);
+      });
       if (meta.runningRevision !== revisionOf(meta)) await this.store.writeMeta({ ...meta, runningRevision: revisionOf(meta) });
       await this.routes.publish(meta);
     } catch (err) {

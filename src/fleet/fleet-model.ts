@@ -1,3 +1,4 @@
+import type { QueuePlace, StartQueue } from '../agents/start-queue.js';
 import { EventEmitter } from 'node:events';
 import type { Redis } from 'ioredis';
 import pLimit from 'p-limit';
@@ -54,6 +55,8 @@ export interface AgentStatus extends TableRef {
   description: string;
   /** When all of the above was observed. */
   observedAt: string;
+  /** Waiting for the host's start queue (create, start, restart); null when not waiting. */
+  queue: QueuePlace | null;
 }
 
 /** A process state change of an agent, as streamed to dashboards. */
@@ -148,9 +151,13 @@ export class FleetModel extends EventEmitter {
     private readonly redis: Redis,
     private readonly keys: Keys,
     private readonly log: Logger,
+    /** The host's start queue: a table waiting in it says so (queue, health starting). */
+    private readonly startQueue?: StartQueue,
   ) {
     super();
     this.setMaxListeners(0);
+    // A move in the waiting line changes what the listing shows.
+    startQueue?.on('change', () => this.version++);
   }
 
   async start(): Promise<void> {
@@ -322,10 +329,11 @@ export class FleetModel extends EventEmitter {
       drained: counters ? counters.channelSize === 0 : null,
       description: info?.description ?? 'supervisord has not loaded this program',
       observedAt: new Date(stamp).toISOString(),
+      queue: null,
     };
     // Rates, memory, CPU and free disk move all the time: left out of the digest (and of the
     // listing), so an unchanged fleet keeps its version and its ETags.
-    const { description: _d, observedAt: _o, rates: _r, resources: _u, disk: _k, ...stable } = status;
+    const { description: _d, observedAt: _o, rates: _r, resources: _u, disk: _k, queue: _q, ...stable } = status;
     const digest = JSON.stringify(stable);
     const history = known?.history ?? [];
     const historyAt = known?.historyAt ?? 0;
@@ -373,8 +381,16 @@ export class FleetModel extends EventEmitter {
     const now = Date.now();
     const s = v.status;
     const acceptedAt = v.progress?.acceptedAt ?? null;
+    const queue = this.startQueue?.place(s.program) ?? null;
     return {
       ...s,
+      ...(queue
+        ? {
+            queue,
+            health: 'starting' as const,
+            healthReason: `queued to start: ${queue.position} of ${queue.waiting} waiting (the host starts ${queue.concurrency} JVMs at a time, AGENT_START_CONCURRENCY)`,
+          }
+        : {}),
       uptimeSeconds: v.startedAtMs === null ? null : Math.max(0, Math.round((now - v.startedAtMs) / 1000)),
       metrics: s.metrics && { ...s.metrics, lastEventAgeSeconds: acceptedAt === null ? null : Math.round((now - acceptedAt) / 1000) },
     };

@@ -66,6 +66,10 @@ export const statusSchema = z.object({
   drained: z.boolean().nullable().describe('the channel is empty (null: not known, the agent is not running)'),
   description: z.string(),
   observedAt: z.string().describe('when the fleet model observed this (every FLEET_REFRESH_MS); ?fresh=true observes it now'),
+  queue: z
+    .object({ position: z.number(), waiting: z.number(), concurrency: z.number() })
+    .nullable()
+    .describe("waiting for the host's start queue (at most AGENT_START_CONCURRENCY JVM starts at a time): its place; null when not waiting"),
 });
 
 /** One agent in the listing: ages, rates, memory and disk, which move all the time, are left out so ETags hold (status and history have them). */

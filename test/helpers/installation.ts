@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PROJECT_ROOT } from '../../src/config.js';
@@ -19,6 +19,11 @@ export class Installation {
       cpSync(join(PROJECT_ROOT, f), join(this.dir, f), { recursive: true, preserveTimestamps: true });
     }
     for (const f of ['node_modules', 'src', 'templates', 'flume']) symlinkSync(join(PROJECT_ROOT, f), join(this.dir, f));
+    // The set-up reinstalls when package-lock.json is newer than node_modules' stamp: never here
+    // (node_modules is the checkout's own, shared).
+    const stamp = statSync(join(PROJECT_ROOT, 'node_modules', '.package-lock.json')).mtime;
+    const before = new Date(stamp.getTime() - 1000);
+    utimesSync(join(this.dir, 'package-lock.json'), before, before);
   }
 
   get varDir(): string {

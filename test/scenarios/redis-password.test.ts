@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
@@ -29,6 +29,7 @@ afterAll(async () => {
   await gw?.stop();
   await h?.close();
   await redis.stop();
+  rmSync(dir, { recursive: true, force: true });
 });
 
 describe('a Redis with a password', () => {

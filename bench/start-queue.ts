@@ -1,0 +1,128 @@
+/**
+ * Creates that never thrash: BENCH_AGENTS creates fired 4, 10, 25 and 50 at a time at the API
+ * (its own process, dist/server.js, under its own supervisord, default settings: the start
+ * queue lets AGENT_START_CONCURRENCY JVMs start at once), each total set beside
+ *   - the floor: BENCH_AGENTS x the CPU one JVM takes to start when it starts alone, spread
+ *     over every core (no way of starting them is faster), measured first in the same run;
+ *   - the best of the four;
+ *   - the same creates without the queue (AGENT_START_CONCURRENCY=256, as before it), at 10
+ *     at a time, in the same run.
+ * For each: CPU seconds per JVM start, the first create's answer time, and how many failed.
+ * Between rounds every agent is deleted (bulk) and its JVM is gone.
+ * Run: npm run bench:start-queue   (BENCH_AGENTS=100 BENCH_LEVELS=4,10,25,50; about 12 GB of RAM, 12 min)
+ */
+import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
+import { Redis } from 'ioredis';
+import pLimit from 'p-limit';
+import { loadConfig } from '../src/config.js';
+import { pidAlive } from '../test/helpers/flume.js';
+import { REDIS_URL, dropPrefix, tempDir } from '../test/helpers/harness.js';
+import { TestSupervisord } from '../test/helpers/supervisord.js';
+import { freePort, until } from '../test/helpers/wait.js';
+import { cpuSeconds, f1, run, startApi } from './lib.js';
+
+const N = Number(process.env.BENCH_AGENTS ?? 100);
+const LEVELS = (process.env.BENCH_LEVELS ?? '4,10,25,50').split(',').map(Number);
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+const dir = tempDir('bench-queue');
+const prefix = `bench:${randomBytes(4).toString('hex')}:`;
+const supervisord = new TestSupervisord(dir, { redisUrl: REDIS_URL, prefix });
+const redis = new Redis(REDIS_URL);
+const base = { STATE_DIR: dir, REDIS_URL, REDIS_KEY_PREFIX: prefix, LOG_LEVEL: 'warn', PORT_RANGE: '14000-14999' };
+let api: Awaited<ReturnType<typeof startApi>> | null = null;
+
+interface Round {
+  name: string;
+  seconds: number;
+  firstAnswerMs: number;
+  cpuPerStart: number;
+  failed: number;
+  failures: string[];
+}
+
+try {
+  await supervisord.start();
+  const cores = Number((await run('nproc')).stdout.trim());
+  const queueDefault = loadConfig({}).AGENT_START_CONCURRENCY;
+
+  const call = async (method: string, path: string, body?: unknown) => {
+    const r = await fetch(`${api!.base}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${api!.token}`, 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    return { status: r.status, json: (await r.json()) as Record<string, unknown> };
+  };
+  const agents = async (db: string) => (await call('GET', `/v1/api/services?db=${db}`)).json.agents as Array<{ pid: number | null }>;
+  const deleteAll = async (db: string) => {
+    const pids = (await agents(db)).map((a) => a.pid).filter((p): p is number => !!p);
+    const r = await call('POST', '/v1/api/bulk/delete', { db, concurrency: 32 });
+    if (r.status !== 202) throw new Error(`bulk delete: ${r.status} ${JSON.stringify(r.json)}`);
+    const id = (r.json.operation as { id: string }).id;
+    await until(() => call('GET', `/v1/api/operations/${id}`), (o) => (o.json.operation as { state: string }).state === 'done', 600_000, 200);
+    await until(() => pids.filter(pidAlive).length, (n) => n === 0, 120_000, 200);
+  };
+  /** N creates, `c` at a time from the client; every create answered once its agent accepts. */
+  const round = async (name: string, db: string, c: number): Promise<Round> => {
+    const limit = pLimit(c);
+    const failures: string[] = [];
+    let first = 0;
+    const t0 = performance.now();
+    await Promise.all(
+      Array.from({ length: N }, (_, i) =>
+        limit(async () => {
+          const r = await call('POST', `/v1/api/${db}/t${i}/create`, { sink: 'logger' });
+          if (!first) first = performance.now() - t0;
+          if (r.status !== 201) failures.push(`${r.status} ${String(r.json.message).slice(0, 120)}`);
+        }),
+      ),
+    );
+    const seconds = (performance.now() - t0) / 1000;
+    const pids = (await agents(db)).map((a) => a.pid).filter((p): p is number => !!p);
+    const cpu = pids.reduce((s, p) => s + cpuSeconds(p), 0);
+    await deleteAll(db);
+    return { name, seconds, firstAnswerMs: first, cpuPerStart: cpu / Math.max(1, pids.length), failed: failures.length, failures: failures.slice(0, 3) };
+  };
+
+  // The floor: JVMs started alone, one after another; the CPU each took to accept events.
+  api = await startApi(base, await freePort());
+  const alone: number[] = [];
+  const aloneMs: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const t0 = performance.now();
+    const r = await call('POST', `/v1/api/alone/t${i}/create`, { sink: 'logger' });
+    if (r.status !== 201) throw new Error(`create alone: ${r.status} ${JSON.stringify(r.json)}`);
+    aloneMs.push(performance.now() - t0);
+    alone.push(cpuSeconds(r.json.pid as number));
+  }
+  await deleteAll('alone');
+  const perStart = median(alone);
+  const floor = (N * perStart) / cores;
+
+  const rounds: Round[] = [];
+  for (const c of LEVELS) rounds.push(await round(`${c} at a time (queue: ${queueDefault})`, `q${c}`, c));
+  await api.stop();
+  api = await startApi({ ...base, AGENT_START_CONCURRENCY: '256' }, await freePort());
+  const without = await round('10 at a time, no queue (AGENT_START_CONCURRENCY=256)', 'noqueue', 10);
+  await api.stop();
+  api = null;
+
+  const best = Math.min(...rounds.map((r) => r.seconds));
+  console.log(`${N} creates (logger sink) on ${cores} cores; the API as its own process under supervisord, default settings (AGENT_START_CONCURRENCY=${queueDefault})`);
+  console.log(`floor: one JVM started alone takes ${perStart.toFixed(2)} CPU s (median of 5; each create answered in median ${f1(median(aloneMs))} ms), so ${N} need at least ${f1(floor)} s on ${cores} cores`);
+  console.log('| fired at once | total | vs floor | vs best | CPU s per JVM start | first answer | failed |');
+  console.log('| --- | --- | --- | --- | --- | --- | --- |');
+  for (const r of [...rounds, without]) {
+    console.log(
+      `| ${r.name} | ${f1(r.seconds)} s | ${(r.seconds / floor).toFixed(2)}x | ${(r.seconds / best).toFixed(2)}x | ${r.cpuPerStart.toFixed(2)} | ${f1(r.firstAnswerMs / 1000)} s | ${r.failed}${r.failures.length ? ` (${r.failures.join('; ')})` : ''} |`,
+    );
+  }
+} finally {
+  await api?.stop();
+  await supervisord.stop();
+  await dropPrefix(redis, prefix);
+  redis.disconnect();
+  rmSync(dir, { recursive: true, force: true });
+}
