@@ -66,7 +66,7 @@ export function jvmOptionProblem(o: string): string | null {
   const bare = /^-XX:([A-Za-z][A-Za-z0-9]{0,63})$/.exec(o);
   const name = sw?.[2] ?? kv?.[1] ?? bare?.[1];
   const rule = name ? XX_FLAGS[name] : undefined;
-  if (!name || !rule) return `${o.slice(0, 80)}: not an accepted JVM option (see "JVM settings" in the README for the list)`;
+  if (!name || !rule) return `${o.slice(0, 80)}: not an accepted JVM option (the list: docs/security.md)`;
   if (rule.kind === 'switch') return sw ? null : `-XX:${name} is a switch: -XX:+${name} or -XX:-${name}`;
   if (!kv) return `-XX:${name} takes a value: -XX:${name}=<${rule.kind === 'int' ? 'number' : 'size'}>`;
   const v = kv[2]!;
