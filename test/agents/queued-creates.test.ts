@@ -25,7 +25,8 @@ describe('queued creates', () => {
           return r.statusCode;
         }),
       );
-      await new Promise((r) => setTimeout(r, 150)); // each one arrives after the one before
+      // Each one arrives after the one before: its agent is on disk before the next is fired.
+      await until(async () => (await h.inject({ method: 'GET', url: `/v1/api/queue/${t}/status` })).statusCode, (c) => c !== 404, 20_000, 10);
     }
     // The last one waits behind the others, and says so.
     const waiting = await until(

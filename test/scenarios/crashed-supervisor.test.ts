@@ -82,7 +82,8 @@ function startIngest() {
         }
       } catch (e) {
         statuses.set('error', (statuses.get('error') ?? 0) + 1);
-        await new Promise((r) => setTimeout(r, 50));
+        // The gateway is not there (being restarted): wait until it listens again, 1 s at most.
+        await until(() => listening(Number(inst.env.GATEWAY_PORT)), (up) => up, 1000, 50);
         void e;
       }
     }
