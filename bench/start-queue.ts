@@ -5,14 +5,15 @@
  *   - the floor: BENCH_AGENTS x the CPU one JVM takes to start when it starts alone, spread
  *     over every core (no way of starting them is faster), measured first in the same run;
  *   - the best of the four;
- *   - the same creates without the queue (AGENT_START_CONCURRENCY=256, as before it), at 10
- *     at a time, in the same run.
- * For each: CPU seconds per JVM start, the first create's answer time, and how many failed.
+ *   - the same creates with a queue of one start per core, and without the queue
+ *     (AGENT_START_CONCURRENCY=256, as before it), at 10 at a time, in the same run.
+ * For each: CPU seconds per JVM start, the CPU the API and supervisord used, how busy the host
+ * was, the first create's answer time, and how many failed.
  * Between rounds every agent is deleted (bulk) and its JVM is gone.
  * Run: npm run bench:start-queue   (BENCH_AGENTS=100 BENCH_LEVELS=4,10,25,50; about 12 GB of RAM, 12 min)
  */
 import { randomBytes } from 'node:crypto';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import pLimit from 'p-limit';
 import { loadConfig } from '../src/config.js';
@@ -20,7 +21,7 @@ import { pidAlive } from '../test/helpers/flume.js';
 import { REDIS_URL, dropPrefix, tempDir } from '../test/helpers/harness.js';
 import { TestSupervisord } from '../test/helpers/supervisord.js';
 import { freePort, until } from '../test/helpers/wait.js';
-import { cpuSeconds, f1, run, startApi } from './lib.js';
+import { cpuSeconds, f1, run, startApi, writeResult } from './lib.js';
 
 const N = Number(process.env.BENCH_AGENTS ?? 100);
 const LEVELS = (process.env.BENCH_LEVELS ?? '4,10,25,50').split(',').map(Number);
@@ -40,6 +41,16 @@ interface Round {
   cpuPerStart: number;
   failed: number;
   failures: string[];
+  /** CPU seconds the API process, supervisord and the whole host used during the round. */
+  apiCpu: number;
+  supervisordCpu: number;
+  hostCpu: number;
+}
+
+/** CPU seconds (all cores, user + system) the host has used since boot, from /proc/stat. */
+function hostCpuSeconds(): number {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  return (f[0]! + f[1]! + f[2]! + f[5]! + f[6]! + f[7]!) / 100; // user nice system irq softirq steal
 }
 
 try {
@@ -69,6 +80,7 @@ try {
     const limit = pLimit(c);
     const failures: string[] = [];
     let first = 0;
+    const cpu0 = { api: cpuSeconds(api!.child.pid!), sup: cpuSeconds(supervisord.pid!), host: hostCpuSeconds() };
     const t0 = performance.now();
     await Promise.all(
       Array.from({ length: N }, (_, i) =>
@@ -80,10 +92,13 @@ try {
       ),
     );
     const seconds = (performance.now() - t0) / 1000;
+    const apiCpu = cpuSeconds(api!.child.pid!) - cpu0.api;
+    const supervisordCpu = cpuSeconds(supervisord.pid!) - cpu0.sup;
+    const hostCpu = hostCpuSeconds() - cpu0.host;
     const pids = (await agents(db)).map((a) => a.pid).filter((p): p is number => !!p);
     const cpu = pids.reduce((s, p) => s + cpuSeconds(p), 0);
     await deleteAll(db);
-    return { name, seconds, firstAnswerMs: first, cpuPerStart: cpu / Math.max(1, pids.length), failed: failures.length, failures: failures.slice(0, 3) };
+    return { name, seconds, firstAnswerMs: first, cpuPerStart: cpu / Math.max(1, pids.length), failed: failures.length, failures: failures.slice(0, 3), apiCpu, supervisordCpu, hostCpu };
   };
 
   // The floor: JVMs started alone, one after another; the CPU each took to accept events.
@@ -104,21 +119,35 @@ try {
   const rounds: Round[] = [];
   for (const c of LEVELS) rounds.push(await round(`${c} at a time (queue: ${queueDefault})`, `q${c}`, c));
   await api.stop();
+  // The queue's size against the default: as many starts as cores, and no queue at all.
+  const others: Round[] = [];
+  if (queueDefault !== cores) {
+    api = await startApi({ ...base, AGENT_START_CONCURRENCY: String(cores) }, await freePort());
+    others.push(await round(`10 at a time, queue of ${cores} (AGENT_START_CONCURRENCY=${cores}, the cores)`, 'qcores', 10));
+    await api.stop();
+  }
   api = await startApi({ ...base, AGENT_START_CONCURRENCY: '256' }, await freePort());
-  const without = await round('10 at a time, no queue (AGENT_START_CONCURRENCY=256)', 'noqueue', 10);
+  others.push(await round('10 at a time, no queue (AGENT_START_CONCURRENCY=256)', 'noqueue', 10));
   await api.stop();
   api = null;
 
   const best = Math.min(...rounds.map((r) => r.seconds));
   console.log(`${N} creates (logger sink) on ${cores} cores; the API as its own process under supervisord, default settings (AGENT_START_CONCURRENCY=${queueDefault})`);
   console.log(`floor: one JVM started alone takes ${perStart.toFixed(2)} CPU s (median of 5; each create answered in median ${f1(median(aloneMs))} ms), so ${N} need at least ${f1(floor)} s on ${cores} cores`);
-  console.log('| fired at once | total | vs floor | vs best | CPU s per JVM start | first answer | failed |');
-  console.log('| --- | --- | --- | --- | --- | --- | --- |');
-  for (const r of [...rounds, without]) {
+  console.log('| fired at once | total | vs floor | vs best | CPU s per JVM start | API CPU s | supervisord CPU s | host busy | first answer | failed |');
+  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+  for (const r of [...rounds, ...others]) {
     console.log(
-      `| ${r.name} | ${f1(r.seconds)} s | ${(r.seconds / floor).toFixed(2)}x | ${(r.seconds / best).toFixed(2)}x | ${r.cpuPerStart.toFixed(2)} | ${f1(r.firstAnswerMs / 1000)} s | ${r.failed}${r.failures.length ? ` (${r.failures.join('; ')})` : ''} |`,
+      `| ${r.name} | ${f1(r.seconds)} s | ${(r.seconds / floor).toFixed(2)}x | ${(r.seconds / best).toFixed(2)}x | ${r.cpuPerStart.toFixed(2)} | ${f1(r.apiCpu)} | ${f1(r.supervisordCpu)} | ${((100 * r.hostCpu) / (r.seconds * cores)).toFixed(0)}% | ${f1(r.firstAnswerMs / 1000)} s | ${r.failed}${r.failures.length ? ` (${r.failures.join('; ')})` : ''} |`,
     );
   }
+  await writeResult('start-queue', {
+    title: `${N} creates fired N at a time on ${cores} cores: seconds until all accept events`,
+    unit: 's',
+    baseline: { label: `floor (${N} x one JVM's start CPU alone / ${cores} cores)`, value: Math.round(floor * 10) / 10 },
+    rows: [...rounds, ...others].map((r) => ({ label: r.name.replace(/ \(AGENT_START_CONCURRENCY=\d+.*\)$/, '').replace(/ \(queue: \d+\)$/, `, queue of ${queueDefault}`), value: Math.round(r.seconds * 10) / 10 })),
+    command: 'npm run bench:start-queue',
+  });
 } finally {
   await api?.stop();
   await supervisord.stop();

@@ -17,6 +17,20 @@ import { blockingReader } from '../redis/client.js';
 import type { Keys } from '../redis/keys.js';
 import { infoOrNull, type ProcessInfo, type ProcessState, type SupervisorDriver } from '../supervisor/driver.js';
 
+/** Flume's counters out of a status's metrics (without the ages the model adds). */
+function countersOf(m: AgentMetrics): FlumeCounters {
+  const { lastEventAt: _a, lastEventAgeSeconds: _b, ...c } = m;
+  return c;
+}
+
+/** Nothing to watch closely: the channel is open and empty and no counter moved since the read before. */
+function isQuiet(c: FlumeCounters, prev: FlumeCounters | null): boolean {
+  return (
+    prev !== null && c.channelOpen && c.channelSize === 0 && c.eventsReceived === prev.eventsReceived && c.eventsAccepted === prev.eventsAccepted &&
+    c.eventsDrained === prev.eventsDrained && c.sinkWriteFailures === prev.sinkWriteFailures && c.sinkConnectionFailures === prev.sinkConnectionFailures
+  );
+}
+
 /** supervisord's state, plus NOT_LOADED when the program file exists but supervisord lacks it. */
 export type AgentState = ProcessState | 'NOT_LOADED';
 
@@ -96,6 +110,9 @@ interface View {
   historyAt: number;
   /** Since when the agent has been idle past its limit (the incident is raised once per period). */
   idleSince: number | null;
+  /** When Flume's counters were last read, and whether they showed a quiet agent then. */
+  countersAt: number;
+  quiet: boolean;
 }
 
 /** History: a point every 10 s, the last hour. */
@@ -212,7 +229,7 @@ export class FleetModel extends EventEmitter {
       return null;
     }
     const [fingerprint, desired, info] = await Promise.all([this.store.fingerprint(program), this.store.desired(program), infoOrNull(this.driver, program)]);
-    const v = await this.observeAgent(meta, fingerprint, desired, info, stamp);
+    const v = await this.observeAgent(meta, fingerprint, desired, info, stamp, true);
     return v ? this.withAges(v) : this.status(program) ?? null;
   }
 
@@ -254,7 +271,7 @@ export class FleetModel extends EventEmitter {
           const desired = fresh ? known.status.desired : await this.store.desired(program);
           const last = known?.info;
           const info = infos ? (infos.get(program) ?? null) : last ? { ...last, now: Math.floor(Date.now() / 1000) } : null;
-          await this.observeAgent(meta, fingerprint, desired, info, stamp);
+          await this.observeAgent(meta, fingerprint, desired, info, stamp, false);
         }),
       ),
     );
@@ -266,25 +283,36 @@ export class FleetModel extends EventEmitter {
 
   // --- internals ----------------------------------------------------------------------------
 
-  private async observeAgent(meta: AgentMeta, fingerprint: string, desired: Desired, info: ProcessInfo | null, stamp: number): Promise<View | null> {
+  /**
+   * Observes one agent. Its source is probed every time; Flume's counters are read every time
+   * too (`full`, or while events move), except for a quiet agent, whose counters are read again
+   * once FLEET_QUIET_COUNTERS_MS passed: until then the last ones stand (nothing moved).
+   */
+  private async observeAgent(meta: AgentMeta, fingerprint: string, desired: Desired, info: ProcessInfo | null, stamp: number, full: boolean): Promise<View | null> {
     const running = info !== null && UP.includes(info.state);
-    const [probed, counters] = await Promise.all([
+    const before = this.views.get(meta.program);
+    const reuse =
+      running && !full && before?.quiet === true && before.status.metrics !== null && before.status.pid === info.pid &&
+      stamp - before.countersAt < this.cfg.FLEET_QUIET_COUNTERS_MS;
+    const [probed, read] = await Promise.all([
       running ? probeSource(meta.port) : Promise.resolve<SourceProbe | null>(null),
-      running ? readFlumeMetrics(meta.metricsPort) : Promise.resolve<FlumeCounters | null>(null),
+      running && !reuse ? readFlumeMetrics(meta.metricsPort) : Promise.resolve<FlumeCounters | null>(null),
     ]);
     const known = this.views.get(meta.program);
     if ((known && known.stamp > stamp) || (this.forgotten.get(meta.program) ?? 0) > stamp) return null;
+    const kept = reuse && known?.status.metrics ? countersOf(known.status.metrics) : null;
+    const counters = read ?? kept;
     // One slow answer from the same process that answered before is not news: keep what it said.
     const probe = probed === 'silent' && known?.status.accepting && known.status.pid === info?.pid ? 'flume' : probed;
     const now = Date.now();
-    const progress = this.track(known?.progress ?? null, counters, now);
+    const progress = kept ? (known?.progress ?? null) : this.track(known?.progress ?? null, counters, now);
     const sinkStalledSeconds = counters && counters.channelSize > 0 && progress ? Math.round((now - progress.drainedAt) / 1000) : null;
     const failing = progress?.failedAt != null && progress.failedAt >= progress.drainedAt;
     const sinkFailingSeconds = failing ? Math.round((now - progress.failedAt!) / 1000) : null;
     const usage = running && info.pid ? await processUsage(info.pid) : null;
     const usable = await usableSpace(this.store.paths(meta.program).channelDir);
     const rates = counters && known ? known.rates : new RateWindow();
-    const rate = counters ? rates.add(now, counters.eventsAccepted, counters.eventsDrained) : null;
+    const rate = kept ? (known?.status.rates ?? null) : counters ? rates.add(now, counters.eventsAccepted, counters.eventsDrained) : null;
     const prevCpu = known?.cpu;
     const cpuPercent =
       usage && prevCpu && prevCpu.pid === info?.pid && now > prevCpu.t ? Math.round(((usage.cpuSeconds - prevCpu.cpuSeconds) / ((now - prevCpu.t) / 1000)) * 1000) / 10 : null;
@@ -342,6 +370,8 @@ export class FleetModel extends EventEmitter {
       cpu: usage && info ? { t: now, cpuSeconds: usage.cpuSeconds, pid: info.pid } : null,
       history, historyAt,
       idleSince: idle ? (known?.idleSince ?? now) : null,
+      countersAt: read ? now : (known?.countersAt ?? 0),
+      quiet: read ? isQuiet(read, known?.status.metrics ?? null) : kept !== null,
     };
     if (now - historyAt >= HISTORY_INTERVAL_MS) {
       view.historyAt = now;

@@ -72,7 +72,7 @@ describe('agent templates', () => {
     // env -i: the JVM gets no environment of the service's (it execs java, so supervisord still supervises the JVM).
     expect(text).toMatch(/^command=\/usr\/bin\/env -i PATH=\S+ LANG=C\.UTF-8 "java" -Xmx256m .* flumeservice\.Agent -n a1 -f "\/s\/services\/flume-shop-orders\/flume\.conf" --no-reload-conf$/m);
     expect(text).toContain('/x/100%%/lib/*');
-    expect(text).toMatch(/ "java" -Xmx256m "-XX:\+UseSerialGC" "-Xss512k" -XX:\+ExitOnOutOfMemoryError /m);
+    expect(text).toMatch(/ "java" -Xmx256m "-XX:\+UseSerialGC" "-Xss512k" -XX:\+ExitOnOutOfMemoryError -XX:-UsePerfData /m);
     expect(text).toContain('umask=027');
     expect(text).toContain('autostart=false');
     expect(text).toContain('stopasgroup=true');
