@@ -122,3 +122,26 @@ export async function startApi(env: Record<string, string | undefined>, port: nu
     },
   };
 }
+
+/** One figure's rows beside its baseline, as bench/plot.ts draws them (bench/results/<name>.json). */
+export interface Result {
+  title: string;
+  unit: string;
+  /** The figure each row is set against, measured in the same run. */
+  baseline: { label: string; value: number };
+  rows: Array<{ label: string; value: number }>;
+  /** When and where it was measured. */
+  at: string;
+  machine: string;
+  command: string;
+}
+
+/** Writes bench/results/<name>.json; `npm run bench:plot` draws every result as an SVG beside it. */
+export async function writeResult(name: string, r: Omit<Result, 'at' | 'machine'>): Promise<void> {
+  const { mkdir, writeFile } = await import('node:fs/promises');
+  const { availableParallelism, totalmem } = await import('node:os');
+  const dir = join(PROJECT_ROOT, 'bench', 'results');
+  await mkdir(dir, { recursive: true });
+  const machine = `${availableParallelism()} cores, ${Math.round(totalmem() / 1024 ** 3)} GB`;
+  await writeFile(join(dir, `${name}.json`), `${JSON.stringify({ ...r, at: new Date().toISOString(), machine }, null, 2)}\n`);
+}

@@ -151,7 +151,7 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
         title: 'flume-service',
         version: '0.1.0',
         description:
-          'REST control plane for per-table Apache Flume agents. Errors answer {code, error, message[, details]}; the codes are listed in the README.',
+          'REST control plane for per-table Apache Flume agents. Errors answer {code, error, message[, details]}; the codes are listed in docs/api.md.',
       },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
       security: [{ bearer: [] }],

@@ -1,6 +1,7 @@
 /**
- * Every error the API answers with. `code` and `error` are stable: clients and the README rely
- * on them. Foreign errors (supervisor faults, Redis, file system) are translated into these at
+ * Every error the API and the gateway answer with, one code per error. `code` and `error` are
+ * stable: clients and docs/api.md rely on them; the gateway's Lua and nginx.conf get theirs from
+ * GATEWAY_ERRORS below, rendered at set-up (src/gateway/render.ts), never typed by hand. Foreign errors (supervisor faults, Redis, file system) are translated into these at
  * the transport boundary.
  */
 export class AppError extends Error {
@@ -28,16 +29,30 @@ export const ErrorCodes = {
   /** The Host header is not one this API answers for (API_ALLOWED_HOSTS): DNS rebinding. */
   MISDIRECTED_REQUEST: 10016,
   UNAUTHORIZED: 10020,
+  /** The gateway: an unknown or revoked ingestion token. */
+  TOKEN_INVALID: 10021,
+  /** The gateway: no ingestion token. */
+  TOKEN_MISSING: 10022,
+  /** The gateway: an ingestion token past its expiry or its grace after a rotation. */
+  TOKEN_EXPIRED: 10023,
   FORBIDDEN: 10030,
+  /** The gateway: the ingestion token is not scoped to the table. */
+  TOKEN_SCOPE: 10031,
   NOT_FOUND: 10040,
   AGENT_NOT_FOUND: 10041,
   TOKEN_USER_NOT_FOUND: 10042,
+  /** The gateway: no agent for the table. */
+  TABLE_NOT_FOUND: 10043,
   REVISION_NOT_FOUND: 10044,
   OPERATION_NOT_FOUND: 10045,
   INCIDENT_NOT_FOUND: 10046,
   METHOD_NOT_ALLOWED: 10050,
   /** The same code the gateway answers for an ingest body over its limit. */
   BODY_TOO_LARGE: 10060,
+  /** The gateway: not a JSON array of Flume events (or the agent refused the body). */
+  BAD_EVENTS: 10061,
+  /** The gateway: an event carries a header that steers the sink (topic, key). */
+  RESERVED_HEADER: 10062,
   /** The gateway: more events in one request than the table's transactionCapacity (or GATEWAY_MAX_EVENTS). */
   TOO_MANY_EVENTS: 10063,
   /** The gateway: over the per-token rate (or too many invalid tokens from one address). */
@@ -55,10 +70,41 @@ export const ErrorCodes = {
   SUPERVISOR_FAULT: 10102,
   REDIS_UNAVAILABLE: 10103,
   NOT_READY: 10104,
+  /** The gateway: the table's agent did not answer on its port. */
+  AGENT_UNREACHABLE: 10105,
+  /** The gateway: the table exists but its agent is not running (no route). */
+  AGENT_DOWN: 10106,
+  /** The gateway: an operator paused the table's intake. */
+  AGENT_PAUSED: 10107,
   /** The gateway: Redis lost its data and the service has not refilled it yet; an unknown token may be valid. */
   REDIS_RESTORING: 10108,
+  /** The gateway: the agent refused the batch (its channel is full). Was 10107, shared with AGENT_PAUSED, before. */
+  CHANNEL_FULL: 10109,
   INTERNAL: 10500,
 } as const;
+
+/** How the gateway answers each of its errors: HTTP status and, where a retry makes sense, Retry-After seconds. */
+export const GATEWAY_ERRORS = {
+  TOKEN_MISSING: { status: 401 },
+  TOKEN_INVALID: { status: 401 },
+  TOKEN_EXPIRED: { status: 401 },
+  TOKEN_SCOPE: { status: 403 },
+  NOT_FOUND: { status: 404 },
+  TABLE_NOT_FOUND: { status: 404 },
+  METHOD_NOT_ALLOWED: { status: 405 },
+  BAD_EVENTS: { status: 400 },
+  RESERVED_HEADER: { status: 400 },
+  BODY_TOO_LARGE: { status: 413 },
+  TOO_MANY_EVENTS: { status: 413 },
+  RATE_LIMITED: { status: 429, retryAfter: 1 },
+  INTERNAL: { status: 500 },
+  AGENT_UNREACHABLE: { status: 502, retryAfter: 5 },
+  AGENT_DOWN: { status: 503, retryAfter: 5 },
+  AGENT_PAUSED: { status: 503, retryAfter: 30 },
+  CHANNEL_FULL: { status: 503, retryAfter: 5 },
+  REDIS_UNAVAILABLE: { status: 503, retryAfter: 1 },
+  REDIS_RESTORING: { status: 503, retryAfter: 2 },
+} as const satisfies Partial<Record<keyof typeof ErrorCodes, { status: number; retryAfter?: number }>>;
 
 type Name = keyof typeof ErrorCodes;
 
@@ -111,7 +157,7 @@ export const noFreePort = (range: [number, number], skipped?: [number, number] |
   make(
     'NO_FREE_PORT',
     503,
-    `no free port left in ${range[0]}-${range[1]}${skipped ? ` (${skipped[0]}-${skipped[1]} is skipped: the kernel's ephemeral range, see PORT_RANGE in the README)` : ''}`,
+    `no free port left in ${range[0]}-${range[1]}${skipped ? ` (${skipped[0]}-${skipped[1]} is skipped: the kernel's ephemeral range, see PORT_RANGE in docs/operations.md)` : ''}`,
   );
 export const agentStartFailed = (message: string, details?: Record<string, unknown>) =>
   make('AGENT_START_FAILED', 502, message, details);

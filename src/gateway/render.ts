@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { PROJECT_ROOT, type Config } from '../config.js';
 import { fill } from '../agents/render.js';
 import { loadOrCreateTokenHashKey } from '../auth/secret.js';
+import { ErrorCodes, GATEWAY_ERRORS } from '../errors.js';
 
 const GATEWAY_TEMPLATES = join(PROJECT_ROOT, 'templates', 'gateway');
 // Debian's nginx loads dynamic modules by path, NDK first; OpenResty has them built in.
@@ -16,6 +17,18 @@ export interface GatewayFiles {
 }
 
 const luaString = (s: string) => s.replace(/\\/g, '\\\\').replace(/"/g, '\\"');
+
+/** The gateway's errors as a Lua module: name -> status, code and Retry-After, from src/errors.ts. */
+export function gatewayErrorsLua(): string {
+  const rows = Object.entries(GATEWAY_ERRORS).map(([name, e]) => {
+    const retry = 'retryAfter' in e ? `, retry_after = ${e.retryAfter}` : '';
+    return `  ${name} = { status = ${e.status}, code = ${ErrorCodes[name as keyof typeof GATEWAY_ERRORS]}${retry} },`;
+  });
+  return ['-- Generated from src/errors.ts by src/gateway/render.ts at set-up: do not edit.', 'return {', ...rows, '}', ''].join('\n');
+}
+
+/** One of the gateway's errors as the JSON body nginx.conf returns by itself. */
+const errorBody = (name: keyof typeof GATEWAY_ERRORS, message: string) => JSON.stringify({ code: ErrorCodes[name], error: name, message });
 
 /**
  * Writes the gateway's nginx.conf into <varDir>/gateway/ from templates/gateway/, with the
@@ -32,6 +45,9 @@ export async function writeGatewayConfig(
   await mkdir(logDir, { recursive: true });
   const redis = new URL(cfg.REDIS_URL);
   const modules = (opts.modules ?? DEBIAN_MODULES).filter((m) => existsSync(m));
+  const generatedLua = join(dir, 'lua');
+  await mkdir(generatedLua, { recursive: true });
+  await writeFile(join(generatedLua, 'flume_errors.lua'), gatewayErrorsLua());
   const text = fill(readFileSync(join(GATEWAY_TEMPLATES, 'nginx.conf'), 'utf8'), {
     loadModules: modules.map((m) => `load_module ${m};`).join('\n'),
     workers: opts.workers ?? 2,
@@ -40,6 +56,9 @@ export async function writeGatewayConfig(
     logDir,
     accessLog: opts.accessLog === false ? 'off' : `${logDir}/gateway-access.log`,
     luaDir: join(GATEWAY_TEMPLATES, 'lua'),
+    generatedLuaDir: generatedLua,
+    bodyTooLargeBody: errorBody('BODY_TOO_LARGE', `the body is over ${cfg.GATEWAY_MAX_BODY}`),
+    notFoundBody: errorBody('NOT_FOUND', 'POST /ingest/<db>/<table>'),
     redisHost: luaString(redis.hostname || '127.0.0.1'),
     redisPort: Number(redis.port || 6379),
     redisPassword: luaString(decodeURIComponent(redis.password)),

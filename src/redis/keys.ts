@@ -1,6 +1,6 @@
 /**
  * Every Redis key and channel the service and the gateway use, built from one configurable
- * prefix. This is the schema the README documents; the gateway reads route, tables and token.
+ * prefix. This is the schema docs/architecture.md documents; the gateway reads route, tables and token.
  *
  *   <p>ports               HASH   port -> program that holds it (the reservation table)
  *   <p>route:<db>:<table>  STRING "127.0.0.1:<port>" (or "paused": 503 AGENT_PAUSED), present

@@ -14,7 +14,7 @@ import type { TokenListing, TokenSetResult } from '../tokens/token-service.js';
 /** Every error answer, whatever raised it (a route, validation, the router, auth). */
 export const errorSchema = z
   .object({
-    code: z.number().int().describe('stable error code, listed in the README'),
+    code: z.number().int().describe('stable error code, listed in docs/api.md'),
     error: z.string().describe('UPPER_SNAKE name of the code'),
     message: z.string(),
     details: z.record(z.string(), z.unknown()).optional(),

@@ -88,7 +88,7 @@ describe('group commit at the gateway', () => {
     answer = 503;
     try {
       const full = await Promise.all(Array.from({ length: 12 }, (_, i) => send('agent', [`f${i}`])));
-      for (const a of full) expect(a).toMatchObject({ status: 503, json: { code: 10107, error: 'CHANNEL_FULL' }, headers: { 'retry-after': '5' } });
+      for (const a of full) expect(a).toMatchObject({ status: 503, json: { code: 10109, error: 'CHANNEL_FULL' }, headers: { 'retry-after': '5' } });
     } finally {
       answer = 200;
     }

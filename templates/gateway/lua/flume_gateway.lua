@@ -11,6 +11,8 @@
 local ok_redis, redis = pcall(require, "resty.redis")
 if not ok_redis then redis = require "nginx.redis" end
 local cjson = require "cjson.safe"
+-- The error catalogue, generated from src/errors.ts into var/gateway/lua/ at set-up.
+local ERRORS = require "flume_errors"
 -- NaN, Infinity and hexadecimal numbers are not JSON: refused when read (they could not be
 -- written back for the agent either).
 cjson.decode_invalid_numbers(false)
@@ -59,11 +61,14 @@ local function nested_empty_array(body)
   return false
 end
 
-local function reply(status, code, err, message, retry_after)
-  ngx.status = status
+-- An error answer: its status, code and Retry-After come from the catalogue generated from
+-- src/errors.ts (var/gateway/lua/flume_errors.lua), never from here.
+local function reply(err, message)
+  local e = ERRORS[err] or ERRORS.INTERNAL
+  ngx.status = e.status
   ngx.header["Content-Type"] = "application/json"
-  if retry_after then ngx.header["Retry-After"] = tostring(retry_after) end
-  ngx.say(cjson.encode({ code = code, error = err, message = message }))
+  if e.retry_after then ngx.header["Retry-After"] = tostring(e.retry_after) end
+  ngx.say(cjson.encode({ code = e.code, error = err, message = message }))
   return ngx.exit(ngx.HTTP_OK)
 end
 
@@ -82,16 +87,16 @@ end
 -- What a sender sees when the agent did not take its events, by the agent's (or nginx's
 -- upstream) status: the direct path's error pages (nginx.conf) and group commits answer alike.
 local AGENT_FAILURES = {
-  [400] = { 400, 10061, "BAD_EVENTS", "the agent refused the body: send a JSON array of {\"headers\":{...},\"body\":\"...\"}" },
-  [500] = { 500, 10500, "INTERNAL", "the gateway or the agent failed; see var/log/gateway-error.log and the agent log" },
-  [502] = { 502, 10105, "AGENT_UNREACHABLE", "the table's agent did not answer", 5 },
-  [503] = { 503, 10107, "CHANNEL_FULL", "the agent's channel is full or the batch exceeds its transaction capacity; retry later or send smaller batches", 5 },
+  [400] = { "BAD_EVENTS", "the agent refused the body: send a JSON array of {\"headers\":{...},\"body\":\"...\"}" },
+  [500] = { "INTERNAL", "the gateway or the agent failed; see var/log/gateway-error.log and the agent log" },
+  [502] = { "AGENT_UNREACHABLE", "the table's agent did not answer" },
+  [503] = { "CHANNEL_FULL", "the agent's channel is full or the batch exceeds its transaction capacity; retry later or send smaller batches" },
 }
 AGENT_FAILURES[504] = AGENT_FAILURES[502]
 
 function M.agent_failure(status)
   local f = AGENT_FAILURES[status] or AGENT_FAILURES[500]
-  return reply(f[1], f[2], f[3], f[4], f[5])
+  return reply(f[1], f[2])
 end
 
 local function to_hex(s)
@@ -273,63 +278,63 @@ function M.access(db, tbl)
   if ngx.req.get_method() ~= "POST" then
     ngx.req.discard_body()
     ngx.header["Allow"] = "POST"
-    return reply(405, 10050, "METHOD_NOT_ALLOWED", "use POST")
+    return reply("METHOD_NOT_ALLOWED", "use POST")
   end
   local auth = ngx.var.http_authorization or ""
   local token = auth:match("^[Bb]earer%s+(%S+)%s*$")
   if not token then
-    return reply(401, 10021, "TOKEN_MISSING", "send Authorization: Bearer <ingestion token>")
+    return reply("TOKEN_MISSING", "send Authorization: Bearer <ingestion token>")
   end
   if not db:match("^[a-z0-9][a-z0-9_]*$") or not tbl:match("^[a-z0-9][a-z0-9_]*$") or #db > 48 or #tbl > 48 then
-    return reply(404, 10043, "TABLE_NOT_FOUND", "no such table")
+    return reply("TABLE_NOT_FOUND", "no such table")
   end
 
   local hash = to_hex(ngx.hmac_sha1(conf.token_hash_key, to_hex(ngx.sha1_bin(token))))
   local ip = ngx.var.remote_addr
   local known = cache:get("t:" .. hash) ~= nil
   if not known and address_blocked(ip) then
-    return reply(429, 10064, "RATE_LIMITED", "more than " .. conf.bad_token_limit .. " requests per second with unknown tokens from this address; retry", 1)
+    return reply("RATE_LIMITED", "more than " .. conf.bad_token_limit .. " requests per second with unknown tokens from this address; retry")
   end
   if known and over_limit(hash) then
-    return reply(429, 10064, "RATE_LIMITED", "more than " .. conf.rate_limit .. " requests per second with this token; retry", 1)
+    return reply("RATE_LIMITED", "more than " .. conf.rate_limit .. " requests per second with this token; retry")
   end
   local tok, route, filled, err = resolve(hash, db, tbl)
   if not tok then
     ngx.log(ngx.ERR, "redis: ", err)
-    return reply(503, 10103, "REDIS_UNAVAILABLE", "the gateway cannot reach Redis; retry", 1)
+    return reply("REDIS_UNAVAILABLE", "the gateway cannot reach Redis; retry")
   end
   if tok == "" then
     count_unknown(ip)
     if not filled then
-      return reply(503, 10108, "REDIS_RESTORING", "the service is restoring its data after a Redis restart; retry", 2)
+      return reply("REDIS_RESTORING", "the service is restoring its data after a Redis restart; retry")
     end
-    return reply(401, 10021, "TOKEN_INVALID", "invalid or revoked token")
+    return reply("TOKEN_INVALID", "invalid or revoked token")
   end
   local user, scope, exp, grace = tok:match("^([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)$")
   local now = ngx.time()
   exp, grace = tonumber(exp) or 0, tonumber(grace) or 0
   if (exp > 0 and now >= exp) or (grace > 0 and now >= grace) then
-    return reply(401, 10021, "TOKEN_EXPIRED", "the token has expired")
+    return reply("TOKEN_EXPIRED", "the token has expired")
   end
   if not in_scope(scope, db, tbl) then
-    return reply(403, 10031, "TOKEN_SCOPE", "this token may not send to " .. db .. "." .. tbl)
+    return reply("TOKEN_SCOPE", "this token may not send to " .. db .. "." .. tbl)
   end
   if route == "none" then
     if not filled then
-      return reply(503, 10108, "REDIS_RESTORING", "the service is restoring its data after a Redis restart; retry", 2)
+      return reply("REDIS_RESTORING", "the service is restoring its data after a Redis restart; retry")
     end
-    return reply(404, 10043, "TABLE_NOT_FOUND", "no agent for " .. db .. "." .. tbl)
+    return reply("TABLE_NOT_FOUND", "no agent for " .. db .. "." .. tbl)
   end
   if route == "paused" then
-    return reply(503, 10107, "AGENT_PAUSED", "intake for " .. db .. "." .. tbl .. " is paused by an operator; retry later", 30)
+    return reply("AGENT_PAUSED", "intake for " .. db .. "." .. tbl .. " is paused by an operator; retry later")
   end
   if route == "down" then
-    return reply(503, 10106, "AGENT_DOWN", "the agent for " .. db .. "." .. tbl .. " is not running", 5)
+    return reply("AGENT_DOWN", "the agent for " .. db .. "." .. tbl .. " is not running")
   end
   local host, port, rest = route:match("^([^:]+):(%d+)(.*)$")
   local cap = rest and rest:match("^ tx=(%d+)$")
   if not host or (rest ~= "" and not cap) then
-    return reply(503, 10106, "AGENT_DOWN", "the route of " .. db .. "." .. tbl .. " is unreadable", 5)
+    return reply("AGENT_DOWN", "the route of " .. db .. "." .. tbl .. " is unreadable")
   end
 
   -- The caller's name reaches the agent as an event header.
@@ -337,39 +342,39 @@ function M.access(db, tbl)
   local body = ngx.req.get_body_data()
   local events = body and cjson.decode(body)
   if type(events) ~= "table" or (body:match("^%s*{")) or nested_empty_array(body) then
-    return reply(400, 10061, "BAD_EVENTS", "send a JSON array of {\"headers\":{...},\"body\":\"...\"}")
+    return reply("BAD_EVENTS", "send a JSON array of {\"headers\":{...},\"body\":\"...\"}")
   end
   -- One request is one channel transaction: more events than the table's transactionCapacity
   -- (or GATEWAY_MAX_EVENTS) would be refused by Flume after it read them all into its heap.
   local max_events = math.min(tonumber(cap) or conf.max_events, conf.max_events)
   if #events > max_events then
-    return reply(413, 10063, "TOO_MANY_EVENTS", #events .. " events in one request; at most " .. max_events .. " for " .. db .. "." .. tbl .. ": send smaller batches")
+    return reply("TOO_MANY_EVENTS", #events .. " events in one request; at most " .. max_events .. " for " .. db .. "." .. tbl .. ": send smaller batches")
   end
   if #events > 0 then
     for i, ev in ipairs(events) do
       if type(ev) ~= "table" or ev[1] ~= nil then
-        return reply(400, 10061, "BAD_EVENTS", "event " .. i .. " must be an object")
+        return reply("BAD_EVENTS", "event " .. i .. " must be an object")
       end
       -- Flume would refuse it: refused here, so one sender's bad event never fails a group commit.
       if ev.body ~= nil and type(ev.body) ~= "string" then
-        return reply(400, 10061, "BAD_EVENTS", "event " .. i .. ": body must be a string")
+        return reply("BAD_EVENTS", "event " .. i .. ": body must be a string")
       end
       local headers = ev.headers
       if headers == nil then
         headers = {}
         ev.headers = headers
       elseif type(headers) ~= "table" or headers[1] ~= nil then
-        return reply(400, 10061, "BAD_EVENTS", "event " .. i .. ": headers must be an object of strings")
+        return reply("BAD_EVENTS", "event " .. i .. ": headers must be an object of strings")
       end
       for k, v in pairs(headers) do
         if type(k) ~= "string" or type(v) ~= "string" then
-          return reply(400, 10061, "BAD_EVENTS", "event " .. i .. ": header " .. tostring(k) .. " must be a string")
+          return reply("BAD_EVENTS", "event " .. i .. ": header " .. tostring(k) .. " must be a string")
         end
         if k == "" or #k > 256 or k:find("%c") then
-          return reply(400, 10061, "BAD_EVENTS", "event " .. i .. ": a header name must be 1-256 characters without control characters")
+          return reply("BAD_EVENTS", "event " .. i .. ": a header name must be 1-256 characters without control characters")
         end
         if RESERVED_HEADERS[k] then
-          return reply(400, 10062, "RESERVED_HEADER", "event " .. i .. ": header " .. k .. " steers the sink and may not be sent")
+          return reply("RESERVED_HEADER", "event " .. i .. ": header " .. k .. " steers the sink and may not be sent")
         end
       end
       headers.username = user

@@ -1,0 +1,41 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { PROJECT_ROOT } from '../src/config.js';
+import { ErrorCodes, GATEWAY_ERRORS } from '../src/errors.js';
+import { gatewayErrorsLua } from '../src/gateway/render.js';
+
+const read = (...p: string[]) => readFileSync(join(PROJECT_ROOT, ...p), 'utf8');
+const lua = read('templates', 'gateway', 'lua', 'flume_gateway.lua');
+const nginx = read('templates', 'gateway', 'nginx.conf');
+
+describe('the error catalogue', () => {
+  it('gives every error its own code', () => {
+    const codes = Object.values(ErrorCodes);
+    const shared = codes.filter((c, i) => codes.indexOf(c) !== i);
+    expect(shared).toEqual([]);
+  });
+
+  it('is the only place the gateway gets its codes from: no code typed into the Lua or nginx.conf', () => {
+    expect(lua.match(/\b10\d{3}\b/g) ?? []).toEqual([]);
+    expect(nginx.match(/\b10\d{3}\b/g) ?? []).toEqual([]);
+    // Every error the Lua answers with is in the catalogue it is rendered from.
+    const used = new Set([...lua.matchAll(/\{ "([A-Z_]+)", "|reply\("([A-Z_]+)"/g)].map((m) => m[1] ?? m[2]));
+    expect([...used].filter((n) => !(n! in GATEWAY_ERRORS))).toEqual([]);
+    expect(used.size).toBeGreaterThan(10);
+  });
+
+  it('renders each gateway error with its status, code and Retry-After', () => {
+    const text = gatewayErrorsLua();
+    for (const [name, e] of Object.entries(GATEWAY_ERRORS)) {
+      const retry = 'retryAfter' in e ? `, retry_after = ${e.retryAfter}` : '';
+      expect(text).toContain(`  ${name} = { status = ${e.status}, code = ${ErrorCodes[name as keyof typeof ErrorCodes]}${retry} },`);
+    }
+  });
+
+  it('is documented as it is: each code with its name in docs/api.md or docs/gateway.md', () => {
+    const docs = read('docs', 'api.md') + read('docs', 'gateway.md');
+    const missing = Object.entries(ErrorCodes).filter(([name, code]) => !docs.includes(`| ${code} | ${name} |`) && !docs.includes(`${name} (${code})`));
+    expect(missing).toEqual([]);
+  });
+});
