@@ -1,8 +1,9 @@
 import { existsSync } from 'node:fs';
-import { chmod, open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { chmod, open, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { parse as parseIni } from 'ini';
 import type { Config } from '../config.js';
+import { writeAtomic } from '../files.js';
 import { parseProgramName, type TableRef } from './names.js';
 import { agentPaths, type AgentPaths } from './paths.js';
 import { FLUME_MAIN_CLASS, LAUNCHER, renderProgram } from './render.js';
@@ -32,13 +33,6 @@ export const revisionOf = (m: AgentMeta) => m.revision ?? 1;
 
 export type Desired = 'running' | 'stopped';
 
-/** Writes through a temp file and a rename: a reader sees the old file or the new one. */
-export async function writeAtomic(file: string, text: string): Promise<void> {
-  // A dot-prefixed temp name never matches supervisor.conf's conf.d/*.conf include.
-  const tmp = join(dirname(file), `.${basename(file)}.tmp`);
-  await writeFile(tmp, text);
-  await rename(tmp, file);
-}
 
 /** The last lines of a log file; [] if it cannot be read. */
 /**

@@ -1,6 +1,7 @@
 import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { revisionOf, writeAtomic, type AgentMeta } from './agent-store.js';
+import { revisionOf, type AgentMeta } from './agent-store.js';
+import { writeAtomic } from '../files.js';
 import type { AgentSpec } from './sinks.js';
 
 export interface RevisionPair {

@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs';
-import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { z } from 'zod';
+import { writeAtomic } from '../files.js';
 import { periodic, type Periodic } from '../periodic.js';
 import { redisCall } from '../redis/client.js';
 import type { Keys } from '../redis/keys.js';
@@ -83,8 +84,6 @@ export class ControlTokenRevocations {
 
   private async save(): Promise<void> {
     await mkdir(dirname(this.file), { recursive: true });
-    const tmp = `${this.file}.tmp`;
-    await writeFile(tmp, JSON.stringify(Object.fromEntries(this.revoked)), { mode: 0o600 });
-    await rename(tmp, this.file);
+    await writeAtomic(this.file, JSON.stringify(Object.fromEntries(this.revoked)), 0o600);
   }
 }

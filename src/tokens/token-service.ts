@@ -1,11 +1,12 @@
 import { createHash, createHmac, randomBytes } from 'node:crypto';
-import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { NAME_PATTERN } from '../agents/names.js';
 import { AppError, ErrorCodes, forbidden, tokenUserNotFound } from '../errors.js';
+import { writeAtomic } from '../files.js';
 import { redisCall } from '../redis/client.js';
 import type { Keys } from '../redis/keys.js';
 
@@ -265,9 +266,7 @@ export class TokenService {
 
   private async writeSaved(saved: SavedUser): Promise<void> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
-    const tmp = join(this.dir, `.${saved.username}.json.tmp`);
-    await writeFile(tmp, JSON.stringify(saved), { mode: 0o600 });
-    await rename(tmp, this.file(saved.username));
+    await writeAtomic(this.file(saved.username), JSON.stringify(saved), 0o600);
   }
 
   /** One var/tokens/ file; null (logged) if it is not a readable record: one bad file stops nothing. */
