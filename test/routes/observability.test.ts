@@ -171,9 +171,11 @@ describe('in a real browser (headless Chromium)', () => {
     await exit.locator('button[data-ack]').click();
     await detail.locator('[data-testid="agent-incidents"] li[data-type="unexpected_exit"] [data-testid="acked"]', { hasText: 'acknowledged by test-operator' }).first().waitFor({ timeout: 10_000 });
 
-    const dir = mkdtempSync(join(tmpdir(), 'flume-dashboard-'));
-    await page.screenshot({ path: join(dir, 'dashboard.png'), fullPage: true });
-    console.log(`dashboard screenshot: ${join(dir, 'dashboard.png')}`);
+    // DOCS_SCREENSHOT=docs/images/dashboard.png npm test -- test/routes/observability.test.ts
+    // refreshes the picture docs/operations.md shows; otherwise it goes to a temp dir.
+    const shot = process.env.DOCS_SCREENSHOT ?? join(mkdtempSync(join(tmpdir(), 'flume-dashboard-')), 'dashboard.png');
+    await page.screenshot({ path: shot, fullPage: true });
+    console.log(`dashboard screenshot: ${shot}`);
   });
 
   it('a viewer token sees the agents but may not stop one', async () => {
