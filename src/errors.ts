@@ -1,8 +1,9 @@
 /**
  * Every error the API and the gateway answer with, one code per error. `code` and `error` are
  * stable: clients and docs/api.md rely on them; the gateway's Lua and nginx.conf get theirs from
- * GATEWAY_ERRORS below, rendered at set-up (src/gateway/render.ts), never typed by hand. Foreign errors (supervisor faults, Redis, file system) are translated into these at
- * the transport boundary.
+ * GATEWAY_ERRORS below, rendered at set-up (src/gateway/render.ts), never typed by hand.
+ * Foreign errors (supervisor faults, Redis, file system) are translated into these at the
+ * transport boundary.
  */
 export class AppError extends Error {
   constructor(

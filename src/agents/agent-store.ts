@@ -33,7 +33,6 @@ export const revisionOf = (m: AgentMeta) => m.revision ?? 1;
 
 export type Desired = 'running' | 'stopped';
 
-
 /** The last lines of a log file; [] if it cannot be read. */
 /**
  * A log line as answers, incidents and streams show it. The JVM echoes an option it refuses

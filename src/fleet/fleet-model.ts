@@ -300,7 +300,7 @@ export class FleetModel extends EventEmitter {
     ]);
     const known = this.views.get(meta.program);
     if ((known && known.stamp > stamp) || (this.forgotten.get(meta.program) ?? 0) > stamp) return null;
-    const kept = reuse && known?.status.metrics ? countersOf(known.status.metrics) : null;
+    const kept = reuse ? countersOf(before.status.metrics!) : null;
     const counters = read ?? kept;
     // One slow answer from the same process that answered before is not news: keep what it said.
     const probe = probed === 'silent' && known?.status.accepting && known.status.pid === info?.pid ? 'flume' : probed;

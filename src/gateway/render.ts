@@ -1,11 +1,12 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { PROJECT_ROOT, type Config } from '../config.js';
 import { fill } from '../agents/render.js';
 import { loadOrCreateTokenHashKey } from '../auth/secret.js';
 import { ErrorCodes, GATEWAY_ERRORS } from '../errors.js';
+import { writeAtomic } from '../files.js';
 
 const GATEWAY_TEMPLATES = join(PROJECT_ROOT, 'templates', 'gateway');
 // Debian's nginx loads dynamic modules by path, NDK first; OpenResty has them built in.
@@ -47,7 +48,8 @@ export async function writeGatewayConfig(
   const modules = (opts.modules ?? DEBIAN_MODULES).filter((m) => existsSync(m));
   const generatedLua = join(dir, 'lua');
   await mkdir(generatedLua, { recursive: true });
-  await writeFile(join(generatedLua, 'flume_errors.lua'), gatewayErrorsLua());
+  // Replaced whole: workers started by a reload (HUP) require it while this may be writing.
+  await writeAtomic(join(generatedLua, 'flume_errors.lua'), gatewayErrorsLua(), 0o644);
   const text = fill(readFileSync(join(GATEWAY_TEMPLATES, 'nginx.conf'), 'utf8'), {
     loadModules: modules.map((m) => `load_module ${m};`).join('\n'),
     workers: opts.workers ?? 2,
@@ -75,8 +77,8 @@ export async function writeGatewayConfig(
     maxBody: cfg.GATEWAY_MAX_BODY,
   });
   const configFile = join(dir, 'nginx.conf');
-  // It holds the token hash key and any Redis password: readable by the owner only.
-  await writeFile(configFile, text, { mode: 0o600 });
-  await chmod(configFile, 0o600);
+  // It holds the token hash key and any Redis password: readable by the owner only; replaced
+  // whole, since a reload (HUP) may read it at any time.
+  await writeAtomic(configFile, text, 0o600);
   return { dir, configFile };
 }
