@@ -12,7 +12,7 @@
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { agentPaths } from '../src/agents/paths.js';
+import { agentPaths } from '../src/store/paths.js';
 import { PROJECT_ROOT, loadConfig } from '../src/config.js';
 import { routePort, sinkLines } from '../test/helpers/flume.js';
 import { TestGateway } from '../test/helpers/gateway.js';

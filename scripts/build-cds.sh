@@ -39,11 +39,13 @@ a1.sinks.k1.type = file_roll
 a1.sinks.k1.sink.directory = $tmp/out
 CONF
 rm -f "$archive"
-# The main class agents start with (src/agents/render.ts): our launcher once setup built it.
-main=org.apache.flume.node.Application
-[ -f flume/lib/flume-service-launcher.jar ] && main=flumeservice.Agent
-# The same class path prefix and options agents run with (src/config.ts AGENT_JVM_OPTIONS).
-"$java" -Xmx128m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:ArchiveClassesAtExit="$archive" \
+# The main class and options agents start with (flume/agent.env): our launcher once setup built it.
+source flume/agent.env
+main=$FLUME_MAIN_CLASS
+[ -f "flume/lib/$LAUNCHER_JAR" ] && main=$LAUNCHER_MAIN_CLASS
+# The same class path prefix and options agents run with (default AGENT_JVM_OPTIONS).
+# shellcheck disable=SC2086 # the options are words
+"$java" -Xmx128m $AGENT_JVM_OPTIONS -XX:ArchiveClassesAtExit="$archive" \
   -Djava.net.preferIPv4Stack=true -Dflume.monitoring.type=http -Dflume.monitoring.port=$((port + 1)) \
   -Dlog4j.configurationFile="$PWD/templates/log4j2.xml" -cp "$PWD/flume/lib/*" \
   "$main" -n a1 -f "$tmp/agent.conf" --no-reload-conf >"$tmp/log" 2>&1 &

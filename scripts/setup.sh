@@ -60,7 +60,8 @@ fi
 # Our one Java class: Flume's Application with the channels started before the source, so a
 # start does not wait out Flume's 500 ms poll (flume/launcher/). Agents find it in flume/lib.
 launcher_src=flume/launcher/flumeservice/Agent.java
-launcher_jar=flume/lib/flume-service-launcher.jar
+source flume/agent.env
+launcher_jar=flume/lib/$LAUNCHER_JAR
 if [ ! -f "$launcher_jar" ] || [ "$launcher_src" -nt "$launcher_jar" ]; then
   if command -v javac >/dev/null 2>&1 && command -v jar >/dev/null 2>&1; then
     say "building $launcher_jar (javac)"

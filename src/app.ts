@@ -6,16 +6,19 @@ import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fast
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { AgentService } from './agents/agent-service.js';
-import { AgentStore } from './agents/agent-store.js';
+import { AgentBatch } from './agents/batch.js';
+import { AgentStore } from './store/agent-store.js';
 import { ConfigService } from './agents/config-service.js';
 import { PortAllocator } from './agents/port-allocator.js';
-import { Reconciler, type RestoreReport } from './agents/reconciler.js';
+import { Reconciler, type RestoreReport } from './recovery/reconciler.js';
 import { RouteTable } from './agents/route-table.js';
 import { StartQueue } from './agents/start-queue.js';
 import { TableLock } from './agents/table-lock.js';
 import type { Config } from './config.js';
 import { invalidJson } from './errors.js';
-import { FleetModel, type IdleEvent } from './fleet/fleet-model.js';
+import { FleetModel } from './fleet/fleet-model.js';
+import type { IdleEvent } from './resources/incident.js';
+import { SupervisorEvents } from './redis/supervisor-events.js';
 import { ControlTokenRevocations } from './auth/revocations.js';
 import { loadOrCreateSecret, loadOrCreateTokenHashKey, loadOrCreateWebhookSecret } from './auth/secret.js';
 import { registerAuth } from './http/auth.js';
@@ -87,19 +90,24 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
     );
   }
   const startQueue = new StartQueue(config.AGENT_START_CONCURRENCY);
-  const fleet = new FleetModel(config, store, driver, redis, keys, log.child({ component: 'fleet' }), startQueue);
+  const events = new SupervisorEvents(redis, keys, log.child({ component: 'supervisor-events' }));
+  const fleet = new FleetModel(config, store, driver, events, log.child({ component: 'fleet' }), startQueue);
   const agents = new AgentService(config, store, routeTable, lock, driver, ports, fleet, log.child({ component: 'agents' }), startQueue);
   const tokens = new TokenService(redis, keys, config.TOKEN_GRACE_SECONDS, log.child({ component: 'tokens' }), join(config.varDir, 'tokens'), loadOrCreateTokenHashKey(config));
-  const reconciler = new Reconciler(redis, keys, store, routeTable, lock, driver, ports, fleet, agents, tokens, log.child({ component: 'reconciler' }));
+  const audit = new AuditLog(join(config.varDir, 'audit.log'), redis, keys, { maxBytes: config.AUDIT_LOG_MAX_BYTES, files: 5, streamLength: 10_000 }, log.child({ component: 'audit' }));
+  const revocations = new ControlTokenRevocations(redis, keys, join(config.varDir, 'revoked-control-tokens.json'), log.child({ component: 'auth' }));
+  // What Redis copies from disk besides the agents' own keys: restored the one way (Restorable).
+  const reconciler = new Reconciler(redis, keys, store, routeTable, lock, driver, ports, fleet, agents, [tokens, audit, revocations], log.child({ component: 'reconciler' }));
   const incidents = new IncidentService(
-    config, redis, keys, driver, store, lock, agents, log.child({ component: 'incidents' }),
+    config, redis, keys, events, driver, store, lock, agents, log.child({ component: 'incidents' }),
     config.WEBHOOK_URLS.length ? loadOrCreateWebhookSecret(config) : '',
   );
   fleet.on('idle', (e: IdleEvent) => void incidents.reportIdle(e).catch((err: unknown) => log.warn({ err }, 'could not raise an idle incident')));
-  const operations = new OperationService(agents, redis, keys, log.child({ component: 'operations' }));
-  const configs = new ConfigService(config, store, lock, agents, incidents, log.child({ component: 'config' }));
-  const audit = new AuditLog(join(config.varDir, 'audit.log'), redis, keys, { maxBytes: config.AUDIT_LOG_MAX_BYTES, files: 5, streamLength: 10_000 }, log.child({ component: 'audit' }));
-  reconciler.refills.push(() => audit.refill());
+  const operations = new OperationService(agents, new AgentBatch(config, store, routeTable, lock, driver, agents), redis, keys, log.child({ component: 'operations' }));
+  const configs = new ConfigService(config, store, lock, agents, log.child({ component: 'config' }), async (c) => {
+    const { program, message, ...details } = c;
+    await incidents.report(program, 'config_reverted', message, details);
+  });
   const refused = new RefusedCalls(redis, keys, 10_000, log.child({ component: 'audit' }));
   const readiness = { reconciled: false };
 
@@ -143,7 +151,6 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
   registerAudit(app, audit, refused);
   const streams = new EventStreams({ perToken: config.API_MAX_STREAMS_PER_TOKEN, maxBufferBytes: config.API_STREAM_MAX_BUFFER_BYTES });
   app.addHook('preClose', async () => streams.closeAll());
-  const revocations = new ControlTokenRevocations(redis, keys, join(config.varDir, 'revoked-control-tokens.json'), log.child({ component: 'auth' }));
   const authorize = registerAuth(app, loadOrCreateSecret(config), revocations);
   void app.register(fastifySwagger, {
     openapi: {

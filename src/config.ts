@@ -2,6 +2,7 @@ import { accessSync, constants, readFileSync } from 'node:fs';
 import { availableParallelism, hostname, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseEnv } from 'node:util';
 import { z } from 'zod';
 
 /** The repository root: templates/ and flume/lib/ live here whatever STATE_DIR says. */
@@ -15,7 +16,7 @@ const portRange = z
 
 /**
  * The shape of AGENT_JVM_OPTIONS, which the host's operator sets (a table's own options are
- * checked by name instead: agents/jvm-options.ts): -XX flags, thread stack and initial/young heap
+ * checked by name instead: resources/jvm-options.ts): -XX flags, thread stack and initial/young heap
  * sizes; nothing that could change the class path, the main class or the agent's ports, and only
  * characters that go into a supervisord command line as they are.
  */
@@ -24,7 +25,17 @@ const HOST_JVM_OPTION = /^-(?:XX:[+-]?[A-Za-z][A-Za-z0-9]*(?:=[A-Za-z0-9:._/-]+)
 export const heapSize = () => z.string().regex(/^[1-9]\d{0,6}[mMgG]$/, 'must look like 256m or 1g');
 /** The default heap ceiling: an eighth of the host's memory, 256m to 4g. */
 const defaultMaxHeap = () => `${Math.max(256, Math.min(4096, Math.floor(totalmem() / 8 / 1024 / 1024)))}m`;
-export const DEFAULT_JVM_OPTIONS = '-XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=32m -Xss512k -Xms16m';
+/** How agents are launched (flume/agent.env): the scripts source the same file. */
+export const AGENT_ENV = parseEnv(readFileSync(join(PROJECT_ROOT, 'flume', 'agent.env'), 'utf8')) as Record<string, string | undefined>;
+const agentEnv = (name: string) => {
+  const v = AGENT_ENV[name];
+  if (!v) throw new Error(`flume/agent.env lacks ${name}`);
+  return v;
+};
+export const DEFAULT_JVM_OPTIONS = agentEnv('AGENT_JVM_OPTIONS');
+/** Our launcher's jar in FLUME_LIB_DIR and its main class; Flume's own entry point. */
+export const LAUNCHER = { jar: agentEnv('LAUNCHER_JAR'), mainClass: agentEnv('LAUNCHER_MAIN_CLASS') };
+export const FLUME_MAIN_CLASS = agentEnv('FLUME_MAIN_CLASS');
 
 /**
  * Every setting the service reads, from the environment, in one place.

@@ -5,7 +5,7 @@ import { ConfigError, loadConfig } from './config.js';
 import { createRedis } from './redis/client.js';
 import { createSupervisorDriver } from './supervisor/index.js';
 import { findStrays, reap } from './supervisor/strays.js';
-import { parseProgramName } from './agents/names.js';
+import { parseProgramName } from './resources/table.js';
 
 /** Longest a graceful shutdown may take before the process exits anyway. */
 const SHUTDOWN_DEADLINE_MS = 10_000;

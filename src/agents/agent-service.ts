@@ -7,53 +7,23 @@ import pLimit from 'p-limit';
 import { AppError, agentExists, agentNotFound, agentStartFailed, portConflict, sinkUnavailable, tableHeld } from '../errors.js';
 import { tableHolders } from '../supervisor/strays.js';
 import { StartQueue } from './start-queue.js';
-import type { AgentStatus, FleetModel } from '../fleet/fleet-model.js';
+import type { FleetModel } from '../fleet/fleet-model.js';
+import type { AgentStatus, DeleteResult } from '../resources/agent-status.js';
 import { probeSource, readFlumeMetrics } from '../flume/client.js';
 import { infoOrNull, settleEach, type ProcessInfo, type ProcessState, type SupervisorDriver } from '../supervisor/driver.js';
-import { logSince, logTail, revisionOf, type AgentMeta, type AgentStore } from './agent-store.js';
-import { writeAtomic } from '../files.js';
-import { RevisionStore } from './revisions.js';
-import { queuedEvents } from './channel-state.js';
-import { programName, type TableRef } from './names.js';
+import { logSince, logTail, revisionOf, type AgentMeta, type AgentStore } from '../store/agent-store.js';
+import { writeAtomic } from '../store/files.js';
+import { RevisionStore } from '../store/revisions.js';
+import { queuedEvents } from '../flume/checkpoint.js';
+import { programName, type TableRef } from '../resources/table.js';
 import { PortAllocator, canBind } from './port-allocator.js';
-import { renderAgentConfig, resolveSpec } from './render.js';
+import { renderAgentConfig } from './flume-config.js';
+import { programFor } from './launch.js';
+import { logSize, waitReady } from './readiness.js';
 import { sinkUnavailableReason } from './sink-catalog.js';
 import type { RouteTable } from './route-table.js';
-import type { AgentSpec } from './sinks.js';
+import { resolveSpec, type AgentSpec } from '../resources/agent-spec.js';
 import type { TableLock } from './table-lock.js';
-
-export interface DeleteResult extends TableRef {
-  program: string;
-  /** removed: the channel was empty, or force. kept: it holds events (or its state is unknown). */
-  channel: 'removed' | 'kept';
-  queuedEvents: number | null;
-  /** Where kept data stays; a later create of the same table picks the channel up again. */
-  keptPath: string | null;
-}
-
-const FAILED_STATES: readonly ProcessState[] = ['FATAL', 'EXITED', 'BACKOFF'];
-
-/** fn, run at most once (later calls get the first call's promise). */
-const once = <T>(fn: () => Promise<T>) => {
-  let p: Promise<T> | null = null;
-  return () => (p ??= fn());
-};
-
-/** One table's result in a batch: applied, failed (with the error), or skipped (nothing to do). */
-export interface TableOutcome {
-  outcome: 'applied' | 'failed' | 'skipped';
-  /** The error's stable name for a failure (BUSY, AGENT_START_FAILED, ...). */
-  code: string | null;
-  message: string;
-}
-export type OutcomeSink = (ref: TableRef, o: TableOutcome) => void;
-
-export const failure = (err: unknown): TableOutcome => ({
-  outcome: 'failed',
-  code: err instanceof AppError ? err.error : 'INTERNAL',
-  message: err instanceof Error ? err.message : String(err),
-});
-
 
 /**
  * The agent lifecycle: create, start, stop, restart, delete; status and list read the fleet.
@@ -120,10 +90,10 @@ export class AgentService {
         await this.store.writeMeta(meta);
         undo.push(() => this.unloadProgram(program));
         const load = async () => {
-          await this.store.writeProgram(meta, start);
-          const logFrom = await this.logSize(program);
+          await this.store.writeProgram(meta.program, programFor(this.cfg, meta, start));
+          const logFrom = await logSize(paths.logFile);
           await this.driver.update(program);
-          if (start) await this.waitReady(meta, logFrom);
+          if (start) await waitReady(this.driver, meta, paths.logFile, this.cfg.AGENT_READY_TIMEOUT_MS, logFrom);
         };
         // Loading a stopped program starts no JVM: only a start waits its turn.
         if (start) await this.startQueue.run(program, load);
@@ -156,7 +126,7 @@ export class AgentService {
       const meta = await this.loadMeta(program);
       await this.routes.withdraw(meta);
       await this.driver.stop(program);
-      await this.store.writeProgram(meta, false);
+      await this.store.writeProgram(meta.program, programFor(this.cfg, meta, false));
       await this.driver.update(program);
       return this.observed(program);
     });
@@ -168,80 +138,6 @@ export class AgentService {
       await this.restartHeld(await this.loadMeta(program));
       return this.observed(program);
     });
-  }
-
-  /**
-   * Stops many agents as one batch: every table's lock, routes withdrawn, program files
-   * written stopped, one supervisord re-read, then the processes stopped `concurrency` at a
-   * time (each checkpoints its channel). `done` hears each table's outcome as it is known.
-   */
-  async stopMany(refs: TableRef[], concurrency: number, done: OutcomeSink): Promise<void> {
-    const held = await this.holdMany(refs, 'stop', done);
-    try {
-      await Promise.all(held.map(({ meta }) => this.routes.withdraw(meta)));
-      await Promise.all(held.map(({ meta }) => this.store.writeProgram(meta, false)));
-      const results = await this.driver.updateMany(held.map((h) => h.meta.program), concurrency);
-      await Promise.all(
-        held.map(async ({ meta }) => {
-          const r = results.get(meta.program);
-          if (r instanceof Error) done(meta, failure(r));
-          else done(meta, { outcome: 'applied', code: null, message: `${meta.program}: ${(await this.observed(meta.program)).state}` });
-        }),
-      );
-    } finally {
-      await Promise.all(held.map((h) => h.release()));
-    }
-  }
-
-  /**
-   * Restarts many agents: all stopped at once (`concurrency` at a time), then started
-   * `concurrency` at a time; each table's lock is released as soon as its own start ended.
-   */
-  async restartMany(refs: TableRef[], concurrency: number, done: OutcomeSink): Promise<void> {
-    const held = (await this.holdMany(refs, 'restart', done)).map((h) => ({ ...h, release: once(h.release) }));
-    try {
-      await Promise.all(held.map(({ meta }) => this.routes.withdraw(meta)));
-      const stopped = await settleEach(held.map((h) => h.meta.program), concurrency, (p) => this.driver.stop(p));
-      const limit = pLimit(Math.max(1, concurrency));
-      await Promise.all(
-        held.map(({ meta }) =>
-          limit(async () => {
-            const err = stopped.get(meta.program);
-            if (err instanceof Error) return done(meta, failure(err));
-            try {
-              await this.startHeld(meta);
-              done(meta, { outcome: 'applied', code: null, message: `${meta.program}: ${(await this.observed(meta.program)).state}` });
-            } catch (e) {
-              done(meta, failure(e));
-            } finally {
-              await held.find((h) => h.meta.program === meta.program)?.release();
-            }
-          }),
-        ),
-      );
-    } finally {
-      await Promise.all(held.map((h) => h.release()));
-    }
-  }
-
-  /** Takes each table's lock and reads its metadata; a busy or unknown table is reported failed. */
-  private async holdMany(refs: TableRef[], operation: string, done: OutcomeSink) {
-    const held: Array<{ meta: AgentMeta; release: () => Promise<void> }> = [];
-    await Promise.all(
-      refs.map(async (ref) => {
-        const program = programName(ref);
-        try {
-          const release = await this.lock.acquire(program, operation);
-          const meta = await this.store.readMeta(program);
-          if (meta) return held.push({ meta, release });
-          await release();
-          done(ref, failure(agentNotFound(program)));
-        } catch (err) {
-          done(ref, failure(err));
-        }
-      }),
-    );
-    return held;
   }
 
   /** Pauses intake: the gateway answers 503 AGENT_PAUSED; the agent runs on and drains its channel. */
@@ -321,7 +217,8 @@ export class AgentService {
     return meta;
   }
 
-  private async observed(program: string): Promise<AgentStatus> {
+  /** Observes the agent now (the fleet model updated), 404 if it has none. */
+  async observed(program: string): Promise<AgentStatus> {
     const s = await this.fleet.observe(program);
     if (!s) throw agentNotFound(program);
     return s;
@@ -350,7 +247,7 @@ export class AgentService {
     const info = await infoOrNull(this.driver, meta.program);
     if (info && (info.state === 'RUNNING' || info.state === 'STARTING')) {
       if ((await this.store.desired(meta.program)) === 'running') {
-        await this.waitReady(meta);
+        await waitReady(this.driver, meta, this.store.paths(meta.program).logFile, this.cfg.AGENT_READY_TIMEOUT_MS);
         await this.routes.publish(meta);
         return;
       }
@@ -370,70 +267,21 @@ export class AgentService {
       await this.startQueue.run(meta.program, async () => {
         // Where this start's log lines begin: driver.start returns only past startsecs (3 s),
         // when Flume has long written why it failed.
-        const logFrom = await this.logSize(meta.program);
-        await this.store.writeProgram(meta, true);
+        const logFile = this.store.paths(meta.program).logFile;
+        const logFrom = await logSize(logFile);
+        await this.store.writeProgram(meta.program, programFor(this.cfg, meta, true));
         const applied = await this.driver.update(meta.program);
         // autostart starts an added or changed group; an unchanged one needs an explicit start.
         if (applied === 'unchanged') await this.driver.start(meta.program);
-        await this.waitReady(meta, logFrom);
+        await waitReady(this.driver, meta, logFile, this.cfg.AGENT_READY_TIMEOUT_MS, logFrom);
       });
       if (meta.runningRevision !== revisionOf(meta)) await this.store.writeMeta({ ...meta, runningRevision: revisionOf(meta) });
       await this.routes.publish(meta);
     } catch (err) {
       await this.driver.stop(meta.program).catch(() => undefined);
-      await this.store.writeProgram(meta, wasDesired === 'running').catch(() => undefined);
+      await this.store.writeProgram(meta.program, programFor(this.cfg, meta, wasDesired === 'running')).catch(() => undefined);
       await this.driver.update(meta.program).catch(() => undefined);
       throw err;
     }
-  }
-
-  private async logSize(program: string): Promise<number> {
-    return (await stat(this.store.paths(program).logFile).catch(() => null))?.size ?? 0;
-  }
-
-  /**
-   * Waits until the process is up in supervisord and its HTTP source accepts connections.
-   * Flume that cannot bind its port keeps running without a source: its log says so, and that
-   * fails the wait at once instead of at the ready timeout.
-   */
-  private async waitReady(meta: AgentMeta, logFrom?: number): Promise<void> {
-    const deadline = Date.now() + this.cfg.AGENT_READY_TIMEOUT_MS;
-    const log = this.store.paths(meta.program).logFile;
-    logFrom ??= await this.logSize(meta.program);
-    const bindFailure = `Failed to bind to /127.0.0.1:${meta.port}`;
-    const channelFailure = 'Failed to start the file channel';
-    let last: ProcessInfo | null = null;
-    // Every 20 ms the source is probed (a refused connect costs well under 1 ms); supervisord is
-    // asked every 5th round, and once the source answers, so many starts at once stay cheap for it.
-    for (let round = 0; Date.now() < deadline; round++) {
-      const accepting = (await probeSource(meta.port)) === 'flume';
-      if (accepting || round % 5 === 0) {
-        last = await infoOrNull(this.driver, meta.program);
-        if (last && FAILED_STATES.includes(last.state)) break;
-      }
-      if (round % 25 === 24) {
-        const since = await logSince(log, logFrom);
-        const failure = since.includes(bindFailure)
-          ? `its port ${meta.port} is held by another process`
-          : since.includes(channelFailure)
-            ? `Flume could not open its file channel: ${/Failed to start the file channel[^\n]*\n([^\n]+)/.exec(since)?.[1]?.trim() ?? 'see the log'}`
-            : null;
-        if (failure) throw agentStartFailed(`${meta.program} did not start: ${failure}`, { state: last?.state ?? 'NOT_LOADED', logTail: await logTail(log) });
-      }
-      // Accepting is the readiness that matters: the source answers and the channel is open
-      // (Flume keeps the source up when its channel failed, refusing every event).
-      // supervisord's RUNNING only follows startsecs (3 s) later, so STARTING counts as started.
-      const up = last?.state === 'RUNNING' || last?.state === 'STARTING';
-      if (accepting && up && (await readFlumeMetrics(meta.metricsPort))?.channelOpen) return;
-      await sleep(20);
-    }
-    const state = last?.state ?? 'NOT_LOADED';
-    const why = FAILED_STATES.includes(state as ProcessState)
-      ? `the agent went ${state}${last?.description ? ` (${last.description})` : ''}`
-      : `the agent did not accept events within ${this.cfg.AGENT_READY_TIMEOUT_MS} ms (state ${state})`;
-    throw agentStartFailed(`${meta.program} did not start: ${why}`, {
-      state,
-      logTail: await logTail(this.store.paths(meta.program).logFile),
-    });
   }
 }

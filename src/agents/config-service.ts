@@ -3,43 +3,16 @@ import { createTwoFilesPatch } from 'diff';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { AppError, agentNotFound, configReverted, revisionNotFound } from '../errors.js';
-import type { IncidentService } from '../incidents/incident-service.js';
 import type { AgentService } from './agent-service.js';
-import { revisionOf, type AgentMeta, type AgentStore } from './agent-store.js';
-import { writeAtomic } from '../files.js';
-import { programName, type TableRef } from './names.js';
-import { checkSpec, renderAgentConfig, specError, type FieldIssue } from './render.js';
-import { RevisionStore, type Revision, type RevisionPair } from './revisions.js';
-import type { AgentSpec } from './sinks.js';
+import { revisionOf, type AgentMeta, type AgentStore } from '../store/agent-store.js';
+import { writeAtomic } from '../store/files.js';
+import { programName, type TableRef } from '../resources/table.js';
+import { renderAgentConfig } from './flume-config.js';
+import { programFor } from './launch.js';
+import type { ChangeMode, ConfigChange, ConfigView, Revision } from '../resources/revision.js';
+import { RevisionStore } from '../store/revisions.js';
+import { checkSpec, specError, type AgentSpec } from '../resources/agent-spec.js';
 import type { TableLock } from './table-lock.js';
-
-export interface ConfigView extends TableRef {
-  program: string;
-  revision: RevisionPair;
-  spec: AgentSpec;
-  /** The rendered flume.conf of the desired revision, as the agent reads it. */
-  flumeConf: string;
-}
-
-export interface ConfigChange extends TableRef {
-  program: string;
-  /**
-   * dry_run: nothing was written; unchanged: the spec equals the desired one, nothing done;
-   * applied: the agent restarted with it and accepts events; stored: the agent is stopped and
-   * runs it at its next start.
-   */
-  outcome: 'dry_run' | 'unchanged' | 'applied' | 'stored';
-  /** The new revision's number (for a dry run: the number it would get). */
-  revision: number;
-  previousRevision: number;
-  spec: AgentSpec;
-  /** Unified diff of the rendered flume.conf, from the desired revision to this one. */
-  diff: string;
-  /** Each field's validation result (all fine here: a bad field answers 400/422 with details.fields). */
-  fields: FieldIssue[];
-}
-
-export type ChangeMode = 'put' | 'patch';
 
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
@@ -71,14 +44,25 @@ const bodyOf = (spec: AgentSpec) => ({ sink: spec.sink, options: spec.options, c
  * - a stopped agent only gets its files rewritten (`stored`): the next start runs the revision;
  * - revisions only grow; the last CONFIG_REVISIONS_KEPT are kept, the desired one always.
  */
+/** A change whose agent did not accept events: the previous revision runs again (or is restored on disk). */
+export interface RevertedChange {
+  program: string;
+  message: string;
+  revision: number;
+  restoredRevision: number;
+  restored: boolean;
+  reason: string;
+}
+
 export class ConfigService {
   constructor(
     private readonly cfg: Config,
     private readonly store: AgentStore,
     private readonly lock: TableLock,
     private readonly agents: AgentService,
-    private readonly incidents: IncidentService,
     private readonly log: Logger,
+    /** Told of every reverted change before its 422 answers (the incidents raise config_reverted). */
+    private readonly onReverted: (e: RevertedChange) => Promise<void> = async () => undefined,
   ) {}
 
   revisionsOf(program: string): RevisionStore {
@@ -182,7 +166,7 @@ export class ConfigService {
       }
       const message = `revision ${number} of ${meta.program} did not accept events; ${restored ? `revision ${previous} runs again` : `revision ${previous} is restored on disk but did not start`}`;
       await this.agents.status(meta, true).catch(() => undefined);
-      await this.incidents.report(meta.program, 'config_reverted', message, { revision: number, restoredRevision: previous, restored, reason });
+      await this.onReverted({ program: meta.program, message, revision: number, restoredRevision: previous, restored, reason }).catch((e: unknown) => log.warn({ err: e }, 'could not report the reverted change'));
       throw configReverted(message, {
         revision: number,
         restoredRevision: previous,
@@ -201,7 +185,7 @@ export class ConfigService {
   private async writeAgentFiles(meta: AgentMeta): Promise<void> {
     await writeAtomic(this.store.paths(meta.program).flumeConf, this.render(meta, meta.spec));
     await this.store.writeMeta(meta);
-    await this.store.writeProgram(meta, (await this.store.desired(meta.program)) === 'running');
+    await this.store.writeProgram(meta.program, programFor(this.cfg, meta, (await this.store.desired(meta.program)) === 'running'));
   }
 
   private render(meta: AgentMeta, spec: AgentSpec): string {

@@ -1,10 +1,23 @@
 import type { Redis } from 'ioredis';
 import { redisCall } from '../redis/client.js';
 import type { Keys } from '../redis/keys.js';
-import type { AgentMeta } from './agent-store.js';
-import type { TableRef } from './names.js';
+import type { AgentMeta } from '../store/agent-store.js';
+import type { TableRef } from '../resources/table.js';
 
 const entry = ({ db, table }: TableRef) => `${db}:${table}`;
+
+/**
+ * The route value's format, shared with the gateway: rendered into var/gateway/lua/flume_routes.lua
+ * (src/gateway/render.ts), so the Lua reads exactly what `RouteTable.valueOf` writes. Lua patterns.
+ */
+export const ROUTE_VALUE = {
+  /** Intake paused by an operator: 503 AGENT_PAUSED. */
+  paused: 'paused',
+  /** host:port, then the rest (empty for a route written before the capacity was added). */
+  address: '^([^:]+):(%d+)(.*)$',
+  /** The rest: the most events one group commit may carry (the channel's transactionCapacity). */
+  capacity: '^ tx=(%d+)$',
+} as const;
 
 /**
  * The keys the gateway reads to find an agent: `route:<db>:<table>` (where to proxy) and the
@@ -25,7 +38,7 @@ export class RouteTable {
    * most events one group commit may carry), or `paused` (503 AGENT_PAUSED).
    */
   static valueOf(meta: Pick<AgentMeta, 'port' | 'paused' | 'spec'>): string {
-    return meta.paused ? 'paused' : `127.0.0.1:${meta.port} tx=${meta.spec.channel.transactionCapacity}`;
+    return meta.paused ? ROUTE_VALUE.paused : `127.0.0.1:${meta.port} tx=${meta.spec.channel.transactionCapacity}`;
   }
 
   async publish(meta: AgentMeta): Promise<void> {

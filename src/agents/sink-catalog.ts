@@ -1,7 +1,7 @@
 import { readdirSync } from 'node:fs';
 import { z } from 'zod';
 import type { Config } from '../config.js';
-import { SINK_TYPES, sinkSchemas, type SinkType } from './sinks.js';
+import { SINK_TYPES, sinkSchemas, type SinkType } from '../resources/agent-spec.js';
 
 const DESCRIPTIONS: Record<SinkType, string> = {
   file_roll: "Files rolled every rollInterval seconds under var/<program>/out/ (Flume's file_roll sink)",

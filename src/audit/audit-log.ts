@@ -1,7 +1,7 @@
 import { appendFile, mkdir, rename, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Redis } from 'ioredis';
-import { logSince } from '../agents/agent-store.js';
+import { logSince } from '../store/agent-store.js';
 import type { Logger } from 'pino';
 import type { Keys } from '../redis/keys.js';
 
@@ -96,6 +96,13 @@ export class AuditLog {
    * After a Redis loss: the stream again holds the file's newest entries (those written since
    * the loss are in the file too). Returns how many.
    */
+  readonly part = 'audit';
+
+  /** Restorable: after a Redis loss, the stream refilled from the file (nothing to do otherwise). */
+  async restore(lost: boolean): Promise<string[]> {
+    return lost ? [`${await this.refill()} audit entries`] : [];
+  }
+
   async refill(): Promise<number> {
     // The first line of a tail may be cut: only whole JSON lines are kept.
     const lines = (await logSince(this.file, 0, REFILL_BYTES))

@@ -4,7 +4,7 @@ import { dirname } from 'node:path';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import { writeAtomic } from '../files.js';
+import { writeAtomic } from '../store/files.js';
 import { periodic, type Periodic } from '../periodic.js';
 import { redisCall } from '../redis/client.js';
 import type { Keys } from '../redis/keys.js';
@@ -51,8 +51,15 @@ export class ControlTokenRevocations {
     this.log.info({ jti, until: new Date(until * 1000).toISOString() }, 'control token revoked');
   }
 
-  /** Merges Redis and memory both ways, dropping entries whose tokens have expired. */
-  async sync(): Promise<void> {
+  readonly part = 'revoked control tokens';
+
+  /** Restorable: the file's revocations back into Redis (what sync does every REFRESH_MS anyway). */
+  async restore(): Promise<string[]> {
+    return this.sync();
+  }
+
+  /** Merges Redis and memory both ways, dropping entries whose tokens have expired. Returns the jtis written back to Redis. */
+  async sync(): Promise<string[]> {
     const now = Date.now() / 1000;
     const remote = await this.redis.hgetall(this.keys.revokedControlTokens());
     let learned = false;
@@ -70,10 +77,11 @@ export class ControlTokenRevocations {
     if (expired.length) tx.hdel(this.keys.revokedControlTokens(), ...expired);
     if (missing.length || expired.length) await tx.exec();
     if (learned || expired.length) await this.save();
+    return missing.map(([jti]) => jti);
   }
 
   start(): void {
-    this.job ??= periodic('control token revocations', ControlTokenRevocations.REFRESH_MS, () => this.sync(), this.log);
+    this.job ??= periodic('control token revocations', ControlTokenRevocations.REFRESH_MS, async () => void (await this.sync()), this.log);
     void this.job.runNow();
   }
 

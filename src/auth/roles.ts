@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { NAME_PATTERN } from '../agents/names.js';
+import { NAME_PATTERN } from '../resources/table.js';
 
 /**
  * Control-API roles. viewer: status and listing. operator: the agent lifecycle too.

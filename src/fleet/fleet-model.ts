@@ -1,93 +1,21 @@
-import type { QueuePlace, StartQueue } from '../agents/start-queue.js';
 import { EventEmitter } from 'node:events';
-import type { Redis } from 'ioredis';
 import pLimit from 'p-limit';
 import type { Logger } from 'pino';
-import type { AgentMeta, AgentStore, Desired } from '../agents/agent-store.js';
-import { assessHealth, type Health } from '../agents/health.js';
-import { parseProgramName, type TableRef } from '../agents/names.js';
-import { revisionPair, type RevisionPair } from '../agents/revisions.js';
-import { RateWindow, processUsage, usableSpace, type HistoryPoint } from './samples.js';
-
-const mib = (b: number) => Math.round(b / 1_048_576).toLocaleString('en-US');
 import type { Config } from '../config.js';
 import { probeSource, readFlumeMetrics, type FlumeCounters, type SourceProbe } from '../flume/client.js';
 import { periodic, type Periodic } from '../periodic.js';
-import { blockingReader } from '../redis/client.js';
-import type { Keys } from '../redis/keys.js';
+import type { Subscription, SupervisorEvents } from '../redis/supervisor-events.js';
+import { stableDigest, type AgentStatus, type Desired, type QueuePlace, type StateChange } from '../resources/agent-status.js';
+import type { IdleEvent } from '../resources/incident.js';
+import type { AgentMeta, AgentStore } from '../store/agent-store.js';
 import { infoOrNull, type ProcessInfo, type ProcessState, type SupervisorDriver } from '../supervisor/driver.js';
+import { countersOf, isQuiet, observeStatus, type Progress } from './observe.js';
+import { RateWindow, processUsage, usableSpace, type HistoryPoint } from './samples.js';
 
-/** Flume's counters out of a status's metrics (without the ages the model adds). */
-function countersOf(m: AgentMetrics): FlumeCounters {
-  const { lastEventAt: _a, lastEventAgeSeconds: _b, ...c } = m;
-  return c;
-}
-
-/** Nothing to watch closely: the channel is open and empty and no counter moved since the read before. */
-function isQuiet(c: FlumeCounters, prev: FlumeCounters | null): boolean {
-  return (
-    prev !== null && c.channelOpen && c.channelSize === 0 && c.eventsReceived === prev.eventsReceived && c.eventsAccepted === prev.eventsAccepted &&
-    c.eventsDrained === prev.eventsDrained && c.sinkWriteFailures === prev.sinkWriteFailures && c.sinkConnectionFailures === prev.sinkConnectionFailures
-  );
-}
-
-/** supervisord's state, plus NOT_LOADED when the program file exists but supervisord lacks it. */
-export type AgentState = ProcessState | 'NOT_LOADED';
-
-export interface AgentMetrics extends FlumeCounters {
-  lastEventAt: string | null;
-  lastEventAgeSeconds: number | null;
-}
-
-export interface AgentStatus extends TableRef {
-  program: string;
-  sink: string;
-  state: AgentState;
-  /** What the operator asked for last: the program's autostart. */
-  desired: Desired;
-  pid: number | null;
-  uptimeSeconds: number | null;
-  /** When the running process started (stable across polls, unlike uptimeSeconds). */
-  startedAt: string | null;
-  /** Flume's HTTP source answered when this was observed. */
-  accepting: boolean;
-  health: Health;
-  healthReason: string;
-  /** Flume's counters while it runs; null when stopped or its metrics do not answer. */
-  metrics: AgentMetrics | null;
-  revision: RevisionPair;
-  /** Events per second in (accepted) and out (drained) over the last minute; null until known. */
-  rates: { inPerSecond: number; outPerSecond: number } | null;
-  /** The JVM's resident memory and CPU (% of one core since the last observation); null when not running. */
-  resources: { rssBytes: number; cpuPercent: number | null } | null;
-  /** Free disk where the channel lives, and the minimum below which Flume refuses events. */
-  disk: { usableBytes: number; minimumRequiredBytes: number } | null;
-  /** Intake paused by an operator (the gateway answers 503 AGENT_PAUSED). */
-  paused: boolean;
-  /** The channel is empty; null when not known (the agent is not running). */
-  drained: boolean | null;
-  description: string;
-  /** When all of the above was observed. */
-  observedAt: string;
-  /** Waiting for the host's start queue (create, start, restart); null when not waiting. */
-  queue: QueuePlace | null;
-}
-
-/** A process state change of an agent, as streamed to dashboards. */
-export interface StateChange extends TableRef {
-  program: string;
-  state: string;
-  from: string;
-  at: string;
-}
-
-interface Progress {
-  accepted: number;
-  acceptedAt: number | null;
-  drained: number;
-  drainedAt: number;
-  failures: number;
-  failedAt: number | null;
+/** The host's start queue as the model sees it: where a table waits, and when the line moves. */
+export interface WaitingLine {
+  place(program: string): QueuePlace | null;
+  on(event: 'change', listener: () => void): unknown;
 }
 
 /** One agent as last observed. Time-dependent fields (uptime, ages) are filled in on read. */
@@ -119,14 +47,7 @@ interface View {
 export const HISTORY_INTERVAL_MS = 10_000;
 const HISTORY_POINTS = 360;
 
-/** An agent that received nothing for longer than its idle limit. */
-export interface IdleEvent extends TableRef {
-  program: string;
-  idleMinutes: number;
-  lastEventAt: string | null;
-}
-
-const UP: readonly AgentState[] = ['RUNNING', 'STARTING'];
+const UP: readonly ProcessState[] = ['RUNNING', 'STARTING'];
 /** Every how many refreshes supervisord's full process list is read again. */
 const RESYNC_EVERY = 5;
 
@@ -152,7 +73,7 @@ export class FleetModel extends EventEmitter {
   private readonly views = new Map<string, View>();
   private readonly forgotten = new Map<string, number>();
   private refresher: Periodic | null = null;
-  private reader: Redis | null = null;
+  private subscription: Subscription | null = null;
   private running = false;
   private lastRefresh = 0;
   private readonly limit = pLimit(8);
@@ -165,11 +86,10 @@ export class FleetModel extends EventEmitter {
     private readonly cfg: Config,
     private readonly store: AgentStore,
     private readonly driver: SupervisorDriver,
-    private readonly redis: Redis,
-    private readonly keys: Keys,
+    private readonly events: SupervisorEvents,
     private readonly log: Logger,
     /** The host's start queue: a table waiting in it says so (queue, health starting). */
-    private readonly startQueue?: StartQueue,
+    private readonly startQueue?: WaitingLine,
   ) {
     super();
     this.setMaxListeners(0);
@@ -180,17 +100,17 @@ export class FleetModel extends EventEmitter {
   async start(): Promise<void> {
     if (this.running) return;
     this.running = true;
-    this.reader = blockingReader(this.redis);
-    void this.followEvents();
+    // supervisord's state changes, applied as they happen (a plain XREAD: every API sees all).
+    this.subscription = this.events.follow((e) => this.onStateChange(e));
     this.refresher = periodic('fleet refresh', this.cfg.FLEET_REFRESH_MS, () => this.refreshAll(), this.log);
     await this.refresher.runNow();
   }
 
   async stop(): Promise<void> {
     this.running = false;
-    this.reader?.disconnect();
-    this.reader = null;
     await this.refresher?.stop();
+    await this.subscription?.stop();
+    this.subscription = null;
   }
 
   /** When the last full refresh began (every agent's view is at least this fresh). */
@@ -304,65 +224,17 @@ export class FleetModel extends EventEmitter {
     const counters = read ?? kept;
     // One slow answer from the same process that answered before is not news: keep what it said.
     const probe = probed === 'silent' && known?.status.accepting && known.status.pid === info?.pid ? 'flume' : probed;
-    const now = Date.now();
-    const progress = kept ? (known?.progress ?? null) : this.track(known?.progress ?? null, counters, now);
-    const sinkStalledSeconds = counters && counters.channelSize > 0 && progress ? Math.round((now - progress.drainedAt) / 1000) : null;
-    const failing = progress?.failedAt != null && progress.failedAt >= progress.drainedAt;
-    const sinkFailingSeconds = failing ? Math.round((now - progress.failedAt!) / 1000) : null;
     const usage = running && info.pid ? await processUsage(info.pid) : null;
     const usable = await usableSpace(this.store.paths(meta.program).channelDir);
+    const now = Date.now();
     const rates = counters && known ? known.rates : new RateWindow();
-    const rate = kept ? (known?.status.rates ?? null) : counters ? rates.add(now, counters.eventsAccepted, counters.eventsDrained) : null;
-    const prevCpu = known?.cpu;
-    const cpuPercent =
-      usage && prevCpu && prevCpu.pid === info?.pid && now > prevCpu.t ? Math.round(((usage.cpuSeconds - prevCpu.cpuSeconds) / ((now - prevCpu.t) / 1000)) * 1000) / 10 : null;
-    const required = meta.spec.channel.minimumRequiredSpace;
-    // Idle: accepting and should receive, but nothing arrived for longer than the table's limit.
-    const idleLimitMs = meta.spec.idleMinutes ? meta.spec.idleMinutes * 60_000 : null;
-    const quietSince = progress?.acceptedAt ?? (running && info.start ? info.start * 1000 : null);
-    const idle = idleLimitMs !== null && !meta.paused && desired === 'running' && probe === 'flume' && quietSince !== null && now - quietSince > idleLimitMs;
-    const assessed = assessHealth({ desired, info, probe, port: meta.port, counters, sinkStalledSeconds, sink: meta.spec.sink, sinkFailingSeconds });
-    let { health } = assessed;
-    if (health === 'healthy' && usable !== null && usable < required + this.cfg.CHANNEL_SPACE_MARGIN_BYTES) {
-      health = 'degraded';
-      assessed.reason = `the channel's disk has ${mib(usable)} MiB usable; Flume refuses every event below ${mib(required)} MiB (minimumRequiredSpace): free space before it does`;
-    } else if (health === 'healthy' && idle) {
-      health = 'degraded';
-      assessed.reason = `no events for ${Math.round((now - quietSince!) / 60_000)} min (idle limit ${meta.spec.idleMinutes} min)`;
-    }
-    const drainText = counters ? (counters.channelSize ? `${counters.channelSize} events left to drain` : 'channel drained') : assessed.reason;
-    const reason = meta.paused ? `intake paused by ${meta.paused.by} since ${meta.paused.since}; ${health === 'healthy' ? drainText : assessed.reason}` : assessed.reason;
-    const startedAtMs = running && info.start ? info.start * 1000 : null;
-    const status: AgentStatus = {
-      db: meta.db,
-      table: meta.table,
-      program: meta.program,
-      sink: meta.spec.sink,
-      state: info?.state ?? 'NOT_LOADED',
-      desired,
-      pid: running && info.pid ? info.pid : null,
-      uptimeSeconds: null,
-      startedAt: startedAtMs === null ? null : new Date(startedAtMs).toISOString(),
-      accepting: probe === 'flume',
-      health,
-      healthReason: reason,
-      metrics: counters
-        ? { ...counters, lastEventAt: progress?.acceptedAt ? new Date(progress.acceptedAt).toISOString() : null, lastEventAgeSeconds: null }
-        : null,
-      revision: revisionPair(meta, running),
-      rates: rate,
-      resources: usage ? { rssBytes: usage.rssBytes, cpuPercent } : null,
-      disk: usable === null ? null : { usableBytes: usable, minimumRequiredBytes: required },
-      paused: Boolean(meta.paused),
-      drained: counters ? counters.channelSize === 0 : null,
-      description: info?.description ?? 'supervisord has not loaded this program',
-      observedAt: new Date(stamp).toISOString(),
-      queue: null,
-    };
-    // Rates, memory, CPU and free disk move all the time: left out of the digest (and of the
-    // listing), so an unchanged fleet keeps its version and its ETags.
-    const { description: _d, observedAt: _o, rates: _r, resources: _u, disk: _k, queue: _q, ...stable } = status;
-    const digest = JSON.stringify(stable);
+    const { status, progress, idle } = observeStatus({
+      meta, desired, info, running, probe, counters, kept: kept !== null, usage, usable, known, rates, stamp, now,
+      spaceMarginBytes: this.cfg.CHANNEL_SPACE_MARGIN_BYTES,
+    });
+    const rate = status.rates;
+    const digest = stableDigest(status);
+    const startedAtMs = status.startedAt === null ? null : Date.parse(status.startedAt);
     const history = known?.history ?? [];
     const historyAt = known?.historyAt ?? 0;
     const view: View = {
@@ -386,27 +258,6 @@ export class FleetModel extends EventEmitter {
     return view;
   }
 
-  /** Turns counters into ages: when events last arrived, and when the sink last drained. */
-  private track(prev: Progress | null, c: FlumeCounters | null, now: number): Progress | null {
-    if (!c) return prev;
-    // Counters restart at 0 with the JVM: a drop is a new process, not a negative rate.
-    const fresh = !prev || c.eventsAccepted < prev.accepted || c.eventsDrained < prev.drained || c.sinkWriteFailures < prev.failures;
-    const p: Progress = fresh
-      ? {
-          accepted: c.eventsAccepted,
-          acceptedAt: c.eventsAccepted > 0 ? now : null,
-          drained: c.eventsDrained,
-          drainedAt: now,
-          failures: c.sinkWriteFailures,
-          failedAt: null,
-        }
-      : { ...prev };
-    if (c.eventsAccepted > p.accepted) Object.assign(p, { accepted: c.eventsAccepted, acceptedAt: now });
-    if (c.eventsDrained > p.drained || c.channelSize === 0) Object.assign(p, { drained: c.eventsDrained, drainedAt: now });
-    if (c.sinkWriteFailures > p.failures) Object.assign(p, { failures: c.sinkWriteFailures, failedAt: now });
-    return p;
-  }
-
   private withAges(v: View): AgentStatus {
     const now = Date.now();
     const s = v.status;
@@ -426,30 +277,9 @@ export class FleetModel extends EventEmitter {
     };
   }
 
-  /** Applies supervisord's state changes as they happen (a plain XREAD: every API sees all). */
-  private async followEvents(): Promise<void> {
-    let last = '$';
-    while (this.running && this.reader) {
-      try {
-        const res = await this.reader.xread('BLOCK', 2000, 'STREAMS', this.keys.supervisorEvents(), last);
-        for (const [, entries] of res ?? []) {
-          for (const [id, fields] of entries) {
-            last = id;
-            const e: Record<string, string> = {};
-            for (let i = 0; i + 1 < fields.length; i += 2) e[fields[i]!] = fields[i + 1]!;
-            const program = e.processname ?? '';
-            const ref = parseProgramName(program);
-            if (!ref || !e.event?.startsWith('PROCESS_STATE_')) continue;
-            const state = e.event.slice('PROCESS_STATE_'.length);
-            this.emit('state', { program, ...ref, state, from: e.from_state ?? '', at: new Date(Number(e.at) || Date.now()).toISOString() } satisfies StateChange);
-            await this.observe(program).catch((err: unknown) => this.log.warn({ err, program }, 'could not observe an agent after its state changed'));
-          }
-        }
-      } catch (err) {
-        if (!this.running) return;
-        this.log.warn({ err: (err as Error).message }, 'reading supervisor events failed; retrying');
-        await new Promise((r) => setTimeout(r, 1000));
-      }
-    }
+  /** A supervisord state change of an agent: told to listeners, and the agent observed at once. */
+  private async onStateChange(e: { program: string; db: string; table: string; state: string; from: string; at: number }): Promise<void> {
+    this.emit('state', { program: e.program, db: e.db, table: e.table, state: e.state, from: e.from, at: new Date(e.at).toISOString() } satisfies StateChange);
+    await this.observe(e.program).catch((err: unknown) => this.log.warn({ err, program: e.program }, 'could not observe an agent after its state changed'));
   }
 }

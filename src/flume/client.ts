@@ -10,23 +10,8 @@
  */
 import { Agent, request } from 'node:http';
 
-/** Flume's counters for one agent (source r1, channel c1, sink k1 of our template). */
-export interface FlumeCounters {
-  eventsReceived: number;
-  eventsAccepted: number;
-  eventsDrained: number;
-  channelSize: number;
-  channelCapacity: number;
-  channelFillPercent: number;
-  sinkConnectionFailures: number;
-  /** Batches the sink failed to write (EventWriteFail): the Kafka broker or HDFS is away. */
-  sinkWriteFailures: number;
-  /**
-   * The file channel is open. False when Flume could not start it (e.g. less free disk than
-   * minimumRequiredSpace): the source still answers, but refuses every event.
-   */
-  channelOpen: boolean;
-}
+export type { FlumeCounters } from '../resources/agent-status.js';
+import type { FlumeCounters } from '../resources/agent-status.js';
 
 /**
  * What answers on an agent's source port:

@@ -3,10 +3,11 @@ import { mkdir } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { PROJECT_ROOT, type Config } from '../config.js';
-import { fill } from '../agents/render.js';
+import { fill } from '../templates.js';
 import { loadOrCreateTokenHashKey } from '../auth/secret.js';
+import { ROUTE_VALUE } from '../agents/route-table.js';
 import { ErrorCodes, GATEWAY_ERRORS } from '../errors.js';
-import { writeAtomic } from '../files.js';
+import { writeAtomic } from '../store/files.js';
 
 const GATEWAY_TEMPLATES = join(PROJECT_ROOT, 'templates', 'gateway');
 // Debian's nginx loads dynamic modules by path, NDK first; OpenResty has them built in.
@@ -26,6 +27,12 @@ export function gatewayErrorsLua(): string {
     return `  ${name} = { status = ${e.status}, code = ${ErrorCodes[name as keyof typeof GATEWAY_ERRORS]}${retry} },`;
   });
   return ['-- Generated from src/errors.ts by src/gateway/render.ts at set-up: do not edit.', 'return {', ...rows, '}', ''].join('\n');
+}
+
+/** The route value's format as a Lua module, from src/agents/route-table.ts. */
+export function gatewayRoutesLua(): string {
+  const rows = Object.entries(ROUTE_VALUE).map(([k, v]) => `  ${k} = "${luaString(v)}",`);
+  return ['-- Generated from src/agents/route-table.ts by src/gateway/render.ts at set-up: do not edit.', 'return {', ...rows, '}', ''].join('\n');
 }
 
 /** One of the gateway's errors as the JSON body nginx.conf returns by itself. */
@@ -50,6 +57,7 @@ export async function writeGatewayConfig(
   await mkdir(generatedLua, { recursive: true });
   // Replaced whole: workers started by a reload (HUP) require it while this may be writing.
   await writeAtomic(join(generatedLua, 'flume_errors.lua'), gatewayErrorsLua(), 0o644);
+  await writeAtomic(join(generatedLua, 'flume_routes.lua'), gatewayRoutesLua(), 0o644);
   const text = fill(readFileSync(join(GATEWAY_TEMPLATES, 'nginx.conf'), 'utf8'), {
     loadModules: modules.map((m) => `load_module ${m};`).join('\n'),
     workers: opts.workers ?? 2,

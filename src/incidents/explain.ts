@@ -1,4 +1,4 @@
-import { logSince } from '../agents/agent-store.js';
+import { logSince } from '../store/agent-store.js';
 
 /** How a process ended, from supervisord's own log line ("exited: NAME (exit status 1; ...)"). */
 export interface ExitCause {

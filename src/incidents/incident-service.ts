@@ -3,48 +3,24 @@ import { EventEmitter } from 'node:events';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { AgentService } from '../agents/agent-service.js';
-import type { AgentStore } from '../agents/agent-store.js';
-import { parseProgramName } from '../agents/names.js';
+import type { AgentStore } from '../store/agent-store.js';
+import { parseProgramName } from '../resources/table.js';
 import type { TableLock } from '../agents/table-lock.js';
 import type { Config } from '../config.js';
-import type { IdleEvent } from '../fleet/fleet-model.js';
+import { SEVERITY, type IdleEvent, type Incident, type IncidentType } from '../resources/incident.js';
 import { periodic, type Periodic } from '../periodic.js';
-import { blockingReader } from '../redis/client.js';
 import type { Keys } from '../redis/keys.js';
+import type { SupervisorEvent, SupervisorEvents, Subscription } from '../redis/supervisor-events.js';
 import type { SupervisorDriver } from '../supervisor/driver.js';
-import { logTail } from '../agents/agent-store.js';
+import { logTail } from '../store/agent-store.js';
 import { incidentNotFound } from '../errors.js';
 import { lastExit, suggestAction, type ExitCause } from './explain.js';
-import { deliverWebhooks, webhookHost, type WebhookDelivery } from './webhooks.js';
+import { FatalRetry } from './fatal-retry.js';
+import { IncidentStore } from './incident-store.js';
+import { deliverWebhooks, webhookHost } from './webhooks.js';
+import type { WebhookDelivery } from '../resources/incident.js';
 
-// KEYS[1] the list; ARGV: index, the entry as read, the new entry. Replaces it only if unchanged.
-const REPLACE_IF_SAME = `
-if redis.call('LINDEX', KEYS[1], ARGV[1]) == ARGV[2] then redis.call('LSET', KEYS[1], ARGV[1], ARGV[3]) return 1 end
-return 0`;
 const LOG_TAIL_LINES = 20;
-
-export type IncidentType = 'unexpected_exit' | 'backoff' | 'fatal' | 'crash_loop' | 'not_running' | 'recovered' | 'config_reverted' | 'idle';
-
-export interface Incident {
-  id: string;
-  at: string;
-  db: string;
-  table: string;
-  program: string;
-  type: IncidentType;
-  severity: 'critical' | 'warning' | 'info';
-  message: string;
-  details: Record<string, string | number | boolean | null>;
-  /** How the agent's JVM ended (exits, crash loops), from supervisord's log: null when not known. */
-  exitCode: number | null;
-  signal: string | null;
-  /** The agent's last log lines when the incident was raised. */
-  logTail: string[];
-  suggestedAction: string;
-  acknowledged: { by: string; at: string } | null;
-  /** Each webhook URL's delivery outcome (pending until known). */
-  webhooks: WebhookDelivery[];
-}
 
 /** An incident as those who may not read logs see it: the log tail (it holds event data) left out. */
 export function withoutLogTail(i: Incident): Incident {
@@ -65,21 +41,6 @@ export function incidentFor(i: Incident, mayReadLogs: boolean): Incident {
   return { ...(mayReadLogs ? i : withoutLogTail(i)), webhooks };
 }
 
-const SEVERITY: Record<IncidentType, Incident['severity']> = {
-  unexpected_exit: 'critical',
-  backoff: 'warning',
-  fatal: 'critical',
-  crash_loop: 'critical',
-  not_running: 'critical',
-  recovered: 'info',
-  config_reverted: 'warning',
-  idle: 'warning',
-};
-export const HISTORY_LENGTH = 100;
-const GROUP = 'incidents';
-/** A stream entry read by an API process that died unacknowledged is taken over after this. */
-const CLAIM_IDLE_MS = 30_000;
-
 /**
  * Tells a crash from a deliberate stop: the desired state (the program's autostart) is the
  * intent, supervisord is the liveness. An exit, BACKOFF or FATAL while the agent should run
@@ -97,16 +58,17 @@ const CLAIM_IDLE_MS = 30_000;
  */
 export class IncidentService extends EventEmitter {
   private running = false;
-  private reader: Redis | null = null;
+  private subscription: Subscription | null = null;
   private resyncJob: Periodic | null = null;
-  private consuming: Promise<void> | null = null;
   private readonly open = new Set<string>();
   /** Non-running states seen by the last resync: reported only if the next one sees them too. */
   private suspects = new Map<string, string>();
   private readonly exits = new Map<string, number[]>();
   /** Open crash loops: exits within the window are folded into this incident. */
   private readonly loops = new Map<string, { id: string; lastExitAt: number; exits: number }>();
-  private readonly retries = new Map<string, { attempt: number; timer: NodeJS.Timeout }>();
+  private readonly fatal: FatalRetry;
+  /** Where incidents are kept (reads go straight to it). */
+  readonly stored: IncidentStore;
   readonly counts = new Map<IncidentType, number>();
   /** Completed resyncs (tests wait on it, not on time). */
   resyncs = 0;
@@ -115,6 +77,7 @@ export class IncidentService extends EventEmitter {
     private readonly cfg: Config,
     private readonly redis: Redis,
     private readonly keys: Keys,
+    private readonly events: SupervisorEvents,
     private readonly driver: SupervisorDriver,
     private readonly store: AgentStore,
     private readonly lock: TableLock,
@@ -124,109 +87,60 @@ export class IncidentService extends EventEmitter {
   ) {
     super();
     this.setMaxListeners(0);
+    this.stored = new IncidentStore(redis, keys);
+    this.fatal = new FatalRetry(
+      cfg.FATAL_RETRY_BASE_SECONDS,
+      {
+        shouldRun: async (program) => this.running && (await this.store.desired(program)) === 'running',
+        start: async (program) => void (await this.agents.start(parseProgramName(program)!)),
+        isFatal: async (program) => (await this.driver.info(program).catch(() => null))?.state === 'FATAL',
+        raise: async (program, attempt, delay) =>
+          void (await this.raise(program, 'fatal', `supervisord gave up on the agent (FATAL) while it should run; retrying in ${delay} s (attempt ${attempt})`, {
+            retryInSeconds: delay,
+            attempt,
+          }, await lastExit(this.supervisordLog, program))),
+      },
+      log,
+    );
   }
 
   async start(): Promise<void> {
     if (this.running) return;
     this.running = true;
-    this.reader = blockingReader(this.redis);
-    this.consuming = this.consume();
+    this.subscription = this.events.consume('incidents', this.cfg.INSTANCE_NAME, (e) => this.onEvent(e));
     this.resyncJob = periodic('incident resync', this.cfg.RESYNC_INTERVAL_MS, () => this.resync(), this.log);
     await this.resyncJob.runNow();
   }
 
   async stop(): Promise<void> {
     this.running = false;
-    for (const r of this.retries.values()) clearTimeout(r.timer);
-    this.retries.clear();
-    this.reader?.disconnect();
-    this.reader = null;
+    this.fatal.stop();
     await this.resyncJob?.stop();
-    // A read queued while Redis was away is never settled by disconnect() (ioredis keeps it in
-    // its offline queue with no connection to close): wait for the loop a bounded time only.
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([this.consuming, new Promise((r) => (timer = setTimeout(r, 2500)))]);
-    clearTimeout(timer);
-  }
-
-  async history(program: string): Promise<Incident[]> {
-    return (await this.redis.lrange(this.keys.incidents(program), 0, HISTORY_LENGTH - 1)).map((s) => JSON.parse(s) as Incident);
-  }
-
-  private async ensureGroup(reader: Redis): Promise<void> {
-    try {
-      await reader.xgroup('CREATE', this.keys.supervisorEvents(), GROUP, '$', 'MKSTREAM');
-    } catch (err) {
-      if (!String((err as Error).message).includes('BUSYGROUP')) throw err;
-    }
-  }
-
-  private async consume(): Promise<void> {
-    const stream = this.keys.supervisorEvents();
-    const consumer = this.cfg.INSTANCE_NAME;
-    let backlog = true; // first what this consumer read before and did not acknowledge
-    let grouped = false;
-    let claimedAt = 0;
-    while (this.running && this.reader) {
-      const reader = this.reader;
-      try {
-        if (!grouped) {
-          await this.ensureGroup(reader);
-          grouped = true;
-        }
-        let entries: Array<[string, string[]]> = [];
-        if (Date.now() - claimedAt > CLAIM_IDLE_MS / 2) {
-          claimedAt = Date.now();
-          const claimed = (await reader.xautoclaim(stream, GROUP, consumer, CLAIM_IDLE_MS, '0-0', 'COUNT', 100)) as [string, Array<[string, string[]] | null>];
-          entries = (claimed[1] ?? []).filter((e): e is [string, string[]] => Array.isArray(e) && Array.isArray(e[1]));
-        }
-        if (!entries.length) {
-          const res = (await reader.xreadgroup('GROUP', GROUP, consumer, 'COUNT', 100, 'BLOCK', 2000, 'STREAMS', stream, backlog ? '0' : '>')) as
-            | Array<[string, Array<[string, string[]]>]>
-            | null;
-          entries = res?.[0]?.[1] ?? [];
-          if (backlog && !entries.length) backlog = false;
-        }
-        for (const [id, fields] of entries) {
-          const e: Record<string, string> = {};
-          for (let i = 0; i + 1 < (fields?.length ?? 0); i += 2) e[fields[i]!] = fields[i + 1]!;
-          await this.onEvent(e).catch((err: unknown) => this.log.warn({ err }, 'event handling failed'));
-          await reader.xack(stream, GROUP, id);
-        }
-      } catch (err) {
-        if (!this.running) return;
-        // After a Redis loss the group is gone with the stream: create it again.
-        if (String((err as Error).message).includes('NOGROUP')) grouped = false;
-        this.log.warn({ err: (err as Error).message }, 'reading supervisor events failed; retrying');
-        await new Promise((r) => setTimeout(r, 1000));
-      }
-    }
+    await this.subscription?.stop();
+    this.subscription = null;
   }
 
   /** One PROCESS_STATE_* event from supervisord. */
-  private async onEvent(e: Record<string, string>): Promise<void> {
-    const program = e.processname ?? '';
-    const ref = parseProgramName(program);
-    if (!ref || !e.event?.startsWith('PROCESS_STATE_')) return;
-    const state = e.event.slice('PROCESS_STATE_'.length);
+  private async onEvent(e: SupervisorEvent): Promise<void> {
+    const { program, state } = e;
     if ((await this.store.desired(program)) !== 'running' || (await this.lock.busy(program))) return;
 
-    if (state === 'EXITED' && e.expected === '0') {
+    if (state === 'EXITED' && e.expected === false) {
       const cause = await lastExit(this.supervisordLog, program);
       if (await this.fold(program, cause)) return;
       const how = cause.signal ? `killed by ${cause.signal}` : cause.exitCode !== null ? `exit code ${cause.exitCode}` : 'cause unknown';
-      await this.raise(program, 'unexpected_exit', `the agent exited unexpectedly (${how}; pid ${e.pid ?? '?'}, was ${e.from_state ?? '?'}); supervisord restarts it`, {
-        pid: Number(e.pid) || null,
-        fromState: e.from_state ?? null,
+      await this.raise(program, 'unexpected_exit', `the agent exited unexpectedly (${how}; pid ${e.pid ?? '?'}, was ${e.from || '?'}); supervisord restarts it`, {
+        pid: e.pid,
+        fromState: e.from || null,
       }, cause);
       await this.noteExit(program, cause);
     } else if (state === 'BACKOFF') {
       const cause = await lastExit(this.supervisordLog, program);
       if (await this.fold(program, cause)) return;
-      await this.raise(program, 'backoff', 'the agent exited while starting; supervisord is retrying', { fromState: e.from_state ?? null }, cause);
+      await this.raise(program, 'backoff', 'the agent exited while starting; supervisord is retrying', { fromState: e.from || null }, cause);
       await this.noteExit(program, cause);
     } else if (state === 'FATAL') {
-      await this.onFatal(program);
+      await this.fatal.onFatal(program);
     } else if (state === 'RUNNING') {
       await this.onRunning(program);
     }
@@ -252,7 +166,7 @@ export class IncidentService extends EventEmitter {
     loop.exits++;
     loop.lastExitAt = Date.now();
     const tail = await logTail(this.store.paths(program).logFile, LOG_TAIL_LINES);
-    const updated = await this.update(program, loop.id, (i) => ({
+    const updated = await this.stored.update(program, loop.id, (i) => ({
       ...i,
       ...cause,
       logTail: tail,
@@ -280,46 +194,9 @@ export class IncidentService extends EventEmitter {
     }
   }
 
-  private async onFatal(program: string): Promise<void> {
-    const attempt = (this.retries.get(program)?.attempt ?? 0) + 1;
-    const delay = Math.min(600, this.cfg.FATAL_RETRY_BASE_SECONDS * 2 ** (attempt - 1));
-    const prev = this.retries.get(program);
-    if (prev) clearTimeout(prev.timer);
-    const timer = setTimeout(() => void this.retryStart(program), delay * 1000);
-    timer.unref();
-    this.retries.set(program, { attempt, timer });
-    await this.raise(program, 'fatal', `supervisord gave up on the agent (FATAL) while it should run; retrying in ${delay} s (attempt ${attempt})`, {
-      retryInSeconds: delay,
-      attempt,
-    }, await lastExit(this.supervisordLog, program));
-  }
-
-  private async retryStart(program: string): Promise<void> {
-    const ref = parseProgramName(program);
-    if (!ref || !this.running) return;
-    if ((await this.store.desired(program)) !== 'running') {
-      this.retries.delete(program);
-      return;
-    }
-    try {
-      await this.agents.start(ref);
-      this.log.info({ program }, 'restarted an agent that was FATAL');
-    } catch (err) {
-      // A failed start ends in FATAL again, and that event schedules the next attempt.
-      this.log.warn({ program, err: (err as Error).message }, 'retry of a FATAL agent failed');
-      const info = await this.driver.info(program).catch(() => null);
-      if (info?.state !== 'FATAL') await this.onFatal(program);
-    }
-  }
-
   private async onRunning(program: string): Promise<void> {
-    const retry = this.retries.get(program);
-    if (retry) {
-      // Back from FATAL by a retry: whatever loop led there is over.
-      clearTimeout(retry.timer);
-      this.loops.delete(program);
-    }
-    this.retries.delete(program);
+    // Back from FATAL by a retry: whatever loop led there is over.
+    if (this.fatal.clear(program)) this.loops.delete(program);
     // Between the exits of a crash loop the agent runs for a while: not a recovery yet.
     if (this.open.has(program) && !this.openLoop(program)) {
       await this.raise(program, 'recovered', 'the agent runs again', {});
@@ -352,7 +229,7 @@ export class IncidentService extends EventEmitter {
         const once = await this.redis.set(this.keys.incidentOnce(`${info.name}:${info.state}:${info.start}`), '1', 'EX', 3600, 'NX');
         if (once !== 'OK') continue;
         await this.raise(info.name, 'not_running', `should run, but supervisord says ${info.state} (found by resync)`, { state: info.state });
-        if (info.state === 'FATAL' && !this.retries.has(info.name)) await this.onFatal(info.name);
+        if (info.state === 'FATAL' && !this.fatal.has(info.name)) await this.fatal.onFatal(info.name);
       }
     }
     this.suspects = suspects;
@@ -374,52 +251,12 @@ export class IncidentService extends EventEmitter {
     return this.raise(program, type, message, details);
   }
 
-  /** The newest incidents across these agents, newest first (one round trip). */
-  async recent(programs: string[], limit: number): Promise<Incident[]> {
-    if (!programs.length) return [];
-    const tx = this.redis.pipeline();
-    for (const p of programs) tx.lrange(this.keys.incidents(p), 0, limit - 1);
-    const all: Incident[] = [];
-    for (const [, items] of (await tx.exec()) ?? []) for (const s of (items as string[] | null) ?? []) all.push(JSON.parse(s) as Incident);
-    return all.sort((a, b) => (a.at < b.at ? 1 : a.at > b.at ? -1 : 0)).slice(0, limit);
-  }
-
-  /** Incidents of these agents from the last 24 h that need someone (not info) and nobody acknowledged. */
-  async unacknowledged(programs: string[]): Promise<number> {
-    if (!programs.length) return 0;
-    const tx = this.redis.pipeline();
-    for (const p of programs) tx.lrange(this.keys.incidents(p), 0, HISTORY_LENGTH - 1);
-    const since = Date.now() - 86_400_000;
-    let n = 0;
-    for (const [, items] of (await tx.exec()) ?? []) {
-      for (const s of (items as string[] | null) ?? []) {
-        const i = JSON.parse(s) as Incident;
-        if (Date.parse(i.at) < since) break; // newest first
-        if (i.severity !== 'info' && !i.acknowledged) n++;
-      }
-    }
-    return n;
-  }
-
   /** Marks an incident acknowledged (who, when); 404 if the agent has no such incident. */
   async acknowledge(program: string, id: string, by: string): Promise<Incident> {
-    const updated = await this.update(program, id, (i) => (i.acknowledged ? i : { ...i, acknowledged: { by, at: new Date().toISOString() } }));
+    const updated = await this.stored.update(program, id, (i) => (i.acknowledged ? i : { ...i, acknowledged: { by, at: new Date().toISOString() } }));
     if (!updated) throw incidentNotFound(id);
     this.emit('incident', updated);
     return updated;
-  }
-
-  /** Rewrites one stored incident (compare-and-set, retried); null if it is not (or no longer) kept. */
-  private async update(program: string, id: string, change: (i: Incident) => Incident): Promise<Incident | null> {
-    const key = this.keys.incidents(program);
-    for (let attempt = 0; attempt < 5; attempt++) {
-      const items = await this.redis.lrange(key, 0, HISTORY_LENGTH - 1);
-      const index = items.findIndex((s) => s.includes(`"id":"${id}"`));
-      if (index < 0) return null;
-      const next = change(JSON.parse(items[index]!) as Incident);
-      if ((await this.redis.eval(REPLACE_IF_SAME, 1, key, index, items[index]!, JSON.stringify(next))) === 1) return next;
-    }
-    return null;
   }
 
   private async raise(program: string, type: IncidentType, message: string, details: Incident['details'], cause?: ExitCause): Promise<Incident> {
@@ -456,17 +293,14 @@ export class IncidentService extends EventEmitter {
     const log = this.log.child({ program });
     if (incident.severity === 'info') log.info({ incident }, message);
     else log.warn({ incident }, message);
-    await this.redis
-      .multi()
-      .lpush(this.keys.incidents(program), JSON.stringify(incident))
-      .ltrim(this.keys.incidents(program), 0, HISTORY_LENGTH - 1)
-      .exec()
+    await this.stored
+      .push(incident)
       .catch((err: unknown) => log.error({ err }, 'could not store the incident'));
     this.emit('incident', incident);
     if (this.cfg.WEBHOOK_URLS.length) {
       // Receivers are outside the service: they get what a viewer gets, no log tail (it holds event data).
       void deliverWebhooks(this.cfg.WEBHOOK_URLS, withoutLogTail(incident), { retries: this.cfg.WEBHOOK_RETRIES, secret: this.webhookSecret }, log).then((webhooks) =>
-        this.update(program, incident.id, (i) => ({ ...i, webhooks })).catch((err: unknown) => log.warn({ err }, 'could not record the webhook outcome')),
+        this.stored.update(program, incident.id, (i) => ({ ...i, webhooks })).catch((err: unknown) => log.warn({ err }, 'could not record the webhook outcome')),
       );
     }
     return incident;

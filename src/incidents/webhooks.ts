@@ -1,6 +1,7 @@
 import { createHmac } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
+import type { WebhookDelivery } from '../resources/incident.js';
 
 /**
  * Where a webhook goes, as answers and logs show it: the URL's host only. A URL's path or query
@@ -13,18 +14,6 @@ export const webhookHost = (url: string) => {
     return '(invalid URL)';
   }
 };
-
-/** One URL's delivery of one incident. */
-export interface WebhookDelivery {
-  /** The URL's host (see webhookHost): never the whole URL. */
-  host: string;
-  /** delivered: a 2xx; refused: a 4xx other than 429 (not retried); failed: retries used up. */
-  outcome: 'pending' | 'delivered' | 'refused' | 'failed';
-  /** The last HTTP status (null: no answer). */
-  status: number | null;
-  attempts: number;
-  at: string | null;
-}
 
 /**
  * The signature a receiver checks: hex HMAC-SHA256 of "<timestamp>.<body>" with the shared

@@ -3,49 +3,16 @@ import { EventEmitter } from 'node:events';
 import type { Redis } from 'ioredis';
 import pLimit from 'p-limit';
 import type { Logger } from 'pino';
-import { failure, type AgentService, type TableOutcome } from '../agents/agent-service.js';
-import type { Health } from '../agents/health.js';
-import type { TableRef } from '../agents/names.js';
+import type { AgentService } from '../agents/agent-service.js';
+import { failure, type AgentBatch } from '../agents/batch.js';
+import { BULK_OPS, type BulkOp, type Operation, type Selector, type TableOutcome, type TableResult } from '../resources/operation.js';
+import type { TableRef } from '../resources/table.js';
 import { invalidRequest, operationNotFound } from '../errors.js';
-import type { AgentState, AgentStatus } from '../fleet/fleet-model.js';
+import type { AgentState, AgentStatus } from '../resources/agent-status.js';
 import { redisCall } from '../redis/client.js';
 import type { Keys } from '../redis/keys.js';
 
-export const BULK_OPS = ['start', 'stop', 'restart', 'pause', 'resume', 'delete'] as const;
-export type BulkOp = (typeof BULK_OPS)[number];
-
-/** Which agents a bulk operation acts on: every given criterion must hold (at least one given). */
-export type Selector = {
-  db?: string;
-  /** "db.table" names. */
-  tables?: string[];
-  health?: Health[];
-  state?: AgentState[];
-  /** Every agent the caller may see: must be said explicitly. */
-  all?: true;
-};
-
-export interface TableResult extends TableRef, Omit<TableOutcome, 'outcome'> {
-  program: string;
-  /** pending until its outcome is known. */
-  outcome: TableOutcome['outcome'] | 'pending';
-}
-
-export interface Operation {
-  id: string;
-  op: BulkOp;
-  by: string;
-  selector: Selector;
-  concurrency: number;
-  state: 'running' | 'done';
-  createdAt: string;
-  finishedAt: string | null;
-  total: number;
-  counts: { applied: number; failed: number; skipped: number; pending: number };
-  results: TableResult[];
-  /** The dbs it can act on (its selector's db or tables, the caller's dbs); null: every db. */
-  dbs: string[] | null;
-}
+export { BULK_OPS, type BulkOp, type Operation, type Selector, type TableResult } from '../resources/operation.js';
 
 /** Whether a caller limited to `dbs` (undefined: every db) may see an operation that reaches `reach`. */
 export function operationVisible(reach: string[] | null | undefined, dbs: string[] | undefined): boolean {
@@ -99,6 +66,7 @@ export class OperationService extends EventEmitter {
 
   constructor(
     private readonly agents: AgentService,
+    private readonly batch: AgentBatch,
     private readonly redis: Redis,
     private readonly keys: Keys,
     private readonly log: Logger,
@@ -173,8 +141,8 @@ export class OperationService extends EventEmitter {
     const log = this.log.child({ operation: o.id, op: o.op });
     log.info({ total: o.total, pending: pending.length, by: o.by }, 'bulk operation started');
     try {
-      if (o.op === 'stop') await this.agents.stopMany(pending, o.concurrency, done);
-      else if (o.op === 'restart') await this.agents.restartMany(pending, o.concurrency, done);
+      if (o.op === 'stop') await this.batch.stopMany(pending, o.concurrency, done);
+      else if (o.op === 'restart') await this.batch.restartMany(pending, o.concurrency, done);
       else {
         const limit = pLimit(o.concurrency);
         await Promise.all(pending.map((ref) => limit(() => this.one(o.op, ref, o.by).then((x) => done(ref, x)))));

@@ -3,8 +3,9 @@
  * prefix. This is the schema docs/architecture.md documents; the gateway reads route, tables and token.
  *
  *   <p>ports               HASH   port -> program that holds it (the reservation table)
- *   <p>route:<db>:<table>  STRING "127.0.0.1:<port>" (or "paused": 503 AGENT_PAUSED), present
- *                                 while the agent accepts events
+ *   <p>route:<db>:<table>  STRING "127.0.0.1:<port> tx=<transactionCapacity>" (or "paused": 503
+ *                                 AGENT_PAUSED), present while the agent accepts events; the
+ *                                 format is ROUTE_VALUE in agents/route-table.ts, generated for the Lua
  *   <p>tables              SET    "<db>:<table>" of every table that has an agent
  *   <p>lock:<program>      STRING owner token, PX ttl: one operation per table at a time
  *   <p>token:<hash>        HASH   user, scope, exp, graceUntil, lastUsed: one ingestion token,

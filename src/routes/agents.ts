@@ -3,19 +3,21 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { AgentService } from '../agents/agent-service.js';
-import { NAME_PATTERN, tableParamsSchema } from '../agents/names.js';
-import type { Reconciler } from '../agents/reconciler.js';
-import { createBodySchema } from '../agents/sinks.js';
+import { NAME_PATTERN, tableParamsSchema } from '../resources/table.js';
+import type { Reconciler } from '../recovery/reconciler.js';
+import { createBodySchema } from '../resources/agent-spec.js';
 import { forbidden, methodNotAllowed } from '../errors.js';
-import type { AgentStatus, FleetModel } from '../fleet/fleet-model.js';
+import type { FleetModel } from '../fleet/fleet-model.js';
+import type { AgentStatus } from '../resources/agent-status.js';
 import type { Authorize } from '../http/auth.js';
-import { PROCESS_STATES } from '../supervisor/driver.js';
-import { access, deleteSchema, errors, listedSchema, ok as okBody, restoreSchema, statusSchema } from './schemas.js';
+import { access, errors, ok as okBody } from '../resources/envelope.js';
+import { AGENT_STATES, deleteSchema, listed, listedSchema, statusSchema } from '../resources/agent-status.js';
+import { restoreSchema } from '../resources/restore.js';
 
 const flag = z.enum(['true', 'false', '1', '0']);
 const isSet = (v: string | undefined) => v === 'true' || v === '1';
 const deleteQuerySchema = z.strictObject({ force: flag.optional().describe('remove the channel even if it holds events') });
-const STATES = [...Object.values(PROCESS_STATES), 'NOT_LOADED'] as const;
+const STATES = AGENT_STATES;
 const listQuerySchema = z.strictObject({
   db: z.string().regex(NAME_PATTERN, 'db must be a valid db name').optional(),
   state: z
@@ -29,13 +31,6 @@ const createQuerySchema = z.strictObject({
   start: flag.optional().describe('false: render and register the agent stopped (desired stopped, no route); start it later'),
 });
 const statusQuerySchema = z.strictObject({ fresh: flag.optional().describe('observe the agent now instead of reading the fleet model') });
-
-/** The listing as dashboards poll it: ages tick every second, so they are left out (see below). */
-function listed({ uptimeSeconds: _u, description: _d, observedAt: _o, rates: _r, resources: _s, disk: _k, metrics, ...a }: AgentStatus) {
-  if (!metrics) return { ...a, metrics };
-  const { lastEventAgeSeconds: _l, ...m } = metrics;
-  return { ...a, metrics: m };
-}
 
 /** The lifecycle API. Each route declares its contract once; its handler calls one AgentService method. */
 export async function agentRoutes(

@@ -3,9 +3,9 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { RefusedCalls } from '../audit/refused-calls.js';
-import { NAME_PATTERN } from '../agents/names.js';
+import { NAME_PATTERN } from '../resources/table.js';
 import type { Authorize } from '../http/auth.js';
-import { access, errors, ok } from './schemas.js';
+import { access, errors, ok } from '../resources/envelope.js';
 
 const entrySchema = z.object({
   at: z.string(),

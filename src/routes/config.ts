@@ -2,43 +2,12 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { ConfigService } from '../agents/config-service.js';
-import { tableParamsSchema } from '../agents/names.js';
-import { createBodySchema, jvmSchema } from '../agents/sinks.js';
+import { tableParamsSchema } from '../resources/table.js';
+import { createBodySchema } from '../resources/agent-spec.js';
 import type { Authorize } from '../http/auth.js';
-import { access, errors, ok } from './schemas.js';
+import { access, errors, ok } from '../resources/envelope.js';
+import { configChangeSchema, configViewSchema, revisionSchema } from '../resources/revision.js';
 
-const specSchema = z.object({
-  sink: z.string(),
-  options: z.record(z.string(), z.union([z.string(), z.number()])),
-  channel: z.object({ capacity: z.number(), transactionCapacity: z.number(), minimumRequiredSpace: z.number() }),
-  idleMinutes: z.number().optional(),
-  jvm: jvmSchema,
-});
-const revisionPairSchema = z.object({ desired: z.number(), running: z.number().nullable() });
-const fieldSchema = z.object({ field: z.string(), message: z.string() });
-const changeSchema = {
-  db: z.string(),
-  table: z.string(),
-  program: z.string(),
-  outcome: z
-    .enum(['dry_run', 'unchanged', 'applied', 'stored'])
-    .describe('dry_run: nothing written; applied: the agent restarted with it and accepts events; stored: the agent is stopped and runs it at its next start'),
-  revision: z.number().describe('the new revision (a dry run: the number it would get)'),
-  previousRevision: z.number(),
-  spec: specSchema,
-  diff: z.string().describe('unified diff of the rendered flume.conf'),
-  fields: z.array(fieldSchema).describe('per-field problems: empty here (a bad field answers 400/422 with details.fields)'),
-};
-const revisionSchema = z.object({
-  revision: z.number(),
-  spec: specSchema,
-  createdAt: z.string(),
-  by: z.string().describe("the control token's subject"),
-  reason: z.enum(['create', 'put', 'patch', 'rollback']),
-  from: z.number().nullable().describe('a rollback: the revision it copied'),
-  outcome: z.enum(['applied', 'stored', 'reverted']),
-  error: z.string().nullable().describe('why it was reverted'),
-});
 const changeQuery = z.strictObject({
   dryRun: z.enum(['true', 'false', '1', '0']).optional().describe('true: validate and diff only, nothing is written or restarted'),
 });
@@ -74,7 +43,7 @@ export async function configRoutes(fastify: FastifyInstance, opts: { config: Con
       summary: 'The desired config: its spec, the rendered flume.conf, and the revision desired and running',
       ...access('read'),
       params: tableParamsSchema,
-      response: { 200: ok({ db: z.string(), table: z.string(), program: z.string(), revision: revisionPairSchema, spec: specSchema, flumeConf: z.string() }), ...errors(400, 401, 403, 404, 503) },
+      response: { 200: ok(configViewSchema.shape), ...errors(400, 401, 403, 404, 503) },
     },
     handler: async (req) => {
       const v = await config.get(req.params);
@@ -82,7 +51,7 @@ export async function configRoutes(fastify: FastifyInstance, opts: { config: Con
     },
   });
 
-  const changeResponses = { 200: ok(changeSchema), ...errors(400, 401, 403, 404, 409, 422, 502, 503) };
+  const changeResponses = { 200: ok(configChangeSchema.shape), ...errors(400, 401, 403, 404, 409, 422, 502, 503) };
   const changeDescription =
     'Applies as a new revision and restarts a running agent on the same port and channel; answers once it accepts events. If it does not, the previous revision runs again: 422 CONFIG_REVERTED (and an incident). ?dryRun=true only validates and diffs.';
   const modes = [

@@ -5,7 +5,7 @@ import { claimsSchema } from '../auth/roles.js';
 import type { ControlTokenRevocations } from '../auth/revocations.js';
 import { invalidRequest } from '../errors.js';
 import type { Authorize } from '../http/auth.js';
-import { access, errors, ok } from './schemas.js';
+import { access, errors, ok } from '../resources/envelope.js';
 
 /** The longest a control token lives (the token CLI's --ttl limit): a revocation by jti alone lasts this long. */
 export const MAX_CONTROL_TOKEN_DAYS = 365;

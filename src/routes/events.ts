@@ -2,14 +2,17 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { AgentService } from '../agents/agent-service.js';
-import { programName, tableParamsSchema } from '../agents/names.js';
+import { programName, tableParamsSchema } from '../resources/table.js';
 import type { Authorize } from '../http/auth.js';
-import type { FleetModel, StateChange } from '../fleet/fleet-model.js';
-import { incidentFor, type Incident, type IncidentService } from '../incidents/incident-service.js';
+import type { FleetModel } from '../fleet/fleet-model.js';
+import type { StateChange } from '../resources/agent-status.js';
+import { incidentFor, type IncidentService } from '../incidents/incident-service.js';
+import type { Incident } from '../resources/incident.js';
 import { roleAllows, type Principal } from '../auth/roles.js';
 import { operationVisible, type OperationProgress, type OperationService } from '../operations/operation-service.js';
 import type { EventStreams } from '../http/sse.js';
-import { access, errors, incidentSchema, ok } from './schemas.js';
+import { access, errors, ok } from '../resources/envelope.js';
+import { incidentSchema } from '../resources/incident.js';
 
 /** Incident history per agent, and the live stream of incidents and state changes (SSE). */
 export async function eventRoutes(
@@ -33,7 +36,7 @@ export async function eventRoutes(
     },
     handler: async (req) => {
       await opts.agents.status(req.params); // 404 for a table without an agent
-      const incidents = (await opts.incidents.history(programName(req.params))).map(shown(req.principal));
+      const incidents = (await opts.incidents.stored.history(programName(req.params))).map(shown(req.principal));
       return { code: 0 as const, message: `${incidents.length} incident(s), newest first`, incidents };
     },
   });
@@ -50,7 +53,7 @@ export async function eventRoutes(
     handler: async (req) => {
       const dbs = req.principal?.dbs;
       const programs = opts.agents.list().filter((a) => !dbs || dbs.includes(a.db)).map((a) => a.program);
-      const incidents = (await opts.incidents.recent(programs, req.query.limit)).map(shown(req.principal));
+      const incidents = (await opts.incidents.stored.recent(programs, req.query.limit)).map(shown(req.principal));
       return { code: 0 as const, message: `${incidents.length} incident(s), newest first`, incidents };
     },
   });

@@ -2,12 +2,13 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { AgentService } from '../agents/agent-service.js';
-import { programName, tableParamsSchema } from '../agents/names.js';
+import { programName, tableParamsSchema } from '../resources/table.js';
 import { agentNotFound } from '../errors.js';
 import { HISTORY_INTERVAL_MS, type FleetModel } from '../fleet/fleet-model.js';
+import { HEALTHS } from '../resources/agent-status.js';
 import type { Authorize } from '../http/auth.js';
 import type { IncidentService } from '../incidents/incident-service.js';
-import { access, errors, ok } from './schemas.js';
+import { access, errors, ok } from '../resources/envelope.js';
 
 const pointSchema = z.object({
   at: z.string(),
@@ -47,12 +48,12 @@ export async function fleetRoutes(
       const dbs = req.principal?.dbs;
       const list = opts.agents.list().filter((a) => !dbs || dbs.includes(a.db));
       const byState: Record<string, number> = {};
-      const byHealth: Record<string, number> = { healthy: 0, starting: 0, degraded: 0, down: 0, stopped: 0 };
+      const byHealth: Record<string, number> = Object.fromEntries(HEALTHS.map((h) => [h, 0]));
       for (const a of list) {
         byState[a.state] = (byState[a.state] ?? 0) + 1;
         byHealth[a.health] = (byHealth[a.health] ?? 0) + 1;
       }
-      const unacknowledgedIncidents = await opts.incidents.unacknowledged(list.map((a) => a.program));
+      const unacknowledgedIncidents = await opts.incidents.stored.unacknowledged(list.map((a) => a.program));
       const problems = byHealth.degraded! + byHealth.down!;
       return {
         code: 0 as const,

@@ -4,7 +4,7 @@ import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { ErrorCodes } from '../errors.js';
 import type { SupervisorDriver } from '../supervisor/driver.js';
-import { access, ok } from './schemas.js';
+import { access, ok } from '../resources/envelope.js';
 
 const checks = z.object({ redis: z.string(), supervisord: z.string(), reconciled: z.string() }).describe('"ok" or what is wrong');
 

@@ -2,12 +2,12 @@ import { stat } from 'node:fs/promises';
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { logSince, logTail, shownLogLine, type AgentStore } from '../agents/agent-store.js';
+import { logSince, logTail, shownLogLine, type AgentStore } from '../store/agent-store.js';
 import type { AgentService } from '../agents/agent-service.js';
-import { programName, tableParamsSchema } from '../agents/names.js';
+import { programName, tableParamsSchema } from '../resources/table.js';
 import type { Authorize } from '../http/auth.js';
 import type { EventStreams } from '../http/sse.js';
-import { access, errors, ok } from './schemas.js';
+import { access, errors, ok } from '../resources/envelope.js';
 
 const querySchema = z.strictObject({
   lines: z.coerce.number().int().min(1).max(1000).default(100).describe('how many of the last lines (at most 1000)'),

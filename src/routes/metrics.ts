@@ -2,11 +2,10 @@ import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { AgentService } from '../agents/agent-service.js';
-import type { AgentStatus } from '../fleet/fleet-model.js';
+import { HEALTHS, type AgentStatus } from '../resources/agent-status.js';
 import type { IncidentService } from '../incidents/incident-service.js';
-import { access } from './schemas.js';
+import { access } from '../resources/envelope.js';
 
-const HEALTHS = ['healthy', 'starting', 'degraded', 'down', 'stopped'] as const;
 const AGENT_LABELS = ['db', 'table', 'program'] as const;
 
 /**

@@ -1,44 +1,11 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { NAME_PATTERN } from '../agents/names.js';
 import { forbidden, operationNotFound } from '../errors.js';
 import type { Authorize } from '../http/auth.js';
-import { BULK_OPS, operationVisible, type Operation, type OperationService } from '../operations/operation-service.js';
-import { PROCESS_STATES } from '../supervisor/driver.js';
-import { access, errors, ok } from './schemas.js';
-
-const name = NAME_PATTERN.source.slice(1, -1);
-const selectorSchema = z.strictObject({
-  db: z.string().regex(NAME_PATTERN, 'db must be a valid db name').optional(),
-  tables: z.array(z.string().regex(new RegExp(`^${name}\\.${name}$`), 'each table is "db.table"')).min(1).max(1000).optional(),
-  health: z.array(z.enum(['healthy', 'starting', 'degraded', 'down', 'stopped'])).min(1).optional(),
-  state: z.array(z.enum([...Object.values(PROCESS_STATES), 'NOT_LOADED'])).min(1).optional(),
-  all: z.literal(true).optional().describe('every agent the token may see; must be said explicitly'),
-  concurrency: z.number().int().min(1).max(64).default(8).describe('tables handled at once'),
-});
-const resultSchema = z.object({
-  db: z.string(),
-  table: z.string(),
-  program: z.string(),
-  outcome: z.enum(['pending', 'applied', 'failed', 'skipped']),
-  code: z.string().nullable().describe("a failure's error name (BUSY, AGENT_START_FAILED, ...)"),
-  message: z.string(),
-});
-const operationSchema = z.object({
-  id: z.string(),
-  op: z.enum(BULK_OPS),
-  by: z.string(),
-  selector: selectorSchema.omit({ concurrency: true }),
-  concurrency: z.number(),
-  state: z.enum(['running', 'done']),
-  createdAt: z.string(),
-  finishedAt: z.string().nullable(),
-  total: z.number(),
-  counts: z.object({ applied: z.number(), failed: z.number(), skipped: z.number(), pending: z.number() }),
-  results: z.array(resultSchema),
-  dbs: z.array(z.string()).nullable().describe('the dbs it can act on; null: every db. A token limited to some dbs sees only operations within them'),
-});
+import { operationVisible, type OperationService } from '../operations/operation-service.js';
+import { BULK_OPS, operationSchema, selectorBodySchema, type Operation } from '../resources/operation.js';
+import { access, errors, ok } from '../resources/envelope.js';
 
 /** Bulk operations and their progress. */
 export async function operationRoutes(fastify: FastifyInstance, opts: { operations: OperationService; authorize: Authorize }): Promise<void> {
@@ -53,7 +20,7 @@ export async function operationRoutes(fastify: FastifyInstance, opts: { operatio
         tags,
         summary: `${op} every agent the selector picks (db, tables, health, state, or all), concurrency at a time; answers 202 with the operation to follow`,
         ...access('operate'),
-        body: selectorSchema,
+        body: selectorBodySchema,
         response: { 202: ok({ operation: operationSchema }), ...errors(400, 401, 403, 503) },
       },
       handler: async (req, reply) => {

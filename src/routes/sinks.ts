@@ -2,10 +2,10 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { sinkCatalog } from '../agents/sink-catalog.js';
-import { SINK_TYPES } from '../agents/sinks.js';
+import { SINK_TYPES } from '../resources/agent-spec.js';
 import type { Config } from '../config.js';
 import type { Authorize } from '../http/auth.js';
-import { access, errors, ok } from './schemas.js';
+import { access, errors, ok } from '../resources/envelope.js';
 
 const sinkInfoSchema = z.object({
   name: z.enum(SINK_TYPES),

@@ -5,7 +5,8 @@ import { scopeAllowed } from '../auth/roles.js';
 import { forbidden } from '../errors.js';
 import type { Authorize } from '../http/auth.js';
 import { tokenRequestSchema, type TokenService } from '../tokens/token-service.js';
-import { access, errors, ok, tokenListingSchema, tokenSetSchema } from './schemas.js';
+import { access, errors, ok } from '../resources/envelope.js';
+import { tokenListingSchema, tokenSetSchema } from '../resources/token.js';
 
 const usernameParamSchema = z.object({
   username: z.string().regex(/^[A-Za-z0-9_.@-]{1,64}$/, 'username: 1-64 of letters, digits, _ . @ -'),

@@ -1,5 +1,6 @@
 import pLimit from 'p-limit';
 import { AppError, ErrorCodes } from '../errors.js';
+import type { AgentState } from '../resources/agent-status.js';
 
 /** supervisord's process states (supervisor/states.py), a closed set. */
 export const PROCESS_STATES = {
@@ -13,6 +14,10 @@ export const PROCESS_STATES = {
   1000: 'UNKNOWN',
 } as const;
 export type ProcessState = (typeof PROCESS_STATES)[keyof typeof PROCESS_STATES];
+// The states an agent's status names are these and NOT_LOADED (resources/agent-status.ts): kept equal.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : never) : never;
+const sameStates: Same<ProcessState | 'NOT_LOADED', AgentState> = true;
+void sameStates;
 export const RUNNING_STATES: readonly ProcessState[] = ['STARTING', 'RUNNING', 'BACKOFF'];
 
 /** supervisord's XML-RPC fault codes (supervisor/xmlrpc.py Faults) that the driver reports. */

@@ -4,49 +4,13 @@ import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import { NAME_PATTERN } from '../agents/names.js';
+import type { TokenListing, TokenRequest, TokenSetResult } from '../resources/token.js';
 import { AppError, ErrorCodes, forbidden, tokenUserNotFound } from '../errors.js';
-import { writeAtomic } from '../files.js';
+import { writeAtomic } from '../store/files.js';
 import { redisCall } from '../redis/client.js';
 import type { Keys } from '../redis/keys.js';
 
-const name = NAME_PATTERN.source.slice(1, -1);
-const scopeEntry = new RegExp(`^${name}(\\.${name})?$`);
-
-/** POST /v1/api/token: the original's {username, token} plus expiry and scope. */
-export const tokenRequestSchema = z
-  .object({
-    username: z.string().regex(/^[A-Za-z0-9_.@-]{1,64}$/, 'username: 1-64 of letters, digits, _ . @ -'),
-    token: z
-      .string()
-      .min(32, 'token: at least 32 characters (or leave it out and a 43-character one is generated)')
-      .max(256)
-      .regex(/^[\x21-\x7e]+$/, 'token: printable ASCII without spaces')
-      .optional(),
-    ttlSeconds: z.number().int().min(1).max(10 * 365 * 86400).optional(),
-    scope: z.array(z.string().regex(scopeEntry, 'scope entries are "db" or "db.table"')).min(1).max(100).optional(),
-  })
-  .strict();
-export type TokenRequest = z.infer<typeof tokenRequestSchema>;
-
-export interface TokenSetResult {
-  username: string;
-  /** Only when the server generated it: shown this once, never stored. */
-  token?: string;
-  scope: string[] | '*';
-  expiresAt: string | null;
-  /** The token it replaced stays valid until then (null: there was none). */
-  previousValidUntil: string | null;
-}
-
-export interface TokenListing {
-  username: string;
-  scope: string[] | '*';
-  createdAt: string | null;
-  expiresAt: string | null;
-  lastUsedAt: string | null;
-  previousValidUntil: string | null;
-}
+export { tokenRequestSchema, type TokenListing, type TokenRequest, type TokenSetResult } from '../resources/token.js';
 
 /**
  * What Redis and var/tokens/ hold instead of a token: HMAC-SHA1, keyed with the server's token
@@ -187,6 +151,13 @@ export class TokenService {
    * Redis: after a Redis that keeps nothing restarted, senders' tokens work again.
    * Idempotent. Returns the usernames restored.
    */
+  readonly part = 'tokens';
+
+  /** Restorable: the tokens on disk back into Redis (every restore, lost or not). */
+  restore(): Promise<string[]> {
+    return this.restoreFromDisk();
+  }
+
   async restoreFromDisk(): Promise<string[]> {
     await this.migrate();
     const restored: string[] = [];

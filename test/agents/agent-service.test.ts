@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { agentPaths } from '../../src/agents/paths.js';
+import { agentPaths } from '../../src/store/paths.js';
 import { startHarness, type Harness } from '../helpers/harness.js';
 import { javaProcessesMentioning } from '../helpers/flume.js';
 import { until } from '../helpers/wait.js';

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { agentPaths } from '../../src/agents/paths.js';
+import { agentPaths } from '../../src/store/paths.js';
 import { TestGateway, ingest } from '../helpers/gateway.js';
 import { waitForLines } from '../helpers/flume.js';
 import { startHarness, type Harness } from '../helpers/harness.js';

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { agentPaths } from '../../src/agents/paths.js';
+import { agentPaths } from '../../src/store/paths.js';
 import { startHarness, type Harness } from '../helpers/harness.js';
 import { portRange } from '../helpers/ports.js';
 import { stopChild } from '../helpers/process.js';

@@ -4,7 +4,7 @@ import { TestGateway, ingest } from '../helpers/gateway.js';
 import { TestRedisServer } from '../helpers/redis-server.js';
 import { portRange } from '../helpers/ports.js';
 import { freePort, until } from '../helpers/wait.js';
-import { agentPaths } from '../../src/agents/paths.js';
+import { agentPaths } from '../../src/store/paths.js';
 import { waitForLines } from '../helpers/flume.js';
 
 // A Redis that keeps nothing on disk, restarted: the service must notice and heal by itself.

@@ -5,7 +5,7 @@ import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { agentPaths } from '../../src/agents/paths.js';
+import { agentPaths } from '../../src/store/paths.js';
 import { PROJECT_ROOT, loadConfig, type Config } from '../../src/config.js';
 import { makeKeys } from '../../src/redis/keys.js';
 import { XmlRpcSupervisorDriver } from '../../src/supervisor/xmlrpc-driver.js';

@@ -1,8 +1,8 @@
 import { statfsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Incident } from '../../src/incidents/incident-service.js';
+import type { Incident } from '../../src/resources/incident.js';
 import { readFileSync } from 'node:fs';
-import { agentPaths } from '../../src/agents/paths.js';
+import { agentPaths } from '../../src/store/paths.js';
 import { postEvents } from '../helpers/flume.js';
 import { startHarness, type Harness } from '../helpers/harness.js';
 import { portRange } from '../helpers/ports.js';

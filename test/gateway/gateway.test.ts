@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { agentPaths } from '../../src/agents/paths.js';
+import { agentPaths } from '../../src/store/paths.js';
 import { loadConfig } from '../../src/config.js';
 import { startHarness, type Harness } from '../helpers/harness.js';
 import { TestGateway, ingest } from '../helpers/gateway.js';

@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { agentPaths } from '../../src/agents/paths.js';
+import { agentPaths } from '../../src/store/paths.js';
 import { sinkLines } from '../helpers/flume.js';
 import { TestGateway, ingest, setRoute } from '../helpers/gateway.js';
 import { startHarness, type Harness } from '../helpers/harness.js';

@@ -8,7 +8,7 @@ import type { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { buildApp } from '../../src/app.js';
 import type { AgentService } from '../../src/agents/agent-service.js';
-import type { Reconciler } from '../../src/agents/reconciler.js';
+import type { Reconciler } from '../../src/recovery/reconciler.js';
 import type { FleetModel } from '../../src/fleet/fleet-model.js';
 import type { IncidentService } from '../../src/incidents/incident-service.js';
 import { loadConfig, type Config } from '../../src/config.js';

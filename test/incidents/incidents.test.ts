@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto';
 import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Incident } from '../../src/incidents/incident-service.js';
+import type { Incident } from '../../src/resources/incident.js';
 import { pino } from 'pino';
 import { buildApp } from '../../src/app.js';
 import { dropPrefix, startHarness, type Harness } from '../helpers/harness.js';

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { agentPaths } from '../../src/agents/paths.js';
+import { agentPaths } from '../../src/store/paths.js';
 import { TestGateway, ingest } from '../helpers/gateway.js';
 import { startHarness, type Harness } from '../helpers/harness.js';
 import { TestHdfs } from '../helpers/hdfs.js';

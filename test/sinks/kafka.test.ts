@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { agentPaths } from '../../src/agents/paths.js';
+import { agentPaths } from '../../src/store/paths.js';
 import { postEvents, routePort } from '../helpers/flume.js';
 import { TestGateway, ingest } from '../helpers/gateway.js';
 import { startHarness, type Harness } from '../helpers/harness.js';

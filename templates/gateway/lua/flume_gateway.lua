@@ -4,7 +4,7 @@
 --
 -- Redis schema (src/redis/keys.ts): <p>token:<hash> HASH user scope exp graceUntil lastUsed, where
 -- hash = hex(HMAC-SHA1(token hash key, hex(SHA-1(token)))) (src/tokens/token-service.ts);
--- <p>route:<db>:<table> "host:port tx=<transactionCapacity>" | "paused" (src/agents/route-table.ts);
+-- <p>route:<db>:<table> "host:port tx=<transactionCapacity>" | "paused" (ROUTE below, generated);
 -- <p>tables SET "<db>:<table>"; <p>epoch STRING (present once the service has filled Redis from
 -- disk; absent right after Redis lost its data); <p>invalidate PUBSUB.
 
@@ -13,6 +13,8 @@ if not ok_redis then redis = require "nginx.redis" end
 local cjson = require "cjson.safe"
 -- The error catalogue, generated from src/errors.ts into var/gateway/lua/ at set-up.
 local ERRORS = require "flume_errors"
+-- The route value's format, generated from src/agents/route-table.ts (ROUTE_VALUE).
+local ROUTE = require "flume_routes"
 -- NaN, Infinity and hexadecimal numbers are not JSON: refused when read (they could not be
 -- written back for the agent either).
 cjson.decode_invalid_numbers(false)
@@ -325,14 +327,14 @@ function M.access(db, tbl)
     end
     return reply("TABLE_NOT_FOUND", "no agent for " .. db .. "." .. tbl)
   end
-  if route == "paused" then
+  if route == ROUTE.paused then
     return reply("AGENT_PAUSED", "intake for " .. db .. "." .. tbl .. " is paused by an operator; retry later")
   end
   if route == "down" then
     return reply("AGENT_DOWN", "the agent for " .. db .. "." .. tbl .. " is not running")
   end
-  local host, port, rest = route:match("^([^:]+):(%d+)(.*)$")
-  local cap = rest and rest:match("^ tx=(%d+)$")
+  local host, port, rest = route:match(ROUTE.address)
+  local cap = rest and rest:match(ROUTE.capacity)
   if not host or (rest ~= "" and not cap) then
     return reply("AGENT_DOWN", "the route of " .. db .. "." .. tbl .. " is unreadable")
   end

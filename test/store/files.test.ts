@@ -2,7 +2,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { writeAtomic } from '../src/files.js';
+import { writeAtomic } from '../../src/store/files.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'files-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -1,6 +1,13 @@
-import { heapSize } from '../config.js';
-import { jvmOption } from './jvm-options.js';
 import { z } from 'zod';
+import { heapSize } from '../config.js';
+import { AppError, configRejected, invalidRequest } from '../errors.js';
+import { jvmOption, jvmSetProblems } from './jvm-options.js';
+import type { TableRef } from './table.js';
+
+/**
+ * An agent's spec: what the operator asks for (sink, its options, the channel, the JVM), as the
+ * create body and PUT/PATCH .../config take it, and as services/<program>/agent.json stores it.
+ */
 
 // A value that goes into a Java properties file as it is: no control characters (a newline
 // would inject config lines), no backslash (an escape), no surrounding spaces, and no "$":
@@ -112,12 +119,79 @@ export const createBodySchema = z.preprocess(
 );
 export type CreateBody = z.input<typeof createBodySchema>;
 
-/** What an agent was created with: stored in services/<program>/agent.json. */
-export interface AgentSpec {
-  sink: SinkType;
-  options: Record<string, string | number>;
-  channel: ChannelOptions;
-  /** No events for this long raises an "idle" incident; unset: never. */
-  idleMinutes?: number;
-  jvm?: { heap?: string; options?: string[] };
+/** What an agent was created with (complete and checked): stored in services/<program>/agent.json. */
+export const agentSpecSchema = z.object({
+  sink: z.enum(SINK_TYPES),
+  options: z.record(z.string(), z.union([z.string(), z.number()])),
+  channel: z.object({ capacity: z.number(), transactionCapacity: z.number(), minimumRequiredSpace: z.number() }),
+  idleMinutes: z.number().optional().describe('no events for this long raises an "idle" incident; unset: never'),
+  jvm: z.object({ heap: z.string().optional(), options: z.array(z.string()).optional() }).optional(),
+});
+export type AgentSpec = z.infer<typeof agentSpecSchema>;
+
+/** One field's problem, as dry-runs and 400/422 answers list them (details.fields). */
+export const fieldIssueSchema = z.object({ field: z.string(), message: z.string() });
+export type FieldIssue = z.infer<typeof fieldIssueSchema>;
+
+function zodIssues(err: z.ZodError): FieldIssue[] {
+  return err.issues.map((i) => {
+    const field = i.path.join('.') || 'body';
+    return { field, message: i.code === 'unrecognized_keys' ? `unknown ${i.path.length ? 'option' : 'field'}(s) ${i.keys.join(', ')}` : i.message };
+  });
+}
+
+const joined = (issues: FieldIssue[]) => issues.map((i) => (i.field === 'body' ? i.message : `${i.field}: ${i.message}`)).join('; ');
+
+export type SpecCheck = { ok: true; spec: AgentSpec } | { ok: false; status: 400 | 422; fields: FieldIssue[] };
+
+/** What a table's jvm is checked against: the heap it gets when it names none, and the ceiling. */
+export interface JvmLimits {
+  defaultHeap: string;
+  maxHeap: string;
+}
+
+/**
+ * Turns a create body into a complete, checked AgentSpec, or says what is wrong with each
+ * field: 400 for an unknown sink, option or bad value; 422 for a combination Flume would accept
+ * and then silently mangle (a sink dropped at start-up, a channel that cannot hold a single
+ * transaction).
+ */
+export function checkSpec(body: unknown, table: TableRef, limits: JvmLimits): SpecCheck {
+  const parsed = createBodySchema.safeParse(body === undefined ? {} : body);
+  if (!parsed.success) return { ok: false, status: 400, fields: zodIssues(parsed.error) };
+  const { sink, channel, idleMinutes, jvm } = parsed.data;
+  const jvmProblems = jvmSetProblems(jvm, limits);
+  if (jvmProblems.length) return { ok: false, status: 400, fields: jvmProblems };
+  const options = Object.fromEntries(
+    Object.entries(parsed.data.options).map(([k, v]) => [
+      k,
+      typeof v === 'string' ? v.replaceAll('{{db}}', table.db).replaceAll('{{table}}', table.table) : v,
+    ]),
+  ) as Record<string, string | number>;
+  const fields: FieldIssue[] = [];
+  const batch = Number(options.batchSize ?? 1);
+  if (batch > channel.transactionCapacity) {
+    fields.push({
+      field: 'options.batchSize',
+      message: `${batch} exceeds channel.transactionCapacity (${channel.transactionCapacity}): Flume would drop the sink at start-up and keep running`,
+    });
+  }
+  if (channel.transactionCapacity > channel.capacity) {
+    fields.push({ field: 'channel.transactionCapacity', message: `${channel.transactionCapacity} exceeds channel.capacity (${channel.capacity})` });
+  }
+  if (fields.length) return { ok: false, status: 422, fields };
+  return { ok: true, spec: { sink, options, channel, ...(idleMinutes === undefined ? {} : { idleMinutes }), ...(jvm === undefined ? {} : { jvm }) } };
+}
+
+/** A failed check as an error: 400 INVALID_REQUEST or 422 CONFIG_REJECTED, each field in details.fields. */
+export function specError(c: { status: 400 | 422; fields: FieldIssue[] }): AppError {
+  const err = c.status === 400 ? invalidRequest(joined(c.fields)) : configRejected(joined(c.fields));
+  return new AppError(err.code, err.error, err.statusCode, err.message, { fields: c.fields });
+}
+
+/** checkSpec that throws specError. */
+export function resolveSpec(body: unknown, table: TableRef, limits: JvmLimits): AgentSpec {
+  const c = checkSpec(body, table, limits);
+  if (c.ok) return c.spec;
+  throw specError(c);
 }

@@ -9,28 +9,28 @@ import { periodic, type Periodic } from '../periodic.js';
 import { redisCall } from '../redis/client.js';
 import type { Keys } from '../redis/keys.js';
 import type { SupervisorDriver } from '../supervisor/driver.js';
-import type { TokenService } from '../tokens/token-service.js';
-import type { AgentMeta, AgentStore } from './agent-store.js';
-import type { AgentService } from './agent-service.js';
-import { parseProgramName, programName } from './names.js';
-import type { PortAllocator } from './port-allocator.js';
-import { RouteTable } from './route-table.js';
-import type { TableLock } from './table-lock.js';
+import type { AgentMeta, AgentStore } from '../store/agent-store.js';
+import type { AgentService } from '../agents/agent-service.js';
+import { parseProgramName, programName } from '../resources/table.js';
+import type { ReconcileReport, RestoreReport } from '../resources/restore.js';
+import type { PortAllocator } from '../agents/port-allocator.js';
+import { RouteTable } from '../agents/route-table.js';
+import type { TableLock } from '../agents/table-lock.js';
 
-export interface ReconcileReport {
-  agents: number;
-  removedPrograms: string[];
-  removedHalfCreated: string[];
-  releasedPorts: number[];
-  removedRoutes: string[];
-  conflicts: string[];
-  routesChanged: string[];
-  /** Tables left alone because an operation held them; they are retried on the next check. */
-  skippedBusy: string[];
-}
+export type { ReconcileReport, RestoreReport } from '../resources/restore.js';
 
-export interface RestoreReport extends ReconcileReport {
-  tokensRestored: string[];
+/**
+ * A copy in Redis of something the disk keeps (ingestion tokens, the audit trail, revoked
+ * control tokens): every one is restored the same way, by `restore()`.
+ */
+export interface Restorable {
+  /** What it is, as the restore report and logs name it. */
+  readonly part: string;
+  /**
+   * Copies what the disk holds back into Redis; `lost`: Redis lost its data (no marker).
+   * Idempotent. Returns the names of what it put back.
+   */
+  restore(lost: boolean): Promise<string[]>;
 }
 
 /** How often the service checks whether Redis lost its data, and retries busy tables. */
@@ -58,8 +58,6 @@ export class Reconciler {
   private readonly onReady = () => void this.jobs[0]?.runNow();
   /** Times the service restored Redis by itself after noticing it had lost its data. */
   heals = 0;
-  /** More copies to refill from disk when Redis lost its data (the audit stream). */
-  readonly refills: Array<() => Promise<unknown>> = [];
 
   constructor(
     private readonly redis: Redis,
@@ -71,7 +69,8 @@ export class Reconciler {
     private readonly ports: PortAllocator,
     private readonly fleet: FleetModel,
     private readonly agents: AgentService,
-    private readonly tokens: TokenService,
+    /** Restored before the agents' own keys, in this order. */
+    private readonly parts: Restorable[],
     private readonly log: Logger,
   ) {}
 
@@ -94,11 +93,11 @@ export class Reconciler {
   /** Everything back from disk, then the marker that says Redis holds it. */
   async restore(): Promise<RestoreReport> {
     const lost = (await redisCall(() => this.redis.exists(this.keys.epoch()))) === 0;
-    const tokensRestored = await this.tokens.restoreFromDisk();
-    if (lost) await Promise.all(this.refills.map((refill) => refill()));
+    const restored = new Map<string, string[]>();
+    for (const p of this.parts) restored.set(p.part, await p.restore(lost));
     const report = await this.reconcile();
     await redisCall(() => this.redis.set(this.keys.epoch(), randomUUID(), 'NX'));
-    return { ...report, tokensRestored };
+    return { ...report, tokensRestored: restored.get('tokens') ?? [] };
   }
 
   /** Restores if Redis lost its data (no marker); retries tables a restore found busy. */

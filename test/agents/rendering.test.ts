@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { agentPaths } from '../../src/agents/paths.js';
-import { renderAgentConfig, renderProgram, resolveSpec } from '../../src/agents/render.js';
+import { agentPaths } from '../../src/store/paths.js';
+import { renderAgentConfig } from '../../src/agents/flume-config.js';
+import { renderProgram } from '../../src/agents/launch.js';
+import { resolveSpec } from '../../src/resources/agent-spec.js';
 import { AppError } from '../../src/errors.js';
 
 const ref = { db: 'shop', table: 'orders' };
@@ -16,6 +18,7 @@ function rejects(body: unknown): AppError {
   throw new Error('expected a rejection');
 }
 
+// The agent's files: flume.conf (agents/flume-config), its program (agents/launch), from a checked spec (resources/agent-spec).
 describe('agent templates', () => {
   it('defaults to a file_roll agent bound to 127.0.0.1 with per-table channel directories', () => {
     const spec = resolveSpec(undefined, ref, limits);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { XX_FLAGS, jvmOptionProblem, jvmSetProblems, sizeBytes } from '../../src/agents/jvm-options.js';
+import { XX_FLAGS, jvmOptionProblem, jvmSetProblems, sizeBytes } from '../../src/resources/jvm-options.js';
 
 describe('JVM options by name', () => {
   it('accepts every named flag within its bounds, and the defaults the service itself uses', () => {

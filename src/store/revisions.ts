@@ -1,43 +1,14 @@
 import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { revisionOf, type AgentMeta } from './agent-store.js';
-import { writeAtomic } from '../files.js';
-import type { AgentSpec } from './sinks.js';
-
-export interface RevisionPair {
-  /** The revision the operator wants: its spec is what GET .../config shows. */
-  desired: number;
-  /** The revision the running agent started with; null while it is not running. */
-  running: number | null;
-}
+import { writeAtomic } from './files.js';
+import type { RevisionPair } from '../resources/agent-status.js';
+import type { Revision } from '../resources/revision.js';
 
 export const revisionPair = (meta: AgentMeta, up: boolean): RevisionPair => ({
   desired: revisionOf(meta),
   running: up ? (meta.runningRevision ?? revisionOf(meta)) : null,
 });
-
-/**
- * What became of a revision:
- * - applied: the agent ran it and accepted events (or it is the creation spec);
- * - stored: written while the agent was stopped; it runs at the next start;
- * - reverted: the agent did not accept events with it; the previous revision runs again;
- * - superseded is not kept: the newest applied or stored revision is the desired one.
- */
-export type RevisionOutcome = 'applied' | 'stored' | 'reverted';
-
-export interface Revision {
-  revision: number;
-  spec: AgentSpec;
-  createdAt: string;
-  /** The control token's subject that made it ('service' for the creation of an older agent). */
-  by: string;
-  reason: 'create' | 'put' | 'patch' | 'rollback';
-  /** For a rollback: the revision whose spec it copied. */
-  from: number | null;
-  outcome: RevisionOutcome;
-  /** Why it was reverted (the start failure), else null. */
-  error: string | null;
-}
 
 const FILE = /^(\d{6,})\.json$/;
 const fileName = (n: number) => `${String(n).padStart(6, '0')}.json`;

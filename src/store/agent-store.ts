@@ -3,14 +3,10 @@ import { chmod, open, readFile, readdir, rename, rm, stat } from 'node:fs/promis
 import { join } from 'node:path';
 import { parse as parseIni } from 'ini';
 import type { Config } from '../config.js';
-import { writeAtomic } from '../files.js';
-import { parseProgramName, type TableRef } from './names.js';
+import { writeAtomic } from './files.js';
+import { parseProgramName, type TableRef } from '../resources/table.js';
 import { agentPaths, type AgentPaths } from './paths.js';
-import { FLUME_MAIN_CLASS, LAUNCHER, renderProgram } from './render.js';
-import type { AgentSpec } from './sinks.js';
-import { jvmOptionProblem, sizeBytes } from './jvm-options.js';
-
-const heapWithin = (heap: string, max: string) => ((sizeBytes(heap) ?? 0) > (sizeBytes(max) ?? 0) ? max : heap);
+import type { AgentSpec } from '../resources/agent-spec.js';
 
 /** services/<program>/agent.json: what the agent was created with. */
 export interface AgentMeta extends TableRef {
@@ -154,43 +150,9 @@ export class AgentStore {
     return `${m?.mtimeMs ?? 0}:${c?.mtimeMs ?? 0}`;
   }
 
-  /** Writes the supervisord program; `autostart` records the desired state. */
-  async writeProgram(meta: AgentMeta, autostart: boolean): Promise<void> {
-    const paths = this.paths(meta.program);
-    // Flume's jars first: the class-data archive was built with exactly that prefix.
-    const classpath = [
-      join(this.cfg.FLUME_LIB_DIR, '*'),
-      meta.spec.sink === 'hdfs' ? join(this.cfg.FLUME_HDFS_LIB_DIR, '*') : '',
-      paths.serviceDir,
-      this.cfg.FLUME_EXTRA_CLASSPATH,
-    ]
-      .filter(Boolean)
-      .join(':');
-    const text = renderProgram(
-      meta,
-      {
-        program: meta.program,
-        javaBin: this.cfg.JAVA_BIN,
-        // A table's heap stored before the ceiling existed is held to it.
-        heap: meta.spec.jvm?.heap ? heapWithin(meta.spec.jvm.heap, this.cfg.AGENT_MAX_HEAP) : this.cfg.AGENT_HEAP,
-        jvmOptions: [
-          // -Xshare:auto: an archive that does not match (another JDK, new jars) is ignored, not fatal.
-          // ArchiveRelocationMode=0: mapped where it was dumped, its pages stay clean and shared by
-          // every agent (Debian's JDK 17 relocates by default, which writes to every page).
-          // First, so that a table's own options can say otherwise.
-          ...(this.cfg.AGENT_CDS_ARCHIVE && existsSync(this.cfg.AGENT_CDS_ARCHIVE)
-            ? [`-XX:SharedArchiveFile=${this.cfg.AGENT_CDS_ARCHIVE}`, '-Xshare:auto', '-XX:+UnlockDiagnosticVMOptions', '-XX:ArchiveRelocationMode=0']
-            : []),
-          // A spec stored before the allow-list (an upgrade) keeps only the options on it.
-          ...(meta.spec.jvm?.options?.filter((o) => jvmOptionProblem(o) === null) ?? this.cfg.AGENT_JVM_OPTIONS),
-        ],
-        classpath,
-        autostart,
-        metricsPort: meta.metricsPort,
-        mainClass: this.cfg.AGENT_LAUNCHER === 'flume-service' && existsSync(join(this.cfg.FLUME_LIB_DIR, LAUNCHER.jar)) ? LAUNCHER.mainClass : FLUME_MAIN_CLASS,
-      },
-      paths,
-    );
+  /** Writes the supervisord program (its text comes from agents/launch.ts). */
+  async writeProgram(program: string, text: string): Promise<void> {
+    const paths = this.paths(program);
     await writeAtomic(paths.programFile, text);
     // Agents created before var/<program>/ was kept private become so at their next write.
     await chmod(paths.varDir, 0o750).catch(() => undefined);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { assessHealth, FILL_DEGRADED_PERCENT, SINK_STALL_SECONDS, STARTUP_GRACE_SECONDS, type HealthInput } from '../../src/agents/health.js';
+import { assessHealth, FILL_DEGRADED_PERCENT, SINK_STALL_SECONDS, STARTUP_GRACE_SECONDS, type HealthInput } from '../../src/fleet/health.js';
 import type { FlumeCounters } from '../../src/flume/client.js';
 import type { ProcessInfo, ProcessState } from '../../src/supervisor/driver.js';
 

@@ -1,0 +1,91 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { FLUME_MAIN_CLASS, LAUNCHER, type Config } from '../config.js';
+import { jvmOptionProblem, sizeBytes } from '../resources/jvm-options.js';
+import type { TableRef } from '../resources/table.js';
+import type { AgentMeta } from '../store/agent-store.js';
+import { agentPaths, type AgentPaths } from '../store/paths.js';
+import { TEMPLATES_DIR, fill, template } from '../templates.js';
+
+/** How an agent's JVM is run: its supervisord program (templates/program.conf). */
+
+export const LOG4J_CONFIG = join(TEMPLATES_DIR, 'log4j2.xml');
+
+export { FLUME_MAIN_CLASS, LAUNCHER } from '../config.js';
+
+export interface ProgramParams {
+  program: string;
+  javaBin: string;
+  heap: string;
+  /** Options between -Xmx and the service's own -D flags (the host's, or a table's from the accepted list). */
+  jvmOptions: string[];
+  classpath: string;
+  autostart: boolean;
+  /** Flume's metrics server (JSON counters); it binds every interface and has no bind option. */
+  metricsPort: number;
+  /** Our launcher (flume/launcher/: the channel started before the source, no 500 ms poll) or Flume's Application. */
+  mainClass: string;
+}
+
+// supervisord interpolates %(name)s in values: a literal % must be doubled.
+const supervisorValue = (v: string | number | boolean) => String(v).replace(/%/g, '%%');
+
+export function renderProgram(table: TableRef, p: ProgramParams, paths: AgentPaths): string {
+  const values = {
+    ...table,
+    program: p.program,
+    java: p.javaBin,
+    heap: p.heap,
+    jvmOptions: p.jvmOptions.map((o) => `"${o}"`).join(' '),
+    log4jConfig: LOG4J_CONFIG,
+    classpath: p.classpath,
+    flumeConf: paths.flumeConf,
+    serviceDir: paths.serviceDir,
+    logFile: paths.logFile,
+    autostart: p.autostart,
+    metricsPort: p.metricsPort,
+    mainClass: p.mainClass,
+  };
+  return fill(template('program.conf'), Object.fromEntries(Object.entries(values).map(([k, v]) => [k, supervisorValue(v)])));
+}
+
+const heapWithin = (heap: string, max: string) => ((sizeBytes(heap) ?? 0) > (sizeBytes(max) ?? 0) ? max : heap);
+
+/** The agent's program text from its metadata and the host's settings; `autostart` records the desired state. */
+export function programFor(cfg: Config, meta: AgentMeta, autostart: boolean): string {
+  const paths = agentPaths(cfg, meta.program);
+  // Flume's jars first: the class-data archive was built with exactly that prefix.
+  const classpath = [
+    join(cfg.FLUME_LIB_DIR, '*'),
+    meta.spec.sink === 'hdfs' ? join(cfg.FLUME_HDFS_LIB_DIR, '*') : '',
+    paths.serviceDir,
+    cfg.FLUME_EXTRA_CLASSPATH,
+  ]
+    .filter(Boolean)
+    .join(':');
+  return renderProgram(
+    meta,
+    {
+      program: meta.program,
+      javaBin: cfg.JAVA_BIN,
+      // A table's heap stored before the ceiling existed is held to it.
+      heap: meta.spec.jvm?.heap ? heapWithin(meta.spec.jvm.heap, cfg.AGENT_MAX_HEAP) : cfg.AGENT_HEAP,
+      jvmOptions: [
+        // -Xshare:auto: an archive that does not match (another JDK, new jars) is ignored, not fatal.
+        // ArchiveRelocationMode=0: mapped where it was dumped, its pages stay clean and shared by
+        // every agent (Debian's JDK 17 relocates by default, which writes to every page).
+        // First, so that a table's own options can say otherwise.
+        ...(cfg.AGENT_CDS_ARCHIVE && existsSync(cfg.AGENT_CDS_ARCHIVE)
+          ? [`-XX:SharedArchiveFile=${cfg.AGENT_CDS_ARCHIVE}`, '-Xshare:auto', '-XX:+UnlockDiagnosticVMOptions', '-XX:ArchiveRelocationMode=0']
+          : []),
+        // A spec stored before the allow-list (an upgrade) keeps only the options on it.
+        ...(meta.spec.jvm?.options?.filter((o) => jvmOptionProblem(o) === null) ?? cfg.AGENT_JVM_OPTIONS),
+      ],
+      classpath,
+      autostart,
+      metricsPort: meta.metricsPort,
+      mainClass: cfg.AGENT_LAUNCHER === 'flume-service' && existsSync(join(cfg.FLUME_LIB_DIR, LAUNCHER.jar)) ? LAUNCHER.mainClass : FLUME_MAIN_CLASS,
+    },
+    paths,
+  );
+}

@@ -1,0 +1,124 @@
+import { z } from 'zod';
+
+/**
+ * An agent's status: what the fleet model observed of it (spec = desired, status = observed).
+ * The schema is the definition; the types are inferred from it, and the routes answer with it.
+ */
+
+/** How an agent is doing, from the operator's side (see docs/operations.md, Health). */
+export const HEALTHS = ['healthy', 'starting', 'degraded', 'down', 'stopped'] as const;
+export const healthSchema = z.enum(HEALTHS);
+export type Health = z.infer<typeof healthSchema>;
+
+/** supervisord's process states (supervisor/states.py), plus NOT_LOADED: the program file exists but supervisord lacks it. */
+export const AGENT_STATES = ['STOPPED', 'STARTING', 'RUNNING', 'BACKOFF', 'STOPPING', 'EXITED', 'FATAL', 'UNKNOWN', 'NOT_LOADED'] as const;
+export const agentStateSchema = z.enum(AGENT_STATES);
+export type AgentState = z.infer<typeof agentStateSchema>;
+
+/** What the operator asked for last: the program's autostart. */
+export const desiredSchema = z.enum(['running', 'stopped']);
+export type Desired = z.infer<typeof desiredSchema>;
+
+/** Flume's counters for one agent (source r1, channel c1, sink k1 of our template). */
+export const flumeCountersSchema = z.object({
+  eventsReceived: z.number(),
+  eventsAccepted: z.number(),
+  eventsDrained: z.number(),
+  channelSize: z.number(),
+  channelCapacity: z.number(),
+  channelFillPercent: z.number(),
+  sinkConnectionFailures: z.number(),
+  sinkWriteFailures: z.number().describe('batches the sink failed to write (EventWriteFail): the Kafka broker or HDFS is away'),
+  channelOpen: z.boolean().describe('false: Flume could not open the file channel and refuses every event'),
+});
+export type FlumeCounters = z.infer<typeof flumeCountersSchema>;
+
+export const countersSchema = flumeCountersSchema.extend({
+  lastEventAt: z.string().nullable(),
+  lastEventAgeSeconds: z.number().nullable(),
+});
+export type AgentMetrics = z.infer<typeof countersSchema>;
+
+export const revisionPairSchema = z.object({
+  desired: z.number().describe('the config revision the operator wants (GET .../config)'),
+  running: z.number().nullable().describe('the revision the running agent started with; null when not running'),
+});
+export type RevisionPair = z.infer<typeof revisionPairSchema>;
+
+/** Where one table stands in the host's start queue: its place among those waiting (1 = next). */
+export const queuePlaceSchema = z.object({
+  position: z.number(),
+  waiting: z.number(),
+  concurrency: z.number().describe('starts the host runs at once (AGENT_START_CONCURRENCY)'),
+});
+export type QueuePlace = z.infer<typeof queuePlaceSchema>;
+
+export const statusSchema = z.object({
+  db: z.string(),
+  table: z.string(),
+  program: z.string(),
+  sink: z.string(),
+  state: agentStateSchema,
+  desired: desiredSchema,
+  pid: z.number().nullable(),
+  uptimeSeconds: z.number().nullable(),
+  startedAt: z.string().nullable().describe('when the running process started (stable across polls, unlike uptimeSeconds)'),
+  accepting: z.boolean().describe("Flume's HTTP source answered when observed"),
+  health: healthSchema,
+  healthReason: z.string(),
+  metrics: countersSchema.nullable().describe("Flume's counters while it runs; null when stopped or its metrics do not answer"),
+  revision: revisionPairSchema,
+  rates: z.object({ inPerSecond: z.number(), outPerSecond: z.number() }).nullable().describe('events per second in and out over the last minute'),
+  resources: z.object({ rssBytes: z.number(), cpuPercent: z.number().nullable() }).nullable().describe("the JVM's resident memory and CPU (% of one core)"),
+  disk: z.object({ usableBytes: z.number(), minimumRequiredBytes: z.number() }).nullable().describe('usable space where the channel lives; Flume refuses events below minimumRequiredBytes'),
+  paused: z.boolean().describe('intake paused: the gateway answers 503 AGENT_PAUSED, the agent drains its channel'),
+  drained: z.boolean().nullable().describe('the channel is empty (null: not known, the agent is not running)'),
+  description: z.string(),
+  observedAt: z.string().describe('when the fleet model observed this (every FLEET_REFRESH_MS); ?fresh=true observes it now'),
+  queue: queuePlaceSchema
+    .nullable()
+    .describe("waiting for the host's start queue (at most AGENT_START_CONCURRENCY JVM starts at a time): its place; null when not waiting"),
+});
+export type AgentStatus = z.infer<typeof statusSchema>;
+
+/**
+ * The fields that move all the time (ages, rates, memory, CPU, free disk, the queue's place):
+ * left out of the fleet's version (so an unchanged fleet keeps its ETags) and of the listing.
+ */
+export const VOLATILE_FIELDS = ['uptimeSeconds', 'description', 'observedAt', 'rates', 'resources', 'disk', 'queue'] as const;
+const omitted = <K extends string>(keys: readonly K[]) => Object.fromEntries(keys.map((k) => [k, true])) as { [P in K]: true };
+
+/** One agent in the listing: the volatile fields and the event age left out (status and history have them). */
+export const listedSchema = statusSchema
+  .omit(omitted(VOLATILE_FIELDS.filter((f) => f !== 'queue')))
+  .extend({ metrics: countersSchema.omit({ lastEventAgeSeconds: true }).nullable() });
+export type ListedAgent = z.infer<typeof listedSchema>;
+
+/** A status as the listing shows it. */
+export function listed(s: AgentStatus): ListedAgent {
+  const { uptimeSeconds: _u, description: _d, observedAt: _o, rates: _r, resources: _s, disk: _k, metrics, ...a } = s;
+  if (!metrics) return { ...a, metrics };
+  const { lastEventAgeSeconds: _l, ...m } = metrics;
+  return { ...a, metrics: m };
+}
+
+/** What is public and stable of a status: a change of it bumps the fleet's version. */
+export function stableDigest(s: AgentStatus): string {
+  const { description: _d, observedAt: _o, rates: _r, resources: _u, disk: _k, queue: _q, uptimeSeconds: _t, ...stable } = s;
+  return JSON.stringify(stable);
+}
+
+/** A process state change of an agent, as streamed to dashboards. */
+export const stateChangeSchema = z.object({ db: z.string(), table: z.string(), program: z.string(), state: z.string(), from: z.string(), at: z.string() });
+export type StateChange = z.infer<typeof stateChangeSchema>;
+
+/** What a delete answers: whether the channel went with the agent. */
+export const deleteSchema = z.object({
+  db: z.string(),
+  table: z.string(),
+  program: z.string(),
+  channel: z.enum(['removed', 'kept']),
+  queuedEvents: z.number().nullable(),
+  keptPath: z.string().nullable(),
+});
+export type DeleteResult = z.infer<typeof deleteSchema>;

@@ -1,0 +1,54 @@
+import { z } from 'zod';
+import { AGENT_STATES, healthSchema } from './agent-status.js';
+import { NAME_PATTERN } from './table.js';
+
+/** A bulk operation over many agents, its selector and each table's result. */
+
+export const BULK_OPS = ['start', 'stop', 'restart', 'pause', 'resume', 'delete'] as const;
+export type BulkOp = (typeof BULK_OPS)[number];
+
+const name = NAME_PATTERN.source.slice(1, -1);
+
+/** Which agents a bulk operation acts on: every given criterion must hold (at least one given). */
+export const selectorBodySchema = z.strictObject({
+  db: z.string().regex(NAME_PATTERN, 'db must be a valid db name').optional(),
+  tables: z.array(z.string().regex(new RegExp(`^${name}\\.${name}$`), 'each table is "db.table"')).min(1).max(1000).optional(),
+  health: z.array(healthSchema).min(1).optional(),
+  state: z.array(z.enum(AGENT_STATES)).min(1).optional(),
+  all: z.literal(true).optional().describe('every agent the token may see; must be said explicitly'),
+  concurrency: z.number().int().min(1).max(64).default(8).describe('tables handled at once'),
+});
+export const selectorSchema = selectorBodySchema.omit({ concurrency: true });
+export type Selector = z.infer<typeof selectorSchema>;
+
+/** One table's result in a batch: applied, failed (with the error), or skipped (nothing to do). */
+export const tableOutcomeSchema = z.object({
+  outcome: z.enum(['applied', 'failed', 'skipped']),
+  code: z.string().nullable().describe("a failure's error name (BUSY, AGENT_START_FAILED, ...)"),
+  message: z.string(),
+});
+export type TableOutcome = z.infer<typeof tableOutcomeSchema>;
+
+export const tableResultSchema = tableOutcomeSchema.extend({
+  db: z.string(),
+  table: z.string(),
+  program: z.string(),
+  outcome: z.enum(['pending', 'applied', 'failed', 'skipped']).describe('pending until its outcome is known'),
+});
+export type TableResult = z.infer<typeof tableResultSchema>;
+
+export const operationSchema = z.object({
+  id: z.string(),
+  op: z.enum(BULK_OPS),
+  by: z.string(),
+  selector: selectorSchema,
+  concurrency: z.number(),
+  state: z.enum(['running', 'done']),
+  createdAt: z.string(),
+  finishedAt: z.string().nullable(),
+  total: z.number(),
+  counts: z.object({ applied: z.number(), failed: z.number(), skipped: z.number(), pending: z.number() }),
+  results: z.array(tableResultSchema),
+  dbs: z.array(z.string()).nullable().describe('the dbs it can act on; null: every db. A token limited to some dbs sees only operations within them'),
+});
+export type Operation = z.infer<typeof operationSchema>;
