@@ -15,6 +15,7 @@ import { promisify } from 'node:util';
 import pLimit from 'p-limit';
 import { startHarness } from '../test/helpers/harness.js';
 import { until } from '../test/helpers/wait.js';
+import { writeResult } from './lib.js';
 
 const run = promisify(execFile);
 const N = Number(process.env.BENCH_AGENTS ?? 50);
@@ -32,7 +33,7 @@ async function operation(op: string, concurrency: number): Promise<{ ms: number;
   const id = r.json().operation.id as string;
   const done = await until(
     async () => (await h.inject({ method: 'GET', url: `/v1/api/operations/${id}` })).json().operation,
-    (o: { state: string }) => o.state === 'done',
+    (o: { state: string; counts: Record<string, number> }) => o.state === 'done',
     600_000,
     20,
   );
@@ -90,6 +91,16 @@ try {
   console.log(`restart ${N} agents (to accepting):`);
   console.log(`  bulk restart (concurrency ${C}): ${s(bulkRestart.ms)} (${JSON.stringify(bulkRestart.counts)})`);
   console.log(`  baseline, one supervisorctl restart per agent, 8 at a time (returns past startsecs, not at accepting): ${s(ctlRestart)}; ratio ${(ctlRestart / bulkRestart.ms).toFixed(1)}x`);
+  await writeResult('bulk', {
+    title: `Stopping ${N} agents`,
+    unit: 's',
+    baseline: { label: 'one supervisorctl stop per agent, 8 at a time', value: ctlStop / 1000 },
+    rows: [
+      { label: `bulk stop (concurrency ${C})`, value: bulkStop.ms / 1000 },
+      { label: `${N} concurrent POST .../stop`, value: singleStops / 1000 },
+    ],
+    command: 'npm run bench:bulk',
+  });
 } finally {
   await h.close();
 }

@@ -18,7 +18,7 @@ import pLimit from 'p-limit';
 import { REDIS_URL, dropPrefix, tempDir } from '../test/helpers/harness.js';
 import { TestSupervisord } from '../test/helpers/supervisord.js';
 import { freePort, until } from '../test/helpers/wait.js';
-import { type Load, SECONDS, autocannon, cpuSeconds, f1, pacedPollers, rssMiB, run, startApi, supervisorctlLoad } from './lib.js';
+import { type Load, SECONDS, autocannon, cpuSeconds, f1, pacedPollers, rssMiB, run, startApi, supervisorctlLoad, writeResult } from './lib.js';
 
 const SMALL = 20;
 const LARGE = Number(process.env.BENCH_AGENTS ?? 100);
@@ -76,6 +76,17 @@ try {
   const ctl = await supervisorctlLoad(supervisord.socket, programs, 8);
   line('baseline: supervisorctl status NAME, 8 at once', ctl);
   console.log(`  ratio status/baseline: ${f1(status.rps / ctl.rps)}x throughput; /services/baseline: ${f1(services.rps / ctl.rps)}x`);
+  await writeResult('fleet', {
+    title: `Status reads with ${SMALL} agents, 50 back-to-back clients`,
+    unit: 'req/s',
+    baseline: { label: 'floor: GET /healthz', value: floor.rps },
+    rows: [
+      { label: 'GET .../status', value: status.rps },
+      { label: `GET /services (${SMALL} agents)`, value: services.rps },
+      { label: 'supervisorctl status NAME, 8 at once', value: ctl.rps },
+    ],
+    command: 'npm run bench:fleet',
+  });
 
   t0 = Date.now();
   await Promise.all(Array.from({ length: LARGE - SMALL }, (_, i) => limit(() => create(SMALL + i))));

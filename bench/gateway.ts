@@ -12,6 +12,7 @@ import { startHarness } from '../test/helpers/harness.js';
 import { TestGateway } from '../test/helpers/gateway.js';
 import { routePort } from '../test/helpers/flume.js';
 import { freePort } from '../test/helpers/wait.js';
+import { writeResult } from './lib.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const C = Number(process.env.BENCH_CONCURRENCY ?? 32);
@@ -68,6 +69,13 @@ try {
   }
   const base = (direct.rps + direct2.rps) / 2;
   console.log(`gateway / direct = ${(viaGateway.rps / base).toFixed(2)}`);
+  await writeResult('gateway', {
+    title: `Ingest through the gateway, ${C} clients, one event per request`,
+    unit: 'req/s',
+    baseline: { label: 'straight to the agent (mean of before and after)', value: base },
+    rows: [{ label: 'through the gateway (token check, route, proxy)', value: viaGateway.rps }],
+    command: 'npm run bench (bench/gateway.ts)',
+  });
 
   const jvmDefaults = await h.inject({ method: 'POST', url: '/v1/api/bench/c2/create', payload: { channel: { capacity: 10_000_000 }, jvm: { options: ['-XX:+UseG1GC', '-XX:TieredStopAtLevel=4'] } } });
   if (jvmDefaults.statusCode !== 201) throw new Error(jvmDefaults.body);

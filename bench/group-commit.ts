@@ -18,6 +18,7 @@ import { routePort, sinkLines } from '../test/helpers/flume.js';
 import { TestGateway } from '../test/helpers/gateway.js';
 import { startHarness } from '../test/helpers/harness.js';
 import { freePort, until } from '../test/helpers/wait.js';
+import { writeResult } from './lib.js';
 
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 50_000);
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 100);
@@ -93,6 +94,13 @@ try {
       `${r.name.padEnd(28)} ${f(r.rps).padStart(8)} req/s (${(r.rps / base).toFixed(2)}x direct)  p50 ${r.p50} ms  p99 ${r.p99} ms  acknowledged ${r.acked}, refused ${r.failed}, at the sink ${r.atSink}, lost ${Math.max(0, r.acked - r.atSink!)}`,
     );
   }
+  await writeResult('group-commit', {
+    title: `Group commit at the gateway: ${REQUESTS} requests from ${CLIENTS} clients, one event each`,
+    unit: 'req/s',
+    baseline: { label: 'straight to the agent (mean of first and last)', value: base },
+    rows: results.map((r) => ({ label: r.name, value: r.rps })),
+    command: 'npm run bench:group-commit',
+  });
   console.log(`the agent after all this (default JVM settings, -Xmx512m): RSS ${f((status.resources?.rssBytes ?? 0) / 1_048_576)} MiB`);
 } finally {
   await gw?.stop();

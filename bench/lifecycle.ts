@@ -19,7 +19,7 @@ import { canBind } from '../src/agents/port-allocator.js';
 import { acceptsConnections } from '../src/agents/port-allocator.js';
 import { DEFAULT_JVM_OPTIONS } from '../src/config.js';
 import { startHarness } from '../test/helpers/harness.js';
-import { pssMiB, rssMiB } from './lib.js';
+import { pssMiB, rssMiB, writeResult } from './lib.js';
 
 const N = Number(process.env.BENCH_AGENTS ?? 5);
 const ms = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e6;
@@ -132,6 +132,13 @@ try {
   }
   console.log(`create -> accepting with the defaults, alternating with a bare JVM: median ${f(median(ours))} ms (all: ${ours.map(f).join(', ')})`);
   console.log(`  baseline, a bare \`java ... Application\` (the JVM's own settings) to accepting: median ${f(median(bare))} ms; ratio ours/bare = ${(median(ours) / median(bare)).toFixed(2)}`);
+  await writeResult('lifecycle', {
+    title: 'Create to accepting, each JVM setting added to the one before (median)',
+    unit: 'ms',
+    baseline: { label: 'a bare java ... Application', value: median(bare) },
+    rows: [...stepResults.map((r) => ({ label: r.name, value: median(r.create) })), { label: 'the defaults (alternating with the bare JVM)', value: median(ours) }],
+    command: 'npm run bench (bench/lifecycle.ts)',
+  });
   console.log(`status call: ${f(statusOurs * 1000)} us over XML-RPC (incl. port probe); supervisorctl status: ${f(statusCtl)} ms; ratio ctl/ours = ${(statusCtl / statusOurs).toFixed(0)}x`);
   console.log(`list of ${agents.length} agents in one call: median ${f(listMs)} ms over 20 calls`);
   console.log(`agent RSS (-Xmx256m, idle, ${agents.length} agents): median ${f(median(rss))} MiB (all: ${rss.map(f).join(', ')}); PSS median ${f(median(pss))} MiB`);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README's second command (npm test): same set-up as the first, then the whole suite on
 # real parts: Redis, a supervisord per test file (in a temp dir), real Flume agents.
-# Extra arguments go to vitest (e.g. npm test -- test/agents).
+# Extra arguments go to vitest (e.g. npm test -- test/scenarios/lifecycle).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 say() { printf '[test] %s\n' "$*"; }
@@ -27,6 +27,10 @@ if [ -z "${TEST_REDIS_URL:-}" ] && ! redis_answers 127.0.0.1 6379; then
 else
   WITH_HDFS=1 NEED_TEST_SERVERS=1 NEED_CHROMIUM=1 NEED_REDIS_SERVER=1 bash scripts/setup.sh
 fi
+
+# Types first, of the tests and benches too (vitest itself does not check them).
+say "type-checking src/, test/ and bench/"
+./node_modules/.bin/tsc -p tsconfig.check.json
 
 set +e
 ./node_modules/.bin/vitest run --reporter=default --reporter=json --outputFile.json="$tmp/results.json" "$@"

@@ -1,8 +1,5 @@
 import { join } from 'node:path';
-import fastifySwagger from '@fastify/swagger';
-import fastifySwaggerUi from '@fastify/swagger-ui';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { AgentService } from './agents/agent-service.js';
@@ -10,12 +7,12 @@ import { AgentBatch } from './agents/batch.js';
 import { AgentStore } from './store/agent-store.js';
 import { ConfigService } from './agents/config-service.js';
 import { PortAllocator } from './agents/port-allocator.js';
-import { Reconciler, type RestoreReport } from './recovery/reconciler.js';
+import { Reconciler } from './recovery/reconciler.js';
+import type { RestoreReport } from './resources/restore.js';
 import { RouteTable } from './agents/route-table.js';
 import { StartQueue } from './agents/start-queue.js';
 import { TableLock } from './agents/table-lock.js';
 import type { Config } from './config.js';
-import { invalidJson } from './errors.js';
 import { FleetModel } from './fleet/fleet-model.js';
 import type { IdleEvent } from './resources/incident.js';
 import { SupervisorEvents } from './redis/supervisor-events.js';
@@ -23,6 +20,8 @@ import { ControlTokenRevocations } from './auth/revocations.js';
 import { loadOrCreateSecret, loadOrCreateTokenHashKey, loadOrCreateWebhookSecret } from './auth/secret.js';
 import { registerAuth } from './http/auth.js';
 import { registerHostCheck } from './http/host-check.js';
+import { registerJsonBody } from './http/json-body.js';
+import { registerOpenApi } from './http/openapi.js';
 import { EventStreams } from './http/sse.js';
 import { clientErrorHandler, frameworkErrors, registerErrorHandling } from './http/error-handler.js';
 import { makeKeys } from './redis/keys.js';
@@ -125,47 +124,14 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
     frameworkErrors,
     clientErrorHandler,
   });
-  // Each route's zod schemas validate its input, serialize its output and make /openapi.json.
-  app.setValidatorCompiler(validatorCompiler);
-  app.setSerializerCompiler(serializerCompiler);
-  // An empty body is {} ("no options"); anything else must be JSON. Bodies are read as JSON
-  // whatever their content type, so `curl -d '{...}'` (form-encoded by default) works too.
-  const parseJson = (_req: unknown, body: string | Buffer, done: (err: Error | null, value?: unknown) => void) => {
-    const text = String(body).trim();
-    if (text === '') return done(null, undefined);
-    try {
-      done(null, JSON.parse(text));
-    } catch {
-      done(invalidJson('the body is not valid JSON'), undefined);
-    }
-  };
-  // No body at all is the same as {} (Fastify would hand validators null, as for a JSON null).
-  app.addHook('preValidation', async (req) => {
-    if (req.body === undefined && req.routeOptions.schema?.body) req.body = {};
-  });
-  app.removeAllContentTypeParsers();
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, parseJson);
-  app.addContentTypeParser('*', { parseAs: 'string' }, parseJson);
+  registerOpenApi(app);
+  registerJsonBody(app);
   registerErrorHandling(app);
   registerHostCheck(app, config.API_HOST, config.API_ALLOWED_HOSTS);
   registerAudit(app, audit, refused);
   const streams = new EventStreams({ perToken: config.API_MAX_STREAMS_PER_TOKEN, maxBufferBytes: config.API_STREAM_MAX_BUFFER_BYTES });
   app.addHook('preClose', async () => streams.closeAll());
   const authorize = registerAuth(app, loadOrCreateSecret(config), revocations);
-  void app.register(fastifySwagger, {
-    openapi: {
-      info: {
-        title: 'flume-service',
-        version: '0.1.0',
-        description:
-          'REST control plane for per-table Apache Flume agents. Errors answer {code, error, message[, details]}; the codes are listed in docs/api.md.',
-      },
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
-      security: [{ bearer: [] }],
-    },
-    transform: jsonSchemaTransform,
-  });
-  void app.register(fastifySwaggerUi, { routePrefix: '/docs', uiConfig: { docExpansion: 'list' } });
   void app.register(healthRoutes, { redis, driver, readiness });
   void app.register(agentRoutes, { agents, reconciler, fleet, authorize });
   void app.register(configRoutes, { config: configs, authorize });

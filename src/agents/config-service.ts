@@ -30,6 +30,16 @@ export function mergePatch(target: unknown, patch: unknown): unknown {
 /** The body that re-creates a spec: what PATCH merges into. */
 const bodyOf = (spec: AgentSpec) => ({ sink: spec.sink, options: spec.options, channel: spec.channel, idleMinutes: spec.idleMinutes, jvm: spec.jvm });
 
+/** A change whose agent did not accept events: the previous revision runs again (or is restored on disk). */
+export interface RevertedChange {
+  program: string;
+  message: string;
+  revision: number;
+  restoredRevision: number;
+  restored: boolean;
+  reason: string;
+}
+
 /**
  * An agent's config as a resource with a history: read it, preview a change (dry run: per-field
  * validation and a diff of flume.conf), apply it, go back to an earlier revision.
@@ -44,16 +54,6 @@ const bodyOf = (spec: AgentSpec) => ({ sink: spec.sink, options: spec.options, c
  * - a stopped agent only gets its files rewritten (`stored`): the next start runs the revision;
  * - revisions only grow; the last CONFIG_REVISIONS_KEPT are kept, the desired one always.
  */
-/** A change whose agent did not accept events: the previous revision runs again (or is restored on disk). */
-export interface RevertedChange {
-  program: string;
-  message: string;
-  revision: number;
-  restoredRevision: number;
-  restored: boolean;
-  reason: string;
-}
-
 export class ConfigService {
   constructor(
     private readonly cfg: Config,

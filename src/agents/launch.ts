@@ -11,7 +11,6 @@ import { TEMPLATES_DIR, fill, template } from '../templates.js';
 
 export const LOG4J_CONFIG = join(TEMPLATES_DIR, 'log4j2.xml');
 
-export { FLUME_MAIN_CLASS, LAUNCHER } from '../config.js';
 
 export interface ProgramParams {
   program: string;

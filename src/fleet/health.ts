@@ -1,4 +1,5 @@
-import type { FlumeCounters, SourceProbe } from '../flume/client.js';
+import type { SourceProbe } from '../flume/client.js';
+import type { FlumeCounters } from '../resources/agent-status.js';
 import type { ProcessInfo } from '../supervisor/driver.js';
 
 export type Health = 'healthy' | 'starting' | 'degraded' | 'down' | 'stopped';

@@ -1,4 +1,5 @@
-import type { FlumeCounters, SourceProbe } from '../flume/client.js';
+import type { SourceProbe } from '../flume/client.js';
+import type { FlumeCounters } from '../resources/agent-status.js';
 import type { AgentStatus, Desired } from '../resources/agent-status.js';
 import type { AgentMeta } from '../store/agent-store.js';
 import { revisionPair } from '../store/revisions.js';

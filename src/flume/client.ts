@@ -10,7 +10,6 @@
  */
 import { Agent, request } from 'node:http';
 
-export type { FlumeCounters } from '../resources/agent-status.js';
 import type { FlumeCounters } from '../resources/agent-status.js';
 
 /**

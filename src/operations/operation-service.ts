@@ -12,8 +12,6 @@ import type { AgentState, AgentStatus } from '../resources/agent-status.js';
 import { redisCall } from '../redis/client.js';
 import type { Keys } from '../redis/keys.js';
 
-export { BULK_OPS, type BulkOp, type Operation, type Selector, type TableResult } from '../resources/operation.js';
-
 /** Whether a caller limited to `dbs` (undefined: every db) may see an operation that reaches `reach`. */
 export function operationVisible(reach: string[] | null | undefined, dbs: string[] | undefined): boolean {
   return !dbs || (!!reach && reach.every((d) => dbs.includes(d)));

@@ -17,8 +17,6 @@ import type { PortAllocator } from '../agents/port-allocator.js';
 import { RouteTable } from '../agents/route-table.js';
 import type { TableLock } from '../agents/table-lock.js';
 
-export type { ReconcileReport, RestoreReport } from '../resources/restore.js';
-
 /**
  * A copy in Redis of something the disk keeps (ingestion tokens, the audit trail, revoked
  * control tokens): every one is restored the same way, by `restore()`.

@@ -4,7 +4,8 @@ import { z } from 'zod';
 import { scopeAllowed } from '../auth/roles.js';
 import { forbidden } from '../errors.js';
 import type { Authorize } from '../http/auth.js';
-import { tokenRequestSchema, type TokenService } from '../tokens/token-service.js';
+import type { TokenService } from '../tokens/token-service.js';
+import { tokenRequestSchema } from '../resources/token.js';
 import { access, errors, ok } from '../resources/envelope.js';
 import { tokenListingSchema, tokenSetSchema } from '../resources/token.js';
 

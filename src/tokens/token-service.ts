@@ -1,107 +1,14 @@
-import { createHash, createHmac, randomBytes } from 'node:crypto';
-import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { z } from 'zod';
 import type { TokenListing, TokenRequest, TokenSetResult } from '../resources/token.js';
 import { AppError, ErrorCodes, forbidden, tokenUserNotFound } from '../errors.js';
-import { writeAtomic } from '../store/files.js';
 import { redisCall } from '../redis/client.js';
 import type { Keys } from '../redis/keys.js';
+import { HASH_VERSION, hashToken, keyHash } from './hash.js';
+import { MIGRATE, REVOKE, SET_TOKEN } from './scripts.js';
+import { TokenFiles } from './token-files.js';
 
-export { tokenRequestSchema, type TokenListing, type TokenRequest, type TokenSetResult } from '../resources/token.js';
-
-/**
- * What Redis and var/tokens/ hold instead of a token: HMAC-SHA1, keyed with the server's token
- * hash key, of the token's SHA-1 (hex). The gateway computes the same with ngx.sha1_bin and
- * ngx.hmac_sha1. Records written before the key existed were keyed by the bare SHA-1; since the
- * SHA-1 is inside, they are migrated without knowing any token (see `migrate`).
- */
-export const hashToken = (token: string, key: string) => keyHash(createHash('sha1').update(token).digest('hex'), key);
-const keyHash = (sha1Hex: string, key: string) => createHmac('sha1', key).update(sha1Hex).digest('hex');
-/** The user-record field that marks records keyed with the HMAC (absent: legacy SHA-1). */
-const HASH_VERSION = 'hashv';
-
-// Sets a user's token, keeping the one it replaces valid for a grace period.
-// KEYS: 1 user hash, 2 new token hash key, 3 current token key (as read), 4 previous token key
-//       (as read), 5 users set.
-// ARGV: 1 username, 2 new hash, 3 scope, 4 exp (unix s, 0 = none), 5 now, 6 grace seconds,
-//       7 expected current hash ('' = none), 8 expected previous hash, 9 invalidate channel,
-//       10 key prefix of token keys (for invalidation messages only), 11 expected current scope
-//       ('' = none: the scope the caller was checked against).
-// Returns 'RETRY' if the user changed since it was read, else the graceUntil of the old token.
-const SET_TOKEN = `
-local cur = redis.call('HGET', KEYS[1], 'current') or ''
-local prev = redis.call('HGET', KEYS[1], 'previous') or ''
-local scope = redis.call('HGET', KEYS[1], 'scope') or ''
-if cur ~= ARGV[7] or prev ~= ARGV[8] or scope ~= ARGV[11] then return 'RETRY' end
-local now, grace = tonumber(ARGV[5]), tonumber(ARGV[6])
-if prev ~= '' and prev ~= ARGV[2] then
-  redis.call('DEL', KEYS[4])
-  redis.call('PUBLISH', ARGV[9], 'token:' .. prev)
-end
-local graceUntil = 0
-if cur ~= '' and cur ~= ARGV[2] then
-  if grace > 0 then
-    graceUntil = now + grace
-    redis.call('HSET', KEYS[3], 'graceUntil', graceUntil)
-    redis.call('EXPIREAT', KEYS[3], graceUntil + 60)
-  else
-    redis.call('DEL', KEYS[3])
-    cur = ''
-  end
-  redis.call('PUBLISH', ARGV[9], 'token:' .. ARGV[7])
-else
-  cur = ''
-end
-redis.call('DEL', KEYS[2])
-redis.call('HSET', KEYS[2], 'user', ARGV[1], 'scope', ARGV[3], 'exp', ARGV[4], 'graceUntil', 0)
-if tonumber(ARGV[4]) > 0 then redis.call('EXPIREAT', KEYS[2], tonumber(ARGV[4]) + 60) end
-redis.call('PUBLISH', ARGV[9], 'token:' .. ARGV[2])
-redis.call('HSET', KEYS[1], 'current', ARGV[2], 'previous', cur, 'previousUntil', graceUntil,
-  'scope', ARGV[3], 'exp', ARGV[4], 'createdAt', now, 'hashv', '2')
-redis.call('SADD', KEYS[5], ARGV[1])
-return tostring(graceUntil)`;
-
-// Revokes all of a user's tokens at once.
-// KEYS: 1 user hash, 2 current token key, 3 previous token key, 4 users set.
-// ARGV: 1 username, 2 expected current, 3 expected previous, 4 invalidate channel.
-// Returns 'RETRY' if the user changed since it was read, 'NONE' if unknown, else 'OK'.
-const REVOKE = `
-if redis.call('EXISTS', KEYS[1]) == 0 then return 'NONE' end
-local cur = redis.call('HGET', KEYS[1], 'current') or ''
-local prev = redis.call('HGET', KEYS[1], 'previous') or ''
-if cur ~= ARGV[2] or prev ~= ARGV[3] then return 'RETRY' end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
-redis.call('SREM', KEYS[4], ARGV[1])
-if cur ~= '' then redis.call('PUBLISH', ARGV[4], 'token:' .. cur) end
-if prev ~= '' then redis.call('PUBLISH', ARGV[4], 'token:' .. prev) end
-return 'OK'`;
-
-// Re-keys one user's legacy (bare SHA-1) records with the HMAC.
-// KEYS: 1 user hash, 2 old current key, 3 old previous key, 4 new current key, 5 new previous key.
-// ARGV: 1 expected old current, 2 expected old previous, 3 new current, 4 new previous, 5 channel.
-// Returns 'DONE' (already migrated or gone), 'RETRY' if the user changed, else 'OK'.
-const MIGRATE = `
-if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('HGET', KEYS[1], 'hashv') == '2' then return 'DONE' end
-local cur = redis.call('HGET', KEYS[1], 'current') or ''
-local prev = redis.call('HGET', KEYS[1], 'previous') or ''
-if cur ~= ARGV[1] or prev ~= ARGV[2] then return 'RETRY' end
-if cur ~= '' and redis.call('EXISTS', KEYS[2]) == 1 then redis.call('RENAME', KEYS[2], KEYS[4]) end
-if prev ~= '' and redis.call('EXISTS', KEYS[3]) == 1 then redis.call('RENAME', KEYS[3], KEYS[5]) end
-redis.call('HSET', KEYS[1], 'current', ARGV[3], 'previous', ARGV[4], 'hashv', '2')
-if cur ~= '' then redis.call('PUBLISH', ARGV[5], 'token:' .. cur) end
-if prev ~= '' then redis.call('PUBLISH', ARGV[5], 'token:' .. prev) end
-return 'OK'`;
-
-/** var/tokens/<user>.json: what Redis holds for one user (hashes only). */
-const savedUserSchema = z.object({
-  username: z.string().regex(/^[A-Za-z0-9_.@-]{1,64}$/),
-  user: z.record(z.string(), z.string()),
-  tokens: z.record(z.string(), z.record(z.string(), z.string())),
-});
-type SavedUser = z.infer<typeof savedUserSchema>;
 
 const iso = (unix: string | number | undefined | null) => (Number(unix) > 0 ? new Date(Number(unix) * 1000).toISOString() : null);
 const scopeOut = (s: string | undefined): string[] | '*' => (!s || s === '*' ? '*' : s.split(' '));
@@ -122,14 +29,14 @@ export class TokenService {
     private readonly graceSeconds: number,
     private readonly log: Logger,
     /** var/tokens/: a copy of each user's records (hashes only), to survive a Redis loss. */
-    private readonly dir: string,
+    dir: string,
     /** Keys token hashes (HMAC); kept outside Redis. */
     private readonly hashKey: string,
-  ) {}
-
-  private file(username: string): string {
-    return join(this.dir, `${username}.json`);
+  ) {
+    this.files = new TokenFiles(dir, log);
   }
+
+  private readonly files: TokenFiles;
 
   /** Copies what Redis now holds for the user to disk (mode 0600). Logged, never thrown. */
   private async persist(username: string): Promise<void> {
@@ -140,17 +47,12 @@ export class TokenService {
         const { lastUsed: _l, ...record } = await this.redis.hgetall(this.keys.token(hash));
         if (record.user) tokens[hash] = record;
       }
-      await this.writeSaved({ username, user, tokens });
+      await this.files.write({ username, user, tokens });
     } catch (err) {
       this.log.error({ err, username }, 'could not copy the token records to disk');
     }
   }
 
-  /**
-   * Puts back into Redis the users (and their unexpired tokens) that are on disk but not in
-   * Redis: after a Redis that keeps nothing restarted, senders' tokens work again.
-   * Idempotent. Returns the usernames restored.
-   */
   readonly part = 'tokens';
 
   /** Restorable: the tokens on disk back into Redis (every restore, lost or not). */
@@ -158,13 +60,16 @@ export class TokenService {
     return this.restoreFromDisk();
   }
 
+  /**
+   * Puts back into Redis the users (and their unexpired tokens) that are on disk but not in
+   * Redis: after a Redis that keeps nothing restarted, senders' tokens work again.
+   * Idempotent. Returns the usernames restored.
+   */
   async restoreFromDisk(): Promise<string[]> {
     await this.migrate();
     const restored: string[] = [];
     const now = Math.floor(Date.now() / 1000);
-    for (const f of (await readdir(this.dir).catch(() => [] as string[])).filter((n) => n.endsWith('.json') && !n.startsWith('.'))) {
-      const saved = await this.readSaved(f);
-      if (!saved) continue;
+    for (const saved of await this.files.all()) {
       if (await redisCall(() => this.redis.exists(this.keys.user(saved.username)))) continue;
       const tx = this.redis.multi().hset(this.keys.user(saved.username), saved.user).sadd(this.keys.users(), saved.username);
       for (const [hash, record] of Object.entries(saved.tokens)) {
@@ -189,12 +94,11 @@ export class TokenService {
   async migrate(): Promise<string[]> {
     const migrated = new Set<string>();
     const rekey = (h: string | undefined) => (h ? keyHash(h, this.hashKey) : '');
-    for (const f of (await readdir(this.dir).catch(() => [] as string[])).filter((n) => n.endsWith('.json') && !n.startsWith('.'))) {
-      const saved = await this.readSaved(f);
-      if (!saved || saved.user[HASH_VERSION] === '2') continue;
+    for (const saved of await this.files.all()) {
+      if (saved.user[HASH_VERSION] === '2') continue;
       const user = { ...saved.user, current: rekey(saved.user.current), previous: rekey(saved.user.previous), [HASH_VERSION]: '2' };
       const tokens = Object.fromEntries(Object.entries(saved.tokens).map(([h, r]) => [rekey(h), r]));
-      await this.writeSaved({ username: saved.username, user, tokens });
+      await this.files.write({ username: saved.username, user, tokens });
       migrated.add(saved.username);
     }
     for (const username of await redisCall(() => this.redis.smembers(this.keys.users()))) {
@@ -233,23 +137,6 @@ export class TokenService {
   private async heads(username: string): Promise<{ cur: string; prev: string; version: string }> {
     const [cur, prev, version] = await redisCall(() => this.redis.hmget(this.keys.user(username), 'current', 'previous', HASH_VERSION));
     return { cur: cur ?? '', prev: prev ?? '', version: version ?? '' };
-  }
-
-  private async writeSaved(saved: SavedUser): Promise<void> {
-    await mkdir(this.dir, { recursive: true, mode: 0o700 });
-    await writeAtomic(this.file(saved.username), JSON.stringify(saved), 0o600);
-  }
-
-  /** One var/tokens/ file; null (logged) if it is not a readable record: one bad file stops nothing. */
-  private async readSaved(f: string): Promise<SavedUser | null> {
-    try {
-      const saved = savedUserSchema.parse(JSON.parse(await readFile(join(this.dir, f), 'utf8')));
-      if (`${saved.username}.json` !== f) throw new Error(`it holds user ${saved.username}`);
-      return saved;
-    } catch (err) {
-      this.log.error({ file: join(this.dir, f), err: (err as Error).message }, 'skipped an unreadable ingestion token record');
-      return null;
-    }
   }
 
   /**
@@ -325,7 +212,7 @@ export class TokenService {
       );
       if (r === 'NONE') throw tokenUserNotFound(username);
       if (r === 'OK') {
-        await rm(this.file(username), { force: true });
+        await this.files.remove(username);
         this.log.info({ username }, 'ingestion tokens revoked');
         return;
       }

@@ -62,7 +62,7 @@ describe('agent templates', () => {
     expect(inject.error).toBe('INVALID_REQUEST');
     expect(rejects({ extra: 1 }).error).toBe('INVALID_REQUEST');
     expect(rejects({ sink: 'kafka' }).message).toContain('bootstrapServers');
-    // JVM options: only named flags (src/agents/jvm-options.ts), nothing that reaches the class path, a port or a shell.
+    // JVM options: only named flags (src/resources/jvm-options.ts), nothing that reaches the class path, a port or a shell.
     for (const bad of ['-cp', '-Dflume.monitoring.port=1', '-XX:+UseSerialGC -cp /x', '-jar', '-XX:OnError="sh -c id"', '-Xss1m;id', '-XX:+Foo "x"']) {
       expect(rejects({ jvm: { options: [bad] } }).error, bad).toBe('INVALID_REQUEST');
     }

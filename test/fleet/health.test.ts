@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { assessHealth, FILL_DEGRADED_PERCENT, SINK_STALL_SECONDS, STARTUP_GRACE_SECONDS, type HealthInput } from '../../src/fleet/health.js';
-import type { FlumeCounters } from '../../src/flume/client.js';
+import type { FlumeCounters } from '../../src/resources/agent-status.js';
 import type { ProcessInfo, ProcessState } from '../../src/supervisor/driver.js';
 
 const info = (state: ProcessState, uptime = 120): ProcessInfo => ({ name: 'flume-shop-orders', state, pid: 4711, start: 1_000, now: 1_000 + uptime, exitStatus: 0, spawnErr: '', description: 'pid 4711' });

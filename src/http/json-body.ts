@@ -1,0 +1,26 @@
+import type { FastifyInstance } from 'fastify';
+import { invalidJson } from '../errors.js';
+
+/**
+ * Request bodies: an empty body is {} ("no options"); anything else must be JSON, whatever its
+ * content type, so `curl -d '{...}'` (form-encoded by default) works too. A body that is not
+ * JSON answers 400 INVALID_JSON.
+ */
+export function registerJsonBody(app: FastifyInstance): void {
+  const parseJson = (_req: unknown, body: string | Buffer, done: (err: Error | null, value?: unknown) => void) => {
+    const text = String(body).trim();
+    if (text === '') return done(null, undefined);
+    try {
+      done(null, JSON.parse(text));
+    } catch {
+      done(invalidJson('the body is not valid JSON'), undefined);
+    }
+  };
+  // No body at all is the same as {} (Fastify would hand validators null, as for a JSON null).
+  app.addHook('preValidation', async (req) => {
+    if (req.body === undefined && req.routeOptions.schema?.body) req.body = {};
+  });
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, parseJson);
+  app.addContentTypeParser('*', { parseAs: 'string' }, parseJson);
+}

@@ -1,0 +1,40 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { postEvents } from '../../helpers/flume.js';
+import { startHarness, type Harness } from '../../helpers/harness.js';
+import { portRange } from '../../helpers/ports.js';
+import { until } from '../../helpers/wait.js';
+
+let h: Harness;
+const refreshes = async (n: number) => {
+  const from = h.fleet.refreshes;
+  await until(async () => h.fleet.refreshes, (r) => r >= from + n, 30_000, 50);
+};
+
+beforeAll(async () => {
+  // Counters of a quiet agent are read once a minute here: long enough to see them stand.
+  h = await startHarness({ PORT_RANGE: await portRange(), FLEET_REFRESH_MS: '300', FLEET_QUIET_COUNTERS_MS: '60000' });
+  const r = await h.inject({ method: 'POST', url: '/v1/api/quiet/t1/create', payload: { sink: 'logger' } });
+  expect(r.statusCode, r.body).toBe(201);
+});
+afterAll(async () => {
+  await h?.close();
+});
+
+describe("a quiet agent's counters", () => {
+  it('stand between reads while nothing moves; ?fresh=true reads them now, and once events move they are read every refresh', async () => {
+    // RUNNING (supervisord's event, startsecs after the start, observes it afresh), then two equal reads: quiet.
+    await until(() => h.status('quiet', 't1'), (s) => s.state === 'RUNNING', 30_000, 100);
+    await refreshes(3);
+    expect((await h.status('quiet', 't1')).metrics!.eventsAccepted).toBe(0);
+    expect(await postEvents(h.meta('quiet', 't1').port, ['a', 'b', 'c'])).toBe(200);
+    await refreshes(4);
+    const stale = await h.status('quiet', 't1');
+    // Still accepting (the source is probed every refresh), counters as last read.
+    expect(stale).toMatchObject({ accepting: true, health: 'healthy', metrics: { eventsAccepted: 0 } });
+    expect((await h.status('quiet', 't1', { fresh: true })).metrics!.eventsAccepted).toBe(3);
+    // Moving now: the next refreshes read the counters again.
+    expect(await postEvents(h.meta('quiet', 't1').port, ['d', 'e'])).toBe(200);
+    const moving = await until(() => h.status('quiet', 't1'), (s) => s.metrics?.eventsAccepted === 5, 10_000, 100);
+    expect(moving.metrics!.eventsAccepted).toBe(5);
+  });
+});
