@@ -22,6 +22,17 @@ fi
 # The test suite drives the dashboard in a real headless Chromium (Debian's, via playwright-core).
 if [ "${NEED_CHROMIUM:-0}" = 1 ] && ! command -v chromium >/dev/null 2>&1; then need_apt+=(chromium); fi
 if [ "${NEED_REDIS_SERVER:-0}" = 1 ] && ! command -v redis-server >/dev/null 2>&1; then need_apt+=(redis-server); fi
+# Many hosts (ETCD_ENDPOINTS set, or the cluster tests): etcd 3.4 from Debian. Its package starts
+# no etcd where services may not start (policy-rc.d); where it does, the system's etcd is left alone.
+# The cluster tests also need iproute2 (ip netns) and curl, to drive hosts in network namespaces.
+if [ -n "${ETCD_ENDPOINTS:-}" ] || [ "${NEED_ETCD:-0}" = 1 ]; then
+  command -v etcd >/dev/null 2>&1 || need_apt+=(etcd-server)
+  command -v etcdctl >/dev/null 2>&1 || need_apt+=(etcd-client)
+fi
+if [ "${NEED_ETCD:-0}" = 1 ]; then
+  command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
+  command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+fi
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then

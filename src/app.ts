@@ -42,6 +42,9 @@ import { pageRoutes } from './routes/pages.js';
 import { tokenRoutes } from './routes/tokens.js';
 import { controlTokenRoutes } from './routes/control-tokens.js';
 import { sinkRoutes } from './routes/sinks.js';
+import { nodeRoutes } from './routes/nodes.js';
+import { EtcdCluster, SingleHost, type Nodes } from './cluster/cluster.js';
+import { measureCapacity } from './agents/capacity.js';
 import { IncidentService } from './incidents/incident-service.js';
 import type { SupervisorDriver } from './supervisor/driver.js';
 import { TokenService } from './tokens/token-service.js';
@@ -107,6 +110,9 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
     const { program, message, ...details } = c;
     await incidents.report(program, 'config_reverted', message, details);
   });
+  const measure = () => measureCapacity(config, fleet, ports);
+  // One host needs no etcd; with ETCD_ENDPOINTS this host joins the cluster's membership.
+  const nodes: Nodes = config.ETCD_ENDPOINTS.length ? new EtcdCluster(config, measure, { jwtSecret: loadOrCreateSecret(config), tokenHashKey: loadOrCreateTokenHashKey(config) }, log.child({ component: 'cluster' })) : new SingleHost(config, measure);
   const refused = new RefusedCalls(redis, keys, 10_000, log.child({ component: 'audit' }));
   const readiness = { reconciled: false };
 
@@ -142,6 +148,7 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
   void app.register(tokenRoutes, { tokens, authorize });
   void app.register(controlTokenRoutes, { revocations, authorize });
   void app.register(sinkRoutes, { config, authorize });
+  void app.register(nodeRoutes, { nodes, authorize });
   void app.register(eventRoutes, { incidents, fleet, agents, operations, authorize, streams });
   void app.register(metricsRoutes, { agents, incidents });
   void app.register(pageRoutes);
@@ -156,11 +163,12 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
       reconciler.start();
       revocations.start();
       await incidents.start();
+      await nodes.start();
     }
     return report;
   };
   app.addHook('onClose', async () => {
-    await Promise.all([incidents.stop(), reconciler.stop(), fleet.stop(), revocations.stop(), refused.close()]);
+    await Promise.all([incidents.stop(), reconciler.stop(), fleet.stop(), revocations.stop(), refused.close(), nodes.stop()]);
   });
   return { app, agents, tokens, fleet, reconciler, incidents, start };
 }

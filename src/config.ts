@@ -175,10 +175,28 @@ export const configSchema = z.object({
    * that batch committed. 0: every request goes on its own.
    */
   GATEWAY_BATCH_WINDOW_MS: z.coerce.number().min(0).max(100).default(2),
+  /**
+   * Many hosts (docs/cluster.md): etcd's client URLs, comma-separated. Empty (the default): one
+   * host, no etcd. Every host of a cluster runs the same stack with the same ETCD_ENDPOINTS.
+   */
+  ETCD_ENDPOINTS: z
+    .string()
+    .default('')
+    .transform((s) => s.split(',').map((e) => e.trim()).filter(Boolean))
+    .refine((l) => l.every((e) => /^https?:\/\/[A-Za-z0-9.-]+:\d{1,5}$/.test(e)), 'must be comma-separated http(s)://host:port URLs'),
+  /** This host's name in the cluster (default: the machine's host name): letters, digits, '-', '_', '.'. */
+  NODE_ID: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'must be 1-63 letters, digits, _ . - (starting with a letter or digit)').optional(),
+  /** The address other hosts reach this host's API and gateway on (an IP or a DNS name); the API and the gateway must listen on it. */
+  NODE_ADDRESS: z.string().regex(/^[A-Za-z0-9.:-]{1,253}$/, 'must be an IP address or a host name').default('127.0.0.1'),
+  /** Where in etcd this cluster keeps its keys (several clusters may share one etcd). */
+  ETCD_PREFIX: z.string().regex(/^\/[A-Za-z0-9_./-]{0,62}\/$/, 'must start and end with /').default('/flume-service/'),
+  /** A host's presence lease: when it stops renewing, others see it gone within about this long (it fences itself at 2/3 of it). */
+  NODE_LEASE_TTL_SECONDS: z.coerce.number().int().min(2).max(60).default(5),
 });
 
 export type Config = z.infer<typeof configSchema> & {
   INSTANCE_NAME: string;
+  NODE_ID: string;
   confDir: string;
   servicesDir: string;
   varDir: string;
@@ -233,6 +251,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     ...c,
     STATE_DIR: stateDir,
     INSTANCE_NAME: c.INSTANCE_NAME ?? `${hostname()}:${c.API_PORT}`,
+    NODE_ID: c.NODE_ID ?? (hostname().replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 63) || 'node'),
     confDir: resolve(stateDir, 'conf.d'),
     servicesDir: resolve(stateDir, 'services'),
     varDir,

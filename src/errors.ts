@@ -47,6 +47,8 @@ export const ErrorCodes = {
   REVISION_NOT_FOUND: 10044,
   OPERATION_NOT_FOUND: 10045,
   INCIDENT_NOT_FOUND: 10046,
+  /** No host of that id in the cluster. */
+  NODE_NOT_FOUND: 10047,
   METHOD_NOT_ALLOWED: 10050,
   /** The same code the gateway answers for an ingest body over its limit. */
   BODY_TOO_LARGE: 10060,
@@ -81,6 +83,10 @@ export const ErrorCodes = {
   REDIS_RESTORING: 10108,
   /** The gateway: the agent refused the batch (its channel is full). Was 10107, shared with AGENT_PAUSED, before. */
   CHANNEL_FULL: 10109,
+  /** Many hosts: etcd does not answer (no quorum, or unreachable); a mutation changed nothing. */
+  CLUSTER_UNAVAILABLE: 10110,
+  /** A cluster-only operation on a single host (ETCD_ENDPOINTS is empty). */
+  NOT_CLUSTERED: 10111,
   INTERNAL: 10500,
 } as const;
 
@@ -170,3 +176,6 @@ export const misdirected = (host: string) =>
 export const tooManyStreams = (max: number) =>
   make('TOO_MANY_STREAMS', 429, `this token holds ${max} open streams already (API_MAX_STREAMS_PER_TOKEN): close one first`);
 export const redisUnavailable = (message: string) => make('REDIS_UNAVAILABLE', 503, message);
+export const nodeNotFound = (id: string) => make('NODE_NOT_FOUND', 404, `no host ${id} in the cluster`);
+export const clusterUnavailable = (message: string) => make('CLUSTER_UNAVAILABLE', 503, message);
+export const notClustered = (message: string) => make('NOT_CLUSTERED', 409, message);

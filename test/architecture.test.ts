@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 const FLOORS: Array<[number, string[]]> = [
   [0, ['errors.ts', 'config.ts', 'periodic.ts']],
   [1, ['resources/', 'templates.ts']],
-  [2, ['supervisor/', 'redis/', 'flume/', 'store/']],
+  [2, ['supervisor/', 'redis/', 'flume/', 'store/', 'cluster/']],
   [3, ['fleet/', 'auth/', 'audit/', 'tokens/']],
   [4, ['agents/']],
   [5, ['incidents/', 'operations/', 'recovery/', 'gateway/']],

@@ -68,6 +68,13 @@ export class PortAllocator {
     return { count: hi - lo + 1 - (skipped[1] - skipped[0] + 1), skipped };
   }
 
+  /** Usable ports no agent holds (a reservation in Redis, or one on disk). */
+  async free(): Promise<number> {
+    const reserved = new Set((await redisCall(() => this.redis.hkeys(this.keys.ports()))).map(Number));
+    for (const port of (await this.ownedOnDisk()).keys()) reserved.add(port);
+    return Math.max(0, this.usable().count - reserved.size);
+  }
+
   async allocate(owner: string): Promise<number> {
     const [lo, hi] = this.range;
     const reserved = new Set(

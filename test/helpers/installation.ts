@@ -14,7 +14,11 @@ import { until } from './wait.js';
  */
 export class Installation {
   readonly dir = mkdtempSync(join(tmpdir(), 'flume-svc-install-'));
-  constructor(readonly env: Record<string, string>) {
+  /** `netns`: the host is that network namespace (test/helpers/netns.ts): its processes run there. */
+  constructor(
+    readonly env: Record<string, string>,
+    readonly opts: { netns?: string } = {},
+  ) {
     for (const f of ['scripts', 'supervisor.conf', 'package.json', 'package-lock.json', 'tsconfig.json', 'dist']) {
       cpSync(join(PROJECT_ROOT, f), join(this.dir, f), { recursive: true, preserveTimestamps: true });
     }
@@ -44,7 +48,8 @@ export class Installation {
 
   /** The README's first command; resolves with its output once it exits (it fails the test if it fails). */
   async up(): Promise<string> {
-    const child = spawn('bash', ['scripts/up.sh'], { cwd: this.dir, env: this.procEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    const [cmd, args] = this.opts.netns ? ['ip', ['netns', 'exec', this.opts.netns, 'bash', 'scripts/up.sh']] : ['bash', ['scripts/up.sh']];
+    const child = spawn(cmd, args, { cwd: this.dir, env: this.procEnv, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));

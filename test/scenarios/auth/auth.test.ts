@@ -67,6 +67,9 @@ const ROUTES: Array<[method: Method, url: string, need: 'read' | 'operate' | 'ad
   ['GET', '/v1/api/summary', 'read', 200],
   ['GET', '/v1/api/incidents', 'read', 200],
   ['POST', '/v1/api/shop/orders/incidents/00000000-0000-4000-8000-000000000000/ack', 'operate', 404],
+  ['GET', '/v1/api/nodes', 'read', 200],
+  // A single host: the change itself is refused (409 NOT_CLUSTERED) once authorized.
+  ['PUT', '/v1/api/nodes/somehost/state', 'admin', 409, { state: 'draining' }],
 ];
 const GRANTS = { admin: ['read', 'operate', 'admin'], operator: ['read', 'operate'], viewer: ['read'] } as const;
 

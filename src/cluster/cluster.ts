@@ -1,0 +1,124 @@
+import { createHash } from 'node:crypto';
+import type { Etcd3 } from 'etcd3';
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
+import { clusterUnavailable, nodeNotFound, notClustered } from '../errors.js';
+import type { Capacity, NodeState, NodeView } from '../resources/node.js';
+import { createEtcd } from './etcd.js';
+import { makeClusterKeys } from './keys.js';
+import { Membership } from './membership.js';
+
+/** The hosts as the API shows them: one (this) on a single host, every member with etcd. */
+export interface Nodes {
+  readonly clustered: boolean;
+  list(): Promise<NodeView[]>;
+  /** The operator's word on a host's membership; 404 NODE_NOT_FOUND, 409 NOT_CLUSTERED, 503 CLUSTER_UNAVAILABLE. */
+  setState(id: string, state: NodeState): Promise<NodeView>;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Runs an etcd call, turning its failures (no quorum, unreachable, deadline) into 503 CLUSTER_UNAVAILABLE. */
+export async function etcdCall<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw clusterUnavailable(`etcd did not answer: ${(err as Error).message}`);
+  }
+}
+
+/** 16 hex digits of SHA-256 over both keys: equal on hosts that share them, and says nothing of them. */
+export const keysDigest = (k: { jwtSecret: string; tokenHashKey: string }) =>
+  createHash('sha256').update(`flume-service cluster keys\n${k.jwtSecret}\n${k.tokenHashKey}`).digest('hex').slice(0, 16);
+
+const urls = (cfg: Config, host: string) => ({ apiUrl: `http://${host}:${cfg.API_PORT}`, gatewayUrl: `http://${host}:${cfg.GATEWAY_PORT}` });
+
+/** A single host: no etcd, itself the only node, always active. */
+export class SingleHost implements Nodes {
+  readonly clustered = false;
+  private readonly startedAt = new Date().toISOString();
+  constructor(
+    private readonly cfg: Config,
+    private readonly measure: () => Promise<Capacity>,
+  ) {}
+
+  async list(): Promise<NodeView[]> {
+    return [
+      {
+        id: this.cfg.NODE_ID, state: 'active', alive: true, self: true, address: this.cfg.NODE_ADDRESS, ...urls(this.cfg, this.cfg.NODE_ADDRESS),
+        startedAt: this.startedAt, lastSeenSecondsAgo: 0, capacity: await this.measure(), sameKeys: true,
+      },
+    ];
+  }
+
+  async setState(): Promise<NodeView> {
+    throw notClustered('this host runs alone (ETCD_ENDPOINTS is empty): it is always active');
+  }
+
+  async start(): Promise<void> {}
+  async stop(): Promise<void> {}
+}
+
+/** Many hosts on etcd (ETCD_ENDPOINTS): this host's membership and every other's. */
+export class EtcdCluster implements Nodes {
+  readonly clustered = true;
+  readonly etcd: Etcd3;
+  readonly membership: Membership;
+
+  constructor(
+    cfg: Config,
+    measure: () => Promise<Capacity>,
+    /** The keys every host must share (control-token signing, ingestion-token hashing). */
+    keys: { jwtSecret: string; tokenHashKey: string },
+    private readonly log: Logger,
+  ) {
+    this.etcd = createEtcd(cfg.ETCD_ENDPOINTS);
+    this.membership = new Membership(
+      this.etcd,
+      makeClusterKeys(cfg.ETCD_PREFIX),
+      { id: cfg.NODE_ID, address: cfg.NODE_ADDRESS, ...urls(cfg, cfg.NODE_ADDRESS), leaseTtlSeconds: cfg.NODE_LEASE_TTL_SECONDS, keysDigest: keysDigest(keys) },
+      measure,
+      log,
+    );
+  }
+
+  async list(): Promise<NodeView[]> {
+    return this.membership.nodes();
+  }
+
+  async setState(id: string, state: NodeState): Promise<NodeView> {
+    if (!this.membership.nodes().some((n) => n.id === id)) throw nodeNotFound(id);
+    await etcdCall(() => this.membership.setState(id, state));
+    const view = this.membership.nodes().find((n) => n.id === id)!;
+    return { ...view, state };
+  }
+
+  /** Joins in the background, retrying every second: a host without etcd still serves its own tables. */
+  async start(): Promise<void> {
+    if (this.joining) return;
+    this.joining = (async () => {
+      for (let attempt = 1; !this.stopped; attempt++) {
+        try {
+          await this.membership.start();
+          this.joined = true;
+          return;
+        } catch (err) {
+          if (attempt === 1 || attempt % 30 === 0) this.log.warn({ err: (err as Error).message, attempt }, 'could not join the cluster (etcd); retrying');
+          await new Promise((r) => setTimeout(r, 1000));
+        }
+      }
+    })();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.joining;
+    await this.membership.stop().catch(() => undefined);
+    this.etcd.close();
+  }
+
+  private joining: Promise<void> | null = null;
+  private stopped = false;
+  /** This host is a member (its presence is in etcd). */
+  joined = false;
+}

@@ -1,0 +1,226 @@
+import { EventEmitter } from 'node:events';
+import { performance } from 'node:perf_hooks';
+import * as grpc from '@grpc/grpc-js';
+import { Etcd3, type IKeyValue, type Lease, type Watcher } from 'etcd3';
+import type { Logger } from 'pino';
+
+/**
+ * The one door to etcd (etcd3 1.1.2, pinned): a client with deadlines, a lease with our own
+ * deadline, a mirror of a prefix that resyncs in full, and the transactions we use.
+ *
+ * Guarantees:
+ * - every unary call has a deadline (CALL_DEADLINE_MS): none hangs while etcd has no quorum;
+ *   every call requires a leader (a partitioned member answers "no leader" instead of stale data);
+ * - `OwnLease` says `fenced` once no keepalive succeeded for FENCE_SHARE of its TTL, by this
+ *   process's monotonic clock, before etcd can have let it lapse; it re-grants itself after a
+ *   loss and puts its keys again; `lost`/`fenced` fire once per episode;
+ * - `Mirror` holds every key under a prefix as etcd has it at some revision: after a start, a
+ *   compaction, or any watch error, it reads the whole prefix again and replaces its view, then
+ *   watches from that revision on, so no change is missed or applied twice.
+ */
+
+export const CALL_DEADLINE_MS = 3000;
+/** A lease is fenced once this share of its TTL passed without a successful keepalive. */
+export const FENCE_SHARE = 2 / 3;
+
+// = Go's clientv3.WithRequireLeader: a member without a leader refuses instead of answering stale.
+const requireLeader: grpc.Interceptor = (options, next) =>
+  new grpc.InterceptingCall(next(options), {
+    start(metadata, listener, nxt) {
+      metadata.set('hasleader', 'true');
+      nxt(metadata, listener);
+    },
+  });
+
+export function createEtcd(endpoints: string[]): Etcd3 {
+  return new Etcd3({
+    hosts: endpoints,
+    // etcd refuses pings more often than its --grpc-keepalive-min-time (5 s).
+    grpcOptions: { 'grpc.keepalive_time_ms': 5000, 'grpc.keepalive_timeout_ms': 2000, interceptors: [requireLeader] } as grpc.ChannelOptions,
+    defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + CALL_DEADLINE_MS }),
+  });
+}
+
+/** Creates `key` with `value` only if it does not exist; true if this call created it. */
+export async function createIfAbsent(etcd: Etcd3, key: string, value: string, lease?: Lease): Promise<boolean> {
+  const put = etcd.put(key).value(value);
+  if (lease) put.lease(await lease.grant());
+  const r = await etcd.if(key, 'Create', '==', 0).then(put).commit();
+  return r.succeeded;
+}
+
+/**
+ * A lease this process holds, with keys bound to it. Events: 'renewed' (a keepalive
+ * succeeded), 'fenced' (none for FENCE_SHARE x TTL: act as if the keys were gone), 'regranted'
+ * (a new lease after a loss; the keys are put again).
+ */
+export class OwnLease extends EventEmitter {
+  private lease: Lease;
+  private lastSuccess = performance.now();
+  private fencedNow = false;
+  private readonly keys = new Map<string, string>();
+  private readonly timer: NodeJS.Timeout;
+  private closed = false;
+
+  constructor(
+    private readonly etcd: Etcd3,
+    readonly ttlSeconds: number,
+    private readonly log: Logger,
+  ) {
+    super();
+    this.lease = this.open();
+    this.timer = setInterval(() => this.check(), 250);
+    this.timer.unref();
+  }
+
+  /** Whether this process may act on what its lease stands for. */
+  get fenced(): boolean {
+    return this.fencedNow;
+  }
+
+  /** Seconds since the last successful keepalive (or grant). */
+  get ageSeconds(): number {
+    return (performance.now() - this.lastSuccess) / 1000;
+  }
+
+  /** Puts `key` bound to the lease; it is put again after a re-grant. */
+  async put(key: string, value: string): Promise<void> {
+    this.keys.set(key, value);
+    await this.lease.put(key).value(value).exec();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearInterval(this.timer);
+    await this.lease.revoke().catch(() => undefined);
+  }
+
+  private open(): Lease {
+    const lease = this.etcd.lease(this.ttlSeconds, { autoKeepAlive: true });
+    lease.on('keepaliveSucceeded', () => this.renewed());
+    lease.on('lost', (err) => {
+      if (this.closed || lease !== this.lease) return; // etcd3 may emit 'lost' twice
+      this.log.warn({ err: err.message }, 'the etcd lease was lost: granting a new one');
+      this.fence();
+      this.lease = this.open();
+      void this.reput();
+    });
+    void lease.grant().then(
+      () => this.renewed(),
+      () => undefined, // 'lost' follows
+    );
+    return lease;
+  }
+
+  private async reput(): Promise<void> {
+    try {
+      await this.lease.grant();
+      for (const [k, v] of this.keys) await this.lease.put(k).value(v).exec();
+      this.emit('regranted');
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'could not put the lease keys again; retrying with the next grant');
+    }
+  }
+
+  private renewed(): void {
+    this.lastSuccess = performance.now();
+    if (this.fencedNow) {
+      this.fencedNow = false;
+      this.log.info('the etcd lease is renewed again');
+    }
+    this.emit('renewed');
+  }
+
+  private check(): void {
+    if (!this.fencedNow && this.ageSeconds > this.ttlSeconds * FENCE_SHARE) this.fence();
+  }
+
+  private fence(): void {
+    if (this.fencedNow) return;
+    this.fencedNow = true;
+    this.log.warn({ sinceRenewalSeconds: Math.round(this.ageSeconds * 10) / 10, ttlSeconds: this.ttlSeconds }, 'the etcd lease is not being renewed: fenced');
+    this.emit('fenced');
+  }
+}
+
+export interface MirrorHandlers {
+  /** The whole prefix as of `revision` (after a start or a resync): replace what you hold. */
+  reset(entries: Map<string, string>, revision: number): void;
+  put(key: string, value: string, revision: number): void;
+  delete(key: string, revision: number): void;
+}
+
+/**
+ * Every key under `prefix`, kept current by a watch. Events: 'synced' (after each full read),
+ * 'error' is never emitted: failures are logged and retried every second.
+ */
+export class Mirror extends EventEmitter {
+  private watcher: Watcher | null = null;
+  private stopped = false;
+  /** The revision the view is at (0 until the first read). */
+  revision = 0;
+  /** Full reads so far (tests wait on it). */
+  syncs = 0;
+
+  constructor(
+    private readonly etcd: Etcd3,
+    private readonly prefix: string,
+    private readonly handlers: MirrorHandlers,
+    private readonly log: Logger,
+  ) {
+    super();
+  }
+
+  async start(): Promise<void> {
+    await this.resync();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.watcher?.cancel().catch(() => undefined);
+    this.watcher = null;
+  }
+
+  private async resync(): Promise<void> {
+    while (!this.stopped) {
+      try {
+        const res = await this.etcd.getAll().prefix(this.prefix).exec();
+        const revision = Number(res.header.revision);
+        const entries = new Map(res.kvs.map((kv) => [kv.key.toString(), kv.value.toString()]));
+        this.revision = revision;
+        this.handlers.reset(entries, revision);
+        this.syncs++;
+        this.emit('synced', revision);
+        await this.watchFrom(revision + 1);
+        return;
+      } catch (err) {
+        if (this.stopped) return;
+        this.log.warn({ err: (err as Error).message, prefix: this.prefix }, 'could not read from etcd; retrying');
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+  }
+
+  private async watchFrom(revision: number): Promise<void> {
+    await this.watcher?.cancel().catch(() => undefined);
+    const w = await this.etcd.watch().prefix(this.prefix).startRevision(String(revision)).create();
+    this.watcher = w;
+    const rev = (kv: IKeyValue) => Number(kv.mod_revision);
+    w.on('put', (kv) => {
+      this.revision = rev(kv);
+      this.handlers.put(kv.key.toString(), kv.value.toString(), this.revision);
+    });
+    w.on('delete', (kv) => {
+      this.revision = rev(kv);
+      this.handlers.delete(kv.key.toString(), this.revision);
+    });
+    // A compaction past our revision, or a cancelled watch: read it all again.
+    w.on('error', (err) => {
+      if (this.stopped || this.watcher !== w) return;
+      this.log.warn({ err: err.message, prefix: this.prefix }, 'the etcd watch ended: reading the prefix again');
+      this.watcher = null;
+      void w.cancel().catch(() => undefined);
+      void this.resync();
+    });
+  }
+}

@@ -1,0 +1,56 @@
+import { z } from 'zod';
+
+/** A host of the cluster: its persistent membership state and what its presence says (docs/cluster.md). */
+
+/**
+ * active: takes new tables; draining: keeps its tables, takes no new ones; decommissioned: has
+ * left for good. Kept in etcd without a lease: a crash does not change it.
+ */
+export const NODE_STATES = ['active', 'draining', 'decommissioned'] as const;
+export const nodeStateSchema = z.enum(NODE_STATES);
+export type NodeState = z.infer<typeof nodeStateSchema>;
+
+/** What a host measured of itself: how much more it can hold. */
+export const capacitySchema = z.object({
+  agents: z.number().describe('agents on this host'),
+  cpuCores: z.number(),
+  loadAverage: z.number().describe('1-minute load average'),
+  memTotalBytes: z.number(),
+  memAvailableBytes: z.number(),
+  diskFreeBytes: z.number().nullable().describe('free where the channels live'),
+  freePorts: z.number().describe('agent ports left in PORT_RANGE (two per agent)'),
+});
+export type Capacity = z.infer<typeof capacitySchema>;
+
+/** A host's presence, bound to its lease: gone within the lease TTL once the host stops renewing. */
+export const presenceSchema = z.object({
+  id: z.string(),
+  address: z.string(),
+  apiUrl: z.string(),
+  gatewayUrl: z.string(),
+  startedAt: z.string(),
+  renewedAt: z.string(),
+  capacity: capacitySchema,
+  /** A digest of the keys every host must share (JWT_SECRET, TOKEN_HASH_KEY): never the keys. */
+  keysDigest: z.string(),
+});
+export type Presence = z.infer<typeof presenceSchema>;
+
+export const nodeSchema = z.object({
+  id: z.string(),
+  state: nodeStateSchema,
+  /** Its presence is in etcd (its lease is alive). */
+  alive: z.boolean().describe('its lease-bound presence is in etcd'),
+  self: z.boolean().describe('the host that answered'),
+  address: z.string().nullable(),
+  apiUrl: z.string().nullable(),
+  gatewayUrl: z.string().nullable(),
+  startedAt: z.string().nullable(),
+  lastSeenSecondsAgo: z.number().nullable().describe("seconds since its presence last changed, by the answering host's clock (the own host: since its last lease renewal)"),
+  capacity: capacitySchema.nullable(),
+  sameKeys: z
+    .boolean()
+    .nullable()
+    .describe("it signs control tokens and hashes ingestion tokens with the same keys as the answering host (a host that does not cannot check the others' tokens); null: not known"),
+});
+export type NodeView = z.infer<typeof nodeSchema>;

@@ -1,0 +1,166 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { until } from './wait.js';
+
+/**
+ * Hosts on one machine: network namespaces this test creates, joined by a bridge in a namespace
+ * of their own (nothing in the root namespace but a guard route), each host with its own
+ * loopback and one address on the cluster subnet. Traffic goes only to loopback or to these
+ * addresses: drivers run inside a host (`exec`, `curl`), and while the cluster exists the root
+ * namespace routes the subnet nowhere (`unreachable`), so a call that forgot its namespace
+ * fails here instead of leaving the machine. `destroy` kills every process in the namespaces
+ * and deletes what was created.
+ */
+export class NetnsCluster {
+  readonly tag = randomBytes(3).toString('hex');
+  /** 10.77.<subnet>.0/24, random per run: two runs never share one. */
+  readonly subnet = 10 + (randomBytes(1)[0]! % 240);
+  readonly dir = mkdtempSync(join(tmpdir(), 'flume-svc-cluster-'));
+  private readonly etcds = new Map<number, ChildProcess>();
+  private created = false;
+
+  constructor(readonly size = 3) {}
+
+  get cidr(): string {
+    return `10.77.${this.subnet}.0/24`;
+  }
+
+  ns(i: number): string {
+    return `fs${this.tag}h${i}`;
+  }
+
+  private get fabric(): string {
+    return `fs${this.tag}fab`;
+  }
+
+  address(i: number): string {
+    return `10.77.${this.subnet}.${10 + i}`;
+  }
+
+  hosts(): number[] {
+    return Array.from({ length: this.size }, (_, k) => k + 1);
+  }
+
+  async create(): Promise<void> {
+    this.created = true;
+    ip('route', 'add', 'unreachable', this.cidr);
+    ip('netns', 'add', this.fabric);
+    ip('-n', this.fabric, 'link', 'add', 'br0', 'type', 'bridge');
+    ip('-n', this.fabric, 'link', 'set', 'br0', 'up');
+    ip('-n', this.fabric, 'link', 'set', 'lo', 'up');
+    for (const i of this.hosts()) {
+      ip('netns', 'add', this.ns(i));
+      // Both ends are created away from the root namespace.
+      ip('-n', this.fabric, 'link', 'add', `p${i}`, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', this.ns(i));
+      ip('-n', this.fabric, 'link', 'set', `p${i}`, 'master', 'br0', 'up');
+      ip('-n', this.ns(i), 'link', 'set', 'lo', 'up');
+      ip('-n', this.ns(i), 'addr', 'add', `${this.address(i)}/24`, 'dev', 'eth0');
+      ip('-n', this.ns(i), 'link', 'set', 'eth0', 'up');
+      // A reconnect to a host that is cut off gives up in seconds, not in two minutes.
+      this.run(i, 'sysctl', ['-q', '-w', 'net.ipv4.tcp_syn_retries=2']);
+    }
+  }
+
+  /** Runs a command inside host i and waits for it. */
+  run(i: number, cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): { status: number | null; stdout: string; stderr: string } {
+    const r = spawnSync('ip', ['netns', 'exec', this.ns(i), cmd, ...args], { encoding: 'utf8', env: opts.env ?? process.env, timeout: opts.timeoutMs ?? 30_000 });
+    return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+  }
+
+  /** Starts a command inside host i in the background (its own session); output to `log`. */
+  spawn(i: number, cmd: string, args: string[], log: string, env: NodeJS.ProcessEnv = process.env): ChildProcess {
+    const fd = openSync(log, 'a');
+    const child = spawn('ip', ['netns', 'exec', this.ns(i), cmd, ...args], { env, detached: true, stdio: ['ignore', fd, fd] });
+    child.unref();
+    return child;
+  }
+
+  /** An HTTP call made from inside host `from` (curl): status, and the body as JSON when it is. */
+  async http(from: number, method: string, url: string, opts: { body?: unknown; token?: string; timeoutS?: number } = {}): Promise<{ status: number; body: Record<string, unknown>; text: string }> {
+    const args = ['-sS', '-o', '-', '-w', '\n%{http_code}', '-X', method, '--max-time', String(opts.timeoutS ?? 60)];
+    if (opts.token) args.push('-H', `authorization: Bearer ${opts.token}`);
+    if (opts.body !== undefined) args.push('-H', 'content-type: application/json', '--data-binary', JSON.stringify(opts.body));
+    args.push(url);
+    const child = spawn('ip', ['netns', 'exec', this.ns(from), 'curl', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    await new Promise((r) => child.on('close', r));
+    const cut = out.lastIndexOf('\n');
+    const status = Number(out.slice(cut + 1)) || 0;
+    const text = out.slice(0, Math.max(0, cut));
+    let body: Record<string, unknown> = {};
+    try {
+      body = JSON.parse(text) as Record<string, unknown>;
+    } catch {
+      body = { raw: text, curl: err.trim() };
+    }
+    return { status, body, text };
+  }
+
+  get etcdEndpoints(): string {
+    return this.hosts().map((i) => `http://${this.address(i)}:2379`).join(',');
+  }
+
+  /** One etcd member per host, a cluster of its own (a token unique to this run); waits until every member is healthy. */
+  async startEtcd(): Promise<void> {
+    const token = `flume-svc-${this.tag}`;
+    const peers = this.hosts().map((i) => `h${i}=http://${this.address(i)}:2380`).join(',');
+    for (const i of this.hosts()) this.startEtcdMember(i, token, peers);
+    for (const i of this.hosts()) {
+      const healthy = await until(() => this.run(i, 'etcdctl', ['--endpoints', `http://${this.address(i)}:2379`, '--command-timeout=1s', 'endpoint', 'health']).status, (s) => s === 0, 30_000, 200);
+      if (healthy !== 0) throw new Error(`etcd member h${i} is not healthy: see ${this.dir}/etcd-h${i}.log`);
+    }
+  }
+
+  private startEtcdMember(i: number, token: string, peers: string): void {
+    const a = this.address(i);
+    const data = join(this.dir, `etcd-h${i}`);
+    mkdirSync(data, { recursive: true });
+    const child = this.spawn(i, 'etcd', [
+      '--name', `h${i}`, '--data-dir', data,
+      '--listen-peer-urls', `http://${a}:2380`, '--initial-advertise-peer-urls', `http://${a}:2380`,
+      '--listen-client-urls', `http://${a}:2379,http://127.0.0.1:2379`, '--advertise-client-urls', `http://${a}:2379`,
+      '--initial-cluster', peers, '--initial-cluster-token', token, '--initial-cluster-state', 'new',
+      '--logger', 'zap', '--log-outputs', 'stderr',
+    ], join(this.dir, `etcd-h${i}.log`));
+    this.etcds.set(i, child);
+  }
+
+  /** Every process inside the namespaces, killed (-9), then the namespaces, the guard route and the temp dir gone. */
+  async destroy(): Promise<void> {
+    if (!this.created) return;
+    for (let round = 0; round < 20; round++) {
+      const pids = this.pids();
+      if (!pids.length) break;
+      for (const pid of pids) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // gone
+        }
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    for (const i of this.hosts()) spawnSync('ip', ['netns', 'del', this.ns(i)]);
+    spawnSync('ip', ['netns', 'del', this.fabric]);
+    spawnSync('ip', ['route', 'del', 'unreachable', this.cidr]);
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  /** Processes whose network namespace is one of ours. */
+  pids(): number[] {
+    return [this.fabric, ...this.hosts().map((i) => this.ns(i))].flatMap((n) =>
+      (spawnSync('ip', ['netns', 'pids', n], { encoding: 'utf8' }).stdout ?? '').split('\n').filter(Boolean).map(Number),
+    );
+  }
+}
+
+function ip(...args: string[]): void {
+  const r = spawnSync('ip', args, { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`ip ${args.join(' ')}: ${r.stderr.trim()}`);
+}
