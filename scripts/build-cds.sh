@@ -42,11 +42,12 @@ rm -f "$archive"
 # The main class and options agents start with (flume/agent.env): our launcher once setup built it.
 source flume/agent.env
 main=$FLUME_MAIN_CLASS
-[ -f "flume/lib/$LAUNCHER_JAR" ] && main=$LAUNCHER_MAIN_CLASS
+monitoring=http
+if [ -f "flume/lib/$LAUNCHER_JAR" ]; then main=$LAUNCHER_MAIN_CLASS; monitoring=$LOOPBACK_METRICS_CLASS; fi
 # The same class path prefix and options agents run with (default AGENT_JVM_OPTIONS).
 # shellcheck disable=SC2086 # the options are words
 "$java" -Xmx128m $AGENT_JVM_OPTIONS -XX:ArchiveClassesAtExit="$archive" \
-  -Djava.net.preferIPv4Stack=true -Dflume.monitoring.type=http -Dflume.monitoring.port=$((port + 1)) \
+  -Djava.net.preferIPv4Stack=true -Dflume.monitoring.type="$monitoring" -Dflume.monitoring.port=$((port + 1)) \
   -Dlog4j.configurationFile="$PWD/templates/log4j2.xml" -cp "$PWD/flume/lib/*" \
   "$main" -n a1 -f "$tmp/agent.conf" --no-reload-conf >"$tmp/log" 2>&1 &
 pid=$!

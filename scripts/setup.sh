@@ -68,16 +68,16 @@ if [ ! -f flume/lib/flume-ng-node-1.11.0.jar ]; then
   say "fetching Apache Flume 1.11.0 jars from Maven Central (once, ~46 MB)"
   mvn -B -q -f flume/pom.xml dependency:copy-dependencies
 fi
-# Our one Java class: Flume's Application with the channels started before the source, so a
-# start does not wait out Flume's 500 ms poll (flume/launcher/). Agents find it in flume/lib.
-launcher_src=flume/launcher/flumeservice/Agent.java
+# Our two Java classes (flume/launcher/): Flume's Application with the channels started before
+# the source, so a start does not wait out Flume's 500 ms poll, and Flume's JSON metrics server
+# bound to 127.0.0.1 (Flume's own binds every interface). Agents find them in flume/lib.
 source flume/agent.env
 launcher_jar=flume/lib/$LAUNCHER_JAR
-if [ ! -f "$launcher_jar" ] || [ "$launcher_src" -nt "$launcher_jar" ]; then
+if [ ! -f "$launcher_jar" ] || [ -n "$(find flume/launcher -name '*.java' -newer "$launcher_jar" | head -1)" ]; then
   if command -v javac >/dev/null 2>&1 && command -v jar >/dev/null 2>&1; then
     say "building $launcher_jar (javac)"
     classes=$(mktemp -d)
-    javac -d "$classes" -cp "flume/lib/*" "$launcher_src"
+    javac -d "$classes" -cp "flume/lib/*" flume/launcher/flumeservice/*.java
     jar cf "$launcher_jar" -C "$classes" .
     rm -rf "$classes"
   else

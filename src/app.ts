@@ -45,6 +45,8 @@ import { sinkRoutes } from './routes/sinks.js';
 import { nodeRoutes } from './routes/nodes.js';
 import { EtcdCluster, SingleHost, type Nodes } from './cluster/cluster.js';
 import { measureCapacity } from './agents/capacity.js';
+import type { Lifecycle } from './agents/lifecycle.js';
+import { clusterLifecycle } from './placement/index.js';
 import { IncidentService } from './incidents/incident-service.js';
 import type { SupervisorDriver } from './supervisor/driver.js';
 import { TokenService } from './tokens/token-service.js';
@@ -112,7 +114,11 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
   });
   const measure = () => measureCapacity(config, fleet, ports);
   // One host needs no etcd; with ETCD_ENDPOINTS this host joins the cluster's membership.
-  const nodes: Nodes = config.ETCD_ENDPOINTS.length ? new EtcdCluster(config, measure, { jwtSecret: loadOrCreateSecret(config), tokenHashKey: loadOrCreateTokenHashKey(config) }, log.child({ component: 'cluster' })) : new SingleHost(config, measure);
+  const cluster = config.ETCD_ENDPOINTS.length
+    ? new EtcdCluster(config, measure, { jwtSecret: loadOrCreateSecret(config), tokenHashKey: loadOrCreateTokenHashKey(config) }, log.child({ component: 'cluster' }))
+    : null;
+  const nodes: Nodes = cluster ?? new SingleHost(config, measure);
+  const lifecycle: Lifecycle = cluster ? clusterLifecycle(config, cluster, agents, log.child({ component: 'placement' })) : agents;
   const refused = new RefusedCalls(redis, keys, 10_000, log.child({ component: 'audit' }));
   const readiness = { reconciled: false };
 
@@ -139,7 +145,7 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
   app.addHook('preClose', async () => streams.closeAll());
   const authorize = registerAuth(app, loadOrCreateSecret(config), revocations);
   void app.register(healthRoutes, { redis, driver, readiness });
-  void app.register(agentRoutes, { agents, reconciler, fleet, authorize });
+  void app.register(agentRoutes, { lifecycle, agents, reconciler, fleet, authorize });
   void app.register(configRoutes, { config: configs, authorize });
   void app.register(operationRoutes, { operations, authorize });
   void app.register(auditRoutes, { audit, refused, authorize });

@@ -36,6 +36,8 @@ export const DEFAULT_JVM_OPTIONS = agentEnv('AGENT_JVM_OPTIONS');
 /** Our launcher's jar in FLUME_LIB_DIR and its main class; Flume's own entry point. */
 export const LAUNCHER = { jar: agentEnv('LAUNCHER_JAR'), mainClass: agentEnv('LAUNCHER_MAIN_CLASS') };
 export const FLUME_MAIN_CLASS = agentEnv('FLUME_MAIN_CLASS');
+/** Flume's JSON metrics bound to 127.0.0.1 (in the launcher's jar). */
+export const LOOPBACK_METRICS_CLASS = agentEnv('LOOPBACK_METRICS_CLASS');
 
 /**
  * Every setting the service reads, from the environment, in one place.

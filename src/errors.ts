@@ -87,6 +87,10 @@ export const ErrorCodes = {
   CLUSTER_UNAVAILABLE: 10110,
   /** A cluster-only operation on a single host (ETCD_ENDPOINTS is empty). */
   NOT_CLUSTERED: 10111,
+  /** Many hosts: the host asked for (?node=) is not alive or not active, or none has room. */
+  NODE_UNAVAILABLE: 10112,
+  /** Many hosts: the table's owner did not answer within the deadline; the operation may still complete. */
+  OWNER_TIMEOUT: 10113,
   INTERNAL: 10500,
 } as const;
 
@@ -179,3 +183,5 @@ export const redisUnavailable = (message: string) => make('REDIS_UNAVAILABLE', 5
 export const nodeNotFound = (id: string) => make('NODE_NOT_FOUND', 404, `no host ${id} in the cluster`);
 export const clusterUnavailable = (message: string) => make('CLUSTER_UNAVAILABLE', 503, message);
 export const notClustered = (message: string) => make('NOT_CLUSTERED', 409, message);
+export const nodeUnavailable = (message: string) => make('NODE_UNAVAILABLE', 409, message);
+export const ownerTimeout = (message: string, details?: Record<string, unknown>) => make('OWNER_TIMEOUT', 504, message, details);

@@ -4,7 +4,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import pLimit from 'p-limit';
-import { AppError, agentExists, agentNotFound, agentStartFailed, portConflict, sinkUnavailable, tableHeld } from '../errors.js';
+import { AppError, agentExists, agentNotFound, agentStartFailed, nodeNotFound, portConflict, sinkUnavailable, tableHeld } from '../errors.js';
+import type { Lifecycle } from './lifecycle.js';
 import { tableHolders } from '../supervisor/strays.js';
 import { StartQueue } from './start-queue.js';
 import type { FleetModel } from '../fleet/fleet-model.js';
@@ -41,7 +42,7 @@ import type { TableLock } from './table-lock.js';
  *   them) runs through the host's StartQueue: at most AGENT_START_CONCURRENCY at once, in order;
  *   a waiting table shows `queue` in its status. Stops, status and listings never wait.
  */
-export class AgentService {
+export class AgentService implements Lifecycle {
   constructor(
     private readonly cfg: Config,
     private readonly store: AgentStore,
@@ -59,7 +60,9 @@ export class AgentService {
    * Renders, reserves ports, writes and registers the agent; with `start` (the default) starts
    * it and answers once its source accepts events, else leaves it stopped (desired stopped).
    */
-  async create(ref: TableRef, body: unknown, opts: { start?: boolean; by?: string } = {}): Promise<AgentStatus> {
+  async create(ref: TableRef, body: unknown, opts: { start?: boolean; by?: string; node?: string } = {}): Promise<AgentStatus> {
+    // One host: the only node there is.
+    if (opts.node !== undefined && opts.node !== this.cfg.NODE_ID) throw nodeNotFound(opts.node);
     const start = opts.start ?? true;
     const spec = resolveSpec(body, ref, { defaultHeap: this.cfg.AGENT_HEAP, maxHeap: this.cfg.AGENT_MAX_HEAP });
     this.checkSinkAvailable(spec);
@@ -172,6 +175,10 @@ export class AgentService {
 
   list(filter: { db?: string; state?: string } = {}): AgentStatus[] {
     return this.fleet.list(filter);
+  }
+
+  listVersion(): string {
+    return String(this.fleet.version);
   }
 
   async delete(ref: TableRef, force: boolean): Promise<DeleteResult> {

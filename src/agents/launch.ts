@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { FLUME_MAIN_CLASS, LAUNCHER, type Config } from '../config.js';
+import { FLUME_MAIN_CLASS, LAUNCHER, LOOPBACK_METRICS_CLASS, type Config } from '../config.js';
 import { jvmOptionProblem, sizeBytes } from '../resources/jvm-options.js';
 import type { TableRef } from '../resources/table.js';
 import type { AgentMeta } from '../store/agent-store.js';
@@ -24,6 +24,8 @@ export interface ProgramParams {
   metricsPort: number;
   /** Our launcher (flume/launcher/: the channel started before the source, no 500 ms poll) or Flume's Application. */
   mainClass: string;
+  /** Flume's metrics server: ours on 127.0.0.1 where the launcher's jar is there, else Flume's `http` (every interface). */
+  monitoringType: string;
 }
 
 // supervisord interpolates %(name)s in values: a literal % must be doubled.
@@ -44,6 +46,7 @@ export function renderProgram(table: TableRef, p: ProgramParams, paths: AgentPat
     autostart: p.autostart,
     metricsPort: p.metricsPort,
     mainClass: p.mainClass,
+    monitoringType: p.monitoringType,
   };
   return fill(template('program.conf'), Object.fromEntries(Object.entries(values).map(([k, v]) => [k, supervisorValue(v)])));
 }
@@ -53,6 +56,7 @@ const heapWithin = (heap: string, max: string) => ((sizeBytes(heap) ?? 0) > (siz
 /** The agent's program text from its metadata and the host's settings; `autostart` records the desired state. */
 export function programFor(cfg: Config, meta: AgentMeta, autostart: boolean): string {
   const paths = agentPaths(cfg, meta.program);
+  const launcherJar = existsSync(join(cfg.FLUME_LIB_DIR, LAUNCHER.jar));
   // Flume's jars first: the class-data archive was built with exactly that prefix.
   const classpath = [
     join(cfg.FLUME_LIB_DIR, '*'),
@@ -83,7 +87,9 @@ export function programFor(cfg: Config, meta: AgentMeta, autostart: boolean): st
       classpath,
       autostart,
       metricsPort: meta.metricsPort,
-      mainClass: cfg.AGENT_LAUNCHER === 'flume-service' && existsSync(join(cfg.FLUME_LIB_DIR, LAUNCHER.jar)) ? LAUNCHER.mainClass : FLUME_MAIN_CLASS,
+      mainClass: cfg.AGENT_LAUNCHER === 'flume-service' && launcherJar ? LAUNCHER.mainClass : FLUME_MAIN_CLASS,
+      // Whichever main class runs, the jar is on the class path (FLUME_LIB_DIR/*).
+      monitoringType: launcherJar ? LOOPBACK_METRICS_CLASS : 'http',
     },
     paths,
   );

@@ -100,6 +100,7 @@ export class EtcdCluster implements Nodes {
       for (let attempt = 1; !this.stopped; attempt++) {
         try {
           await this.membership.start();
+          for (const f of this.onJoin) await f();
           this.joined = true;
           return;
         } catch (err) {
@@ -113,10 +114,14 @@ export class EtcdCluster implements Nodes {
   async stop(): Promise<void> {
     this.stopped = true;
     await this.joining;
+    for (const f of this.onLeave) await f().catch(() => undefined);
     await this.membership.stop().catch(() => undefined);
     this.etcd.close();
   }
 
+  /** Run once this host joined (retried with the join), and before it leaves: what builds on the membership. */
+  readonly onJoin: Array<() => Promise<void>> = [];
+  readonly onLeave: Array<() => Promise<void>> = [];
   private joining: Promise<void> | null = null;
   private stopped = false;
   /** This host is a member (its presence is in etcd). */

@@ -143,10 +143,17 @@ export class OwnLease extends EventEmitter {
   }
 }
 
+/** A key's value with its create and last-modification revisions. */
+export interface MirrorEntry {
+  value: string;
+  createRevision: number;
+  modRevision: number;
+}
+
 export interface MirrorHandlers {
   /** The whole prefix as of `revision` (after a start or a resync): replace what you hold. */
-  reset(entries: Map<string, string>, revision: number): void;
-  put(key: string, value: string, revision: number): void;
+  reset(entries: Map<string, MirrorEntry>, revision: number): void;
+  put(key: string, entry: MirrorEntry): void;
   delete(key: string, revision: number): void;
 }
 
@@ -154,6 +161,8 @@ export interface MirrorHandlers {
  * Every key under `prefix`, kept current by a watch. Events: 'synced' (after each full read),
  * 'error' is never emitted: failures are logged and retried every second.
  */
+const entryOf = (kv: IKeyValue): MirrorEntry => ({ value: kv.value.toString(), createRevision: Number(kv.create_revision), modRevision: Number(kv.mod_revision) });
+
 export class Mirror extends EventEmitter {
   private watcher: Watcher | null = null;
   private stopped = false;
@@ -186,7 +195,7 @@ export class Mirror extends EventEmitter {
       try {
         const res = await this.etcd.getAll().prefix(this.prefix).exec();
         const revision = Number(res.header.revision);
-        const entries = new Map(res.kvs.map((kv) => [kv.key.toString(), kv.value.toString()]));
+        const entries = new Map(res.kvs.map((kv) => [kv.key.toString(), entryOf(kv)]));
         this.revision = revision;
         this.handlers.reset(entries, revision);
         this.syncs++;
@@ -205,13 +214,13 @@ export class Mirror extends EventEmitter {
     await this.watcher?.cancel().catch(() => undefined);
     const w = await this.etcd.watch().prefix(this.prefix).startRevision(String(revision)).create();
     this.watcher = w;
-    const rev = (kv: IKeyValue) => Number(kv.mod_revision);
     w.on('put', (kv) => {
-      this.revision = rev(kv);
-      this.handlers.put(kv.key.toString(), kv.value.toString(), this.revision);
+      const entry = entryOf(kv);
+      this.revision = entry.modRevision;
+      this.handlers.put(kv.key.toString(), entry);
     });
     w.on('delete', (kv) => {
-      this.revision = rev(kv);
+      this.revision = Number(kv.mod_revision);
       this.handlers.delete(kv.key.toString(), this.revision);
     });
     // A compaction past our revision, or a cancelled watch: read it all again.

@@ -62,11 +62,11 @@ export class Membership {
     this.mirror = new Mirror(this.etcd, this.keys.nodes(), {
       reset: (entries) => {
         const seen = new Map<string, Known>();
-        for (const [key, value] of entries) this.apply(seen, key, value);
+        for (const [key, e] of entries) this.apply(seen, key, e.value);
         this.known.clear();
         for (const [id, k] of seen) this.known.set(id, { ...k, seenAt: k.presence ? (this.known.get(id)?.seenAt ?? Date.now()) : null });
       },
-      put: (key, value) => this.apply(this.known, key, value),
+      put: (key, e) => this.apply(this.known, key, e.value),
       delete: (key) => this.apply(this.known, key, null),
     }, this.log);
     await this.mirror.start();

@@ -229,7 +229,7 @@ export class FleetModel extends EventEmitter {
     const now = Date.now();
     const rates = counters && known ? known.rates : new RateWindow();
     const { status, progress, idle } = observeStatus({
-      meta, desired, info, running, probe, counters, kept: kept !== null, usage, usable, known, rates, stamp, now,
+      node: this.cfg.NODE_ID, meta, desired, info, running, probe, counters, kept: kept !== null, usage, usable, known, rates, stamp, now,
       spaceMarginBytes: this.cfg.CHANNEL_SPACE_MARGIN_BYTES,
     });
     const rate = status.rates;

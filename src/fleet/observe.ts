@@ -53,6 +53,8 @@ export function track(prev: Progress | null, c: FlumeCounters | null, now: numbe
 const mib = (b: number) => Math.round(b / 1_048_576).toLocaleString('en-US');
 
 export interface ObserveInput {
+  /** This host (NODE_ID). */
+  node: string;
   meta: AgentMeta;
   desired: Desired;
   info: ProcessInfo | null;
@@ -112,6 +114,7 @@ export function observeStatus(x: ObserveInput): Observation {
     db: meta.db,
     table: meta.table,
     program: meta.program,
+    node: x.node,
     sink: meta.spec.sink,
     state: info?.state ?? 'NOT_LOADED',
     desired,

@@ -1,6 +1,6 @@
 /**
  * Flume's own HTTP endpoints, as the control plane reads them: the agent's HTTP source (probed,
- * never fed) and its metrics server (-Dflume.monitoring.type=http).
+ * never fed) and its JSON metrics server (flumeservice.LoopbackMetricsServer, on 127.0.0.1).
  *
  * Guarantees: every call is bounded by one deadline (AbortSignal.timeout) that covers
  * connecting, headers and the body, so a half-answering agent cannot hang it; calls never

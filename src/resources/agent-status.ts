@@ -57,6 +57,7 @@ export const statusSchema = z.object({
   db: z.string(),
   table: z.string(),
   program: z.string(),
+  node: z.string().describe('the host that runs it (NODE_ID; with many hosts, its owner)'),
   sink: z.string(),
   state: agentStateSchema,
   desired: desiredSchema,

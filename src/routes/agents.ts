@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { AgentService } from '../agents/agent-service.js';
+import type { Lifecycle } from '../agents/lifecycle.js';
 import { NAME_PATTERN, tableParamsSchema } from '../resources/table.js';
 import type { Reconciler } from '../recovery/reconciler.js';
 import { createBodySchema } from '../resources/agent-spec.js';
@@ -29,16 +30,24 @@ const listQuerySchema = z.strictObject({
 });
 const createQuerySchema = z.strictObject({
   start: flag.optional().describe('false: render and register the agent stopped (desired stopped, no route); start it later'),
+  node: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'node must be a host id (letters, digits, _ . -)')
+    .optional()
+    .describe('many hosts: the host to run it on (alive and active); left out, the one with the most headroom'),
 });
 const statusQuerySchema = z.strictObject({ fresh: flag.optional().describe('observe the agent now instead of reading the fleet model') });
 
-/** The lifecycle API. Each route declares its contract once; its handler calls one AgentService method. */
+/**
+ * The lifecycle API. Each route declares its contract once; its handler calls one method of the
+ * lifecycle (this host's AgentService, or with many hosts the cluster's, which any host answers).
+ */
 export async function agentRoutes(
   fastify: FastifyInstance,
-  opts: { agents: AgentService; reconciler: Reconciler; fleet: FleetModel; authorize: Authorize },
+  opts: { lifecycle: Lifecycle; agents: AgentService; reconciler: Reconciler; fleet: FleetModel; authorize: Authorize },
 ): Promise<void> {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
-  const { agents, fleet, authorize } = opts;
+  const { lifecycle, agents, fleet, authorize } = opts;
   const ok = <T extends object>(message: string, body: T) => ({ code: 0 as const, message, ...body });
   const statusBody = okBody(statusSchema.shape);
   const tags = ['agents'];
@@ -52,10 +61,10 @@ export async function agentRoutes(
       params: tableParamsSchema,
       querystring: createQuerySchema,
       body: createBodySchema,
-      response: { 201: statusBody, ...errors(400, 401, 403, 409, 422, 502, 503) },
+      response: { 201: statusBody, ...errors(400, 401, 403, 404, 409, 422, 502, 503, 504) },
     },
     handler: async (req, reply) => {
-      const s = await agents.create(req.params, req.body, { start: req.query.start === undefined || isSet(req.query.start), by: req.principal?.sub });
+      const s = await lifecycle.create(req.params, req.body, { start: req.query.start === undefined || isSet(req.query.start), by: req.principal?.sub, node: req.query.node });
       return reply.status(201).send(ok(`${s.program}: created, ${s.state}`, s));
     },
   });
@@ -75,10 +84,11 @@ export async function agentRoutes(
         summary: summaries[action],
         ...access('operate'),
         params: tableParamsSchema,
-        response: { 200: statusBody, ...errors(400, 401, 403, 404, 409, 502, 503) },
+        response: { 200: statusBody, ...errors(400, 401, 403, 404, 409, 502, 503, 504) },
       },
       handler: async (req) => {
-        const s = action === 'pause' ? await agents.pause(req.params, req.principal?.sub ?? 'unknown') : await agents[action](req.params);
+        const s =
+          action === 'pause' ? await agents.pause(req.params, req.principal?.sub ?? 'unknown') : action === 'resume' ? await agents.resume(req.params) : await lifecycle[action](req.params);
         return ok(`${s.program}: ${action === 'pause' || action === 'resume' ? (s.paused ? 'paused' : 'intake open') : s.state}`, s);
       },
     });
@@ -95,7 +105,7 @@ export async function agentRoutes(
       response: { 200: statusBody, ...errors(400, 401, 403, 404, 503) },
     },
     handler: async (req) => {
-      const s = await agents.status(req.params, isSet(req.query.fresh));
+      const s = await lifecycle.status(req.params, isSet(req.query.fresh));
       return ok(`${s.program}: ${s.state}`, s);
     },
   });
@@ -108,10 +118,10 @@ export async function agentRoutes(
       ...access('operate'),
       params: tableParamsSchema,
       querystring: deleteQuerySchema,
-      response: { 200: okBody(deleteSchema.shape), ...errors(400, 401, 403, 404, 409, 503) },
+      response: { 200: okBody(deleteSchema.shape), ...errors(400, 401, 403, 404, 409, 503, 504) },
     },
     handler: async (req) => {
-      const r = await agents.delete(req.params, isSet(req.query.force));
+      const r = await lifecycle.delete(req.params, isSet(req.query.force));
       return ok(`${r.program}: deleted, channel data ${r.channel}`, r);
     },
   });
@@ -119,7 +129,7 @@ export async function agentRoutes(
   // The serialized listing per (fleet version, filter, dbs claim): an unchanged fleet costs a
   // map lookup, whatever the number of agents and pollers.
   const listings = new Map<string, { body: string; etag: string }>();
-  let listingsVersion = -1;
+  let listingsVersion = '';
   app.get('/v1/api/services', {
     onRequest: authorize('read'),
     schema: {
@@ -133,14 +143,14 @@ export async function agentRoutes(
       const q = req.query;
       const dbs = req.principal?.dbs;
       if (q.db && dbs && !dbs.includes(q.db)) throw forbidden(`this token is limited to db ${dbs.join(', ')}`);
-      if (listingsVersion !== fleet.version) {
+      if (listingsVersion !== lifecycle.listVersion()) {
         listings.clear();
-        listingsVersion = fleet.version;
+        listingsVersion = lifecycle.listVersion();
       }
       const key = `${q.db ?? ''}|${q.state ?? ''}|${dbs?.join(',') ?? '*'}`;
       let cached = listings.get(key);
       if (!cached) {
-        const list = agents.list(q).filter((a) => !dbs || dbs.includes(a.db)).map(listed);
+        const list = lifecycle.list(q).filter((a) => !dbs || dbs.includes(a.db)).map(listed);
         // Everything after the leading fields, so each answer only splices in its observedAt.
         const body = JSON.stringify({ agents: list }).slice(1);
         const etag = `W/"${createHash('sha1').update(body).digest('base64url')}"`;

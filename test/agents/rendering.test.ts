@@ -71,7 +71,7 @@ describe('agent templates', () => {
   });
 
   it('renders a supervisor program that execs the JVM and doubles % signs', () => {
-    const text = renderProgram(ref, { program: 'flume-shop-orders', javaBin: 'java', heap: '256m', jvmOptions: ['-XX:+UseSerialGC', '-Xss512k'], classpath: '/x/100%/lib/*', autostart: false, metricsPort: 23456, mainClass: 'flumeservice.Agent' }, paths);
+    const text = renderProgram(ref, { program: 'flume-shop-orders', javaBin: 'java', heap: '256m', jvmOptions: ['-XX:+UseSerialGC', '-Xss512k'], classpath: '/x/100%/lib/*', autostart: false, metricsPort: 23456, mainClass: 'flumeservice.Agent', monitoringType: 'flumeservice.LoopbackMetricsServer' }, paths);
     // env -i: the JVM gets no environment of the service's (it execs java, so supervisord still supervises the JVM).
     expect(text).toMatch(/^command=\/usr\/bin\/env -i PATH=\S+ LANG=C\.UTF-8 "java" -Xmx256m .* flumeservice\.Agent -n a1 -f "\/s\/services\/flume-shop-orders\/flume\.conf" --no-reload-conf$/m);
     expect(text).toContain('/x/100%%/lib/*');
@@ -79,6 +79,6 @@ describe('agent templates', () => {
     expect(text).toContain('umask=027');
     expect(text).toContain('autostart=false');
     expect(text).toContain('stopasgroup=true');
-    expect(text).toContain('-Dflume.monitoring.type=http -Dflume.monitoring.port=23456');
+    expect(text).toContain('-Dflume.monitoring.type=flumeservice.LoopbackMetricsServer -Dflume.monitoring.port=23456');
   });
 });

@@ -14,7 +14,7 @@ const meta: AgentMeta = {
 };
 const T0 = 1_800_000_000_000;
 const input = (x: Partial<ObserveInput> = {}): ObserveInput => ({
-  meta, desired: 'running', running: true, probe: 'flume', counters: counters(), kept: false,
+  node: 'h1', meta, desired: 'running', running: true, probe: 'flume', counters: counters(), kept: false,
   info: { name: meta.program, state: 'RUNNING', pid: 4242, start: T0 / 1000 - 60, now: T0 / 1000, description: 'pid 4242', exitStatus: 0, spawnErr: '' },
   usage: { rssBytes: 80 * 1024 ** 2, cpuSeconds: 3 }, usable: 10 * 1024 ** 3, known: undefined, rates: new RateWindow(),
   stamp: T0, now: T0, spaceMarginBytes: 256 * 1024 ** 2, ...x,

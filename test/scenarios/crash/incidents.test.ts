@@ -116,7 +116,9 @@ describe('incidents: a crash is not a stop', () => {
     const loop = incidents.find((i) => i.type === 'crash_loop');
     expect(loop).toMatchObject({ severity: 'critical', details: { exits: 3 }, signal: 'SIGKILL' });
     expect(incidents.filter((i) => i.type === 'unexpected_exit')).toHaveLength(3);
-    expect(hook.received.some((b) => b.program === 'flume-ops-looping' && b.type === 'crash_loop')).toBe(true);
+    // The webhook call follows the stored incident (delivered in the background).
+    const looped = await until(async () => hook.received.some((b) => b.program === 'flume-ops-looping' && b.type === 'crash_loop'), (x) => x, 15_000);
+    expect(looped).toBe(true);
     // While the loop is open, further exits fold into it: no incident each, no "recovered".
     for (let i = 0; i < 2; i++) {
       const s = await until(() => h.status('ops', 'looping'), (x) => x.state === 'RUNNING' && x.accepting, 60_000);

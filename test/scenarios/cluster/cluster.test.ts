@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Installation } from '../../helpers/installation.js';
@@ -113,5 +113,89 @@ describe('membership', () => {
     // Thawed, it finds its lease gone, takes a new one and is there again.
     const back = await until(() => nodesSeenBy(1), (l) => byId(l).h3?.alive === true, 30_000, 200);
     expect(byId(back).h3!.alive).toBe(true);
+  });
+});
+
+describe('tables across hosts', () => {
+  type Status = { program: string; node: string; state: string; accepting: boolean; desired: string };
+  const at = (i: number, path: string) => `${api(i)}${path}`;
+  const statusVia = async (via: number, table: string) => (await cluster.http(via, 'GET', at(via, `/v1/api/spread/${table}/status`), { token: admin })).body as Status & { error?: string };
+
+  it('creates a table on the host asked for, through any host, and every host answers for it', async () => {
+    const r = await cluster.http(2, 'POST', at(2, '/v1/api/spread/orders/create?node=h3'), { token: admin, body: { sink: 'logger' } });
+    expect(r.status, r.text).toBe(201);
+    expect(r.body).toMatchObject({ program: 'flume-spread-orders', node: 'h3', accepting: true });
+    // It runs on h3, and only there.
+    expect(hosts.get(3)!.states()['flume-spread-orders']).toMatch(/STARTING|RUNNING/);
+    for (const i of [1, 2]) expect(hosts.get(i)!.states()['flume-spread-orders']).toBeUndefined();
+    const seen = await until(() => statusVia(1, 'orders'), (s) => s.node === 'h3' && s.state === 'RUNNING', 15_000, 100);
+    expect(seen).toMatchObject({ node: 'h3', state: 'RUNNING', accepting: true });
+    const listed = (await cluster.http(1, 'GET', at(1, '/v1/api/services?db=spread'), { token: admin })).body.agents as Status[];
+    expect(listed.map((a) => [a.program, a.node])).toEqual([['flume-spread-orders', 'h3']]);
+  });
+
+  it("drives a table on another host through any API: stop via h1, start via h2, and each answer is the owner's", async () => {
+    const stopped = await cluster.http(1, 'POST', at(1, '/v1/api/spread/orders/stop'), { token: admin });
+    expect(stopped.status, stopped.text).toBe(200);
+    expect(stopped.body).toMatchObject({ node: 'h3', state: 'STOPPED', desired: 'stopped' });
+    expect(hosts.get(3)!.states()['flume-spread-orders']).toBe('STOPPED');
+    const t0 = Date.now();
+    const seen = await until(() => statusVia(2, 'orders'), (s) => s.state === 'STOPPED', 5000, 20);
+    expect(seen.state).toBe('STOPPED');
+    // A state change on h3, seen through h2's API: well within a second of the answer.
+    expect(Date.now() - t0).toBeLessThan(1000);
+    const started = await cluster.http(2, 'POST', at(2, '/v1/api/spread/orders/start'), { token: admin });
+    expect(started.status, started.text).toBe(200);
+    expect(started.body).toMatchObject({ node: 'h3', accepting: true });
+  });
+
+  it("keeps agent ports on the owner's loopback: another host cannot reach them", async () => {
+    const meta = JSON.parse(readFileSync(join(hosts.get(3)!.dir, 'services', 'flume-spread-orders', 'agent.json'), 'utf8')) as { port: number; metricsPort: number };
+    const inside = await cluster.http(3, 'OPTIONS', `http://127.0.0.1:${meta.port}/`);
+    expect(inside.status).toBe(403); // Flume's Jetty answers OPTIONS with 403: it is there
+    for (const port of [meta.port, meta.metricsPort]) {
+      const outside = await cluster.http(1, 'GET', `http://${cluster.address(3)}:${port}/`, { timeoutS: 3 });
+      expect(outside.status, `port ${port} from h1`).toBe(0);
+    }
+  });
+
+  it('gives one 201 and one 409 when two hosts create the same table at once', async () => {
+    const [a, b] = await Promise.all([
+      cluster.http(1, 'POST', at(1, '/v1/api/spread/race/create?start=false'), { token: admin, body: { sink: 'logger' } }),
+      cluster.http(2, 'POST', at(2, '/v1/api/spread/race/create?start=false'), { token: admin, body: { sink: 'logger' } }),
+    ]);
+    expect([a.status, b.status].sort()).toEqual([201, 409]);
+    expect((a.status === 409 ? a : b).body).toMatchObject({ error: 'AGENT_EXISTS' });
+    const owners = cluster.hosts().filter((i) => hosts.get(i)!.states()['flume-spread-race']);
+    expect(owners).toHaveLength(1);
+  });
+
+  it('spreads new tables over the hosts, refuses a bad body before placing anything, and deletes through any host', async () => {
+    const nodesOf: string[] = [];
+    for (const t of ['s1', 's2', 's3']) {
+      const r = await cluster.http(1, 'POST', at(1, `/v1/api/spread/${t}/create?start=false`), { token: admin, body: { sink: 'logger' } });
+      expect(r.status, r.text).toBe(201);
+      nodesOf.push(r.body.node as string);
+    }
+    // With orders on h3 and race somewhere, the three land where there were fewest.
+    const all = ((await cluster.http(2, 'GET', at(2, '/v1/api/services?db=spread'), { token: admin })).body.agents as Status[]).map((a) => a.node);
+    const counts = cluster.hosts().map((i) => all.filter((n) => n === `h${i}`).length);
+    expect(Math.max(...counts) - Math.min(...counts)).toBeLessThanOrEqual(1);
+    expect(new Set(nodesOf).size).toBeGreaterThanOrEqual(2);
+
+    const bad = await cluster.http(3, 'POST', at(3, '/v1/api/spread/bad/create'), { token: admin, body: { sink: 'nope' } });
+    expect(bad.status).toBe(400);
+    expect((await statusVia(1, 'bad')).error).toBe('AGENT_NOT_FOUND');
+    expect((await cluster.http(1, 'POST', at(1, '/v1/api/spread/x/create?node=h9'), { token: admin, body: {} })).body).toMatchObject({ error: 'NODE_NOT_FOUND' });
+
+    const owner = Number(nodesOf[0]!.slice(1));
+    const via = owner === 1 ? 2 : 1;
+    const del = await cluster.http(via, 'DELETE', at(via, '/v1/api/spread/s1?force=true'), { token: admin });
+    expect(del.status, del.text).toBe(200);
+    expect(del.body).toMatchObject({ program: 'flume-spread-s1', channel: 'removed' });
+    expect(hosts.get(owner)!.states()['flume-spread-s1']).toBeUndefined();
+    expect((await until(() => statusVia(3, 's1'), (s) => s.error === 'AGENT_NOT_FOUND', 5000, 50)).error).toBe('AGENT_NOT_FOUND');
+    // Created again: placed afresh.
+    expect((await cluster.http(3, 'POST', at(3, '/v1/api/spread/s1/create?start=false'), { token: admin, body: { sink: 'logger' } })).status).toBe(201);
   });
 });

@@ -1,0 +1,19 @@
+import type { AgentStatus, DeleteResult } from '../resources/agent-status.js';
+import type { TableRef } from '../resources/table.js';
+
+/**
+ * What the lifecycle routes call: on one host the AgentService itself; with many hosts the
+ * cluster's, which places a table, hands each operation to its owner through etcd and answers
+ * with what the owner did (src/placement/).
+ */
+export interface Lifecycle {
+  create(ref: TableRef, body: unknown, opts?: { start?: boolean; by?: string; node?: string }): Promise<AgentStatus>;
+  start(ref: TableRef): Promise<AgentStatus>;
+  stop(ref: TableRef): Promise<AgentStatus>;
+  restart(ref: TableRef): Promise<AgentStatus>;
+  status(ref: TableRef, fresh?: boolean): Promise<AgentStatus>;
+  list(filter?: { db?: string; state?: string }): AgentStatus[];
+  delete(ref: TableRef, force: boolean): Promise<DeleteResult>;
+  /** Changes whenever `list` may answer differently (the key of the listing's cache). */
+  listVersion(): string;
+}

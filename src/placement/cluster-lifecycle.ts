@@ -1,0 +1,174 @@
+import { randomUUID } from 'node:crypto';
+import type { Etcd3 } from 'etcd3';
+import type { AgentService } from '../agents/agent-service.js';
+import type { Lifecycle } from '../agents/lifecycle.js';
+import { etcdCall, type EtcdCluster } from '../cluster/cluster.js';
+import type { ClusterKeys } from '../cluster/keys.js';
+import type { Config } from '../config.js';
+import { AppError, agentExists, agentNotFound, busy, ownerTimeout } from '../errors.js';
+import { resolveSpec } from '../resources/agent-spec.js';
+import type { AgentStatus, DeleteResult } from '../resources/agent-status.js';
+import { programName, type TableRef } from '../resources/table.js';
+import { chooseNode } from './choose.js';
+import type { DesiredRecord, StatusRecord, TableOp } from './records.js';
+import type { TableEntry, TablesView } from './tables-view.js';
+
+/**
+ * The lifecycle with many hosts: any host's API answers for any table.
+ *
+ * A create places the table (`?node=`, or the alive, active host with the most headroom) and
+ * makes it owned in one transaction (create revision 0), so the same table created through two
+ * APIs at once gives one 201 and one 409. Every operation is written to etcd as the table's
+ * `desired` (a new generation, compared against the one read: one operation at a time, a second
+ * gets 409 BUSY) and answered once the owner wrote its outcome for that request; past the
+ * deadline 504 OWNER_TIMEOUT (the operation may still complete). Reads come from memory: the
+ * local fleet model for tables this host owns, the owners' published statuses for the others.
+ */
+export class ClusterLifecycle implements Lifecycle {
+  private readonly waiting = new Map<string, (r: StatusRecord) => void>();
+
+  constructor(
+    private readonly cfg: Config,
+    private readonly cluster: EtcdCluster,
+    private readonly keys: ClusterKeys,
+    private readonly view: TablesView,
+    private readonly local: AgentService,
+  ) {
+    view.on('change', (e: TableEntry, part: string) => {
+      if (part !== 'status' || !e.status) return;
+      this.waiting.get(e.status.requestId)?.(e.status);
+    });
+  }
+
+  private get etcd(): Etcd3 {
+    return this.cluster.etcd;
+  }
+
+  /** How long an operation waits for its owner: a start's ready timeout, plus a start queue's wait. */
+  private get deadlineMs(): number {
+    return this.cfg.AGENT_READY_TIMEOUT_MS + 60_000;
+  }
+
+  async create(ref: TableRef, body: unknown, opts: { start?: boolean; by?: string; node?: string } = {}): Promise<AgentStatus> {
+    // Checked here too, so a bad body is a 400/422 from the host asked, before anything is placed.
+    resolveSpec(body, ref, { defaultHeap: this.cfg.AGENT_HEAP, maxHeap: this.cfg.AGENT_MAX_HEAP });
+    const owned = new Map<string, number>();
+    for (const e of this.view.all()) if (e.owner) owned.set(e.owner, (owned.get(e.owner) ?? 0) + 1);
+    const node = chooseNode(await this.cluster.list(), opts.node, owned);
+    const desired = this.desired('create', 1, opts.by, { body: body ?? {}, start: opts.start ?? true });
+    const ownerKey = this.keys.table(ref.db, ref.table, 'owner');
+    const r = await etcdCall(() =>
+      this.etcd
+        .if(ownerKey, 'Create', '==', 0)
+        .then(this.etcd.put(ownerKey).value(node), this.etcd.put(this.keys.table(ref.db, ref.table, 'desired')).value(JSON.stringify(desired)))
+        .commit(),
+    );
+    if (!r.succeeded) throw agentExists(programName(ref));
+    return (await this.outcome(ref, desired, node)).status!;
+  }
+
+  start(ref: TableRef): Promise<AgentStatus> {
+    return this.act(ref, 'start');
+  }
+
+  stop(ref: TableRef): Promise<AgentStatus> {
+    return this.act(ref, 'stop');
+  }
+
+  restart(ref: TableRef): Promise<AgentStatus> {
+    return this.act(ref, 'restart');
+  }
+
+  async delete(ref: TableRef, force: boolean): Promise<DeleteResult> {
+    const e = this.owned(ref);
+    const desired = this.desired('delete', (e.desired?.generation ?? 0) + 1, undefined, { force });
+    await this.write(ref, e, desired);
+    return (await this.outcome(ref, desired, e.owner!)).result!;
+  }
+
+  async status(ref: TableRef, fresh = false): Promise<AgentStatus> {
+    const e = this.owned(ref);
+    if (e.owner === this.cfg.NODE_ID) return this.local.status(ref, fresh);
+    if (!e.status?.status) throw agentNotFound(programName(ref));
+    return e.status.status;
+  }
+
+  list(filter: { db?: string; state?: string } = {}): AgentStatus[] {
+    const wanted = filter.state?.toUpperCase();
+    const mine = this.local.list(filter);
+    const others = this.view
+      .all()
+      .filter((e) => e.owner && e.owner !== this.cfg.NODE_ID && e.status?.status)
+      .map((e) => e.status!.status!)
+      .filter((s) => (!filter.db || s.db === filter.db) && (!wanted || s.state === wanted));
+    return [...mine, ...others].sort((a, b) => a.program.localeCompare(b.program));
+  }
+
+  listVersion(): string {
+    return `${this.local.listVersion()}:${this.view.version}`;
+  }
+
+  private owned(ref: TableRef): TableEntry {
+    const e = this.view.get(ref.db, ref.table);
+    if (!e?.owner) throw agentNotFound(programName(ref));
+    return e;
+  }
+
+  private desired(op: TableOp, generation: number, by: string | undefined, extra: Partial<DesiredRecord> = {}): DesiredRecord {
+    return { op, generation, requestId: randomUUID(), by: by ?? 'unknown', at: new Date().toISOString(), ...extra };
+  }
+
+  private async act(ref: TableRef, op: 'start' | 'stop' | 'restart'): Promise<AgentStatus> {
+    const e = this.owned(ref);
+    const desired = this.desired(op, (e.desired?.generation ?? 0) + 1, undefined);
+    await this.write(ref, e, desired);
+    return (await this.outcome(ref, desired, e.owner!)).status!;
+  }
+
+  /** Writes `desired` if no other operation was written since `e` was read (else 409 BUSY). */
+  private async write(ref: TableRef, e: TableEntry, desired: DesiredRecord): Promise<void> {
+    const desiredKey = this.keys.table(ref.db, ref.table, 'desired');
+    const ownerKey = this.keys.table(ref.db, ref.table, 'owner');
+    const pending = e.desired && e.status?.requestId !== e.desired.requestId;
+    if (pending) throw busy(programName(ref), { operation: e.desired!.op, since: e.desired!.at });
+    const r = await etcdCall(() =>
+      this.etcd
+        .if(desiredKey, 'Mod', '==', e.desiredRevision)
+        .and(ownerKey, 'Create', '==', e.epoch)
+        .then(this.etcd.put(desiredKey).value(JSON.stringify(desired)))
+        .commit(),
+    );
+    if (!r.succeeded) throw busy(programName(ref), null);
+  }
+
+  /** Waits for the owner's answer to `desired`; its error is this call's error. */
+  private async outcome(ref: TableRef, desired: DesiredRecord, owner: string): Promise<StatusRecord> {
+    const answered = this.view.get(ref.db, ref.table)?.status;
+    const record =
+      answered?.requestId === desired.requestId
+        ? answered
+        : await new Promise<StatusRecord | null>((resolve) => {
+            const timer = setTimeout(() => {
+              this.waiting.delete(desired.requestId);
+              resolve(null);
+            }, this.deadlineMs);
+            this.waiting.set(desired.requestId, (r) => {
+              clearTimeout(timer);
+              this.waiting.delete(desired.requestId);
+              resolve(r);
+            });
+          });
+    if (!record) {
+      throw ownerTimeout(`${programName(ref)}: its owner ${owner} did not answer ${desired.op} within ${Math.round(this.deadlineMs / 1000)} s; it may still complete: GET .../status`, {
+        node: owner,
+        op: desired.op,
+        generation: desired.generation,
+      });
+    }
+    if (record.error) {
+      const x = record.error;
+      throw new AppError(x.code, x.error, x.statusCode, x.message, { ...(x.details ?? {}), node: record.node });
+    }
+    return record;
+  }
+}

@@ -1,0 +1,161 @@
+import type { Etcd3 } from 'etcd3';
+import type { Logger } from 'pino';
+import type { AgentService } from '../agents/agent-service.js';
+import type { ClusterKeys } from '../cluster/keys.js';
+import { AppError } from '../errors.js';
+import { periodic, type Periodic } from '../periodic.js';
+import { stableDigest, type AgentStatus, type DeleteResult } from '../resources/agent-status.js';
+import type { StatusRecord } from './records.js';
+import type { TableEntry, TablesView } from './tables-view.js';
+
+/** How often the owner compares its tables' statuses with what it last wrote to etcd. */
+export const STATUS_PUBLISH_MS = 250;
+
+/**
+ * The owner's side: runs on its host what etcd asks of the tables it owns, and writes back what
+ * it did and what it observes.
+ *
+ * Guarantees:
+ * - each request (`desired.requestId`) is carried out at most once per process and answered
+ *   once in `status`; one table's operations run one at a time, in generation order; a request
+ *   left unanswered by a host that died is carried out when it comes back (its view is read
+ *   again in full at start);
+ * - every write is conditional on this host still owning the table (its owner key, as of the
+ *   epoch it acted for): a host that lost a table writes nothing for it;
+ * - a create that failed leaves no owner behind (the table can be created again, anywhere);
+ *   a delete removes the owner and desired keys once the agent is gone;
+ * - a status change of an owned table reaches etcd within STATUS_PUBLISH_MS (plus the write).
+ */
+export class TableOwner {
+  private readonly busy = new Map<string, Promise<void>>();
+  private readonly answered = new Set<string>();
+  private readonly published = new Map<string, string>();
+  private publisher: Periodic | null = null;
+  private readonly onChange = (e: TableEntry) => this.consider(e);
+  private readonly onReset = () => {
+    for (const e of this.view.all()) this.consider(e);
+  };
+
+  constructor(
+    private readonly etcd: Etcd3,
+    private readonly keys: ClusterKeys,
+    private readonly view: TablesView,
+    private readonly node: string,
+    private readonly agents: AgentService,
+    private readonly log: Logger,
+  ) {}
+
+  start(): void {
+    this.view.on('change', this.onChange);
+    this.view.on('reset', this.onReset);
+    this.onReset();
+    this.publisher = periodic('table status publish', STATUS_PUBLISH_MS, () => this.publishStatuses(), this.log);
+  }
+
+  async stop(): Promise<void> {
+    this.view.off('change', this.onChange);
+    this.view.off('reset', this.onReset);
+    await this.publisher?.stop();
+    await Promise.allSettled([...this.busy.values()]);
+  }
+
+  private consider(e: TableEntry): void {
+    const d = e.desired;
+    if (e.owner !== this.node || !d || e.status?.requestId === d.requestId || this.answered.has(d.requestId)) return;
+    const id = `${e.db}/${e.table}`;
+    const before = this.busy.get(id) ?? Promise.resolve();
+    const next = before.then(() => this.carryOut(e.db, e.table)).catch((err: unknown) => this.log.error({ err, table: id }, 'carrying out a table operation failed'));
+    this.busy.set(id, next);
+    void next.finally(() => {
+      if (this.busy.get(id) === next) this.busy.delete(id);
+    });
+  }
+
+  /** Carries out the newest unanswered request of a table this host owns. */
+  private async carryOut(db: string, table: string): Promise<void> {
+    const e = this.view.get(db, table);
+    const d = e?.desired;
+    if (!e || !d || e.owner !== this.node || e.status?.requestId === d.requestId || this.answered.has(d.requestId)) return;
+    this.answered.add(d.requestId);
+    const ref = { db, table };
+    const log = this.log.child({ table: `${db}.${table}`, op: d.op, generation: d.generation });
+    let status: AgentStatus | null = null;
+    let result: DeleteResult | null = null;
+    let error: StatusRecord['error'] = null;
+    try {
+      if (d.op === 'create') {
+        try {
+          status = await this.agents.create(ref, d.body, { start: d.start ?? true, by: d.by });
+        } catch (err) {
+          // Carried out before this host died, and asked again: the agent is there.
+          if (!(err instanceof AppError && err.error === 'AGENT_EXISTS')) throw err;
+          status = await this.agents.status(ref, true);
+        }
+      } else if (d.op === 'delete') {
+        result = await this.agents.delete(ref, d.force ?? false);
+      } else {
+        status = await this.agents[d.op](ref);
+      }
+    } catch (err) {
+      const a = err instanceof AppError ? err : null;
+      error = a
+        ? { statusCode: a.statusCode, code: a.code, error: a.error, message: a.message, ...(a.details ? { details: a.details } : {}) }
+        : { statusCode: 500, code: 10500, error: 'INTERNAL', message: 'the owner failed; its log says why' };
+      if (!a) log.error({ err }, 'the operation failed');
+      status = await this.agents.status(ref, true).catch(() => null);
+    }
+    const record: StatusRecord = { node: this.node, generation: d.generation, requestId: d.requestId, ok: error === null, error, result, status, at: new Date().toISOString() };
+    const written = await this.retried(() => this.writeStatus(e, record), log);
+    if (!written) return log.warn('no longer the owner: the outcome is not written');
+    if (status) this.published.set(`${db}/${table}`, stableDigest(status));
+    // Nothing of a table that failed to be created, or was deleted, stays owned.
+    if ((d.op === 'create' && error) || (d.op === 'delete' && !error)) await this.retried(() => this.release(e), log);
+    log.info({ ok: error === null }, 'carried out');
+  }
+
+  /** What was done is written even through a short etcd outage: retried for up to a minute. */
+  private async retried<T>(fn: () => Promise<T>, log: Logger): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fn();
+      } catch (err) {
+        if (attempt >= 30) throw err;
+        if (attempt === 1) log.warn({ err: (err as Error).message }, 'etcd did not take the outcome; retrying');
+        await new Promise((r) => setTimeout(r, 2000));
+      }
+    }
+  }
+
+  /** Writes the status record if this host still owns the table at the epoch it acted for. */
+  private async writeStatus(e: TableEntry, record: StatusRecord): Promise<boolean> {
+    const ownerKey = this.keys.table(e.db, e.table, 'owner');
+    const r = await this.etcd
+      .if(ownerKey, 'Value', '==', this.node)
+      .and(ownerKey, 'Create', '==', e.epoch)
+      .then(this.etcd.put(this.keys.table(e.db, e.table, 'status')).value(JSON.stringify(record)))
+      .commit();
+    return r.succeeded;
+  }
+
+  private async release(e: TableEntry): Promise<void> {
+    const ownerKey = this.keys.table(e.db, e.table, 'owner');
+    await this.etcd
+      .if(ownerKey, 'Value', '==', this.node)
+      .and(ownerKey, 'Create', '==', e.epoch)
+      .then(this.etcd.delete().key(ownerKey), this.etcd.delete().key(this.keys.table(e.db, e.table, 'desired')))
+      .commit();
+  }
+
+  /** Writes the status of each owned table whose public content changed since it was last written. */
+  private async publishStatuses(): Promise<void> {
+    for (const e of this.view.all()) {
+      if (e.owner !== this.node || !e.status || this.busy.has(`${e.db}/${e.table}`)) continue;
+      const s = this.agents.list({ db: e.db }).find((a) => a.table === e.table);
+      if (!s) continue;
+      const digest = stableDigest(s);
+      const id = `${e.db}/${e.table}`;
+      if (this.published.get(id) === digest) continue;
+      if (await this.writeStatus(e, { ...e.status, status: s, at: new Date().toISOString() }).catch(() => false)) this.published.set(id, digest);
+    }
+  }
+}

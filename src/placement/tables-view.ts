@@ -1,0 +1,103 @@
+import { EventEmitter } from 'node:events';
+import type { Etcd3 } from 'etcd3';
+import type { Logger } from 'pino';
+import { Mirror, type MirrorEntry } from '../cluster/etcd.js';
+import type { ClusterKeys } from '../cluster/keys.js';
+import { desiredSchema, statusRecordSchema, type DesiredRecord, type StatusRecord } from './records.js';
+
+/** One table as etcd has it. */
+export interface TableEntry {
+  db: string;
+  table: string;
+  /** Its owner; null: no owner (not created, or deleted). */
+  owner: string | null;
+  /** The owner key's create revision: the table's epoch (a new owner, a new epoch). */
+  epoch: number;
+  desired: DesiredRecord | null;
+  /** The desired key's mod revision: a write of desired compares it (one operation at a time). */
+  desiredRevision: number;
+  status: StatusRecord | null;
+}
+
+/**
+ * Every table in etcd (`<e>tables/`), kept by a Mirror. Events: 'change' (TableEntry) for each
+ * key that changed, 'reset' after a full read. Reads are memory only.
+ */
+export class TablesView extends EventEmitter {
+  private readonly tables = new Map<string, TableEntry>();
+  private readonly mirror: Mirror;
+  /** Bumped on every change: part of the listing's version. */
+  version = 0;
+
+  constructor(
+    etcd: Etcd3,
+    private readonly keys: ClusterKeys,
+    private readonly log: Logger,
+  ) {
+    super();
+    this.setMaxListeners(0);
+    this.mirror = new Mirror(etcd, keys.tables(), {
+      reset: (entries) => {
+        this.tables.clear();
+        for (const [key, e] of entries) this.apply(key, e);
+        this.version++;
+        this.emit('reset');
+      },
+      put: (key, e) => {
+        this.apply(key, e);
+        this.version++;
+      },
+      delete: (key) => {
+        this.apply(key, null);
+        this.version++;
+      },
+    }, log);
+  }
+
+  start(): Promise<void> {
+    return this.mirror.start();
+  }
+
+  stop(): Promise<void> {
+    return this.mirror.stop();
+  }
+
+  get(db: string, table: string): TableEntry | undefined {
+    return this.tables.get(`${db}/${table}`);
+  }
+
+  all(): TableEntry[] {
+    return [...this.tables.values()];
+  }
+
+  private apply(key: string, entry: MirrorEntry | null): void {
+    const value = entry?.value ?? null;
+    const k = this.keys.parseTableKey(key);
+    if (!k) return;
+    const id = `${k.db}/${k.table}`;
+    const e = this.tables.get(id) ?? { db: k.db, table: k.table, owner: null, epoch: 0, desired: null, desiredRevision: 0, status: null };
+    const parsed = (schema: typeof desiredSchema | typeof statusRecordSchema) => {
+      if (value === null) return null;
+      try {
+        const r = schema.safeParse(JSON.parse(value));
+        if (r.success) return r.data;
+        this.log.warn({ key, issues: r.error.issues.length }, 'ignored an unreadable table record in etcd');
+      } catch {
+        this.log.warn({ key }, 'ignored a table record in etcd that is not JSON');
+      }
+      return null;
+    };
+    if (k.part === 'owner') {
+      e.owner = value;
+      e.epoch = entry?.createRevision ?? 0;
+    } else if (k.part === 'desired') {
+      e.desired = parsed(desiredSchema) as DesiredRecord | null;
+      e.desiredRevision = entry?.modRevision ?? 0;
+    } else {
+      e.status = parsed(statusRecordSchema) as StatusRecord | null;
+    }
+    if (!e.owner && !e.desired && !e.status) this.tables.delete(id);
+    else this.tables.set(id, e);
+    this.emit('change', e, k.part);
+  }
+}
