@@ -118,7 +118,7 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
     ? new EtcdCluster(config, measure, { jwtSecret: loadOrCreateSecret(config), tokenHashKey: loadOrCreateTokenHashKey(config) }, log.child({ component: 'cluster' }))
     : null;
   const nodes: Nodes = cluster ?? new SingleHost(config, measure);
-  const lifecycle: Lifecycle = cluster ? clusterLifecycle(config, cluster, agents, log.child({ component: 'placement' })) : agents;
+  const lifecycle: Lifecycle = cluster ? clusterLifecycle(config, cluster, { agents, routes: routeTable, reconciler, tokens, revocations }, log.child({ component: 'placement' })) : agents;
   const refused = new RefusedCalls(redis, keys, 10_000, log.child({ component: 'audit' }));
   const readiness = { reconciled: false };
 

@@ -17,6 +17,8 @@ export const ROUTE_VALUE = {
   address: '^([^:]+):(%d+)(.*)$',
   /** The rest: the most events one group commit may carry (the channel's transactionCapacity). */
   capacity: '^ tx=(%d+)$',
+  /** Many hosts: the table runs on another host; its gateway (host:port) takes the request once. */
+  via: '^via ([^:]+):(%d+)$',
 } as const;
 
 /**
@@ -39,6 +41,23 @@ export class RouteTable {
    */
   static valueOf(meta: Pick<AgentMeta, 'port' | 'paused' | 'spec'>): string {
     return meta.paused ? ROUTE_VALUE.paused : `127.0.0.1:${meta.port} tx=${meta.spec.channel.transactionCapacity}`;
+  }
+
+  /** The route of a table another host runs: through that host's gateway (`via host:port`). */
+  static viaValue(gateway: { host: string; port: number }): string {
+    return `via ${gateway.host}:${gateway.port}`;
+  }
+
+  /** Sets a table's route to `value` as it is (a remote table's `via`), the table in the set. */
+  async publishValue(ref: TableRef, value: string): Promise<void> {
+    await redisCall(() =>
+      this.redis
+        .multi()
+        .set(this.keys.route(ref.db, ref.table), value)
+        .sadd(this.keys.tables(), entry(ref))
+        .publish(this.keys.invalidateChannel(), `route:${entry(ref)}`)
+        .exec(),
+    );
   }
 
   async publish(meta: AgentMeta): Promise<void> {

@@ -43,12 +43,28 @@ export class ControlTokenRevocations {
     return until !== undefined && until > Date.now() / 1000;
   }
 
+  /** Told of every revocation made through this host, once it holds here (with many hosts: how the others learn it). */
+  readonly changed: Array<(jti: string, until: number) => Promise<void>> = [];
+
   /** Revokes `jti` until `until` (unix seconds: the token's own exp). */
   async revoke(jti: string, until: number): Promise<void> {
+    await this.learn(jti, until);
+    this.log.info({ jti, until: new Date(until * 1000).toISOString() }, 'control token revoked');
+    for (const f of this.changed) await f(jti, until);
+  }
+
+  /** Holds a revocation made elsewhere (another host): in memory, on disk and in Redis. */
+  async learn(jti: string, until: number): Promise<void> {
+    if (this.revoked.get(jti) === until) return;
     this.revoked.set(jti, until);
     await this.save();
     await redisCall(() => this.redis.hset(this.keys.revokedControlTokens(), jti, until));
-    this.log.info({ jti, until: new Date(until * 1000).toISOString() }, 'control token revoked');
+  }
+
+  /** Every revocation still in force: jti -> until. */
+  all(): Map<string, number> {
+    const now = Date.now() / 1000;
+    return new Map([...this.revoked].filter(([, until]) => until > now));
   }
 
   readonly part = 'revoked control tokens';

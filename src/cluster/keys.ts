@@ -6,11 +6,16 @@
  *   <e>tables/<db>/<table>/owner    the host that runs the table (its create revision: the table's epoch)
  *   <e>tables/<db>/<table>/desired  JSON: the last operation asked of it, with a generation and a request id
  *   <e>tables/<db>/<table>/status   JSON: what its owner did of that generation, and the status it saw
+ *   <e>tokens/<username>            JSON: the user's ingestion-token records (hashes only), or a tombstone once revoked
+ *   <e>revoked/<jti>                unix time a revoked control token expires (etcd drops it then: a lease)
  */
 export interface ClusterKeys {
   nodes(): string;
   presence(id: string): string;
   nodeState(id: string): string;
+  revoked(): string;
+  tokens(): string;
+  token(username: string): string;
   tables(): string;
   table(db: string, table: string, part: TablePart): string;
   /** The table and part of a key under tables(), or null. */
@@ -24,7 +29,11 @@ export type TablePart = 'owner' | 'desired' | 'status';
 export function makeClusterKeys(prefix: string): ClusterKeys {
   const nodes = `${prefix}nodes/`;
   const tables = `${prefix}tables/`;
+  const tokens = `${prefix}tokens/`;
   return {
+    revoked: () => `${prefix}revoked/`,
+    tokens: () => tokens,
+    token: (username) => `${tokens}${username}`,
     tables: () => tables,
     table: (db, table, part) => `${tables}${db}/${table}/${part}`,
     parseTableKey: (key) => {

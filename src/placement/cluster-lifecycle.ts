@@ -80,6 +80,7 @@ export class ClusterLifecycle implements Lifecycle {
   }
 
   async delete(ref: TableRef, force: boolean): Promise<DeleteResult> {
+    if (this.unregistered(ref)) return this.local.delete(ref, force);
     const e = this.owned(ref);
     const desired = this.desired('delete', (e.desired?.generation ?? 0) + 1, undefined, { force });
     await this.write(ref, e, desired);
@@ -87,6 +88,7 @@ export class ClusterLifecycle implements Lifecycle {
   }
 
   async status(ref: TableRef, fresh = false): Promise<AgentStatus> {
+    if (this.unregistered(ref)) return this.local.status(ref, fresh);
     const e = this.owned(ref);
     if (e.owner === this.cfg.NODE_ID) return this.local.status(ref, fresh);
     if (!e.status?.status) throw agentNotFound(programName(ref));
@@ -96,9 +98,10 @@ export class ClusterLifecycle implements Lifecycle {
   list(filter: { db?: string; state?: string } = {}): AgentStatus[] {
     const wanted = filter.state?.toUpperCase();
     const mine = this.local.list(filter);
+    const mineNames = new Set(mine.map((s) => s.program));
     const others = this.view
       .all()
-      .filter((e) => e.owner && e.owner !== this.cfg.NODE_ID && e.status?.status)
+      .filter((e) => e.owner && e.owner !== this.cfg.NODE_ID && e.status?.status && !mineNames.has(e.status.status.program))
       .map((e) => e.status!.status!)
       .filter((s) => (!filter.db || s.db === filter.db) && (!wanted || s.state === wanted));
     return [...mine, ...others].sort((a, b) => a.program.localeCompare(b.program));
@@ -106,6 +109,14 @@ export class ClusterLifecycle implements Lifecycle {
 
   listVersion(): string {
     return `${this.local.listVersion()}:${this.view.version}`;
+  }
+
+  /**
+   * A table this host runs that etcd does not know (created before the host joined a cluster,
+   * or while it could not reach etcd): acted on here, as on one host.
+   */
+  private unregistered(ref: TableRef): boolean {
+    return !this.view.get(ref.db, ref.table)?.owner && this.local.list({ db: ref.db }).some((s) => s.table === ref.table);
   }
 
   private owned(ref: TableRef): TableEntry {
@@ -119,6 +130,7 @@ export class ClusterLifecycle implements Lifecycle {
   }
 
   private async act(ref: TableRef, op: 'start' | 'stop' | 'restart'): Promise<AgentStatus> {
+    if (this.unregistered(ref)) return this.local[op](ref);
     const e = this.owned(ref);
     const desired = this.desired(op, (e.desired?.generation ?? 0) + 1, undefined);
     await this.write(ref, e, desired);

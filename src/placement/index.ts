@@ -7,19 +7,43 @@ import type { Config } from '../config.js';
 import { ClusterLifecycle } from './cluster-lifecycle.js';
 import { TableOwner } from './owner.js';
 import { TablesView } from './tables-view.js';
+import { RemoteRoutes } from './remote-routes.js';
+import type { RouteTable } from '../agents/route-table.js';
+import type { Reconciler } from '../recovery/reconciler.js';
+import type { TokenService } from '../tokens/token-service.js';
+import { TokenSync } from './token-sync.js';
+import { RevocationSync } from './revocation-sync.js';
+import type { ControlTokenRevocations } from '../auth/revocations.js';
 
 /** Tables across hosts: the view of etcd's tables, this host's owner side, and the lifecycle the routes call. */
-export function clusterLifecycle(cfg: Config, cluster: EtcdCluster, agents: AgentService, log: Logger): Lifecycle {
+export function clusterLifecycle(
+  cfg: Config,
+  cluster: EtcdCluster,
+  parts: { agents: AgentService; routes: RouteTable; reconciler: Reconciler; tokens: TokenService; revocations: ControlTokenRevocations },
+  log: Logger,
+): Lifecycle {
+  const { agents } = parts;
   const keys = makeClusterKeys(cfg.ETCD_PREFIX);
   const view = new TablesView(cluster.etcd, keys, log);
   const owner = new TableOwner(cluster.etcd, keys, view, cfg.NODE_ID, agents, log);
+  const remote = new RemoteRoutes(view, parts.routes, () => cluster.list(), cfg.NODE_ID, log);
+  parts.reconciler.foreign.push(() => remote.foreign());
+  const tokens = new TokenSync(cluster.etcd, keys, parts.tokens, log);
+  const revocations = new RevocationSync(cluster.etcd, keys, parts.revocations, log);
   cluster.onJoin.push(async () => {
+    await revocations.start();
+    await tokens.start();
     await view.start();
+    await owner.register();
     owner.start();
+    remote.start();
   });
   cluster.onLeave.push(async () => {
+    await remote.stop();
     await owner.stop();
     await view.stop();
+    await tokens.stop();
+    await revocations.stop();
   });
   return new ClusterLifecycle(cfg, cluster, keys, view, agents);
 }

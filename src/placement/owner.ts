@@ -45,6 +45,39 @@ export class TableOwner {
     private readonly log: Logger,
   ) {}
 
+  /**
+   * Puts the tables this host runs that etcd does not know (a single host joining a cluster)
+   * into etcd as owned here, each in one transaction (only where no owner is set). A table etcd
+   * gives to another host is logged: two hosts run it, an operator must delete one.
+   */
+  async register(): Promise<string[]> {
+    const registered: string[] = [];
+    for (const s of this.agents.list()) {
+      const e = this.view.get(s.db, s.table);
+      if (e?.owner === this.node) continue;
+      if (e?.owner) {
+        this.log.error({ table: `${s.db}.${s.table}`, owner: e.owner }, 'this host runs a table etcd gives to another host: delete one of the two');
+        continue;
+      }
+      const requestId = `registered-${this.node}`;
+      const at = new Date().toISOString();
+      const desired = { op: 'create', generation: 1, requestId, by: 'service', at, start: s.desired === 'running' };
+      const status: StatusRecord = { node: this.node, generation: 1, requestId, ok: true, error: null, result: null, status: s, at };
+      const ownerKey = this.keys.table(s.db, s.table, 'owner');
+      const r = await this.etcd
+        .if(ownerKey, 'Create', '==', 0)
+        .then(
+          this.etcd.put(ownerKey).value(this.node),
+          this.etcd.put(this.keys.table(s.db, s.table, 'desired')).value(JSON.stringify(desired)),
+          this.etcd.put(this.keys.table(s.db, s.table, 'status')).value(JSON.stringify(status)),
+        )
+        .commit();
+      if (r.succeeded) registered.push(s.program);
+    }
+    if (registered.length) this.log.info({ tables: registered }, 'registered the tables this host runs in etcd');
+    return registered;
+  }
+
   start(): void {
     this.view.on('change', this.onChange);
     this.view.on('reset', this.onReset);

@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { writeAtomic } from '../store/files.js';
 
 /** var/tokens/<user>.json: what Redis holds for one user (hashes only). */
-const savedUserSchema = z.object({
+export const savedUserSchema = z.object({
   username: z.string().regex(/^[A-Za-z0-9_.@-]{1,64}$/),
   user: z.record(z.string(), z.string()),
   tokens: z.record(z.string(), z.record(z.string(), z.string())),

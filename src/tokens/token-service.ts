@@ -7,7 +7,7 @@ import { redisCall } from '../redis/client.js';
 import type { Keys } from '../redis/keys.js';
 import { HASH_VERSION, hashToken, keyHash } from './hash.js';
 import { MIGRATE, REVOKE, SET_TOKEN } from './scripts.js';
-import { TokenFiles } from './token-files.js';
+import { TokenFiles, type SavedUser } from './token-files.js';
 
 
 const iso = (unix: string | number | undefined | null) => (Number(unix) > 0 ? new Date(Number(unix) * 1000).toISOString() : null);
@@ -38,8 +38,14 @@ export class TokenService {
 
   private readonly files: TokenFiles;
 
+  /**
+   * Told of every change of a user's records made through this host (null: revoked), after it
+   * holds here: with many hosts, how it reaches the others. A listener's error is the caller's.
+   */
+  readonly changed: Array<(username: string, saved: SavedUser | null) => Promise<void>> = [];
+
   /** Copies what Redis now holds for the user to disk (mode 0600). Logged, never thrown. */
-  private async persist(username: string): Promise<void> {
+  private async persist(username: string): Promise<SavedUser | null> {
     try {
       const user = await this.redis.hgetall(this.keys.user(username));
       const tokens: Record<string, Record<string, string>> = {};
@@ -47,10 +53,49 @@ export class TokenService {
         const { lastUsed: _l, ...record } = await this.redis.hgetall(this.keys.token(hash));
         if (record.user) tokens[hash] = record;
       }
-      await this.files.write({ username, user, tokens });
+      const saved = { username, user, tokens };
+      await this.files.write(saved);
+      return saved;
     } catch (err) {
       this.log.error({ err, username }, 'could not copy the token records to disk');
+      return null;
     }
+  }
+
+  /** Every user's record as this host's disk has it. */
+  saved(): Promise<SavedUser[]> {
+    return this.files.all();
+  }
+
+  /**
+   * Makes this host hold exactly `saved` for its user (records another host made), or nothing
+   * (`null`: revoked there): Redis and var/tokens/ replaced, every gateway cache of the hashes
+   * involved dropped. Returns false when it held that already.
+   */
+  async apply(username: string, saved: SavedUser | null): Promise<boolean> {
+    const mine = (await this.files.all()).find((s) => s.username === username) ?? null;
+    if (JSON.stringify(mine) === JSON.stringify(saved)) return false;
+    const { cur, prev } = await this.heads(username);
+    const now = Math.floor(Date.now() / 1000);
+    const tx = this.redis.multi().del(this.keys.user(username));
+    for (const h of [cur, prev].filter(Boolean)) tx.del(this.keys.token(h)).publish(this.keys.invalidateChannel(), `token:${h}`);
+    if (!saved) {
+      tx.srem(this.keys.users(), username);
+    } else {
+      tx.hset(this.keys.user(username), saved.user).sadd(this.keys.users(), username);
+      for (const [hash, record] of Object.entries(saved.tokens)) {
+        const ends = [Number(record.exp), Number(record.graceUntil)].filter((t) => t > 0);
+        if (ends.some((t) => t <= now)) continue;
+        tx.hset(this.keys.token(hash), record);
+        if (ends.length) tx.expireat(this.keys.token(hash), Math.min(...ends) + 60);
+        tx.publish(this.keys.invalidateChannel(), `token:${hash}`);
+      }
+    }
+    await redisCall(() => tx.exec());
+    if (saved) await this.files.write(saved);
+    else await this.files.remove(username);
+    this.log.info({ username, revoked: !saved }, 'ingestion token records taken from the cluster');
+    return true;
   }
 
   readonly part = 'tokens';
@@ -181,7 +226,8 @@ export class TokenService {
       );
       if (r === 'RETRY') continue;
       this.log.info({ username: req.username, scope, exp, rotated: cur !== '' }, 'ingestion token set');
-      await this.persist(req.username);
+      const saved = await this.persist(req.username);
+      if (saved) for (const f of this.changed) await f(req.username, saved);
       return {
         username: req.username,
         ...(req.token ? {} : { token }),
@@ -214,6 +260,7 @@ export class TokenService {
       if (r === 'OK') {
         await this.files.remove(username);
         this.log.info({ username }, 'ingestion tokens revoked');
+        for (const f of this.changed) await f(username, null);
         return;
       }
     }

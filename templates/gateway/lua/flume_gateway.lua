@@ -276,6 +276,34 @@ local function group_commit(host, port, events_json, n, cap)
   return M.agent_failure(b.status)
 end
 
+-- Many hosts: the table runs on another host. Its gateway takes the request once (it checks the
+-- token again and commits into its own loopback agent); its answer is this answer. A request
+-- that arrives forwarded is never forwarded again (see M.access).
+local function hop(host, port, db, tbl)
+  ngx.req.read_body()
+  local res = ngx.location.capture("/_flume_hop", {
+    method = ngx.HTTP_POST,
+    body = ngx.req.get_body_data() or "",
+    args = { h = host, p = port, db = db, tbl = tbl },
+  })
+  local ctype = res and res.header["Content-Type"]
+  if not res or res.status == 0 or (res.status >= 500 and not (ctype and ctype:find("json", 1, true))) then
+    return reply("AGENT_UNREACHABLE", "the gateway of the host that runs " .. db .. "." .. tbl .. " did not answer; retry")
+  end
+  ngx.status = res.status
+  ngx.header["Content-Type"] = ctype or "application/json"
+  if res.header["Retry-After"] then ngx.header["Retry-After"] = res.header["Retry-After"] end
+  ngx.print(res.body)
+  return ngx.exit(ngx.status)
+end
+
+function M.balance_hop()
+  local balancer = require "ngx.balancer"
+  local ok, err = balancer.set_current_peer(ngx.var.hop_host, tonumber(ngx.var.hop_port))
+  if not ok then ngx.log(ngx.ERR, "set_current_peer (hop): ", err) end
+  balancer.set_more_tries(0)
+end
+
 function M.access(db, tbl)
   if ngx.req.get_method() ~= "POST" then
     ngx.req.discard_body()
@@ -332,6 +360,13 @@ function M.access(db, tbl)
   end
   if route == "down" then
     return reply("AGENT_DOWN", "the agent for " .. db .. "." .. tbl .. " is not running")
+  end
+  local via_host, via_port = route:match(ROUTE.via)
+  if via_host then
+    if ngx.var.http_x_flume_hop then
+      return reply("AGENT_DOWN", "this host does not run " .. db .. "." .. tbl .. " (a forwarded request is not forwarded again); retry")
+    end
+    return hop(via_host, via_port, db, tbl)
   end
   local host, port, rest = route:match(ROUTE.address)
   local cap = rest and rest:match(ROUTE.capacity)

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Installation } from '../../helpers/installation.js';
@@ -40,6 +40,7 @@ beforeAll(async () => {
           ETCD_ENDPOINTS: cluster.etcdEndpoints,
           NODE_LEASE_TTL_SECONDS: String(TTL),
           API_HOST: '0.0.0.0',
+          GATEWAY_HOST: '0.0.0.0',
           API_ALLOWED_HOSTS: cluster.hosts().map((h) => cluster.address(h)).join(','),
           AGENT_HEAP: '128m',
         },
@@ -96,6 +97,19 @@ describe('membership', () => {
     expect(byId(seen).h3).toMatchObject({ state: 'draining', alive: true });
     expect(Date.now() - t0).toBeLessThan(5000);
     expect((await cluster.http(1, 'PUT', `${api(1)}/v1/api/nodes/h3/state`, { token: admin, body: { state: 'active' } })).status).toBe(200);
+  });
+
+  it('holds a control token revoked through one host on every host within a second', async () => {
+    const doomed = hosts.get(1)!.token('--role', 'viewer', '--ttl', '1h');
+    expect((await cluster.http(3, 'GET', `${api(3)}/v1/api/nodes`, { token: doomed })).status).toBe(200);
+    const t0 = Date.now();
+    const r = await cluster.http(1, 'POST', `${api(1)}/v1/api/control-tokens/revoke`, { token: admin, body: { token: doomed } });
+    expect(r.status, r.text).toBe(200);
+    for (const i of [2, 3]) {
+      const refused = await until(async () => (await cluster.http(i, 'GET', `${api(i)}/v1/api/nodes`, { token: doomed })).status, (s) => s === 401, 5000, 20);
+      expect(refused, `h${i}`).toBe(401);
+    }
+    expect(Date.now() - t0).toBeLessThan(1000);
   });
 
   it('tells a host that stopped renewing its lease from one that left: the presence lapses, the state stays', async () => {
@@ -197,5 +211,78 @@ describe('tables across hosts', () => {
     expect((await until(() => statusVia(3, 's1'), (s) => s.error === 'AGENT_NOT_FOUND', 5000, 50)).error).toBe('AGENT_NOT_FOUND');
     // Created again: placed afresh.
     expect((await cluster.http(3, 'POST', at(3, '/v1/api/spread/s1/create?start=false'), { token: admin, body: { sink: 'logger' } })).status).toBe(201);
+  });
+});
+
+describe('ingest through any gateway', () => {
+  // Each sender talks to its own host's gateway on loopback.
+  const gw = (_i: number) => 'http://127.0.0.1:8080';
+  let token: string;
+  const send = (via: number, tag: string, n: number, tok = token, extra: Record<string, string> = {}) =>
+    cluster.http(via, 'POST', `${gw(via)}/ingest/spread/ingest`, {
+      token: tok,
+      body: Array.from({ length: n }, (_, k) => ({ headers: extra, body: `${tag}-${k}` })),
+      timeoutS: 30,
+    });
+
+  beforeAll(async () => {
+    const r = await cluster.http(3, 'POST', `${api(3)}/v1/api/spread/ingest/create?node=h3`, { token: admin, body: { sink: 'file_roll', options: { rollInterval: 0, batchSize: 1 } } });
+    expect(r.status, r.text).toBe(201);
+    // A sender's token, set through h2: every gateway takes it.
+    const t = await cluster.http(2, 'POST', `${api(2)}/v1/api/token`, { token: admin, body: { username: 'spread-sender', scope: ['spread'] } });
+    expect(t.status, t.text).toBe(200);
+    token = t.body.token as string;
+  }, 120_000);
+
+  it("takes events for a table on h3 through h1's and h2's gateways, and every acknowledged event reaches h3's sink", async () => {
+    let acked = 0;
+    for (const via of [1, 2, 3]) {
+      const r = await until(() => send(via, `via${via}`, 5), (x) => x.status === 200, 10_000, 100);
+      expect(r.status, `via h${via}: ${r.text} ${hosts.get(via)!.log('gateway-error.log').slice(-1500)}`).toBe(200);
+      expect(r.body).toMatchObject({ events: 5 });
+      acked += 5;
+    }
+    const lines = await until(() => hosts.get(3)!.delivered('flume-spread-ingest'), (l) => l.length >= acked, 20_000, 200);
+    expect(lines.sort()).toEqual([1, 2, 3].flatMap((v) => Array.from({ length: 5 }, (_, k) => `via${v}-${k}`)).sort());
+    // The sender's name is set by the gateway that took it first and checked again by the owner's.
+    expect(hosts.get(1)!.delivered('flume-spread-ingest')).toEqual([]);
+  });
+
+  it('never forwards a forwarded request again, and refuses what the owner refuses', async () => {
+    const hopped = await cluster.http(1, 'POST', `${gw(1)}/ingest/spread/ingest`, { token, body: [{ body: 'x' }] });
+    expect(hopped.status).toBe(200);
+    const looped = await new Promise<{ status: number; text: string }>((resolve) => {
+      const r = cluster.run(1, 'curl', ['-sS', '-o', '-', '-w', '\n%{http_code}', '-X', 'POST', '-H', `authorization: Bearer ${token}`, '-H', 'x-flume-hop: 1', '--data-binary', '[{"body":"loop"}]', `${gw(1)}/ingest/spread/ingest`]);
+      const cut = r.stdout.lastIndexOf('\n');
+      resolve({ status: Number(r.stdout.slice(cut + 1)), text: r.stdout.slice(0, cut) });
+    });
+    expect(looped.status, looped.text).toBe(503);
+    expect(JSON.parse(looped.text)).toMatchObject({ error: 'AGENT_DOWN' });
+    // A header that steers the sink is refused, here as on one host.
+    const reserved = await send(2, 'bad', 1, token, { topic: 'elsewhere' });
+    expect(reserved.status).toBe(400);
+  });
+
+  it('holds a revocation made through one host at every gateway within a second', async () => {
+    const t0 = Date.now();
+    const r = await cluster.http(3, 'DELETE', `${api(3)}/v1/api/token/spread-sender`, { token: admin });
+    expect(r.status, r.text).toBe(200);
+    const refused = await until(() => send(1, 'after-revoke', 1), (x) => x.status === 401, 5000, 20);
+    expect(refused.status).toBe(401);
+    expect(Date.now() - t0).toBeLessThan(1000);
+    expect((await send(2, 'after-revoke', 1)).status).toBe(401);
+    // A new token, through h1 this time.
+    const t = await cluster.http(1, 'POST', `${api(1)}/v1/api/token`, { token: admin, body: { username: 'spread-sender', scope: ['spread'] } });
+    token = t.body.token as string;
+    expect((await until(() => send(2, 'new-token', 1), (x) => x.status === 200, 5000, 50)).status).toBe(200);
+  });
+
+  it("heals h1's Redis restarted empty from etcd: the remote route and the token come back", async () => {
+    const h1 = hosts.get(1)!;
+    h1.supervisorctl('stop', 'redis');
+    for (const f of ['appendonly.aof', 'appendonlydir', 'dump.rdb']) rmSync(join(h1.varDir, 'redis', f), { recursive: true, force: true });
+    h1.supervisorctl('start', 'redis');
+    const back = await until(() => send(1, 'after-redis', 1), (x) => x.status === 200, 30_000, 200);
+    expect(back.status, back.text).toBe(200);
   });
 });
