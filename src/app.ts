@@ -118,7 +118,8 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
     ? new EtcdCluster(config, measure, { jwtSecret: loadOrCreateSecret(config), tokenHashKey: loadOrCreateTokenHashKey(config) }, log.child({ component: 'cluster' }))
     : null;
   const nodes: Nodes = cluster ?? new SingleHost(config, measure);
-  const lifecycle: Lifecycle = cluster ? clusterLifecycle(config, cluster, { agents, routes: routeTable, reconciler, tokens, revocations }, log.child({ component: 'placement' })) : agents;
+  const spread = cluster ? clusterLifecycle(config, cluster, { agents, routes: routeTable, reconciler, tokens, revocations }, log.child({ component: 'placement' })) : null;
+  const lifecycle: Lifecycle = spread?.lifecycle ?? agents;
   const refused = new RefusedCalls(redis, keys, 10_000, log.child({ component: 'audit' }));
   const readiness = { reconciled: false };
 
@@ -139,7 +140,9 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
   registerOpenApi(app);
   registerJsonBody(app);
   registerErrorHandling(app);
-  registerHostCheck(app, config.API_HOST, config.API_ALLOWED_HOSTS);
+  // With many hosts the API also answers on the address it tells the others (NODE_ADDRESS).
+  registerHostCheck(app, config.API_HOST, cluster ? [...config.API_ALLOWED_HOSTS, config.NODE_ADDRESS.toLowerCase()] : config.API_ALLOWED_HOSTS);
+  spread?.register(app);
   registerAudit(app, audit, refused);
   const streams = new EventStreams({ perToken: config.API_MAX_STREAMS_PER_TOKEN, maxBufferBytes: config.API_STREAM_MAX_BUFFER_BYTES });
   app.addHook('preClose', async () => streams.closeAll());

@@ -1,4 +1,6 @@
+import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import { registerForwarding } from './forward.js';
 import type { AgentService } from '../agents/agent-service.js';
 import type { Lifecycle } from '../agents/lifecycle.js';
 import type { EtcdCluster } from '../cluster/cluster.js';
@@ -21,7 +23,7 @@ export function clusterLifecycle(
   cluster: EtcdCluster,
   parts: { agents: AgentService; routes: RouteTable; reconciler: Reconciler; tokens: TokenService; revocations: ControlTokenRevocations },
   log: Logger,
-): Lifecycle {
+): { lifecycle: Lifecycle; register(app: FastifyInstance): void } {
   const { agents } = parts;
   const keys = makeClusterKeys(cfg.ETCD_PREFIX);
   const view = new TablesView(cluster.etcd, keys, log);
@@ -45,5 +47,8 @@ export function clusterLifecycle(
     await tokens.stop();
     await revocations.stop();
   });
-  return new ClusterLifecycle(cfg, cluster, keys, view, agents);
+  return {
+    lifecycle: new ClusterLifecycle(cfg, cluster, keys, view, agents),
+    register: (app) => registerForwarding(app, view, cluster, cfg.NODE_ID),
+  };
 }

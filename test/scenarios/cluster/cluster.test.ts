@@ -41,7 +41,6 @@ beforeAll(async () => {
           NODE_LEASE_TTL_SECONDS: String(TTL),
           API_HOST: '0.0.0.0',
           GATEWAY_HOST: '0.0.0.0',
-          API_ALLOWED_HOSTS: cluster.hosts().map((h) => cluster.address(h)).join(','),
           AGENT_HEAP: '128m',
         },
         { netns: cluster.ns(i) },
@@ -132,6 +131,7 @@ describe('membership', () => {
 
 describe('tables across hosts', () => {
   type Status = { program: string; node: string; state: string; accepting: boolean; desired: string };
+  const viewerToken = () => viewer;
   const at = (i: number, path: string) => `${api(i)}${path}`;
   const statusVia = async (via: number, table: string) => (await cluster.http(via, 'GET', at(via, `/v1/api/spread/${table}/status`), { token: admin })).body as Status & { error?: string };
 
@@ -161,6 +161,24 @@ describe('tables across hosts', () => {
     const started = await cluster.http(2, 'POST', at(2, '/v1/api/spread/orders/start'), { token: admin });
     expect(started.status, started.text).toBe(200);
     expect(started.body).toMatchObject({ node: 'h3', accepting: true });
+  });
+
+  it("hands the owner's own business to the owner: pause, logs, config, a fresh status through another host", async () => {
+    const paused = await cluster.http(1, 'POST', at(1, '/v1/api/spread/orders/pause'), { token: admin });
+    expect(paused.status, paused.text).toBe(200);
+    expect(paused.body).toMatchObject({ node: 'h3', paused: true });
+    // The owner publishes the change; h2 answers from it within a moment.
+    expect(await until(async () => (await statusVia(2, 'orders')) as unknown as { paused: boolean }, (x) => x.paused, 5000, 50)).toMatchObject({ paused: true });
+    const fresh = await cluster.http(2, 'GET', at(2, '/v1/api/spread/orders/status?fresh=true'), { token: admin });
+    expect(fresh.body).toMatchObject({ node: 'h3', paused: true, accepting: true });
+    const logs = await cluster.http(2, 'GET', at(2, '/v1/api/spread/orders/logs?lines=20'), { token: admin });
+    expect(logs.status, logs.text).toBe(200);
+    expect((logs.body.lines as string[]).length).toBeGreaterThan(0);
+    const config = await cluster.http(1, 'GET', at(1, '/v1/api/spread/orders/config'), { token: admin });
+    expect(config.body).toMatchObject({ program: 'flume-spread-orders', spec: { sink: 'logger' } });
+    const viewer = await cluster.http(1, 'GET', at(1, '/v1/api/spread/orders/logs'), { token: viewerToken() });
+    expect(viewer.status).toBe(403); // checked by the host asked, before anything is handed on
+    expect((await cluster.http(2, 'POST', at(2, '/v1/api/spread/orders/resume'), { token: admin })).body).toMatchObject({ node: 'h3', paused: false });
   });
 
   it("keeps agent ports on the owner's loopback: another host cannot reach them", async () => {
