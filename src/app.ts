@@ -107,7 +107,6 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
     config.WEBHOOK_URLS.length ? loadOrCreateWebhookSecret(config) : '',
   );
   fleet.on('idle', (e: IdleEvent) => void incidents.reportIdle(e).catch((err: unknown) => log.warn({ err }, 'could not raise an idle incident')));
-  const operations = new OperationService(agents, new AgentBatch(config, store, routeTable, lock, driver, agents), redis, keys, log.child({ component: 'operations' }));
   const configs = new ConfigService(config, store, lock, agents, log.child({ component: 'config' }), async (c) => {
     const { program, message, ...details } = c;
     await incidents.report(program, 'config_reverted', message, details);
@@ -120,6 +119,7 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
   const nodes: Nodes = cluster ?? new SingleHost(config, measure);
   const spread = cluster ? clusterLifecycle(config, cluster, { agents, routes: routeTable, reconciler, tokens, revocations }, log.child({ component: 'placement' })) : null;
   const lifecycle: Lifecycle = spread?.lifecycle ?? agents;
+  const operations = new OperationService(lifecycle, new AgentBatch(config, store, routeTable, lock, driver, agents), config.NODE_ID, redis, keys, log.child({ component: 'operations' }));
   const refused = new RefusedCalls(redis, keys, 10_000, log.child({ component: 'audit' }));
   const readiness = { reconciled: false };
 
@@ -153,7 +153,7 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
   void app.register(operationRoutes, { operations, authorize });
   void app.register(auditRoutes, { audit, refused, authorize });
   void app.register(logRoutes, { agents, store, authorize, streams });
-  void app.register(fleetRoutes, { agents, fleet, incidents, authorize });
+  void app.register(fleetRoutes, { agents: lifecycle, fleet, incidents, authorize });
   void app.register(tokenRoutes, { tokens, authorize });
   void app.register(controlTokenRoutes, { revocations, authorize });
   void app.register(sinkRoutes, { config, authorize });

@@ -11,6 +11,8 @@ export interface Lifecycle {
   start(ref: TableRef): Promise<AgentStatus>;
   stop(ref: TableRef): Promise<AgentStatus>;
   restart(ref: TableRef): Promise<AgentStatus>;
+  pause(ref: TableRef, by: string): Promise<AgentStatus>;
+  resume(ref: TableRef): Promise<AgentStatus>;
   status(ref: TableRef, fresh?: boolean): Promise<AgentStatus>;
   list(filter?: { db?: string; state?: string }): AgentStatus[];
   delete(ref: TableRef, force: boolean): Promise<DeleteResult>;

@@ -3,7 +3,7 @@ import { EventEmitter } from 'node:events';
 import type { Redis } from 'ioredis';
 import pLimit from 'p-limit';
 import type { Logger } from 'pino';
-import type { AgentService } from '../agents/agent-service.js';
+import type { Lifecycle } from '../agents/lifecycle.js';
 import { failure, type AgentBatch } from '../agents/batch.js';
 import { BULK_OPS, type BulkOp, type Operation, type Selector, type TableOutcome, type TableResult } from '../resources/operation.js';
 import type { TableRef } from '../resources/table.js';
@@ -63,8 +63,11 @@ export class OperationService extends EventEmitter {
   private readonly ops = new Map<string, Operation>();
 
   constructor(
-    private readonly agents: AgentService,
+    /** Every table's lifecycle: with many hosts, across them (a remote table's operation goes through etcd). */
+    private readonly agents: Lifecycle,
     private readonly batch: AgentBatch,
+    /** This host: its own tables are stopped and restarted as one batch. */
+    private readonly node: string,
     private readonly redis: Redis,
     private readonly keys: Keys,
     private readonly log: Logger,
@@ -138,13 +141,18 @@ export class OperationService extends EventEmitter {
     };
     const log = this.log.child({ operation: o.id, op: o.op });
     log.info({ total: o.total, pending: pending.length, by: o.by }, 'bulk operation started');
+    const nodeOf = new Map(this.agents.list().map((s) => [s.program, s.node]));
+    const here = pending.filter((r) => (nodeOf.get(r.program) ?? this.node) === this.node);
+    const elsewhere = pending.filter((r) => (nodeOf.get(r.program) ?? this.node) !== this.node);
+    const limit = pLimit(o.concurrency);
+    const oneByOne = (refs: TableResult[]) => Promise.all(refs.map((ref) => limit(() => this.one(o.op, ref, o.by).then((x) => done(ref, x)))));
     try {
-      if (o.op === 'stop') await this.batch.stopMany(pending, o.concurrency, done);
-      else if (o.op === 'restart') await this.batch.restartMany(pending, o.concurrency, done);
-      else {
-        const limit = pLimit(o.concurrency);
-        await Promise.all(pending.map((ref) => limit(() => this.one(o.op, ref, o.by).then((x) => done(ref, x)))));
-      }
+      // Another host's tables: each through its owner, `concurrency` at a time.
+      const remote = oneByOne(elsewhere);
+      if (o.op === 'stop') await this.batch.stopMany(here, o.concurrency, done);
+      else if (o.op === 'restart') await this.batch.restartMany(here, o.concurrency, done);
+      else await oneByOne(here);
+      await remote;
     } catch (err) {
       log.error({ err }, 'bulk operation failed');
       for (const r of o.results) if (r.outcome === 'pending') done(r, failure(err));
@@ -164,7 +172,7 @@ export class OperationService extends EventEmitter {
         const d = await this.agents.delete(ref, false);
         return { outcome: 'applied', code: null, message: `${d.program}: deleted, channel data ${d.channel}` };
       }
-      const s = op === 'pause' ? await this.agents.pause(ref, by) : await this.agents[op as 'start' | 'resume'](ref);
+      const s = op === 'pause' ? await this.agents.pause(ref, by) : await this.agents[op as 'start' | 'stop' | 'restart' | 'resume'](ref);
       return { outcome: 'applied', code: null, message: `${s.program}: ${op === 'pause' || op === 'resume' ? (s.paused ? 'paused' : 'intake open') : s.state}` };
     } catch (err) {
       return failure(err);

@@ -79,6 +79,14 @@ export class ClusterLifecycle implements Lifecycle {
     return this.act(ref, 'restart');
   }
 
+  pause(ref: TableRef, by: string): Promise<AgentStatus> {
+    return this.act(ref, 'pause', by);
+  }
+
+  resume(ref: TableRef): Promise<AgentStatus> {
+    return this.act(ref, 'resume');
+  }
+
   async delete(ref: TableRef, force: boolean): Promise<DeleteResult> {
     if (this.unregistered(ref)) return this.local.delete(ref, force);
     const e = this.owned(ref);
@@ -129,10 +137,10 @@ export class ClusterLifecycle implements Lifecycle {
     return { op, generation, requestId: randomUUID(), by: by ?? 'unknown', at: new Date().toISOString(), ...extra };
   }
 
-  private async act(ref: TableRef, op: 'start' | 'stop' | 'restart'): Promise<AgentStatus> {
-    if (this.unregistered(ref)) return this.local[op](ref);
+  private async act(ref: TableRef, op: 'start' | 'stop' | 'restart' | 'pause' | 'resume', by?: string): Promise<AgentStatus> {
+    if (this.unregistered(ref)) return op === 'pause' ? this.local.pause(ref, by ?? 'unknown') : this.local[op](ref);
     const e = this.owned(ref);
-    const desired = this.desired(op, (e.desired?.generation ?? 0) + 1, undefined);
+    const desired = this.desired(op, (e.desired?.generation ?? 0) + 1, by);
     await this.write(ref, e, desired);
     return (await this.outcome(ref, desired, e.owner!)).status!;
   }

@@ -8,15 +8,13 @@ import type { TablesView } from './tables-view.js';
 export const FORWARDED_HEADER = 'x-flume-forwarded';
 
 /**
- * Per-table calls that act on the owner's own files and processes (pause, config, logs,
+ * Per-table calls that act on the owner's own files and processes (config, logs,
  * incidents, history, a fresh status), made through a host that does not run the table: handed
  * to the owner's API as they came (the same token: every host shares the signing key) and its
  * answer passed back, streams included. The lifecycle itself goes through etcd instead
  * (ClusterLifecycle). Authorization is checked here first, and again by the owner.
  */
 const FORWARDED: ReadonlyArray<[method: string, url: string]> = [
-  ['POST', '/v1/api/:db/:table/pause'],
-  ['POST', '/v1/api/:db/:table/resume'],
   ['GET', '/v1/api/:db/:table/config'],
   ['PUT', '/v1/api/:db/:table/config'],
   ['PATCH', '/v1/api/:db/:table/config'],

@@ -126,6 +126,8 @@ export class TableOwner {
         }
       } else if (d.op === 'delete') {
         result = await this.agents.delete(ref, d.force ?? false);
+      } else if (d.op === 'pause') {
+        status = await this.agents.pause(ref, d.by);
       } else {
         status = await this.agents[d.op](ref);
       }

@@ -8,7 +8,7 @@ import { deleteSchema, statusSchema } from '../resources/agent-status.js';
  * the status it observes there afterwards.
  */
 
-export const TABLE_OPS = ['create', 'start', 'stop', 'restart', 'delete'] as const;
+export const TABLE_OPS = ['create', 'start', 'stop', 'restart', 'pause', 'resume', 'delete'] as const;
 export type TableOp = (typeof TABLE_OPS)[number];
 
 export const desiredSchema = z.object({

@@ -87,8 +87,7 @@ export async function agentRoutes(
         response: { 200: statusBody, ...errors(400, 401, 403, 404, 409, 502, 503, 504) },
       },
       handler: async (req) => {
-        const s =
-          action === 'pause' ? await agents.pause(req.params, req.principal?.sub ?? 'unknown') : action === 'resume' ? await agents.resume(req.params) : await lifecycle[action](req.params);
+        const s = action === 'pause' ? await lifecycle.pause(req.params, req.principal?.sub ?? 'unknown') : await lifecycle[action](req.params);
         return ok(`${s.program}: ${action === 'pause' || action === 'resume' ? (s.paused ? 'paused' : 'intake open') : s.state}`, s);
       },
     });

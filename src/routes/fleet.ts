@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import type { AgentService } from '../agents/agent-service.js';
+import type { Lifecycle } from '../agents/lifecycle.js';
 import { programName, tableParamsSchema } from '../resources/table.js';
 import { agentNotFound } from '../errors.js';
 import { HISTORY_INTERVAL_MS, type FleetModel } from '../fleet/fleet-model.js';
@@ -22,7 +22,8 @@ const counts = z.record(z.string(), z.number());
 /** The fleet's headline, and one agent's recent history (for sparklines). */
 export async function fleetRoutes(
   fastify: FastifyInstance,
-  opts: { agents: AgentService; fleet: FleetModel; incidents: IncidentService; authorize: Authorize },
+  /** `agents`: the lifecycle (with many hosts, the summary counts every host's tables). */
+  opts: { agents: Pick<Lifecycle, 'list' | 'status'>; fleet: FleetModel; incidents: IncidentService; authorize: Authorize },
 ): Promise<void> {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
 

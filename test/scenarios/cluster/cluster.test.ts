@@ -232,6 +232,26 @@ describe('tables across hosts', () => {
   });
 });
 
+describe('bulk operations across hosts', () => {
+  it('starts and stops tables on several hosts in one bulk operation through one API', async () => {
+    type Op = { id: string; state: string; counts: Record<string, number>; results: Array<{ table: string; outcome: string; message: string }> };
+    const finished = async (id: string) => until(async () => (await cluster.http(1, 'GET', `${api(1)}/v1/api/operations/${id}`, { token: admin })).body.operation as Op, (o) => o.state === 'done', 120_000, 200);
+    const listed = (await cluster.http(1, 'GET', `${api(1)}/v1/api/services?db=spread`, { token: admin })).body.agents as Array<{ table: string; node: string }>;
+    const picked = ['s2', 's3'];
+    expect(new Set(listed.filter((a) => picked.includes(a.table)).map((a) => a.node)).size).toBe(2);
+    for (const op of ['start', 'stop'] as const) {
+      const r = await cluster.http(1, 'POST', `${api(1)}/v1/api/bulk/${op}`, { token: admin, body: { tables: picked.map((t) => `spread.${t}`) } });
+      expect(r.status, r.text).toBe(202);
+      const o = await finished((r.body.operation as Op).id);
+      expect(o.counts, JSON.stringify(o.results)).toMatchObject({ applied: 2, failed: 0 });
+      for (const t of picked) {
+        const owner = Number(listed.find((a) => a.table === t)!.node.slice(1));
+        expect(hosts.get(owner)!.states()[`flume-spread-${t}`] ?? '', `${t} on h${owner}`).toMatch(op === 'start' ? /STARTING|RUNNING/ : /STOPPED/);
+      }
+    }
+  });
+});
+
 describe('ingest through any gateway', () => {
   // Each sender talks to its own host's gateway on loopback.
   const gw = (_i: number) => 'http://127.0.0.1:8080';
