@@ -277,24 +277,10 @@ local function group_commit(host, port, events_json, n, cap)
 end
 
 -- Many hosts: the table runs on another host. Its gateway takes the request once (it checks the
--- token again and commits into its own loopback agent); its answer is this answer. A request
--- that arrives forwarded is never forwarded again (see M.access).
+-- token again and commits into its own loopback agent); its answer, streamed back, is this
+-- answer. A request that arrives forwarded is never forwarded again (see M.access).
 local function hop(host, port, db, tbl)
-  ngx.req.read_body()
-  local res = ngx.location.capture("/_flume_hop", {
-    method = ngx.HTTP_POST,
-    body = ngx.req.get_body_data() or "",
-    args = { h = host, p = port, db = db, tbl = tbl },
-  })
-  local ctype = res and res.header["Content-Type"]
-  if not res or res.status == 0 or (res.status >= 500 and not (ctype and ctype:find("json", 1, true))) then
-    return reply("AGENT_UNREACHABLE", "the gateway of the host that runs " .. db .. "." .. tbl .. " did not answer; retry")
-  end
-  ngx.status = res.status
-  ngx.header["Content-Type"] = ctype or "application/json"
-  if res.header["Retry-After"] then ngx.header["Retry-After"] = res.header["Retry-After"] end
-  ngx.print(res.body)
-  return ngx.exit(ngx.status)
+  return ngx.exec("/_flume_hop", { h = host, p = port, db = db, tbl = tbl })
 end
 
 function M.balance_hop()
