@@ -117,7 +117,7 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
     ? new EtcdCluster(config, measure, { jwtSecret: loadOrCreateSecret(config), tokenHashKey: loadOrCreateTokenHashKey(config) }, log.child({ component: 'cluster' }))
     : null;
   const nodes: Nodes = cluster ?? new SingleHost(config, measure);
-  const spread = cluster ? clusterLifecycle(config, cluster, { agents, routes: routeTable, reconciler, tokens, revocations }, log.child({ component: 'placement' })) : null;
+  const spread = cluster ? clusterLifecycle(config, cluster, { agents, store, routes: routeTable, reconciler, tokens, revocations }, log.child({ component: 'placement' })) : null;
   const lifecycle: Lifecycle = spread?.lifecycle ?? agents;
   const operations = new OperationService(lifecycle, new AgentBatch(config, store, routeTable, lock, driver, agents), config.NODE_ID, redis, keys, log.child({ component: 'operations' }));
   const refused = new RefusedCalls(redis, keys, 10_000, log.child({ component: 'audit' }));

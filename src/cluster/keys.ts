@@ -6,6 +6,7 @@
  *   <e>tables/<db>/<table>/owner    the host that runs the table (its create revision: the table's epoch)
  *   <e>tables/<db>/<table>/desired  JSON: the last operation asked of it, with a generation and a request id
  *   <e>tables/<db>/<table>/status   JSON: what its owner did of that generation, and the status it saw
+ *   <e>tables/<db>/<table>/spec     JSON: its desired config revision and spec, as its owner's disk has it
  *   <e>tokens/<username>            JSON: the user's ingestion-token records (hashes only), or a tombstone once revoked
  *   <e>revoked/<jti>                unix time a revoked control token expires (etcd drops it then: a lease)
  */
@@ -24,7 +25,7 @@ export interface ClusterKeys {
   parseNodeKey(key: string): { id: string; kind: 'presence' | 'state' } | null;
 }
 
-export type TablePart = 'owner' | 'desired' | 'status';
+export type TablePart = 'owner' | 'desired' | 'status' | 'spec';
 
 export function makeClusterKeys(prefix: string): ClusterKeys {
   const nodes = `${prefix}nodes/`;
@@ -37,7 +38,7 @@ export function makeClusterKeys(prefix: string): ClusterKeys {
     tables: () => tables,
     table: (db, table, part) => `${tables}${db}/${table}/${part}`,
     parseTableKey: (key) => {
-      const m = key.startsWith(tables) ? /^([^/]+)\/([^/]+)\/(owner|desired|status)$/.exec(key.slice(tables.length)) : null;
+      const m = key.startsWith(tables) ? /^([^/]+)\/([^/]+)\/(owner|desired|status|spec)$/.exec(key.slice(tables.length)) : null;
       return m ? { db: m[1]!, table: m[2]!, part: m[3] as TablePart } : null;
     },
     nodes: () => nodes,

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import { revisionOf, type AgentStore } from '../store/agent-store.js';
 import { registerForwarding } from './forward.js';
 import type { AgentService } from '../agents/agent-service.js';
 import type { Lifecycle } from '../agents/lifecycle.js';
@@ -21,13 +22,17 @@ import type { ControlTokenRevocations } from '../auth/revocations.js';
 export function clusterLifecycle(
   cfg: Config,
   cluster: EtcdCluster,
-  parts: { agents: AgentService; routes: RouteTable; reconciler: Reconciler; tokens: TokenService; revocations: ControlTokenRevocations },
+  parts: { agents: AgentService; store: AgentStore; routes: RouteTable; reconciler: Reconciler; tokens: TokenService; revocations: ControlTokenRevocations },
   log: Logger,
 ): { lifecycle: Lifecycle; register(app: FastifyInstance): void } {
   const { agents } = parts;
   const keys = makeClusterKeys(cfg.ETCD_PREFIX);
   const view = new TablesView(cluster.etcd, keys, log);
-  const owner = new TableOwner(cluster.etcd, keys, view, cfg.NODE_ID, agents, log);
+  const specOf = async (program: string) => {
+    const m = await parts.store.readMeta(program);
+    return m ? { revision: revisionOf(m), spec: m.spec } : null;
+  };
+  const owner = new TableOwner(cluster.etcd, keys, view, cfg.NODE_ID, agents, specOf, log);
   const remote = new RemoteRoutes(view, parts.routes, () => cluster.list(), cfg.NODE_ID, log);
   parts.reconciler.foreign.push(() => remote.foreign());
   const tokens = new TokenSync(cluster.etcd, keys, parts.tokens, log);

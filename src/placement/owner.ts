@@ -30,6 +30,7 @@ export class TableOwner {
   private readonly busy = new Map<string, Promise<void>>();
   private readonly answered = new Set<string>();
   private readonly published = new Map<string, string>();
+  private readonly specRevision = new Map<string, number>();
   private publisher: Periodic | null = null;
   private readonly onChange = (e: TableEntry) => this.consider(e);
   private readonly onReset = () => {
@@ -42,6 +43,8 @@ export class TableOwner {
     private readonly view: TablesView,
     private readonly node: string,
     private readonly agents: AgentService,
+    /** The table's spec as this host's disk has it (null: no agent). */
+    private readonly specOf: (program: string) => Promise<{ revision: number; spec: unknown } | null>,
     private readonly log: Logger,
   ) {}
 
@@ -162,12 +165,17 @@ export class TableOwner {
   }
 
   /** Writes the status record if this host still owns the table at the epoch it acted for. */
-  private async writeStatus(e: TableEntry, record: StatusRecord): Promise<boolean> {
+  private writeStatus(e: TableEntry, record: StatusRecord): Promise<boolean> {
+    return this.writeOwned(e, 'status', JSON.stringify(record));
+  }
+
+  /** Writes one of the table's keys if this host still owns it at the epoch it acted for. */
+  private async writeOwned(e: TableEntry, part: 'status' | 'spec', value: string): Promise<boolean> {
     const ownerKey = this.keys.table(e.db, e.table, 'owner');
     const r = await this.etcd
       .if(ownerKey, 'Value', '==', this.node)
       .and(ownerKey, 'Create', '==', e.epoch)
-      .then(this.etcd.put(this.keys.table(e.db, e.table, 'status')).value(JSON.stringify(record)))
+      .then(this.etcd.put(this.keys.table(e.db, e.table, part)).value(value))
       .commit();
     return r.succeeded;
   }
@@ -177,11 +185,15 @@ export class TableOwner {
     await this.etcd
       .if(ownerKey, 'Value', '==', this.node)
       .and(ownerKey, 'Create', '==', e.epoch)
-      .then(this.etcd.delete().key(ownerKey), this.etcd.delete().key(this.keys.table(e.db, e.table, 'desired')))
+      .then(this.etcd.delete().key(ownerKey), this.etcd.delete().key(this.keys.table(e.db, e.table, 'desired')), this.etcd.delete().key(this.keys.table(e.db, e.table, 'spec')))
       .commit();
   }
 
-  /** Writes the status of each owned table whose public content changed since it was last written. */
+  /**
+   * Writes the status of each owned table whose public content changed since it was last
+   * written, and its spec whenever its desired revision moved (so etcd holds every table's
+   * config, whatever becomes of this host's disk).
+   */
   private async publishStatuses(): Promise<void> {
     for (const e of this.view.all()) {
       if (e.owner !== this.node || !e.status || this.busy.has(`${e.db}/${e.table}`)) continue;
@@ -189,6 +201,10 @@ export class TableOwner {
       if (!s) continue;
       const digest = stableDigest(s);
       const id = `${e.db}/${e.table}`;
+      if (this.specRevision.get(id) !== s.revision.desired) {
+        const spec = await this.specOf(s.program).catch(() => null);
+        if (spec && (await this.writeOwned(e, 'spec', JSON.stringify({ ...spec, at: new Date().toISOString() })).catch(() => false))) this.specRevision.set(id, spec.revision);
+      }
       if (this.published.get(id) === digest) continue;
       if (await this.writeStatus(e, { ...e.status, status: s, at: new Date().toISOString() }).catch(() => false)) this.published.set(id, digest);
     }

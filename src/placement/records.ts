@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { agentSpecSchema } from '../resources/agent-spec.js';
 import { deleteSchema, statusSchema } from '../resources/agent-status.js';
 
 /**
@@ -48,3 +49,7 @@ export const statusRecordSchema = z.object({
   at: z.string(),
 });
 export type StatusRecord = z.infer<typeof statusRecordSchema>;
+
+/** A table's desired config as its owner's disk has it: written whenever its revision moves. */
+export const specRecordSchema = z.object({ revision: z.number().int(), spec: agentSpecSchema, at: z.string() });
+export type SpecRecord = z.infer<typeof specRecordSchema>;

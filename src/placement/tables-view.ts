@@ -3,7 +3,7 @@ import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
 import { Mirror, type MirrorEntry } from '../cluster/etcd.js';
 import type { ClusterKeys } from '../cluster/keys.js';
-import { desiredSchema, statusRecordSchema, type DesiredRecord, type StatusRecord } from './records.js';
+import { desiredSchema, specRecordSchema, statusRecordSchema, type DesiredRecord, type SpecRecord, type StatusRecord } from './records.js';
 
 /** One table as etcd has it. */
 export interface TableEntry {
@@ -17,6 +17,8 @@ export interface TableEntry {
   /** The desired key's mod revision: a write of desired compares it (one operation at a time). */
   desiredRevision: number;
   status: StatusRecord | null;
+  /** Its desired config as its owner's disk has it. */
+  spec: SpecRecord | null;
 }
 
 /**
@@ -75,8 +77,8 @@ export class TablesView extends EventEmitter {
     const k = this.keys.parseTableKey(key);
     if (!k) return;
     const id = `${k.db}/${k.table}`;
-    const e = this.tables.get(id) ?? { db: k.db, table: k.table, owner: null, epoch: 0, desired: null, desiredRevision: 0, status: null };
-    const parsed = (schema: typeof desiredSchema | typeof statusRecordSchema) => {
+    const e = this.tables.get(id) ?? { db: k.db, table: k.table, owner: null, epoch: 0, desired: null, desiredRevision: 0, status: null, spec: null };
+    const parsed = (schema: typeof desiredSchema | typeof statusRecordSchema | typeof specRecordSchema) => {
       if (value === null) return null;
       try {
         const r = schema.safeParse(JSON.parse(value));
@@ -93,10 +95,12 @@ export class TablesView extends EventEmitter {
     } else if (k.part === 'desired') {
       e.desired = parsed(desiredSchema) as DesiredRecord | null;
       e.desiredRevision = entry?.modRevision ?? 0;
-    } else {
+    } else if (k.part === 'status') {
       e.status = parsed(statusRecordSchema) as StatusRecord | null;
+    } else {
+      e.spec = parsed(specRecordSchema) as SpecRecord | null;
     }
-    if (!e.owner && !e.desired && !e.status) this.tables.delete(id);
+    if (!e.owner && !e.desired && !e.status && !e.spec) this.tables.delete(id);
     else this.tables.set(id, e);
     this.emit('change', e, k.part);
   }

@@ -176,6 +176,16 @@ describe('tables across hosts', () => {
     expect((logs.body.lines as string[]).length).toBeGreaterThan(0);
     const config = await cluster.http(1, 'GET', at(1, '/v1/api/spread/orders/config'), { token: admin });
     expect(config.body).toMatchObject({ program: 'flume-spread-orders', spec: { sink: 'logger' } });
+    // etcd holds every table's config as its owner's disk has it, revision by revision.
+    const specInEtcd = () => {
+      const r = cluster.run(1, 'etcdctl', ['--endpoints', cluster.etcdEndpoints, 'get', '/flume-service/tables/spread/orders/spec', '--print-value-only']);
+      return r.stdout.trim() ? (JSON.parse(r.stdout) as { revision: number; spec: { sink: string; channel: { capacity: number } } }) : null;
+    };
+    expect(await until(async () => specInEtcd(), (x) => x?.revision === 1, 5000, 100)).toMatchObject({ revision: 1, spec: { sink: 'logger' } });
+    const changed = await cluster.http(2, 'PATCH', at(2, '/v1/api/spread/orders/config'), { token: admin, body: { channel: { capacity: 200000 } } });
+    expect(changed.status, changed.text).toBe(200);
+    expect(changed.body).toMatchObject({ outcome: 'applied', revision: 2 });
+    expect(await until(async () => specInEtcd(), (x) => x?.revision === 2, 5000, 100)).toMatchObject({ revision: 2, spec: { channel: { capacity: 200000 } } });
     const viewer = await cluster.http(1, 'GET', at(1, '/v1/api/spread/orders/logs'), { token: viewerToken() });
     expect(viewer.status).toBe(403); // checked by the host asked, before anything is handed on
     expect((await cluster.http(2, 'POST', at(2, '/v1/api/spread/orders/resume'), { token: admin })).body).toMatchObject({ node: 'h3', paused: false });
