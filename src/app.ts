@@ -4,6 +4,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { AgentService } from './agents/agent-service.js';
 import { AgentBatch } from './agents/batch.js';
+import type { HostParts } from './agents/host-parts.js';
 import { AgentStore } from './store/agent-store.js';
 import { ConfigService } from './agents/config-service.js';
 import { PortAllocator } from './agents/port-allocator.js';
@@ -96,12 +97,13 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
   const startQueue = new StartQueue(config.AGENT_START_CONCURRENCY);
   const events = new SupervisorEvents(redis, keys, log.child({ component: 'supervisor-events' }));
   const fleet = new FleetModel(config, store, driver, events, log.child({ component: 'fleet' }), startQueue);
-  const agents = new AgentService(config, store, routeTable, lock, driver, ports, fleet, log.child({ component: 'agents' }), startQueue);
+  const host: HostParts = { cfg: config, store, routes: routeTable, lock, driver, ports };
+  const agents = new AgentService(host, fleet, log.child({ component: 'agents' }), startQueue);
   const tokens = new TokenService(redis, keys, config.TOKEN_GRACE_SECONDS, log.child({ component: 'tokens' }), join(config.varDir, 'tokens'), loadOrCreateTokenHashKey(config));
   const audit = new AuditLog(join(config.varDir, 'audit.log'), redis, keys, { maxBytes: config.AUDIT_LOG_MAX_BYTES, files: 5, streamLength: 10_000 }, log.child({ component: 'audit' }));
   const revocations = new ControlTokenRevocations(redis, keys, join(config.varDir, 'revoked-control-tokens.json'), log.child({ component: 'auth' }));
   // What Redis copies from disk besides the agents' own keys: restored the one way (Restorable).
-  const reconciler = new Reconciler(redis, keys, store, routeTable, lock, driver, ports, fleet, agents, [tokens, audit, revocations], log.child({ component: 'reconciler' }));
+  const reconciler = new Reconciler(redis, keys, host, fleet, agents, [tokens, audit, revocations], log.child({ component: 'reconciler' }));
   const incidents = new IncidentService(
     config, redis, keys, events, driver, store, lock, agents, log.child({ component: 'incidents' }),
     config.WEBHOOK_URLS.length ? loadOrCreateWebhookSecret(config) : '',
@@ -119,7 +121,7 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
   const nodes: Nodes = cluster ?? new SingleHost(config, measure);
   const spread = cluster ? clusterLifecycle(config, cluster, { agents, store, routes: routeTable, reconciler, tokens, revocations }, log.child({ component: 'placement' })) : null;
   const lifecycle: Lifecycle = spread?.lifecycle ?? agents;
-  const operations = new OperationService(lifecycle, new AgentBatch(config, store, routeTable, lock, driver, agents), config.NODE_ID, redis, keys, log.child({ component: 'operations' }));
+  const operations = new OperationService(lifecycle, new AgentBatch(host, agents), config.NODE_ID, redis, keys, log.child({ component: 'operations' }));
   const refused = new RefusedCalls(redis, keys, 10_000, log.child({ component: 'audit' }));
   const readiness = { reconciled: false };
 

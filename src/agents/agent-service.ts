@@ -6,6 +6,7 @@ import type { Config } from '../config.js';
 import pLimit from 'p-limit';
 import { AppError, agentExists, agentNotFound, agentStartFailed, nodeNotFound, portConflict, sinkUnavailable, tableHeld } from '../errors.js';
 import type { Lifecycle } from './lifecycle.js';
+import type { HostParts } from './host-parts.js';
 import { tableHolders } from '../supervisor/strays.js';
 import { StartQueue } from './start-queue.js';
 import type { FleetModel } from '../fleet/fleet-model.js';
@@ -43,18 +44,22 @@ import type { TableLock } from './table-lock.js';
  *   a waiting table shows `queue` in its status. Stops, status and listings never wait.
  */
 export class AgentService implements Lifecycle {
+  private readonly cfg: Config;
+  private readonly store: AgentStore;
+  private readonly routes: RouteTable;
+  private readonly lock: TableLock;
+  private readonly driver: SupervisorDriver;
+  private readonly ports: PortAllocator;
+
   constructor(
-    private readonly cfg: Config,
-    private readonly store: AgentStore,
-    private readonly routes: RouteTable,
-    private readonly lock: TableLock,
-    private readonly driver: SupervisorDriver,
-    private readonly ports: PortAllocator,
+    parts: HostParts,
     private readonly fleet: FleetModel,
     private readonly log: Logger,
     /** Every JVM start waits its turn here (at most AGENT_START_CONCURRENCY at once). */
     private readonly startQueue: StartQueue = new StartQueue(Number.MAX_SAFE_INTEGER),
-  ) {}
+  ) {
+    ({ cfg: this.cfg, store: this.store, routes: this.routes, lock: this.lock, driver: this.driver, ports: this.ports } = parts);
+  }
 
   /**
    * Renders, reserves ports, writes and registers the agent; with `start` (the default) starts

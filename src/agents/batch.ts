@@ -9,6 +9,7 @@ import type { AgentService } from './agent-service.js';
 import { programFor } from './launch.js';
 import type { RouteTable } from './route-table.js';
 import type { TableLock } from './table-lock.js';
+import type { HostParts } from './host-parts.js';
 
 /** Hears each table's outcome as soon as it is known. */
 export type OutcomeSink = (ref: TableRef, o: TableOutcome) => void;
@@ -35,14 +36,18 @@ const once = <T>(fn: () => Promise<T>) => {
  * reported exactly once.
  */
 export class AgentBatch {
+  private readonly cfg: Config;
+  private readonly store: AgentStore;
+  private readonly routes: RouteTable;
+  private readonly lock: TableLock;
+  private readonly driver: SupervisorDriver;
+
   constructor(
-    private readonly cfg: Config,
-    private readonly store: AgentStore,
-    private readonly routes: RouteTable,
-    private readonly lock: TableLock,
-    private readonly driver: SupervisorDriver,
+    parts: HostParts,
     private readonly agents: AgentService,
-  ) {}
+  ) {
+    ({ cfg: this.cfg, store: this.store, routes: this.routes, lock: this.lock, driver: this.driver } = parts);
+  }
 
   /**
    * Stops many agents as one batch: every table's lock, routes withdrawn, program files

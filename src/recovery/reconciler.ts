@@ -16,6 +16,7 @@ import type { ReconcileReport, RestoreReport } from '../resources/restore.js';
 import type { PortAllocator } from '../agents/port-allocator.js';
 import { RouteTable } from '../agents/route-table.js';
 import type { TableLock } from '../agents/table-lock.js';
+import type { HostParts } from '../agents/host-parts.js';
 
 /**
  * A copy in Redis of something the disk keeps (ingestion tokens, the audit trail, revoked
@@ -62,17 +63,21 @@ export class Reconciler {
   constructor(
     private readonly redis: Redis,
     private readonly keys: Keys,
-    private readonly store: AgentStore,
-    private readonly routes: RouteTable,
-    private readonly lock: TableLock,
-    private readonly driver: SupervisorDriver,
-    private readonly ports: PortAllocator,
+    host: HostParts,
     private readonly fleet: FleetModel,
     private readonly agents: AgentService,
     /** Restored before the agents' own keys, in this order. */
     private readonly parts: Restorable[],
     private readonly log: Logger,
-  ) {}
+  ) {
+    ({ store: this.store, routes: this.routes, lock: this.lock, driver: this.driver, ports: this.ports } = host);
+  }
+
+  private readonly store: AgentStore;
+  private readonly routes: RouteTable;
+  private readonly lock: TableLock;
+  private readonly driver: SupervisorDriver;
+  private readonly ports: PortAllocator;
 
   /** Starts the Redis-loss check and the route sync. Call after a first successful restore(). */
   start(): void {

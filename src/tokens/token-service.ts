@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { ChainableCommander, Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { TokenListing, TokenRequest, TokenSetResult } from '../resources/token.js';
 import { AppError, ErrorCodes, forbidden, tokenUserNotFound } from '../errors.js';
@@ -82,20 +82,25 @@ export class TokenService {
     if (!saved) {
       tx.srem(this.keys.users(), username);
     } else {
-      tx.hset(this.keys.user(username), saved.user).sadd(this.keys.users(), username);
-      for (const [hash, record] of Object.entries(saved.tokens)) {
-        const ends = [Number(record.exp), Number(record.graceUntil)].filter((t) => t > 0);
-        if (ends.some((t) => t <= now)) continue;
-        tx.hset(this.keys.token(hash), record);
-        if (ends.length) tx.expireat(this.keys.token(hash), Math.min(...ends) + 60);
-        tx.publish(this.keys.invalidateChannel(), `token:${hash}`);
-      }
+      this.putSaved(tx, saved, now);
     }
     await redisCall(() => tx.exec());
     if (saved) await this.files.write(saved);
     else await this.files.remove(username);
     this.log.info({ username, revoked: !saved }, 'ingestion token records taken from the cluster');
     return true;
+  }
+
+  /** Queues a user's records into `tx`: the user, and each token not yet over (expiring when it ends), each gateway cache told. */
+  private putSaved(tx: ChainableCommander, saved: SavedUser, now: number): void {
+    tx.hset(this.keys.user(saved.username), saved.user).sadd(this.keys.users(), saved.username);
+    for (const [hash, record] of Object.entries(saved.tokens)) {
+      const ends = [Number(record.exp), Number(record.graceUntil)].filter((t) => t > 0);
+      if (ends.some((t) => t <= now)) continue;
+      tx.hset(this.keys.token(hash), record);
+      if (ends.length) tx.expireat(this.keys.token(hash), Math.min(...ends) + 60);
+      tx.publish(this.keys.invalidateChannel(), `token:${hash}`);
+    }
   }
 
   readonly part = 'tokens';
@@ -116,14 +121,8 @@ export class TokenService {
     const now = Math.floor(Date.now() / 1000);
     for (const saved of await this.files.all()) {
       if (await redisCall(() => this.redis.exists(this.keys.user(saved.username)))) continue;
-      const tx = this.redis.multi().hset(this.keys.user(saved.username), saved.user).sadd(this.keys.users(), saved.username);
-      for (const [hash, record] of Object.entries(saved.tokens)) {
-        const ends = [Number(record.exp), Number(record.graceUntil)].filter((t) => t > 0);
-        if (ends.some((t) => t <= now)) continue;
-        tx.hset(this.keys.token(hash), record);
-        if (ends.length) tx.expireat(this.keys.token(hash), Math.min(...ends) + 60);
-        tx.publish(this.keys.invalidateChannel(), `token:${hash}`);
-      }
+      const tx = this.redis.multi();
+      this.putSaved(tx, saved, now);
       await redisCall(() => tx.exec());
       restored.push(saved.username);
     }
