@@ -4,8 +4,8 @@
  * measured in the same run:
  *   1. ingest into a table on h3 through h1's gateway (one hop) vs through h3's own (local):
  *      req/s and p99, autocannon inside the sender's host, one event per request;
- *   2. GET /v1/api/services with 30 tables over the 3 hosts, 10 clients back to back, vs
- *      GET /healthz of the same API (the floor): p99;
+ *   2. GET /v1/api/services with 30 tables over the 3 hosts, 10 clients back to back and 10
+ *      pollers each every 100 ms, vs GET /healthz of the same API under the same (the floor): p99;
  *   3. a state change on h3 (stop, start) seen by h1's API, from h3's answer: median and max;
  *   4. create through a non-owner API (h1, ?node=h3) vs through the owner's (h3), alternating:
  *      median create-to-accepting.
@@ -25,6 +25,12 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const cluster = new NetnsCluster(3);
 const hosts = new Map<number, Installation>();
 const api = (i: number) => `http://${cluster.address(i)}:8001`;
+
+/** Paced pollers (bench/pollers.ts) run inside host `from`: each sends one request every `everyMs`. */
+function pollers(from: number, url: string, token: string, n: number, everyMs: number) {
+  const r = cluster.run(from, join(PROJECT_ROOT, 'node_modules', '.bin', 'tsx'), [join(PROJECT_ROOT, 'bench', 'pollers.ts'), url, token, String(n), String(everyMs), String(SECONDS)], { timeoutMs: (SECONDS + 30) * 1000 });
+  return JSON.parse(r.stdout) as { rps: number; p50: number; p99: number; errors: number };
+}
 
 /** autocannon run inside host `from` (its own process there). */
 function autocannon(from: number, url: string, opts: { connections: number; token: string; body?: string }) {
@@ -90,6 +96,9 @@ try {
   console.log(`\n2. GET /v1/api/services, 31 tables over 3 hosts (30 stopped), 10 clients back to back, at h1:`);
   console.log(`   floor GET /healthz:  ${f1(floor.rps)} req/s, p99 ${floor.p99} ms`);
   console.log(`   /v1/api/services:    ${f1(services.rps)} req/s, p99 ${services.p99} ms; p99 ${(services.p99 / Math.max(1, floor.p99)).toFixed(2)}x the floor's`);
+  const floorPolled = pollers(1, 'http://127.0.0.1:8001/healthz', admin, 10, 100);
+  const servicesPolled = pollers(1, 'http://127.0.0.1:8001/v1/api/services', admin, 10, 100);
+  console.log(`   10 pollers, each every 100 ms (dashboards): /healthz p50 ${f1(floorPolled.p50)} ms, p99 ${f1(floorPolled.p99)} ms; /v1/api/services p50 ${f1(servicesPolled.p50)} ms, p99 ${f1(servicesPolled.p99)} ms: ${(servicesPolled.p99 / floorPolled.p99).toFixed(2)}x the floor's p99`);
 
   // 3. A state change on h3 seen by h1.
   const seen: number[] = [];
