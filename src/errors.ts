@@ -91,6 +91,8 @@ export const ErrorCodes = {
   NODE_UNAVAILABLE: 10112,
   /** Many hosts: the table's owner did not answer within the deadline; the operation may still complete. */
   OWNER_TIMEOUT: 10113,
+  /** Many hosts, the gateway: the host that runs the table is not alive (its presence lapsed). */
+  NODE_DOWN: 10114,
   INTERNAL: 10500,
 } as const;
 
@@ -115,6 +117,7 @@ export const GATEWAY_ERRORS = {
   CHANNEL_FULL: { status: 503, retryAfter: 5 },
   REDIS_UNAVAILABLE: { status: 503, retryAfter: 1 },
   REDIS_RESTORING: { status: 503, retryAfter: 2 },
+  NODE_DOWN: { status: 503, retryAfter: 5 },
 } as const satisfies Partial<Record<keyof typeof ErrorCodes, { status: number; retryAfter?: number }>>;
 
 type Name = keyof typeof ErrorCodes;

@@ -17,6 +17,8 @@ export const ROUTE_VALUE = {
   address: '^([^:]+):(%d+)(.*)$',
   /** The rest: the most events one group commit may carry (the channel's transactionCapacity). */
   capacity: '^ tx=(%d+)$',
+  /** Many hosts: the host that runs the table is not alive (503 NODE_DOWN). */
+  nodeDown: 'nodedown',
   /** Many hosts: the table runs on another host; its gateway (host:port) takes the request once. */
   via: '^via ([^:]+):(%d+)$',
 } as const;

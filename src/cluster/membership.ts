@@ -32,6 +32,8 @@ export class Membership {
   private refresher: Periodic | null = null;
   private readonly startedAt = new Date().toISOString();
   private readonly warned = new Set<string>();
+  /** Bumped whenever a host comes, goes or changes state (not on each presence renewal). */
+  version = 0;
 
   constructor(
     private readonly etcd: Etcd3,
@@ -63,8 +65,10 @@ export class Membership {
       reset: (entries) => {
         const seen = new Map<string, Known>();
         for (const [key, e] of entries) this.apply(seen, key, e.value);
+        const before = new Map(this.known);
         this.known.clear();
-        for (const [id, k] of seen) this.known.set(id, { ...k, seenAt: k.presence ? (this.known.get(id)?.seenAt ?? Date.now()) : null });
+        for (const [id, k] of seen) this.known.set(id, { ...k, seenAt: k.presence ? (before.get(id)?.seenAt ?? Date.now()) : null });
+        this.version++;
       },
       put: (key, e) => this.apply(this.known, key, e.value),
       delete: (key) => this.apply(this.known, key, null),
@@ -136,6 +140,8 @@ export class Membership {
   private apply(into: Map<string, Known>, key: string, value: string | null): void {
     const k = this.keys.parseNodeKey(key);
     if (!k) return;
+    const wasAlive = into.get(k.id)?.presence != null;
+    const wasState = into.get(k.id)?.state ?? null;
     const cur = into.get(k.id) ?? { state: null, presence: null, seenAt: null };
     if (k.kind === 'state') {
       const s = value === null ? null : nodeStateSchema.safeParse(value);
@@ -152,6 +158,7 @@ export class Membership {
     }
     if (cur.state === null && cur.presence === null) into.delete(k.id);
     else into.set(k.id, cur);
+    if (wasAlive !== (cur.presence !== null) || wasState !== cur.state) this.version++;
   }
 }
 

@@ -100,7 +100,19 @@ export class ClusterLifecycle implements Lifecycle {
     const e = this.owned(ref);
     if (e.owner === this.cfg.NODE_ID) return this.local.status(ref, fresh);
     if (!e.status?.status) throw agentNotFound(programName(ref));
-    return e.status.status;
+    return this.asSeen(e.status.status, e.owner!);
+  }
+
+  /** An owner's published status, as this host sees it: down while the owner's presence has lapsed. */
+  private asSeen(s: AgentStatus, owner: string): AgentStatus {
+    const n = this.cluster.membership.nodes().find((x) => x.id === owner);
+    if (!n || n.alive) return s;
+    return {
+      ...s,
+      accepting: false,
+      health: 'down',
+      healthReason: `its host ${owner} is not alive (its presence lapsed); last reported: ${s.state}, ${s.health}`,
+    };
   }
 
   list(filter: { db?: string; state?: string } = {}): AgentStatus[] {
@@ -110,13 +122,13 @@ export class ClusterLifecycle implements Lifecycle {
     const others = this.view
       .all()
       .filter((e) => e.owner && e.owner !== this.cfg.NODE_ID && e.status?.status && !mineNames.has(e.status.status.program))
-      .map((e) => e.status!.status!)
+      .map((e) => this.asSeen(e.status!.status!, e.owner!))
       .filter((s) => (!filter.db || s.db === filter.db) && (!wanted || s.state === wanted));
     return [...mine, ...others].sort((a, b) => a.program.localeCompare(b.program));
   }
 
   listVersion(): string {
-    return `${this.local.listVersion()}:${this.view.version}`;
+    return `${this.local.listVersion()}:${this.view.version}:${this.cluster.membership.version}`;
   }
 
   /**

@@ -1,7 +1,7 @@
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import type { Logger } from 'pino';
-import { RouteTable } from '../agents/route-table.js';
+import { ROUTE_VALUE, RouteTable } from '../agents/route-table.js';
 import { periodic, type Periodic } from '../periodic.js';
 import type { NodeView } from '../resources/node.js';
 import type { TablesView } from './tables-view.js';
@@ -11,8 +11,8 @@ export const REMOTE_ROUTES_SYNC_MS = 2000;
 
 /**
  * Routes, in this host's Redis, of the tables other hosts run: `via <owner's gateway>` while the
- * owner says its agent accepts events, `paused` while paused, none (the table still in the set:
- * 503 AGENT_DOWN) otherwise. So any gateway takes events for any table and hands them on once.
+ * owner says its agent accepts events, `paused` while paused, `nodedown` (503 NODE_DOWN) while
+ * the owner's presence has lapsed, none (the table still in the set: 503 AGENT_DOWN) otherwise. So any gateway takes events for any table and hands them on once.
  *
  * Guarantees: a change of an owner's published status reaches this Redis within about 50 ms of
  * this host seeing it, and every route is compared again every REMOTE_ROUTES_SYNC_MS (after a
@@ -58,7 +58,9 @@ export class RemoteRoutes {
 
   private async sync(): Promise<void> {
     const gateways = new Map<string, string>();
+    const down = new Set<string>();
     for (const n of await this.nodes()) {
+      if (!n.alive) down.add(n.id);
       if (!n.alive || !n.gatewayUrl) continue;
       const u = new URL(n.gatewayUrl);
       const host = isIP(u.hostname) ? u.hostname : await lookup(u.hostname, { family: 4 }).then((a) => a.address, () => null);
@@ -67,6 +69,7 @@ export class RemoteRoutes {
     const remote = this.view.all().filter((e) => e.owner && e.owner !== this.self);
     const want = remote.map((e) => {
       const s = e.status?.status;
+      if (down.has(e.owner!)) return ROUTE_VALUE.nodeDown;
       if (!s) return null;
       if (s.paused) return 'paused';
       return s.desired === 'running' && s.accepting ? (gateways.get(e.owner!) ?? null) : null;

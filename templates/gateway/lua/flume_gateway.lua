@@ -347,6 +347,9 @@ function M.access(db, tbl)
   if route == "down" then
     return reply("AGENT_DOWN", "the agent for " .. db .. "." .. tbl .. " is not running")
   end
+  if route == ROUTE.nodeDown then
+    return reply("NODE_DOWN", "the host that runs " .. db .. "." .. tbl .. " is not alive; retry later")
+  end
   local via_host, via_port = route:match(ROUTE.via)
   if via_host then
     if ngx.var.http_x_flume_hop then

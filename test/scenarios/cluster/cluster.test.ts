@@ -325,6 +325,23 @@ describe('ingest through any gateway', () => {
     expect((await until(() => send(2, 'new-token', 1), (x) => x.status === 200, 5000, 50)).status).toBe(200);
   });
 
+  it("says so when the host that runs a table is gone: its status is down everywhere, gateways answer 503 NODE_DOWN, and both come back", async () => {
+    const h3 = hosts.get(3)!;
+    const pid = Number(h3.supervisorctl('pid', 'api').trim());
+    process.kill(pid, 'SIGSTOP');
+    try {
+      const down = await until(async () => (await cluster.http(1, 'GET', `${api(1)}/v1/api/spread/ingest/status`, { token: admin })).body, (b) => b.health === 'down', (TTL + 6) * 1000, 100);
+      expect(down).toMatchObject({ node: 'h3', health: 'down', accepting: false });
+      expect(down.healthReason).toMatch(/host h3 is not alive/);
+      const refused = await until(() => send(2, 'while-down', 1), (x) => x.status === 503, 5000, 50);
+      expect(refused.body).toMatchObject({ error: 'NODE_DOWN' });
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    const back = await until(() => send(2, 'back', 1), (x) => x.status === 200, 30_000, 200);
+    expect(back.status, back.text).toBe(200);
+  });
+
   it("heals h1's Redis restarted empty from etcd: the remote route and the token come back", async () => {
     const h1 = hosts.get(1)!;
     h1.supervisorctl('stop', 'redis');
