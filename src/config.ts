@@ -194,6 +194,11 @@ export const configSchema = z.object({
   ETCD_PREFIX: z.string().regex(/^\/[A-Za-z0-9_./-]{0,62}\/$/, 'must start and end with /').default('/flume-service/'),
   /** A host's presence lease: when it stops renewing, others see it gone within about this long (it fences itself at 2/3 of it). */
   NODE_LEASE_TTL_SECONDS: z.coerce.number().int().min(2).max(60).default(5),
+  /**
+   * Many hosts: how long an API waits for a table's owner to carry out an operation before it
+   * answers 202 with the operation under way (default: the ready timeout plus a minute).
+   */
+  CLUSTER_WAIT_MS: z.coerce.number().int().min(1000).max(3_600_000).optional(),
 });
 
 export type Config = z.infer<typeof configSchema> & {

@@ -89,8 +89,6 @@ export const ErrorCodes = {
   NOT_CLUSTERED: 10111,
   /** Many hosts: the host asked for (?node=) is not alive or not active, or none has room. */
   NODE_UNAVAILABLE: 10112,
-  /** Many hosts: the table's owner did not answer within the deadline; the operation may still complete. */
-  OWNER_TIMEOUT: 10113,
   /** Many hosts, the gateway: the host that runs the table is not alive (its presence lapsed). */
   NODE_DOWN: 10114,
   INTERNAL: 10500,
@@ -187,4 +185,3 @@ export const nodeNotFound = (id: string) => make('NODE_NOT_FOUND', 404, `no host
 export const clusterUnavailable = (message: string) => make('CLUSTER_UNAVAILABLE', 503, message);
 export const notClustered = (message: string) => make('NOT_CLUSTERED', 409, message);
 export const nodeUnavailable = (message: string) => make('NODE_UNAVAILABLE', 409, message);
-export const ownerTimeout = (message: string, details?: Record<string, unknown>) => make('OWNER_TIMEOUT', 504, message, details);

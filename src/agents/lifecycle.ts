@@ -1,5 +1,13 @@
 import type { AgentStatus, DeleteResult } from '../resources/agent-status.js';
+import type { Pending } from '../resources/operation.js';
 import type { TableRef } from '../resources/table.js';
+
+/** Thrown by a lifecycle call whose operation goes on past the wait (many hosts): the route answers 202. */
+export class StillRunning extends Error {
+  constructor(readonly pending: Pending) {
+    super(`${pending.op} is under way on ${pending.node}`);
+  }
+}
 
 /**
  * What the lifecycle routes call: on one host the AgentService itself; with many hosts the

@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { Etcd3 } from 'etcd3';
 import type { AgentService } from '../agents/agent-service.js';
-import type { Lifecycle } from '../agents/lifecycle.js';
+import { StillRunning, type Lifecycle } from '../agents/lifecycle.js';
 import { etcdCall, type EtcdCluster } from '../cluster/cluster.js';
 import type { ClusterKeys } from '../cluster/keys.js';
 import type { Config } from '../config.js';
-import { AppError, agentExists, agentNotFound, busy, ownerTimeout } from '../errors.js';
+import { AppError, agentExists, agentNotFound, busy } from '../errors.js';
 import { resolveSpec } from '../resources/agent-spec.js';
 import type { AgentStatus, DeleteResult } from '../resources/agent-status.js';
 import { programName, type TableRef } from '../resources/table.js';
@@ -21,7 +21,7 @@ import type { TableEntry, TablesView } from './tables-view.js';
  * APIs at once gives one 201 and one 409. Every operation is written to etcd as the table's
  * `desired` (a new generation, compared against the one read: one operation at a time, a second
  * gets 409 BUSY) and answered once the owner wrote its outcome for that request; past the
- * deadline 504 OWNER_TIMEOUT (the operation may still complete). Reads come from memory: the
+ * wait (CLUSTER_WAIT_MS) a 202: the operation goes on (StillRunning). Reads come from memory: the
  * local fleet model for tables this host owns, the owners' published statuses for the others.
  */
 export class ClusterLifecycle implements Lifecycle {
@@ -46,7 +46,7 @@ export class ClusterLifecycle implements Lifecycle {
 
   /** How long an operation waits for its owner: a start's ready timeout, plus a start queue's wait. */
   private get deadlineMs(): number {
-    return this.cfg.AGENT_READY_TIMEOUT_MS + 60_000;
+    return this.cfg.CLUSTER_WAIT_MS ?? this.cfg.AGENT_READY_TIMEOUT_MS + 60_000;
   }
 
   async create(ref: TableRef, body: unknown, opts: { start?: boolean; by?: string; node?: string } = {}): Promise<AgentStatus> {
@@ -190,13 +190,8 @@ export class ClusterLifecycle implements Lifecycle {
               resolve(r);
             });
           });
-    if (!record) {
-      throw ownerTimeout(`${programName(ref)}: its owner ${owner} did not answer ${desired.op} within ${Math.round(this.deadlineMs / 1000)} s; it may still complete: GET .../status`, {
-        node: owner,
-        op: desired.op,
-        generation: desired.generation,
-      });
-    }
+    // Past the wait the operation goes on; the caller hears so (202) and reads the outcome later.
+    if (!record) throw new StillRunning({ node: owner, op: desired.op, generation: desired.generation, since: desired.at });
     if (record.error) {
       const x = record.error;
       throw new AppError(x.code, x.error, x.statusCode, x.message, { ...(x.details ?? {}), node: record.node });

@@ -2,7 +2,16 @@ import { z } from 'zod';
 import { AGENT_STATES, healthSchema } from './agent-status.js';
 import { NAME_PATTERN } from './table.js';
 
-/** A bulk operation over many agents, its selector and each table's result. */
+/** A bulk operation over many agents, its selector and each table's result; one table's operation still under way. */
+
+/** Many hosts: a table's operation its owner has not finished within the wait (202). */
+export const pendingSchema = z.object({
+  node: z.string().describe('the host carrying it out'),
+  op: z.string(),
+  generation: z.number().describe("the table's operation number: GET .../status shows its outcome once done"),
+  since: z.string(),
+});
+export type Pending = z.infer<typeof pendingSchema>;
 
 export const BULK_OPS = ['start', 'stop', 'restart', 'pause', 'resume', 'delete'] as const;
 export type BulkOp = (typeof BULK_OPS)[number];

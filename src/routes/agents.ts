@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { AgentService } from '../agents/agent-service.js';
-import type { Lifecycle } from '../agents/lifecycle.js';
+import { StillRunning, type Lifecycle } from '../agents/lifecycle.js';
+import { pendingSchema } from '../resources/operation.js';
 import { NAME_PATTERN, tableParamsSchema } from '../resources/table.js';
 import type { Reconciler } from '../recovery/reconciler.js';
 import { createBodySchema } from '../resources/agent-spec.js';
@@ -50,6 +51,17 @@ export async function agentRoutes(
   const { lifecycle, agents, fleet, authorize } = opts;
   const ok = <T extends object>(message: string, body: T) => ({ code: 0 as const, message, ...body });
   const statusBody = okBody(statusSchema.shape);
+  // Many hosts: the owner still works on it past CLUSTER_WAIT_MS; GET .../status tells the outcome.
+  const pendingBody = okBody({ pending: pendingSchema }).describe('under way on its owner (many hosts): GET .../status for the outcome');
+  const orPending = async <T>(reply: FastifyReply, fn: () => Promise<T>): Promise<T | FastifyReply> => {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!(err instanceof StillRunning)) throw err;
+      const p = err.pending;
+      return reply.status(202).header('retry-after', '5').send({ code: 0 as const, message: `${p.op} under way on ${p.node} (operation ${p.generation}); GET .../status for its outcome`, pending: p });
+    }
+  };
   const tags = ['agents'];
 
   app.post('/v1/api/:db/:table/create', {
@@ -61,12 +73,13 @@ export async function agentRoutes(
       params: tableParamsSchema,
       querystring: createQuerySchema,
       body: createBodySchema,
-      response: { 201: statusBody, ...errors(400, 401, 403, 404, 409, 422, 502, 503, 504) },
+      response: { 201: statusBody, 202: pendingBody, ...errors(400, 401, 403, 404, 409, 422, 502, 503) },
     },
-    handler: async (req, reply) => {
-      const s = await lifecycle.create(req.params, req.body, { start: req.query.start === undefined || isSet(req.query.start), by: req.principal?.sub, node: req.query.node });
-      return reply.status(201).send(ok(`${s.program}: created, ${s.state}`, s));
-    },
+    handler: async (req, reply) =>
+      orPending(reply, async () => {
+        const s = await lifecycle.create(req.params, req.body, { start: req.query.start === undefined || isSet(req.query.start), by: req.principal?.sub, node: req.query.node });
+        return reply.status(201).send(ok(`${s.program}: created, ${s.state}`, s));
+      }),
   });
 
   const summaries = {
@@ -84,12 +97,13 @@ export async function agentRoutes(
         summary: summaries[action],
         ...access('operate'),
         params: tableParamsSchema,
-        response: { 200: statusBody, ...errors(400, 401, 403, 404, 409, 502, 503, 504) },
+        response: { 200: statusBody, 202: pendingBody, ...errors(400, 401, 403, 404, 409, 502, 503) },
       },
-      handler: async (req) => {
-        const s = action === 'pause' ? await lifecycle.pause(req.params, req.principal?.sub ?? 'unknown') : await lifecycle[action](req.params);
-        return ok(`${s.program}: ${action === 'pause' || action === 'resume' ? (s.paused ? 'paused' : 'intake open') : s.state}`, s);
-      },
+      handler: async (req, reply) =>
+        orPending(reply, async () => {
+          const s = action === 'pause' ? await lifecycle.pause(req.params, req.principal?.sub ?? 'unknown') : await lifecycle[action](req.params);
+          return ok(`${s.program}: ${action === 'pause' || action === 'resume' ? (s.paused ? 'paused' : 'intake open') : s.state}`, s);
+        }),
     });
   }
 
@@ -117,12 +131,13 @@ export async function agentRoutes(
       ...access('operate'),
       params: tableParamsSchema,
       querystring: deleteQuerySchema,
-      response: { 200: okBody(deleteSchema.shape), ...errors(400, 401, 403, 404, 409, 503, 504) },
+      response: { 200: okBody(deleteSchema.shape), 202: pendingBody, ...errors(400, 401, 403, 404, 409, 503) },
     },
-    handler: async (req) => {
-      const r = await lifecycle.delete(req.params, isSet(req.query.force));
-      return ok(`${r.program}: deleted, channel data ${r.channel}`, r);
-    },
+    handler: async (req, reply) =>
+      orPending(reply, async () => {
+        const r = await lifecycle.delete(req.params, isSet(req.query.force));
+        return ok(`${r.program}: deleted, channel data ${r.channel}`, r);
+      }),
   });
 
   // The serialized listing per (fleet version, filter, dbs claim): an unchanged fleet costs a

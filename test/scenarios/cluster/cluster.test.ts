@@ -11,6 +11,7 @@ import { until } from '../../helpers/wait.js';
 // etcd. One cluster for the whole file.
 
 const TTL = 3;
+const WAIT_MS = 20_000;
 let cluster: NetnsCluster;
 const hosts = new Map<number, Installation>();
 let admin: string;
@@ -39,6 +40,8 @@ beforeAll(async () => {
           NODE_ADDRESS: cluster.address(i),
           ETCD_ENDPOINTS: cluster.etcdEndpoints,
           NODE_LEASE_TTL_SECONDS: String(TTL),
+          // Long enough for any operation here on a busy machine; the test of a frozen owner waits it out.
+          CLUSTER_WAIT_MS: String(WAIT_MS),
           API_HOST: '0.0.0.0',
           GATEWAY_HOST: '0.0.0.0',
           AGENT_HEAP: '128m',
@@ -340,6 +343,24 @@ describe('ingest through any gateway', () => {
     }
     const back = await until(() => send(2, 'back', 1), (x) => x.status === 200, 30_000, 200);
     expect(back.status, back.text).toBe(200);
+  });
+
+  it('answers 202 with the operation under way when the owner does not finish within the wait, and the owner carries it out later', async () => {
+    const h3 = hosts.get(3)!;
+    const pid = Number(h3.supervisorctl('pid', 'api').trim());
+    process.kill(pid, 'SIGSTOP');
+    let r: Awaited<ReturnType<typeof cluster.http>>;
+    try {
+      r = await cluster.http(1, 'POST', `${api(1)}/v1/api/spread/ingest/stop`, { token: admin, timeoutS: WAIT_MS / 1000 + 30 });
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    expect(r.status, r.text).toBe(202);
+    expect(r.body).toMatchObject({ code: 0, pending: { node: 'h3', op: 'stop' } });
+    const stopped = await until(async () => (await cluster.http(2, 'GET', `${api(2)}/v1/api/spread/ingest/status`, { token: admin })).body, (b) => b.state === 'STOPPED', 30_000, 200);
+    expect(stopped).toMatchObject({ node: 'h3', state: 'STOPPED' });
+    expect(hosts.get(3)!.states()['flume-spread-ingest']).toBe('STOPPED');
+    expect((await cluster.http(2, 'POST', `${api(2)}/v1/api/spread/ingest/start`, { token: admin })).status).toBe(200);
   });
 
   it("heals h1's Redis restarted empty from etcd: the remote route and the token come back", async () => {
