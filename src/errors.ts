@@ -91,6 +91,8 @@ export const ErrorCodes = {
   NODE_UNAVAILABLE: 10112,
   /** Many hosts, the gateway: the host that runs the table is not alive (its presence lapsed). */
   NODE_DOWN: 10114,
+  /** Many hosts, the gateway: this host lost touch with etcd (its lease is not renewed) and stopped intake, so no two hosts take one table's events. */
+  NODE_FENCED: 10115,
   INTERNAL: 10500,
 } as const;
 
@@ -116,6 +118,7 @@ export const GATEWAY_ERRORS = {
   REDIS_UNAVAILABLE: { status: 503, retryAfter: 1 },
   REDIS_RESTORING: { status: 503, retryAfter: 2 },
   NODE_DOWN: { status: 503, retryAfter: 5 },
+  NODE_FENCED: { status: 503, retryAfter: 5 },
 } as const satisfies Partial<Record<keyof typeof ErrorCodes, { status: number; retryAfter?: number }>>;
 
 type Name = keyof typeof ErrorCodes;

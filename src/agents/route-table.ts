@@ -17,6 +17,8 @@ export const ROUTE_VALUE = {
   address: '^([^:]+):(%d+)(.*)$',
   /** The rest: the most events one group commit may carry (the channel's transactionCapacity). */
   capacity: '^ tx=(%d+)$',
+  /** Many hosts: this host is fenced (its lease is not renewed): intake stopped (503 NODE_FENCED). */
+  fenced: 'fenced',
   /** Many hosts: the host that runs the table is not alive (503 NODE_DOWN). */
   nodeDown: 'nodedown',
   /** Many hosts: the table runs on another host; its gateway (host:port) takes the request once. */
@@ -62,12 +64,34 @@ export class RouteTable {
     );
   }
 
+  /** Many hosts: while set, this host's own tables take no events (their routes say `fenced`). */
+  fenced = false;
+
+  /**
+   * Stops intake of these tables (this host's own) at once: every route they have becomes
+   * `fenced`, and publishing keeps it so until `unfence` (the caller then publishes them again).
+   */
+  async fence(refs: TableRef[]): Promise<void> {
+    this.fenced = true;
+    const have = await this.values(refs);
+    const tx = this.redis.multi();
+    for (const [i, ref] of refs.entries()) {
+      if (!have[i] || have[i] === ROUTE_VALUE.fenced) continue;
+      tx.set(this.keys.route(ref.db, ref.table), ROUTE_VALUE.fenced).publish(this.keys.invalidateChannel(), `route:${entry(ref)}`);
+    }
+    await redisCall(() => tx.exec());
+  }
+
+  unfence(): void {
+    this.fenced = false;
+  }
+
   async publish(meta: AgentMeta): Promise<void> {
     const ref = meta;
     await redisCall(() =>
       this.redis
         .multi()
-        .set(this.keys.route(ref.db, ref.table), RouteTable.valueOf(meta))
+        .set(this.keys.route(ref.db, ref.table), this.fenced ? ROUTE_VALUE.fenced : RouteTable.valueOf(meta))
         .sadd(this.keys.tables(), entry(ref))
         .publish(this.keys.invalidateChannel(), `route:${entry(ref)}`)
         .exec(),

@@ -51,8 +51,8 @@ export async function createIfAbsent(etcd: Etcd3, key: string, value: string, le
 
 /**
  * A lease this process holds, with keys bound to it. Events: 'renewed' (a keepalive
- * succeeded), 'fenced' (none for FENCE_SHARE x TTL: act as if the keys were gone), 'regranted'
- * (a new lease after a loss; the keys are put again).
+ * succeeded), 'fenced' (none for FENCE_SHARE x TTL: act as if the keys were gone), 'unfenced'
+ * (renewed again after that), 'regranted' (a new lease after a loss; the keys are put again).
  */
 export class OwnLease extends EventEmitter {
   private lease: Lease;
@@ -127,6 +127,7 @@ export class OwnLease extends EventEmitter {
     if (this.fencedNow) {
       this.fencedNow = false;
       this.log.info('the etcd lease is renewed again');
+      this.emit('unfenced');
     }
     this.emit('renewed');
   }

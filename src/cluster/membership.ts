@@ -60,6 +60,8 @@ export class Membership {
   private async join(): Promise<void> {
     if (await createIfAbsent(this.etcd, this.keys.nodeState(this.self.id), 'active')) this.log.info({ node: this.self.id }, 'joined the cluster as a new member (active)');
     this.lease = new OwnLease(this.etcd, this.self.leaseTtlSeconds, this.log);
+    this.lease.on('fenced', () => this.tellFencing(true));
+    this.lease.on('unfenced', () => this.tellFencing(false));
     await this.announce();
     this.mirror = new Mirror(this.etcd, this.keys.nodes(), {
       reset: (entries) => {
@@ -85,6 +87,27 @@ export class Membership {
     this.refresher = null;
     this.mirror = null;
     this.lease = null;
+  }
+
+  /** Told when this host's lease becomes fenced (true) and renewed again (false). */
+  readonly fencing: Array<(fenced: boolean) => Promise<void>> = [];
+
+  private fenceChain: Promise<void> = Promise.resolve();
+  private told: boolean | null = null;
+
+  /**
+   * One change at a time, each acting on the lease's state when its turn comes (a fence and an
+   * unfence in quick succession end in the state the lease is in, never in the other).
+   */
+  private tellFencing(_changed: boolean): void {
+    this.fenceChain = this.fenceChain.then(async () => {
+      const fenced = this.lease?.fenced ?? false;
+      if (fenced === this.told) return;
+      this.told = fenced;
+      for (const f of this.fencing) await f(fenced).catch((err: Error) => this.log.error({ err: err.message, fenced }, 'could not follow the fence'));
+      // The lease may have moved on meanwhile: follow it.
+      if ((this.lease?.fenced ?? false) !== fenced) this.tellFencing(!fenced);
+    });
   }
 
   /** Whether this host may act for the cluster now (its lease is renewed). */

@@ -35,6 +35,18 @@ export function clusterLifecycle(
   const owner = new TableOwner(cluster.etcd, keys, view, cfg.NODE_ID, agents, specOf, log);
   const remote = new RemoteRoutes(view, parts.routes, () => cluster.list(), cfg.NODE_ID, log);
   parts.reconciler.foreign.push(() => remote.foreign());
+  // Out of touch with etcd for 2/3 of the lease TTL: this host's own tables stop taking events
+  // before another host could be given them; renewed, the routes follow readiness again.
+  cluster.membership.fencing.push(async (fenced) => {
+    if (fenced) {
+      await parts.routes.fence(await parts.store.allMetas());
+      log.warn('fenced: intake of this host\'s tables stopped (503 NODE_FENCED) until etcd renews its lease');
+    } else {
+      parts.routes.unfence();
+      await parts.reconciler.syncRoutes(true);
+      log.info('unfenced: intake open again');
+    }
+  });
   const tokens = new TokenSync(cluster.etcd, keys, parts.tokens, log);
   const revocations = new RevocationSync(cluster.etcd, keys, parts.revocations, log);
   cluster.onJoin.push(async () => {

@@ -224,6 +224,8 @@ export class Reconciler {
    */
   async syncRoutes(live = false, report?: ReconcileReport): Promise<string[]> {
     const changed: string[] = [];
+    // Fenced (many hosts, etcd out of reach): the routes stay `fenced` until the lease is renewed.
+    if (this.routes.fenced) return changed;
     const metas = live ? await this.store.allMetas() : this.fleet.metas();
     const routed = await this.routes.values(metas);
     const limit = pLimit(16);

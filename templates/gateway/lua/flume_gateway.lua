@@ -347,6 +347,9 @@ function M.access(db, tbl)
   if route == "down" then
     return reply("AGENT_DOWN", "the agent for " .. db .. "." .. tbl .. " is not running")
   end
+  if route == ROUTE.fenced then
+    return reply("NODE_FENCED", "this host lost touch with the cluster and stopped intake for " .. db .. "." .. tbl .. "; retry, or send through another host")
+  end
   if route == ROUTE.nodeDown then
     return reply("NODE_DOWN", "the host that runs " .. db .. "." .. tbl .. " is not alive; retry later")
   end

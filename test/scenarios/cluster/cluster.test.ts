@@ -345,6 +345,20 @@ describe('ingest through any gateway', () => {
     expect(back.status, back.text).toBe(200);
   });
 
+  it('fences a host cut off from etcd: its own gateway stops intake (503 NODE_FENCED) and opens again once the link is back', async () => {
+    const local = () => send(3, 'fence', 1);
+    expect((await until(local, (x) => x.status === 200, 10_000, 100)).status).toBe(200);
+    cluster.run(3, 'ip', ['link', 'set', 'eth0', 'down']);
+    try {
+      const fenced = await until(local, (x) => x.status === 503, (TTL + 5) * 1000, 50);
+      expect(fenced.body).toMatchObject({ error: 'NODE_FENCED' });
+    } finally {
+      cluster.run(3, 'ip', ['link', 'set', 'eth0', 'up']);
+    }
+    const open = await until(local, (x) => x.status === 200, 60_000, 200);
+    expect(open.status, open.text).toBe(200);
+  });
+
   it('answers 202 with the operation under way when the owner does not finish within the wait, and the owner carries it out later', async () => {
     const h3 = hosts.get(3)!;
     const pid = Number(h3.supervisorctl('pid', 'api').trim());
