@@ -150,7 +150,7 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
   app.addHook('preClose', async () => streams.closeAll());
   const authorize = registerAuth(app, loadOrCreateSecret(config), revocations);
   void app.register(healthRoutes, { redis, driver, readiness });
-  void app.register(agentRoutes, { lifecycle, agents, reconciler, fleet, authorize });
+  void app.register(agentRoutes, { lifecycle, reconciler, fleet, authorize });
   void app.register(configRoutes, { config: configs, authorize });
   void app.register(operationRoutes, { operations, authorize });
   void app.register(auditRoutes, { audit, refused, authorize });

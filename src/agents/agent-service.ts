@@ -182,6 +182,11 @@ export class AgentService implements Lifecycle {
     return this.fleet.list(filter);
   }
 
+  /** The fleet model's last status of one program (a map lookup; undefined if it has no agent here). */
+  known(program: string): AgentStatus | undefined {
+    return this.fleet.status(program);
+  }
+
   listVersion(): string {
     return String(this.fleet.version);
   }

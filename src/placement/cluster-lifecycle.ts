@@ -136,7 +136,7 @@ export class ClusterLifecycle implements Lifecycle {
    * or while it could not reach etcd): acted on here, as on one host.
    */
   private unregistered(ref: TableRef): boolean {
-    return !this.view.get(ref.db, ref.table)?.owner && this.local.list({ db: ref.db }).some((s) => s.table === ref.table);
+    return !this.view.get(ref.db, ref.table)?.owner && this.local.known(programName(ref)) !== undefined;
   }
 
   private owned(ref: TableRef): TableEntry {

@@ -5,6 +5,7 @@ import type { ClusterKeys } from '../cluster/keys.js';
 import { AppError } from '../errors.js';
 import { periodic, type Periodic } from '../periodic.js';
 import { stableDigest, type AgentStatus, type DeleteResult } from '../resources/agent-status.js';
+import { programName } from '../resources/table.js';
 import type { StatusRecord } from './records.js';
 import type { TableEntry, TablesView } from './tables-view.js';
 
@@ -197,7 +198,7 @@ export class TableOwner {
   private async publishStatuses(): Promise<void> {
     for (const e of this.view.all()) {
       if (e.owner !== this.node || !e.status || this.busy.has(`${e.db}/${e.table}`)) continue;
-      const s = this.agents.list({ db: e.db }).find((a) => a.table === e.table);
+      const s = this.agents.known(programName(e));
       if (!s) continue;
       const digest = stableDigest(s);
       const id = `${e.db}/${e.table}`;

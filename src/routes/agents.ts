@@ -2,7 +2,6 @@ import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import type { AgentService } from '../agents/agent-service.js';
 import { StillRunning, type Lifecycle } from '../agents/lifecycle.js';
 import { pendingSchema } from '../resources/operation.js';
 import { NAME_PATTERN, tableParamsSchema } from '../resources/table.js';
@@ -45,10 +44,10 @@ const statusQuerySchema = z.strictObject({ fresh: flag.optional().describe('obse
  */
 export async function agentRoutes(
   fastify: FastifyInstance,
-  opts: { lifecycle: Lifecycle; agents: AgentService; reconciler: Reconciler; fleet: FleetModel; authorize: Authorize },
+  opts: { lifecycle: Lifecycle; reconciler: Reconciler; fleet: FleetModel; authorize: Authorize },
 ): Promise<void> {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
-  const { lifecycle, agents, fleet, authorize } = opts;
+  const { lifecycle, fleet, authorize } = opts;
   const ok = <T extends object>(message: string, body: T) => ({ code: 0 as const, message, ...body });
   const statusBody = okBody(statusSchema.shape);
   // Many hosts: the owner still works on it past CLUSTER_WAIT_MS; GET .../status tells the outcome.
