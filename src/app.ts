@@ -104,10 +104,8 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
   const revocations = new ControlTokenRevocations(redis, keys, join(config.varDir, 'revoked-control-tokens.json'), log.child({ component: 'auth' }));
   // What Redis copies from disk besides the agents' own keys: restored the one way (Restorable).
   const reconciler = new Reconciler(redis, keys, host, fleet, agents, [tokens, audit, revocations], log.child({ component: 'reconciler' }));
-  const incidents = new IncidentService(
-    config, redis, keys, events, driver, store, lock, agents, log.child({ component: 'incidents' }),
-    config.WEBHOOK_URLS.length ? loadOrCreateWebhookSecret(config) : '',
-  );
+  const webhookSecret = config.WEBHOOK_URLS.length ? loadOrCreateWebhookSecret(config) : '';
+  const incidents = new IncidentService(config, redis, keys, events, driver, store, lock, agents, log.child({ component: 'incidents' }), webhookSecret);
   fleet.on('idle', (e: IdleEvent) => void incidents.reportIdle(e).catch((err: unknown) => log.warn({ err }, 'could not raise an idle incident')));
   const configs = new ConfigService(config, store, lock, agents, log.child({ component: 'config' }), async (c) => {
     const { program, message, ...details } = c;
@@ -119,7 +117,11 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
     ? new EtcdCluster(config, measure, { jwtSecret: loadOrCreateSecret(config), tokenHashKey: loadOrCreateTokenHashKey(config) }, log.child({ component: 'cluster' }))
     : null;
   const nodes: Nodes = cluster ?? new SingleHost(config, measure);
-  const spread = cluster ? clusterLifecycle(config, cluster, { agents, store, routes: routeTable, reconciler, tokens, revocations }, log.child({ component: 'placement' })) : null;
+  const spread = cluster ? clusterLifecycle(
+        config, cluster,
+        { agents, store, routes: routeTable, reconciler, tokens, revocations, webhooks: { urls: config.WEBHOOK_URLS, retries: config.WEBHOOK_RETRIES, secret: webhookSecret } },
+        log.child({ component: 'placement' }),
+      ) : null;
   const lifecycle: Lifecycle = spread?.lifecycle ?? agents;
   const operations = new OperationService(lifecycle, new AgentBatch(host, agents), config.NODE_ID, redis, keys, log.child({ component: 'operations' }));
   const refused = new RefusedCalls(redis, keys, 10_000, log.child({ component: 'audit' }));
@@ -159,7 +161,7 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
   void app.register(tokenRoutes, { tokens, authorize });
   void app.register(controlTokenRoutes, { revocations, authorize });
   void app.register(sinkRoutes, { config, authorize });
-  void app.register(nodeRoutes, { nodes, authorize });
+  void app.register(nodeRoutes, { nodes, actions: spread?.actions ?? null, authorize });
   void app.register(eventRoutes, { incidents, fleet, agents, operations, authorize, streams });
   void app.register(metricsRoutes, { agents, incidents });
   void app.register(pageRoutes);

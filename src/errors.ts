@@ -93,6 +93,8 @@ export const ErrorCodes = {
   NODE_DOWN: 10114,
   /** Many hosts, the gateway: this host lost touch with etcd (its lease is not renewed) and stopped intake, so no two hosts take one table's events. */
   NODE_FENCED: 10115,
+  /** Many hosts: a move from a host that is not alive would leave its channel's events there until it returns; say abandonChannel: true to accept that. */
+  CHANNEL_STRANDED: 10116,
   INTERNAL: 10500,
 } as const;
 
@@ -188,3 +190,4 @@ export const nodeNotFound = (id: string) => make('NODE_NOT_FOUND', 404, `no host
 export const clusterUnavailable = (message: string) => make('CLUSTER_UNAVAILABLE', 503, message);
 export const notClustered = (message: string) => make('NOT_CLUSTERED', 409, message);
 export const nodeUnavailable = (message: string) => make('NODE_UNAVAILABLE', 409, message);
+export const channelStranded = (message: string, details: Record<string, unknown>) => make('CHANNEL_STRANDED', 409, message, details);

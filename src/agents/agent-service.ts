@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import pLimit from 'p-limit';
-import { AppError, agentExists, agentNotFound, agentStartFailed, nodeNotFound, portConflict, sinkUnavailable, tableHeld } from '../errors.js';
+import { AppError, agentExists, agentNotFound, agentStartFailed, nodeNotFound, notClustered, portConflict, sinkUnavailable, tableHeld } from '../errors.js';
 import type { Lifecycle } from './lifecycle.js';
 import type { HostParts } from './host-parts.js';
 import { tableHolders } from '../supervisor/strays.js';
@@ -212,6 +212,11 @@ export class AgentService implements Lifecycle {
       this.log.info({ program, queued, force }, 'agent deleted');
       return { ...ref, program, channel: removeChannel ? 'removed' : 'kept', queuedEvents: queued, keptPath: force ? null : paths.varDir };
     });
+  }
+
+  /** One host: there is no other to move to. */
+  async move(): Promise<never> {
+    throw notClustered('this host runs alone (ETCD_ENDPOINTS is empty): there is no other host to move a table to');
   }
 
   /** Removes the program from disk and from supervisord (stopping it first). Idempotent. */

@@ -1,4 +1,5 @@
 import type { AgentStatus, DeleteResult } from '../resources/agent-status.js';
+import type { MoveResult } from '../resources/move.js';
 import type { Pending } from '../resources/operation.js';
 import type { TableRef } from '../resources/table.js';
 
@@ -24,6 +25,8 @@ export interface Lifecycle {
   status(ref: TableRef, fresh?: boolean): Promise<AgentStatus>;
   list(filter?: { db?: string; state?: string }): AgentStatus[];
   delete(ref: TableRef, force: boolean): Promise<DeleteResult>;
+  /** Many hosts: re-creates the table on another host; one host: 409 NOT_CLUSTERED. */
+  move(ref: TableRef, opts: { to?: string; abandonChannel: boolean; by: string }): Promise<MoveResult>;
   /** Changes whenever `list` may answer differently (the key of the listing's cache). */
   listVersion(): string;
 }

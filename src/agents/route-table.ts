@@ -52,6 +52,13 @@ export class RouteTable {
     return `via ${gateway.host}:${gateway.port}`;
   }
 
+  /**
+   * Many hosts: whether another host takes this table's events now (a move handed it on, and
+   * the agent here drains the channel it left). Such a route is the remote routes' alone:
+   * publish, withdraw and fence leave it be; publishValue and withdrawRemote write it.
+   */
+  elsewhere: (ref: TableRef) => boolean = () => false;
+
   /** Sets a table's route to `value` as it is (a remote table's `via`), the table in the set. */
   async publishValue(ref: TableRef, value: string): Promise<void> {
     await redisCall(() =>
@@ -76,7 +83,7 @@ export class RouteTable {
     const have = await this.values(refs);
     const tx = this.redis.multi();
     for (const [i, ref] of refs.entries()) {
-      if (!have[i] || have[i] === ROUTE_VALUE.fenced) continue;
+      if (!have[i] || have[i] === ROUTE_VALUE.fenced || this.elsewhere(ref)) continue;
       tx.set(this.keys.route(ref.db, ref.table), ROUTE_VALUE.fenced).publish(this.keys.invalidateChannel(), `route:${entry(ref)}`);
     }
     await redisCall(() => tx.exec());
@@ -88,6 +95,7 @@ export class RouteTable {
 
   async publish(meta: AgentMeta): Promise<void> {
     const ref = meta;
+    if (this.elsewhere(ref)) return;
     await redisCall(() =>
       this.redis
         .multi()
@@ -100,6 +108,11 @@ export class RouteTable {
 
   /** Withdraws the route; `forget` also drops the table from the set (the agent is gone). */
   async withdraw(ref: TableRef, forget = false): Promise<void> {
+    if (!this.elsewhere(ref)) await this.withdrawRemote(ref, forget);
+  }
+
+  /** Withdraws a remote table's route (the remote routes' own). */
+  async withdrawRemote(ref: TableRef, forget = false): Promise<void> {
     const tx = this.redis.multi().del(this.keys.route(ref.db, ref.table));
     if (forget) tx.srem(this.keys.tables(), entry(ref));
     await redisCall(() => tx.publish(this.keys.invalidateChannel(), `route:${entry(ref)}`).exec());

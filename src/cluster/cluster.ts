@@ -46,7 +46,7 @@ export class SingleHost implements Nodes {
     return [
       {
         id: this.cfg.NODE_ID, state: 'active', alive: true, self: true, address: this.cfg.NODE_ADDRESS, ...urls(this.cfg, this.cfg.NODE_ADDRESS),
-        startedAt: this.startedAt, lastSeenSecondsAgo: 0, capacity: await this.measure(), sameKeys: true,
+        startedAt: this.startedAt, lastSeenSecondsAgo: 0, capacity: await this.measure(), sameKeys: true, leftAt: null, coordinator: true,
       },
     ];
   }

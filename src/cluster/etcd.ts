@@ -89,6 +89,18 @@ export class OwnLease extends EventEmitter {
     await this.lease.put(key).value(value).exec();
   }
 
+  /** Creates `key` bound to the lease only if it does not exist; not put again after a re-grant. */
+  async claim(key: string, value: string): Promise<boolean> {
+    const id = await this.lease.grant();
+    const r = await this.etcd.if(key, 'Create', '==', 0).then(this.etcd.put(key).value(value).lease(id)).commit();
+    return r.succeeded;
+  }
+
+  /** The lease's id (hex, as etcd3 gives it). */
+  id(): Promise<string> {
+    return this.lease.grant();
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.timer);
@@ -191,6 +203,18 @@ export class Mirror extends EventEmitter {
     this.watcher = null;
   }
 
+  /**
+   * Reads the whole prefix again now and watches on from there (after this host was cut off:
+   * its watch may have missed what happened meanwhile and not know it yet).
+   */
+  async reread(): Promise<void> {
+    if (this.stopped) return;
+    const w = this.watcher;
+    this.watcher = null;
+    await w?.cancel().catch(() => undefined);
+    await this.resync();
+  }
+
   private async resync(): Promise<void> {
     while (!this.stopped) {
       try {
@@ -216,11 +240,13 @@ export class Mirror extends EventEmitter {
     const w = await this.etcd.watch().prefix(this.prefix).startRevision(String(revision)).create();
     this.watcher = w;
     w.on('put', (kv) => {
+      if (this.watcher !== w) return; // a watch replaced by a full read
       const entry = entryOf(kv);
       this.revision = entry.modRevision;
       this.handlers.put(kv.key.toString(), entry);
     });
     w.on('delete', (kv) => {
+      if (this.watcher !== w) return;
       this.revision = Number(kv.mod_revision);
       this.handlers.delete(kv.key.toString(), this.revision);
     });

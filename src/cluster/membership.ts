@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
 import { nodeStateSchema, presenceSchema, type Capacity, type NodeState, type NodeView, type Presence } from '../resources/node.js';
@@ -5,12 +6,14 @@ import { periodic, type Periodic } from '../periodic.js';
 import { createIfAbsent, Mirror, OwnLease } from './etcd.js';
 import type { ClusterKeys } from './keys.js';
 
-/** How often a host writes its presence again (fresh capacity): a few times per lease TTL. */
-export const PRESENCE_EVERY_MS = 5000;
+/** How often a host writes its presence again (its heartbeat, with fresh capacity): three times per lease TTL, at most every 5 s. */
+export const presenceEveryMs = (ttlSeconds: number) => Math.min(5000, (ttlSeconds * 1000) / 3);
 
 interface Known {
   state: NodeState | null;
   presence: Presence | null;
+  /** When it last stopped cleanly (null: it runs, or went without a word). */
+  leftAt: string | null;
   /** When this process last saw the presence change (its own clock). */
   seenAt: number | null;
 }
@@ -58,11 +61,17 @@ export class Membership {
   }
 
   private async join(): Promise<void> {
-    if (await createIfAbsent(this.etcd, this.keys.nodeState(this.self.id), 'active')) this.log.info({ node: this.self.id }, 'joined the cluster as a new member (active)');
+    // Presence before state: an active member without a presence was alive once, and is lost.
+    await this.etcd.delete().key(this.keys.nodeLeft(this.self.id)).exec();
     this.lease = new OwnLease(this.etcd, this.self.leaseTtlSeconds, this.log);
     this.lease.on('fenced', () => this.tellFencing(true));
-    this.lease.on('unfenced', () => this.tellFencing(false));
+    this.lease.on('unfenced', () => {
+      this.contactSince = Date.now();
+      this.tellFencing(false);
+    });
+    this.contactSince = Date.now();
     await this.announce();
+    if (await createIfAbsent(this.etcd, this.keys.nodeState(this.self.id), 'active')) this.log.info({ node: this.self.id }, 'joined the cluster as a new member (active)');
     this.mirror = new Mirror(this.etcd, this.keys.nodes(), {
       reset: (entries) => {
         const seen = new Map<string, Known>();
@@ -76,13 +85,19 @@ export class Membership {
       delete: (key) => this.apply(this.known, key, null),
     }, this.log);
     await this.mirror.start();
-    this.refresher = periodic('node presence', PRESENCE_EVERY_MS, () => this.announce(), this.log);
+    this.heartbeats = setInterval(() => this.watchHeartbeats(), 250);
+    this.heartbeats.unref();
+    this.refresher = periodic('node presence', presenceEveryMs(this.self.leaseTtlSeconds), () => this.announce(), this.log);
   }
 
-  /** Leaves cleanly: the presence goes at once (the state stays). */
+  /** Leaves cleanly: says so (`left`), then the presence goes at once (the state stays). */
   async stop(): Promise<void> {
+    if (this.heartbeats) clearInterval(this.heartbeats);
     await this.refresher?.stop();
     await this.mirror?.stop();
+    if (this.lease && !this.lease.fenced) {
+      await this.etcd.put(this.keys.nodeLeft(this.self.id)).value(new Date().toISOString()).exec().catch((err: Error) => this.log.warn({ err: err.message }, 'could not say in etcd that this host leaves cleanly'));
+    }
     await this.lease?.close();
     this.refresher = null;
     this.mirror = null;
@@ -110,6 +125,23 @@ export class Membership {
     });
   }
 
+  /**
+   * Creates `key` bound to this host's lease if it does not exist (a claim: it goes with the
+   * lease, and is not put again after a re-grant). True if this call created it.
+   */
+  async claim(key: string, value: string): Promise<boolean> {
+    if (!this.lease || this.lease.fenced) return false;
+    return this.lease.claim(key, value);
+  }
+
+  /** This host's lease id now (null: not joined). */
+  leaseId(): Promise<string | null> {
+    return this.lease ? this.lease.id() : Promise.resolve(null);
+  }
+
+  /** The host doing the cluster duties, as the coordinator election last saw it (src/cluster/coordinator.ts). */
+  coordinator: string | null = null;
+
   /** Whether this host may act for the cluster now (its lease is renewed). */
   get fenced(): boolean {
     return this.lease?.fenced ?? true;
@@ -121,11 +153,15 @@ export class Membership {
     return [...this.known.entries()]
       .map(([id, k]): NodeView => {
         const self = id === this.self.id;
+        // Alive: its presence is there and was renewed within the TTL, by this host's clock. The
+        // heartbeat, not only the lease: etcd gives every lease a fresh TTL when its own leader
+        // changes, so a host that died with etcd's leader would otherwise look alive for longer.
         const p = k.presence;
+        const alive = p !== null && !this.stale(k, self, now);
         return {
           id,
           state: k.state ?? 'active',
-          alive: p !== null,
+          alive,
           self,
           address: p?.address ?? null,
           apiUrl: p?.apiUrl ?? null,
@@ -134,10 +170,34 @@ export class Membership {
           lastSeenSecondsAgo: self && this.lease ? round(this.lease.ageSeconds) : k.seenAt === null ? null : round((now - k.seenAt) / 1000),
           capacity: p?.capacity ?? null,
           sameKeys: p ? p.keysDigest === this.self.keysDigest : null,
+          leftAt: alive ? null : k.leftAt,
+          coordinator: this.coordinator === id,
         };
       })
       .sort((a, b) => a.id.localeCompare(b.id));
   }
+
+  private stale(k: Known, self: boolean, now: number): boolean {
+    // Heartbeats are judged only from when this host could see them: after it was cut off
+    // itself, every other host gets a fresh TTL (as etcd gives every lease after a leader change).
+    return !self && k.seenAt !== null && now - Math.max(k.seenAt, this.contactSince) > this.self.leaseTtlSeconds * 1000;
+  }
+
+  /** When this host last regained touch with etcd (its lease renewed after a fence, or joined). */
+  private contactSince = Date.now();
+
+  /** Bumps `version` when a host's heartbeat goes stale (no put of its presence for the TTL). */
+  private watchHeartbeats(): void {
+    const now = Date.now();
+    const stale = [...this.known.entries()].filter(([id, k]) => k.presence && this.stale(k, id === this.self.id, now)).map(([id]) => id).join();
+    if (stale !== this.staleSeen) {
+      this.staleSeen = stale;
+      this.version++;
+    }
+  }
+
+  private staleSeen = '';
+  private heartbeats: NodeJS.Timeout | null = null;
 
   /** Sets a host's membership state (the operator's word; kept without a lease). */
   async setState(id: string, state: NodeState): Promise<void> {
@@ -158,6 +218,18 @@ export class Membership {
       keysDigest: this.self.keysDigest,
     };
     await this.lease.put(this.keys.presence(this.self.id), JSON.stringify(presence));
+    this.heartbeatAt = performance.now();
+  }
+
+  /** When this host's heartbeat (a presence put) last succeeded, by its monotonic clock. */
+  private heartbeatAt = 0;
+
+  /**
+   * Seconds since this host's last successful heartbeat. The others judge it gone once theirs
+   * is older than the TTL; the coordinator steps down well before that (src/cluster/coordinator.ts).
+   */
+  get heartbeatAgeSeconds(): number {
+    return this.heartbeatAt === 0 ? Infinity : (performance.now() - this.heartbeatAt) / 1000;
   }
 
   private apply(into: Map<string, Known>, key: string, value: string | null): void {
@@ -165,8 +237,10 @@ export class Membership {
     if (!k) return;
     const wasAlive = into.get(k.id)?.presence != null;
     const wasState = into.get(k.id)?.state ?? null;
-    const cur = into.get(k.id) ?? { state: null, presence: null, seenAt: null };
-    if (k.kind === 'state') {
+    const cur = into.get(k.id) ?? { state: null, presence: null, leftAt: null, seenAt: null };
+    if (k.kind === 'left') {
+      cur.leftAt = value;
+    } else if (k.kind === 'state') {
       const s = value === null ? null : nodeStateSchema.safeParse(value);
       cur.state = s?.success ? s.data : null;
     } else {
@@ -179,7 +253,7 @@ export class Membership {
       }
       cur.seenAt = cur.presence ? Date.now() : null;
     }
-    if (cur.state === null && cur.presence === null) into.delete(k.id);
+    if (cur.state === null && cur.presence === null && cur.leftAt === null) into.delete(k.id);
     else into.set(k.id, cur);
     if (wasAlive !== (cur.presence !== null) || wasState !== cur.state) this.version++;
   }

@@ -5,13 +5,15 @@ import { StillRunning, type Lifecycle } from '../agents/lifecycle.js';
 import { etcdCall, type EtcdCluster } from '../cluster/cluster.js';
 import type { ClusterKeys } from '../cluster/keys.js';
 import type { Config } from '../config.js';
-import { AppError, agentExists, agentNotFound, busy } from '../errors.js';
+import { AppError, agentExists, agentNotFound, busy, channelStranded, nodeUnavailable } from '../errors.js';
+import type { DrainResult, MoveResult, StrandedChannel } from '../resources/move.js';
+import pLimit from 'p-limit';
 import { resolveSpec } from '../resources/agent-spec.js';
 import type { AgentStatus, DeleteResult } from '../resources/agent-status.js';
 import { programName, type TableRef } from '../resources/table.js';
 import { chooseNode } from './choose.js';
 import type { DesiredRecord, StatusRecord, TableOp } from './records.js';
-import type { TableEntry, TablesView } from './tables-view.js';
+import { holder, type TableEntry, type TablesView } from './tables-view.js';
 
 /**
  * The lifecycle with many hosts: any host's API answers for any table.
@@ -33,6 +35,8 @@ export class ClusterLifecycle implements Lifecycle {
     private readonly keys: ClusterKeys,
     private readonly view: TablesView,
     private readonly local: AgentService,
+    /** Resolves once this host's routes follow what etcd says now (RemoteRoutes.settle). */
+    private readonly settled: () => Promise<void> = async () => undefined,
   ) {
     view.on('change', (e: TableEntry, part: string) => {
       if (part !== 'status' || !e.status) return;
@@ -95,12 +99,93 @@ export class ClusterLifecycle implements Lifecycle {
     return (await this.outcome(ref, desired, e.owner!)).result!;
   }
 
+  /**
+   * Re-creates the table on another host (`to`, else where a new table would go) with the
+   * config etcd holds, in one transaction with its ownership (a new epoch: whatever the old host
+   * writes for it afterwards fails) and a stranded-channel record naming the old host. The old
+   * host's agent keeps taking events until the new one accepts, then only drains its channel
+   * into its sink and goes (src/placement/drainer.ts); a host that is away does so when it
+   * returns, which `abandonChannel` must accept. A move the new host cannot carry out gives the
+   * table back to the old one.
+   */
+  async move(ref: TableRef, opts: { to?: string; abandonChannel: boolean; by: string }): Promise<MoveResult> {
+    const program = programName(ref);
+    const e = this.owned(ref);
+    const from = e.owner!;
+    if (e.desired && e.status?.requestId !== e.desired.requestId) throw busy(program, { operation: e.desired.op, since: e.desired.at });
+    if (opts.to === from) throw nodeUnavailable(`${program} is already on ${from}`);
+    if (!e.spec) throw busy(program, null);
+    const nodes = await this.cluster.list();
+    const owned = new Map<string, number>();
+    for (const x of this.view.all()) if (x.owner) owned.set(x.owner, (owned.get(x.owner) ?? 0) + 1);
+    const to = chooseNode(nodes.filter((n) => n.id !== from), opts.to, owned);
+    const alive = nodes.find((n) => n.id === from)?.alive ?? false;
+    const last = e.status?.node === from ? e.status : null;
+    const events = last?.status?.metrics?.channelSize ?? null;
+    const observedAt = last?.status?.observedAt ?? last?.at ?? null;
+    if (!alive && !opts.abandonChannel) {
+      throw channelStranded(
+        `${from}, which runs ${program}, is not alive: its channel (${events ?? 'an unknown number of'} events when last observed, ${observedAt ?? 'never'}) would stay there until ${from} comes back. ` +
+          `Move with "abandonChannel": true to re-create the table on ${to} with a fresh channel; ${from} drains the old one into its sink when it returns`,
+        { node: from, to, events, observedAt },
+      );
+    }
+    const stranded: StrandedChannel = { movedAt: new Date().toISOString(), to, hostAlive: alive, events, observedAt };
+    const strandedAll = { ...e.stranded, [from]: stranded };
+    // Moving back to a host that still drains the table: its channel is the table's again.
+    delete strandedAll[to];
+    const desired = this.desired('create', (e.desired?.generation ?? 0) + 1, opts.by, {
+      body: e.spec.spec,
+      start: last?.status ? last.status.desired === 'running' : true,
+      movedFrom: from,
+    });
+    const k = (part: 'owner' | 'desired' | 'stranded') => this.keys.table(ref.db, ref.table, part);
+    const r = await etcdCall(() =>
+      this.etcd
+        .if(k('owner'), 'Mod', '==', e.epoch)
+        .and(k('desired'), 'Mod', '==', e.desiredRevision)
+        .then(this.etcd.put(k('owner')).value(to), this.etcd.put(k('desired')).value(JSON.stringify(desired)), this.etcd.put(k('stranded')).value(JSON.stringify(strandedAll)))
+        .commit(),
+    );
+    if (!r.succeeded) throw busy(program, null);
+    const record = await this.outcome(ref, desired, to);
+    return { from, to, stranded, status: record.status! };
+  }
+
+  /**
+   * A planned drain: the host becomes `draining` (it takes no new tables, and its presence
+   * lapsing raises no alarm), then each table it owns moves to another host, `concurrency` at a
+   * time. Answers with each table's outcome; the tables that did not move stay where they were.
+   */
+  async drain(node: string, opts: { abandonChannel: boolean; concurrency: number; by: string }): Promise<DrainResult> {
+    await this.cluster.setState(node, 'draining');
+    const tables = this.view.all().filter((e) => e.owner === node);
+    const limit = pLimit(opts.concurrency);
+    const moved = await Promise.all(
+      tables.map((e) =>
+        limit(async (): Promise<DrainResult['moved'][number]> => {
+          try {
+            const r = await this.move(e, { abandonChannel: opts.abandonChannel, by: opts.by });
+            return { db: e.db, table: e.table, ok: true, to: r.to, error: null };
+          } catch (err) {
+            if (err instanceof StillRunning) return { db: e.db, table: e.table, ok: true, to: err.pending.node, error: null };
+            const a = err instanceof AppError ? err : new AppError(10500, 'INTERNAL', 500, (err as Error).message);
+            return { db: e.db, table: e.table, ok: false, to: null, error: { code: a.code, error: a.error, message: a.message } };
+          }
+        }),
+      ),
+    );
+    return { node, state: 'draining', moved: moved.sort((a, b) => `${a.db}.${a.table}`.localeCompare(`${b.db}.${b.table}`)) };
+  }
+
   async status(ref: TableRef, fresh = false): Promise<AgentStatus> {
     if (this.unregistered(ref)) return this.local.status(ref, fresh);
     const e = this.owned(ref);
-    if (e.owner === this.cfg.NODE_ID) return this.local.status(ref, fresh);
+    // During a move, the host it comes from answers until the new one has.
+    const h = holder(e)!;
+    if (h === this.cfg.NODE_ID) return this.local.status(ref, fresh);
     if (!e.status?.status) throw agentNotFound(programName(ref));
-    return this.asSeen(e.status.status, e.owner!);
+    return this.asSeen(e.status.status, h);
   }
 
   /** An owner's published status, as this host sees it: down while the owner's presence has lapsed. */
@@ -117,12 +202,16 @@ export class ClusterLifecycle implements Lifecycle {
 
   list(filter: { db?: string; state?: string } = {}): AgentStatus[] {
     const wanted = filter.state?.toUpperCase();
-    const mine = this.local.list(filter);
+    // An agent here that only drains a table another host took over is not this host's to list.
+    const mine = this.local.list(filter).filter((s) => {
+      const e = this.view.get(s.db, s.table);
+      return !e || !e.owner || holder(e) === this.cfg.NODE_ID;
+    });
     const mineNames = new Set(mine.map((s) => s.program));
     const others = this.view
       .all()
-      .filter((e) => e.owner && e.owner !== this.cfg.NODE_ID && e.status?.status && !mineNames.has(e.status.status.program))
-      .map((e) => this.asSeen(e.status!.status!, e.owner!))
+      .filter((e) => e.owner && holder(e) !== this.cfg.NODE_ID && e.status?.status && !mineNames.has(e.status.status.program))
+      .map((e) => this.asSeen(e.status!.status!, holder(e)!))
       .filter((s) => (!filter.db || s.db === filter.db) && (!wanted || s.state === wanted));
     return [...mine, ...others].sort((a, b) => a.program.localeCompare(b.program));
   }
@@ -166,7 +255,7 @@ export class ClusterLifecycle implements Lifecycle {
     const r = await etcdCall(() =>
       this.etcd
         .if(desiredKey, 'Mod', '==', e.desiredRevision)
-        .and(ownerKey, 'Create', '==', e.epoch)
+        .and(ownerKey, 'Mod', '==', e.epoch)
         .then(this.etcd.put(desiredKey).value(JSON.stringify(desired)))
         .commit(),
     );
@@ -196,6 +285,8 @@ export class ClusterLifecycle implements Lifecycle {
       const x = record.error;
       throw new AppError(x.code, x.error, x.statusCode, x.message, { ...(x.details ?? {}), node: record.node });
     }
+    // A sender that goes by the answer finds this host's gateway routing already.
+    await this.settled().catch(() => undefined);
     return record;
   }
 }

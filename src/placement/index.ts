@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { revisionOf, type AgentStore } from '../store/agent-store.js';
+import { programName } from '../resources/table.js';
 import { registerForwarding } from './forward.js';
 import type { AgentService } from '../agents/agent-service.js';
 import type { Lifecycle } from '../agents/lifecycle.js';
@@ -9,6 +10,7 @@ import { makeClusterKeys } from '../cluster/keys.js';
 import type { Config } from '../config.js';
 import { ClusterLifecycle } from './cluster-lifecycle.js';
 import { TableOwner } from './owner.js';
+import { Drainer } from './drainer.js';
 import { TablesView } from './tables-view.js';
 import { RemoteRoutes } from './remote-routes.js';
 import type { RouteTable } from '../agents/route-table.js';
@@ -17,14 +19,32 @@ import type { TokenService } from '../tokens/token-service.js';
 import { TokenSync } from './token-sync.js';
 import { RevocationSync } from './revocation-sync.js';
 import type { ControlTokenRevocations } from '../auth/revocations.js';
+import type { DrainResult } from '../resources/move.js';
+import type { NodeIncident } from '../resources/node.js';
+import { Coordinator } from '../cluster/coordinator.js';
+import { etcdCall } from '../cluster/cluster.js';
+import { HostLoss } from './host-loss.js';
+
+/** What the nodes' routes do with many hosts (none on a single host). */
+export interface NodeActions {
+  /** 404 NODE_NOT_FOUND, 503 CLUSTER_UNAVAILABLE; each table's outcome otherwise. */
+  drain(node: string, opts: { abandonChannel: boolean; concurrency: number; by: string }): Promise<DrainResult>;
+  /** The host's incidents (node_lost, node_down, node_back), newest first; memory only. */
+  incidents(node: string): NodeIncident[];
+  /** 404 INCIDENT_NOT_FOUND, 503 CLUSTER_UNAVAILABLE. */
+  acknowledge(node: string, id: string, by: string): Promise<NodeIncident>;
+}
 
 /** Tables across hosts: the view of etcd's tables, this host's owner side, and the lifecycle the routes call. */
 export function clusterLifecycle(
   cfg: Config,
   cluster: EtcdCluster,
-  parts: { agents: AgentService; store: AgentStore; routes: RouteTable; reconciler: Reconciler; tokens: TokenService; revocations: ControlTokenRevocations },
+  parts: {
+    agents: AgentService; store: AgentStore; routes: RouteTable; reconciler: Reconciler; tokens: TokenService; revocations: ControlTokenRevocations;
+    webhooks: { urls: string[]; retries: number; secret: string };
+  },
   log: Logger,
-): { lifecycle: Lifecycle; register(app: FastifyInstance): void } {
+): { lifecycle: Lifecycle; actions: NodeActions; register(app: FastifyInstance): void } {
   const { agents } = parts;
   const keys = makeClusterKeys(cfg.ETCD_PREFIX);
   const view = new TablesView(cluster.etcd, keys, log);
@@ -33,8 +53,11 @@ export function clusterLifecycle(
     return m ? { revision: revisionOf(m), spec: m.spec } : null;
   };
   const owner = new TableOwner(cluster.etcd, keys, view, cfg.NODE_ID, agents, specOf, log);
-  const remote = new RemoteRoutes(view, parts.routes, () => cluster.list(), cfg.NODE_ID, log);
+  const remote = new RemoteRoutes(view, parts.routes, () => cluster.list(), cfg.NODE_ID, (ref) => parts.store.hasMeta(programName(ref)), log);
   parts.reconciler.foreign.push(() => remote.foreign());
+  const drainer = new Drainer(cluster.etcd, keys, view, cfg.NODE_ID, agents, (program) => parts.store.hasMeta(program), () => remote.kick(), log);
+  // A table another host took over is routed there; this host's agent of it only drains.
+  parts.routes.elsewhere = (ref) => drainer.drainOnly(view.get(ref.db, ref.table));
   // Out of touch with etcd for 2/3 of the lease TTL: this host's own tables stop taking events
   // before another host could be given them; renewed, the routes follow readiness again.
   cluster.membership.fencing.push(async (fenced) => {
@@ -42,11 +65,16 @@ export function clusterLifecycle(
       await parts.routes.fence(await parts.store.allMetas());
       log.warn('fenced: intake of this host\'s tables stopped (503 NODE_FENCED) until etcd renews its lease');
     } else {
+      // What happened while this host was cut off (a table moved away) is read before intake
+      // opens again: a stale view would reopen a table another host now takes.
+      await view.reread();
       parts.routes.unfence();
       await parts.reconciler.syncRoutes(true);
       log.info('unfenced: intake open again');
     }
   });
+  const coordinator = new Coordinator(cluster.etcd, keys, cluster.membership, cfg.NODE_LEASE_TTL_SECONDS, log);
+  const hostLoss = new HostLoss(cluster.etcd, keys, cluster.membership, coordinator, view, parts.webhooks, log);
   const tokens = new TokenSync(cluster.etcd, keys, parts.tokens, log);
   const revocations = new RevocationSync(cluster.etcd, keys, parts.revocations, log);
   cluster.onJoin.push(async () => {
@@ -56,16 +84,28 @@ export function clusterLifecycle(
     await owner.register();
     owner.start();
     remote.start();
+    drainer.start();
+    await hostLoss.start();
+    coordinator.start();
   });
   cluster.onLeave.push(async () => {
+    await coordinator.stop();
+    await hostLoss.stop();
+    await drainer.stop();
     await remote.stop();
     await owner.stop();
     await view.stop();
     await tokens.stop();
     await revocations.stop();
   });
+  const lifecycle = new ClusterLifecycle(cfg, cluster, keys, view, agents, () => remote.settle());
   return {
-    lifecycle: new ClusterLifecycle(cfg, cluster, keys, view, agents),
+    lifecycle,
+    actions: {
+      drain: (node, opts) => lifecycle.drain(node, opts),
+      incidents: (node) => hostLoss.list(node),
+      acknowledge: (node, id, by) => etcdCall(() => hostLoss.acknowledge(node, id, by)),
+    },
     register: (app) => registerForwarding(app, view, cluster, cfg.NODE_ID),
   };
 }

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
 import type { AgentService } from '../agents/agent-service.js';
@@ -6,7 +7,7 @@ import { AppError } from '../errors.js';
 import { periodic, type Periodic } from '../periodic.js';
 import { stableDigest, type AgentStatus, type DeleteResult } from '../resources/agent-status.js';
 import { programName } from '../resources/table.js';
-import type { StatusRecord } from './records.js';
+import type { DesiredRecord, StatusRecord } from './records.js';
 import type { TableEntry, TablesView } from './tables-view.js';
 
 /** How often the owner compares its tables' statuses with what it last wrote to etcd. */
@@ -60,7 +61,8 @@ export class TableOwner {
       const e = this.view.get(s.db, s.table);
       if (e?.owner === this.node) continue;
       if (e?.owner) {
-        this.log.error({ table: `${s.db}.${s.table}`, owner: e.owner }, 'this host runs a table etcd gives to another host: delete one of the two');
+        // Moved while this host was away (or handed on): the drainer empties its channel, then removes it.
+        this.log.warn({ table: `${s.db}.${s.table}`, owner: e.owner }, 'this host runs a table etcd gives to another host now: draining its channel here, then removing it');
         continue;
       }
       const requestId = `registered-${this.node}`;
@@ -144,6 +146,11 @@ export class TableOwner {
       status = await this.agents.status(ref, true).catch(() => null);
     }
     const record: StatusRecord = { node: this.node, generation: d.generation, requestId: d.requestId, ok: error === null, error, result, status, at: new Date().toISOString() };
+    // A move this host could not carry out: the table goes back to where it came from, whole.
+    if (d.op === 'create' && error && d.movedFrom) {
+      const back = await this.retried(() => this.giveBack(e, d, record), log);
+      return log.warn({ ok: false, to: d.movedFrom, given: back }, 'the move failed here: the table is given back');
+    }
     const written = await this.retried(() => this.writeStatus(e, record), log);
     if (!written) return log.warn('no longer the owner: the outcome is not written');
     if (status) this.published.set(`${db}/${table}`, stableDigest(status));
@@ -175,8 +182,32 @@ export class TableOwner {
     const ownerKey = this.keys.table(e.db, e.table, 'owner');
     const r = await this.etcd
       .if(ownerKey, 'Value', '==', this.node)
-      .and(ownerKey, 'Create', '==', e.epoch)
+      .and(ownerKey, 'Mod', '==', e.epoch)
       .then(this.etcd.put(this.keys.table(e.db, e.table, part)).value(value))
+      .commit();
+    return r.succeeded;
+  }
+
+  /**
+   * Hands a table whose move failed here back to the host it came from, in one transaction: the
+   * owner again, its stranded entry gone, this failure as the move's answer, and a start or stop
+   * (as it was) for it to carry out, which its agent, never stopped, already is.
+   */
+  private async giveBack(e: TableEntry, d: DesiredRecord, record: StatusRecord): Promise<boolean> {
+    const from = d.movedFrom!;
+    const k = (part: 'owner' | 'desired' | 'status' | 'stranded') => this.keys.table(e.db, e.table, part);
+    const stranded = { ...e.stranded };
+    delete stranded[from];
+    const again: DesiredRecord = { op: d.start === false ? 'stop' : 'start', generation: d.generation + 1, requestId: randomUUID(), by: 'service (a failed move, given back)', at: new Date().toISOString() };
+    const r = await this.etcd
+      .if(k('owner'), 'Value', '==', this.node)
+      .and(k('owner'), 'Mod', '==', e.epoch)
+      .then(
+        this.etcd.put(k('owner')).value(from),
+        this.etcd.put(k('status')).value(JSON.stringify(record)),
+        this.etcd.put(k('desired')).value(JSON.stringify(again)),
+        Object.keys(stranded).length ? this.etcd.put(k('stranded')).value(JSON.stringify(stranded)) : this.etcd.delete().key(k('stranded')),
+      )
       .commit();
     return r.succeeded;
   }
@@ -185,7 +216,7 @@ export class TableOwner {
     const ownerKey = this.keys.table(e.db, e.table, 'owner');
     await this.etcd
       .if(ownerKey, 'Value', '==', this.node)
-      .and(ownerKey, 'Create', '==', e.epoch)
+      .and(ownerKey, 'Mod', '==', e.epoch)
       .then(this.etcd.delete().key(ownerKey), this.etcd.delete().key(this.keys.table(e.db, e.table, 'desired')), this.etcd.delete().key(this.keys.table(e.db, e.table, 'spec')))
       .commit();
   }

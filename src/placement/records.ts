@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { agentSpecSchema } from '../resources/agent-spec.js';
 import { deleteSchema, statusSchema } from '../resources/agent-status.js';
+import { strandedChannelSchema } from '../resources/move.js';
 
 /**
  * What etcd holds of a table (src/cluster/keys.ts): the operation last asked of it (`desired`)
@@ -23,6 +24,8 @@ export const desiredSchema = z.object({
   start: z.boolean().optional(),
   /** delete: remove the channel even if it holds events. */
   force: z.boolean().optional(),
+  /** create by a move: the host the table came from. */
+  movedFrom: z.string().optional(),
 });
 export type DesiredRecord = z.infer<typeof desiredSchema>;
 
@@ -53,3 +56,7 @@ export type StatusRecord = z.infer<typeof statusRecordSchema>;
 /** A table's desired config as its owner's disk has it: written whenever its revision moves. */
 export const specRecordSchema = z.object({ revision: z.number().int(), spec: agentSpecSchema, at: z.string() });
 export type SpecRecord = z.infer<typeof specRecordSchema>;
+
+/** By host, the channels moves left on hosts that no longer own the table, until drained. */
+export const strandedSchema = z.record(z.string(), strandedChannelSchema);
+export type Stranded = z.infer<typeof strandedSchema>;

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { ROUTE_VALUE, RouteTable } from '../agents/route-table.js';
 import { periodic, type Periodic } from '../periodic.js';
 import type { NodeView } from '../resources/node.js';
-import type { TablesView } from './tables-view.js';
+import { holder, type TablesView } from './tables-view.js';
 
 /** How often every remote route is compared again (a Redis that lost its data is refilled by it). */
 export const REMOTE_ROUTES_SYNC_MS = 2000;
@@ -23,10 +23,14 @@ export class RemoteRoutes {
   private job: Periodic | null = null;
   private routed = new Set<string>();
   private timer: NodeJS.Timeout | null = null;
+  /** Changes seen, and the count the last finished sync started from: a sync under way when a change came does not count. */
+  private changes = 0;
+  private syncedUpTo = 0;
   private readonly onChange = () => {
+    this.changes++;
     this.timer ??= setTimeout(() => {
       this.timer = null;
-      void this.job?.runNow();
+      void this.catchUp();
     }, 50);
   };
 
@@ -35,12 +39,40 @@ export class RemoteRoutes {
     private readonly routes: RouteTable,
     private readonly nodes: () => Promise<NodeView[]>,
     private readonly self: string,
+    /** Whether this host has the table's agent on disk (a table it is being given has one from the start of its create). */
+    private readonly hasLocal: (ref: { db: string; table: string }) => boolean,
     private readonly log: Logger,
   ) {}
 
-  /** `db:table` of every table another host runs. */
+  private async catchUp(): Promise<void> {
+    for (let round = 0; round < 5 && this.job && this.syncedUpTo < this.changes; round++) await this.job.runNow();
+  }
+
+  /** `db:table` of every table another host takes events for (runs, or took over in a move). */
   foreign(): Set<string> {
-    return new Set(this.view.all().filter((e) => e.owner && e.owner !== this.self).map((e) => `${e.db}:${e.table}`));
+    return new Set(this.remote().map((e) => `${e.db}:${e.table}`));
+  }
+
+  /**
+   * The tables another host takes events for. A table this host is being given (a move) is
+   * routed to the host it comes from only until its agent here exists: from then on its route is
+   * this host's own (the create publishes it once the agent accepts).
+   */
+  private remote() {
+    return this.view.all().filter((e) => {
+      const h = holder(e);
+      return h !== null && h !== this.self && !(e.owner === this.self && this.hasLocal(e));
+    });
+  }
+
+  /** Resolves once every change seen so far is in this host's routes (an API answers after it: the caller can send at once). */
+  settle(): Promise<void> {
+    return this.catchUp();
+  }
+
+  /** Compares every route again soon (within about 50 ms). */
+  kick(): void {
+    this.onChange();
   }
 
   start(): void {
@@ -57,6 +89,12 @@ export class RemoteRoutes {
   }
 
   private async sync(): Promise<void> {
+    const from = this.changes;
+    await this.compare();
+    this.syncedUpTo = Math.max(this.syncedUpTo, from);
+  }
+
+  private async compare(): Promise<void> {
     const gateways = new Map<string, string>();
     const down = new Set<string>();
     for (const n of await this.nodes()) {
@@ -66,13 +104,15 @@ export class RemoteRoutes {
       const host = isIP(u.hostname) ? u.hostname : await lookup(u.hostname, { family: 4 }).then((a) => a.address, () => null);
       if (host) gateways.set(n.id, RouteTable.viaValue({ host, port: Number(u.port) }));
     }
-    const remote = this.view.all().filter((e) => e.owner && e.owner !== this.self);
+    const remote = this.remote();
     const want = remote.map((e) => {
       const s = e.status?.status;
-      if (down.has(e.owner!)) return ROUTE_VALUE.nodeDown;
-      if (!s) return null;
+      const h = holder(e)!;
+      if (down.has(h)) return ROUTE_VALUE.nodeDown;
+      // A move's new owner that has not answered yet: the status is still the old host's.
+      if (!s || e.status?.node !== h) return null;
       if (s.paused) return 'paused';
-      return s.desired === 'running' && s.accepting ? (gateways.get(e.owner!) ?? null) : null;
+      return s.desired === 'running' && s.accepting ? (gateways.get(h) ?? null) : null;
     });
     const have = await this.routes.values(remote);
     const now = new Set<string>();
@@ -80,7 +120,7 @@ export class RemoteRoutes {
       now.add(`${e.db}:${e.table}`);
       if (have[i] === want[i]) continue;
       if (want[i]) await this.routes.publishValue(e, want[i]!);
-      else await this.routes.withdraw(e);
+      else await this.routes.withdrawRemote(e);
     }
     // In the set (404 vs 503): each of these tables exists, on another host.
     await this.routes.remember(remote);
@@ -88,8 +128,9 @@ export class RemoteRoutes {
       if (now.has(t)) continue;
       const [db, table] = t.split(':') as [string, string];
       // Gone, or run here now (its own route is the reconciler's): only a remote route is ours to drop.
-      if (this.view.get(db, table)?.owner === this.self) continue;
-      await this.routes.withdraw({ db, table }, true);
+      const e = this.view.get(db, table);
+      if (e && (holder(e) === this.self || e.owner === this.self)) continue;
+      await this.routes.withdrawRemote({ db, table }, true);
     }
     this.routed = now;
   }

@@ -3,7 +3,7 @@ import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
 import { Mirror, type MirrorEntry } from '../cluster/etcd.js';
 import type { ClusterKeys } from '../cluster/keys.js';
-import { desiredSchema, specRecordSchema, statusRecordSchema, type DesiredRecord, type SpecRecord, type StatusRecord } from './records.js';
+import { desiredSchema, specRecordSchema, statusRecordSchema, strandedSchema, type DesiredRecord, type SpecRecord, type StatusRecord, type Stranded } from './records.js';
 
 /** One table as etcd has it. */
 export interface TableEntry {
@@ -11,7 +11,7 @@ export interface TableEntry {
   table: string;
   /** Its owner; null: no owner (not created, or deleted). */
   owner: string | null;
-  /** The owner key's create revision: the table's epoch (a new owner, a new epoch). */
+  /** The owner key's mod revision: the table's epoch (a new owner, or a move, is a new epoch). */
   epoch: number;
   desired: DesiredRecord | null;
   /** The desired key's mod revision: a write of desired compares it (one operation at a time). */
@@ -19,6 +19,21 @@ export interface TableEntry {
   status: StatusRecord | null;
   /** Its desired config as its owner's disk has it. */
   spec: SpecRecord | null;
+  /** Channels moves left on other hosts, by host, until drained. */
+  stranded: Stranded;
+  /** The stranded key's mod revision (0: none): its writes compare it. */
+  strandedRevision: number;
+}
+
+/**
+ * The host that takes the table's events now: its owner, except while a move is under way and
+ * the new owner has not answered it yet: then the host it came from (its agent takes events
+ * until the new one does, so a planned move has no gap).
+ */
+export function holder(e: TableEntry): string | null {
+  const from = e.desired?.movedFrom;
+  if (e.owner && from && e.desired?.op === 'create' && e.status?.node === from && e.status.requestId !== e.desired.requestId) return from;
+  return e.owner;
 }
 
 /**
@@ -64,6 +79,11 @@ export class TablesView extends EventEmitter {
     return this.mirror.stop();
   }
 
+  /** Reads every table again now (see Mirror.reread). */
+  reread(): Promise<void> {
+    return this.mirror.reread();
+  }
+
   get(db: string, table: string): TableEntry | undefined {
     return this.tables.get(`${db}/${table}`);
   }
@@ -77,8 +97,8 @@ export class TablesView extends EventEmitter {
     const k = this.keys.parseTableKey(key);
     if (!k) return;
     const id = `${k.db}/${k.table}`;
-    const e = this.tables.get(id) ?? { db: k.db, table: k.table, owner: null, epoch: 0, desired: null, desiredRevision: 0, status: null, spec: null };
-    const parsed = (schema: typeof desiredSchema | typeof statusRecordSchema | typeof specRecordSchema) => {
+    const e = this.tables.get(id) ?? { db: k.db, table: k.table, owner: null, epoch: 0, desired: null, desiredRevision: 0, status: null, spec: null, stranded: {}, strandedRevision: 0 };
+    const parsed = (schema: typeof desiredSchema | typeof statusRecordSchema | typeof specRecordSchema | typeof strandedSchema) => {
       if (value === null) return null;
       try {
         const r = schema.safeParse(JSON.parse(value));
@@ -91,16 +111,19 @@ export class TablesView extends EventEmitter {
     };
     if (k.part === 'owner') {
       e.owner = value;
-      e.epoch = entry?.createRevision ?? 0;
+      e.epoch = entry?.modRevision ?? 0;
     } else if (k.part === 'desired') {
       e.desired = parsed(desiredSchema) as DesiredRecord | null;
       e.desiredRevision = entry?.modRevision ?? 0;
     } else if (k.part === 'status') {
       e.status = parsed(statusRecordSchema) as StatusRecord | null;
-    } else {
+    } else if (k.part === 'spec') {
       e.spec = parsed(specRecordSchema) as SpecRecord | null;
+    } else {
+      e.stranded = (parsed(strandedSchema) as Stranded | null) ?? {};
+      e.strandedRevision = entry?.modRevision ?? 0;
     }
-    if (!e.owner && !e.desired && !e.status && !e.spec) this.tables.delete(id);
+    if (!e.owner && !e.desired && !e.status && !e.spec && !Object.keys(e.stranded).length) this.tables.delete(id);
     else this.tables.set(id, e);
     this.emit('change', e, k.part);
   }

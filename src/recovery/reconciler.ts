@@ -226,7 +226,8 @@ export class Reconciler {
     const changed: string[] = [];
     // Fenced (many hosts, etcd out of reach): the routes stay `fenced` until the lease is renewed.
     if (this.routes.fenced) return changed;
-    const metas = live ? await this.store.allMetas() : this.fleet.metas();
+    // A table another host took over (a move) is routed there: its agent here only drains.
+    const metas = (live ? await this.store.allMetas() : this.fleet.metas()).filter((m) => !this.routes.elsewhere(m));
     const routed = await this.routes.values(metas);
     const limit = pLimit(16);
     // The route a table should have now: its value (port or paused) while it should run and

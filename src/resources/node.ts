@@ -52,5 +52,25 @@ export const nodeSchema = z.object({
     .boolean()
     .nullable()
     .describe("it signs control tokens and hashes ingestion tokens with the same keys as the answering host (a host that does not cannot check the others' tokens); null: not known"),
+  leftAt: z.string().nullable().describe('when it last stopped cleanly (its API shut down and gave its lease back): its absence is expected; null while it runs, or when it went without a word (a crash, a cut)'),
+  coordinator: z.boolean().describe('it does the cluster duties now (one at a time, elected through etcd)'),
 });
 export type NodeView = z.infer<typeof nodeSchema>;
+
+/** Something that happened to a host (many hosts): raised once by the coordinator, kept in etcd. */
+export const NODE_INCIDENT_TYPES = ['node_lost', 'node_down', 'node_back'] as const;
+export const nodeIncidentSchema = z.object({
+  id: z.string(),
+  at: z.string(),
+  node: z.string(),
+  type: z.enum(NODE_INCIDENT_TYPES).describe('node_lost: an active host went without a word (its lease lapsed); node_down: one of its tables, per table; node_back: it is alive again'),
+  severity: z.enum(['critical', 'warning', 'info']),
+  message: z.string(),
+  db: z.string().nullable(),
+  table: z.string().nullable(),
+  details: z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.null()])),
+  suggestedAction: z.string(),
+  raisedBy: z.string().describe('the coordinator that raised it'),
+  acknowledged: z.object({ by: z.string(), at: z.string() }).nullable(),
+});
+export type NodeIncident = z.infer<typeof nodeIncidentSchema>;

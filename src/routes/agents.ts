@@ -14,6 +14,7 @@ import type { Authorize } from '../http/auth.js';
 import { access, errors, ok as okBody } from '../resources/envelope.js';
 import { AGENT_STATES, deleteSchema, listed, listedSchema, statusSchema } from '../resources/agent-status.js';
 import { restoreSchema } from '../resources/restore.js';
+import { moveBodySchema, moveResultSchema } from '../resources/move.js';
 
 const flag = z.enum(['true', 'false', '1', '0']);
 const isSet = (v: string | undefined) => v === 'true' || v === '1';
@@ -136,6 +137,25 @@ export async function agentRoutes(
       orPending(reply, async () => {
         const r = await lifecycle.delete(req.params, isSet(req.query.force));
         return ok(`${r.program}: deleted, channel data ${r.channel}`, r);
+      }),
+  });
+
+  app.post('/v1/api/:db/:table/move', {
+    onRequest: authorize('operate'),
+    schema: {
+      tags,
+      summary:
+        "Many hosts: re-create the table on another host with its config; the old host's agent takes events until the new one accepts, then drains its channel into its sink and goes (a host that is away does so when it returns: abandonChannel)",
+      ...access('operate'),
+      params: tableParamsSchema,
+      body: moveBodySchema,
+      response: { 200: okBody(moveResultSchema.shape), 202: pendingBody, ...errors(400, 401, 403, 404, 409, 502, 503) },
+    },
+    handler: async (req, reply) =>
+      orPending(reply, async () => {
+        const r = await lifecycle.move(req.params, { to: req.body.to, abandonChannel: req.body.abandonChannel, by: req.principal?.sub ?? 'unknown' });
+        const drains = r.stranded.hostAlive ? 'drains its channel into its sink now' : 'drains its channel into its sink when it comes back';
+        return ok(`${r.status.program}: moved from ${r.from} to ${r.to}, ${r.status.state}; ${r.from} ${drains}`, r);
       }),
   });
 

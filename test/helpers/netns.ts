@@ -110,12 +110,39 @@ export class NetnsCluster {
   async startEtcd(): Promise<void> {
     const token = `flume-svc-${this.tag}`;
     const peers = this.hosts().map((i) => `h${i}=http://${this.address(i)}:2380`).join(',');
+    this.etcdCluster = { token, peers };
     for (const i of this.hosts()) this.startEtcdMember(i, token, peers);
     for (const i of this.hosts()) {
       const healthy = await until(() => this.run(i, 'etcdctl', ['--endpoints', `http://${this.address(i)}:2379`, '--command-timeout=1s', 'endpoint', 'health']).status, (s) => s === 0, 30_000, 200);
       if (healthy !== 0) throw new Error(`etcd member h${i} is not healthy: see ${this.dir}/etcd-h${i}.log`);
     }
   }
+
+  /** Starts host i's etcd member again (after killHost): it rejoins with its data. */
+  async restartEtcd(i: number): Promise<void> {
+    this.startEtcdMember(i, this.etcdCluster!.token, this.etcdCluster!.peers);
+    const healthy = await until(() => this.run(i, 'etcdctl', ['--endpoints', `http://${this.address(i)}:2379`, '--command-timeout=1s', 'endpoint', 'health']).status, (s) => s === 0, 30_000, 200);
+    if (healthy !== 0) throw new Error(`etcd member h${i} is not healthy again: see ${this.dir}/etcd-h${i}.log`);
+  }
+
+  /** kill -9 of every process in host i (its etcd member too), as a host that dies; waits until none is left. */
+  async killHost(i: number): Promise<void> {
+    for (let round = 0; round < 50; round++) {
+      const pids = (spawnSync('ip', ['netns', 'pids', this.ns(i)], { encoding: 'utf8' }).stdout ?? '').split('\n').filter(Boolean).map(Number);
+      if (!pids.length) return;
+      for (const pid of pids) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // gone
+        }
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`processes are still left in ${this.ns(i)}`);
+  }
+
+  private etcdCluster: { token: string; peers: string } | null = null;
 
   private startEtcdMember(i: number, token: string, peers: string): void {
     const a = this.address(i);

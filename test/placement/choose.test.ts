@@ -5,7 +5,7 @@ import type { NodeView } from '../../src/resources/node.js';
 
 const GiB = 1024 ** 3;
 const node = (id: string, x: Partial<NodeView> = {}, mem = 8 * GiB, freePorts = 20_000): NodeView => ({
-  id, state: 'active', alive: true, self: false, address: null, apiUrl: null, gatewayUrl: null, startedAt: null, lastSeenSecondsAgo: 1, sameKeys: true,
+  id, state: 'active', alive: true, self: false, address: null, apiUrl: null, gatewayUrl: null, startedAt: null, lastSeenSecondsAgo: 1, sameKeys: true, leftAt: null, coordinator: false,
   capacity: { agents: 0, cpuCores: 2, loadAverage: 0, memTotalBytes: 16 * GiB, memAvailableBytes: mem, diskFreeBytes: 100 * GiB, freePorts }, ...x,
 });
 const code = (fn: () => unknown) => {

@@ -276,11 +276,19 @@ local function group_commit(host, port, events_json, n, cap)
   return M.agent_failure(b.status)
 end
 
--- Many hosts: the table runs on another host. Its gateway takes the request once (it checks the
+-- Many hosts: the table runs on another host. Its gateway takes the request (it checks the
 -- token again and commits into its own loopback agent); its answer, streamed back, is this
--- answer. A request that arrives forwarded is never forwarded again (see M.access).
+-- answer. X-Flume-Hop counts the gateways a request went through: one more is allowed while a
+-- table moves (this host still routes to the old one, which already routes to the new one),
+-- never a third, so two gateways that each route to the other cannot pass a request around.
+local MAX_HOPS = 2
+local function hops_so_far()
+  local h = ngx.var.http_x_flume_hop
+  if not h then return 0 end
+  return tonumber(h) or MAX_HOPS
+end
 local function hop(host, port, db, tbl)
-  return ngx.exec("/_flume_hop", { h = host, p = port, db = db, tbl = tbl })
+  return ngx.exec("/_flume_hop", { h = host, p = port, db = db, tbl = tbl, n = hops_so_far() + 1 })
 end
 
 function M.balance_hop()
@@ -355,8 +363,8 @@ function M.access(db, tbl)
   end
   local via_host, via_port = route:match(ROUTE.via)
   if via_host then
-    if ngx.var.http_x_flume_hop then
-      return reply("AGENT_DOWN", "this host does not run " .. db .. "." .. tbl .. " (a forwarded request is not forwarded again); retry")
+    if hops_so_far() >= MAX_HOPS then
+      return reply("AGENT_DOWN", "this host does not run " .. db .. "." .. tbl .. " (the request was forwarded " .. MAX_HOPS .. " times already); retry")
     end
     return hop(via_host, via_port, db, tbl)
   end

@@ -70,6 +70,10 @@ const ROUTES: Array<[method: Method, url: string, need: 'read' | 'operate' | 'ad
   ['GET', '/v1/api/nodes', 'read', 200],
   // A single host: the change itself is refused (409 NOT_CLUSTERED) once authorized.
   ['PUT', '/v1/api/nodes/somehost/state', 'admin', 409, { state: 'draining' }],
+  ['POST', '/v1/api/nodes/somehost/drain', 'admin', 409, {}],
+  ['GET', '/v1/api/nodes/somehost/incidents', 'read', 200],
+  ['POST', '/v1/api/nodes/somehost/incidents/0000000000-00000000/ack', 'operate', 404],
+  ['POST', '/v1/api/shop/orders/move', 'operate', 409, {}],
 ];
 const GRANTS = { admin: ['read', 'operate', 'admin'], operator: ['read', 'operate'], viewer: ['read'] } as const;
 
