@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { AppError, ErrorCodes, invalidJson, invalidName, invalidRequest, missingField, bodyTooLarge, routeNotFound, uriTooLong } from '../errors.js';
+import { AppError, ErrorCodes, GATEWAY_ERRORS, invalidJson, invalidName, invalidRequest, missingField, bodyTooLarge, routeNotFound, uriTooLong } from '../errors.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -55,10 +55,23 @@ function validationErrorOf(raw: FastifyError, req: FastifyRequest): AppError {
   return invalidRequest(text);
 }
 
+/**
+ * Seconds a client should wait before trying again: every 503 (the gateway's figure where it has
+ * one, else 5), and 409 BUSY (another operation holds the table: 2).
+ */
+function retryAfterOf(err: AppError): number | null {
+  const known = (GATEWAY_ERRORS as Record<string, { retryAfter?: number }>)[err.error]?.retryAfter;
+  if (err.statusCode === 503) return known ?? 5;
+  if (err.error === 'BUSY') return 2;
+  return null;
+}
+
 /** Our body for any error: {code, error, message[, details]}. */
 function send(reply: FastifyReply, err: AppError) {
   reply.request.errorName = err.error;
   if (err.details?.allow) void reply.header('allow', String(err.details.allow));
+  const retry = retryAfterOf(err);
+  if (retry !== null) void reply.header('retry-after', String(retry));
   return reply
     .status(err.statusCode)
     .type('application/json; charset=utf-8')

@@ -9,6 +9,7 @@ import { incidentNotFound } from '../errors.js';
 import { deliverWebhooks } from '../incidents/webhooks.js';
 import { periodic, type Periodic } from '../periodic.js';
 import { nodeIncidentSchema, type NodeIncident, type NodeView } from '../resources/node.js';
+import type { MoveResult } from '../resources/move.js';
 import type { TablesView } from './tables-view.js';
 
 /** How often the coordinator compares the hosts with the incidents raised for them. */
@@ -33,7 +34,8 @@ interface Kept {
  * what its predecessor raised and raises each loss once; every host reads them from memory (a
  * mirror); a loss is raised within HOST_LOSS_CHECK_MS of the coordinator seeing the presence
  * go (itself within the lease TTL of the host's last renewal); webhooks (WEBHOOK_URLS) get each
- * incident as the coordinator raises it.
+ * incident as the coordinator raises it; a table with `failoverAfterSeconds` is moved off a lost
+ * host once, when that long has passed.
  */
 export class HostLoss {
   private readonly kept = new Map<string, Kept>();
@@ -47,6 +49,9 @@ export class HostLoss {
     private readonly coordinator: Coordinator,
     private readonly view: TablesView,
     private readonly webhooks: { urls: string[]; retries: number; secret: string },
+    private readonly ttlSeconds: number,
+    /** Moves a table (ClusterLifecycle.move): the failover's way. */
+    private readonly move: (ref: { db: string; table: string }, opts: { abandonChannel: boolean; by: string }) => Promise<MoveResult>,
     private readonly log: Logger,
   ) {
     this.mirror = new Mirror(etcd, keys.incidents(), {
@@ -114,8 +119,37 @@ export class HostLoss {
       const lost = this.lost(n.id);
       if (!n.alive && !lost && n.state === 'active' && !n.leftAt) await this.raiseLost(n);
       else if (n.alive && lost) await this.raise(n.id, 'node_back', 'info', `host ${n.id} is alive again`, {}, 'Nothing: it is back. Tables moved away while it was gone drain their old channels there now.');
+      else if (!n.alive && lost) this.failOver(n.id);
     }
   }
+
+  /**
+   * Tables of a lost host that ask for it (`failoverAfterSeconds`, never less than the lease
+   * TTL) move to another host once the host has been lost that long, each once per loss; their
+   * old channels drain when the host returns.
+   */
+  private failOver(node: string): void {
+    const since = this.list(node).find((i) => i.type === 'node_lost');
+    if (!since) return;
+    const lostFor = (Date.now() - Date.parse(since.at)) / 1000;
+    for (const e of this.view.all()) {
+      const after = e.spec?.spec.failoverAfterSeconds;
+      const key = `${since.id}/${e.db}/${e.table}`;
+      if (e.owner !== node || after === undefined || lostFor < Math.max(after, this.ttlSeconds) || this.failingOver.has(key)) continue;
+      this.failingOver.add(key);
+      const log = this.log.child({ table: `${e.db}.${e.table}`, from: node });
+      log.warn({ lostForSeconds: Math.round(lostFor) }, 'failover: moving the table off its lost host');
+      void this.move(e, { abandonChannel: true, by: `coordinator ${this.membership.id} (failover)` }).then(
+        (r) => log.warn({ to: r.to }, 'failover: the table runs on its new host; the old channel drains when its host returns'),
+        (err: unknown) => {
+          log.error({ err }, 'failover: the move failed; retrying on the next check');
+          this.failingOver.delete(key);
+        },
+      );
+    }
+  }
+
+  private readonly failingOver = new Set<string>();
 
   private async raiseLost(n: NodeView): Promise<void> {
     const tables = this.view.all().filter((e) => e.owner === n.id);

@@ -74,7 +74,8 @@ export function clusterLifecycle(
     }
   });
   const coordinator = new Coordinator(cluster.etcd, keys, cluster.membership, cfg.NODE_LEASE_TTL_SECONDS, log);
-  const hostLoss = new HostLoss(cluster.etcd, keys, cluster.membership, coordinator, view, parts.webhooks, log);
+  const lifecycle = new ClusterLifecycle(cfg, cluster, keys, view, agents, () => remote.settle());
+  const hostLoss = new HostLoss(cluster.etcd, keys, cluster.membership, coordinator, view, parts.webhooks, cfg.NODE_LEASE_TTL_SECONDS, (ref, opts) => lifecycle.move(ref, opts), log);
   const tokens = new TokenSync(cluster.etcd, keys, parts.tokens, log);
   const revocations = new RevocationSync(cluster.etcd, keys, parts.revocations, log);
   cluster.onJoin.push(async () => {
@@ -98,7 +99,6 @@ export function clusterLifecycle(
     await tokens.stop();
     await revocations.stop();
   });
-  const lifecycle = new ClusterLifecycle(cfg, cluster, keys, view, agents, () => remote.settle());
   return {
     lifecycle,
     actions: {

@@ -28,15 +28,17 @@ const incidentsOf = async (node: string, via = 1) => {
 const etcdGet = (key: string) =>
   cluster.run(1, 'etcdctl', ['--endpoints', `http://${cluster.address(1)}:2379`, 'get', '--print-value-only', `/flume-service/${key}`]).stdout.trim();
 
+let senders = 0;
 /** Sends batches of 5 events to a table through host `via`'s gateway until stopped; every acknowledged body is kept. */
 function sender(table: string, via: () => number) {
   const acked: string[] = [];
   const refused: Record<string, number> = {};
   let stop = false;
   let n = 0;
+  const run = (senders++).toString(36);
   const done = (async () => {
     while (!stop) {
-      const tag = `${table}-${n++}`;
+      const tag = `${table}-${run}-${n++}`;
       const body = Array.from({ length: 5 }, (_, k) => ({ body: `${tag}-${k}` }));
       const r = await cluster.http(via(), 'POST', `${gw}/ingest/loss/${table}`, { token, body, timeoutS: 10 });
       if (r.status === 200) acked.push(...body.map((b) => b.body));
@@ -139,6 +141,11 @@ describe('moving a table', () => {
 describe('a host that dies', () => {
   it('is reported lost within about the TTL with each of its tables down; moved elsewhere, and drained when it returns: nothing acknowledged is lost', async () => {
     await create('crash', 'h3');
+    // A table that asks for automatic failover once its host has been lost for 4 s.
+    const auto = await cluster.http(1, 'POST', `${api(1)}/v1/api/loss/auto/create?node=h3`, { token: stack.admin, body: { sink: 'file_roll', options: { rollInterval: 0, batchSize: 1 }, failoverAfterSeconds: 4 }, timeoutS: 120 });
+    expect(auto.status, auto.text).toBe(201);
+    const autoFirst = await until(() => cluster.http(1, 'POST', `${gw}/ingest/loss/auto`, { token, body: [{ body: 'auto-before' }] }), (x) => x.status === 200, 5000, 50);
+    expect(autoFirst.status, autoFirst.text).toBe(200);
     let via = 1;
     const s = sender('crash', () => via);
     await until(async () => s.acked.length, (n) => n >= 30, 20_000, 100);
@@ -152,7 +159,12 @@ describe('a host that dies', () => {
       // Detected by the heartbeat's TTL, not by luck (the figure itself is measured in bench/cluster-loss.ts).
       expect(lostAt - killedAt).toBeLessThanOrEqual((TTL + 3) * 1000);
       const down = lost.filter((i) => i.type === 'node_down').map((i) => `${i.db}.${i.table}`);
-      expect(down.sort()).toEqual(['loss.crash', 'loss.moved']);
+      expect(down.sort()).toEqual(['loss.auto', 'loss.crash', 'loss.moved']);
+      // The coordinator moved the table that asked for it, by itself.
+      const failedOver = await until(async () => (await cluster.http(2, 'GET', `${api(2)}/v1/api/loss/auto/status`, { token: stack.admin })).body, (b) => b.node !== 'h3' && b.accepting === true, 60_000, 200);
+      console.log(`failover: loss.auto accepting on ${String(failedOver.node)} ${Date.now() - killedAt} ms after kill -9 (failoverAfterSeconds 4, TTL ${TTL} s)`);
+      const autoAfter = await until(() => cluster.http(2, 'POST', `${gw}/ingest/loss/auto`, { token, body: [{ body: 'auto-after' }] }), (x) => x.status === 200, 5000, 50);
+      expect(autoAfter.status, autoAfter.text).toBe(200);
       for (const i of lost.filter((x) => x.type === 'node_down')) expect(['RUNNING', 'STARTING']).toContain(i.details.lastState);
       await until(async () => Object.keys(s.refused).join(), (k) => k.includes('NODE_DOWN'), 10_000, 100);
       await s.stop();
@@ -185,7 +197,9 @@ describe('a host that dies', () => {
     const acked = [...s.acked, ...s2!.acked];
     const got = await until(async () => delivered('crash', [1, 3]), (g) => missing(acked, g).length === 0, 30_000, 250);
     expect(missing(acked, got)).toEqual([]);
-    console.log(`crash: ${acked.length} acknowledged, ${got.length} delivered (${got.length - new Set(got).size} duplicates), ${stack.host(3).delivered('flume-loss-crash').length} of them by h3 after it came back`);
+    console.log(`crash: ${acked.length} acknowledged, ${got.length} delivered (${got.length - new Set(got).size} duplicates), ${stack.host(3).delivered('flume-loss-crash').length} by h3`);
+    await until(async () => etcdGet('tables/loss/auto/stranded'), (v) => v === '', 120_000, 500);
+    expect(delivered('auto', [1, 2, 3]).sort()).toEqual(['auto-after', 'auto-before']);
     // The table h3 still owns runs there again.
     await until(async () => stack.host(3).states()['flume-loss-moved'], (st) => st === 'RUNNING', 60_000, 250);
   }, 400_000);

@@ -86,6 +86,7 @@ describe('Redis restarted empty', () => {
       const r = await h.api('POST', '/v1/api/heal/four/create', { sink: 'logger' });
       expect(r.statusCode).toBe(503);
       expect(r.json()).toMatchObject({ error: 'NO_FREE_PORT' });
+      expect(r.headers['retry-after']).toBe('5');
     } finally {
       h.reconciler.start();
     }

@@ -238,6 +238,7 @@ describe('agent lifecycle against real supervisord, Redis and Flume', () => {
     expect(restart.statusCode).toBe(200);
     expect(stop.statusCode).toBe(409);
     expect(stop.json()).toMatchObject({ code: 10091, error: 'BUSY' });
+    expect(stop.headers['retry-after']).toBe('2');
     expect((await h.api('GET', '/v1/api/crm/leads/status')).json()).toMatchObject({ state: UP, desired: 'running' });
   });
 
