@@ -8,7 +8,7 @@ import type { Config } from '../config.js';
 import { AppError, agentExists, agentNotFound, busy, channelStranded, nodeUnavailable } from '../errors.js';
 import type { DrainResult, MoveResult, StrandedChannel } from '../resources/move.js';
 import pLimit from 'p-limit';
-import { resolveSpec } from '../resources/agent-spec.js';
+import { checkSpec, resolveSpec, type AgentSpec } from '../resources/agent-spec.js';
 import type { AgentStatus, DeleteResult } from '../resources/agent-status.js';
 import { programName, type TableRef } from '../resources/table.js';
 import { chooseNode } from './choose.js';
@@ -55,7 +55,11 @@ export class ClusterLifecycle implements Lifecycle {
 
   async create(ref: TableRef, body: unknown, opts: { start?: boolean; by?: string; node?: string } = {}): Promise<AgentStatus> {
     // Checked here too, so a bad body is a 400/422 from the host asked, before anything is placed.
-    resolveSpec(body, ref, { defaultHeap: this.cfg.AGENT_HEAP, maxHeap: this.cfg.AGENT_MAX_HEAP });
+    const spec = resolveSpec(body, ref, this.limits);
+    // The same create again (a client that timed out, or whose API died, retrying through any
+    // host): the first one's outcome, not an error.
+    const again = await this.sameCreate(ref, spec, opts.node);
+    if (again) return again;
     const owned = new Map<string, number>();
     for (const e of this.view.all()) if (e.owner) owned.set(e.owner, (owned.get(e.owner) ?? 0) + 1);
     const node = chooseNode(await this.cluster.list(), opts.node, owned);
@@ -67,8 +71,40 @@ export class ClusterLifecycle implements Lifecycle {
         .then(this.etcd.put(ownerKey).value(node), this.etcd.put(this.keys.table(ref.db, ref.table, 'desired')).value(JSON.stringify(desired)))
         .commit(),
     );
-    if (!r.succeeded) throw agentExists(programName(ref));
+    if (!r.succeeded) {
+      const retried = await this.sameCreate(ref, spec, opts.node, 1000);
+      if (retried) return retried;
+      throw agentExists(programName(ref));
+    }
     return (await this.outcome(ref, desired, node)).status!;
+  }
+
+  private get limits() {
+    return { defaultHeap: this.cfg.AGENT_HEAP, maxHeap: this.cfg.AGENT_MAX_HEAP };
+  }
+
+  /**
+   * The table's agent if it was created (or is being created) with this same spec and, when
+   * `node` is named, on that host: the outcome of that create, waited for if under way. Null
+   * otherwise (no such create; another spec: the caller answers 409 AGENT_EXISTS). `waitMs`: how
+   * long to wait for this host's view to show an owner etcd already has.
+   */
+  private async sameCreate(ref: TableRef, spec: AgentSpec, node: string | undefined, waitMs = 0): Promise<AgentStatus | null> {
+    const deadline = Date.now() + waitMs;
+    let e = this.view.get(ref.db, ref.table);
+    while (!e?.owner && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+      e = this.view.get(ref.db, ref.table);
+    }
+    const d = e?.desired;
+    if (!e?.owner || d?.op !== 'create' || (node !== undefined && node !== e.owner)) return null;
+    const first = checkSpec(d.body, ref, this.limits);
+    if (!first.ok || JSON.stringify(sortedKeys(first.spec)) !== JSON.stringify(sortedKeys(spec))) return null;
+    if (e.status?.requestId === d.requestId) {
+      if (!e.status.ok || !e.status.status) return null;
+      return this.status(ref);
+    }
+    return (await this.outcome(ref, d, e.owner)).status!;
   }
 
   start(ref: TableRef): Promise<AgentStatus> {
@@ -289,4 +325,11 @@ export class ClusterLifecycle implements Lifecycle {
     await this.settled().catch(() => undefined);
     return record;
   }
+}
+
+/** A value with every object's keys in order: two specs compare by content, whatever their key order. */
+function sortedKeys(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(sortedKeys);
+  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b)).map(([k, x]) => [k, sortedKeys(x)]));
+  return v;
 }

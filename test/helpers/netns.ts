@@ -118,7 +118,16 @@ export class NetnsCluster {
     }
   }
 
-  /** Starts host i's etcd member again (after killHost): it rejoins with its data. */
+  /** Stops host i's etcd member (kill -9), nothing else of the host. */
+  async stopEtcd(i: number): Promise<void> {
+    const child = this.etcds.get(i);
+    if (!child || child.exitCode !== null) return;
+    const gone = new Promise((r) => child.once('exit', r));
+    child.kill('SIGKILL');
+    await gone;
+  }
+
+  /** Starts host i's etcd member again (after killHost or stopEtcd): it rejoins with its data. */
   async restartEtcd(i: number): Promise<void> {
     this.startEtcdMember(i, this.etcdCluster!.token, this.etcdCluster!.peers);
     const healthy = await until(() => this.run(i, 'etcdctl', ['--endpoints', `http://${this.address(i)}:2379`, '--command-timeout=1s', 'endpoint', 'health']).status, (s) => s === 0, 30_000, 200);

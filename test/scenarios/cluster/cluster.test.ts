@@ -173,15 +173,20 @@ describe('tables across hosts', () => {
     }
   });
 
-  it('gives one 201 and one 409 when two hosts create the same table at once', async () => {
+  it('makes one agent when two hosts create the same table at once: the same spec twice is one create, another spec is 409', async () => {
     const [a, b] = await Promise.all([
       cluster.http(1, 'POST', at(1, '/v1/api/spread/race/create?start=false'), { token: admin, body: { sink: 'logger' } }),
       cluster.http(2, 'POST', at(2, '/v1/api/spread/race/create?start=false'), { token: admin, body: { sink: 'logger' } }),
     ]);
-    expect([a.status, b.status].sort()).toEqual([201, 409]);
-    expect((a.status === 409 ? a : b).body).toMatchObject({ error: 'AGENT_EXISTS' });
-    const owners = cluster.hosts().filter((i) => hosts.get(i)!.states()['flume-spread-race']);
-    expect(owners).toHaveLength(1);
+    expect([a.status, b.status], `${a.text} ${b.text}`).toEqual([201, 201]);
+    expect(a.body.node).toBe(b.body.node);
+    const [c, d] = await Promise.all([
+      cluster.http(1, 'POST', at(1, '/v1/api/spread/race2/create?start=false'), { token: admin, body: { sink: 'logger' } }),
+      cluster.http(2, 'POST', at(2, '/v1/api/spread/race2/create?start=false'), { token: admin, body: { sink: 'logger', options: { maxBytesToLog: 64 } } }),
+    ]);
+    expect([c.status, d.status].sort()).toEqual([201, 409]);
+    expect((c.status === 409 ? c : d).body).toMatchObject({ error: 'AGENT_EXISTS' });
+    for (const t of ['flume-spread-race', 'flume-spread-race2']) expect(cluster.hosts().filter((i) => hosts.get(i)!.states()[t])).toHaveLength(1);
   });
 
   it('spreads new tables over the hosts, refuses a bad body before placing anything, and deletes through any host', async () => {

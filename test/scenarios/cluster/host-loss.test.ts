@@ -264,6 +264,30 @@ describe('a host cut off while it lives', () => {
   }, 300_000);
 });
 
+describe('an API killed -9 mid-create', () => {
+  it('leaves the create to the owner; the same create retried through another host answers with that agent, and nothing is left anywhere else', async () => {
+    const body = { sink: 'file_roll', options: { rollInterval: 0, batchSize: 1 } };
+    const first = cluster.http(1, 'POST', `${api(1)}/v1/api/loss/retry/create?node=h3`, { token: stack.admin, body, timeoutS: 60 });
+    await new Promise((res) => setTimeout(res, 300));
+    process.kill(Number(stack.host(1).supervisorctl('pid', 'api').trim()), 'SIGKILL');
+    const lostAnswer = await first;
+    expect(lostAnswer.status, lostAnswer.text).not.toBe(201);
+    const retried = await cluster.http(2, 'POST', `${api(2)}/v1/api/loss/retry/create?node=h3`, { token: stack.admin, body, timeoutS: 60 });
+    expect(retried.status, retried.text).toBe(201);
+    expect(retried.body).toMatchObject({ node: 'h3', accepting: true });
+    // A different spec is still refused.
+    const other = await cluster.http(2, 'POST', `${api(2)}/v1/api/loss/retry/create`, { token: stack.admin, body: { sink: 'logger' } });
+    expect(other.status, other.text).toBe(409);
+    expect(other.body.error).toBe('AGENT_EXISTS');
+    await until(() => nodesOf(1), (v) => v !== null, 60_000, 250);
+    expect(stack.host(3).states()['flume-loss-retry']).toBe('RUNNING');
+    for (const i of [1, 2]) {
+      expect(stack.host(i).states()['flume-loss-retry']).toBeUndefined();
+      expect(stack.host(i).jvmsOf('flume-loss-retry')).toEqual([]);
+    }
+  }, 120_000);
+});
+
 describe('the coordinator killed', () => {
   it('while a member restarts: another host leads within about the TTL, and never two at once', async () => {
     // Each host's own word on whether it leads, every 100 ms.
@@ -338,4 +362,33 @@ describe('a planned drain', () => {
     await new Promise((res) => setTimeout(res, 2000));
     expect((await incidentsOf('h2')).length).toBe(before);
   }, 300_000);
+});
+
+describe('etcd without quorum', () => {
+  it('refuses mutations with 503 CLUSTER_UNAVAILABLE and Retry-After, answers reads from memory, fences intake, and resumes in full once quorum is back', async () => {
+    // h2 (and its etcd member) went with the drain above: stopping h3's member leaves h1's alone.
+    const before = await until(() => cluster.http(1, 'POST', `${gw}/ingest/loss/cut`, { token, body: [{ body: 'before-quorum-loss' }] }), (x) => x.status === 200, 10_000, 100);
+    expect(before.status, before.text).toBe(200);
+    await cluster.stopEtcd(3);
+    try {
+      const refused = await until(() => cluster.http(1, 'POST', `${api(1)}/v1/api/loss/cut/stop`, { token: stack.admin, timeoutS: 20 }), (r) => r.status === 503, 20_000, 500);
+      expect(refused.status, refused.text).toBe(503);
+      expect(refused.body.error).toBe('CLUSTER_UNAVAILABLE');
+      const headers = cluster.run(1, 'curl', ['-sS', '-o', '/dev/null', '-D', '-', '-X', 'POST', '-H', `authorization: Bearer ${stack.admin}`, `${api(1)}/v1/api/loss/cut/stop`]).stdout;
+      expect(headers).toMatch(/^retry-after: \d+/im);
+      const st = await cluster.http(1, 'GET', `${api(1)}/v1/api/loss/cut/status`, { token: stack.admin });
+      expect(st.status, st.text).toBe(200);
+      expect(st.body).toMatchObject({ node: 'h1', state: 'RUNNING' });
+      // Safety first: no host can tell a lost quorum from being cut off itself, so each stops intake.
+      const fenced = await until(() => cluster.http(1, 'POST', `${gw}/ingest/loss/cut`, { token, body: [{ body: 'during' }] }), (x) => x.status === 503, (TTL + 5) * 1000, 200);
+      expect(fenced.body.error).toBe('NODE_FENCED');
+    } finally {
+      await cluster.restartEtcd(3);
+    }
+    const after = await until(() => cluster.http(1, 'POST', `${gw}/ingest/loss/cut`, { token, body: [{ body: 'after-quorum-loss' }] }), (x) => x.status === 200, 30_000, 200);
+    expect(after.status, after.text).toBe(200);
+    const stopped = await cluster.http(3, 'POST', `${api(3)}/v1/api/loss/cut/stop`, { token: stack.admin, timeoutS: 60 });
+    expect(stopped.status, stopped.text).toBe(200);
+    expect((await cluster.http(1, 'GET', `${api(1)}/v1/api/loss/cut/status`, { token: stack.admin })).body).toMatchObject({ state: 'STOPPED' });
+  }, 120_000);
 });
