@@ -18,12 +18,18 @@ export interface Nodes {
   stop(): Promise<void>;
 }
 
-/** Runs an etcd call, turning its failures (no quorum, unreachable, deadline) into 503 CLUSTER_UNAVAILABLE. */
+/**
+ * Runs an etcd call, turning its failures into 503 CLUSTER_UNAVAILABLE. A member without a
+ * leader refuses at once (nothing changed); a call that ran out of time may still be applied once
+ * etcd recovers (a leader that had not yet noticed its quorum gone took it), and says so.
+ */
 export async function etcdCall<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
-    throw clusterUnavailable(`etcd did not answer: ${(err as Error).message}`);
+    const m = (err as Error).message;
+    if (/no leader|circuit breaker|unavailable|ECONNREFUSED|connect/i.test(m) && !/deadline/i.test(m)) throw clusterUnavailable(`etcd has no quorum or cannot be reached (${m}): nothing changed`);
+    throw clusterUnavailable(`etcd did not answer in time (${m}): the change may still be applied once etcd recovers; read the status before retrying`);
   }
 }
 

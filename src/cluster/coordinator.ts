@@ -6,6 +6,12 @@ import { FENCE_SHARE } from './etcd.js';
 import type { ClusterKeys } from './keys.js';
 import type { Membership } from './membership.js';
 
+/**
+ * The others free the post once the coordinator's heartbeat is older than this share of the TTL
+ * (by their clocks, from when they saw it), after it stepped down at FENCE_SHARE (2/3) by its own.
+ */
+export const TAKE_OVER_SHARE = 0.8;
+
 /** How often a host looks at who coordinates (and claims the post when it is free). */
 export const COORDINATOR_CHECK_MS = 500;
 
@@ -15,8 +21,9 @@ export const COORDINATOR_CHECK_MS = 500;
  *
  * Guarantees: a host leads only while the key holds its id under its current lease, its lease
  * is not fenced and its own heartbeat succeeded within 2/3 of the TTL (by its monotonic clock);
- * otherwise it stops leading at once, before the key can lapse and before the others, who judge
- * it by the same heartbeat over the whole TTL, free the post. So two hosts never lead at once
+ * otherwise it stops leading at once (`leading` is judged at each read), before the key can
+ * lapse and before the others, who judge it by the same heartbeat, free the post (at
+ * TAKE_OVER_SHARE of the TTL). So two hosts never lead at once
  * (clocks that run at similar rates assumed). A coordinator that dies
  * loses the key with its lease (the TTL); another host claims it as soon as its watch sees the
  * key go (COORDINATOR_CHECK_MS at the latest).
@@ -24,8 +31,12 @@ export const COORDINATOR_CHECK_MS = 500;
  */
 export class Coordinator extends EventEmitter {
   private job: Periodic | null = null;
-  /** This host leads now. */
-  leading = false;
+  private elected = false;
+
+  /** This host leads now: elected, and still fit at this instant (read by every duty before it acts). */
+  get leading(): boolean {
+    return this.elected && this.fit;
+  }
 
   constructor(
     private readonly etcd: Etcd3,
@@ -76,9 +87,11 @@ export class Coordinator extends EventEmitter {
     const key = this.keys.coordinator();
     let kv = (await this.etcd.get(key).exec()).kvs[0];
     const holder = kv?.value.toString() ?? null;
-    // The holder's heartbeat stopped for the TTL: it stepped down at 2/3 of it (or is dead), and
-    // its key may outlive it (etcd extends every lease when its own leader changes): free it.
-    if (kv && holder !== self && this.membership.nodes().find((n) => n.id === holder)?.alive === false) {
+    // The holder's heartbeat is older than TAKE_OVER_SHARE of the TTL: it stepped down at 2/3 of
+    // it (or is dead), and its key may outlive it (etcd extends every lease when its own leader
+    // changes): free the post.
+    const age = holder === null ? null : this.membership.heartbeatAgeOf(holder);
+    if (kv && holder !== self && (age === null || age > this.ttlSeconds * TAKE_OVER_SHARE)) {
       const r = await this.etcd.if(key, 'Mod', '==', Number(kv.mod_revision)).then(this.etcd.delete().key(key)).commit();
       if (r.succeeded) {
         this.log.warn({ coordinator: holder }, 'the coordinator stopped its heartbeat: its post is free');
@@ -96,8 +109,8 @@ export class Coordinator extends EventEmitter {
   private set(leading: boolean, holder: string | null): void {
     // This host is the coordinator only while it leads (its key under an older lease is not it).
     this.membership.coordinator = leading ? this.membership.id : holder === this.membership.id ? null : holder;
-    if (leading === this.leading) return;
-    this.leading = leading;
+    if (leading === this.elected) return;
+    this.elected = leading;
     this.log.info({ node: this.membership.id }, leading ? 'elected coordinator: this host does the cluster duties' : 'no longer the coordinator');
     this.emit('change', leading);
   }

@@ -142,6 +142,15 @@ export class Membership {
   /** The host doing the cluster duties, as the coordinator election last saw it (src/cluster/coordinator.ts). */
   coordinator: string | null = null;
 
+  /**
+   * Since when this host has been out of touch with etcd (its last lease renewal), while it is
+   * fenced: what it reads of the cluster may be stale from then on. Null while in touch.
+   */
+  get staleSince(): string | null {
+    if (!this.lease?.fenced) return null;
+    return new Date(Date.now() - this.lease.ageSeconds * 1000).toISOString();
+  }
+
   /** Whether this host may act for the cluster now (its lease is renewed). */
   get fenced(): boolean {
     return this.lease?.fenced ?? true;
@@ -181,6 +190,16 @@ export class Membership {
     // Heartbeats are judged only from when this host could see them: after it was cut off
     // itself, every other host gets a fresh TTL (as etcd gives every lease after a leader change).
     return !self && k.seenAt !== null && now - Math.max(k.seenAt, this.contactSince) > this.self.leaseTtlSeconds * 1000;
+  }
+
+  /**
+   * Seconds since another host's heartbeat was seen, counted from no earlier than when this
+   * host last regained touch with etcd; null if it has no presence.
+   */
+  heartbeatAgeOf(id: string): number | null {
+    const k = this.known.get(id);
+    if (!k?.presence || k.seenAt === null) return null;
+    return (Date.now() - Math.max(k.seenAt, this.contactSince)) / 1000;
   }
 
   /** When this host last regained touch with etcd (its lease renewed after a fence, or joined). */

@@ -25,6 +25,9 @@ import { Coordinator } from '../cluster/coordinator.js';
 import { etcdCall } from '../cluster/cluster.js';
 import { HostLoss } from './host-loss.js';
 
+/** On every answer while this host is out of touch with etcd: since when its view may be stale (ISO time). */
+export const STALE_HEADER = 'x-flume-stale-since';
+
 /** What the nodes' routes do with many hosts (none on a single host). */
 export interface NodeActions {
   /** 404 NODE_NOT_FOUND, 503 CLUSTER_UNAVAILABLE; each table's outcome otherwise. */
@@ -106,6 +109,14 @@ export function clusterLifecycle(
       incidents: (node) => hostLoss.list(node),
       acknowledge: (node, id, by) => etcdCall(() => hostLoss.acknowledge(node, id, by)),
     },
-    register: (app) => registerForwarding(app, view, cluster, cfg.NODE_ID),
+    register: (app) => {
+      registerForwarding(app, view, cluster, cfg.NODE_ID);
+      // Out of touch with etcd: every answer says what it reads of the cluster may be stale, and since when.
+      app.addHook('onSend', async (_req, reply, payload) => {
+        const since = cluster.membership.staleSince;
+        if (since) void reply.header(STALE_HEADER, since);
+        return payload;
+      });
+    },
   };
 }

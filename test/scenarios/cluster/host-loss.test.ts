@@ -371,14 +371,28 @@ describe('etcd without quorum', () => {
     expect(before.status, before.text).toBe(200);
     await cluster.stopEtcd(3);
     try {
+      // A leader notices its quorum gone within an election timeout (1 s); a write it took before
+      // that is applied once the quorum is back (the API says so when it times out).
+      await new Promise((res) => setTimeout(res, 3000));
       const refused = await until(() => cluster.http(1, 'POST', `${api(1)}/v1/api/loss/cut/stop`, { token: stack.admin, timeoutS: 20 }), (r) => r.status === 503, 20_000, 500);
       expect(refused.status, refused.text).toBe(503);
       expect(refused.body.error).toBe('CLUSTER_UNAVAILABLE');
+      expect(refused.body.message).toMatch(/nothing changed/);
       const headers = cluster.run(1, 'curl', ['-sS', '-o', '/dev/null', '-D', '-', '-X', 'POST', '-H', `authorization: Bearer ${stack.admin}`, `${api(1)}/v1/api/loss/cut/stop`]).stdout;
       expect(headers).toMatch(/^retry-after: \d+/im);
       const st = await cluster.http(1, 'GET', `${api(1)}/v1/api/loss/cut/status`, { token: stack.admin });
       expect(st.status, st.text).toBe(200);
       expect(st.body).toMatchObject({ node: 'h1', state: 'RUNNING' });
+      // Reads say they may be stale, and since when.
+      const read = await until(
+        async () => cluster.run(1, 'curl', ['-sS', '-o', '/dev/null', '-D', '-', '-H', `authorization: Bearer ${stack.admin}`, `${api(1)}/v1/api/services`]).stdout,
+        (h) => /x-flume-stale-since: /i.test(h),
+        (TTL + 5) * 1000,
+        200,
+      );
+      const since = Date.parse(/x-flume-stale-since: (\S+)/i.exec(read)![1]!);
+      expect(Date.now() - since).toBeGreaterThan(0);
+      expect(Date.now() - since).toBeLessThan(60_000);
       // Safety first: no host can tell a lost quorum from being cut off itself, so each stops intake.
       const fenced = await until(() => cluster.http(1, 'POST', `${gw}/ingest/loss/cut`, { token, body: [{ body: 'during' }] }), (x) => x.status === 503, (TTL + 5) * 1000, 200);
       expect(fenced.body.error).toBe('NODE_FENCED');
@@ -387,6 +401,7 @@ describe('etcd without quorum', () => {
     }
     const after = await until(() => cluster.http(1, 'POST', `${gw}/ingest/loss/cut`, { token, body: [{ body: 'after-quorum-loss' }] }), (x) => x.status === 200, 30_000, 200);
     expect(after.status, after.text).toBe(200);
+    expect(cluster.run(1, 'curl', ['-sS', '-o', '/dev/null', '-D', '-', '-H', `authorization: Bearer ${stack.admin}`, `${api(1)}/v1/api/services`]).stdout).not.toMatch(/x-flume-stale-since/i);
     const stopped = await cluster.http(3, 'POST', `${api(3)}/v1/api/loss/cut/stop`, { token: stack.admin, timeoutS: 60 });
     expect(stopped.status, stopped.text).toBe(200);
     expect((await cluster.http(1, 'GET', `${api(1)}/v1/api/loss/cut/status`, { token: stack.admin })).body).toMatchObject({ state: 'STOPPED' });
