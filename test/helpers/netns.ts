@@ -136,19 +136,7 @@ export class NetnsCluster {
 
   /** kill -9 of every process in host i (its etcd member too), as a host that dies; waits until none is left. */
   async killHost(i: number): Promise<void> {
-    for (let round = 0; round < 50; round++) {
-      const pids = (spawnSync('ip', ['netns', 'pids', this.ns(i)], { encoding: 'utf8' }).stdout ?? '').split('\n').filter(Boolean).map(Number);
-      if (!pids.length) return;
-      for (const pid of pids) {
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {
-          // gone
-        }
-      }
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    throw new Error(`processes are still left in ${this.ns(i)}`);
+    if (!(await killAll(() => this.pidsIn([this.ns(i)]), 50))) throw new Error(`processes are still left in ${this.ns(i)}`);
   }
 
   private etcdCluster: { token: string; peers: string } | null = null;
@@ -170,18 +158,7 @@ export class NetnsCluster {
   /** Every process inside the namespaces, killed (-9), then the namespaces, the guard route and the temp dir gone. */
   async destroy(): Promise<void> {
     if (!this.created) return;
-    for (let round = 0; round < 20; round++) {
-      const pids = this.pids();
-      if (!pids.length) break;
-      for (const pid of pids) {
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {
-          // gone
-        }
-      }
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await killAll(() => this.pids(), 20);
     for (const i of this.hosts()) spawnSync('ip', ['netns', 'del', this.ns(i)]);
     spawnSync('ip', ['netns', 'del', this.fabric]);
     spawnSync('ip', ['route', 'del', 'unreachable', this.cidr]);
@@ -190,10 +167,29 @@ export class NetnsCluster {
 
   /** Processes whose network namespace is one of ours. */
   pids(): number[] {
-    return [this.fabric, ...this.hosts().map((i) => this.ns(i))].flatMap((n) =>
-      (spawnSync('ip', ['netns', 'pids', n], { encoding: 'utf8' }).stdout ?? '').split('\n').filter(Boolean).map(Number),
-    );
+    return this.pidsIn([this.fabric, ...this.hosts().map((i) => this.ns(i))]);
   }
+
+  private pidsIn(namespaces: string[]): number[] {
+    return namespaces.flatMap((n) => (spawnSync('ip', ['netns', 'pids', n], { encoding: 'utf8' }).stdout ?? '').split('\n').filter(Boolean).map(Number));
+  }
+}
+
+/** kill -9 of what `pids` lists, again every 100 ms until it lists none (true) or `rounds` passed (false). */
+async function killAll(pids: () => number[], rounds: number): Promise<boolean> {
+  for (let round = 0; round < rounds; round++) {
+    const left = pids();
+    if (!left.length) return true;
+    for (const pid of left) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return pids().length === 0;
 }
 
 function ip(...args: string[]): void {
