@@ -195,6 +195,12 @@ export const configSchema = z.object({
   /** A host's presence lease: when it stops renewing, others see it gone within about this long (it fences itself at 2/3 of it). */
   NODE_LEASE_TTL_SECONDS: z.coerce.number().int().min(2).max(60).default(5),
   /**
+   * Many hosts: how long a host out of touch with etcd keeps taking events for its own tables
+   * (default: 2/3 of the TTL, when its lease fences). Longer rides out an etcd outage; a table
+   * moved off such a host then opens on its new host only once this long has surely passed.
+   */
+  FENCE_AFTER_SECONDS: z.coerce.number().min(1).max(3600).optional(),
+  /**
    * Many hosts: how long an API waits for a table's owner to carry out an operation before it
    * answers 202 with the operation under way (default: the ready timeout plus a minute).
    */

@@ -82,7 +82,10 @@ export class EtcdCluster implements Nodes {
     this.membership = new Membership(
       this.etcd,
       makeClusterKeys(cfg.ETCD_PREFIX),
-      { id: cfg.NODE_ID, address: cfg.NODE_ADDRESS, ...urls(cfg, cfg.NODE_ADDRESS), leaseTtlSeconds: cfg.NODE_LEASE_TTL_SECONDS, keysDigest: keysDigest(keys) },
+      {
+        id: cfg.NODE_ID, address: cfg.NODE_ADDRESS, ...urls(cfg, cfg.NODE_ADDRESS), leaseTtlSeconds: cfg.NODE_LEASE_TTL_SECONDS, keysDigest: keysDigest(keys),
+        ...(cfg.FENCE_AFTER_SECONDS === undefined ? {} : { fenceAfterSeconds: cfg.FENCE_AFTER_SECONDS }),
+      },
       measure,
       log,
     );

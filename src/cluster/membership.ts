@@ -16,6 +16,10 @@ interface Known {
   leftAt: string | null;
   /** When this process last saw the presence change (its own clock). */
   seenAt: number | null;
+  /** When this process saw the presence go (its lease lapsed or was revoked); null while it is there. */
+  goneAt: number | null;
+  /** Its last presence, kept after it went. */
+  last: Presence | null;
 }
 
 /**
@@ -41,7 +45,7 @@ export class Membership {
   constructor(
     private readonly etcd: Etcd3,
     private readonly keys: ClusterKeys,
-    private readonly self: { id: string; address: string; apiUrl: string; gatewayUrl: string; leaseTtlSeconds: number; keysDigest: string },
+    private readonly self: { id: string; address: string; apiUrl: string; gatewayUrl: string; leaseTtlSeconds: number; keysDigest: string; fenceAfterSeconds?: number },
     private readonly measure: () => Promise<Capacity>,
     private readonly log: Logger,
   ) {}
@@ -78,7 +82,15 @@ export class Membership {
         for (const [key, e] of entries) this.apply(seen, key, e.value);
         const before = new Map(this.known);
         this.known.clear();
-        for (const [id, k] of seen) this.known.set(id, { ...k, seenAt: k.presence ? (before.get(id)?.seenAt ?? Date.now()) : null });
+        for (const [id, k] of seen) {
+          const b = before.get(id);
+          this.known.set(id, {
+            ...k,
+            seenAt: k.presence ? (b?.seenAt ?? Date.now()) : null,
+            goneAt: k.presence ? null : (b?.goneAt ?? (b?.presence ? Date.now() : null)),
+            last: k.last ?? b?.last ?? null,
+          });
+        }
         this.version++;
       },
       put: (key, e) => this.apply(this.known, key, e.value),
@@ -151,6 +163,11 @@ export class Membership {
     return new Date(Date.now() - this.lease.ageSeconds * 1000).toISOString();
   }
 
+  /** Seconds since this host's last successful lease renewal (Infinity: not joined). */
+  get leaseAgeSeconds(): number {
+    return this.lease?.ageSeconds ?? Infinity;
+  }
+
   /** Whether this host may act for the cluster now (its lease is renewed). */
   get fenced(): boolean {
     return this.lease?.fenced ?? true;
@@ -202,6 +219,23 @@ export class Membership {
     return (Date.now() - Math.max(k.seenAt, this.contactSince)) / 1000;
   }
 
+  /**
+   * The earliest time, by this host's clock, another host that is away has surely stopped
+   * taking events: its lease gone (or, if still there, within a TTL from now), plus how long it
+   * keeps intake out of touch (its FENCE_AFTER_SECONDS) beyond the TTL, plus two seconds (it
+   * fences one early, and a renewal it handled late may look a second later to it than it was).
+   * Now, for a host that fences within its TTL (the default).
+   */
+  intakeStopsBy(id: string): number {
+    const k = this.known.get(id);
+    const ttl = this.self.leaseTtlSeconds * 1000;
+    // Not seen yet by this process: the cluster's hosts share the setting, so its own.
+    const fenceAfter = (k?.last?.fenceAfterSeconds ?? this.self.fenceAfterSeconds ?? 0) * 1000;
+    if (fenceAfter <= ttl) return Date.now();
+    const gone = k?.presence ? Date.now() + ttl : (k?.goneAt ?? Date.now());
+    return gone + fenceAfter - ttl + 2000;
+  }
+
   /** When this host last regained touch with etcd (its lease renewed after a fence, or joined). */
   private contactSince = Date.now();
 
@@ -235,6 +269,7 @@ export class Membership {
       renewedAt: new Date().toISOString(),
       capacity: await this.measure(),
       keysDigest: this.self.keysDigest,
+      ...(this.self.fenceAfterSeconds === undefined ? {} : { fenceAfterSeconds: this.self.fenceAfterSeconds }),
     };
     await this.lease.put(this.keys.presence(this.self.id), JSON.stringify(presence));
     this.heartbeatAt = performance.now();
@@ -256,7 +291,7 @@ export class Membership {
     if (!k) return;
     const wasAlive = into.get(k.id)?.presence != null;
     const wasState = into.get(k.id)?.state ?? null;
-    const cur = into.get(k.id) ?? { state: null, presence: null, leftAt: null, seenAt: null };
+    const cur = into.get(k.id) ?? { state: null, presence: null, leftAt: null, seenAt: null, goneAt: null, last: null };
     if (k.kind === 'left') {
       cur.leftAt = value;
     } else if (k.kind === 'state') {
@@ -271,6 +306,8 @@ export class Membership {
         this.log.error({ node: k.id }, "this host and that one sign and hash tokens with different keys: each refuses the other's tokens; give every host the same JWT_SECRET and TOKEN_HASH_KEY (docs/cluster.md)");
       }
       cur.seenAt = cur.presence ? Date.now() : null;
+      cur.goneAt = cur.presence ? null : (cur.goneAt ?? Date.now());
+      if (cur.presence) cur.last = cur.presence;
     }
     if (cur.state === null && cur.presence === null && cur.leftAt === null) into.delete(k.id);
     else into.set(k.id, cur);

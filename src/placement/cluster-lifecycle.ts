@@ -170,10 +170,15 @@ export class ClusterLifecycle implements Lifecycle {
     const strandedAll = { ...e.stranded, [from]: stranded };
     // Moving back to a host that still drains the table: its channel is the table's again.
     delete strandedAll[to];
+    // An away host may still take events until it fences (FENCE_AFTER_SECONDS): the new host
+    // opens intake only once that has surely passed.
+    const opensAt = alive ? Date.now() : this.cluster.membership.intakeStopsBy(from);
+    const openAt = opensAt > Date.now() ? new Date(opensAt).toISOString() : null;
     const desired = this.desired('create', (e.desired?.generation ?? 0) + 1, opts.by, {
       body: e.spec.spec,
       start: last?.status ? last.status.desired === 'running' : true,
       movedFrom: from,
+      ...(openAt ? { openAt } : {}),
     });
     const k = (part: 'owner' | 'desired' | 'stranded') => this.keys.table(ref.db, ref.table, part);
     const r = await etcdCall(() =>
@@ -185,7 +190,7 @@ export class ClusterLifecycle implements Lifecycle {
     );
     if (!r.succeeded) throw busy(program, null);
     const record = await this.outcome(ref, desired, to);
-    return { from, to, stranded, status: record.status! };
+    return { from, to, stranded, intakeOpensAt: openAt, status: record.status! };
   }
 
   /**

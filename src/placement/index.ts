@@ -11,7 +11,8 @@ import type { Config } from '../config.js';
 import { ClusterLifecycle } from './cluster-lifecycle.js';
 import { TableOwner } from './owner.js';
 import { Drainer } from './drainer.js';
-import { TablesView } from './tables-view.js';
+import { IntakeFence } from './intake-fence.js';
+import { intakeHeld, TablesView, type TableEntry } from './tables-view.js';
 import { RemoteRoutes } from './remote-routes.js';
 import type { RouteTable } from '../agents/route-table.js';
 import type { Reconciler } from '../recovery/reconciler.js';
@@ -59,23 +60,28 @@ export function clusterLifecycle(
   const remote = new RemoteRoutes(view, parts.routes, () => cluster.list(), cfg.NODE_ID, (ref) => parts.store.hasMeta(programName(ref)), log);
   parts.reconciler.foreign.push(() => remote.foreign());
   const drainer = new Drainer(cluster.etcd, keys, view, cfg.NODE_ID, agents, (program) => parts.store.hasMeta(program), () => remote.kick(), log);
-  // A table another host took over is routed there; this host's agent of it only drains.
-  parts.routes.elsewhere = (ref) => drainer.drainOnly(view.get(ref.db, ref.table));
-  // Out of touch with etcd for 2/3 of the lease TTL: this host's own tables stop taking events
-  // before another host could be given them; renewed, the routes follow readiness again.
-  cluster.membership.fencing.push(async (fenced) => {
-    if (fenced) {
-      await parts.routes.fence(await parts.store.allMetas());
-      log.warn('fenced: intake of this host\'s tables stopped (503 NODE_FENCED) until etcd renews its lease');
-    } else {
-      // What happened while this host was cut off (a table moved away) is read before intake
-      // opens again: a stale view would reopen a table another host now takes.
-      await view.reread();
-      parts.routes.unfence();
-      await parts.reconciler.syncRoutes(true);
-      log.info('unfenced: intake open again');
-    }
+  // A table another host took over is routed there; this host's agent of it only drains. A
+  // table moved here off a host that is away stays shut until that host has surely fenced.
+  parts.routes.elsewhere = (ref) => {
+    const e = view.get(ref.db, ref.table);
+    return drainer.drainOnly(e) || (e !== undefined && e.owner === cfg.NODE_ID && intakeHeld(e));
+  };
+  const opening = new Map<string, NodeJS.Timeout>();
+  view.on('change', (e: TableEntry) => {
+    const id = `${e.db}/${e.table}`;
+    if (e.owner !== cfg.NODE_ID || !intakeHeld(e) || opening.has(id)) return;
+    const t = setTimeout(() => {
+      opening.delete(id);
+      void parts.reconciler.syncRoutes(true).catch((err: unknown) => log.warn({ err }, 'could not open intake of a moved table'));
+    }, Date.parse(e.desired!.openAt!) - Date.now() + 50);
+    t.unref();
+    opening.set(id, t);
+    log.warn({ table: `${e.db}.${e.table}`, openAt: e.desired!.openAt }, 'moved here off a host that is away: intake opens once it has surely stopped');
   });
+  // Out of touch with etcd, intake goes on for FENCE_AFTER_SECONDS (default 2/3 of the TTL, when
+  // the lease fences): then this host's own tables stop taking events, before another host could
+  // be given them (a move off an away host waits that out); renewed, the routes follow readiness.
+  const fence = new IntakeFence(cluster.membership, parts.routes, parts.store, view, parts.reconciler, cfg.FENCE_AFTER_SECONDS ?? (cfg.NODE_LEASE_TTL_SECONDS * 2) / 3, log);
   const coordinator = new Coordinator(cluster.etcd, keys, cluster.membership, cfg.NODE_LEASE_TTL_SECONDS, log);
   const lifecycle = new ClusterLifecycle(cfg, cluster, keys, view, agents, () => remote.settle());
   const hostLoss = new HostLoss(cluster.etcd, keys, cluster.membership, coordinator, view, parts.webhooks, cfg.NODE_LEASE_TTL_SECONDS, (ref, opts) => lifecycle.move(ref, opts), log);
@@ -89,12 +95,14 @@ export function clusterLifecycle(
     owner.start();
     remote.start();
     drainer.start();
+    fence.start();
     await hostLoss.start();
     coordinator.start();
   });
   cluster.onLeave.push(async () => {
     await coordinator.stop();
     await hostLoss.stop();
+    await fence.stop();
     await drainer.stop();
     await remote.stop();
     await owner.stop();

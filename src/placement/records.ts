@@ -26,6 +26,8 @@ export const desiredSchema = z.object({
   force: z.boolean().optional(),
   /** create by a move: the host the table came from. */
   movedFrom: z.string().optional(),
+  /** create by a move off a host that is away: intake opens on the new host only from then (that host may still take events until it fences). */
+  openAt: z.string().optional(),
 });
 export type DesiredRecord = z.infer<typeof desiredSchema>;
 

@@ -36,6 +36,12 @@ export function holder(e: TableEntry): string | null {
   return e.owner;
 }
 
+/** Whether a move's new owner holds the table's intake shut still (until `openAt`). */
+export function intakeHeld(e: TableEntry, now = Date.now()): boolean {
+  const at = e.desired?.op === 'create' ? e.desired.openAt : undefined;
+  return at !== undefined && Date.parse(at) > now;
+}
+
 /**
  * Every table in etcd (`<e>tables/`), kept by a Mirror. Events: 'change' (TableEntry) for each
  * key that changed, 'reset' after a full read. Reads are memory only.

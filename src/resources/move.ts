@@ -28,6 +28,7 @@ export const moveResultSchema = z.object({
   from: z.string(),
   to: z.string(),
   stranded: strandedChannelSchema.describe("the old host's channel: drained into its own sink, then its agent removed"),
+  intakeOpensAt: z.string().nullable().describe('when the new host starts taking events (null: at once): a host that is away may take events until it fences (FENCE_AFTER_SECONDS), and no two hosts take them at once'),
   status: statusSchema.describe('the agent on its new host'),
 });
 export type MoveResult = z.infer<typeof moveResultSchema>;

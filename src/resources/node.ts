@@ -33,6 +33,8 @@ export const presenceSchema = z.object({
   capacity: capacitySchema,
   /** A digest of the keys every host must share (JWT_SECRET, TOKEN_HASH_KEY): never the keys. */
   keysDigest: z.string(),
+  /** How long it keeps intake once out of touch with etcd (FENCE_AFTER_SECONDS; absent: 2/3 of its TTL). */
+  fenceAfterSeconds: z.number().optional(),
 });
 export type Presence = z.infer<typeof presenceSchema>;
 
