@@ -204,9 +204,18 @@ export class Membership {
   }
 
   private stale(k: Known, self: boolean, now: number): boolean {
-    // Heartbeats are judged only from when this host could see them: after it was cut off
-    // itself, every other host gets a fresh TTL (as etcd gives every lease after a leader change).
-    return !self && k.seenAt !== null && now - Math.max(k.seenAt, this.contactSince) > this.self.leaseTtlSeconds * 1000;
+    const age = self ? null : this.heartbeatAge(k, now);
+    return age !== null && age > this.self.leaseTtlSeconds;
+  }
+
+  /**
+   * Seconds since a host's heartbeat was seen, counted from no earlier than when this host last
+   * regained touch with etcd (after it was cut off itself, every other host gets a fresh TTL, as
+   * etcd gives every lease after a leader change); null without a presence.
+   */
+  private heartbeatAge(k: Known, now = Date.now()): number | null {
+    if (!k.presence || k.seenAt === null) return null;
+    return (now - Math.max(k.seenAt, this.contactSince)) / 1000;
   }
 
   /**
@@ -215,8 +224,7 @@ export class Membership {
    */
   heartbeatAgeOf(id: string): number | null {
     const k = this.known.get(id);
-    if (!k?.presence || k.seenAt === null) return null;
-    return (Date.now() - Math.max(k.seenAt, this.contactSince)) / 1000;
+    return k ? this.heartbeatAge(k) : null;
   }
 
   /**

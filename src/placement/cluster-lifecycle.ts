@@ -60,9 +60,7 @@ export class ClusterLifecycle implements Lifecycle {
     // host): the first one's outcome, not an error.
     const again = await this.sameCreate(ref, spec, opts.node);
     if (again) return again;
-    const owned = new Map<string, number>();
-    for (const e of this.view.all()) if (e.owner) owned.set(e.owner, (owned.get(e.owner) ?? 0) + 1);
-    const node = chooseNode(await this.cluster.list(), opts.node, owned);
+    const node = chooseNode(await this.cluster.list(), opts.node, this.ownedCounts());
     const desired = this.desired('create', 1, opts.by, { body: body ?? {}, start: opts.start ?? true });
     const ownerKey = this.keys.table(ref.db, ref.table, 'owner');
     const r = await etcdCall(() =>
@@ -77,6 +75,13 @@ export class ClusterLifecycle implements Lifecycle {
       throw agentExists(programName(ref));
     }
     return (await this.outcome(ref, desired, node)).status!;
+  }
+
+  /** Tables per owner, as etcd has them now (placement's first criterion). */
+  private ownedCounts(): Map<string, number> {
+    const owned = new Map<string, number>();
+    for (const e of this.view.all()) if (e.owner) owned.set(e.owner, (owned.get(e.owner) ?? 0) + 1);
+    return owned;
   }
 
   private get limits() {
@@ -152,9 +157,7 @@ export class ClusterLifecycle implements Lifecycle {
     if (opts.to === from) throw nodeUnavailable(`${program} is already on ${from}`);
     if (!e.spec) throw busy(program, null);
     const nodes = await this.cluster.list();
-    const owned = new Map<string, number>();
-    for (const x of this.view.all()) if (x.owner) owned.set(x.owner, (owned.get(x.owner) ?? 0) + 1);
-    const to = chooseNode(nodes.filter((n) => n.id !== from), opts.to, owned);
+    const to = chooseNode(nodes.filter((n) => n.id !== from), opts.to, this.ownedCounts());
     const alive = nodes.find((n) => n.id === from)?.alive ?? false;
     const last = e.status?.node === from ? e.status : null;
     const events = last?.status?.metrics?.channelSize ?? null;
