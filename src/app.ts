@@ -23,6 +23,8 @@ import { registerAuth } from './http/auth.js';
 import { registerHostCheck } from './http/host-check.js';
 import { registerJsonBody } from './http/json-body.js';
 import { registerOpenApi } from './http/openapi.js';
+import { registerRequestId, requestIdOf } from './http/request-id.js';
+import { registerIdempotency } from './http/idempotency.js';
 import { EventStreams } from './http/sse.js';
 import { clientErrorHandler, frameworkErrors, registerErrorHandling } from './http/error-handler.js';
 import { makeKeys } from './redis/keys.js';
@@ -140,7 +142,11 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
     // Router-level errors (bad percent-encoding, an overlong parameter) answer in our shape too.
     frameworkErrors,
     clientErrorHandler,
+    // X-Request-Id: the caller's (allow-listed) or a new one; see src/http/request-id.ts.
+    requestIdHeader: false,
+    genReqId: requestIdOf,
   });
+  registerRequestId(app);
   registerOpenApi(app);
   registerJsonBody(app);
   registerErrorHandling(app);
@@ -148,12 +154,13 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
   registerHostCheck(app, config.API_HOST, cluster ? [...config.API_ALLOWED_HOSTS, config.NODE_ADDRESS.toLowerCase()] : config.API_ALLOWED_HOSTS);
   spread?.register(app);
   registerAudit(app, audit, refused);
+  registerIdempotency(app, redis, keys, config.IDEMPOTENCY_WINDOW_SECONDS, log.child({ component: 'idempotency' }));
   const streams = new EventStreams({ perToken: config.API_MAX_STREAMS_PER_TOKEN, maxBufferBytes: config.API_STREAM_MAX_BUFFER_BYTES });
   app.addHook('preClose', async () => streams.closeAll());
   const authorize = registerAuth(app, loadOrCreateSecret(config), revocations);
   void app.register(healthRoutes, { redis, driver, readiness });
-  void app.register(agentRoutes, { lifecycle, reconciler, fleet, authorize });
-  void app.register(configRoutes, { config: configs, authorize });
+  void app.register(agentRoutes, { lifecycle, reconciler, fleet, authorize, configs, operations, requireIfMatch: config.CONFIG_REQUIRE_IF_MATCH });
+  void app.register(configRoutes, { config: configs, authorize, operations, requireIfMatch: config.CONFIG_REQUIRE_IF_MATCH });
   void app.register(operationRoutes, { operations, authorize });
   void app.register(auditRoutes, { audit, refused, authorize });
   void app.register(logRoutes, { agents, store, authorize, streams });

@@ -112,6 +112,16 @@ export const configSchema = z.object({
   AUDIT_LOG_MAX_BYTES: z.coerce.number().int().min(1024).default(10 * 1024 * 1024),
   /** Config revisions kept per agent (services/<program>/revisions/); the oldest are pruned. */
   CONFIG_REVISIONS_KEPT: z.coerce.number().int().min(2).max(1000).default(20),
+  /**
+   * true: a config change (PUT/PATCH .../config, rollback, PUT /v1/api/:db/:table on an existing
+   * agent) must carry If-Match with the revision it read (the ETag), else 428. false (default):
+   * If-Match is checked when sent, and a change without it applies as before.
+   */
+  CONFIG_REQUIRE_IF_MATCH: z.enum(['true', 'false', '1', '0']).default('false').transform((v) => v === 'true' || v === '1'),
+  /** How long an Idempotency-Key's answer is kept and replayed (kept in Redis: a Redis loss forgets it). */
+  IDEMPOTENCY_WINDOW_SECONDS: z.coerce.number().int().min(60).max(7 * 86400).default(86400),
+  /** Events kept for SSE clients that reconnect with Last-Event-ID (in Redis, per host). */
+  API_EVENTS_REPLAY: z.coerce.number().int().min(100).max(1_000_000).default(10_000),
   /** A table lock outlives a crashed API process by at most this; its live holder extends it. */
   LOCK_LEASE_MS: z.coerce.number().int().min(1000).max(60000).default(6000),
   /** Signs control-API JWTs. Unset: generated once into var/jwt-secret (0600). */

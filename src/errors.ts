@@ -6,6 +6,9 @@
  * transport boundary.
  */
 export class AppError extends Error {
+  /** Seconds to wait before a retry (Retry-After), when this error knows better than its status's default. */
+  retryAfter?: number;
+
   constructor(
     readonly code: number,
     readonly error: string,
@@ -68,6 +71,16 @@ export const ErrorCodes = {
   NO_FREE_PORT: 10093,
   /** A JVM that supervisord does not run holds the table's config and channel. */
   AGENT_HELD: 10094,
+  /** If-Match named a revision that is no longer the desired one: read again, then change. */
+  PRECONDITION_FAILED: 10095,
+  /** CONFIG_REQUIRE_IF_MATCH is on and a config change came without If-Match. */
+  PRECONDITION_REQUIRED: 10096,
+  /** An Idempotency-Key already used for another request (method, path or body differ). */
+  IDEMPOTENCY_KEY_REUSED: 10097,
+  /** The first request with this Idempotency-Key has not answered yet. */
+  IDEMPOTENCY_IN_PROGRESS: 10098,
+  /** The operation cannot be cancelled: it is done, or it is not a bulk operation. */
+  OPERATION_NOT_CANCELLABLE: 10099,
   AGENT_START_FAILED: 10100,
   SUPERVISOR_UNAVAILABLE: 10101,
   SUPERVISOR_FAULT: 10102,
@@ -150,17 +163,35 @@ export const agentNotFound = (program: string) =>
   make('AGENT_NOT_FOUND', 404, `no agent for this table (${program}); create it first`);
 export const methodNotAllowed = (allowed: string) =>
   make('METHOD_NOT_ALLOWED', 405, `use ${allowed} for this endpoint`, { allow: allowed });
-export const agentExists = (program: string) =>
-  make('AGENT_EXISTS', 409, `an agent already exists for this table (${program})`);
-export const busy = (program: string, holder?: { operation: string; since: string } | null) =>
+export const agentExists = (program: string, differences?: Array<{ field: string; existing: unknown; requested: unknown }>) =>
   make(
+    'AGENT_EXISTS',
+    409,
+    differences?.length
+      ? `an agent already exists for this table (${program}) with another spec: ${differences.map((d) => d.field).join(', ')} differ${differences.length === 1 ? 's' : ''}; PUT /v1/api/:db/:table or .../config changes it`
+      : `an agent already exists for this table (${program})`,
+    differences ? { differences } : undefined,
+  );
+export const preconditionFailed = (program: string, current: number, given: string) =>
+  make('PRECONDITION_FAILED', 412, `${program} is at revision ${current}, not ${given.slice(0, 40)}: someone changed it meanwhile; read it again (GET .../config) and send its ETag`, { revision: current, etag: `"${current}"` });
+export const nothingToMatch = (program: string) =>
+  make('PRECONDITION_FAILED', 412, `no agent for this table (${program}) to match If-Match: leave If-Match out to create it`, { revision: null });
+export const preconditionRequired = (program: string) =>
+  make('PRECONDITION_REQUIRED', 428, `a change to ${program}'s config needs If-Match with the ETag of GET .../config (CONFIG_REQUIRE_IF_MATCH is on)`);
+export const idempotencyKeyReused = () =>
+  make('IDEMPOTENCY_KEY_REUSED', 422, 'this Idempotency-Key was used for another request (method, path or body differ): use a new key for a new request');
+export const idempotencyInProgress = () =>
+  Object.assign(make('IDEMPOTENCY_IN_PROGRESS', 409, 'the first request with this Idempotency-Key is still running; retry with the same key to get its answer'), { retryAfter: 2 });
+export const operationNotCancellable = (id: string, why: string) => make('OPERATION_NOT_CANCELLABLE', 409, `operation ${id} cannot be cancelled: ${why}`);
+export const busy = (program: string, holder?: { operation: string; since: string } | null, retryAfter?: number) =>
+  Object.assign(make(
     'BUSY',
     409,
     holder
       ? `${program} is busy: ${holder.operation} in progress since ${holder.since}; retry when it finishes`
       : `another operation on ${program} is in progress; retry when it finishes`,
     holder ? { operation: holder.operation, since: holder.since } : undefined,
-  );
+  ), { retryAfter });
 export const portConflict = (port: number) =>
   make('PORT_CONFLICT', 409, `the agent's port ${port} is held by another process; free it or delete and re-create the agent`);
 export const tableHeld = (program: string, pids: number[]) =>

@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import pLimit from 'p-limit';
 import { AppError, agentExists, agentNotFound, agentStartFailed, nodeNotFound, notClustered, portConflict, sinkUnavailable, tableHeld } from '../errors.js';
-import type { Lifecycle } from './lifecycle.js';
+import type { Created, Lifecycle } from './lifecycle.js';
 import type { HostParts } from './host-parts.js';
 import { tableHolders } from '../supervisor/strays.js';
 import { StartQueue } from './start-queue.js';
@@ -24,7 +24,7 @@ import { programFor } from './launch.js';
 import { logSize, waitReady } from './readiness.js';
 import { sinkUnavailableReason } from './sink-catalog.js';
 import type { RouteTable } from './route-table.js';
-import { resolveSpec, type AgentSpec } from '../resources/agent-spec.js';
+import { resolveSpec, specDifferences, type AgentSpec } from '../resources/agent-spec.js';
 import type { TableLock } from './table-lock.js';
 
 /**
@@ -65,7 +65,7 @@ export class AgentService implements Lifecycle {
    * Renders, reserves ports, writes and registers the agent; with `start` (the default) starts
    * it and answers once its source accepts events, else leaves it stopped (desired stopped).
    */
-  async create(ref: TableRef, body: unknown, opts: { start?: boolean; by?: string; node?: string } = {}): Promise<AgentStatus> {
+  async create(ref: TableRef, body: unknown, opts: { start?: boolean; by?: string; node?: string } = {}): Promise<Created> {
     // One host: the only node there is.
     if (opts.node !== undefined && opts.node !== this.cfg.NODE_ID) throw nodeNotFound(opts.node);
     const start = opts.start ?? true;
@@ -74,8 +74,14 @@ export class AgentService implements Lifecycle {
     const program = programName(ref);
     const paths = this.store.paths(program);
     const log = this.log.child({ program });
-    return this.lock.run(program, 'create', async () => {
-      if (this.store.hasMeta(program) || this.store.hasProgram(program)) throw agentExists(program);
+    // A create of this table under way (the first try of a client that timed out): its outcome decides.
+    return this.afterCreates(program, () => this.lock.run(program, 'create', async (): Promise<Created> => {
+      if (this.store.hasMeta(program) || this.store.hasProgram(program)) {
+        const existing = await this.store.readMeta(program);
+        const differences = existing ? specDifferences(existing.spec, spec) : [{ field: '(spec)', existing: null, requested: spec }];
+        if (differences.length) throw agentExists(program, differences);
+        return { status: await this.observed(program), created: false };
+      }
       const undo: Array<() => Promise<unknown>> = [];
       try {
         const port = await this.ports.allocate(program);
@@ -108,7 +114,7 @@ export class AgentService implements Lifecycle {
         else await load();
         if (start) await this.routes.publish(meta);
         log.info({ port, sink: spec.sink, started: start }, 'agent created');
-        return this.observed(program);
+        return { status: await this.observed(program), created: true };
       } catch (err) {
         log.warn({ err }, 'create failed; rolling back');
         for (const step of undo.reverse()) {
@@ -117,7 +123,21 @@ export class AgentService implements Lifecycle {
         this.fleet.forget(program);
         throw err;
       }
-    });
+    }));
+  }
+
+  /** Runs `fn`; while another create holds the table, waits for it (a start's ready timeout and queue at most) and tries again. */
+  private async afterCreates<T>(program: string, fn: () => Promise<T>): Promise<T> {
+    const deadline = Date.now() + this.cfg.AGENT_READY_TIMEOUT_MS + 120_000;
+    for (;;) {
+      try {
+        return await fn();
+      } catch (err) {
+        const creating = err instanceof AppError && err.error === 'BUSY' && err.details?.operation === 'create';
+        if (!creating || Date.now() > deadline) throw err;
+        await sleep(250);
+      }
+    }
   }
 
   async start(ref: TableRef): Promise<AgentStatus> {

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { createTwoFilesPatch } from 'diff';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
-import { AppError, agentNotFound, configReverted, revisionNotFound } from '../errors.js';
+import { AppError, agentNotFound, configReverted, preconditionFailed, revisionNotFound } from '../errors.js';
 import type { AgentService } from './agent-service.js';
 import { revisionOf, type AgentMeta, type AgentStore } from '../store/agent-store.js';
 import { writeAtomic } from '../store/files.js';
@@ -81,6 +81,12 @@ export class ConfigService {
     };
   }
 
+  /** The desired spec and its revision, from disk (no observation). */
+  async current(ref: TableRef): Promise<{ spec: AgentSpec; revision: number }> {
+    const meta = await this.meta(programName(ref));
+    return { spec: meta.spec, revision: revisionOf(meta) };
+  }
+
   /** The history, oldest first (an agent created before revisions existed shows its spec as 1). */
   async history(ref: TableRef): Promise<Revision[]> {
     const meta = await this.meta(programName(ref));
@@ -89,7 +95,7 @@ export class ConfigService {
   }
 
   /** PUT (a whole create body) or PATCH (a merge patch over the desired spec). */
-  async change(ref: TableRef, body: unknown, opts: { mode: ChangeMode; dryRun: boolean; by: string }): Promise<ConfigChange> {
+  async change(ref: TableRef, body: unknown, opts: { mode: ChangeMode; dryRun: boolean; by: string; ifMatch?: '*' | number[] }): Promise<ConfigChange> {
     const program = programName(ref);
     const preview = async (meta: AgentMeta) => {
       const next = opts.mode === 'patch' ? mergePatch(bodyOf(meta.spec), body) : body;
@@ -98,21 +104,21 @@ export class ConfigService {
       return c.spec;
     };
     if (opts.dryRun) {
-      const meta = await this.meta(program);
+      const meta = this.checked(await this.meta(program), opts.ifMatch);
       const number = Math.max(await this.revisionsOf(program).latestNumber(), revisionOf(meta)) + 1;
       return this.describe(meta, await preview(meta), 'dry_run', number);
     }
     return this.lock.run(program, 'config', async () => {
-      const meta = await this.meta(program);
+      const meta = this.checked(await this.meta(program), opts.ifMatch);
       return this.applyHeld(meta, await preview(meta), { reason: opts.mode, from: null, by: opts.by });
     });
   }
 
   /** Makes an earlier revision's spec the desired one again, as a new revision. */
-  async rollback(ref: TableRef, revision: number | undefined, by: string): Promise<ConfigChange> {
+  async rollback(ref: TableRef, revision: number | undefined, by: string, ifMatch?: '*' | number[]): Promise<ConfigChange> {
     const program = programName(ref);
     return this.lock.run(program, 'config', async () => {
-      const meta = await this.meta(program);
+      const meta = this.checked(await this.meta(program), ifMatch);
       const history = await this.revisionsOf(program).list();
       const current = revisionOf(meta);
       // Default: the newest applied revision before the desired one.
@@ -130,6 +136,14 @@ export class ConfigService {
   }
 
   // --- internals ----------------------------------------------------------------------------
+
+  /** 412 unless the desired revision is one If-Match names (checked under the table's lock). */
+  private checked(meta: AgentMeta, ifMatch: '*' | number[] | undefined): AgentMeta {
+    if (ifMatch !== undefined && ifMatch !== '*' && !ifMatch.includes(revisionOf(meta))) {
+      throw preconditionFailed(meta.program, revisionOf(meta), ifMatch.map((r) => `"${r}"`).join(', '));
+    }
+    return meta;
+  }
 
   private async applyHeld(meta: AgentMeta, spec: AgentSpec, how: { reason: Revision['reason']; from: number | null; by: string }): Promise<ConfigChange> {
     const revisions = this.revisionsOf(meta.program);

@@ -15,8 +15,19 @@ export class StillRunning extends Error {
  * cluster's, which places a table, hands each operation to its owner through etcd and answers
  * with what the owner did (src/placement/).
  */
+/** A create's answer: `created` false when the table already had an agent of this same spec (a retried create). */
+export interface Created {
+  status: AgentStatus;
+  created: boolean;
+}
+
 export interface Lifecycle {
-  create(ref: TableRef, body: unknown, opts?: { start?: boolean; by?: string; node?: string }): Promise<AgentStatus>;
+  /**
+   * Creates the table's agent. The same spec again (a client retrying after a timeout) is not an
+   * error: the existing agent, `created: false` (waiting for a create of it still under way);
+   * another spec is 409 AGENT_EXISTS naming each field that differs.
+   */
+  create(ref: TableRef, body: unknown, opts?: { start?: boolean; by?: string; node?: string }): Promise<Created>;
   start(ref: TableRef): Promise<AgentStatus>;
   stop(ref: TableRef): Promise<AgentStatus>;
   restart(ref: TableRef): Promise<AgentStatus>;

@@ -24,6 +24,8 @@ export interface AuditEntry {
   /** The query string as sent (dryRun, force, start). */
   query: string | null;
   ip: string;
+  /** The request's X-Request-Id (entries from before it was kept have none). */
+  requestId?: string;
 }
 
 export interface AuditFilter {

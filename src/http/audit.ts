@@ -35,6 +35,7 @@ export function registerAudit(app: FastifyInstance, audit: AuditLog, refused: Re
       operationId: (reply.getHeader('x-operation-id') as string | undefined) ?? null,
       query: q >= 0 ? req.url.slice(q + 1, q + 201) : null,
       ip: req.ip,
+      requestId: req.id,
     });
   });
 }

@@ -56,17 +56,19 @@ function validationErrorOf(raw: FastifyError, req: FastifyRequest): AppError {
 }
 
 /**
- * Seconds a client should wait before trying again: every 503 (the gateway's figure where it has
- * one, else 5), and 409 BUSY (another operation holds the table: 2).
+ * Seconds a client should wait before trying again: the error's own figure (409 BUSY: what is
+ * left of the holder's lease; IDEMPOTENCY_IN_PROGRESS), else every 503 (the gateway's figure
+ * where it has one, else 5), and 409 BUSY (2).
  */
 function retryAfterOf(err: AppError): number | null {
+  if (err.retryAfter !== undefined) return err.retryAfter;
   const known = (GATEWAY_ERRORS as Record<string, { retryAfter?: number }>)[err.error]?.retryAfter;
   if (err.statusCode === 503) return known ?? 5;
   if (err.error === 'BUSY') return 2;
   return null;
 }
 
-/** Our body for any error: {code, error, message[, details]}. */
+/** Our body for any error: {code, error, message[, details], requestId}. */
 function send(reply: FastifyReply, err: AppError) {
   reply.request.errorName = err.error;
   if (err.details?.allow) void reply.header('allow', String(err.details.allow));
@@ -75,7 +77,7 @@ function send(reply: FastifyReply, err: AppError) {
   return reply
     .status(err.statusCode)
     .type('application/json; charset=utf-8')
-    .send(JSON.stringify({ code: err.code, error: err.error, message: err.message, ...(err.details ? { details: err.details } : {}) }));
+    .send(JSON.stringify({ code: err.code, error: err.error, message: err.message, ...(err.details ? { details: err.details } : {}), requestId: reply.request.id }));
 }
 
 /** Fastify's `frameworkErrors`: what the router refuses before any route runs. */

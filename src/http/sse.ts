@@ -39,7 +39,7 @@ export class EventStreams {
     const res = reply.raw;
     // A stream's request was received whole; the socket may now stay quiet for as long as it lasts.
     req.raw.socket.setTimeout(0);
-    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no', 'x-request-id': req.id });
     const end = () => {
       if (!this.streams.delete(end)) return;
       clearInterval(beat);

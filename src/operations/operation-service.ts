@@ -5,9 +5,10 @@ import pLimit from 'p-limit';
 import type { Logger } from 'pino';
 import type { Lifecycle } from '../agents/lifecycle.js';
 import { failure, type AgentBatch } from '../agents/batch.js';
-import { BULK_OPS, type BulkOp, type Operation, type Selector, type TableOutcome, type TableResult } from '../resources/operation.js';
+import { BULK_OPS, type BulkOp, type Operation, type OperationListQuery, type Selector, type TableOp, type TableOutcome, type TableResult } from '../resources/operation.js';
 import type { TableRef } from '../resources/table.js';
-import { invalidRequest, operationNotFound } from '../errors.js';
+import { AppError, invalidRequest, operationNotCancellable, operationNotFound } from '../errors.js';
+import { StillRunning } from '../agents/lifecycle.js';
 import type { AgentState, AgentStatus } from '../resources/agent-status.js';
 import { redisCall } from '../redis/client.js';
 import type { Keys } from '../redis/keys.js';
@@ -20,7 +21,7 @@ export function operationVisible(reach: string[] | null | undefined, dbs: string
 /** A table's outcome as the event stream tells it ("event: operation"). */
 export interface OperationProgress extends TableResult {
   id: string;
-  op: BulkOp;
+  op: Operation['op'];
   done: number;
   total: number;
   state: Operation['state'];
@@ -101,6 +102,7 @@ export class OperationService extends EventEmitter {
     }
     const operation: Operation = {
       id: randomUUID(),
+      kind: 'bulk',
       op,
       by,
       selector,
@@ -109,9 +111,11 @@ export class OperationService extends EventEmitter {
       createdAt: new Date().toISOString(),
       finishedAt: null,
       total: results.length,
-      counts: { applied: 0, failed: 0, skipped: 0, pending: 0 },
+      counts: { applied: 0, failed: 0, skipped: 0, pending: 0, cancelled: 0 },
       results,
       dbs: reachOf(selector, dbs),
+      answer: null,
+      cancel: null,
     };
     this.count(operation);
     this.ops.set(operation.id, operation);
@@ -145,7 +149,16 @@ export class OperationService extends EventEmitter {
     const here = pending.filter((r) => (nodeOf.get(r.program) ?? this.node) === this.node);
     const elsewhere = pending.filter((r) => (nodeOf.get(r.program) ?? this.node) !== this.node);
     const limit = pLimit(o.concurrency);
-    const oneByOne = (refs: TableResult[]) => Promise.all(refs.map((ref) => limit(() => this.one(o.op, ref, o.by).then((x) => done(ref, x)))));
+    const oneByOne = (refs: TableResult[]) =>
+      Promise.all(
+        refs.map((ref) =>
+          limit(async () => {
+            // Cancelled: a table whose turn has not come is left as it is.
+            if (o.cancel) return done(ref, { outcome: 'cancelled', code: null, message: `cancelled by ${o.cancel.by} before its turn; nothing was done` });
+            done(ref, await this.one(o.op as BulkOp, ref, o.by));
+          }),
+        ),
+      );
     try {
       // Another host's tables: each through its owner, `concurrency` at a time.
       const remote = oneByOne(elsewhere);
@@ -157,10 +170,10 @@ export class OperationService extends EventEmitter {
       log.error({ err }, 'bulk operation failed');
       for (const r of o.results) if (r.outcome === 'pending') done(r, failure(err));
     }
-    o.state = 'done';
+    o.state = o.cancel ? 'cancelled' : 'done';
     o.finishedAt = new Date().toISOString();
     await this.save(o);
-    this.emit('operation', { id: o.id, op: o.op, db: '', table: '', program: '', outcome: 'applied', code: null, message: 'done', done: o.total, total: o.total, state: 'done', dbs: o.dbs } satisfies OperationProgress);
+    this.emit('operation', { id: o.id, op: o.op, db: '', table: '', program: '', outcome: 'applied', code: null, message: o.state, done: o.total, total: o.total, state: o.state, dbs: o.dbs } satisfies OperationProgress);
     log.info({ counts: o.counts }, 'bulk operation done');
     // The record stays in Redis for a day; this process forgets it after a minute.
     setTimeout(() => this.ops.delete(o.id), 60_000).unref();
@@ -179,13 +192,122 @@ export class OperationService extends EventEmitter {
     }
   }
 
+  /**
+   * One table's long call made with `Prefer: respond-async`: recorded as an operation of one
+   * table at once, `fn` run in the background; its answer (what the call would have said) is
+   * the operation's `answer` once done. `fn` answers the success body; an error becomes the
+   * error body it would have been.
+   */
+  async track(op: TableOp, ref: TableRef, by: string, fn: () => Promise<{ status: number; body: Record<string, unknown> }>): Promise<Operation> {
+    const program = `flume-${ref.db}-${ref.table}`;
+    const o: Operation = {
+      id: randomUUID(),
+      kind: 'table',
+      op,
+      by,
+      selector: { tables: [`${ref.db}.${ref.table}`] },
+      concurrency: 1,
+      state: 'running',
+      createdAt: new Date().toISOString(),
+      finishedAt: null,
+      total: 1,
+      counts: { applied: 0, failed: 0, skipped: 0, pending: 1, cancelled: 0 },
+      results: [{ db: ref.db, table: ref.table, program, outcome: 'pending', code: null, message: '' }],
+      dbs: [ref.db],
+      answer: null,
+      cancel: null,
+    };
+    this.ops.set(o.id, o);
+    await this.save(o);
+    void (async () => {
+      let outcome: TableOutcome;
+      try {
+        o.answer = await fn();
+        outcome = { outcome: 'applied', code: null, message: String(o.answer.body.message ?? op) };
+      } catch (err) {
+        if (err instanceof StillRunning) {
+          const p = err.pending;
+          const message = `${p.op} under way on ${p.node} (operation ${p.generation}); GET .../status for its outcome`;
+          o.answer = { status: 202, body: { code: 0, message, pending: p } };
+          outcome = { outcome: 'applied', code: null, message };
+        } else {
+          outcome = failure(err);
+          const e = err instanceof AppError ? err : null;
+          o.answer = { status: e?.statusCode ?? 500, body: { code: e?.code ?? 10500, error: outcome.code, message: e ? e.message : 'internal error; see the service log', ...(e?.details ? { details: e.details } : {}) } };
+          if (!e) this.log.error({ err, operation: o.id }, 'a table operation failed');
+        }
+      }
+      Object.assign(o.results[0]!, outcome);
+      this.count(o);
+      o.state = 'done';
+      o.finishedAt = new Date().toISOString();
+      await this.save(o);
+      this.emit('operation', { ...o.results[0]!, id: o.id, op: o.op, done: 1, total: 1, state: o.state, dbs: o.dbs } satisfies OperationProgress);
+      setTimeout(() => this.ops.delete(o.id), 60_000).unref();
+    })();
+    return o;
+  }
+
+  /**
+   * Asks a running bulk operation to stop: tables whose turn has not come are left alone
+   * (outcome cancelled); those under way finish. A local stop or restart batch is under way
+   * for every table at once, so only another host's tables can still be cancelled there.
+   */
+  async cancel(id: string, by: string): Promise<Operation> {
+    const o = this.ops.get(id);
+    if (!o) {
+      const stored = await this.get(id);
+      throw operationNotCancellable(id, stored.state !== 'running' ? `it is ${stored.state}` : 'it runs in another API process (ask the host that started it)');
+    }
+    if (o.kind !== 'bulk') throw operationNotCancellable(id, "it is one table's call, which runs to its end (its answer is kept)");
+    if (o.state !== 'running') throw operationNotCancellable(id, `it is ${o.state}`);
+    o.cancel ??= { by, at: new Date().toISOString() };
+    await this.save(o);
+    return o;
+  }
+
+  /** Newest first, filtered, a page at a time: `nextCursor` continues where this page ended (null: no more). */
+  async list(q: OperationListQuery, dbs: string[] | undefined): Promise<{ operations: Operation[]; nextCursor: string | null }> {
+    const out: Operation[] = [];
+    let end = q.cursor ? `(${q.cursor}` : '+';
+    let last: string | null = null;
+    for (let scanned = 0; scanned < 20_000; ) {
+      const batch = await redisCall(() => this.redis.xrevrange(this.keys.operations(), end, '-', 'COUNT', 200));
+      if (!batch.length) return { operations: out, nextCursor: null };
+      scanned += batch.length;
+      const raws = await redisCall(() => this.redis.mget(...batch.map(([, f]) => this.keys.operation(f[1] ?? ''))));
+      for (let i = 0; i < batch.length; i++) {
+        const [streamId] = batch[i]!;
+        const raw = raws[i];
+        end = `(${streamId}`;
+        if (!raw) continue;
+        const o = this.ops.get((JSON.parse(raw) as Operation).id) ?? (JSON.parse(raw) as Operation);
+        if (!operationVisible(o.dbs, dbs)) continue;
+        if ((q.kind && (o.kind ?? 'bulk') !== q.kind) || (q.op && o.op !== q.op) || (q.state && o.state !== q.state)) continue;
+        if (q.db && o.dbs && !o.dbs.includes(q.db)) continue;
+        out.push(o);
+        last = streamId;
+        if (out.length === q.limit) return { operations: out, nextCursor: last };
+      }
+    }
+    return { operations: out, nextCursor: last };
+  }
+
   private count(o: Operation): void {
-    const c = { applied: 0, failed: 0, skipped: 0, pending: 0 };
+    const c = { applied: 0, failed: 0, skipped: 0, pending: 0, cancelled: 0 };
     for (const r of o.results) c[r.outcome]++;
     o.counts = c;
   }
 
+  private readonly indexed = new Set<string>();
+
+  /** The record (EX 24 h), and once its entry in the listing's stream (trimmed to 24 h). */
   private async save(o: Operation): Promise<void> {
-    await this.redis.set(this.keys.operation(o.id), JSON.stringify(o), 'EX', KEEP_SECONDS).catch((err: unknown) => this.log.warn({ err, operation: o.id }, 'could not save the operation'));
+    const first = !this.indexed.has(o.id);
+    if (first) this.indexed.add(o.id);
+    const pipe = this.redis.multi().set(this.keys.operation(o.id), JSON.stringify(o), 'EX', KEEP_SECONDS);
+    if (first) pipe.xadd(this.keys.operations(), 'MINID', '~', String(Date.now() - KEEP_SECONDS * 1000), '*', 'id', o.id);
+    await pipe.exec().catch((err: unknown) => this.log.warn({ err, operation: o.id }, 'could not save the operation'));
+    if (o.state !== 'running') this.indexed.delete(o.id);
   }
 }

@@ -1,14 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import type { Etcd3 } from 'etcd3';
 import type { AgentService } from '../agents/agent-service.js';
-import { StillRunning, type Lifecycle } from '../agents/lifecycle.js';
+import { StillRunning, type Created, type Lifecycle } from '../agents/lifecycle.js';
 import { etcdCall, type EtcdCluster } from '../cluster/cluster.js';
 import type { ClusterKeys } from '../cluster/keys.js';
 import type { Config } from '../config.js';
 import { AppError, agentExists, agentNotFound, busy, channelStranded, nodeUnavailable } from '../errors.js';
 import type { DrainResult, MoveResult, StrandedChannel } from '../resources/move.js';
 import pLimit from 'p-limit';
-import { checkSpec, resolveSpec, type AgentSpec } from '../resources/agent-spec.js';
+import { checkSpec, resolveSpec, specDifferences, type AgentSpec, type SpecDifference } from '../resources/agent-spec.js';
 import type { AgentStatus, DeleteResult } from '../resources/agent-status.js';
 import { programName, type TableRef } from '../resources/table.js';
 import { chooseNode } from './choose.js';
@@ -53,13 +53,13 @@ export class ClusterLifecycle implements Lifecycle {
     return this.cfg.CLUSTER_WAIT_MS ?? this.cfg.AGENT_READY_TIMEOUT_MS + 60_000;
   }
 
-  async create(ref: TableRef, body: unknown, opts: { start?: boolean; by?: string; node?: string } = {}): Promise<AgentStatus> {
+  async create(ref: TableRef, body: unknown, opts: { start?: boolean; by?: string; node?: string } = {}): Promise<Created> {
     // Checked here too, so a bad body is a 400/422 from the host asked, before anything is placed.
     const spec = resolveSpec(body, ref, this.limits);
     // The same create again (a client that timed out, or whose API died, retrying through any
     // host): the first one's outcome, not an error.
     const again = await this.sameCreate(ref, spec, opts.node);
-    if (again) return again;
+    if (again && !Array.isArray(again)) return { status: again, created: false };
     const node = chooseNode(await this.cluster.list(), opts.node, this.ownedCounts());
     const desired = this.desired('create', 1, opts.by, { body: body ?? {}, start: opts.start ?? true });
     const ownerKey = this.keys.table(ref.db, ref.table, 'owner');
@@ -71,10 +71,10 @@ export class ClusterLifecycle implements Lifecycle {
     );
     if (!r.succeeded) {
       const retried = await this.sameCreate(ref, spec, opts.node, 1000);
-      if (retried) return retried;
-      throw agentExists(programName(ref));
+      if (retried && !Array.isArray(retried)) return { status: retried, created: false };
+      throw agentExists(programName(ref), retried ?? undefined);
     }
-    return (await this.outcome(ref, desired, node)).status!;
+    return { status: (await this.outcome(ref, desired, node)).status!, created: true };
   }
 
   /** Tables per owner, as etcd has them now (placement's first criterion). */
@@ -91,10 +91,11 @@ export class ClusterLifecycle implements Lifecycle {
   /**
    * The table's agent if it was created (or is being created) with this same spec and, when
    * `node` is named, on that host: the outcome of that create, waited for if under way. Null
-   * otherwise (no such create; another spec: the caller answers 409 AGENT_EXISTS). `waitMs`: how
+   * when there is no such create; the fields that differ for another spec (the caller answers
+   * 409 AGENT_EXISTS). `waitMs`: how
    * long to wait for this host's view to show an owner etcd already has.
    */
-  private async sameCreate(ref: TableRef, spec: AgentSpec, node: string | undefined, waitMs = 0): Promise<AgentStatus | null> {
+  private async sameCreate(ref: TableRef, spec: AgentSpec, node: string | undefined, waitMs = 0): Promise<AgentStatus | SpecDifference[] | null> {
     const deadline = Date.now() + waitMs;
     let e = this.view.get(ref.db, ref.table);
     while (!e?.owner && Date.now() < deadline) {
@@ -104,7 +105,9 @@ export class ClusterLifecycle implements Lifecycle {
     const d = e?.desired;
     if (!e?.owner || d?.op !== 'create' || (node !== undefined && node !== e.owner)) return null;
     const first = checkSpec(d.body, ref, this.limits);
-    if (!first.ok || JSON.stringify(sortedKeys(first.spec)) !== JSON.stringify(sortedKeys(spec))) return null;
+    if (!first.ok) return null;
+    const differences = specDifferences(first.spec, spec);
+    if (differences.length) return differences;
     if (e.status?.requestId === d.requestId) {
       if (!e.status.ok || !e.status.status) return null;
       return this.status(ref);
@@ -333,11 +336,4 @@ export class ClusterLifecycle implements Lifecycle {
     await this.settled().catch(() => undefined);
     return record;
   }
-}
-
-/** A value with every object's keys in order: two specs compare by content, whatever their key order. */
-function sortedKeys(v: unknown): unknown {
-  if (Array.isArray(v)) return v.map(sortedKeys);
-  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b)).map(([k, x]) => [k, sortedKeys(x)]));
-  return v;
 }

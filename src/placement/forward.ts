@@ -15,6 +15,8 @@ export const FORWARDED_HEADER = 'x-flume-forwarded';
  * (ClusterLifecycle). Authorization is checked here first, and again by the owner.
  */
 const FORWARDED: ReadonlyArray<[method: string, url: string]> = [
+  ['GET', '/v1/api/:db/:table'],
+  ['PUT', '/v1/api/:db/:table'],
   ['GET', '/v1/api/:db/:table/config'],
   ['PUT', '/v1/api/:db/:table/config'],
   ['PATCH', '/v1/api/:db/:table/config'],
@@ -25,7 +27,9 @@ const FORWARDED: ReadonlyArray<[method: string, url: string]> = [
   ['GET', '/v1/api/:db/:table/history'],
   ['GET', '/v1/api/:db/:table/logs'],
 ];
-const PASSED_BACK = ['content-type', 'retry-after', 'etag', 'cache-control', 'allow'];
+const PASSED_BACK = ['content-type', 'retry-after', 'etag', 'cache-control', 'allow', 'location', 'content-location', 'x-operation-id', 'preference-applied', 'idempotent-replayed'];
+/** The caller's headers that change what the owner does (conditions, async, idempotency), passed on as they came. */
+const PASSED_ON = ['if-match', 'if-none-match', 'prefer', 'idempotency-key', 'last-event-id'];
 
 export function registerForwarding(app: FastifyInstance, view: TablesView, nodes: Nodes, self: string): void {
   const forwarded = new Set(FORWARDED.map(([m, u]) => `${m} ${u}`));
@@ -48,6 +52,8 @@ export function registerForwarding(app: FastifyInstance, view: TablesView, nodes
         method: req.method,
         headers: {
           ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}),
+          ...Object.fromEntries(PASSED_ON.flatMap((h) => (typeof req.headers[h] === 'string' ? [[h, req.headers[h] as string]] : []))),
+          'x-request-id': req.id,
           ...(req.body !== undefined ? { 'content-type': 'application/json' } : {}),
           [FORWARDED_HEADER]: self,
         },

@@ -124,7 +124,7 @@ export class TableOwner {
     try {
       if (d.op === 'create') {
         try {
-          status = await this.agents.create(ref, d.body, { start: d.start ?? true, by: d.by });
+          status = (await this.agents.create(ref, d.body, { start: d.start ?? true, by: d.by })).status;
         } catch (err) {
           // Carried out before this host died, and asked again: the agent is there.
           if (!(err instanceof AppError && err.error === 'AGENT_EXISTS')) throw err;

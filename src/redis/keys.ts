@@ -21,7 +21,14 @@
  *                                 across API processes
  *   <p>revoked-control-tokens HASH jti -> unix time its JWT expires: revoked control tokens
  *                                 (a copy of var/revoked-control-tokens.json)
- *   <p>operation:<id>      STRING JSON of a bulk operation and its per-table outcomes, EX 24 h
+ *   <p>operation:<id>      STRING JSON of an operation (bulk, or one table's async call) and its
+ *                                 per-table outcomes, EX 24 h
+ *   <p>operations          STREAM one entry per operation (field id), trimmed to 24 h: the
+ *                                 listing's order and cursor
+ *   <p>idempotency:<sub>:<key> STRING JSON of the first answer to an Idempotency-Key (or
+ *                                 "pending"), EX IDEMPOTENCY_WINDOW_SECONDS
+ *   <p>events              STREAM the event stream's events (incident, state, operation),
+ *                                 capped at API_EVENTS_REPLAY: Last-Event-ID replays from it
  *   <p>audit               STREAM the audit trail, capped (a copy of var/audit.log's newest entries)
  *   <p>audit-refused       STREAM refused calls (401/403), one record per address, subject, db,
  *                                 status and minute; capped, Redis only
@@ -44,6 +51,9 @@ export interface Keys {
   incidentOnce(id: string): string;
   revokedControlTokens(): string;
   operation(id: string): string;
+  operations(): string;
+  idempotency(subject: string, key: string): string;
+  events(): string;
   audit(): string;
   auditRefused(): string;
 }
@@ -65,6 +75,9 @@ export function makeKeys(prefix: string): Keys {
     incidentOnce: (id) => `${prefix}incident-once:${id}`,
     revokedControlTokens: () => `${prefix}revoked-control-tokens`,
     operation: (id) => `${prefix}operation:${id}`,
+    operations: () => `${prefix}operations`,
+    idempotency: (subject, key) => `${prefix}idempotency:${subject}:${key}`,
+    events: () => `${prefix}events`,
     audit: () => `${prefix}audit`,
     auditRefused: () => `${prefix}audit-refused`,
   };

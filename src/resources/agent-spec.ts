@@ -203,3 +203,21 @@ export function resolveSpec(body: unknown, table: TableRef, limits: JvmLimits): 
   if (c.ok) return c.spec;
   throw specError(c);
 }
+
+/** One field where two specs differ, as a 409 AGENT_EXISTS lists it (dotted path, e.g. "channel.capacity"). */
+export interface SpecDifference {
+  field: string;
+  existing: unknown;
+  requested: unknown;
+}
+
+/** Every leaf where `requested` differs from `existing` (key order never counts); empty: the same spec. */
+export function specDifferences(existing: unknown, requested: unknown, at = ''): SpecDifference[] {
+  const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+  if (isObj(existing) && isObj(requested)) {
+    const keys = [...new Set([...Object.keys(existing), ...Object.keys(requested)])].sort();
+    return keys.flatMap((k) => specDifferences(existing[k], requested[k], at ? `${at}.${k}` : k));
+  }
+  if (JSON.stringify(existing) === JSON.stringify(requested)) return [];
+  return [{ field: at || '(spec)', existing: existing ?? null, requested: requested ?? null }];
+}

@@ -12,6 +12,7 @@ export const errorSchema = z
     error: z.string().describe('UPPER_SNAKE name of the code'),
     message: z.string(),
     details: z.record(z.string(), z.unknown()).optional(),
+    requestId: z.string().optional().describe("the request's id (X-Request-Id: the caller's or a new one), as logged and audited"),
   })
   .describe('error');
 export type ErrorBody = z.infer<typeof errorSchema>;

@@ -1,10 +1,16 @@
 import { createHash } from 'node:crypto';
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { StillRunning, type Lifecycle } from '../agents/lifecycle.js';
-import { pendingSchema } from '../resources/operation.js';
-import { NAME_PATTERN, tableParamsSchema } from '../resources/table.js';
+import type { Lifecycle } from '../agents/lifecycle.js';
+import type { ConfigService } from '../agents/config-service.js';
+import type { OperationService } from '../operations/operation-service.js';
+import { acceptedBody, answering } from '../http/prefer.js';
+import { etagOf, parseIfMatch } from '../http/conditional.js';
+import { AppError, nothingToMatch, preconditionRequired } from '../errors.js';
+import { agentSpecSchema } from '../resources/agent-spec.js';
+import { configChangeSchema } from '../resources/revision.js';
+import { NAME_PATTERN, programName, tableParamsSchema, type TableRef } from '../resources/table.js';
 import type { Reconciler } from '../recovery/reconciler.js';
 import { createBodySchema } from '../resources/agent-spec.js';
 import { forbidden, methodNotAllowed } from '../errors.js';
@@ -45,23 +51,18 @@ const statusQuerySchema = z.strictObject({ fresh: flag.optional().describe('obse
  */
 export async function agentRoutes(
   fastify: FastifyInstance,
-  opts: { lifecycle: Lifecycle; reconciler: Reconciler; fleet: FleetModel; authorize: Authorize },
+  opts: { lifecycle: Lifecycle; reconciler: Reconciler; fleet: FleetModel; authorize: Authorize; configs: ConfigService; operations: OperationService; requireIfMatch: boolean },
 ): Promise<void> {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
-  const { lifecycle, fleet, authorize } = opts;
+  const { lifecycle, fleet, authorize, configs } = opts;
   const ok = <T extends object>(message: string, body: T) => ({ code: 0 as const, message, ...body });
   const statusBody = okBody(statusSchema.shape);
-  // Many hosts: the owner still works on it past CLUSTER_WAIT_MS; GET .../status tells the outcome.
-  const pendingBody = okBody({ pending: pendingSchema }).describe('under way on its owner (many hosts): GET .../status for the outcome');
-  const orPending = async <T>(reply: FastifyReply, fn: () => Promise<T>): Promise<T | FastifyReply> => {
-    try {
-      return await fn();
-    } catch (err) {
-      if (!(err instanceof StillRunning)) throw err;
-      const p = err.pending;
-      return reply.status(202).header('retry-after', '5').send({ code: 0 as const, message: `${p.op} under way on ${p.node} (operation ${p.generation}); GET .../status for its outcome`, pending: p });
-    }
-  };
+  // Prefer: respond-async: 202 and the operation; many hosts: the owner still works on it past CLUSTER_WAIT_MS.
+  const pendingBody = acceptedBody;
+  const answer = answering(opts.operations);
+  const by = (req: { principal?: { sub: string } }) => req.principal?.sub ?? 'unknown';
+  const self = (ref: TableRef) => `/v1/api/${ref.db}/${ref.table}`;
+  const async = 'Prefer: respond-async answers 202 at once with the operation that carries it out (GET /v1/api/operations/:id).';
   const tags = ['agents'];
 
   app.post('/v1/api/:db/:table/create', {
@@ -69,17 +70,97 @@ export async function agentRoutes(
     schema: {
       tags,
       summary: "Create the table's agent and start it; answers once its source accepts events. No body: a file_roll agent with defaults",
-      ...access('operate'),
+      description: `201 with Location: the agent's URL. The same create again (a retry after a timeout) answers 200 with the agent; another spec is 409 AGENT_EXISTS naming each field that differs. ${async} ${access('operate').description}`,
       params: tableParamsSchema,
       querystring: createQuerySchema,
       body: createBodySchema,
-      response: { 201: statusBody, 202: pendingBody, ...errors(400, 401, 403, 404, 409, 422, 502, 503) },
+      response: { 200: statusBody, 201: statusBody, 202: pendingBody, ...errors(400, 401, 403, 404, 409, 422, 502, 503) },
     },
+    config: { idempotent: true },
     handler: async (req, reply) =>
-      orPending(reply, async () => {
-        const s = await lifecycle.create(req.params, req.body, { start: req.query.start === undefined || isSet(req.query.start), by: req.principal?.sub, node: req.query.node });
-        return reply.status(201).send(ok(`${s.program}: created, ${s.state}`, s));
+      answer(req, reply, 'create', req.params, async () => {
+        const c = await lifecycle.create(req.params, req.body, { start: req.query.start === undefined || isSet(req.query.start), by: req.principal?.sub, node: req.query.node });
+        const s = c.status;
+        return {
+          status: c.created ? 201 : 200,
+          headers: { location: self(req.params), 'content-location': self(req.params) },
+          body: ok(c.created ? `${s.program}: created, ${s.state}` : `${s.program}: already created with this spec, ${s.state}`, s),
+        };
       }),
+  });
+
+  const agentBody = okBody({
+    agent: statusSchema,
+    spec: agentSpecSchema,
+    revision: z.number().describe('the desired config revision (also the ETag)'),
+    links: z.record(z.string(), z.string()).describe('related resources: self, status, config, revisions, incidents, logs, history'),
+  });
+  const linksOf = (ref: TableRef) => {
+    const base = self(ref);
+    return { self: base, status: `${base}/status`, config: `${base}/config`, revisions: `${base}/config/revisions`, incidents: `${base}/incidents`, logs: `${base}/logs`, history: `${base}/history` };
+  };
+  app.get('/v1/api/:db/:table', {
+    onRequest: authorize('read'),
+    schema: {
+      tags,
+      summary: 'The agent: its status (from the fleet model), its desired spec and revision (ETag), and links to the rest',
+      ...access('read'),
+      params: tableParamsSchema,
+      response: { 200: agentBody, ...errors(400, 401, 403, 404, 503) },
+    },
+    handler: async (req, reply) => {
+      const [agent, current] = await Promise.all([lifecycle.status(req.params), configs.current(req.params)]);
+      void reply.header('etag', etagOf(current.revision));
+      return ok(`${agent.program}: ${agent.state}, revision ${current.revision}`, { agent, ...current, links: linksOf(req.params) });
+    },
+  });
+
+  const upsertBody = okBody({
+    outcome: z.enum(['created', 'unchanged', 'applied', 'stored']).describe('created: there was no agent; unchanged: the spec is the desired one already (nothing done); applied/stored: a new revision (see PUT .../config)'),
+    agent: statusSchema,
+    change: configChangeSchema.nullable().describe('the config change, when there was an agent already'),
+  });
+  app.put('/v1/api/:db/:table', {
+    onRequest: authorize('operate'),
+    schema: {
+      tags,
+      summary: "Declare the table's agent (an upsert): created when there is none (201, started), else its config becomes this spec as a new revision (200; the same spec: unchanged, nothing restarted)",
+      description: `If-Match (the ETag of GET /v1/api/:db/:table or .../config) makes the change conditional: 412 when another revision is desired now. ${async} ${access('operate').description}`,
+      params: tableParamsSchema,
+      body: createBodySchema,
+      response: { 200: upsertBody, 201: upsertBody, 202: pendingBody, ...errors(400, 401, 403, 404, 409, 412, 422, 428, 502, 503) },
+    },
+    config: { idempotent: true },
+    handler: async (req, reply) => {
+      const ifMatch = parseIfMatch(req.headers['if-match']);
+      return answer(req, reply, 'upsert', req.params, async () => {
+        const exists = await lifecycle.status(req.params).then(
+          () => true,
+          (err: unknown) => {
+            if (err instanceof AppError && err.error === 'AGENT_NOT_FOUND') return false;
+            throw err;
+          },
+        );
+        if (!exists) {
+          // If-Match on a table without an agent: nothing matches it (RFC 9110).
+          if (ifMatch !== undefined) throw nothingToMatch(programName(req.params));
+          const c = await lifecycle.create(req.params, req.body ?? {}, { by: req.principal?.sub });
+          return {
+            status: c.created ? 201 : 200,
+            headers: { location: self(req.params), etag: etagOf(c.status.revision.desired) },
+            body: ok(`${c.status.program}: ${c.created ? 'created' : 'unchanged'}, ${c.status.state}`, { outcome: c.created ? ('created' as const) : ('unchanged' as const), agent: c.status, change: null }),
+          };
+        }
+        if (ifMatch === undefined && opts.requireIfMatch) throw preconditionRequired(programName(req.params));
+        const change = await configs.change(req.params, req.body ?? {}, { mode: 'put', dryRun: false, by: by(req), ifMatch });
+        const agent = await lifecycle.status(req.params);
+        return {
+          status: 200,
+          headers: { location: self(req.params), etag: etagOf(change.revision) },
+          body: ok(change.outcome === 'unchanged' ? `${change.program}: unchanged, revision ${change.revision} stays` : `${change.program}: revision ${change.revision} ${change.outcome}`, { outcome: change.outcome as 'unchanged' | 'applied' | 'stored', agent, change }),
+        };
+      });
+    },
   });
 
   const summaries = {
@@ -99,11 +180,14 @@ export async function agentRoutes(
         params: tableParamsSchema,
         response: { 200: statusBody, 202: pendingBody, ...errors(400, 401, 403, 404, 409, 502, 503) },
       },
-      handler: async (req, reply) =>
-        orPending(reply, async () => {
-          const s = action === 'pause' ? await lifecycle.pause(req.params, req.principal?.sub ?? 'unknown') : await lifecycle[action](req.params);
-          return ok(`${s.program}: ${action === 'pause' || action === 'resume' ? (s.paused ? 'paused' : 'intake open') : s.state}`, s);
-        }),
+      handler: async (req, reply) => {
+        const run = async () => {
+          const s = action === 'pause' ? await lifecycle.pause(req.params, by(req)) : await lifecycle[action](req.params);
+          return { status: 200, body: ok(`${s.program}: ${action === 'pause' || action === 'resume' ? (s.paused ? 'paused' : 'intake open') : s.state}`, s) };
+        };
+        // pause and resume are quick: they always answer when done.
+        return answer(req, reply, action === 'pause' || action === 'resume' ? null : action, req.params, run);
+      },
     });
   }
 
@@ -134,9 +218,9 @@ export async function agentRoutes(
       response: { 200: okBody(deleteSchema.shape), 202: pendingBody, ...errors(400, 401, 403, 404, 409, 503) },
     },
     handler: async (req, reply) =>
-      orPending(reply, async () => {
+      answer(req, reply, 'delete', req.params, async () => {
         const r = await lifecycle.delete(req.params, isSet(req.query.force));
-        return ok(`${r.program}: deleted, channel data ${r.channel}`, r);
+        return { status: 200, body: ok(`${r.program}: deleted, channel data ${r.channel}`, r) };
       }),
   });
 
@@ -152,10 +236,10 @@ export async function agentRoutes(
       response: { 200: okBody(moveResultSchema.shape), 202: pendingBody, ...errors(400, 401, 403, 404, 409, 502, 503) },
     },
     handler: async (req, reply) =>
-      orPending(reply, async () => {
-        const r = await lifecycle.move(req.params, { to: req.body.to, abandonChannel: req.body.abandonChannel, by: req.principal?.sub ?? 'unknown' });
+      answer(req, reply, 'move', req.params, async () => {
+        const r = await lifecycle.move(req.params, { to: req.body.to, abandonChannel: req.body.abandonChannel, by: by(req) });
         const drains = r.stranded.hostAlive ? 'drains its channel into its sink now' : 'drains its channel into its sink when it comes back';
-        return ok(`${r.status.program}: moved from ${r.from} to ${r.to}, ${r.status.state}; ${r.from} ${drains}`, r);
+        return { status: 200, body: ok(`${r.status.program}: moved from ${r.from} to ${r.to}, ${r.status.state}; ${r.from} ${drains}`, r) };
       }),
   });
 

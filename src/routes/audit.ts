@@ -20,6 +20,7 @@ const entrySchema = z.object({
   operationId: z.string().nullable(),
   query: z.string().nullable(),
   ip: z.string(),
+  requestId: z.string().optional().describe("the call's X-Request-Id"),
 });
 const querySchema = z.strictObject({
   db: z.string().regex(NAME_PATTERN).optional(),

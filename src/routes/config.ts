@@ -7,6 +7,11 @@ import { createBodySchema } from '../resources/agent-spec.js';
 import type { Authorize } from '../http/auth.js';
 import { access, errors, ok } from '../resources/envelope.js';
 import { configChangeSchema, configViewSchema, revisionSchema } from '../resources/revision.js';
+import { etagOf, parseIfMatch } from '../http/conditional.js';
+import { acceptedBody, answering } from '../http/prefer.js';
+import type { OperationService } from '../operations/operation-service.js';
+import { preconditionRequired } from '../errors.js';
+import { programName } from '../resources/table.js';
 
 const changeQuery = z.strictObject({
   dryRun: z.enum(['true', 'false', '1', '0']).optional().describe('true: validate and diff only, nothing is written or restarted'),
@@ -23,12 +28,18 @@ const patchBodySchema = z
   .describe('JSON Merge Patch over the desired spec: e.g. {"channel":{"capacity":2000000}}; null restores an option\'s default');
 
 /** An agent's config as a resource: read, preview, apply, history, roll back. */
-export async function configRoutes(fastify: FastifyInstance, opts: { config: ConfigService; authorize: Authorize }): Promise<void> {
+export async function configRoutes(fastify: FastifyInstance, opts: { config: ConfigService; authorize: Authorize; operations: OperationService; requireIfMatch: boolean }): Promise<void> {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
   const { config, authorize } = opts;
   const tags = ['config'];
   const by = (req: { principal?: { sub: string } }) => req.principal?.sub ?? 'unknown';
   const isSet = (v: string | undefined) => v === 'true' || v === '1';
+  /** If-Match of a change: checked against the desired revision under the table's lock (412); required by CONFIG_REQUIRE_IF_MATCH (428). */
+  const ifMatchOf = (req: { headers: Record<string, string | string[] | undefined>; params: { db: string; table: string } }, dryRun = false) => {
+    const want = parseIfMatch(req.headers['if-match']);
+    if (want === undefined && opts.requireIfMatch && !dryRun) throw preconditionRequired(programName(req.params));
+    return want;
+  };
   const changed = (c: { outcome: string; program: string; revision: number }) =>
     c.outcome === 'dry_run'
       ? `${c.program}: dry run, would be revision ${c.revision}`
@@ -45,15 +56,17 @@ export async function configRoutes(fastify: FastifyInstance, opts: { config: Con
       params: tableParamsSchema,
       response: { 200: ok(configViewSchema.shape), ...errors(400, 401, 403, 404, 503) },
     },
-    handler: async (req) => {
+    handler: async (req, reply) => {
       const v = await config.get(req.params);
+      void reply.header('etag', etagOf(v.revision.desired));
       return { code: 0 as const, message: `${v.program}: revision ${v.revision.desired}`, ...v };
     },
   });
 
-  const changeResponses = { 200: ok(configChangeSchema.shape), ...errors(400, 401, 403, 404, 409, 422, 502, 503) };
+  const answer = answering(opts.operations);
+  const changeResponses = { 200: ok(configChangeSchema.shape), 202: acceptedBody, ...errors(400, 401, 403, 404, 409, 412, 422, 428, 502, 503) };
   const changeDescription =
-    'Applies as a new revision and restarts a running agent on the same port and channel; answers once it accepts events. If it does not, the previous revision runs again: 422 CONFIG_REVERTED (and an incident). ?dryRun=true only validates and diffs.';
+    'Applies as a new revision and restarts a running agent on the same port and channel; answers once it accepts events. If it does not, the previous revision runs again: 422 CONFIG_REVERTED (and an incident). ?dryRun=true only validates and diffs. If-Match: the ETag of GET .../config; another revision is desired now: 412 PRECONDITION_FAILED with the current one (without If-Match the change applies whatever the revision, unless CONFIG_REQUIRE_IF_MATCH: 428). Prefer: respond-async answers 202 at once with the operation that applies it.';
   const modes = [
     { mode: 'put', summary: 'Replace the config (a whole create body)', body: createBodySchema },
     { mode: 'patch', summary: 'Change part of the config (JSON Merge Patch)', body: patchBodySchema },
@@ -72,9 +85,14 @@ export async function configRoutes(fastify: FastifyInstance, opts: { config: Con
         body,
         response: changeResponses,
       },
-      handler: async (req) => {
-        const c = await config.change(req.params, req.body, { mode, dryRun: isSet(req.query.dryRun), by: by(req) });
-        return { code: 0 as const, message: changed(c), ...c };
+      config: { idempotent: true },
+      handler: async (req, reply) => {
+        const dryRun = isSet(req.query.dryRun);
+        const ifMatch = ifMatchOf(req, dryRun);
+        return answer(req, reply, dryRun ? null : 'config', req.params, async () => {
+          const c = await config.change(req.params, req.body, { mode, dryRun, by: by(req), ifMatch });
+          return { status: 200, headers: { etag: etagOf(c.outcome === 'dry_run' ? c.previousRevision : c.revision) }, body: { code: 0 as const, message: changed(c), ...c } };
+        });
       },
     });
   }
@@ -104,9 +122,13 @@ export async function configRoutes(fastify: FastifyInstance, opts: { config: Con
       body: z.strictObject({ revision: z.number().int().min(1).optional() }),
       response: changeResponses,
     },
-    handler: async (req) => {
-      const c = await config.rollback(req.params, req.body.revision, by(req));
-      return { code: 0 as const, message: changed(c), ...c };
+    config: { idempotent: true },
+    handler: async (req, reply) => {
+      const ifMatch = ifMatchOf(req);
+      return answer(req, reply, 'rollback', req.params, async () => {
+        const c = await config.rollback(req.params, req.body.revision, by(req), ifMatch);
+        return { status: 200, headers: { etag: etagOf(c.revision) }, body: { code: 0 as const, message: changed(c), ...c } };
+      });
     },
   });
 }

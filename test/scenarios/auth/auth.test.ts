@@ -29,6 +29,9 @@ const as = (token: string | null, method: Method, url: string, payload?: object)
 // Every control route, what it needs, and the answer it gives once authorized (the calls are
 // chosen to change nothing: unknown tables, bad bodies).
 const ROUTES: Array<[method: Method, url: string, need: 'read' | 'operate' | 'admin', authorized: number, payload?: object]> = [
+  // First: the agent's own URL would also match /v1/api/<word>/<word> routes listed below.
+  ['GET', '/v1/api/shop/orders', 'read', 404],
+  ['PUT', '/v1/api/shop/orders', 'operate', 400, { sink: 'nope' }],
   ['POST', '/v1/api/shop/orders/create', 'operate', 400, { sink: 'nope' }],
   ['POST', '/v1/api/shop/orders/start', 'operate', 404],
   ['POST', '/v1/api/shop/orders/stop', 'operate', 404],
@@ -61,6 +64,9 @@ const ROUTES: Array<[method: Method, url: string, need: 'read' | 'operate' | 'ad
   // A stream that stays open once authorized (0): only its refusals are called here.
   ['GET', '/v1/api/events', 'read', 0],
   ['GET', '/v1/api/operations/00000000-0000-4000-8000-000000000000', 'read', 404],
+  ['GET', '/v1/api/operations', 'read', 200],
+  ['POST', '/v1/api/operations/00000000-0000-4000-8000-000000000000/cancel', 'operate', 404],
+
   ['GET', '/v1/api/audit', 'admin', 200],
   ['GET', '/v1/api/shop/orders/logs', 'operate', 404],
   ['GET', '/v1/api/shop/orders/history', 'read', 404],

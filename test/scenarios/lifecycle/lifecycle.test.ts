@@ -164,7 +164,7 @@ describe('agent lifecycle against real supervisord, Redis and Flume', () => {
     const before = await snapshot();
     const dup = await h.api('POST', '/v1/api/crm/leads/create');
     expect(dup.statusCode).toBe(409);
-    expect(dup.json()).toMatchObject({ code: 10090, error: 'AGENT_EXISTS' });
+    expect(dup.json()).toMatchObject({ code: 10090, error: 'AGENT_EXISTS', details: { differences: expect.arrayContaining([{ field: 'sink', existing: 'logger', requested: 'file_roll' }]) } });
     expect(await snapshot()).toEqual(before);
 
     for (const [method, url] of [
