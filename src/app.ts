@@ -26,6 +26,7 @@ import { registerOpenApi } from './http/openapi.js';
 import { registerRequestId, requestIdOf } from './http/request-id.js';
 import { registerIdempotency } from './http/idempotency.js';
 import { EventStreams } from './http/sse.js';
+import { EventJournal } from './http/event-journal.js';
 import { clientErrorHandler, frameworkErrors, registerErrorHandling } from './http/error-handler.js';
 import { makeKeys } from './redis/keys.js';
 import { agentRoutes } from './routes/agents.js';
@@ -51,6 +52,7 @@ import { measureCapacity } from './agents/capacity.js';
 import type { Lifecycle } from './agents/lifecycle.js';
 import { clusterLifecycle } from './placement/index.js';
 import { IncidentService } from './incidents/incident-service.js';
+import { WebhookOutbox } from './incidents/webhook-outbox.js';
 import type { SupervisorDriver } from './supervisor/driver.js';
 import { TokenService } from './tokens/token-service.js';
 
@@ -107,7 +109,16 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
   // What Redis copies from disk besides the agents' own keys: restored the one way (Restorable).
   const reconciler = new Reconciler(redis, keys, host, fleet, agents, [tokens, audit, revocations], log.child({ component: 'reconciler' }));
   const webhookSecret = config.WEBHOOK_URLS.length ? loadOrCreateWebhookSecret(config) : '';
-  const incidents = new IncidentService(config, redis, keys, events, driver, store, lock, agents, log.child({ component: 'incidents' }), webhookSecret);
+  const outbox: WebhookOutbox | null = config.WEBHOOK_URLS.length
+    ? new WebhookOutbox(
+        join(config.varDir, 'webhooks'),
+        config.WEBHOOK_URLS,
+        { retries: config.WEBHOOK_RETRIES, baseMs: config.WEBHOOK_RETRY_BASE_MS, secret: webhookSecret },
+        (program, id, d): Promise<void> => incidents.recordDelivery(program, id, d),
+        log.child({ component: 'webhooks' }),
+      )
+    : null;
+  const incidents = new IncidentService(config, redis, keys, events, driver, store, lock, agents, log.child({ component: 'incidents' }), outbox);
   fleet.on('idle', (e: IdleEvent) => void incidents.reportIdle(e).catch((err: unknown) => log.warn({ err }, 'could not raise an idle incident')));
   const configs = new ConfigService(config, store, lock, agents, log.child({ component: 'config' }), async (c) => {
     const { program, message, ...details } = c;
@@ -121,7 +132,7 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
   const nodes: Nodes = cluster ?? new SingleHost(config, measure);
   const spread = cluster ? clusterLifecycle(
         config, cluster,
-        { agents, store, routes: routeTable, reconciler, tokens, revocations, webhooks: { urls: config.WEBHOOK_URLS, retries: config.WEBHOOK_RETRIES, secret: webhookSecret } },
+        { agents, store, routes: routeTable, reconciler, tokens, revocations, webhooks: outbox },
         log.child({ component: 'placement' }),
       ) : null;
   const lifecycle: Lifecycle = spread?.lifecycle ?? agents;
@@ -169,7 +180,11 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
   void app.register(controlTokenRoutes, { revocations, authorize });
   void app.register(sinkRoutes, { config, authorize });
   void app.register(nodeRoutes, { nodes, actions: spread?.actions ?? null, authorize });
-  void app.register(eventRoutes, { incidents, fleet, agents, operations, authorize, streams });
+  const journal = new EventJournal(redis, keys, config.API_EVENTS_REPLAY, log.child({ component: 'events' }));
+  incidents.on('incident', (i: unknown) => journal.publish('incident', i));
+  fleet.on('state', (c: unknown) => journal.publish('state', c));
+  operations.on('operation', (o: unknown) => journal.publish('operation', o));
+  void app.register(eventRoutes, { incidents, agents, journal, authorize, streams });
   void app.register(metricsRoutes, { agents, incidents });
   void app.register(pageRoutes);
 

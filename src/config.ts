@@ -140,8 +140,10 @@ export const configSchema = z.object({
     .default('')
     .transform((s) => s.split(',').map((u) => u.trim()).filter(Boolean))
     .refine((urls) => urls.every((u) => /^https?:\/\/\S+$/.test(u)), 'must be comma-separated http(s) URLs'),
-  WEBHOOK_RETRIES: z.coerce.number().int().min(0).max(10).default(3),
-  /** Signs every webhook body (X-Flume-Signature). Unset: generated once into var/webhook-secret (0600). */
+  /** Attempts after the first, backing off from WEBHOOK_RETRY_BASE_MS (doubling, at most 10 min apart): 10 spans about 17 min. */
+  WEBHOOK_RETRIES: z.coerce.number().int().min(0).max(30).default(10),
+  WEBHOOK_RETRY_BASE_MS: z.coerce.number().int().min(100).max(600_000).default(1000),
+  /** Signs every webhook body (webhook-signature, X-Flume-Signature). Unset: generated once into var/webhook-secret (0600). */
   WEBHOOK_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
   /** This many unexpected exits within CRASH_LOOP_WINDOW_SECONDS make a crash loop. */
   CRASH_LOOP_EXITS: z.coerce.number().int().min(2).default(3),

@@ -38,6 +38,8 @@ export interface AuditFilter {
   limit: number;
   /** Only these dbs (a token limited to some dbs); entries without a db are left out. */
   dbs?: string[];
+  /** Continue after this entry (a previous page's nextCursor: a stream id). */
+  cursor?: string;
 }
 
 /** How much of the file's end is read to refill Redis after a loss. */
@@ -76,22 +78,27 @@ export class AuditLog {
     return this.queue;
   }
 
-  /** Newest first, filtered, at most `limit`; scans at most the stream's length. */
-  async query(f: AuditFilter): Promise<AuditEntry[]> {
+  /**
+   * Newest first, filtered, at most `limit`, after `cursor`; scans at most the stream's length.
+   * `nextCursor` continues where this page ended (null: nothing older is kept).
+   */
+  async query(f: AuditFilter): Promise<{ entries: AuditEntry[]; nextCursor: string | null }> {
     const out: AuditEntry[] = [];
-    let end = '+';
-    for (let scanned = 0; out.length < f.limit && scanned < this.opts.streamLength; ) {
+    let end = f.cursor ? `(${f.cursor}` : '+';
+    let last: string | null = null;
+    for (let scanned = 0; scanned < this.opts.streamLength; ) {
       const batch = await this.redis.xrevrange(this.keys.audit(), end, '-', 'COUNT', 500);
-      if (!batch.length) break;
+      if (!batch.length) return { entries: out, nextCursor: null };
       for (const [id, fields] of batch) {
         scanned++;
         end = `(${id}`;
+        last = id;
         const e = JSON.parse(fields[1] ?? '{}') as AuditEntry;
         if (matches(e, f)) out.push(e);
-        if (out.length >= f.limit) break;
+        if (out.length >= f.limit) return { entries: out, nextCursor: id };
       }
     }
-    return out;
+    return { entries: out, nextCursor: last };
   }
 
   /**

@@ -2,7 +2,8 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { tooManyStreams } from '../errors.js';
 
 export interface EventStream {
-  send(event: string, data: unknown): void;
+  /** One event; with `id`, the SSE `id:` a reconnecting client sends back as Last-Event-ID. */
+  send(event: string, data: unknown, id?: string | null): void;
 }
 
 /**
@@ -62,6 +63,6 @@ export class EventStreams {
     this.streams.add(end);
     req.raw.on('close', end);
     write(': flume-service events\n\n');
-    return { send: (event, data) => write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`) };
+    return { send: (event, data, id) => write(`${id ? `id: ${id}\n` : ''}event: ${event}\ndata: ${JSON.stringify(data)}\n\n`) };
   }
 }

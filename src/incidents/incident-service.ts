@@ -17,7 +17,8 @@ import { incidentNotFound } from '../errors.js';
 import { lastExit, suggestAction, type ExitCause } from './explain.js';
 import { FatalRetry } from './fatal-retry.js';
 import { IncidentStore } from './incident-store.js';
-import { deliverWebhooks, webhookHost } from './webhooks.js';
+import { webhookHost } from './webhooks.js';
+import type { WebhookOutbox } from './webhook-outbox.js';
 import type { WebhookDelivery } from '../resources/incident.js';
 
 const LOG_TAIL_LINES = 20;
@@ -83,7 +84,8 @@ export class IncidentService extends EventEmitter {
     private readonly lock: TableLock,
     private readonly agents: AgentService,
     private readonly log: Logger,
-    private readonly webhookSecret = '',
+    /** WEBHOOK_URLS: every incident is handed to it (kept on disk until delivered). */
+    private readonly outbox: WebhookOutbox | null = null,
   ) {
     super();
     this.setMaxListeners(0);
@@ -107,13 +109,26 @@ export class IncidentService extends EventEmitter {
   async start(): Promise<void> {
     if (this.running) return;
     this.running = true;
+    await this.outbox?.start();
     this.subscription = this.events.consume('incidents', this.cfg.INSTANCE_NAME, (e) => this.onEvent(e));
     this.resyncJob = periodic('incident resync', this.cfg.RESYNC_INTERVAL_MS, () => this.resync(), this.log);
     await this.resyncJob.runNow();
   }
 
+  /** A webhook delivery's progress, into the incident's `webhooks` (the entry of that URL's host). */
+  async recordDelivery(program: string, id: string, d: WebhookDelivery): Promise<void> {
+    await this.stored.update(program, id, (i) => {
+      const at = i.webhooks.findIndex((w) => w.host === d.host && (w.outcome === 'pending' || w.outcome === d.outcome));
+      const webhooks = [...i.webhooks];
+      if (at >= 0) webhooks[at] = d;
+      else webhooks.push(d);
+      return { ...i, webhooks };
+    });
+  }
+
   async stop(): Promise<void> {
     this.running = false;
+    this.outbox?.stop();
     this.fatal.stop();
     await this.resyncJob?.stop();
     await this.subscription?.stop();
@@ -297,12 +312,8 @@ export class IncidentService extends EventEmitter {
       .push(incident)
       .catch((err: unknown) => log.error({ err }, 'could not store the incident'));
     this.emit('incident', incident);
-    if (this.cfg.WEBHOOK_URLS.length) {
-      // Receivers are outside the service: they get what a viewer gets, no log tail (it holds event data).
-      void deliverWebhooks(this.cfg.WEBHOOK_URLS, withoutLogTail(incident), { retries: this.cfg.WEBHOOK_RETRIES, secret: this.webhookSecret }, log).then((webhooks) =>
-        this.stored.update(program, incident.id, (i) => ({ ...i, webhooks })).catch((err: unknown) => log.warn({ err }, 'could not record the webhook outcome')),
-      );
-    }
+    // Receivers are outside the service: they get what a viewer gets, no log tail (it holds event data).
+    await this.outbox?.send(incident.id, withoutLogTail(incident), program).catch((err: unknown) => log.error({ err }, 'could not keep the incident for its webhooks'));
     return incident;
   }
 }

@@ -31,10 +31,16 @@ export class IncidentStore {
     return (await this.redis.lrange(this.keys.incidents(program), 0, HISTORY_LENGTH - 1)).map((s) => JSON.parse(s) as Incident);
   }
 
-  /** The newest incidents across these agents, newest first (one round trip). */
-  async recent(programs: string[], limit: number): Promise<Incident[]> {
-    const all = (await this.lists(programs, limit)).flat();
-    return all.sort((a, b) => (a.at < b.at ? 1 : a.at > b.at ? -1 : 0)).slice(0, limit);
+  /**
+   * A page of these agents' incidents, newest first (by time, then id), after `cursor` (the
+   * previous page's nextCursor: "<at>|<id>"); nextCursor null when no older one is kept.
+   */
+  async page(programs: string[], limit: number, cursor?: string): Promise<{ incidents: Incident[]; nextCursor: string | null }> {
+    const key = (i: Incident) => `${i.at}|${i.id}`;
+    const all = (await this.lists(programs, HISTORY_LENGTH)).flat().sort((a, b) => (key(a) < key(b) ? 1 : key(a) > key(b) ? -1 : 0));
+    const after = cursor ? all.filter((i) => key(i) < cursor) : all;
+    const incidents = after.slice(0, limit);
+    return { incidents, nextCursor: after.length > limit ? key(incidents.at(-1)!) : null };
   }
 
   /** Incidents of these agents from the last 24 h that need someone (not info) and nobody acknowledged. */

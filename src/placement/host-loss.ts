@@ -6,7 +6,7 @@ import type { Coordinator } from '../cluster/coordinator.js';
 import type { ClusterKeys } from '../cluster/keys.js';
 import type { Membership } from '../cluster/membership.js';
 import { incidentNotFound } from '../errors.js';
-import { deliverWebhooks } from '../incidents/webhooks.js';
+import type { WebhookOutbox } from '../incidents/webhook-outbox.js';
 import { periodic, type Periodic } from '../periodic.js';
 import { nodeIncidentSchema, type NodeIncident, type NodeView } from '../resources/node.js';
 import type { MoveResult } from '../resources/move.js';
@@ -48,7 +48,7 @@ export class HostLoss {
     private readonly membership: Membership,
     private readonly coordinator: Coordinator,
     private readonly view: TablesView,
-    private readonly webhooks: { urls: string[]; retries: number; secret: string },
+    private readonly webhooks: WebhookOutbox | null,
     private readonly ttlSeconds: number,
     /** Moves a table (ClusterLifecycle.move): the failover's way. */
     private readonly move: (ref: { db: string; table: string }, opts: { abandonChannel: boolean; by: string }) => Promise<MoveResult>,
@@ -193,7 +193,7 @@ export class HostLoss {
     const log = this.log.child({ node, type });
     if (severity === 'info') log.info({ incident }, message);
     else log.warn({ incident }, message);
-    if (this.webhooks.urls.length) void deliverWebhooks(this.webhooks.urls, incident, { retries: this.webhooks.retries, secret: this.webhooks.secret }, log);
+    await this.webhooks?.send(id, incident, null).catch((err: unknown) => log.error({ err }, 'could not keep the incident for its webhooks'));
     const all = this.list(node);
     for (const old of all.slice(NODE_INCIDENTS_KEPT)) await this.etcd.delete().key(this.keys.incidents(node) + old.id).exec();
   }

@@ -1,3 +1,4 @@
+import type { WebhookOutbox } from '../incidents/webhook-outbox.js';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { revisionOf, type AgentStore } from '../store/agent-store.js';
@@ -45,7 +46,8 @@ export function clusterLifecycle(
   cluster: EtcdCluster,
   parts: {
     agents: AgentService; store: AgentStore; routes: RouteTable; reconciler: Reconciler; tokens: TokenService; revocations: ControlTokenRevocations;
-    webhooks: { urls: string[]; retries: number; secret: string };
+    /** Where node incidents go besides etcd (WEBHOOK_URLS), or null. */
+    webhooks: WebhookOutbox | null;
   },
   log: Logger,
 ): { lifecycle: Lifecycle; actions: NodeActions; register(app: FastifyInstance): void } {

@@ -29,7 +29,9 @@ const querySchema = z.strictObject({
   action: z.string().min(1).max(100).optional().describe('part of the action, e.g. "stop" or "config"'),
   outcome: z.enum(['ok', 'error']).optional(),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
+  cursor: z.string().regex(/^\d{1,16}-\d{1,10}$/, 'cursor is the nextCursor of the previous page').optional().describe("the previous page's nextCursor"),
 });
+const nextCursor = z.string().nullable().describe('pass as ?cursor= for the next (older) page; null: nothing older is kept');
 
 /** The audit trail, newest first. */
 const refusedSchema = z.object({
@@ -52,11 +54,11 @@ export async function auditRoutes(fastify: FastifyInstance, opts: { audit: Audit
       summary: 'Who changed what: every mutating call that passed authorization, newest first, with filters (kept in var/audit.log, queried from Redis); refused calls are at /v1/api/audit/refused',
       ...access('admin'),
       querystring: querySchema,
-      response: { 200: ok({ entries: z.array(entrySchema) }), ...errors(400, 401, 403, 503) },
+      response: { 200: ok({ entries: z.array(entrySchema), nextCursor }), ...errors(400, 401, 403, 503) },
     },
     handler: async (req) => {
-      const entries = await opts.audit.query({ ...req.query, dbs: req.principal?.dbs });
-      return { code: 0 as const, message: `${entries.length} entr${entries.length === 1 ? 'y' : 'ies'}, newest first`, entries };
+      const { entries, nextCursor: next } = await opts.audit.query({ ...req.query, dbs: req.principal?.dbs });
+      return { code: 0 as const, message: `${entries.length} entr${entries.length === 1 ? 'y' : 'ies'}, newest first`, entries, nextCursor: next };
     },
   });
 

@@ -1,20 +1,45 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Webhook } from 'standardwebhooks';
 
-/** A webhook receiver on a random loopback port; keeps every JSON body it gets, and each request as sent. */
-export async function startWebhookReceiver(): Promise<{
+/**
+ * A webhook receiver on a loopback port (random, or `port`); keeps every JSON body it gets, and
+ * each request as sent. With `secret`, it is the receiver docs/api.md describes: it verifies the
+ * Standard Webhooks signature with a standard library (a bad one: 401, kept in `rejected`) and
+ * keeps each message once by `webhook-id` in `byId` (`duplicates` counts repeats).
+ */
+export async function startWebhookReceiver(opts: { port?: number; secret?: string } = {}): Promise<{
   url: string;
+  port: number;
   received: Array<Record<string, unknown>>;
   requests: Array<{ headers: Record<string, string | string[] | undefined>; body: string }>;
+  byId: Map<string, Record<string, unknown>>;
+  duplicates: number;
+  rejected: number;
   close(): Promise<void>;
 }> {
   const received: Array<Record<string, unknown>> = [];
   const requests: Array<{ headers: Record<string, string | string[] | undefined>; body: string }> = [];
+  const byId = new Map<string, Record<string, unknown>>();
+  const counts = { duplicates: 0, rejected: 0 };
+  const verifier = opts.secret ? new Webhook(`whsec_${Buffer.from(opts.secret, 'utf8').toString('base64')}`) : null;
   const server: Server = createServer((req, res) => {
     let body = '';
     req.on('data', (c: Buffer) => (body += c.toString()));
     req.on('end', () => {
       requests.push({ headers: req.headers, body });
+      if (verifier) {
+        try {
+          const msg = verifier.verify(body, req.headers as Record<string, string>) as Record<string, unknown>;
+          const id = String(req.headers['webhook-id']);
+          if (byId.has(id)) counts.duplicates++;
+          else byId.set(id, msg);
+        } catch {
+          counts.rejected++;
+          res.writeHead(401).end();
+          return;
+        }
+      }
       try {
         received.push(JSON.parse(body) as Record<string, unknown>);
       } catch {
@@ -23,18 +48,35 @@ export async function startWebhookReceiver(): Promise<{
       res.writeHead(204).end();
     });
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  await new Promise<void>((r) => server.listen(opts.port ?? 0, '127.0.0.1', r));
   const { port } = server.address() as AddressInfo;
-  return { url: `http://127.0.0.1:${port}/hook`, received, requests, close: () => new Promise((r) => server.close(() => r())) };
+  return {
+    url: `http://127.0.0.1:${port}/hook`,
+    port,
+    received,
+    requests,
+    byId,
+    get duplicates() {
+      return counts.duplicates;
+    },
+    get rejected() {
+      return counts.rejected;
+    },
+    close: () =>
+      new Promise((r) => {
+        server.close(() => r());
+        server.closeAllConnections();
+      }),
+  };
 }
 
 /** Reads a server-sent-event stream with a bearer token (EventSource cannot send headers). */
-export function openEventStream(url: string, token: string) {
-  const events: Array<{ event: string; data: Record<string, unknown>; receivedAt: number }> = [];
+export function openEventStream(url: string, token: string, lastEventId?: string) {
+  const events: Array<{ id: string | null; event: string; data: Record<string, unknown>; receivedAt: number }> = [];
   const ctl = new AbortController();
   const state = { opened: false };
   const done = (async () => {
-    const res = await fetch(url, { headers: { authorization: `Bearer ${token}` }, signal: ctl.signal });
+    const res = await fetch(url, { headers: { authorization: `Bearer ${token}`, ...(lastEventId ? { 'last-event-id': lastEventId } : {}) }, signal: ctl.signal });
     state.opened = res.ok;
     const reader = res.body!.getReader();
     const dec = new TextDecoder();
@@ -49,7 +91,8 @@ export function openEventStream(url: string, token: string) {
         buf = buf.slice(i + 2);
         const event = /^event: (.*)$/m.exec(block)?.[1];
         const data = /^data: (.*)$/m.exec(block)?.[1];
-        if (event && data) events.push({ event, data: JSON.parse(data) as Record<string, unknown>, receivedAt: Date.now() });
+        const id = /^id: (.*)$/m.exec(block)?.[1] ?? null;
+        if (event && data) events.push({ id, event, data: JSON.parse(data) as Record<string, unknown>, receivedAt: Date.now() });
       }
     }
   })().catch(() => undefined);

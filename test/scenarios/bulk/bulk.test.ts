@@ -41,7 +41,7 @@ describe('bulk operations', () => {
     expect(r.headers.location).toBe(`/v1/api/operations/${operation.id}`);
     expect(operation).toMatchObject({ op: 'stop', total: 4, by: 'test-admin' });
     const done = await finished(operation.id);
-    expect(done.counts).toEqual({ applied: 4, failed: 0, skipped: 0, pending: 0 });
+    expect(done.counts).toEqual({ applied: 4, failed: 0, skipped: 0, pending: 0, cancelled: 0 });
     for (const pid of pids) expect(pidAlive(pid)).toBe(false);
     for (const t of TABLES) expect((await h.inject({ method: 'GET', url: `/v1/api/bulk_db/${t}/status` })).json()).toMatchObject({ state: 'STOPPED', desired: 'stopped' });
     expect((await h.inject({ method: 'GET', url: '/v1/api/other/keep/status' })).json().state).toMatch(/RUNNING|STARTING/);
