@@ -386,7 +386,10 @@ describe('hardening', () => {
     // A burst of state changes, far more than the socket buffers hold (20 MB).
     const big = 'x'.repeat(4096);
     for (let i = 0; i < 5000; i++) h.fleet.emit('state', { db: 'good', table: 'events', program: 'flume-good-events', from: 'RUNNING', to: 'RUNNING', at: big });
-    // The burst was written synchronously: a server that drops the stream has done so by now.
+    // Each event is kept for replay (Redis) before it is written to the streams: once all are
+    // kept, all were written, and a server that drops the stream has done so.
+    await until(() => h.redis.xlen(h.keys.events()), (n) => n >= 5000, 30_000, 50);
+    await new Promise((r) => setTimeout(r, 200));
     res?.resume();
     // Dropped: the connection ends before the client read what was sent (a kept stream never ends).
     expect(await Promise.race([closed, new Promise<boolean>((r) => setTimeout(() => r(false), 10_000))])).toBe(true);
