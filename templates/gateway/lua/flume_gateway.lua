@@ -63,14 +63,24 @@ local function nested_empty_array(body)
   return false
 end
 
+-- The request's id, as the API's: the sender's X-Request-Id when it is 1-128 characters of
+-- letters, digits and ._:@/+=-, else nginx's own ($request_id). Echoed and in error bodies.
+local function request_id()
+  local given = ngx.var.http_x_request_id
+  if given and #given <= 128 and given:find("^[%w%._:@/%+=%-]+$") then return given end
+  return ngx.var.request_id
+end
+
 -- An error answer: its status, code and Retry-After come from the catalogue generated from
 -- src/errors.ts (var/gateway/lua/flume_errors.lua), never from here.
 local function reply(err, message)
   local e = ERRORS[err] or ERRORS.INTERNAL
+  local rid = request_id()
   ngx.status = e.status
   ngx.header["Content-Type"] = "application/json"
+  ngx.header["X-Request-Id"] = rid
   if e.retry_after then ngx.header["Retry-After"] = tostring(e.retry_after) end
-  ngx.say(cjson.encode({ code = e.code, error = err, message = message }))
+  ngx.say(cjson.encode({ code = e.code, error = err, message = message, requestId = rid }))
   return ngx.exit(ngx.HTTP_OK)
 end
 

@@ -108,6 +108,13 @@ describe('gateway: every failure has a short JSON answer', () => {
     expect(get.status).toBe(405);
     expect(await get.json()).toMatchObject({ error: 'METHOD_NOT_ALLOWED' });
     expect((await fetch(`${gw.url}/elsewhere`)).status).toBe(404);
+    // Each error names its request: the sender's X-Request-Id, or one the gateway made.
+    const made = await ingest(gw, 'shop', 'orders', null, events('x'));
+    expect(made.json.requestId).toMatch(/^[0-9a-f]{32}$/);
+    expect(made.headers['x-request-id']).toBe(made.json.requestId);
+    const given = await fetch(`${gw.url}/ingest/shop/orders`, { method: 'POST', headers: { 'x-request-id': 'sender-trace.7' }, body: '[]' });
+    expect(given.headers.get('x-request-id')).toBe('sender-trace.7');
+    expect(await given.json()).toMatchObject({ error: 'TOKEN_MISSING', requestId: 'sender-trace.7' });
   });
 
   it('400 for a body that is not a JSON array of events, 413 over the size limit', async () => {
