@@ -23,6 +23,8 @@ const KEY = /^[A-Za-z0-9._:+/=-]{1,200}$/;
 const KEPT = ['content-type', 'location', 'content-location', 'etag', 'x-operation-id', 'preference-applied', 'retry-after'];
 /** A first request that never answered (its API process died) holds its key at most this long. */
 const PENDING_SECONDS = 600;
+/** The largest answer kept for a replay. */
+const MAX_KEPT_BYTES = 1024 * 1024;
 
 interface Stored {
   state: 'pending' | 'done';
@@ -80,7 +82,8 @@ export function registerIdempotency(app: FastifyInstance, redis: Redis, keys: Ke
     if (!rec) return payload;
     req.idempotencyRecord = undefined;
     const status = reply.statusCode;
-    const retryable = status >= 500 || status === 429 || req.errorName === 'BUSY';
+    // Answers too large to keep (a bulk operation over thousands of tables) are not replayed either.
+    const retryable = status >= 500 || status === 429 || req.errorName === 'BUSY' || (typeof payload === 'string' && payload.length > MAX_KEPT_BYTES);
     const write = retryable
       ? redis.del(rec.key)
       : redis.set(

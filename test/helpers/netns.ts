@@ -79,9 +79,15 @@ export class NetnsCluster {
   }
 
   /** An HTTP call made from inside host `from` (curl): status, and the body as JSON when it is. */
-  async http(from: number, method: string, url: string, opts: { body?: unknown; token?: string; timeoutS?: number } = {}): Promise<{ status: number; body: Record<string, unknown>; text: string }> {
+  async http(
+    from: number,
+    method: string,
+    url: string,
+    opts: { body?: unknown; token?: string; timeoutS?: number; headers?: Record<string, string> } = {},
+  ): Promise<{ status: number; body: Record<string, unknown>; text: string }> {
     const args = ['-sS', '-o', '-', '-w', '\n%{http_code}', '-X', method, '--max-time', String(opts.timeoutS ?? 60)];
     if (opts.token) args.push('-H', `authorization: Bearer ${opts.token}`);
+    for (const [k, v] of Object.entries(opts.headers ?? {})) args.push('-H', `${k}: ${v}`);
     if (opts.body !== undefined) args.push('-H', 'content-type: application/json', '--data-binary', JSON.stringify(opts.body));
     args.push(url);
     const child = spawn('ip', ['netns', 'exec', this.ns(from), 'curl', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });

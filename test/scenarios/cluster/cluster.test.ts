@@ -158,6 +158,13 @@ describe('tables across hosts', () => {
     expect(changed.status, changed.text).toBe(200);
     expect(changed.body).toMatchObject({ outcome: 'applied', revision: 2 });
     expect(await until(async () => specInEtcd(), (x) => x?.revision === 2, 5000, 100)).toMatchObject({ revision: 2, spec: { channel: { capacity: 200000 } } });
+    // If-Match travels with the call to the owner: a stale revision through another host is 412, unchanged.
+    const stale = await cluster.http(1, 'PATCH', at(1, '/v1/api/spread/orders/config'), { token: admin, body: { channel: { capacity: 300000 } }, headers: { 'if-match': '"1"' } });
+    expect(stale.status, stale.text).toBe(412);
+    expect(stale.body).toMatchObject({ error: 'PRECONDITION_FAILED', details: { revision: 2 } });
+    const agent = await cluster.http(2, 'GET', at(2, '/v1/api/spread/orders'), { token: admin });
+    expect(agent.status, agent.text).toBe(200);
+    expect(agent.body).toMatchObject({ agent: { node: 'h3' }, revision: 2, spec: { channel: { capacity: 200000 } } });
     const viewer = await cluster.http(1, 'GET', at(1, '/v1/api/spread/orders/logs'), { token: viewerToken() });
     expect(viewer.status).toBe(403); // checked by the host asked, before anything is handed on
     expect((await cluster.http(2, 'POST', at(2, '/v1/api/spread/orders/resume'), { token: admin })).body).toMatchObject({ node: 'h3', paused: false });
