@@ -74,6 +74,9 @@ export class AgentService implements Lifecycle {
     const program = programName(ref);
     const paths = this.store.paths(program);
     const log = this.log.child({ program });
+    // The same create again (a client that timed out): its agent, from what is on disk, no lock taken.
+    const done = await this.sameAsCreated(program, spec);
+    if (done) return done;
     // A create of this table under way (the first try of a client that timed out): its outcome decides.
     return this.afterCreates(program, () => this.lock.run(program, 'create', async (): Promise<Created> => {
       if (this.store.hasMeta(program) || this.store.hasProgram(program)) {
@@ -124,6 +127,18 @@ export class AgentService implements Lifecycle {
         throw err;
       }
     }));
+  }
+
+  /**
+   * The existing agent when its desired spec is `spec` and no operation holds the table (its
+   * create is over, not rolling back); null otherwise: the create goes on and decides under the lock.
+   */
+  private async sameAsCreated(program: string, spec: AgentSpec): Promise<Created | null> {
+    if (!this.store.hasMeta(program) || (await this.lock.busy(program))) return null;
+    const existing = await this.store.readMeta(program);
+    if (!existing || specDifferences(existing.spec, spec).length) return null;
+    const status = await this.status(existing).catch(() => null);
+    return status ? { status, created: false } : null;
   }
 
   /** Runs `fn`; while another create holds the table, waits for it (a start's ready timeout and queue at most) and tries again. */
