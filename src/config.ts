@@ -70,6 +70,8 @@ export const configSchema = z.object({
    * generated password reaches the API and the gateway without being in any environment.
    */
   REDIS_PASSWORD_FILE: z.string().optional(),
+  /** rediss:// only: the PEM file of the CA that signed Redis's certificate (API, event listener and gateway); unset: the system's roots. */
+  REDIS_TLS_CA_FILE: z.string().regex(/^\/[A-Za-z0-9_.\/-]+$/, 'must be an absolute path of letters, digits and _ . / -').optional(),
   REDIS_KEY_PREFIX: z.string().regex(/^[A-Za-z0-9:_.-]{1,64}$/).default('flume:'),
   /** Holds conf.d/ (supervisor programs), services/ (agent files) and var/ (channels, outputs, sockets). */
   STATE_DIR: z.string().default(PROJECT_ROOT),
@@ -251,6 +253,18 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       }
       url.password = encodeURIComponent(password);
       c.REDIS_URL = url.toString();
+    }
+  }
+  // What REDIS_URL may be: the gateway's Lua speaks these two, so the API never works on a Redis the gateway cannot reach.
+  const redisUrl = new URL(c.REDIS_URL);
+  if (redisUrl.protocol !== 'redis:' && redisUrl.protocol !== 'rediss:') {
+    throw new ConfigError(`invalid configuration:\n  REDIS_URL: must be redis://[user:password@]host:port[/db] or rediss://... (TLS), not ${redisUrl.protocol}//`);
+  }
+  if (c.REDIS_TLS_CA_FILE) {
+    try {
+      readFileSync(c.REDIS_TLS_CA_FILE);
+    } catch (err) {
+      throw new ConfigError(`invalid configuration:\n  REDIS_TLS_CA_FILE: cannot read ${c.REDIS_TLS_CA_FILE} (${(err as Error).message})`);
     }
   }
   // Agents start with an empty environment (templates/program.conf): a bare JAVA_BIN is found on

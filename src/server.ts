@@ -29,7 +29,7 @@ async function main(): Promise<void> {
   for (const r of reaped) {
     log.warn({ pid: r.pid, kind: r.kind, program: r.program, signal: r.signal, graceful: r.graceful, ms: r.ms }, 'stopped a process of this installation that no live supervisord owns');
   }
-  const redis = createRedis(config.REDIS_URL);
+  const redis = createRedis(config.REDIS_URL, config.REDIS_TLS_CA_FILE);
   redis.on('error', () => undefined); // reported by /readyz and by the calls that fail
   const driver = createSupervisorDriver(config);
   const { app, start, agents } = buildApp({ config, log, redis, driver });

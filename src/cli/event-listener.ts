@@ -11,7 +11,7 @@ import { makeKeys } from '../redis/keys.js';
 
 const cfg = loadConfig();
 const keys = makeKeys(cfg.REDIS_KEY_PREFIX);
-const redis = createRedis(cfg.REDIS_URL);
+const redis = createRedis(cfg.REDIS_URL, cfg.REDIS_TLS_CA_FILE);
 redis.on('error', () => undefined);
 void redis.connect().catch(() => undefined);
 

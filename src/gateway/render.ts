@@ -38,6 +38,9 @@ export function gatewayRoutesLua(): string {
 /** One of the gateway's errors as the JSON body nginx.conf returns by itself. */
 const errorBody = (name: keyof typeof GATEWAY_ERRORS, message: string) => JSON.stringify({ code: ErrorCodes[name], error: name, message });
 
+/** Debian's bundle of the system's trusted CAs (ca-certificates). */
+const SYSTEM_CA_FILE = '/etc/ssl/certs/ca-certificates.crt';
+
 /**
  * Writes the gateway's nginx.conf into <varDir>/gateway/ from templates/gateway/, with the
  * Redis address, key prefix, token hash key and limits of `cfg` (mode 0600). Lua modules are used from templates/ as is.
@@ -71,7 +74,11 @@ export async function writeGatewayConfig(
     notFoundBody: errorBody('NOT_FOUND', 'POST /ingest/<db>/<table>'),
     redisHost: luaString(redis.hostname || '127.0.0.1'),
     redisPort: Number(redis.port || 6379),
+    redisUsername: luaString(decodeURIComponent(redis.username)),
     redisPassword: luaString(decodeURIComponent(redis.password)),
+    redisTls: redis.protocol === 'rediss:' ? 'true' : 'false',
+    redisServerName: luaString(redis.hostname),
+    redisTlsTrust: redis.protocol === 'rediss:' ? `lua_ssl_trusted_certificate ${cfg.REDIS_TLS_CA_FILE ?? SYSTEM_CA_FILE};\n  lua_ssl_verify_depth 4;` : '',
     redisDb: Number(redis.pathname.replace('/', '') || 0),
     prefix: luaString(cfg.REDIS_KEY_PREFIX),
     tokenHashKey: luaString(loadOrCreateTokenHashKey(cfg)),

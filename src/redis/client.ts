@@ -1,12 +1,16 @@
+import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { redisUnavailable } from '../errors.js';
 
 /**
  * A client that fails fast instead of queueing commands while Redis is away, so an API call
- * answers 503 REDIS_UNAVAILABLE in bounded time rather than hanging.
+ * answers 503 REDIS_UNAVAILABLE in bounded time rather than hanging. `rediss://` is TLS,
+ * verified against `tlsCaFile` when given (else the system's roots).
  */
-export function createRedis(url: string): Redis {
+export function createRedis(url: string, tlsCaFile?: string): Redis {
+  const tls = url.startsWith('rediss:') && tlsCaFile ? { tls: { ca: readFileSync(tlsCaFile) } } : {};
   return new Redis(url, {
+    ...tls,
     lazyConnect: true,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,

@@ -88,9 +88,9 @@ export async function startHarness(env: Record<string, string> = {}, prepare?: (
     LOG_LEVEL: 'silent',
     ...env,
   });
-  const supervisord = new TestSupervisord(dir, { redisUrl: config.REDIS_URL, prefix: config.REDIS_KEY_PREFIX });
+  const supervisord = new TestSupervisord(dir, { redisUrl: config.REDIS_URL, prefix: config.REDIS_KEY_PREFIX, tlsCaFile: config.REDIS_TLS_CA_FILE });
   await supervisord.start();
-  const redis = createRedis(config.REDIS_URL);
+  const redis = createRedis(config.REDIS_URL, config.REDIS_TLS_CA_FILE);
   await redis.connect();
   const driver = createSupervisorDriver(config);
   const log = pino({ level: config.LOG_LEVEL });

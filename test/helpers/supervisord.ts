@@ -22,7 +22,7 @@ export class TestSupervisord {
    */
   constructor(
     readonly stateDir: string,
-    private readonly listener?: { redisUrl: string; prefix: string },
+    private readonly listener?: { redisUrl: string; prefix: string; tlsCaFile?: string },
     private readonly api?: Record<string, string>,
   ) {
     this.socket = join(stateDir, 'var', 'run', 'supervisor.sock');
@@ -49,7 +49,7 @@ export class TestSupervisord {
               `command=${join(PROJECT_ROOT, 'node_modules', '.bin', 'tsx')} ${join(PROJECT_ROOT, 'src', 'cli', 'event-listener.ts')}`,
               'events=PROCESS_STATE',
               'buffer_size=1024',
-              `environment=REDIS_URL="${this.listener.redisUrl}",REDIS_KEY_PREFIX="${this.listener.prefix}",STATE_DIR="${stateDir}"`,
+              `environment=REDIS_URL="${this.listener.redisUrl}",REDIS_KEY_PREFIX="${this.listener.prefix}",STATE_DIR="${stateDir}"${this.listener.tlsCaFile ? `,REDIS_TLS_CA_FILE="${this.listener.tlsCaFile}"` : ''}`,
               `stderr_logfile=${join(stateDir, 'var', 'log', 'agent-events.log')}`,
             ]
           : []),

@@ -121,9 +121,26 @@ local function connect()
   local ok, err = red:connect(conf.redis_host, conf.redis_port)
   if not ok then return nil, err end
   if red:get_reused_times() == 0 then
+    -- rediss://: TLS, the certificate verified (lua_ssl_trusted_certificate) for the URL's host.
+    if conf.redis_tls then
+      local session, err3 = rawget(red, "_sock"):sslhandshake(nil, conf.redis_server_name, true)
+      if not session then
+        red:close()
+        return nil, "TLS with Redis: " .. tostring(err3)
+      end
+    end
     if conf.redis_password ~= "" then
-      local ok2, err2 = red:auth(conf.redis_password)
-      if not ok2 then return nil, err2 end
+      local ok2, err2
+      -- A Redis ACL user (redis://user:password@...), or the default user.
+      if conf.redis_username ~= "" then
+        ok2, err2 = red:auth(conf.redis_username, conf.redis_password)
+      else
+        ok2, err2 = red:auth(conf.redis_password)
+      end
+      if not ok2 then
+        red:close()
+        return nil, err2
+      end
     end
     if conf.redis_db ~= 0 then red:select(conf.redis_db) end
   end

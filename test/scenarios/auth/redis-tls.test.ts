@@ -1,0 +1,78 @@
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../../src/config.js';
+import { TestGateway, ingest } from '../../helpers/gateway.js';
+import { startHarness, tempDir, type Harness } from '../../helpers/harness.js';
+import { portRange } from '../../helpers/ports.js';
+import { TestRedisServer } from '../../helpers/redis-server.js';
+import { freePort } from '../../helpers/wait.js';
+
+// A Redis reached over TLS (rediss://) as an ACL user: the API, the event listener and the
+// gateway all use it. The test makes its own CA and server certificate with openssl.
+const dir = tempDir('redis-tls');
+const pem = (name: string) => join(dir, name);
+const user = { name: 'flume_svc', password: randomBytes(18).toString('base64url') };
+let redis: TestRedisServer;
+let h: Harness;
+let gw: TestGateway;
+
+function makeCertificates(): void {
+  const ssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'ignore' });
+  ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', pem('ca.key'), '-out', pem('ca.pem'), '-days', '1', '-subj', '/CN=flume-test-ca');
+  ssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', pem('redis.key'), '-out', pem('redis.csr'), '-subj', '/CN=127.0.0.1');
+  ssl('x509', '-req', '-in', pem('redis.csr'), '-CA', pem('ca.pem'), '-CAkey', pem('ca.key'), '-CAcreateserial', '-out', pem('redis.pem'), '-days', '1', '-extfile', writeExt());
+  // Another CA, which did not sign Redis's certificate.
+  ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', pem('other.key'), '-out', pem('other.pem'), '-days', '1', '-subj', '/CN=another-ca');
+}
+function writeExt(): string {
+  const file = pem('ext.cnf');
+  execFileSync('sh', ['-c', `printf 'subjectAltName=IP:127.0.0.1\\n' > ${file}`]);
+  return file;
+}
+
+beforeAll(async () => {
+  makeCertificates();
+  redis = new TestRedisServer(undefined, { user, tls: { cert: pem('redis.pem'), key: pem('redis.key'), ca: pem('ca.pem') } });
+  await redis.start();
+  h = await startHarness({ REDIS_URL: redis.url, REDIS_TLS_CA_FILE: pem('ca.pem'), PORT_RANGE: await portRange(), GATEWAY_PORT: String(await freePort()) });
+  gw = new TestGateway(h.config);
+  await gw.start();
+});
+afterAll(async () => {
+  await gw?.stop();
+  await h?.close();
+  await redis?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('Redis over TLS, as an ACL user', () => {
+  it('serves the API and the gateway: events go through, the route and the token come from the TLS Redis', async () => {
+    expect(redis.url).toMatch(/^rediss:\/\/flume_svc:/);
+    expect((await h.inject({ method: 'POST', url: '/v1/api/tls/events/create', payload: { sink: 'logger' } })).statusCode).toBe(201);
+    const token = (await h.inject({ method: 'POST', url: '/v1/api/token', payload: { username: 'tls-sender' } })).json().token as string;
+    const r = await ingest(gw, 'tls', 'events', token, [{ body: 'over TLS' }]);
+    expect(r.status, JSON.stringify(r.json)).toBe(200);
+    expect((await h.inject({ method: 'GET', url: '/readyz' })).statusCode).toBe(200);
+  });
+
+  it('verifies the certificate: a gateway that trusts another CA reaches no Redis (503), it does not talk in the clear', async () => {
+    const other = new TestGateway(loadConfig({ ...process.env, STATE_DIR: join(dir, 'other-state'), REDIS_URL: redis.url, REDIS_TLS_CA_FILE: pem('other.pem'), REDIS_KEY_PREFIX: h.config.REDIS_KEY_PREFIX, GATEWAY_PORT: String(await freePort()), GATEWAY_STALE_SECONDS: '0', GATEWAY_CACHE_TTL_MS: '0' }));
+    await other.start();
+    try {
+      const r = await ingest(other, 'tls', 'events', 'x'.repeat(40), [{ body: 'refused' }]);
+      expect(r.status, JSON.stringify(r.json)).toBe(503);
+      expect(r.json.error).toBe('REDIS_UNAVAILABLE');
+    } finally {
+      await other.stop();
+    }
+  });
+
+  it('refuses a REDIS_URL the gateway cannot speak, naming the setting', () => {
+    expect(() => loadConfig({ REDIS_URL: 'unix:///var/run/redis.sock' })).toThrow(/REDIS_URL: must be redis:\/\//);
+    expect(() => loadConfig({ REDIS_URL: redis.url, REDIS_TLS_CA_FILE: '/nope/ca.pem' })).toThrow(/REDIS_TLS_CA_FILE: cannot read/);
+    expect(() => loadConfig({ REDIS_URL: redis.url, REDIS_TLS_CA_FILE: '/etc/x;include /etc/passwd' })).toThrow(/REDIS_TLS_CA_FILE/);
+  });
+});
