@@ -523,6 +523,23 @@ local function watch_master(premature, master)
   end
 end
 
+-- GET /readyz for load balancers: 200 while this gateway reaches Redis (so it can check tokens
+-- and find routes), else 503 REDIS_UNAVAILABLE with Retry-After. /healthz (nginx.conf) only says
+-- it is up.
+function M.ready()
+  local red, err = connect()
+  local pong = red and red:ping()
+  if not pong or pong == ngx.null then
+    if red then red:close() end
+    return reply("REDIS_UNAVAILABLE", "the gateway cannot reach Redis: " .. tostring(err or "no answer to PING"))
+  end
+  red:set_keepalive(60000, 100)
+  ngx.status = 200
+  ngx.header["Content-Type"] = "application/json"
+  ngx.say('{"code":0,"message":"ready"}')
+  return ngx.exit(ngx.HTTP_OK)
+end
+
 function M.init_worker(c)
   conf = c
   if ngx.worker.id() == 0 and conf.cache_ttl + conf.stale_seconds > 0 then ngx.timer.at(0, subscribe) end

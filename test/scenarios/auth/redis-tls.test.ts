@@ -56,6 +56,10 @@ describe('Redis over TLS, as an ACL user', () => {
     const r = await ingest(gw, 'tls', 'events', token, [{ body: 'over TLS' }]);
     expect(r.status, JSON.stringify(r.json)).toBe(200);
     expect((await h.inject({ method: 'GET', url: '/readyz' })).statusCode).toBe(200);
+    // A load balancer's paths: up, and ready (it reaches Redis).
+    expect(await (await fetch(`${gw.url}/healthz`)).json()).toEqual({ code: 0, message: 'ok' });
+    const ready = await fetch(`${gw.url}/readyz`);
+    expect(ready.status).toBe(200);
   });
 
   it('verifies the certificate: a gateway that trusts another CA reaches no Redis (503), it does not talk in the clear', async () => {
@@ -65,6 +69,12 @@ describe('Redis over TLS, as an ACL user', () => {
       const r = await ingest(other, 'tls', 'events', 'x'.repeat(40), [{ body: 'refused' }]);
       expect(r.status, JSON.stringify(r.json)).toBe(503);
       expect(r.json.error).toBe('REDIS_UNAVAILABLE');
+      // Up, but not ready: a load balancer sends it nothing.
+      expect((await fetch(`${other.url}/healthz`)).status).toBe(200);
+      const ready = await fetch(`${other.url}/readyz`);
+      expect(ready.status).toBe(503);
+      expect(await ready.json()).toMatchObject({ error: 'REDIS_UNAVAILABLE' });
+      expect(ready.headers.get('retry-after')).toBe('1');
     } finally {
       await other.stop();
     }
