@@ -134,6 +134,14 @@ export const configSchema = z.object({
   TOKEN_GRACE_SECONDS: z.coerce.number().int().min(0).max(7 * 86400).default(300),
   GATEWAY_HOST: z.string().default('127.0.0.1'),
   GATEWAY_PORT: z.coerce.number().int().min(1).max(65535).default(8080),
+  /**
+   * TLS at the gateway: the PEM certificate (chain) and its key. Both set: GATEWAY_PORT speaks
+   * HTTPS only (HTTP/1.1, keep-alive, TLS 1.2 and 1.3); unset: plain HTTP as before.
+   */
+  GATEWAY_TLS_CERT_FILE: z.string().regex(/^\/[A-Za-z0-9_.\/-]+$/, 'must be an absolute path of letters, digits and _ . / -').optional(),
+  GATEWAY_TLS_KEY_FILE: z.string().regex(/^\/[A-Za-z0-9_.\/-]+$/, 'must be an absolute path of letters, digits and _ . / -').optional(),
+  /** With TLS: also plain HTTP on this port, on 127.0.0.1 only (senders on the same host); 0: none. */
+  GATEWAY_PLAIN_PORT: z.coerce.number().int().min(0).max(65535).default(0),
   /** Largest ingest body the gateway accepts (nginx size syntax). */
   GATEWAY_MAX_BODY: z.string().regex(/^\d+[kKmM]?$/, 'must look like 1m or 512k').default('1m'),
   /** Comma-separated URLs that receive every incident as a JSON POST. */
@@ -259,6 +267,20 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const redisUrl = new URL(c.REDIS_URL);
   if (redisUrl.protocol !== 'redis:' && redisUrl.protocol !== 'rediss:') {
     throw new ConfigError(`invalid configuration:\n  REDIS_URL: must be redis://[user:password@]host:port[/db] or rediss://... (TLS), not ${redisUrl.protocol}//`);
+  }
+  if (!!c.GATEWAY_TLS_CERT_FILE !== !!c.GATEWAY_TLS_KEY_FILE) {
+    throw new ConfigError('invalid configuration:\n  GATEWAY_TLS_CERT_FILE, GATEWAY_TLS_KEY_FILE: set both (TLS at the gateway) or neither');
+  }
+  for (const [name, file] of [['GATEWAY_TLS_CERT_FILE', c.GATEWAY_TLS_CERT_FILE], ['GATEWAY_TLS_KEY_FILE', c.GATEWAY_TLS_KEY_FILE]] as const) {
+    if (!file) continue;
+    try {
+      readFileSync(file);
+    } catch (err) {
+      throw new ConfigError(`invalid configuration:\n  ${name}: cannot read ${file} (${(err as Error).message})`);
+    }
+  }
+  if (c.GATEWAY_PLAIN_PORT && !c.GATEWAY_TLS_CERT_FILE) {
+    throw new ConfigError('invalid configuration:\n  GATEWAY_PLAIN_PORT: only with TLS at the gateway (GATEWAY_TLS_CERT_FILE and GATEWAY_TLS_KEY_FILE); without it GATEWAY_PORT is plain HTTP already');
   }
   if (c.REDIS_TLS_CA_FILE) {
     try {

@@ -38,6 +38,20 @@ export function gatewayRoutesLua(): string {
 /** One of the gateway's errors as the JSON body nginx.conf returns by itself. */
 const errorBody = (name: keyof typeof GATEWAY_ERRORS, message: string) => JSON.stringify({ code: ErrorCodes[name], error: name, message });
 
+/** Where the gateway listens: plain HTTP, or HTTPS with its certificate (and optional plain HTTP on loopback). */
+function listenLines(cfg: Config): string {
+  if (!cfg.GATEWAY_TLS_CERT_FILE || !cfg.GATEWAY_TLS_KEY_FILE) return `listen ${cfg.GATEWAY_HOST}:${cfg.GATEWAY_PORT};`;
+  return [
+    `listen ${cfg.GATEWAY_HOST}:${cfg.GATEWAY_PORT} ssl;`,
+    ...(cfg.GATEWAY_PLAIN_PORT ? [`    listen 127.0.0.1:${cfg.GATEWAY_PLAIN_PORT};`] : []),
+    `    ssl_certificate ${cfg.GATEWAY_TLS_CERT_FILE};`,
+    `    ssl_certificate_key ${cfg.GATEWAY_TLS_KEY_FILE};`,
+    '    ssl_protocols TLSv1.2 TLSv1.3;',
+    '    ssl_session_cache shared:flume_tls:10m;',
+    '    ssl_session_timeout 1h;',
+  ].join('\n');
+}
+
 /** Debian's bundle of the system's trusted CAs (ca-certificates). */
 const SYSTEM_CA_FILE = '/etc/ssl/certs/ca-certificates.crt';
 
@@ -88,7 +102,7 @@ export async function writeGatewayConfig(
     badTokenLimit: cfg.GATEWAY_BAD_TOKEN_LIMIT,
     maxEvents: cfg.GATEWAY_MAX_EVENTS,
     batchWindow: cfg.GATEWAY_BATCH_WINDOW_MS / 1000,
-    listen: `${cfg.GATEWAY_HOST}:${cfg.GATEWAY_PORT}`,
+    listen: listenLines(cfg),
     maxBody: cfg.GATEWAY_MAX_BODY,
   });
   const configFile = join(dir, 'nginx.conf');

@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -8,36 +7,23 @@ import { TestGateway, ingest } from '../../helpers/gateway.js';
 import { startHarness, tempDir, type Harness } from '../../helpers/harness.js';
 import { portRange } from '../../helpers/ports.js';
 import { TestRedisServer } from '../../helpers/redis-server.js';
+import { makeCertificates } from '../../helpers/certs.js';
 import { freePort } from '../../helpers/wait.js';
 
 // A Redis reached over TLS (rediss://) as an ACL user: the API, the event listener and the
 // gateway all use it. The test makes its own CA and server certificate with openssl.
 const dir = tempDir('redis-tls');
-const pem = (name: string) => join(dir, name);
 const user = { name: 'flume_svc', password: randomBytes(18).toString('base64url') };
 let redis: TestRedisServer;
+let certs: ReturnType<typeof makeCertificates>;
 let h: Harness;
 let gw: TestGateway;
 
-function makeCertificates(): void {
-  const ssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'ignore' });
-  ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', pem('ca.key'), '-out', pem('ca.pem'), '-days', '1', '-subj', '/CN=flume-test-ca');
-  ssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', pem('redis.key'), '-out', pem('redis.csr'), '-subj', '/CN=127.0.0.1');
-  ssl('x509', '-req', '-in', pem('redis.csr'), '-CA', pem('ca.pem'), '-CAkey', pem('ca.key'), '-CAcreateserial', '-out', pem('redis.pem'), '-days', '1', '-extfile', writeExt());
-  // Another CA, which did not sign Redis's certificate.
-  ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', pem('other.key'), '-out', pem('other.pem'), '-days', '1', '-subj', '/CN=another-ca');
-}
-function writeExt(): string {
-  const file = pem('ext.cnf');
-  execFileSync('sh', ['-c', `printf 'subjectAltName=IP:127.0.0.1\\n' > ${file}`]);
-  return file;
-}
-
 beforeAll(async () => {
-  makeCertificates();
-  redis = new TestRedisServer(undefined, { user, tls: { cert: pem('redis.pem'), key: pem('redis.key'), ca: pem('ca.pem') } });
+  certs = makeCertificates(dir);
+  redis = new TestRedisServer(undefined, { user, tls: { cert: certs.cert, key: certs.key, ca: certs.ca } });
   await redis.start();
-  h = await startHarness({ REDIS_URL: redis.url, REDIS_TLS_CA_FILE: pem('ca.pem'), PORT_RANGE: await portRange(), GATEWAY_PORT: String(await freePort()) });
+  h = await startHarness({ REDIS_URL: redis.url, REDIS_TLS_CA_FILE: certs.ca, PORT_RANGE: await portRange(), GATEWAY_PORT: String(await freePort()) });
   gw = new TestGateway(h.config);
   await gw.start();
 });
@@ -63,7 +49,7 @@ describe('Redis over TLS, as an ACL user', () => {
   });
 
   it('verifies the certificate: a gateway that trusts another CA reaches no Redis (503), it does not talk in the clear', async () => {
-    const other = new TestGateway(loadConfig({ ...process.env, STATE_DIR: join(dir, 'other-state'), REDIS_URL: redis.url, REDIS_TLS_CA_FILE: pem('other.pem'), REDIS_KEY_PREFIX: h.config.REDIS_KEY_PREFIX, GATEWAY_PORT: String(await freePort()), GATEWAY_STALE_SECONDS: '0', GATEWAY_CACHE_TTL_MS: '0' }));
+    const other = new TestGateway(loadConfig({ ...process.env, STATE_DIR: join(dir, 'other-state'), REDIS_URL: redis.url, REDIS_TLS_CA_FILE: certs.otherCa, REDIS_KEY_PREFIX: h.config.REDIS_KEY_PREFIX, GATEWAY_PORT: String(await freePort()), GATEWAY_STALE_SECONDS: '0', GATEWAY_CACHE_TTL_MS: '0' }));
     await other.start();
     try {
       const r = await ingest(other, 'tls', 'events', 'x'.repeat(40), [{ body: 'refused' }]);
