@@ -22,6 +22,9 @@ fi
 # The test suite drives the dashboard in a real headless Chromium (Debian's, via playwright-core).
 if [ "${NEED_CHROMIUM:-0}" = 1 ] && ! command -v chromium >/dev/null 2>&1; then need_apt+=(chromium); fi
 if [ "${NEED_REDIS_SERVER:-0}" = 1 ] && ! command -v redis-server >/dev/null 2>&1; then need_apt+=(redis-server); fi
+# The tests check monitoring/'s alert rules with promtool (Debian's prometheus package; its
+# server is not started where services may not start, and the tests never start it).
+if [ "${NEED_PROMTOOL:-0}" = 1 ] && ! command -v promtool >/dev/null 2>&1; then need_apt+=(prometheus); fi
 # Many hosts (ETCD_ENDPOINTS set, or the cluster tests): etcd 3.4 from Debian. Its package starts
 # no etcd where services may not start (policy-rc.d); where it does, the system's etcd is left alone.
 # The cluster tests also need iproute2 (ip netns) and curl, to drive hosts in network namespaces.

@@ -17,7 +17,7 @@ cleanup() {
 trap cleanup EXIT
 
 if [ -z "${TEST_REDIS_URL:-}" ] && ! redis_answers 127.0.0.1 6379; then
-  WITH_HDFS=1 NEED_TEST_SERVERS=1 NEED_CHROMIUM=1 NEED_REDIS_SERVER=1 NEED_ETCD=1 bash scripts/setup.sh
+  WITH_HDFS=1 NEED_TEST_SERVERS=1 NEED_CHROMIUM=1 NEED_PROMTOOL=1 NEED_REDIS_SERVER=1 NEED_ETCD=1 bash scripts/setup.sh
   port=6390
   say "no Redis on 127.0.0.1:6379: starting a throwaway one on $port"
   redis-server --bind 127.0.0.1 --port "$port" --save "" --appendonly no --dir "$tmp" >"$tmp/redis.log" 2>&1 &
@@ -25,7 +25,7 @@ if [ -z "${TEST_REDIS_URL:-}" ] && ! redis_answers 127.0.0.1 6379; then
   for _ in $(seq 1 50); do redis_answers 127.0.0.1 "$port" && break; sleep 0.1; done
   export TEST_REDIS_URL="redis://127.0.0.1:$port"
 else
-  WITH_HDFS=1 NEED_TEST_SERVERS=1 NEED_CHROMIUM=1 NEED_REDIS_SERVER=1 NEED_ETCD=1 bash scripts/setup.sh
+  WITH_HDFS=1 NEED_TEST_SERVERS=1 NEED_CHROMIUM=1 NEED_PROMTOOL=1 NEED_REDIS_SERVER=1 NEED_ETCD=1 bash scripts/setup.sh
 fi
 
 # Types first, of the tests and benches too (vitest itself does not check them).

@@ -55,6 +55,7 @@ import { IncidentService } from './incidents/incident-service.js';
 import { WebhookOutbox } from './incidents/webhook-outbox.js';
 import type { SupervisorDriver } from './supervisor/driver.js';
 import { TokenService } from './tokens/token-service.js';
+import { readBuildInfo } from './store/build-info.js';
 
 export interface AppDeps {
   config: Config;
@@ -169,7 +170,8 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
   const streams = new EventStreams({ perToken: config.API_MAX_STREAMS_PER_TOKEN, maxBufferBytes: config.API_STREAM_MAX_BUFFER_BYTES });
   app.addHook('preClose', async () => streams.closeAll());
   const authorize = registerAuth(app, loadOrCreateSecret(config), revocations);
-  void app.register(healthRoutes, { redis, driver, readiness });
+  const build = readBuildInfo(config.FLUME_LIB_DIR);
+  void app.register(healthRoutes, { redis, driver, readiness, build, node: config.NODE_ID });
   void app.register(agentRoutes, { lifecycle, reconciler, fleet, authorize, configs, operations, requireIfMatch: config.CONFIG_REQUIRE_IF_MATCH });
   void app.register(configRoutes, { config: configs, authorize, operations, requireIfMatch: config.CONFIG_REQUIRE_IF_MATCH });
   void app.register(operationRoutes, { operations, authorize });
@@ -185,7 +187,7 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
   fleet.on('state', (c: unknown) => journal.publish('state', c));
   operations.on('operation', (o: unknown) => journal.publish('operation', o));
   void app.register(eventRoutes, { incidents, agents, journal, authorize, streams });
-  void app.register(metricsRoutes, { agents, incidents });
+  void app.register(metricsRoutes, { agents, incidents, build, webhooks: outbox });
   void app.register(pageRoutes);
 
   let started = false;

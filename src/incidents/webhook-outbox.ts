@@ -38,6 +38,8 @@ export type DeliveryReport = (program: string, id: string, delivery: WebhookDeli
  */
 export class WebhookOutbox {
   private readonly timers = new Map<string, NodeJS.Timeout>();
+  /** Deliveries that ended since this process started, by outcome (the metrics). */
+  readonly ended = { delivered: 0, refused: 0, failed: 0 };
   private readonly signer: Webhook;
   private stopped = false;
 
@@ -144,6 +146,7 @@ export class WebhookOutbox {
       await this.save(p).catch((err: unknown) => this.log.error({ err }, 'could not keep a webhook delivery'));
       this.schedule(p);
     } else {
+      this.ended[outcome]++;
       await rm(file, { force: true });
     }
     if (p.program) {

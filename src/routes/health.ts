@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { ErrorCodes } from '../errors.js';
 import type { SupervisorDriver } from '../supervisor/driver.js';
 import { access, ok } from '../resources/envelope.js';
+import type { BuildInfo } from '../store/build-info.js';
 
 const checks = z.object({ redis: z.string(), supervisord: z.string(), reconciled: z.string() }).describe('"ok" or what is wrong');
 
@@ -14,10 +15,19 @@ const CHECK_TIMEOUT_MS = 1500;
 /** /healthz: the process is up. /readyz: Redis and supervisord answer and disk state is restored. */
 export async function healthRoutes(
   fastify: FastifyInstance,
-  opts: { redis: Redis; driver: SupervisorDriver; readiness: { reconciled: boolean } },
+  opts: { redis: Redis; driver: SupervisorDriver; readiness: { reconciled: boolean }; build: BuildInfo; node: string },
 ): Promise<void> {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
   const tags = ['health'];
+  const startedAt = new Date().toISOString();
+  app.get('/version', {
+    schema: {
+      tags,
+      summary: "What runs: this service's version, the Flume its agents run, Node, this host and when the process started (also the flume_service_build_info metric)",
+      ...access('none'),
+      response: { 200: ok({ version: z.string(), flume: z.string(), node: z.string(), host: z.string(), startedAt: z.string() }) },
+    },
+  }, async () => ({ code: 0 as const, message: `flume-service ${opts.build.version}`, ...opts.build, host: opts.node, startedAt }));
   app.get('/healthz', { schema: { tags, summary: 'The process is up', ...access('none'), response: { 200: ok({}) } } }, async () => ({
     code: 0 as const,
     message: 'ok',
