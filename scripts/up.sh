@@ -39,6 +39,8 @@ autorestart=true
 startsecs=1
 redirect_stderr=true
 stdout_logfile=$root/var/log/redis.log
+stdout_logfile_maxbytes=10MB
+stdout_logfile_backups=3
 CONF
 else
   bash scripts/setup.sh
@@ -102,7 +104,7 @@ for _ in $(seq 1 60); do
       sleep 1
     done
     if [ $gw_ok = 0 ]; then
-      say "WARNING: the gateway does not answer on port ${GATEWAY_PORT:-8080} (taken by something else? set GATEWAY_PORT); see var/log/gateway-error.log"
+      say "WARNING: the gateway does not answer on port ${GATEWAY_PORT:-8080} (taken by something else? set GATEWAY_PORT); see var/log/gateway.log"
     fi
     gw="http://${GATEWAY_HOST:-127.0.0.1}:${GATEWAY_PORT:-8080}"
     cat <<TXT

@@ -140,6 +140,12 @@ export const configSchema = z.object({
    */
   GATEWAY_TLS_CERT_FILE: z.string().regex(/^\/[A-Za-z0-9_.\/-]+$/, 'must be an absolute path of letters, digits and _ . / -').optional(),
   GATEWAY_TLS_KEY_FILE: z.string().regex(/^\/[A-Za-z0-9_.\/-]+$/, 'must be an absolute path of letters, digits and _ . / -').optional(),
+  /**
+   * The gateway's access log (a line per ingest request: GBs per hour at full rate): off (the
+   * default); stdout: into var/log/gateway.log, which supervisord rotates by size; file:
+   * var/log/gateway-access.log, not rotated by the service (for debugging; USR1 reopens it).
+   */
+  GATEWAY_ACCESS_LOG: z.enum(['off', 'stdout', 'file']).default('off'),
   /** With TLS: also plain HTTP on this port, on 127.0.0.1 only (senders on the same host); 0: none. */
   GATEWAY_PLAIN_PORT: z.coerce.number().int().min(0).max(65535).default(0),
   /** Largest ingest body the gateway accepts (nginx size syntax). */

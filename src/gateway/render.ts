@@ -81,7 +81,8 @@ export async function writeGatewayConfig(
     user: userInfo().username,
     runDir,
     logDir,
-    accessLog: opts.accessLog === false ? 'off' : `${logDir}/gateway-access.log`,
+    // Errors go to stderr: supervisord keeps them in var/log/gateway.log and rotates it by size.
+    accessLog: opts.accessLog === false || cfg.GATEWAY_ACCESS_LOG === 'off' ? 'off' : cfg.GATEWAY_ACCESS_LOG === 'stdout' ? '/dev/stdout' : `${logDir}/gateway-access.log`,
     luaDir: join(GATEWAY_TEMPLATES, 'lua'),
     generatedLuaDir: generatedLua,
     bodyTooLargeBody: errorBody('BODY_TOO_LARGE', `the body is over ${cfg.GATEWAY_MAX_BODY}`),

@@ -49,6 +49,8 @@ export class ClusterStack {
             API_HOST: '0.0.0.0',
             GATEWAY_HOST: '0.0.0.0',
             AGENT_HEAP: '128m',
+            // The host-loss story reads each gateway's answers from its access log.
+            GATEWAY_ACCESS_LOG: 'file',
             ...this.settings.extra,
           },
           { netns: cluster.ns(i) },

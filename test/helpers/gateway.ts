@@ -1,6 +1,4 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { acceptsConnections } from '../../src/agents/port-allocator.js';
 import type { Config } from '../../src/config.js';
@@ -29,22 +27,19 @@ export class TestGateway {
   async start(): Promise<void> {
     const { dir, configFile } = await writeGatewayConfig(this.config, { workers: 2 });
     this.child = spawn('nginx', ['-p', dir, '-c', configFile], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    this.child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    this.child.stderr?.on('data', (d: Buffer) => (this.stderr += d.toString()));
     for (let i = 0; i < 100; i++) {
       if (await acceptsConnections(this.config.GATEWAY_PORT, this.config.GATEWAY_HOST, 200)) return;
       if (this.child.exitCode !== null) break;
       await sleep(50);
     }
-    throw new Error(`nginx did not start: ${stderr}\n${this.errorLog()}`);
+    throw new Error(`nginx did not start: ${this.errorLog()}`);
   }
 
+  private stderr = '';
+  /** nginx's error log (it logs to stderr; under supervisord that is var/log/gateway.log). */
   errorLog(): string {
-    try {
-      return readFileSync(join(this.config.varDir, 'log', 'gateway-error.log'), 'utf8');
-    } catch {
-      return '';
-    }
+    return this.stderr;
   }
 
   async stop(): Promise<void> {

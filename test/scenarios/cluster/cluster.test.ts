@@ -271,7 +271,7 @@ describe('ingest through any gateway', () => {
     let acked = 0;
     for (const via of [1, 2, 3]) {
       const r = await until(() => send(via, `via${via}`, 5), (x) => x.status === 200, 10_000, 100);
-      expect(r.status, `via h${via}: ${r.text} ${hosts.get(via)!.log('gateway-error.log').slice(-1500)}`).toBe(200);
+      expect(r.status, `via h${via}: ${r.text} ${hosts.get(via)!.log('gateway.log').slice(-1500)}`).toBe(200);
       expect(r.body).toMatchObject({ events: 5 });
       acked += 5;
     }
