@@ -67,6 +67,13 @@ if [ ! -f dist/server.js ] || [ -n "$(find src -newer dist/server.js -name '*.ts
   ./node_modules/.bin/tsc -p tsconfig.json
 fi
 
+# flumectl on PATH: linked into /usr/local/bin as root (a link there is pointed at this
+# checkout, the newest set-up wins; a file of that name is left alone).
+if [ "$(id -u)" = 0 ] && [ -d /usr/local/bin ]; then
+  link=/usr/local/bin/flumectl
+  if [ ! -e "$link" ] || [ -L "$link" ]; then ln -sfn "$PWD/bin/flumectl" "$link"; fi
+fi
+
 if [ ! -f flume/lib/flume-ng-node-1.11.0.jar ]; then
   say "fetching Apache Flume 1.11.0 jars from Maven Central (once, ~46 MB)"
   mvn -B -q -f flume/pom.xml dependency:copy-dependencies

@@ -1,0 +1,251 @@
+#!/usr/bin/env node
+/**
+ * flumectl: the control API from a shell. URL and token from --url/--token(-file) or
+ * FLUME_API_URL / FLUME_TOKEN (FLUME_TOKEN_FILE); --json prints the API's answers as they are.
+ * Exit codes: 0 done, 1 the API refused (its message printed), 2 usage, 3 API unreachable,
+ * 4 done with failures (a bulk operation). `flumectl help` lists the commands.
+ */
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { CliError, EXIT, call, connection, events, type Connection } from './flumectl/client.js';
+import { table, tableRef } from './flumectl/format.js';
+
+const USAGE = `usage: flumectl [--url URL] [--token TOKEN | --token-file FILE] [--json] COMMAND
+
+  status [DB | DB.TABLE]                 every agent (or one db's, or one table's status)
+  create DB.TABLE [-f SPEC.json]         create and start an agent (no file: file_roll defaults)
+  start | stop | restart DB.TABLE
+  pause | resume DB.TABLE
+  delete DB.TABLE [--force]
+  config get DB.TABLE                    the desired spec and its revision
+  config diff DB.TABLE -f SPEC.json      what applying SPEC would change (a dry run)
+  config apply DB.TABLE -f SPEC.json     apply SPEC, only if nobody changed the config since it was read
+  bulk OP (--db DB | --tables A.B,C.D | --all) [--concurrency N]
+                                         OP: start stop restart pause resume delete; shows progress
+  logs DB.TABLE [-n LINES] [--follow]    the agent's log
+  incidents [DB.TABLE] [-n N]            the newest incidents
+  ack DB.TABLE INCIDENT_ID               acknowledge one
+  token USERNAME [--scope DB,DB.TABLE]   mint (or rotate) an ingestion token; prints it
+
+environment: FLUME_API_URL (default http://127.0.0.1:8001), FLUME_TOKEN or FLUME_TOKEN_FILE
+exit codes: 0 done, 1 the API refused, 2 usage, 3 API unreachable, 4 done with failures`;
+
+type Flags = {
+  url?: string;
+  token?: string;
+  'token-file'?: string;
+  json?: boolean;
+  file?: string;
+  force?: boolean;
+  db?: string;
+  tables?: string;
+  all?: boolean;
+  concurrency?: string;
+  lines?: string;
+  follow?: boolean;
+  scope?: string;
+  help?: boolean;
+};
+
+const usage = (why: string) => new CliError(EXIT.USAGE, `${why}\n\n${USAGE}`);
+const ref = (arg: string | undefined) => {
+  const r = tableRef(arg);
+  if (!r) throw usage(`expected DB.TABLE (lower-case letters, digits, _), got ${arg ?? 'nothing'}`);
+  return r;
+};
+const readSpec = (file: string | undefined): unknown => {
+  if (!file) return undefined;
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as unknown;
+  } catch (err) {
+    throw new CliError(EXIT.USAGE, `cannot read the spec ${file}: ${(err as Error).message}`);
+  }
+};
+
+async function run(args: string[], flags: Flags, out: (s: string) => void): Promise<number> {
+  const [command, ...rest] = args;
+  if (!command || command === 'help' || flags.help) {
+    out(USAGE);
+    return command || flags.help ? EXIT.OK : EXIT.USAGE;
+  }
+  const c: Connection = connection(flags);
+  const print = (body: Record<string, unknown>, text: () => string) => out(flags.json ? JSON.stringify(body, null, 2) : text());
+  const path = (r: { db: string; table: string }) => `/v1/api/${r.db}/${r.table}`;
+
+  switch (command) {
+    case 'status': {
+      const one = tableRef(rest[0]);
+      if (one) {
+        const { body } = await call(c, 'GET', `${path(one)}/status`);
+        print(body, () => `${String(body.program)}: ${String(body.state)}, ${String(body.health)} (${String(body.healthReason)})${body.paused ? ', paused' : ''}`);
+        return EXIT.OK;
+      }
+      if (rest[0] && !/^[a-z0-9][a-z0-9_]{0,47}$/.test(rest[0])) throw usage(`expected DB or DB.TABLE, got ${rest[0]}`);
+      const { body } = await call(c, 'GET', `/v1/api/services${rest[0] ? `?db=${rest[0]}` : ''}`);
+      const agents = (body.agents ?? []) as Array<Record<string, unknown>>;
+      print(body, () =>
+        agents.length
+          ? table([
+              ['TABLE', 'STATE', 'DESIRED', 'HEALTH', 'ACCEPTING', 'NODE', 'REASON'],
+              ...agents.map((a) => [`${String(a.db)}.${String(a.table)}`, String(a.state), String(a.desired), String(a.health) + (a.paused ? ' (paused)' : ''), a.accepting ? 'yes' : 'no', String(a.node), String(a.healthReason)]),
+            ])
+          : 'no agents',
+      );
+      return EXIT.OK;
+    }
+    case 'create': {
+      const r = ref(rest[0]);
+      const { status, body } = await call(c, 'POST', `${path(r)}/create`, { body: readSpec(flags.file) ?? {} });
+      print(body, () => `${String(body.message)}${status === 200 ? ' (it was there already)' : ''}`);
+      return EXIT.OK;
+    }
+    case 'start':
+    case 'stop':
+    case 'restart':
+    case 'pause':
+    case 'resume': {
+      const { body } = await call(c, 'POST', `${path(ref(rest[0]))}/${command}`);
+      print(body, () => String(body.message));
+      return EXIT.OK;
+    }
+    case 'delete': {
+      const { body } = await call(c, 'DELETE', `${path(ref(rest[0]))}${flags.force ? '?force=true' : ''}`);
+      print(body, () => String(body.message));
+      return EXIT.OK;
+    }
+    case 'config': {
+      const [sub, target] = rest;
+      const r = ref(target);
+      if (sub === 'get') {
+        const { body } = await call(c, 'GET', `${path(r)}/config`);
+        print(body, () => `${String(body.program)} revision ${String((body.revision as { desired: number }).desired)}\n${JSON.stringify(body.spec, null, 2)}`);
+        return EXIT.OK;
+      }
+      if (sub !== 'diff' && sub !== 'apply') throw usage(`config takes get, diff or apply, not ${sub ?? 'nothing'}`);
+      const spec = readSpec(flags.file);
+      if (spec === undefined) throw usage(`config ${sub} needs -f SPEC.json`);
+      if (sub === 'diff') {
+        const { body } = await call(c, 'PUT', `${path(r)}/config?dryRun=true`, { body: spec });
+        print(body, () => (String(body.diff).includes('@@') ? String(body.diff) : 'no change'));
+        return EXIT.OK;
+      }
+      // Applied only onto the revision read here: someone else's change in between is a 412, not lost.
+      const read = await call(c, 'GET', `${path(r)}/config`);
+      const { body } = await call(c, 'PUT', `${path(r)}/config`, { body: spec, headers: { 'if-match': read.headers.get('etag') ?? '*' } });
+      print(body, () => String(body.message));
+      return EXIT.OK;
+    }
+    case 'bulk': {
+      const op = rest[0];
+      if (!op || !['start', 'stop', 'restart', 'pause', 'resume', 'delete'].includes(op)) throw usage(`bulk takes start, stop, restart, pause, resume or delete, not ${op ?? 'nothing'}`);
+      const selector = flags.all ? { all: true } : flags.db ? { db: flags.db } : flags.tables ? { tables: flags.tables.split(',').map((t) => t.trim()) } : null;
+      if (!selector) throw usage('bulk needs --db DB, --tables A.B,C.D or --all');
+      const concurrency = flags.concurrency ? Number(flags.concurrency) : undefined;
+      if (concurrency !== undefined && !Number.isInteger(concurrency)) throw usage('--concurrency is a whole number');
+      const started = await call(c, 'POST', `/v1/api/bulk/${op}`, { body: { ...selector, ...(concurrency ? { concurrency } : {}) } });
+      let o = started.body.operation as { id: string; state: string; total: number; counts: Record<string, number>; results: Array<Record<string, unknown>> };
+      let shown = -1;
+      while (o.state === 'running') {
+        const done = o.total - o.counts.pending!;
+        if (done !== shown && !flags.json) process.stderr.write(`${op}: ${done}/${o.total} done\n`);
+        shown = done;
+        await new Promise((r) => setTimeout(r, 500));
+        o = (await call(c, 'GET', `/v1/api/operations/${o.id}`)).body.operation as typeof o;
+      }
+      print({ code: 0, operation: o }, () =>
+        [
+          `${op} of ${o.total} agent(s): ${o.counts.applied} applied, ${o.counts.skipped} skipped, ${o.counts.failed} failed${o.counts.cancelled ? `, ${o.counts.cancelled} cancelled` : ''}`,
+          ...o.results.filter((x) => x.outcome === 'failed').map((x) => `  ${String(x.db)}.${String(x.table)}: ${String(x.code)} ${String(x.message)}`),
+        ].join('\n'),
+      );
+      return o.counts.failed ? EXIT.PARTIAL : EXIT.OK;
+    }
+    case 'logs': {
+      const r = ref(rest[0]);
+      const lines = flags.lines ?? '50';
+      if (!/^\d{1,4}$/.test(lines)) throw usage('-n takes a number of lines (at most 1000)');
+      if (flags.follow) {
+        for await (const e of events(c, `${path(r)}/logs?lines=${lines}&follow=true`)) {
+          const d = e.data as { line?: string; lines?: string[] };
+          for (const l of d.lines ?? (d.line !== undefined ? [d.line] : [])) out(l);
+        }
+        return EXIT.OK;
+      }
+      const { body } = await call(c, 'GET', `${path(r)}/logs?lines=${lines}`);
+      print(body, () => ((body.lines ?? []) as string[]).join('\n'));
+      return EXIT.OK;
+    }
+    case 'incidents': {
+      const n = flags.lines ?? '20';
+      if (!/^\d{1,3}$/.test(n)) throw usage('-n takes a number of incidents');
+      const one = rest[0] ? ref(rest[0]) : null;
+      const { body } = await call(c, 'GET', one ? `${path(one)}/incidents` : `/v1/api/incidents?limit=${n}`);
+      const list = ((body.incidents ?? []) as Array<Record<string, unknown>>).slice(0, Number(n));
+      print(body, () =>
+        list.length
+          ? table([['AT', 'TABLE', 'TYPE', 'SEVERITY', 'ACK', 'ID', 'MESSAGE'], ...list.map((i) => [String(i.at), `${String(i.db)}.${String(i.table)}`, String(i.type), String(i.severity), i.acknowledged ? 'yes' : 'no', String(i.id), String(i.message)])])
+          : 'no incidents',
+      );
+      return EXIT.OK;
+    }
+    case 'ack': {
+      const r = ref(rest[0]);
+      if (!rest[1] || !/^[0-9a-f-]{36}$/.test(rest[1])) throw usage('ack takes DB.TABLE and the incident id');
+      const { body } = await call(c, 'POST', `${path(r)}/incidents/${rest[1]}/ack`);
+      print(body, () => String(body.message));
+      return EXIT.OK;
+    }
+    case 'token': {
+      const username = rest[0];
+      if (!username) throw usage('token takes the sender name');
+      const scope = flags.scope ? flags.scope.split(',').map((s) => s.trim()) : undefined;
+      const { body } = await call(c, 'POST', '/v1/api/token', { body: { username, ...(scope ? { scope } : {}) } });
+      // The token alone on stdout: TOKEN=$(flumectl token billing) works.
+      print(body, () => String(body.token));
+      return EXIT.OK;
+    }
+    default:
+      throw usage(`unknown command ${command}`);
+  }
+}
+
+async function main(): Promise<void> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      allowPositionals: true,
+      options: {
+        url: { type: 'string' },
+        token: { type: 'string' },
+        'token-file': { type: 'string' },
+        json: { type: 'boolean' },
+        file: { type: 'string', short: 'f' },
+        force: { type: 'boolean' },
+        db: { type: 'string' },
+        tables: { type: 'string' },
+        all: { type: 'boolean' },
+        concurrency: { type: 'string' },
+        lines: { type: 'string', short: 'n' },
+        follow: { type: 'boolean' },
+        scope: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (err) {
+    process.stderr.write(`flumectl: ${(err as Error).message}\n\n${USAGE}\n`);
+    process.exit(EXIT.USAGE);
+  }
+  try {
+    process.exitCode = await run(parsed.positionals, parsed.values as Flags, (s) => process.stdout.write(`${s}\n`));
+  } catch (err) {
+    if (err instanceof CliError) {
+      if (parsed.values.json && err.body) process.stdout.write(`${JSON.stringify(err.body, null, 2)}\n`);
+      process.stderr.write(`flumectl: ${err.message}\n`);
+      process.exitCode = err.exitCode;
+      return;
+    }
+    throw err;
+  }
+}
+
+await main();

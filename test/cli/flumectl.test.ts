@@ -1,0 +1,106 @@
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PROJECT_ROOT } from '../../src/config.js';
+import { startHarness, type Harness } from '../helpers/harness.js';
+import { portRange } from '../helpers/ports.js';
+import { freePort } from '../helpers/wait.js';
+
+// flumectl drives the README walk-through against a real stack, as an operator types it.
+let h: Harness;
+let url: string;
+let operator: string;
+
+beforeAll(async () => {
+  h = await startHarness({ PORT_RANGE: await portRange() });
+  url = await h.app.listen({ port: 0, host: '127.0.0.1' });
+  operator = h.tokenFor('admin');
+});
+afterAll(async () => {
+  await h?.close();
+});
+
+function flumectl(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'src', 'cli', 'flumectl.ts'), ...args], {
+      env: { PATH: process.env.PATH ?? '', FLUME_API_URL: url, FLUME_TOKEN: operator, ...env },
+      cwd: PROJECT_ROOT,
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+describe('flumectl', () => {
+  it('creates from a file, shows status, stops and starts, and mints a sender token', async () => {
+    const spec = join(h.config.varDir, 'orders.json');
+    writeFileSync(spec, JSON.stringify({ sink: 'logger' }));
+    const created = await flumectl(['create', 'shop.orders', '-f', spec]);
+    expect(created, created.stderr).toMatchObject({ code: 0 });
+    expect(created.stdout).toContain('flume-shop-orders: created');
+    const again = await flumectl(['create', 'shop.orders', '-f', spec]);
+    expect(again.stdout).toContain('it was there already');
+
+    const listed = await flumectl(['status']);
+    expect(listed.code).toBe(0);
+    expect(listed.stdout.split('\n')[0]).toMatch(/^TABLE\s+STATE\s+DESIRED\s+HEALTH/);
+    expect(listed.stdout).toMatch(/shop\.orders\s+(RUNNING|STARTING)\s+running/);
+    const json = JSON.parse((await flumectl(['--json', 'status', 'shop'])).stdout) as { agents: Array<{ table: string }> };
+    expect(json.agents.map((a) => a.table)).toEqual(['orders']);
+
+    expect((await flumectl(['stop', 'shop.orders'])).stdout).toContain('flume-shop-orders: STOPPED');
+    expect((await flumectl(['start', 'shop.orders'])).code).toBe(0);
+    expect((await flumectl(['pause', 'shop.orders'])).stdout).toContain('paused');
+    expect((await flumectl(['resume', 'shop.orders'])).stdout).toContain('intake open');
+
+    const token = await flumectl(['token', 'billing', '--scope', 'shop']);
+    expect(token.code, token.stderr).toBe(0);
+    expect(token.stdout.trim()).toMatch(/^\S{32,}$/);
+  });
+
+  it('reads, diffs and applies a config, and applies only onto what it read', async () => {
+    const spec = join(h.config.varDir, 'orders-2.json');
+    writeFileSync(spec, JSON.stringify({ sink: 'logger', options: { maxBytesToLog: 32 } }));
+    expect((await flumectl(['config', 'get', 'shop.orders'])).stdout).toMatch(/^flume-shop-orders revision 1/);
+    const diff = await flumectl(['config', 'diff', 'shop.orders', '-f', spec]);
+    expect(diff.stdout).toContain('maxBytesToLog = 32');
+    const applied = await flumectl(['config', 'apply', 'shop.orders', '-f', spec]);
+    expect(applied, applied.stderr).toMatchObject({ code: 0 });
+    expect(applied.stdout).toContain('revision 2 applied');
+    expect((await flumectl(['config', 'diff', 'shop.orders', '-f', spec])).stdout.trim()).toBe('no change');
+  });
+
+  it('runs a bulk operation with its progress, and reads logs and incidents', async () => {
+    const bulk = await flumectl(['bulk', 'restart', '--tables', 'shop.orders,shop.nothing']);
+    // One table restarted, one without an agent: done with failures (exit 4), each named.
+    expect(bulk.code, bulk.stderr).toBe(4);
+    expect(bulk.stdout).toMatch(/restart of 2 agent\(s\): 1 applied, 0 skipped, 1 failed/);
+    expect(bulk.stdout).toContain('shop.nothing: AGENT_NOT_FOUND');
+    const logs = await flumectl(['logs', 'shop.orders', '-n', '5']);
+    expect(logs.code).toBe(0);
+    expect(logs.stdout.trim().length).toBeGreaterThan(0);
+    const incidents = await flumectl(['incidents']);
+    expect(incidents.code).toBe(0);
+  });
+
+  it('says what went wrong with an exit code that means it', async () => {
+    const missing = await flumectl(['stop', 'shop.nothing']);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/404 AGENT_NOT_FOUND: no agent for this table/);
+    const viewer = await flumectl(['stop', 'shop.orders'], { FLUME_TOKEN: h.tokenFor('viewer') });
+    expect(viewer.code).toBe(1);
+    expect(viewer.stderr).toContain('403 FORBIDDEN');
+    expect((await flumectl(['stop', 'Shop-Orders'])).code).toBe(2);
+    expect((await flumectl(['frobnicate'])).code).toBe(2);
+    expect((await flumectl(['status'], { FLUME_TOKEN: '' })).stderr).toContain('no control token');
+    const down = await flumectl(['status'], { FLUME_API_URL: `http://127.0.0.1:${await freePort()}` });
+    expect(down.code).toBe(3);
+    expect(down.stderr).toContain('cannot reach the API');
+    const asJson = await flumectl(['--json', 'stop', 'shop.nothing']);
+    expect(JSON.parse(asJson.stdout)).toMatchObject({ error: 'AGENT_NOT_FOUND' });
+  });
+});
