@@ -33,7 +33,8 @@ async function snapshot() {
     confD: readdirSync(h.config.confDir).sort(),
     services: readdirSync(h.config.servicesDir).sort(),
     var: readdirSync(h.config.varDir).filter((f) => f !== 'log').sort(),
-    redis: (await h.redis.keys(`${h.config.REDIS_KEY_PREFIX}*`)).filter((k) => !k.endsWith('supervisor-events') && !k.endsWith('audit-refused')).sort(),
+    // What happened (supervisord's events, refused calls, the event stream's replay window) is not state.
+    redis: (await h.redis.keys(`${h.config.REDIS_KEY_PREFIX}*`)).filter((k) => !k.endsWith('supervisor-events') && !k.endsWith('audit-refused') && !k.endsWith(':events')).sort(),
     ports: await h.redis.hgetall(h.keys.ports()),
     programs: (await h.driver.infoAll()).map((p) => p.name).sort(),
     accepted: status.metrics?.eventsReceived ?? null,

@@ -284,7 +284,8 @@ describe('an API killed -9 mid-create', () => {
     const lostAnswer = await first;
     expect(lostAnswer.status, lostAnswer.text).not.toBe(201);
     const retried = await cluster.http(2, 'POST', `${api(2)}/v1/api/loss/retry/create?node=h3`, { token: stack.admin, body, timeoutS: 60 });
-    expect(retried.status, retried.text).toBe(201);
+    // 200: the first create's agent (it got as far as etcd); 201 had the kill come before that.
+    expect([200, 201], retried.text).toContain(retried.status);
     expect(retried.body).toMatchObject({ node: 'h3', accepting: true });
     // A different spec is still refused.
     const other = await cluster.http(2, 'POST', `${api(2)}/v1/api/loss/retry/create`, { token: stack.admin, body: { sink: 'logger' } });
