@@ -246,7 +246,29 @@ export type Config = z.infer<typeof configSchema> & {
 
 export class ConfigError extends Error {}
 
-export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+/**
+ * The settings a process runs with: its environment over the settings file, SETTINGS_FILE
+ * (default settings.env in the checkout; KEY=VALUE lines, # comments). The file is what an
+ * operator edits; `scripts/apply-settings.sh` then restarts only what reads it (the API, the event
+ * listener, the gateway's config), never an agent. A key the service does not know is refused,
+ * naming the file, so a typo does not go unnoticed.
+ */
+export function settingsAndEnvironment(env: Record<string, string | undefined> = process.env): Record<string, string | undefined> {
+  const file = env.SETTINGS_FILE || join(PROJECT_ROOT, 'settings.env');
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' && !env.SETTINGS_FILE) return env;
+    throw new ConfigError(`invalid configuration:\n  SETTINGS_FILE: cannot read ${file} (${(err as Error).message})`);
+  }
+  const fromFile = parseEnv(text) as Record<string, string>;
+  const unknown = Object.keys(fromFile).filter((k) => !(k in configSchema.shape) && k !== 'SERVICE_USER');
+  if (unknown.length) throw new ConfigError(`invalid configuration:\n  ${file}: unknown setting(s) ${unknown.join(', ')} (every setting is listed in docs/operations.md)`);
+  return { ...fromFile, ...env };
+}
+
+export function loadConfig(env: Record<string, string | undefined> = settingsAndEnvironment()): Config {
   const picked = Object.fromEntries(
     Object.keys(configSchema.shape).map((k) => [k, env[k] === '' ? undefined : env[k]]),
   );

@@ -1,11 +1,19 @@
 /**
  * Renders the gateway's nginx.conf into var/gateway/ from the current settings.
- * scripts/up.sh runs it before supervisord starts (or reloads) the gateway program.
+ * scripts/up.sh and scripts/apply-settings.sh run it before supervisord starts (or reloads) the
+ * gateway program; a bad setting stops it (exit 2) with a message naming the setting.
  */
-import { loadConfig } from '../config.js';
+import { loadConfig, type Config } from '../config.js';
 import { writeGatewayConfig } from '../gateway/render.js';
 
-writeGatewayConfig(loadConfig())
+let config: Config;
+try {
+  config = loadConfig();
+} catch (e) {
+  console.error(`gateway-config: ${(e as Error).message}`);
+  process.exit(2);
+}
+writeGatewayConfig(config)
   .then((f) => console.log(f.configFile))
   .catch((e: Error) => {
     console.error(`gateway-config: ${e.message}`);
