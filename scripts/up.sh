@@ -92,21 +92,27 @@ else
   supervisord -c supervisor.conf ${run_as:+-u "$run_as"}
 fi
 
-host=${API_HOST:-127.0.0.1}; port=${API_PORT:-8001}
+# Where the API and the gateway listen, as the service reads it (environment over settings.env).
+read -r host port gw_host gw_port gw_scheme < <(node --input-type=module -e "
+  import { loadConfig } from './dist/config.js';
+  const c = loadConfig();
+  const tls = !!c.GATEWAY_TLS_CERT_FILE;
+  console.log(c.API_HOST === '0.0.0.0' ? '127.0.0.1' : c.API_HOST, c.API_PORT, c.GATEWAY_HOST === '0.0.0.0' ? '127.0.0.1' : c.GATEWAY_HOST, tls && c.GATEWAY_PLAIN_PORT ? c.GATEWAY_PLAIN_PORT : c.GATEWAY_PORT, tls && !c.GATEWAY_PLAIN_PORT ? 'https' : 'http');
+")
 url="http://$host:$port"
 for _ in $(seq 1 60); do
   if node -e "fetch('$url/readyz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"; then
     say "flume-service is up at $url"
-    gw_probe="fetch('http://${GATEWAY_HOST:-127.0.0.1}:${GATEWAY_PORT:-8080}/').then(r=>r.text()).then(t=>process.exit(t.includes('/ingest/')?0:1),()=>process.exit(1))"
+    gw_probe="fetch('$gw_scheme://$gw_host:$gw_port/healthz').then(r=>r.text()).then(t=>process.exit(t.includes('\"message\":\"ok\"')?0:1),()=>process.exit(1))"
     gw_ok=0
     for _ in $(seq 1 10); do
       if node -e "$gw_probe" 2>/dev/null; then gw_ok=1; break; fi
       sleep 1
     done
     if [ $gw_ok = 0 ]; then
-      say "WARNING: the gateway does not answer on port ${GATEWAY_PORT:-8080} (taken by something else? set GATEWAY_PORT); see var/log/gateway.log"
+      say "WARNING: the gateway does not answer on port $gw_port (taken by something else? set GATEWAY_PORT; a certificate this host does not trust?); see var/log/gateway.log"
     fi
-    gw="http://${GATEWAY_HOST:-127.0.0.1}:${GATEWAY_PORT:-8080}"
+    gw="$gw_scheme://$gw_host:$gw_port"
     cat <<TXT
 
   Every /v1/api call needs a token. Mint an admin one (signed with var/jwt-secret):
