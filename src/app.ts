@@ -157,6 +157,8 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
     // X-Request-Id: the caller's (allow-listed) or a new one; see src/http/request-id.ts.
     requestIdHeader: false,
     genReqId: requestIdOf,
+    // TRUST_PROXY: whose X-Forwarded-For names the client (req.ip); none by default.
+    trustProxy: config.TRUST_PROXY,
   });
   registerRequestId(app);
   registerOpenApi(app);

@@ -64,6 +64,16 @@ export const configSchema = z.object({
   /** A stream whose client leaves more than this unread is dropped. */
   API_STREAM_MAX_BUFFER_BYTES: z.coerce.number().int().min(16_384).default(1_048_576),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /**
+   * The proxies in front of the API whose X-Forwarded-For is believed (the client's address in
+   * the audit trail, refused-call counts and stream limits): empty (the default) believes none;
+   * comma-separated addresses or CIDRs (e.g. 127.0.0.1,10.0.0.0/8).
+   */
+  TRUST_PROXY: z
+    .string()
+    .default('')
+    .refine((v) => v === '' || v.split(',').every((p) => /^[0-9A-Fa-f:.]{2,45}(\/\d{1,3})?$/.test(p.trim())), 'must be empty or comma-separated addresses/CIDRs, e.g. 127.0.0.1,10.0.0.0/8')
+    .transform((v): string[] | false => (v === '' ? false : v.split(',').map((p) => p.trim()))),
   REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
   /**
    * A file holding the Redis password (used when REDIS_URL names none): how the embedded Redis's
