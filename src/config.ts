@@ -156,6 +156,8 @@ export const configSchema = z.object({
    * var/log/gateway-access.log, not rotated by the service (for debugging; USR1 reopens it).
    */
   GATEWAY_ACCESS_LOG: z.enum(['off', 'stdout', 'file']).default('off'),
+  /** The gateway's own Prometheus metrics (GET /metrics), on 127.0.0.1 at this port; 0 (the default): none. */
+  GATEWAY_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(0),
   /** With TLS: also plain HTTP on this port, on 127.0.0.1 only (senders on the same host); 0: none. */
   GATEWAY_PLAIN_PORT: z.coerce.number().int().min(0).max(65535).default(0),
   /** Largest ingest body the gateway accepts (nginx size syntax). */

@@ -104,6 +104,10 @@ export async function writeGatewayConfig(
     maxEvents: cfg.GATEWAY_MAX_EVENTS,
     batchWindow: cfg.GATEWAY_BATCH_WINDOW_MS / 1000,
     listen: listenLines(cfg),
+    metricsLog: cfg.GATEWAY_METRICS_PORT ? 'log_by_lua_block { require("flume_gateway").log() }' : '',
+    metricsServer: cfg.GATEWAY_METRICS_PORT
+      ? `server {\n    listen 127.0.0.1:${cfg.GATEWAY_METRICS_PORT};\n    access_log off;\n    location = /metrics { content_by_lua_block { require("flume_gateway").metrics() } }\n    location / { return 404; }\n  }`
+      : '',
     maxBody: cfg.GATEWAY_MAX_BODY,
   });
   const configFile = join(dir, 'nginx.conf');

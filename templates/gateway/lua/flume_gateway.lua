@@ -71,6 +71,24 @@ local function request_id()
   return ngx.var.request_id
 end
 
+-- Metrics, in a shared dict all workers add to (flume_gateway_metrics), shown by M.metrics() on
+-- the metrics listener. Tables are labelled only once their route is known (an existing table),
+-- so senders cannot make up series: anything else counts as db="", table="".
+local metrics_dict = ngx.shared.flume_gateway_metrics
+local LATENCY_BUCKETS = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10 }
+local BATCH_BUCKETS = { 1, 2, 5, 10, 20, 50, 100, 200 }
+local function count(key, by)
+  if metrics_dict then metrics_dict:incr(key, by or 1, 0) end
+end
+local function observe(name, buckets, v)
+  for _, le in ipairs(buckets) do
+    if v <= le then count(name .. "_bucket\t" .. le) end
+  end
+  count(name .. "_bucket\t+Inf")
+  count(name .. "_sum", v)
+  count(name .. "_count")
+end
+
 -- An error answer: its status, code and Retry-After come from the catalogue generated from
 -- src/errors.ts (var/gateway/lua/flume_errors.lua), never from here.
 local function reply(err, message)
@@ -210,6 +228,8 @@ local function resolve(hash, db, tbl)
   if not res then
     if tok and route then
       ngx.log(ngx.WARN, "redis: ", err, "; answering from a stale cache entry")
+      count("redis_errors")
+      count("stale_answers")
       return tok, route, true
     end
     return nil, nil, nil, err
@@ -221,6 +241,7 @@ local function resolve(hash, db, tbl)
   -- valid (within the stale window) is truer than the empty Redis.
   if not filled and fresh_tok == "" and tok and tok ~= "" then
     ngx.log(ngx.WARN, "redis holds no data yet (restoring); answering from a stale cache entry")
+    count("stale_answers")
     return tok, route or fresh_route, route ~= nil
   end
   tok, route = fresh_tok, fresh_route
@@ -297,6 +318,7 @@ local function group_commit(host, port, events_json, n, cap)
     b.full:wait(conf.batch_window)
     if filling[key] == b then filling[key] = nil end
     b.status = send_batch(b)
+    observe("batch_requests", BATCH_BUCKETS, b.members + 1)
     if b.members > 0 then b.done:post(b.members) end
   end
   if b.status == 200 then return accepted(n) end
@@ -352,6 +374,7 @@ function M.access(db, tbl)
   local tok, route, filled, err = resolve(hash, db, tbl)
   if not tok then
     ngx.log(ngx.ERR, "redis: ", err)
+    count("redis_errors")
     return reply("REDIS_UNAVAILABLE", "the gateway cannot reach Redis; retry")
   end
   if tok == "" then
@@ -376,6 +399,7 @@ function M.access(db, tbl)
     end
     return reply("TABLE_NOT_FOUND", "no agent for " .. db .. "." .. tbl)
   end
+  ngx.ctx.metric_table = db .. "\t" .. tbl
   if route == ROUTE.paused then
     return reply("AGENT_PAUSED", "intake for " .. db .. "." .. tbl .. " is paused by an operator; retry later")
   end
@@ -538,6 +562,60 @@ function M.ready()
   ngx.header["Content-Type"] = "application/json"
   ngx.say('{"code":0,"message":"ready"}')
   return ngx.exit(ngx.HTTP_OK)
+end
+
+-- log_by_lua, every request to /ingest: its answer by table and status, and how long it took.
+function M.log()
+  local db = ngx.var.ingest_db
+  if not db or db == "" then return end
+  local t = ngx.ctx.metric_table or "\t"
+  count("requests\t" .. t .. "\t" .. ngx.status)
+  observe("request_duration_seconds", LATENCY_BUCKETS, tonumber(ngx.var.request_time) or 0)
+  local up = tonumber(ngx.var.upstream_response_time)
+  if up then observe("upstream_duration_seconds", LATENCY_BUCKETS, up) end
+end
+
+local HELP = {
+  requests = { "flume_gateway_requests_total", "counter", "Ingest requests answered, by table and HTTP status (db and table empty: not an existing table)." },
+  request_duration_seconds = { "flume_gateway_request_duration_seconds", "histogram", "Ingest request time, as nginx measures it." },
+  upstream_duration_seconds = { "flume_gateway_upstream_duration_seconds", "histogram", "Time the agent took to answer a proxied request." },
+  batch_requests = { "flume_gateway_batch_requests", "histogram", "Requests per group-committed batch sent to an agent." },
+  redis_errors = { "flume_gateway_redis_errors_total", "counter", "Lookups Redis did not answer." },
+  stale_answers = { "flume_gateway_stale_answers_total", "counter", "Requests answered from a stale cache entry while Redis was away or restoring." },
+}
+
+-- GET /metrics on the metrics listener: Prometheus text of what every worker counted.
+function M.metrics()
+  local by_name = {}
+  for _, key in ipairs(metrics_dict and metrics_dict:get_keys(0) or {}) do
+    local v = metrics_dict:get(key)
+    local name, rest = key:match("^([%w_]+)\t?(.*)$")
+    local base = name:gsub("_bucket$", ""):gsub("_sum$", ""):gsub("_count$", "")
+    local h = HELP[base]
+    if h then
+      by_name[base] = by_name[base] or {}
+      local labels = ""
+      if base == "requests" then
+        local db, tbl, status = rest:match("^([^\t]*)\t([^\t]*)\t(%d+)$")
+        labels = string.format('{db="%s",table="%s",status="%s"}', db or "", tbl or "", status or "")
+      elseif name:find("_bucket$") then
+        labels = string.format('{le="%s"}', rest)
+      end
+      local suffix = name:match("_bucket$") and "_bucket" or name:match("_sum$") and "_sum" or name:match("_count$") and "_count" or ""
+      table.insert(by_name[base], h[1] .. suffix .. labels .. " " .. string.format("%.10g", v))
+    end
+  end
+  local out = {}
+  for base, h in pairs(HELP) do
+    table.insert(out, "# HELP " .. h[1] .. " " .. h[3])
+    table.insert(out, "# TYPE " .. h[1] .. " " .. h[2])
+    local lines = by_name[base] or {}
+    if #lines == 0 and h[2] == "counter" and base ~= "requests" then lines = { h[1] .. " 0" } end
+    table.sort(lines)
+    for _, l in ipairs(lines) do table.insert(out, l) end
+  end
+  ngx.header["Content-Type"] = "text/plain; version=0.0.4"
+  ngx.print(table.concat(out, "\n"), "\n")
 end
 
 function M.init_worker(c)

@@ -23,6 +23,7 @@ beforeAll(async () => {
   h = await startHarness({
     PORT_RANGE: await portRange(),
     GATEWAY_PORT: String(await freePort()),
+    GATEWAY_METRICS_PORT: String(await freePort()),
     GATEWAY_MAX_BODY: '4k',
     GATEWAY_CACHE_TTL_MS: '30000',
     TOKEN_GRACE_SECONDS: '2',
@@ -173,5 +174,26 @@ describe('gateway: every failure has a short JSON answer', () => {
     } finally {
       await blind.stop();
     }
+  });
+});
+
+describe('gateway: its own metrics', () => {
+  it('counts answers by table and status, and request and agent latency, on its metrics listener; made-up tables make no series', async () => {
+    const token = (await setToken({ username: 'metered' })).token!;
+    const scrape = async () => (await (await fetch(`http://127.0.0.1:${h.config.GATEWAY_METRICS_PORT}/metrics`)).text()).split('\n');
+    const before = await scrape();
+    const value = (lines: string[], series: string) => Number(lines.find((l) => l.startsWith(`${series} `))?.split(' ')[1] ?? 0);
+    const ok = 'flume_gateway_requests_total{db="shop",table="orders",status="200"}';
+    const unknown = 'flume_gateway_requests_total{db="",table="",status="404"}';
+    for (let i = 0; i < 3; i++) expect((await ingest(gw, 'shop', 'orders', token, events(`m-${i}`))).status).toBe(200);
+    for (const t of ['made_up_1', 'made_up_2']) expect((await ingest(gw, 'shop', t, token, events('x'))).status).toBe(404);
+    const after = await scrape();
+    expect(value(after, ok) - value(before, ok)).toBe(3);
+    expect(value(after, unknown) - value(before, unknown)).toBe(2);
+    expect(after.some((l) => l.includes('made_up'))).toBe(false);
+    expect(value(after, 'flume_gateway_request_duration_seconds_count')).toBeGreaterThanOrEqual(5);
+    expect(value(after, 'flume_gateway_upstream_duration_seconds_count')).toBeGreaterThanOrEqual(1);
+    expect(after).toContain('# TYPE flume_gateway_redis_errors_total counter');
+    expect((await fetch(`http://127.0.0.1:${h.config.GATEWAY_METRICS_PORT}/elsewhere`)).status).toBe(404);
   });
 });

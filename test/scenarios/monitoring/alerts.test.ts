@@ -6,6 +6,7 @@ import { parse, stringify } from 'yaml';
 import { PROJECT_ROOT } from '../../../src/config.js';
 import type { AgentStatus } from '../../../src/resources/agent-status.js';
 import { postEvents, routePort } from '../../helpers/flume.js';
+import { TestGateway } from '../../helpers/gateway.js';
 import { startHarness, tempDir, type Harness } from '../../helpers/harness.js';
 import { portRange } from '../../helpers/ports.js';
 import { freePort, until } from '../../helpers/wait.js';
@@ -17,11 +18,15 @@ import { freePort, until } from '../../helpers/wait.js';
 const RULES = join(PROJECT_ROOT, 'monitoring', 'alerts.yml');
 const dir = tempDir('alerts');
 let h: Harness;
+let gw: TestGateway;
 
 beforeAll(async () => {
-  h = await startHarness({ PORT_RANGE: await portRange(), CRASH_LOOP_EXITS: '3', RESYNC_INTERVAL_MS: '2000', FATAL_RETRY_BASE_SECONDS: '600' });
+  h = await startHarness({ PORT_RANGE: await portRange(), CRASH_LOOP_EXITS: '3', RESYNC_INTERVAL_MS: '2000', FATAL_RETRY_BASE_SECONDS: '600', GATEWAY_PORT: String(await freePort()), GATEWAY_METRICS_PORT: String(await freePort()) });
+  gw = new TestGateway(h.config);
+  await gw.start();
 });
 afterAll(async () => {
+  await gw?.stop();
   await h?.close();
   rmSync(dir, { recursive: true, force: true });
 });
@@ -118,7 +123,13 @@ describe('the shipped alert rules', () => {
   }, 240_000);
 
   it('and the Grafana dashboard queries only metrics the service exports, and the rules name none that it does not', async () => {
-    const names = new Set([...(await scrape()).keys()].map((k) => k.replace(/\{.*$/, '')));
+    const gateway = samples(await (await fetch(`http://127.0.0.1:${h.config.GATEWAY_METRICS_PORT}/metrics`)).text());
+    const names = new Set([...(await scrape()).keys(), ...gateway.keys()].map((k) => k.replace(/\{.*$/, '')));
+    // Every histogram and counter the gateway declares, even before its first sample.
+    for (const m of (await (await fetch(`http://127.0.0.1:${h.config.GATEWAY_METRICS_PORT}/metrics`)).text()).matchAll(/^# TYPE (\S+) (\w+)$/gm)) {
+      names.add(m[1]!);
+      if (m[2] === 'histogram') for (const suffix of ['_bucket', '_sum', '_count']) names.add(`${m[1]}${suffix}`);
+    }
     // Histograms: the scrape above leaves buckets out; their base name stands for them.
     for (const n of [...names]) if (n.endsWith('_count')) names.add(`${n.slice(0, -'_count'.length)}_bucket`);
     const dashboard = JSON.parse(readFileSync(join(PROJECT_ROOT, 'monitoring', 'grafana-dashboard.json'), 'utf8')) as { panels: Array<{ targets?: Array<{ expr: string }> }>; templating: { list: Array<{ query?: string }> } };
