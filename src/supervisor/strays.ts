@@ -11,8 +11,8 @@ import { join, resolve, sep } from 'node:path';
  * - A process belongs to this installation only by this installation's own paths: an agent's
  *   JVM runs a flume.conf under its services/; the API and the event listener are node running
  *   server.js / event-listener.js whose STATE_DIR (environment, else the checkout it runs from)
- *   is this one; the gateway's master was started with `-p <var>/gateway` and its workers write
- *   their stderr to the error log under var/ (nginx points stderr there); the embedded Redis
+ *   is this one; the gateway's master was started with `-p <var>/gateway` and its workers hold
+ *   its marker log under var/log/ open (nginx.conf); the embedded Redis
  *   runs in var/redis. Another installation on the same host has other paths: its processes
  *   are never listed.
  * - A process is owned while the supervisord in `var/run/supervisord.pid` lives and is among its
@@ -54,6 +54,15 @@ function readProc(pid: number): Proc | null {
     return { pid, ppid: Number(ppid), comm, argv, zombie: state === 'Z' };
   } catch {
     return null; // gone, or not ours to read
+  }
+}
+
+/** Where each of a process's open files points (empty when they cannot be read). */
+function openFiles(pid: number): string[] {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).map((fd) => link(`/proc/${pid}/fd/${fd}`));
+  } catch {
+    return [];
   }
 }
 
@@ -115,7 +124,7 @@ function belongs(p: Proc, dirs: InstallationDirs): { kind: StrayKind; program: s
     return conf ? { kind: 'agent', program: conf.slice(dirs.servicesDir.length + 1).split(sep)[0] ?? null } : null;
   }
   if (p.comm.startsWith('nginx')) {
-    const mine = p.argv.join(' ').includes(`${join(dirs.varDir, 'gateway')}`) || link(`/proc/${p.pid}/fd/2`).startsWith(dirs.varDir + sep);
+    const mine = p.argv.join(' ').includes(`${join(dirs.varDir, 'gateway')}`) || openFiles(p.pid).some((f) => f.startsWith(dirs.varDir + sep));
     return mine ? { kind: 'gateway', program: null } : null;
   }
   if (p.comm.startsWith('redis')) return link(`/proc/${p.pid}/cwd`) === join(dirs.varDir, 'redis') ? { kind: 'redis', program: null } : null;

@@ -40,7 +40,7 @@ describe('Redis over TLS, as an ACL user', () => {
     expect((await h.inject({ method: 'POST', url: '/v1/api/tls/events/create', payload: { sink: 'logger' } })).statusCode).toBe(201);
     const token = (await h.inject({ method: 'POST', url: '/v1/api/token', payload: { username: 'tls-sender' } })).json().token as string;
     const r = await ingest(gw, 'tls', 'events', token, [{ body: 'over TLS' }]);
-    expect(r.status, JSON.stringify(r.json)).toBe(200);
+    expect(r.status, `${JSON.stringify(r.json)}\n${gw.errorLog().slice(-2000)}`).toBe(200);
     expect((await h.inject({ method: 'GET', url: '/readyz' })).statusCode).toBe(200);
     // A load balancer's paths: up, and ready (it reaches Redis).
     expect(await (await fetch(`${gw.url}/healthz`)).json()).toEqual({ code: 0, message: 'ok' });
