@@ -118,7 +118,7 @@ end
 -- upstream) status: the direct path's error pages (nginx.conf) and group commits answer alike.
 local AGENT_FAILURES = {
   [400] = { "BAD_EVENTS", "the agent refused the body: send a JSON array of {\"headers\":{...},\"body\":\"...\"}" },
-  [500] = { "INTERNAL", "the gateway or the agent failed; see var/log/gateway-error.log and the agent log" },
+  [500] = { "INTERNAL", "the gateway or the agent failed; see var/log/gateway.log and the agent log" },
   [502] = { "AGENT_UNREACHABLE", "the table's agent did not answer" },
   [503] = { "CHANNEL_FULL", "the agent's channel is full or the batch exceeds its transaction capacity; retry later or send smaller batches" },
 }
@@ -141,10 +141,13 @@ local function connect()
   if red:get_reused_times() == 0 then
     -- rediss://: TLS, the certificate verified (lua_ssl_trusted_certificate) for the URL's host.
     if conf.redis_tls then
-      local session, err3 = rawget(red, "_sock"):sslhandshake(nil, conf.redis_server_name, true)
-      if not session then
-        red:close()
-        return nil, "TLS with Redis: " .. tostring(err3)
+      -- In a pcall: some lua-resty-core versions assert (instead of answering nil, err) when the
+      -- certificate fails verification within the first call. Either way: no Redis, no talk.
+      local sock = rawget(red, "_sock")
+      local called, session, err3 = pcall(sock.sslhandshake, sock, nil, conf.redis_server_name, true)
+      if not called or not session then
+        pcall(sock.close, sock)
+        return nil, "TLS with Redis: " .. tostring(called and err3 or session)
       end
     end
     if conf.redis_password ~= "" then

@@ -53,7 +53,7 @@ describe('Redis over TLS, as an ACL user', () => {
     await other.start();
     try {
       const r = await ingest(other, 'tls', 'events', 'x'.repeat(40), [{ body: 'refused' }]);
-      expect(r.status, JSON.stringify(r.json)).toBe(503);
+      expect(r.status, `${JSON.stringify(r.json)}\n${other.errorLog().slice(-1500)}`).toBe(503);
       expect(r.json.error).toBe('REDIS_UNAVAILABLE');
       // Up, but not ready: a load balancer sends it nothing.
       expect((await fetch(`${other.url}/healthz`)).status).toBe(200);
