@@ -265,8 +265,13 @@ export class ConfigError extends Error {}
  * listener, the gateway's config), never an agent. A key the service does not know is refused,
  * naming the file, so a typo does not go unnoticed.
  */
+/** The settings file this process reads: SETTINGS_FILE, else settings.env in the checkout. */
+export function settingsFile(env: Record<string, string | undefined> = process.env): string {
+  return env.SETTINGS_FILE || join(PROJECT_ROOT, 'settings.env');
+}
+
 export function settingsAndEnvironment(env: Record<string, string | undefined> = process.env): Record<string, string | undefined> {
-  const file = env.SETTINGS_FILE || join(PROJECT_ROOT, 'settings.env');
+  const file = settingsFile(env);
   let text: string;
   try {
     text = readFileSync(file, 'utf8');

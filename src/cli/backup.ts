@@ -1,0 +1,112 @@
+/**
+ * One consistent backup of this installation's state in a .tar.gz (0600: it holds the secrets):
+ *   npm run -s backup -- [--out FILE] [--channels]
+ * What it holds: src/backup/contents.ts. --channels adds the file channels of agents that do
+ * not run (stopped, or never started); an agent that runs makes it refuse, naming it, since a
+ * channel copied while its JVM writes it is not consistent: stop those first (a paused agent
+ * whose channel drained holds nothing worth copying), or back up without --channels.
+ * Restore it onto a fresh installation with `npm run -s restore -- FILE`.
+ */
+import { cp, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { execa } from 'execa';
+import { BACKUP_FORMAT, MANIFEST_ENTRY, SETTINGS_ENTRY, STATE_DIRS, STATE_FILES, type Manifest } from '../backup/contents.js';
+import { loadConfig, settingsFile } from '../config.js';
+import { AgentStore } from '../store/agent-store.js';
+import { readBuildInfo } from '../store/build-info.js';
+import { processesOf } from '../supervisor/strays.js';
+
+const usage = 'usage: npm run -s backup -- [--out FILE] [--channels]';
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({ options: { out: { type: 'string' }, channels: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' } } });
+  if (values.help) {
+    console.log(usage);
+    return 0;
+  }
+  const cfg = loadConfig();
+  const store = new AgentStore(cfg);
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const out = resolve(values.out ?? `flume-service-backup-${hostname()}-${stamp}.tar.gz`);
+  if (!existsSync(dirname(out))) throw new UsageError(`--out: directory ${dirname(out)} does not exist`);
+
+  // An agent counts when both its files are there (a create that crashed half-way is left out,
+  // as the reconciler would remove it).
+  const onDisk = new Set(await store.programFiles());
+  const metas = (await store.allMetas()).filter((m) => onDisk.has(m.program)).sort((a, b) => a.program.localeCompare(b.program));
+  const running = new Set(processesOf(cfg).filter((p) => p.kind === 'agent' && p.program).map((p) => p.program!));
+  if (values.channels) {
+    const busy = metas.filter((m) => running.has(m.program)).map((m) => m.program);
+    if (busy.length) {
+      throw new UsageError(
+        `--channels: these agents run, and a channel copied while its JVM writes it is not consistent: ${busy.join(', ')}\n` +
+          '  stop them first (POST /v1/api/<db>/<table>/stop, or a bulk stop), or back up without --channels',
+      );
+    }
+  }
+
+  const stage = await mkdtemp(join(tmpdir(), 'flume-backup-'));
+  try {
+    const agents: Manifest['agents'] = [];
+    for (const m of metas) {
+      await cp(store.paths(m.program).serviceDir, join(stage, 'services', m.program), { recursive: true, preserveTimestamps: true });
+      const channelDir = store.paths(m.program).channelDir;
+      const channel = values.channels && existsSync(channelDir);
+      if (channel) await cp(channelDir, join(stage, 'var', m.program, 'channel'), { recursive: true, preserveTimestamps: true });
+      agents.push({ program: m.program, db: m.db, table: m.table, desired: await store.desired(m.program), channel });
+    }
+    for (const f of STATE_FILES) {
+      const from = join(cfg.STATE_DIR, f);
+      if (existsSync(from)) await cp(from, join(stage, f), { preserveTimestamps: true });
+    }
+    for (const d of STATE_DIRS) {
+      const from = join(cfg.STATE_DIR, d);
+      if (existsSync(from)) await cp(from, join(stage, d), { recursive: true, preserveTimestamps: true });
+    }
+    const settings = settingsFile();
+    if (existsSync(settings)) await cp(settings, join(stage, SETTINGS_ENTRY));
+    const tokens = existsSync(join(stage, 'var/tokens')) ? (await readdir(join(stage, 'var/tokens'))).filter((f) => f.endsWith('.json')).length : 0;
+    const manifest: Manifest = {
+      format: BACKUP_FORMAT,
+      createdAt: new Date().toISOString(),
+      version: readBuildInfo(cfg.FLUME_LIB_DIR).version,
+      host: hostname(),
+      agents,
+      tokens,
+      auditFiles: STATE_FILES.filter((f) => f.startsWith('var/audit.log') && existsSync(join(stage, f))).length,
+      settings: existsSync(join(stage, SETTINGS_ENTRY)),
+    };
+    await writeFile(join(stage, MANIFEST_ENTRY), `${JSON.stringify(manifest, null, 2)}\n`);
+    // Written beside its final name, then renamed: a backup that failed half-way is never taken for one.
+    const partial = `${out}.partial`;
+    const umask = process.umask(0o077);
+    try {
+      await execa('tar', ['-czf', partial, '-C', stage, '.']);
+    } finally {
+      process.umask(umask);
+    }
+    await execa('mv', ['-f', partial, out]);
+    const size = (await stat(out)).size;
+    const withChannels = agents.filter((a) => a.channel).length;
+    console.log(
+      `backup written: ${out} (${(size / 1024).toFixed(0)} KiB): ${agents.length} agent(s) (${agents.filter((a) => a.desired === 'running').length} running` +
+        `${values.channels ? `, ${withChannels} channel(s)` : ', channels not included'}), ${tokens} ingestion token(s), audit (${manifest.auditFiles} file(s)), secrets${manifest.settings ? ', settings' : ''}`,
+    );
+    return 0;
+  } finally {
+    await rm(stage, { recursive: true, force: true });
+  }
+}
+
+class UsageError extends Error {}
+
+main().then(
+  (code) => process.exit(code),
+  (e: Error) => {
+    console.error(`backup: ${e.message}`);
+    process.exit(e instanceof UsageError ? 2 : 1);
+  },
+);

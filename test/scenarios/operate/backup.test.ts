@@ -1,0 +1,170 @@
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { REDIS_URL, tempDir } from '../../helpers/harness.js';
+import { Installation } from '../../helpers/installation.js';
+import { portRange } from '../../helpers/ports.js';
+import { freePort, until } from '../../helpers/wait.js';
+
+// Backup on one installation, restore onto a fresh one (each the README's own, with its own
+// supervisord, Redis key prefix and ports): the same tables with their specs, revisions and
+// desired states, the same ingestion and control tokens, the same audit trail; channels too.
+const installs: Installation[] = [];
+async function install(): Promise<Installation> {
+  const inst = new Installation({
+    API_PORT: String(await freePort()),
+    GATEWAY_PORT: String(await freePort()),
+    REDIS_URL,
+    REDIS_KEY_PREFIX: `test:${randomBytes(6).toString('hex')}:`,
+    PORT_RANGE: await portRange(),
+    AGENT_HEAP: '128m',
+  });
+  installs.push(inst);
+  await inst.up();
+  return inst;
+}
+
+let a: Installation;
+let admin: string;
+let ingest: string;
+let brokerless: number;
+const out = tempDir('backups');
+
+beforeAll(async () => {
+  a = await install();
+  admin = a.token('--role', 'admin', '--ttl', '1h', '--sub', 'ops');
+  brokerless = await freePort();
+}, 180_000);
+afterAll(async () => {
+  for (const i of installs) await i.destroy();
+}, 180_000);
+
+async function call(inst: Installation, method: string, path: string, body?: unknown, token = admin) {
+  const r = await fetch(`${inst.api}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(120_000),
+  }).catch(() => null);
+  return r ? { status: r.status, body: (await r.json().catch(() => ({}))) as Record<string, any> } : { status: 0, body: {} as Record<string, any> };
+}
+const send = (inst: Installation, table: string, events: string[], token = ingest) =>
+  fetch(`${inst.gateway}/ingest/bk/${table}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify(events.map((body) => ({ headers: {}, body }))),
+  }).then((r) => r.status, () => 0);
+const run = (inst: Installation, script: string, ...args: string[]) =>
+  spawnSync(process.execPath, [`dist/cli/${script}.js`, ...args], { cwd: inst.dir, encoding: 'utf8', env: { ...process.env, ...inst.env, SERVICE_USER: 'root' }, timeout: 120_000 });
+const status = (inst: Installation, table: string) => call(inst, 'GET', `/v1/api/bk/${table}/status?fresh=true`);
+
+describe('backup and restore', () => {
+  it('a backup restored onto a fresh installation has the same tables, tokens and audit; what ran runs', async () => {
+    expect((await call(a, 'POST', '/v1/api/bk/kept/create', { sink: 'file_roll' })).status).toBe(201);
+    expect((await call(a, 'POST', '/v1/api/bk/resting/create?start=false', { sink: 'logger' })).status).toBe(201);
+    expect((await call(a, 'POST', '/v1/api/bk/held/create', { sink: 'kafka', options: { bootstrapServers: `127.0.0.1:${brokerless}` } })).status).toBe(201);
+    expect((await call(a, 'PATCH', '/v1/api/bk/kept/config', { channel: { transactionCapacity: 500 } })).status).toBe(200);
+    const tok = await call(a, 'POST', '/v1/api/token', { username: 'sender' });
+    expect(tok.status).toBe(200);
+    ingest = tok.body.token;
+    await until(() => send(a, 'kept', ['before the backup']), (s) => s === 200, 60_000, 250);
+    // The broker is not there: three events wait in held's channel.
+    await until(() => send(a, 'held', ['one', 'two', 'three']), (s) => s === 200, 60_000, 250);
+    await until(() => status(a, 'held'), (x) => x.body.metrics?.channelSize === 3, 60_000, 500);
+    writeFileSync(join(a.dir, 'settings.env'), 'CONFIG_REVISIONS_KEPT=30\n');
+    const auditA = (await call(a, 'GET', '/v1/api/audit?limit=100')).body.entries as Array<{ action: string; at: string }>;
+    expect(auditA.length).toBeGreaterThanOrEqual(5);
+    const specA = (await call(a, 'GET', '/v1/api/bk/kept')).body;
+
+    const file = join(out, 'a.tar.gz');
+    const r = run(a, 'backup', '--out', file);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/3 agent\(s\) \(2 running, channels not included\), 1 ingestion token/);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+
+    // Restoring onto a host where the backup's agents still hold their ports is refused.
+    const b = await install();
+    const early = run(b, 'restore', file);
+    expect(early.status).toBe(2);
+    expect(early.stderr).toMatch(/ports the backup's agents own are in use on this host: \d+ \(flume-bk-/);
+    expect(existsSync(join(b.dir, 'services', 'flume-bk-kept'))).toBe(false);
+
+    // The old host is gone; the new one gets the backup.
+    expect(await a.shutdown()).toEqual([]);
+    const res = run(b, 'restore', file);
+    expect(res.status, res.stderr).toBe(0);
+    expect(res.stdout).toMatch(/restored 3 agent\(s\) \(2 to run/);
+    // A's control token is good at B (same signing key), the tables are there as they were.
+    const ready = await until(() => status(b, 'kept'), (x) => x.body.accepting === true && x.body.state === 'RUNNING', 90_000, 500);
+    expect(ready.body.state).toBe('RUNNING');
+    const specB = (await call(b, 'GET', '/v1/api/bk/kept')).body;
+    expect(specB.spec).toEqual(specA.spec);
+    expect(specB.revision).toBe(specA.revision);
+    expect((await status(b, 'resting')).body).toMatchObject({ state: 'STOPPED', desired: 'stopped' });
+    expect((await until(() => status(b, 'held'), (x) => x.body.state === 'RUNNING', 60_000, 500)).body.state).toBe('RUNNING');
+    // B's own program file names B's paths, not A's.
+    expect(readFileSync(join(b.dir, 'conf.d', 'flume-bk-kept.conf'), 'utf8')).toContain(join(b.dir, 'services'));
+    expect(readFileSync(join(b.dir, 'conf.d', 'flume-bk-kept.conf'), 'utf8')).not.toContain(a.dir);
+    // A's ingestion token sends through B's gateway; a made-up one does not.
+    expect(await until(() => send(b, 'kept', ['after the restore']), (s) => s === 200, 60_000, 250)).toBe(200);
+    expect(await send(b, 'kept', ['x'], 'not-a-token')).toBe(401);
+    await until(() => b.delivered('flume-bk-kept'), (l) => l.includes('after the restore'), 30_000, 250);
+    // The audit trail came along (B's own entries, the restore's calls, follow).
+    const auditB = (await call(b, 'GET', '/v1/api/audit?limit=200')).body.entries as Array<{ action: string; at: string }>;
+    for (const e of auditA) expect(auditB).toContainEqual(expect.objectContaining({ action: e.action, at: e.at }));
+    expect(readFileSync(join(b.dir, 'settings.env'), 'utf8')).toContain('CONFIG_REVISIONS_KEPT=30');
+    expect(await b.shutdown()).toEqual([]);
+  }, 400_000);
+
+  it('refuses to restore onto an installation that has tables, and an archive with entries a backup never writes, changing nothing', async () => {
+    const file = join(out, 'a.tar.gz');
+    const again = run(a, 'restore', file);
+    expect(again.status).toBe(2);
+    expect(again.stderr).toMatch(/fresh installation.*3 agent\(s\)/);
+
+    const evil = tempDir('evil');
+    writeFileSync(join(evil, 'backup.json'), '{}');
+    writeFileSync(join(evil, 'supervisor.conf'), '[program:x]\ncommand=/bin/sh -c id\n');
+    const bad = join(out, 'evil.tar.gz');
+    expect(spawnSync('tar', ['-czf', bad, '-C', evil, '.']).status).toBe(0);
+    const c = await install();
+    const refused = run(c, 'restore', bad);
+    expect(refused.status).toBe(2);
+    expect(refused.stderr).toContain('entries a backup never writes');
+    expect(refused.stderr).toContain('supervisor.conf');
+    expect(readFileSync(join(c.dir, 'supervisor.conf'), 'utf8')).not.toContain('program:x');
+    const notTar = join(out, 'not.tar.gz');
+    writeFileSync(notTar, 'hello');
+    expect(run(c, 'restore', notTar).status).toBe(2);
+    // Still fresh: a real backup restores onto it afterwards (the next test).
+    expect(existsSync(join(c.dir, 'services', 'flume-bk-kept'))).toBe(false);
+  }, 180_000);
+
+  it('with --channels: refused while an agent runs; after a stop, events waiting in a channel come along', async () => {
+    await a.up();
+    // A's channel kept the three events through its shutdown.
+    await until(() => status(a, 'held'), (x) => x.body.metrics?.channelSize === 3, 90_000, 500);
+    const refused = run(a, 'backup', '--channels', '--out', join(out, 'refused.tar.gz'));
+    expect(refused.status).toBe(2);
+    expect(refused.stderr).toContain('flume-bk-held');
+    expect(refused.stderr).toContain('flume-bk-kept');
+    expect(existsSync(join(out, 'refused.tar.gz'))).toBe(false);
+
+    for (const t of ['held', 'kept']) expect((await call(a, 'POST', `/v1/api/bk/${t}/stop`)).status).toBe(200);
+    const file = join(out, 'channels.tar.gz');
+    const r = run(a, 'backup', '--channels', '--out', file);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/3 agent\(s\) \(0 running, 3 channel\(s\)\)/);
+    expect(await a.shutdown()).toEqual([]);
+
+    const c = installs[2]!;
+    const res = run(c, 'restore', file);
+    expect(res.status, res.stderr).toBe(0);
+    expect((await call(c, 'POST', '/v1/api/bk/held/start')).status).toBe(200);
+    // The three events the broker never took wait in the restored channel.
+    const s = await until(() => status(c, 'held'), (x) => x.body.metrics?.channelSize !== undefined, 60_000, 500);
+    expect(s.body.metrics.channelSize).toBe(3);
+  }, 300_000);
+});
