@@ -1,14 +1,74 @@
 #!/usr/bin/env bash
 # The README's first command: install what is missing, then bring flume-service up under its
 # own supervisord (supervisor.conf), with an embedded Redis when none is configured or answers.
+#   bash scripts/up.sh               start (or apply a new build to) the service; where systemd
+#                                    runs and this is root, through the flume-service unit it installs
+#   bash scripts/up.sh --foreground  the same preparation, then supervisord in the foreground:
+#                                    what the unit runs, and a container's entry point
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 say() { printf '[up] %s\n' "$*"; }
+foreground=0
+case "${1:-}" in
+  --foreground) foreground=1 ;;
+  '') ;;
+  *) echo "usage: bash scripts/up.sh [--foreground]" >&2; exit 2 ;;
+esac
 
 source scripts/lib.sh
 
-mkdir -p var/supervisor.d
+# Where the state lives (conf.d/, services/, var/, settings.env): STATE_DIR; else where the
+# checkout's links point; else, run as root, /var/lib/flume-service; else the checkout itself.
+# Outside the checkout, the checkout holds links to it (supervisor.conf's paths go through them),
+# so `git clean -fdX` or a new checkout loses nothing: the next up.sh makes the links again.
+sv_running() { [ -S var/run/supervisor.sock ] && supervisorctl -c supervisor.conf pid >/dev/null 2>&1; }
+if [ -n "${STATE_DIR:-}" ]; then
+  state=$(realpath -m "$STATE_DIR")
+elif [ -L var ]; then
+  state=$(dirname "$(readlink -f var)")
+elif [ "$(id -u)" = 0 ]; then
+  state=/var/lib/flume-service
+  if [ -d var ] && sv_running; then
+    say "NOTE: the state is in the checkout ($root/var) and supervisord runs from it: it stays there for now."
+    say "      To move it to $state (channels, secrets, tokens and programs kept): supervisorctl -c supervisor.conf shutdown, then bash scripts/up.sh"
+    state=$root
+  fi
+else
+  state=$root
+fi
+if [ "$state" != "$root" ]; then
+  mkdir -p "$state"
+  if [ -f "$state/.checkout" ] && [ "$(cat "$state/.checkout")" != "$root" ] && [ -L "$(cat "$state/.checkout")/var" ] \
+     && [ "$(readlink -f "$(cat "$state/.checkout")/var")" = "$state/var" ]; then
+    say "ERROR: $state is the state of the checkout at $(cat "$state/.checkout"), which still uses it: set STATE_DIR to another directory"
+    exit 2
+  fi
+  for item in conf.d services var settings.env; do
+    if [ -L "$item" ]; then
+      [ "$(readlink -f "$item")" = "$state/$item" ] || ln -sfn "$state/$item" "$item"
+      continue
+    fi
+    if [ -e "$item" ]; then
+      if [ -n "$(ls -A "$state/$item" 2>/dev/null)" ] || [ -f "$state/$item" ]; then
+        say "ERROR: both $root/$item and $state/$item hold state: move one away (nothing was changed for $item)"
+        exit 2
+      fi
+      if sv_running; then
+        say "ERROR: supervisord runs from $root: supervisorctl -c supervisor.conf shutdown first, then the state moves to $state"
+        exit 2
+      fi
+      rm -rf "${state:?}/$item"
+      mv "$item" "$state/$item"
+      say "moved $root/$item to $state/$item (the checkout links to it)"
+    fi
+    [ "$item" = settings.env ] || mkdir -p "$state/$item"
+    ln -sfn "$state/$item" "$item"
+  done
+  echo "$root" > "$state/.checkout"
+fi
+mkdir -p conf.d services var/supervisor.d
+export STATE_DIR=$state
 if [ -z "${REDIS_URL:-}" ] && ! redis_answers 127.0.0.1 6379; then
   say "no Redis answers on 127.0.0.1:6379 and REDIS_URL is not set: running an embedded one"
   NEED_REDIS_SERVER=1 bash scripts/setup.sh
@@ -60,9 +120,9 @@ if [ "$(id -u)" = 0 ] && [ "${SERVICE_USER:-flume}" != root ]; then
   fi
   if runuser -u "$svc_user" -- test -r "$root/dist/server.js" -a -r "$root/templates/program.conf" -a -x "$root/flume/lib"; then
     run_as=$svc_user
-    state=${STATE_DIR:-$root}
     mkdir -p "$state/conf.d" "$state/services" "$state/var"
     chown -R "$svc_user": "$state/conf.d" "$state/services" "$state/var"
+    [ "$state" = "$root" ] || chown "$svc_user": "$state"
   else
     say "WARNING: user $svc_user cannot read $root (a parent directory is private to root): running as root."
     say "         To run as $svc_user, use a checkout in a directory others may traverse (e.g. under /srv or /opt)."
@@ -79,17 +139,56 @@ as_service node dist/cli/gateway-config.js >/dev/null
 # installation).
 node dist/cli/reap.js | sed 's/^/[up] /'
 
-sock=var/run/supervisor.sock
-if [ -S "$sock" ] && supervisorctl -c supervisor.conf pid >/dev/null 2>&1; then
+# supervisord runs as the service user, or (none) as root: exactly one per installation.
+sv_args=(-c supervisor.conf ${run_as:+-u "$run_as"})
+if [ $foreground = 1 ]; then
+  if sv_running; then say "ERROR: supervisord already runs for this installation (supervisorctl -c supervisor.conf pid)"; exit 1; fi
+  # Programs written for another build, settings or state directory get this one's command line.
+  as_service node dist/cli/programs.js --write >/dev/null
+  say "supervisord -n ${sv_args[*]} (foreground)"
+  umask 027
+  exec supervisord -n "${sv_args[@]}"
+fi
+
+# At boot, with systemd, the unit starts the service (scripts/systemd-unit.sh).
+unit=
+if [ "$(id -u)" = 0 ] && [ -d /run/systemd/system ] && [ "${FLUME_SYSTEMD:-1}" = 1 ]; then
+  unit=flume-service
+  bash scripts/systemd-unit.sh > /etc/systemd/system/$unit.service.new
+  if ! cmp -s /etc/systemd/system/$unit.service.new /etc/systemd/system/$unit.service; then
+    mv /etc/systemd/system/$unit.service.new /etc/systemd/system/$unit.service
+    systemctl daemon-reload
+    say "installed /etc/systemd/system/$unit.service (supervisord in the foreground, restarted on failure, started at boot)"
+  else
+    rm -f /etc/systemd/system/$unit.service.new
+  fi
+  systemctl enable --quiet $unit
+  # Debian's own supervisor service runs another supervisord (for /etc/supervisor/conf.d): it is
+  # left alone when it runs programs of its own, and stopped and disabled when it runs none.
+  if systemctl is-enabled --quiet supervisor 2>/dev/null && [ -z "$(ls -A /etc/supervisor/conf.d 2>/dev/null)" ]; then
+    systemctl disable --now --quiet supervisor && say "disabled Debian's supervisor service: it ran no programs, and flume-service runs its own supervisord"
+  fi
+fi
+
+if sv_running; then
   say "supervisord already runs: applying config and restarting the API"
   supervisorctl -c supervisor.conf update >/dev/null
   supervisorctl -c supervisor.conf restart api >/dev/null
   supervisorctl -c supervisor.conf signal HUP gateway >/dev/null || supervisorctl -c supervisor.conf start gateway >/dev/null
+  if [ -n "$unit" ] && ! systemctl is-active --quiet $unit; then
+    say "NOTE: this supervisord was not started by the $unit unit; the unit starts it at the next boot (to hand over now: supervisorctl -c supervisor.conf shutdown && systemctl start $unit)"
+  fi
 else
-  say "starting supervisord -c supervisor.conf${run_as:+ as user $run_as}"
-  # supervisor.conf's umask applies when supervisord daemonizes; this covers it in the foreground too.
-  umask 027
-  supervisord -c supervisor.conf ${run_as:+-u "$run_as"}
+  as_service node dist/cli/programs.js --write >/dev/null
+  if [ -n "$unit" ]; then
+    say "starting the $unit unit (systemctl start $unit)"
+    systemctl start $unit
+  else
+    say "starting supervisord ${sv_args[*]}"
+    # supervisor.conf's umask applies when supervisord daemonizes; this covers it in the foreground too.
+    umask 027
+    supervisord "${sv_args[@]}"
+  fi
 fi
 
 # Where the API and the gateway listen, as the service reads it (environment over settings.env).

@@ -30,8 +30,13 @@ export class Installation {
     utimesSync(join(this.dir, 'package-lock.json'), before, before);
   }
 
+  /** Where its state lives: STATE_DIR when the test gives one (the checkout then links to it), else the checkout. */
+  get stateDir(): string {
+    return this.env.STATE_DIR ?? this.dir;
+  }
+
   get varDir(): string {
-    return join(this.dir, 'var');
+    return join(this.stateDir, 'var');
   }
 
   get api(): string {
@@ -42,8 +47,9 @@ export class Installation {
     return `http://127.0.0.1:${this.env.GATEWAY_PORT}`;
   }
 
-  private get procEnv(): NodeJS.ProcessEnv {
-    return { ...process.env, SERVICE_USER: 'root', LOG_LEVEL: 'warn', ...this.env };
+  get procEnv(): NodeJS.ProcessEnv {
+    // Run as root, up.sh would keep the state in /var/lib/flume-service: each test's stays its own.
+    return { ...process.env, SERVICE_USER: 'root', LOG_LEVEL: 'warn', STATE_DIR: this.dir, ...this.env };
   }
 
   /** The README's first command; resolves with its output once it exits (it fails the test if it fails). */
@@ -93,7 +99,7 @@ export class Installation {
   }
 
   private get dirs() {
-    return { STATE_DIR: this.dir, varDir: this.varDir, servicesDir: join(this.dir, 'services') };
+    return { STATE_DIR: this.stateDir, varDir: this.varDir, servicesDir: join(this.stateDir, 'services') };
   }
 
   /** Every process of the installation (src/supervisor/strays.ts tells them by its paths), supervisord aside. */
@@ -141,6 +147,7 @@ export class Installation {
       }
     }
     rmSync(this.dir, { recursive: true, force: true });
+    if (this.stateDir !== this.dir) rmSync(this.stateDir, { recursive: true, force: true });
   }
 }
 
