@@ -74,9 +74,28 @@ if [ "$(id -u)" = 0 ] && [ -d /usr/local/bin ]; then
   if [ ! -e "$link" ] || [ -L "$link" ]; then ln -sfn "$PWD/bin/flumectl" "$link"; fi
 fi
 
-if [ ! -f flume/lib/flume-ng-node-1.11.0.jar ]; then
-  say "fetching Apache Flume 1.11.0 jars from Maven Central (once, ~46 MB)"
-  mvn -B -q -f flume/pom.xml dependency:copy-dependencies
+# flume/lib holds exactly the jars flume/pom.xml names: when the pom changes (a new Flume), its
+# jars are fetched into a new directory that then replaces flume/lib, so no jar of the old
+# version stays on the agents' class path (flume/lib/*). flume/lib/.pom.sha256 says which pom.
+pom_sum=$(sha256sum flume/pom.xml | cut -d' ' -f1)
+flume_version=$(sed -n 's:.*<flume.version>\(.*\)</flume.version>.*:\1:p' flume/pom.xml)
+if [ "$(cat flume/lib/.pom.sha256 2>/dev/null)" != "$pom_sum" ]; then
+  if [ ! -f flume/lib/.pom.sha256 ] && [ -f "flume/lib/flume-ng-node-$flume_version.jar" ]; then
+    echo "$pom_sum" > flume/lib/.pom.sha256   # fetched by a set-up from before the stamp
+  else
+    if ls flume/lib/flume-ng-core-*.jar >/dev/null 2>&1; then
+      say "flume/pom.xml changed: fetching Apache Flume $flume_version's jars into a new flume/lib (the old ones are removed)"
+    else
+      say "fetching Apache Flume $flume_version jars from Maven Central (once, ~46 MB)"
+    fi
+    rm -rf flume/lib.next
+    mvn -B -q -f flume/pom.xml dependency:copy-dependencies -Dflume.lib.dir="$PWD/flume/lib.next"
+    echo "$pom_sum" > flume/lib.next/.pom.sha256
+    rm -rf flume/lib.old
+    if [ -d flume/lib ]; then mv flume/lib flume/lib.old; fi
+    mv flume/lib.next flume/lib
+    rm -rf flume/lib.old
+  fi
 fi
 # Our two Java classes (flume/launcher/): Flume's Application with the channels started before
 # the source, so a start does not wait out Flume's 500 ms poll, and Flume's JSON metrics server

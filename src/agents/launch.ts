@@ -5,6 +5,7 @@ import { jvmOptionProblem, sizeBytes } from '../resources/jvm-options.js';
 import type { TableRef } from '../resources/table.js';
 import type { AgentMeta } from '../store/agent-store.js';
 import { agentPaths, type AgentPaths } from '../store/paths.js';
+import { flumeVersionIn } from '../store/build-info.js';
 import { TEMPLATES_DIR, fill, template } from '../templates.js';
 
 /** How an agent's JVM is run: its supervisord program (templates/program.conf). */
@@ -26,6 +27,8 @@ export interface ProgramParams {
   mainClass: string;
   /** Flume's metrics server: ours on 127.0.0.1 where the launcher's jar is there, else Flume's `http` (every interface). */
   monitoringType: string;
+  /** The Flume version in FLUME_LIB_DIR, on the command line: a new one changes it (scripts/upgrade.sh restarts what changed). */
+  flumeVersion: string;
 }
 
 // supervisord interpolates %(name)s in values: a literal % must be doubled.
@@ -47,6 +50,7 @@ export function renderProgram(table: TableRef, p: ProgramParams, paths: AgentPat
     metricsPort: p.metricsPort,
     mainClass: p.mainClass,
     monitoringType: p.monitoringType,
+    flumeVersion: p.flumeVersion,
   };
   return fill(template('program.conf'), Object.fromEntries(Object.entries(values).map(([k, v]) => [k, supervisorValue(v)])));
 }
@@ -90,6 +94,7 @@ export function programFor(cfg: Config, meta: AgentMeta, autostart: boolean): st
       mainClass: cfg.AGENT_LAUNCHER === 'flume-service' && launcherJar ? LAUNCHER.mainClass : FLUME_MAIN_CLASS,
       // Whichever main class runs, the jar is on the class path (FLUME_LIB_DIR/*).
       monitoringType: launcherJar ? LOOPBACK_METRICS_CLASS : 'http',
+      flumeVersion: flumeVersionIn(cfg.FLUME_LIB_DIR),
     },
     paths,
   );

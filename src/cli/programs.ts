@@ -2,7 +2,7 @@
  * Which agents' supervisord programs differ from what this build and these settings render
  * (a new Flume, new JVM options, a moved state directory): the upgrade and the state migration
  * read it.
- *   node dist/cli/programs.js            prints {"changed":[{program,desired,running}],"unchanged":N}
+ *   node dist/cli/programs.js            prints {"changed":[{program,table,desired,running,rewritten}],"unchanged":N}
  *   node dist/cli/programs.js --write    also rewrites the program files of agents whose JVM does
  *                                        not run (their next start uses the new command line);
  *                                        the running ones are left to a restart through the API,
@@ -26,7 +26,7 @@ async function main(): Promise<void> {
   const store = new AgentStore(cfg);
   const onDisk = new Set(await store.programFiles());
   const running = new Set(processesOf(cfg).filter((p) => p.kind === 'agent' && p.program).map((p) => p.program!));
-  const changed: Array<{ program: string; desired: string; running: boolean; rewritten: boolean }> = [];
+  const changed: Array<{ program: string; table: string; desired: string; running: boolean; rewritten: boolean }> = [];
   let unchanged = 0;
   for (const meta of await store.allMetas()) {
     if (!onDisk.has(meta.program)) continue;
@@ -42,7 +42,7 @@ async function main(): Promise<void> {
     const isRunning = running.has(meta.program);
     const rewrite = values.write && !isRunning;
     if (rewrite) await store.writeProgram(meta.program, want);
-    changed.push({ program: meta.program, desired, running: isRunning, rewritten: rewrite });
+    changed.push({ program: meta.program, table: `${meta.db}.${meta.table}`, desired, running: isRunning, rewritten: rewrite });
   }
   console.log(JSON.stringify({ changed, unchanged }));
 }

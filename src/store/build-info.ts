@@ -9,15 +9,19 @@ export interface BuildInfo {
   node: string;
 }
 
-/** Read once at start-up: the Flume version is the flume-ng-core jar's in FLUME_LIB_DIR ("unknown" without one). */
-export function readBuildInfo(flumeLibDir: string): BuildInfo {
-  const pkg = JSON.parse(readFileSync(join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version: string };
-  let flume = 'unknown';
+/** The Flume version in `flumeLibDir`: its flume-ng-core jar's ("unknown" without one). */
+export function flumeVersionIn(flumeLibDir: string): string {
   try {
     const jar = readdirSync(flumeLibDir).find((f) => /^flume-ng-core-[\w.-]+\.jar$/.test(f));
-    if (jar) flume = jar.slice('flume-ng-core-'.length, -'.jar'.length);
+    if (jar) return jar.slice('flume-ng-core-'.length, -'.jar'.length);
   } catch {
     // no Flume installed here yet
   }
-  return { version: pkg.version, flume, node: process.version };
+  return 'unknown';
+}
+
+/** Read once at start-up. */
+export function readBuildInfo(flumeLibDir: string): BuildInfo {
+  const pkg = JSON.parse(readFileSync(join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version: string };
+  return { version: pkg.version, flume: flumeVersionIn(flumeLibDir), node: process.version };
 }

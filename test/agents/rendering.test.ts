@@ -71,12 +71,13 @@ describe('agent templates', () => {
   });
 
   it('renders a supervisor program that execs the JVM and doubles % signs', () => {
-    const text = renderProgram(ref, { program: 'flume-shop-orders', javaBin: 'java', heap: '256m', jvmOptions: ['-XX:+UseSerialGC', '-Xss512k'], classpath: '/x/100%/lib/*', autostart: false, metricsPort: 23456, mainClass: 'flumeservice.Agent', monitoringType: 'flumeservice.LoopbackMetricsServer' }, paths);
+    const text = renderProgram(ref, { program: 'flume-shop-orders', javaBin: 'java', heap: '256m', jvmOptions: ['-XX:+UseSerialGC', '-Xss512k'], classpath: '/x/100%/lib/*', autostart: false, metricsPort: 23456, mainClass: 'flumeservice.Agent', monitoringType: 'flumeservice.LoopbackMetricsServer', flumeVersion: '1.11.0' }, paths);
     // env -i: the JVM gets no environment of the service's (it execs java, so supervisord still supervises the JVM).
     expect(text).toMatch(/^command=\/usr\/bin\/env -i PATH=\S+ LANG=C\.UTF-8 "java" -Xmx256m .* flumeservice\.Agent -n a1 -f "\/s\/services\/flume-shop-orders\/flume\.conf" --no-reload-conf$/m);
     expect(text).toContain('/x/100%%/lib/*');
     expect(text).toMatch(/ "java" -Xmx256m "-XX:\+UseSerialGC" "-Xss512k" -XX:\+ExitOnOutOfMemoryError -XX:-UsePerfData /m);
     expect(text).toContain('umask=027');
+    expect(text).toContain(' -Dflume-service.flume=1.11.0 ');
     expect(text).toContain('autostart=false');
     expect(text).toContain('stopasgroup=true');
     expect(text).toContain('-Dflume.monitoring.type=flumeservice.LoopbackMetricsServer -Dflume.monitoring.port=23456');
