@@ -189,7 +189,7 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
   fleet.on('state', (c: unknown) => journal.publish('state', c));
   operations.on('operation', (o: unknown) => journal.publish('operation', o));
   void app.register(eventRoutes, { incidents, agents, journal, authorize, streams });
-  void app.register(metricsRoutes, { agents, incidents, build, webhooks: outbox });
+  void app.register(metricsRoutes, { agents, incidents, build, webhooks: outbox, readiness: { redis, driver, readiness } });
   void app.register(pageRoutes);
 
   let started = false;

@@ -6,11 +6,9 @@ import { ErrorCodes } from '../errors.js';
 import type { SupervisorDriver } from '../supervisor/driver.js';
 import { access, ok } from '../resources/envelope.js';
 import type { BuildInfo } from '../store/build-info.js';
+import { readinessChecks } from '../http/readiness.js';
 
 const checks = z.object({ redis: z.string(), supervisord: z.string(), reconciled: z.string() }).describe('"ok" or what is wrong');
-
-/** Each readiness check gets this long: /readyz answers within about 2 s even if one hangs. */
-const CHECK_TIMEOUT_MS = 1500;
 
 /** /healthz: the process is up. /readyz: Redis and supervisord answer and disk state is restored. */
 export async function healthRoutes(
@@ -43,26 +41,7 @@ export async function healthRoutes(
       },
     },
   }, async (_req, reply) => {
-    const check = async (fn: () => Promise<unknown>) => {
-      let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no answer within ${CHECK_TIMEOUT_MS} ms`)), CHECK_TIMEOUT_MS);
-      });
-      try {
-        await Promise.race([fn(), timeout]);
-        return 'ok';
-      } catch (e) {
-        return (e as Error).message;
-      } finally {
-        clearTimeout(timer);
-      }
-    };
-    const [redis, supervisord] = await Promise.all([
-      check(() => opts.redis.ping()),
-      check(() => opts.driver.ping(CHECK_TIMEOUT_MS)),
-    ]);
-    const reconciled = opts.readiness.reconciled ? 'ok' : 'restoring state from disk';
-    const ready = redis === 'ok' && supervisord === 'ok' && reconciled === 'ok';
+    const { ready, checks: { redis, supervisord, reconciled } } = await readinessChecks(opts);
     return reply
       .status(ready ? 200 : 503)
       .send(

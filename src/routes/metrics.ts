@@ -8,6 +8,7 @@ import { access } from '../resources/envelope.js';
 import { INCIDENT_TYPES } from '../resources/incident.js';
 import type { BuildInfo } from '../store/build-info.js';
 import type { WebhookOutbox } from '../incidents/webhook-outbox.js';
+import { readinessChecks, type ReadinessParts } from '../http/readiness.js';
 
 const AGENT_LABELS = ['db', 'table', 'program'] as const;
 
@@ -17,7 +18,10 @@ const AGENT_LABELS = ['db', 'table', 'program'] as const;
  * pattern (per-table URLs do not multiply the series); Node's own process metrics (event-loop
  * lag, heap, GC, CPU) come with prom-client's defaults.
  */
-async function metrics(app: FastifyInstance, opts: { agents: AgentService; incidents: IncidentService; build: BuildInfo; webhooks: WebhookOutbox | null }): Promise<void> {
+async function metrics(
+  app: FastifyInstance,
+  opts: { agents: AgentService; incidents: IncidentService; build: BuildInfo; webhooks: WebhookOutbox | null; readiness: ReadinessParts },
+): Promise<void> {
   const register = new Registry();
   collectDefaultMetrics({ register });
   new Gauge({
@@ -26,6 +30,17 @@ async function metrics(app: FastifyInstance, opts: { agents: AgentService; incid
     labelNames: ['version', 'flume', 'node'] as const,
     registers: [register],
   }).set({ version: opts.build.version, flume: opts.build.flume, node: opts.build.node }, 1);
+
+  new Gauge({
+    name: 'flume_service_ready',
+    help: 'Whether this API can serve (GET /readyz), per check: redis, supervisord, reconciled (the disk state restored); 1 ok, 0 not.',
+    labelNames: ['check'] as const,
+    registers: [register],
+    async collect() {
+      const { checks } = await readinessChecks(opts.readiness);
+      for (const [check, v] of Object.entries(checks)) this.set({ check }, v === 'ok' ? 1 : 0);
+    },
+  });
 
   const requests = new Histogram({
     name: 'flume_service_http_request_duration_seconds',

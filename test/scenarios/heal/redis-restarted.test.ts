@@ -42,8 +42,12 @@ describe('Redis restarted empty', () => {
     const { token } = r.json() as { token: string };
     expect((await ingest(gw, 'heal', 'orders', token, [{ headers: {}, body: 'before' }])).status).toBe(200);
 
+    const ready = async () => /^flume_service_ready\{check="redis"\} (\d)$/m.exec((await h.api('GET', '/metrics')).body)?.[1];
+    expect(await ready()).toBe('1');
     await redis.kill();
     const downAt = Date.now();
+    // What FlumeServiceNotReady (monitoring/alerts.yml) watches: the API says Redis is gone.
+    expect(await ready()).toBe('0');
     await redis.start(); // same port, empty
     expect(await h.redis.dbsize().catch(() => 0)).toBeLessThanOrEqual(1);
 
@@ -54,6 +58,7 @@ describe('Redis restarted empty', () => {
     expect(healed.status).toBe(200);
     console.log(`Redis restarted empty -> the same token accepted again after ${Date.now() - downAt} ms`);
     expect(h.reconciler.heals).toBeGreaterThanOrEqual(1);
+    expect(await ready()).toBe('1');
     expect(await waitForLines(agentPaths(h.config, 'flume-heal-orders').outDir, ['before', 'after'])).toEqual(
       expect.arrayContaining(['before', 'after']),
     );

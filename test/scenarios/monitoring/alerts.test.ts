@@ -111,6 +111,7 @@ describe('the shipped alert rules', () => {
             { eval_time: '3m', alertname: 'FlumeAgentDown', exp_alerts: [] },
             { eval_time: '3m', alertname: 'FlumeSinkFailing', exp_alerts: [] },
             { eval_time: '10m', alertname: 'FlumeServiceDown', exp_alerts: [] },
+            { eval_time: '10m', alertname: 'FlumeServiceNotReady', exp_alerts: [] },
           ],
         },
       ],
