@@ -1,4 +1,6 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
+import { createServer, request as httpRequest } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
@@ -187,6 +189,44 @@ describe('in a real browser (headless Chromium)', () => {
     await page.locator('tr[data-program="flume-web-clicks"] button[data-op="stop"]').click();
     await page.locator('#flash', { hasText: 'may not' }).waitFor({ timeout: 10_000 });
     expect((await h.inject({ method: 'GET', url: '/v1/api/web/clicks/status' })).json()).toMatchObject({ desired: 'running' });
+  });
+
+  it('works behind a proxy that serves the API under a path prefix', async () => {
+    // A reverse proxy as an operator would put in front: /flume/<path> -> the API's /<path>.
+    const api = new URL(base);
+    const seen: string[] = [];
+    const proxy = createServer((req, res) => {
+      seen.push(req.url ?? '');
+      if (!req.url?.startsWith('/flume/')) {
+        res.writeHead(404).end();
+        return;
+      }
+      const upstream = httpRequest(
+        { host: api.hostname, port: api.port, method: req.method, path: req.url.slice('/flume'.length), headers: { ...req.headers, host: api.host } },
+        (r) => {
+          res.writeHead(r.statusCode ?? 502, r.headers);
+          r.pipe(res);
+        },
+      );
+      upstream.on('error', () => res.destroy());
+      req.pipe(upstream);
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    try {
+      const page = await browser.newPage();
+      await page.goto(`http://127.0.0.1:${(proxy.address() as AddressInfo).port}/flume/dashboard`);
+      await page.fill('#token', h.tokenFor('viewer'));
+      await page.click('#save');
+      await page.locator('tr[data-program="flume-web-clicks"] [data-testid="health"]', { hasText: 'healthy' }).waitFor({ timeout: 30_000 });
+      await page.locator('#live.on').waitFor({ timeout: 10_000 });
+      expect(seen.some((u) => u.startsWith('/flume/v1/api/services'))).toBe(true);
+      expect(seen.some((u) => u.startsWith('/flume/v1/api/events'))).toBe(true);
+      // Nothing the page asks for leaves the prefix (the browser's own /favicon.ico aside).
+      expect(seen.filter((u) => !u.startsWith('/flume/') && u !== '/favicon.ico')).toEqual([]);
+    } finally {
+      proxy.closeAllConnections();
+      proxy.close();
+    }
   });
 
   it('the API docs page lists every operation', async () => {
