@@ -1,7 +1,7 @@
 /**
  * One consistent backup of this installation's state in a .tar.gz (0600: it holds the secrets):
  *   npm run -s backup -- [--out FILE] [--channels]
- * What it holds: src/backup/contents.ts. --channels adds the file channels of agents that do
+ * What it holds: src/store/backup-contents.ts. --channels adds the file channels of agents that do
  * not run (stopped, or never started); an agent that runs makes it refuse, naming it, since a
  * channel copied while its JVM writes it is not consistent: stop those first (a paused agent
  * whose channel drained holds nothing worth copying), or back up without --channels.
@@ -13,7 +13,7 @@ import { hostname, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { execa } from 'execa';
-import { BACKUP_FORMAT, MANIFEST_ENTRY, SETTINGS_ENTRY, STATE_DIRS, STATE_FILES, type Manifest } from '../backup/contents.js';
+import { BACKUP_FORMAT, MANIFEST_ENTRY, SETTINGS_ENTRY, STATE_DIRS, STATE_FILES, type Manifest } from '../store/backup-contents.js';
 import { loadConfig, settingsFile } from '../config.js';
 import { AgentStore } from '../store/agent-store.js';
 import { readBuildInfo } from '../store/build-info.js';

@@ -2,7 +2,7 @@
  * Restores a backup (npm run -s backup) onto a fresh installation:
  *   npm run -s restore -- FILE
  * Refuses an installation that already has agents or ingestion tokens, and any archive holding
- * an entry a backup does not write (src/backup/contents.ts), before anything is written. Then:
+ * an entry a backup does not write (src/store/backup-contents.ts), before anything is written. Then:
  * the agents' specs and metadata go back to services/, their supervisord programs are rendered
  * again for this host (paths, Flume jars, JVM options) with the desired state they had; the
  * secrets, ingestion tokens, revoked control tokens, pending webhooks and the audit trail go
@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { execa } from 'execa';
-import { allowedEntry, MANIFEST_ENTRY, manifestSchema, SETTINGS_ENTRY, STATE_DIRS, STATE_FILES } from '../backup/contents.js';
+import { allowedEntry, MANIFEST_ENTRY, manifestSchema, SETTINGS_ENTRY, STATE_DIRS, STATE_FILES } from '../store/backup-contents.js';
 import { loadConfig, PROJECT_ROOT, settingsFile, type Config } from '../config.js';
 import { programFor } from '../agents/launch.js';
 import { canBind } from '../agents/port-allocator.js';
