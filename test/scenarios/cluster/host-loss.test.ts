@@ -292,7 +292,8 @@ describe('an API killed -9 mid-create', () => {
     expect(other.status, other.text).toBe(409);
     expect(other.body.error).toBe('AGENT_EXISTS');
     await until(() => nodesOf(1), (v) => v !== null, 60_000, 250);
-    expect(stack.host(3).states()['flume-loss-retry']).toBe('RUNNING');
+    // supervisord says STARTING until the program's startsecs have passed, even once it accepts.
+    expect(await until(() => stack.host(3).states()['flume-loss-retry'], (s) => s === 'RUNNING', 30_000, 250)).toBe('RUNNING');
     for (const i of [1, 2]) {
       expect(stack.host(i).states()['flume-loss-retry']).toBeUndefined();
       expect(stack.host(i).jvmsOf('flume-loss-retry')).toEqual([]);
