@@ -10,31 +10,20 @@
  * the load comes from autocannon in another process.
  * Run: npm run bench:fleet   (BENCH_AGENTS=N for the large fleet, default 100; BENCH_SECONDS=10)
  */
-import { randomBytes } from 'node:crypto';
-import { rmSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Redis } from 'ioredis';
 import pLimit from 'p-limit';
-import { REDIS_URL, dropPrefix, tempDir } from '../test/helpers/harness.js';
-import { TestSupervisord } from '../test/helpers/supervisord.js';
 import { freePort, until } from '../test/helpers/wait.js';
-import { type Load, SECONDS, autocannon, cpuSeconds, f1, pacedPollers, rssMiB, run, startApi, supervisorctlLoad, writeResult } from './lib.js';
+import { type Load, SECONDS, autocannon, cpuSeconds, f1, pacedPollers, rssMiB, run, startApi, supervisorctlLoad, benchStack, writeResult } from './lib.js';
 
 const SMALL = 20;
 const LARGE = Number(process.env.BENCH_AGENTS ?? 100);
 
-const dir = tempDir('bench-fleet');
-const prefix = `bench:${randomBytes(4).toString('hex')}:`;
-const supervisord = new TestSupervisord(dir, { redisUrl: REDIS_URL, prefix });
+const stack = await benchStack('bench-fleet');
+const { supervisord } = stack;
 let api: Awaited<ReturnType<typeof startApi>> | null = null;
-const redis = new Redis(REDIS_URL);
 try {
-  await supervisord.start();
   const env = {
-    STATE_DIR: dir,
-    REDIS_URL,
-    REDIS_KEY_PREFIX: prefix,
-    LOG_LEVEL: 'warn',
+    ...stack.env,
     AGENT_HEAP: process.env.AGENT_HEAP ?? '96m',
     AGENT_READY_TIMEOUT_MS: '240000',
     PORT_RANGE: '12000-12999',
@@ -118,8 +107,5 @@ try {
   console.log(`  API idle with ${LARGE} agents over 30 s: ${f1(idle)} % of one core, RSS ${f1(rssMiB(api.child.pid!))} MiB`);
 } finally {
   await api?.stop();
-  await supervisord.stop();
-  await dropPrefix(redis, prefix);
-  redis.disconnect();
-  rmSync(dir, { recursive: true, force: true });
+  await stack.close();
 }

@@ -6,14 +6,19 @@
  * carry their own body, and the lines the sink wrote are counted against the 200s.
  * Phases: straight to the agent; the gateway with group commit off (window 0); the gateway with
  * each window in BENCH_WINDOWS (ms), the rate limit off; the gateway with the defaults a user
- * gets (window and GATEWAY_RATE_LIMIT).
- * Run: npm run bench:group-commit   (BENCH_REQUESTS=50000 BENCH_CLIENTS=100 BENCH_WINDOWS=1,2,5)
+ * gets (window and GATEWAY_RATE_LIMIT); those defaults with the metrics listener, with TLS
+ * (a throwaway certificate; keep-alive clients), and with both.
+ * Every phase runs BENCH_ROUNDS times (default 3), in turn with the others; figures are medians.
+ * Run: npm run bench:group-commit   (BENCH_REQUESTS=50000 BENCH_CLIENTS=100 BENCH_WINDOWS=1,2,5 BENCH_ROUNDS=3)
  */
 import { execFile } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { agentPaths } from '../src/store/paths.js';
-import { PROJECT_ROOT, loadConfig } from '../src/config.js';
+import { PROJECT_ROOT, loadConfig, type Config } from '../src/config.js';
+import { makeCertificates } from '../test/helpers/certs.js';
 import { routePort, sinkLines } from '../test/helpers/flume.js';
 import { TestGateway } from '../test/helpers/gateway.js';
 import { startHarness } from '../test/helpers/harness.js';
@@ -23,6 +28,7 @@ import { writeResult } from './lib.js';
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 50_000);
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 100);
 const WINDOWS = (process.env.BENCH_WINDOWS ?? '2').split(',').map(Number);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const run = promisify(execFile);
 
 interface Result {
@@ -56,49 +62,73 @@ try {
   const port = (await routePort(h.redis, h.keys, 'bench', 'gc'))!;
   const direct = `http://127.0.0.1:${port}/`;
 
-  await load('warm-up', 'warm', direct, null); // JIT and page cache
-  const results: Result[] = [await load('straight to the agent', 'direct', direct, null)];
-  for (const window of [0, ...WINDOWS]) {
-    gw = new TestGateway({ ...h.config, GATEWAY_BATCH_WINDOW_MS: window });
-    await gw.start();
-    const name = window ? `gateway, window ${window} ms` : 'gateway, group commit off';
-    results.push(await load(name, `gw${window}`, `${gw.url}/ingest/bench/gc`, token));
-    await gw.stop();
-    gw = null;
-  }
-  // What a user gets: every gateway setting at its default (window and per-token rate limit).
+  // Every phase is a gateway setting (null: straight to the agent). The phases run in turn,
+  // ROUNDS times over, and each figure is the median of its rounds: a run's figures drift by
+  // tens of percent as the JVM and the page cache warm, and rounds spread that drift over all.
   const defaults = loadConfig({});
-  gw = new TestGateway({ ...h.config, GATEWAY_BATCH_WINDOW_MS: defaults.GATEWAY_BATCH_WINDOW_MS, GATEWAY_RATE_LIMIT: defaults.GATEWAY_RATE_LIMIT });
-  await gw.start();
-  results.push(await load(`gateway, defaults (limit ${defaults.GATEWAY_RATE_LIMIT}/s)`, 'gwdefault', `${gw.url}/ingest/bench/gc`, token));
-  await gw.stop();
-  gw = null;
-  results.push(await load('straight to the agent again', 'direct2', direct, null));
+  const byDefault = { GATEWAY_BATCH_WINDOW_MS: defaults.GATEWAY_BATCH_WINDOW_MS, GATEWAY_RATE_LIMIT: defaults.GATEWAY_RATE_LIMIT };
+  const certs = makeCertificates(mkdtempSync(join(tmpdir(), 'bench-certs-')));
+  const tls = { GATEWAY_TLS_CERT_FILE: certs.cert, GATEWAY_TLS_KEY_FILE: certs.key };
+  const phases: Array<{ name: string; gateway: Partial<Config> | null }> = [
+    { name: 'straight to the agent', gateway: null },
+    ...[0, ...WINDOWS].map((w) => ({ name: w ? `gateway, window ${w} ms` : 'gateway, group commit off', gateway: { GATEWAY_BATCH_WINDOW_MS: w } })),
+    // What a user gets: every gateway setting at its default (window and per-token rate limit).
+    { name: `gateway, defaults (limit ${defaults.GATEWAY_RATE_LIMIT}/s)`, gateway: byDefault },
+    // Production's extras on top: the metrics listener (a log phase per request), TLS
+    // (keep-alive clients: one handshake per connection), and both.
+    { name: 'gateway, defaults + metrics', gateway: { ...byDefault, GATEWAY_METRICS_PORT: await freePort() } },
+    { name: 'gateway, defaults + TLS', gateway: { ...byDefault, ...tls } },
+    { name: 'gateway, defaults + TLS + metrics', gateway: { ...byDefault, ...tls, GATEWAY_METRICS_PORT: await freePort() } },
+  ];
+  await load('warm-up', 'warm', direct, null); // JIT and page cache
+  const runs: Result[][] = phases.map(() => []);
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const [i, phase] of phases.entries()) {
+      const tag = `p${i}r${round}`;
+      if (!phase.gateway) {
+        runs[i]!.push(await load(phase.name, tag, direct, null));
+        continue;
+      }
+      gw = new TestGateway({ ...h.config, GATEWAY_RATE_LIMIT: 0, ...phase.gateway });
+      await gw.start();
+      const scheme = phase.gateway.GATEWAY_TLS_CERT_FILE ? 'https' : 'http';
+      runs[i]!.push(await load(phase.name, tag, `${scheme}://${h.config.GATEWAY_HOST}:${h.config.GATEWAY_PORT}/ingest/bench/gc`, token));
+      await gw.stop();
+      gw = null;
+    }
+  }
 
-  // Every acknowledged event must reach the sink: count each phase's lines once the sink caught up.
+  // Every acknowledged event must reach the sink: count each run's lines once the sink caught up.
   const out = agentPaths(h.config, 'flume-bench-gc').outDir;
   const counts = () => {
     const c = new Map<string, number>();
     for (const l of sinkLines(out)) c.set(l, (c.get(l) ?? 0) + 1);
     return c;
   };
-  const final = await until(counts, (c) => results.every((r) => (c.get(r.tag) ?? 0) >= r.acked), 300_000, 1000);
-  for (const r of results) r.atSink = final.get(r.tag) ?? 0;
+  const all = runs.flat();
+  const final = await until(counts, (c) => all.every((r) => (c.get(r.tag) ?? 0) >= r.acked), 300_000, 1000);
+  for (const r of all) r.atSink = final.get(r.tag) ?? 0;
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const results = runs.map((rs) => {
+    const mid = [...rs].sort((a, b) => a.rps - b.rps)[Math.floor(rs.length / 2)]!;
+    const sum = (k: 'acked' | 'failed' | 'atSink') => rs.reduce((n, r) => n + (r[k] ?? 0), 0);
+    return { ...mid, rps: median(rs.map((r) => r.rps)), spread: rs.map((r) => Math.round(r.rps)), acked: sum('acked'), failed: sum('failed'), atSink: sum('atSink') };
+  });
 
   const status = (await h.inject({ method: 'GET', url: '/v1/api/bench/gc/status?fresh=true' })).json() as { resources?: { rssBytes?: number } };
   const f = (x: number) => x.toFixed(1);
-  const base = (results[0]!.rps + results.at(-1)!.rps) / 2;
-  console.log(`${REQUESTS} requests from ${CLIENTS} clients, one event each, file_roll agent (file channel), 2 nginx workers, ${(await run('nproc')).stdout.trim()} cores`);
+  const base = results[0]!.rps;
+  console.log(`${REQUESTS} requests from ${CLIENTS} clients per run, ${ROUNDS} runs per phase (median), one event each, file_roll agent (file channel), 2 nginx workers, ${(await run('nproc')).stdout.trim()} cores`);
   for (const r of results) {
     console.log(
-      `${r.name.padEnd(28)} ${f(r.rps).padStart(8)} req/s (${(r.rps / base).toFixed(2)}x direct)  p50 ${r.p50} ms  p99 ${r.p99} ms  acknowledged ${r.acked}, refused ${r.failed}, at the sink ${r.atSink}, lost ${Math.max(0, r.acked - r.atSink!)}`,
+      `${r.name.padEnd(36)} ${f(r.rps).padStart(8)} req/s (${(r.rps / base).toFixed(2)}x direct; runs ${r.spread.join(', ')})  p50 ${r.p50} ms  p99 ${r.p99} ms  acknowledged ${r.acked}, refused ${r.failed}, at the sink ${r.atSink}, lost ${Math.max(0, r.acked - r.atSink!)}`,
     );
   }
   await writeResult('group-commit', {
     title: `Group commit at the gateway: ${REQUESTS} requests from ${CLIENTS} clients, one event each`,
     unit: 'req/s',
-    baseline: { label: 'straight to the agent (mean of first and last)', value: base },
-    rows: results.map((r) => ({ label: r.name, value: r.rps })),
+    baseline: { label: `straight to the agent (median of ${ROUNDS} runs)`, value: Math.round(base) },
+    rows: results.slice(1).map((r) => ({ label: r.name, value: Math.round(r.rps) })),
     command: 'npm run bench:group-commit',
   });
   console.log(`the agent after all this (default JVM settings, -Xmx512m): RSS ${f((status.resources?.rssBytes ?? 0) / 1_048_576)} MiB`);

@@ -1,11 +1,15 @@
 /** What the benchmarks share: load generators, a process's CPU and memory, the API as its own process. */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { Agent, request as httpRequest } from 'node:http';
-import { readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { PROJECT_ROOT } from '../src/config.js';
+import { Redis } from 'ioredis';
+import { REDIS_URL, dropPrefix, tempDir } from '../test/helpers/harness.js';
+import { TestSupervisord } from '../test/helpers/supervisord.js';
 import { until } from '../test/helpers/wait.js';
 
 export const run = promisify(execFile);
@@ -144,4 +148,36 @@ export async function writeResult(name: string, r: Omit<Result, 'at' | 'machine'
   await mkdir(dir, { recursive: true });
   const machine = `${availableParallelism()} cores, ${Math.round(totalmem() / 1024 ** 3)} GB`;
   await writeFile(join(dir, `${name}.json`), `${JSON.stringify({ ...r, at: new Date().toISOString(), machine }, null, 2)}\n`);
+}
+
+/**
+ * Where a benchmark's API runs: its own supervisord in a temp dir and the local Redis under a
+ * random prefix. `env` is the API's settings for them (add PORT_RANGE and the rest); `close`
+ * stops supervisord (and every agent under it), drops the prefix's keys and removes the dir.
+ */
+export async function benchStack(name: string): Promise<{
+  dir: string;
+  prefix: string;
+  supervisord: TestSupervisord;
+  redis: Redis;
+  env: Record<string, string>;
+  close(): Promise<void>;
+}> {
+  const dir = tempDir(name);
+  const prefix = `bench:${randomBytes(4).toString('hex')}:`;
+  const supervisord = new TestSupervisord(dir, { redisUrl: REDIS_URL, prefix });
+  const redis = new Redis(REDIS_URL);
+  const close = async () => {
+    await supervisord.stop();
+    await dropPrefix(redis, prefix);
+    redis.disconnect();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    await supervisord.start();
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  return { dir, prefix, supervisord, redis, env: { STATE_DIR: dir, REDIS_URL, REDIS_KEY_PREFIX: prefix, LOG_LEVEL: 'warn' }, close };
 }

@@ -10,15 +10,11 @@
  * as its own process (dist/server.js) under its own supervisord, with one real agent.
  * Run: npm run bench:retry
  */
-import { randomBytes, randomUUID } from 'node:crypto';
-import { rmSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
 import { PROJECT_ROOT } from '../src/config.js';
-import { REDIS_URL, dropPrefix, tempDir } from '../test/helpers/harness.js';
-import { TestSupervisord } from '../test/helpers/supervisord.js';
 import { freePort } from '../test/helpers/wait.js';
-import { type Load, SECONDS, autocannon, f1, run, startApi, writeResult } from './lib.js';
+import { type Load, SECONDS, autocannon, f1, run, startApi, benchStack, writeResult } from './lib.js';
 
 const CONNECTIONS = 10;
 
@@ -33,14 +29,10 @@ async function load(url: string, token: string, opts: { method: string; body?: s
   return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors, non2xx: r.non2xx };
 }
 
-const dir = tempDir('bench-retry');
-const prefix = `bench:${randomBytes(4).toString('hex')}:`;
-const supervisord = new TestSupervisord(dir, { redisUrl: REDIS_URL, prefix });
+const stack = await benchStack('bench-retry');
 let api: Awaited<ReturnType<typeof startApi>> | null = null;
-const redis = new Redis(REDIS_URL);
 try {
-  await supervisord.start();
-  api = await startApi({ STATE_DIR: dir, REDIS_URL, REDIS_KEY_PREFIX: prefix, LOG_LEVEL: 'warn', AGENT_HEAP: '96m', PORT_RANGE: '13000-13099' }, await freePort());
+  api = await startApi({ ...stack.env, AGENT_HEAP: '96m', PORT_RANGE: '13000-13099' }, await freePort());
   const { base, token } = api;
   const spec = '{"sink":"logger"}';
   const created = await fetch(`${base}/v1/api/bench/retry/create`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: spec });
@@ -84,8 +76,5 @@ try {
   });
 } finally {
   await api?.stop();
-  await supervisord.stop();
-  await dropPrefix(redis, prefix);
-  redis.disconnect();
-  rmSync(dir, { recursive: true, force: true });
+  await stack.close();
 }

@@ -12,26 +12,20 @@
  * Between rounds every agent is deleted (bulk) and its JVM is gone.
  * Run: npm run bench:start-queue   (BENCH_AGENTS=100 BENCH_LEVELS=4,10,25,50; about 12 GB of RAM, 12 min)
  */
-import { randomBytes } from 'node:crypto';
-import { readFileSync, rmSync } from 'node:fs';
-import { Redis } from 'ioredis';
+import { readFileSync } from 'node:fs';
 import pLimit from 'p-limit';
 import { loadConfig } from '../src/config.js';
 import { pidAlive } from '../test/helpers/flume.js';
-import { REDIS_URL, dropPrefix, tempDir } from '../test/helpers/harness.js';
-import { TestSupervisord } from '../test/helpers/supervisord.js';
 import { freePort, until } from '../test/helpers/wait.js';
-import { cpuSeconds, f1, run, startApi, writeResult } from './lib.js';
+import { cpuSeconds, f1, run, startApi, benchStack, writeResult } from './lib.js';
 
 const N = Number(process.env.BENCH_AGENTS ?? 100);
 const LEVELS = (process.env.BENCH_LEVELS ?? '4,10,25,50').split(',').map(Number);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-const dir = tempDir('bench-queue');
-const prefix = `bench:${randomBytes(4).toString('hex')}:`;
-const supervisord = new TestSupervisord(dir, { redisUrl: REDIS_URL, prefix });
-const redis = new Redis(REDIS_URL);
-const base = { STATE_DIR: dir, REDIS_URL, REDIS_KEY_PREFIX: prefix, LOG_LEVEL: 'warn', PORT_RANGE: '14000-14999' };
+const stack = await benchStack('bench-queue');
+const { supervisord } = stack;
+const base = { ...stack.env, PORT_RANGE: '14000-14999' };
 let api: Awaited<ReturnType<typeof startApi>> | null = null;
 
 interface Round {
@@ -39,6 +33,8 @@ interface Round {
   seconds: number;
   firstAnswerMs: number;
   cpuPerStart: number;
+  /** The same JVMs' CPU seconds read the moment each create answered (its start alone, not what it did after). */
+  cpuAtAnswer: number;
   failed: number;
   failures: string[];
   /** CPU seconds the API process, supervisord and the whole host used during the round. */
@@ -54,7 +50,6 @@ function hostCpuSeconds(): number {
 }
 
 try {
-  await supervisord.start();
   const cores = Number((await run('nproc')).stdout.trim());
   const queueDefault = loadConfig({}).AGENT_START_CONCURRENCY;
 
@@ -80,6 +75,7 @@ try {
     const limit = pLimit(c);
     const failures: string[] = [];
     let first = 0;
+    const atAnswer: number[] = [];
     const cpu0 = { api: cpuSeconds(api!.child.pid!), sup: cpuSeconds(supervisord.pid!), host: hostCpuSeconds() };
     const t0 = performance.now();
     await Promise.all(
@@ -88,6 +84,7 @@ try {
           const r = await call('POST', `/v1/api/${db}/t${i}/create`, { sink: 'logger' });
           if (!first) first = performance.now() - t0;
           if (r.status !== 201) failures.push(`${r.status} ${String(r.json.message).slice(0, 120)}`);
+          else if (typeof r.json.pid === 'number') atAnswer.push(cpuSeconds(r.json.pid));
         }),
       ),
     );
@@ -98,7 +95,7 @@ try {
     const pids = (await agents(db)).map((a) => a.pid).filter((p): p is number => !!p);
     const cpu = pids.reduce((s, p) => s + cpuSeconds(p), 0);
     await deleteAll(db);
-    return { name, seconds, firstAnswerMs: first, cpuPerStart: cpu / Math.max(1, pids.length), failed: failures.length, failures: failures.slice(0, 3), apiCpu, supervisordCpu, hostCpu };
+    return { name, seconds, firstAnswerMs: first, cpuPerStart: cpu / Math.max(1, pids.length), cpuAtAnswer: atAnswer.reduce((a, b) => a + b, 0) / Math.max(1, atAnswer.length), failed: failures.length, failures: failures.slice(0, 3), apiCpu, supervisordCpu, hostCpu };
   };
 
   // The floor: JVMs started alone, one after another; the CPU each took to accept events.
@@ -134,11 +131,11 @@ try {
   const best = Math.min(...rounds.map((r) => r.seconds));
   console.log(`${N} creates (logger sink) on ${cores} cores; the API as its own process under supervisord, default settings (AGENT_START_CONCURRENCY=${queueDefault})`);
   console.log(`floor: one JVM started alone takes ${perStart.toFixed(2)} CPU s (median of 5; each create answered in median ${f1(median(aloneMs))} ms), so ${N} need at least ${f1(floor)} s on ${cores} cores`);
-  console.log('| fired at once | total | vs floor | vs best | CPU s per JVM start | API CPU s | supervisord CPU s | host busy | first answer | failed |');
+  console.log('| fired at once | total | vs floor | vs best | CPU s per JVM start (at its answer / at the round end) | API CPU s | supervisord CPU s | host busy | first answer | failed |');
   console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const r of [...rounds, ...others]) {
     console.log(
-      `| ${r.name} | ${f1(r.seconds)} s | ${(r.seconds / floor).toFixed(2)}x | ${(r.seconds / best).toFixed(2)}x | ${r.cpuPerStart.toFixed(2)} | ${f1(r.apiCpu)} | ${f1(r.supervisordCpu)} | ${((100 * r.hostCpu) / (r.seconds * cores)).toFixed(0)}% | ${f1(r.firstAnswerMs / 1000)} s | ${r.failed}${r.failures.length ? ` (${r.failures.join('; ')})` : ''} |`,
+      `| ${r.name} | ${f1(r.seconds)} s | ${(r.seconds / floor).toFixed(2)}x | ${(r.seconds / best).toFixed(2)}x | ${r.cpuAtAnswer.toFixed(2)} / ${r.cpuPerStart.toFixed(2)} | ${f1(r.apiCpu)} | ${f1(r.supervisordCpu)} | ${((100 * r.hostCpu) / (r.seconds * cores)).toFixed(0)}% | ${f1(r.firstAnswerMs / 1000)} s | ${r.failed}${r.failures.length ? ` (${r.failures.join('; ')})` : ''} |`,
     );
   }
   await writeResult('start-queue', {
@@ -150,8 +147,5 @@ try {
   });
 } finally {
   await api?.stop();
-  await supervisord.stop();
-  await dropPrefix(redis, prefix);
-  redis.disconnect();
-  rmSync(dir, { recursive: true, force: true });
+  await stack.close();
 }

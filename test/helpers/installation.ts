@@ -4,7 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PROJECT_ROOT } from '../../src/config.js';
 import { findStrays, liveSupervisord, pidAlive, processesOf, reap } from '../../src/supervisor/strays.js';
-import { until } from './wait.js';
+import { randomBytes } from 'node:crypto';
+import { REDIS_URL } from './harness.js';
+import { portRange } from './ports.js';
+import { freePort, until } from './wait.js';
 
 /**
  * A whole installation in a temp dir, run by the README's own first command (scripts/up.sh) and
@@ -28,6 +31,36 @@ export class Installation {
     const stamp = statSync(join(PROJECT_ROOT, 'node_modules', '.package-lock.json')).mtime;
     const before = new Date(stamp.getTime() - 1000);
     utimesSync(join(this.dir, 'package-lock.json'), before, before);
+  }
+
+  /**
+   * An installation of its own on this host: free API and gateway ports, its own range of agent
+   * ports, the test Redis under a random key prefix, agents at -Xmx128m; `env` adds or replaces.
+   */
+  static async fresh(env: Record<string, string> = {}, opts: { netns?: string } = {}): Promise<Installation> {
+    return new Installation(
+      {
+        API_PORT: String(await freePort()),
+        GATEWAY_PORT: String(await freePort()),
+        REDIS_URL,
+        REDIS_KEY_PREFIX: `test:${randomBytes(6).toString('hex')}:`,
+        PORT_RANGE: await portRange(),
+        AGENT_HEAP: '128m',
+        ...env,
+      },
+      opts,
+    );
+  }
+
+  /** One API call as `token` (JSON in and out); status 0 when no answer came (the API is down). */
+  async call(token: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: Record<string, any> }> {
+    const r = await fetch(`${this.api}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(120_000),
+    }).catch(() => null);
+    return r ? { status: r.status, body: (await r.json().catch(() => ({}))) as Record<string, any> } : { status: 0, body: {} };
   }
 
   /** Where its state lives: STATE_DIR when the test gives one (the checkout then links to it), else the checkout. */

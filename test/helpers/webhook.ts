@@ -1,6 +1,8 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Webhook } from 'standardwebhooks';
+import type { EventSourceMessage } from 'eventsource-parser';
+import { EventSourceParserStream } from 'eventsource-parser/stream';
 
 /**
  * A webhook receiver on a loopback port (random, or `port`); keeps every JSON body it gets, and
@@ -78,22 +80,9 @@ export function openEventStream(url: string, token: string, lastEventId?: string
   const done = (async () => {
     const res = await fetch(url, { headers: { authorization: `Bearer ${token}`, ...(lastEventId ? { 'last-event-id': lastEventId } : {}) }, signal: ctl.signal });
     state.opened = res.ok;
-    const reader = res.body!.getReader();
-    const dec = new TextDecoder();
-    let buf = '';
-    for (;;) {
-      const { value, done: end } = await reader.read();
-      if (end) return;
-      buf += dec.decode(value, { stream: true });
-      let i: number;
-      while ((i = buf.indexOf('\n\n')) >= 0) {
-        const block = buf.slice(0, i);
-        buf = buf.slice(i + 2);
-        const event = /^event: (.*)$/m.exec(block)?.[1];
-        const data = /^data: (.*)$/m.exec(block)?.[1];
-        const id = /^id: (.*)$/m.exec(block)?.[1] ?? null;
-        if (event && data) events.push({ id, event, data: JSON.parse(data) as Record<string, unknown>, receivedAt: Date.now() });
-      }
+    const stream = res.body!.pipeThrough(new TextDecoderStream()).pipeThrough(new EventSourceParserStream());
+    for await (const m of stream as unknown as AsyncIterable<EventSourceMessage>) {
+      if (m.event) events.push({ id: m.id ?? null, event: m.event, data: JSON.parse(m.data) as Record<string, unknown>, receivedAt: Date.now() });
     }
   })().catch(() => undefined);
   return {

@@ -1,4 +1,6 @@
 import { readFileSync } from 'node:fs';
+import type { EventSourceMessage } from 'eventsource-parser';
+import { EventSourceParserStream } from 'eventsource-parser/stream';
 
 /** What the process exits with: each means one thing, for scripts. */
 export const EXIT = {
@@ -90,17 +92,8 @@ export async function* events(c: Connection, path: string): AsyncGenerator<{ eve
     const body = (await res.json().catch(() => ({}))) as Record<string, unknown>;
     throw new CliError(EXIT.API_ERROR, `${res.status} ${String(body.error ?? '')}: ${String(body.message ?? '')}`, body);
   }
-  const dec = new TextDecoder();
-  let buf = '';
-  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-    buf += dec.decode(chunk, { stream: true });
-    let i: number;
-    while ((i = buf.indexOf('\n\n')) >= 0) {
-      const block = buf.slice(0, i);
-      buf = buf.slice(i + 2);
-      const event = /^event: (.*)$/m.exec(block)?.[1];
-      const data = /^data: (.*)$/m.exec(block)?.[1];
-      if (event && data) yield { event, data: JSON.parse(data) as unknown };
-    }
+  const stream = (res.body as ReadableStream<BufferSource>).pipeThrough(new TextDecoderStream()).pipeThrough(new EventSourceParserStream());
+  for await (const m of stream as unknown as AsyncIterable<EventSourceMessage>) {
+    if (m.event) yield { event: m.event, data: JSON.parse(m.data) as unknown };
   }
 }

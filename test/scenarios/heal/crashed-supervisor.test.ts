@@ -1,10 +1,7 @@
-import { randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REDIS_URL } from '../../helpers/harness.js';
 import { Installation } from '../../helpers/installation.js';
-import { portRange } from '../../helpers/ports.js';
-import { freePort, until } from '../../helpers/wait.js';
+import { until } from '../../helpers/wait.js';
 
 // A crashed supervisor leaves no orphans (issue 20): the whole stack as the README's first
 // command runs it (scripts/up.sh, supervisor.conf), killed hard in the ways a host's bad day
@@ -19,21 +16,8 @@ const A = 'flume-crash-a'; // runs throughout
 const B = 'flume-crash-b'; // stopped on purpose: must stay stopped
 
 beforeAll(async () => {
-  inst = new Installation({
-    API_PORT: String(await freePort()),
-    GATEWAY_PORT: String(await freePort()),
-    REDIS_URL,
-    REDIS_KEY_PREFIX: `test:${randomBytes(6).toString('hex')}:`,
-    PORT_RANGE: await portRange(),
-    AGENT_HEAP: '128m',
-  });
-  other = new Installation({
-    API_PORT: String(await freePort()),
-    GATEWAY_PORT: String(await freePort()),
-    REDIS_URL,
-    REDIS_KEY_PREFIX: `test:${randomBytes(6).toString('hex')}:`,
-    PORT_RANGE: await portRange(),
-  });
+  inst = await Installation.fresh();
+  other = await Installation.fresh();
   await Promise.all([inst.up(), other.up()]);
   admin = inst.token('--role', 'admin', '--ttl', '1h');
   for (const t of ['a', 'b']) {
@@ -47,15 +31,7 @@ afterAll(async () => {
   await Promise.all([inst?.destroy(), other?.destroy()]);
 }, 180_000);
 
-async function call(method: string, path: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
-  const r = await fetch(`${inst.api}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${admin}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(120_000),
-  });
-  return { status: r.status, body: (await r.json().catch(() => ({}))) as Record<string, unknown> };
-}
+const call = (method: string, path: string, body?: unknown) => inst.call(admin, method, path, body);
 
 /** Senders posting one event at a time to table a, 4 at once; every event acknowledged is remembered. */
 function startIngest() {

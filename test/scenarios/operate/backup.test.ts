@@ -1,11 +1,9 @@
 import { spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REDIS_URL, tempDir } from '../../helpers/harness.js';
+import { tempDir } from '../../helpers/harness.js';
 import { Installation } from '../../helpers/installation.js';
-import { portRange } from '../../helpers/ports.js';
 import { freePort, until } from '../../helpers/wait.js';
 
 // Backup on one installation, restore onto a fresh one (each the README's own, with its own
@@ -13,14 +11,7 @@ import { freePort, until } from '../../helpers/wait.js';
 // desired states, the same ingestion and control tokens, the same audit trail; channels too.
 const installs: Installation[] = [];
 async function install(): Promise<Installation> {
-  const inst = new Installation({
-    API_PORT: String(await freePort()),
-    GATEWAY_PORT: String(await freePort()),
-    REDIS_URL,
-    REDIS_KEY_PREFIX: `test:${randomBytes(6).toString('hex')}:`,
-    PORT_RANGE: await portRange(),
-    AGENT_HEAP: '128m',
-  });
+  const inst = await Installation.fresh();
   installs.push(inst);
   await inst.up();
   return inst;
@@ -41,15 +32,7 @@ afterAll(async () => {
   for (const i of installs) await i.destroy();
 }, 180_000);
 
-async function call(inst: Installation, method: string, path: string, body?: unknown, token = admin) {
-  const r = await fetch(`${inst.api}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(120_000),
-  }).catch(() => null);
-  return r ? { status: r.status, body: (await r.json().catch(() => ({}))) as Record<string, any> } : { status: 0, body: {} as Record<string, any> };
-}
+const call = (inst: Installation, method: string, path: string, body?: unknown, token = admin) => inst.call(token, method, path, body);
 const send = (inst: Installation, table: string, events: string[], token = ingest) =>
   fetch(`${inst.gateway}/ingest/bk/${table}`, {
     method: 'POST',

@@ -1,28 +1,18 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { existsSync, lstatSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REDIS_URL, tempDir } from '../../helpers/harness.js';
+import { tempDir } from '../../helpers/harness.js';
 import { Installation } from '../../helpers/installation.js';
-import { portRange } from '../../helpers/ports.js';
 import { pidAlive } from '../../../src/supervisor/strays.js';
-import { freePort, until } from '../../helpers/wait.js';
+import { until } from '../../helpers/wait.js';
 
 // Boot with the host and state outside the checkout. This machine's PID 1 is not systemd, so
 // the unit is checked by systemd-analyze and its ExecStart is run as systemd runs it (in the
 // foreground, its environment and working directory); a reboot is every process killed -9.
 const installs: Installation[] = [];
 async function install(env: Record<string, string> = {}): Promise<Installation> {
-  const inst = new Installation({
-    API_PORT: String(await freePort()),
-    GATEWAY_PORT: String(await freePort()),
-    REDIS_URL,
-    REDIS_KEY_PREFIX: `test:${randomBytes(6).toString('hex')}:`,
-    PORT_RANGE: await portRange(),
-    AGENT_HEAP: '128m',
-    ...env,
-  });
+  const inst = await Installation.fresh(env);
   installs.push(inst);
   return inst;
 }
@@ -30,10 +20,7 @@ afterAll(async () => {
   for (const i of installs) await i.destroy();
 }, 180_000);
 
-async function call(inst: Installation, token: string, method: string, path: string) {
-  const r = await fetch(`${inst.api}${path}`, { method, headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(120_000) }).catch(() => null);
-  return r ? { status: r.status, body: (await r.json().catch(() => ({}))) as Record<string, any> } : { status: 0, body: {} as Record<string, any> };
-}
+const call = (inst: Installation, token: string, method: string, path: string) => inst.call(token, method, path);
 const running = (inst: Installation, token: string, table: string) =>
   until(() => call(inst, token, 'GET', `/v1/api/boot/${table}/status?fresh=true`), (r) => r.body.state === 'RUNNING' && r.body.accepting === true, 90_000, 500);
 

@@ -1,12 +1,8 @@
 import { readdirSync, statSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { Agent, request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REDIS_URL } from '../../helpers/harness.js';
 import { Installation } from '../../helpers/installation.js';
-import { portRange } from '../../helpers/ports.js';
-import { freePort } from '../../helpers/wait.js';
 
 // The gateway's access log on (GATEWAY_ACCESS_LOG=stdout), written far past its budget, fast:
 // requests whose logged line is ~8 KB (a long query string), 10 x the budget in all (1.2 GB: a week of
@@ -16,14 +12,7 @@ const BUDGET = 20 * 1024 * 1024 * 6;
 let inst: Installation;
 
 beforeAll(async () => {
-  inst = new Installation({
-    API_PORT: String(await freePort()),
-    GATEWAY_PORT: String(await freePort()),
-    REDIS_URL,
-    REDIS_KEY_PREFIX: `test:${randomBytes(6).toString('hex')}:`,
-    PORT_RANGE: await portRange(),
-    GATEWAY_ACCESS_LOG: 'stdout',
-  });
+  inst = await Installation.fresh({ GATEWAY_ACCESS_LOG: 'stdout' });
   await inst.up();
 }, 180_000);
 afterAll(async () => {

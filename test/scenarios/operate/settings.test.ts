@@ -1,13 +1,11 @@
 import { spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig, settingsAndEnvironment } from '../../../src/config.js';
-import { REDIS_URL, tempDir } from '../../helpers/harness.js';
+import { tempDir } from '../../helpers/harness.js';
 import { Installation } from '../../helpers/installation.js';
-import { portRange } from '../../helpers/ports.js';
-import { freePort, until } from '../../helpers/wait.js';
+import { until } from '../../helpers/wait.js';
 
 // A setting changed in the settings file reaches the API without an outage for the agents: the
 // README's installation, its own supervisord, a real agent whose pid must not change.
@@ -15,14 +13,7 @@ let inst: Installation;
 let admin: string;
 
 beforeAll(async () => {
-  inst = new Installation({
-    API_PORT: String(await freePort()),
-    GATEWAY_PORT: String(await freePort()),
-    REDIS_URL,
-    REDIS_KEY_PREFIX: `test:${randomBytes(6).toString('hex')}:`,
-    PORT_RANGE: await portRange(),
-    AGENT_HEAP: '128m',
-  });
+  inst = await Installation.fresh();
   await inst.up();
   admin = inst.token('--role', 'admin', '--ttl', '1h');
 }, 180_000);
@@ -30,15 +21,7 @@ afterAll(async () => {
   await inst?.destroy();
 }, 120_000);
 
-async function call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
-  const r = await fetch(`${inst.api}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${admin}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(120_000),
-  }).catch(() => null);
-  return r ? { status: r.status, body: (await r.json().catch(() => ({}))) as Record<string, unknown> } : { status: 0, body: {} };
-}
+const call = (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => inst.call(admin, method, path, body, headers);
 const apply = () => spawnSync('bash', ['scripts/apply-settings.sh'], { cwd: inst.dir, encoding: 'utf8', env: { ...process.env, ...inst.env, SERVICE_USER: 'root' } });
 
 describe('settings from a file', () => {

@@ -1,12 +1,9 @@
 import { spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REDIS_URL } from '../../helpers/harness.js';
 import { Installation } from '../../helpers/installation.js';
-import { portRange } from '../../helpers/ports.js';
-import { freePort, until } from '../../helpers/wait.js';
+import { until } from '../../helpers/wait.js';
 
 // scripts/upgrade.sh on a running installation whose agents' command line changes (here by a
 // host JVM option; a new Flume or a new template does the same): the API restarts, the agents
@@ -16,14 +13,7 @@ let inst: Installation;
 let admin: string;
 
 beforeAll(async () => {
-  inst = new Installation({
-    API_PORT: String(await freePort()),
-    GATEWAY_PORT: String(await freePort()),
-    REDIS_URL,
-    REDIS_KEY_PREFIX: `test:${randomBytes(6).toString('hex')}:`,
-    PORT_RANGE: await portRange(),
-    AGENT_HEAP: '128m',
-  });
+  inst = await Installation.fresh();
   await inst.up();
   admin = inst.token('--role', 'admin', '--ttl', '1h');
 }, 180_000);
@@ -31,15 +21,7 @@ afterAll(async () => {
   await inst?.destroy();
 }, 120_000);
 
-async function call(method: string, path: string, body?: unknown) {
-  const r = await fetch(`${inst.api}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${admin}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(120_000),
-  }).catch(() => null);
-  return r ? { status: r.status, body: (await r.json().catch(() => ({}))) as Record<string, any> } : { status: 0, body: {} as Record<string, any> };
-}
+const call = (method: string, path: string, body?: unknown) => inst.call(admin, method, path, body);
 const running = (table: string) => until(() => call('GET', `/v1/api/up/${table}/status?fresh=true`), (r) => r.body.state === 'RUNNING' && r.body.accepting === true, 90_000, 250);
 const upgrade = (...args: string[]) => spawnSync('bash', ['scripts/upgrade.sh', ...args], { cwd: inst.dir, env: inst.procEnv, encoding: 'utf8', timeout: 300_000 });
 const cmdline = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
