@@ -5,12 +5,14 @@
  *   - the floor: BENCH_AGENTS x the CPU one JVM takes to start when it starts alone, spread
  *     over every core (no way of starting them is faster), measured first in the same run;
  *   - the best of the four;
- *   - the same creates with a queue of one start per core, and without the queue
+ *   - the same creates with a queue of twice the cores (or the cores, if the default was
+ *     changed), and without the queue
  *     (AGENT_START_CONCURRENCY=256, as before it), at 10 at a time, in the same run.
  * For each: CPU seconds per JVM start, the CPU the API and supervisord used, how busy the host
  * was, the first create's answer time, and how many failed.
  * Between rounds every agent is deleted (bulk) and its JVM is gone.
- * Run: npm run bench:start-queue   (BENCH_AGENTS=100 BENCH_LEVELS=4,10,25,50; about 12 GB of RAM, 12 min)
+ * Run: npm run bench:start-queue   (BENCH_AGENTS=100 BENCH_LEVELS=4,10,25,50; BENCH_COMPARE=0 skips the
+ * comparison rounds (another queue size, no queue); about 12 GB of RAM, 14 min)
  */
 import { readFileSync } from 'node:fs';
 import pLimit from 'p-limit';
@@ -118,14 +120,19 @@ try {
   await api.stop();
   // The queue's size against the default: as many starts as cores, and no queue at all.
   const others: Round[] = [];
-  if (queueDefault !== cores) {
-    api = await startApi({ ...base, AGENT_START_CONCURRENCY: String(cores) }, await freePort());
-    others.push(await round(`10 at a time, queue of ${cores} (AGENT_START_CONCURRENCY=${cores}, the cores)`, 'qcores', 10));
+  const compare = process.env.BENCH_COMPARE !== '0';
+  if (compare) {
+    const twice = cores * 2;
+    const other = queueDefault === cores ? twice : cores;
+    api = await startApi({ ...base, AGENT_START_CONCURRENCY: String(other) }, await freePort());
+    others.push(await round(`10 at a time, queue of ${other} (AGENT_START_CONCURRENCY=${other}, ${other === cores ? 'the cores' : 'twice the cores'})`, 'qother', 10));
     await api.stop();
   }
-  api = await startApi({ ...base, AGENT_START_CONCURRENCY: '256' }, await freePort());
-  others.push(await round('10 at a time, no queue (AGENT_START_CONCURRENCY=256)', 'noqueue', 10));
-  await api.stop();
+  if (compare) {
+    api = await startApi({ ...base, AGENT_START_CONCURRENCY: '256' }, await freePort());
+    others.push(await round('10 at a time, no queue (AGENT_START_CONCURRENCY=256)', 'noqueue', 10));
+    await api.stop();
+  }
   api = null;
 
   const best = Math.min(...rounds.map((r) => r.seconds));

@@ -116,10 +116,11 @@ export const configSchema = z.object({
   AGENT_READY_TIMEOUT_MS: z.coerce.number().int().min(1000).default(60000),
   /**
    * JVM starts the host runs at once; the others wait their turn in order (each one's ready
-   * timeout begins when it starts). Default: twice the cores, where bench/start-queue.ts
-   * measured the least CPU per start and the shortest total on 2 cores.
+   * timeout begins when it starts). Default: the cores (at least 2). One JVM starting alone
+   * keeps 1.2 cores busy, and bench/start-queue.ts measured one start per core shorter in
+   * total and first to answer than twice as many (bench/README.md, "Starting many at once").
    */
-  AGENT_START_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(() => Math.max(2, availableParallelism() * 2)),
+  AGENT_START_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(() => Math.max(2, availableParallelism())),
   /** var/audit.log rotates at this size (5 files kept). */
   AUDIT_LOG_MAX_BYTES: z.coerce.number().int().min(1024).default(10 * 1024 * 1024),
   /** Config revisions kept per agent (services/<program>/revisions/); the oldest are pruned. */

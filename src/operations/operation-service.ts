@@ -5,7 +5,7 @@ import pLimit from 'p-limit';
 import type { Logger } from 'pino';
 import type { Lifecycle } from '../agents/lifecycle.js';
 import { failure, type AgentBatch } from '../agents/batch.js';
-import { BULK_OPS, type BulkOp, type Operation, type OperationListQuery, type Selector, type TableOp, type TableOutcome, type TableResult } from '../resources/operation.js';
+import { type BulkOp, type Operation, type OperationListQuery, type Selector, type TableOp, type TableOutcome, type TableResult } from '../resources/operation.js';
 import type { TableRef } from '../resources/table.js';
 import { AppError, invalidRequest, operationNotCancellable, operationNotFound } from '../errors.js';
 import { StillRunning } from '../agents/lifecycle.js';

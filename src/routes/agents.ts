@@ -15,7 +15,6 @@ import type { Reconciler } from '../recovery/reconciler.js';
 import { createBodySchema } from '../resources/agent-spec.js';
 import { forbidden, methodNotAllowed } from '../errors.js';
 import type { FleetModel } from '../fleet/fleet-model.js';
-import type { AgentStatus } from '../resources/agent-status.js';
 import type { Authorize } from '../http/auth.js';
 import { access, errors, ok as okBody } from '../resources/envelope.js';
 import { AGENT_STATES, deleteSchema, listed, listedSchema, statusSchema } from '../resources/agent-status.js';

@@ -1,6 +1,5 @@
 import { existsSync } from 'node:fs';
-import { chmod, open, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { chmod, open, readFile, readdir, rm, stat } from 'node:fs/promises';
 import { parse as parseIni } from 'ini';
 import type { Config } from '../config.js';
 import { writeAtomic } from './files.js';

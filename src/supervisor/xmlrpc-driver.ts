@@ -13,6 +13,8 @@ import {
 import { XmlRpcFault, decodeResponse, encodeCall, type XmlRpcValue } from './xmlrpc-codec.js';
 
 type Struct = Record<string, XmlRpcValue>;
+/** Groups added, changed and removed in the files since supervisord last applied them. */
+type Diff = [added: string[], changed: string[], removed: string[]];
 
 export function toProcessInfo(s: Struct): ProcessInfo {
   return {
@@ -94,15 +96,49 @@ export class XmlRpcSupervisorDriver implements SupervisorDriver {
   }
 
   async update(name: string): Promise<UpdateResult> {
-    const result = (await this.call('supervisor.reloadConfig')) as string[][][];
-    const [added = [], changed = [], removed = []] = result[0] ?? [];
+    const [added, changed, removed] = await this.reread();
     return this.apply(name, added, changed, removed);
   }
 
   async updateMany(names: string[], concurrency: number): Promise<Map<string, UpdateResult | Error>> {
-    const result = (await this.call('supervisor.reloadConfig')) as string[][][];
-    const [added = [], changed = [], removed = []] = result[0] ?? [];
+    const [added, changed, removed] = await this.reread();
     return settleEach(names, concurrency, (n) => this.apply(n, added, changed, removed));
+  }
+
+  /** The re-read under way, and the one that will follow it, shared by all who asked meanwhile. */
+  private rereading: Promise<Diff> | null = null;
+  private rereadNext: Promise<Diff> | null = null;
+
+  /**
+   * supervisord's reloadConfig: it parses every program file (~1 ms each) and names the groups
+   * added, changed and removed since it last applied them. Callers who ask while one is under
+   * way share the next one, which begins after it ends, so each caller's answer comes from a
+   * re-read that began after it asked (its own file written before is in it), and N creates
+   * at once cost about two re-reads rather than N.
+   */
+  private reread(): Promise<Diff> {
+    if (this.rereadNext) return this.rereadNext;
+    if (!this.rereading) return this.beginReread();
+    this.rereadNext = this.rereading
+      .catch(() => undefined)
+      .then(() => {
+        this.rereadNext = null;
+        return this.beginReread();
+      });
+    return this.rereadNext;
+  }
+
+  private beginReread(): Promise<Diff> {
+    const p: Promise<Diff> = this.call('supervisor.reloadConfig')
+      .then((result) => {
+        const [added = [], changed = [], removed = []] = (result as string[][][])[0] ?? [];
+        return [added, changed, removed] as Diff;
+      })
+      .finally(() => {
+        if (this.rereading === p) this.rereading = null;
+      });
+    this.rereading = p;
+    return p;
   }
 
   private async apply(name: string, added: string[], changed: string[], removed: string[]): Promise<UpdateResult> {

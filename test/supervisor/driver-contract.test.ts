@@ -104,6 +104,21 @@ describe.each(transports)('SupervisorDriver contract over %s', (_name, make) => 
     expect((err as SupervisorFaultError).statusCode).toBe(404);
   });
 
+  it('updates asked at once, each right after its own file is written, all add their program', async () => {
+    const names = Array.from({ length: 12 }, (_, i) => `many${i}`);
+    const results: Array<Promise<string>> = [];
+    for (const n of names) {
+      program(n, '/bin/sleep 600', true);
+      results.push(driver.update(n));
+      await new Promise((r) => setTimeout(r, 5)); // some files land while a re-read is under way
+    }
+    expect(await Promise.all(results)).toEqual(names.map(() => 'added'));
+    const running = await until(() => driver.infoAll(), (all) => names.every((n) => all.find((p) => p.name === n)?.state === 'RUNNING'), 10_000);
+    expect(names.filter((n) => running.find((p) => p.name === n)?.state !== 'RUNNING')).toEqual([]);
+    for (const n of names) rmSync(join(dir, 'conf.d', `${n}.conf`));
+    expect(await Promise.all(names.map((n) => driver.update(n)))).toEqual(names.map(() => 'removed'));
+  });
+
   it('says SUPERVISOR_UNAVAILABLE (503) when supervisord is not there', async () => {
     const gone = make(join(dir, 'nothing-here.sock'));
     const err = await gone.ping().catch((e: unknown) => e);
@@ -111,5 +126,33 @@ describe.each(transports)('SupervisorDriver contract over %s', (_name, make) => 
     expect((err as AppError).error).toBe('SUPERVISOR_UNAVAILABLE');
     expect((err as AppError).statusCode).toBe(503);
     await gone.close();
+  });
+});
+
+describe('XmlRpcSupervisorDriver', () => {
+  it('shares re-reads between updates asked at once: supervisord parses every program file on each', async () => {
+    const dir = tempDir('reread');
+    const sup = new TestSupervisord(dir);
+    await sup.start();
+    const driver = new XmlRpcSupervisorDriver(sup.socket);
+    let rereads = 0;
+    const call = driver.call.bind(driver);
+    driver.call = (method, ...params) => {
+      if (method === 'supervisor.reloadConfig') rereads++;
+      return call(method, ...params);
+    };
+    try {
+      const names = Array.from({ length: 20 }, (_, i) => `p${i}`);
+      for (const n of names) writeFileSync(join(dir, 'conf.d', `${n}.conf`), `[program:${n}]\ncommand=/bin/sleep 600\nautostart=false\n`);
+      expect(await Promise.all(names.map((n) => driver.update(n)))).toEqual(names.map(() => 'added'));
+      // The first asked alone; the 19 that came while it ran share the one after it.
+      expect(rereads).toBe(2);
+      expect(await driver.update('p0')).toBe('unchanged');
+      expect(rereads).toBe(3);
+    } finally {
+      await driver.close();
+      await sup.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
