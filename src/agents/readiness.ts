@@ -3,11 +3,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { agentStartFailed } from '../errors.js';
 import { portListening, probeSource, readFlumeMetrics } from '../flume/client.js';
 import { logSince, logTail, type AgentMeta } from '../store/agent-store.js';
-import { infoOrNull, type ProcessInfo, type ProcessState, type SupervisorDriver } from '../supervisor/driver.js';
+import { UP_STATES, infoOrNull, type ProcessInfo, type ProcessState, type SupervisorDriver } from '../supervisor/driver.js';
 import { pidAlive } from '../supervisor/strays.js';
 
 const FAILED_STATES: readonly ProcessState[] = ['FATAL', 'EXITED', 'BACKOFF'];
-const UP: readonly ProcessState[] = ['STARTING', 'RUNNING'];
 
 /** Where the next log line of a start will begin (the log's size now; 0 when it has none). */
 export async function logSize(logFile: string): Promise<number> {
@@ -34,7 +33,7 @@ export async function waitReady(driver: SupervisorDriver, meta: AgentMeta, logFi
   // CPU with a hundred programs loaded.
   for (let round = 0; Date.now() < deadline; round++) {
     const accepting = (await portListening(meta.port)) && (await probeSource(meta.port)) === 'flume';
-    const pid = last && UP.includes(last.state) ? last.pid : 0;
+    const pid = last && UP_STATES.includes(last.state) ? last.pid : 0;
     if (accepting || (pid ? !pidAlive(pid) : round % 5 === 0)) {
       last = await infoOrNull(driver, meta.program);
       if (last && FAILED_STATES.includes(last.state)) break;
@@ -51,8 +50,7 @@ export async function waitReady(driver: SupervisorDriver, meta: AgentMeta, logFi
     // Accepting is the readiness that matters: the source answers and the channel is open
     // (Flume keeps the source up when its channel failed, refusing every event).
     // supervisord's RUNNING only follows startsecs (3 s) later, so STARTING counts as started.
-    const up = last?.state === 'RUNNING' || last?.state === 'STARTING';
-    if (accepting && up && (await readFlumeMetrics(meta.metricsPort))?.channelOpen) return;
+    if (accepting && last && UP_STATES.includes(last.state) && (await readFlumeMetrics(meta.metricsPort))?.channelOpen) return;
     await sleep(25);
   }
   const state = last?.state ?? 'NOT_LOADED';

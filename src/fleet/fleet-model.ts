@@ -8,7 +8,7 @@ import type { Subscription, SupervisorEvents } from '../redis/supervisor-events.
 import { stableDigest, type AgentStatus, type Desired, type FlumeCounters, type QueuePlace, type StateChange } from '../resources/agent-status.js';
 import type { IdleEvent } from '../resources/incident.js';
 import type { AgentMeta, AgentStore } from '../store/agent-store.js';
-import { infoOrNull, type ProcessInfo, type ProcessState, type SupervisorDriver } from '../supervisor/driver.js';
+import { UP_STATES, infoOrNull, type ProcessInfo, type SupervisorDriver } from '../supervisor/driver.js';
 import { countersOf, isQuiet, observeStatus, type Progress } from './observe.js';
 import { RateWindow, processUsage, usableSpace, type HistoryPoint } from './samples.js';
 
@@ -47,7 +47,6 @@ interface View {
 export const HISTORY_INTERVAL_MS = 10_000;
 const HISTORY_POINTS = 360;
 
-const UP: readonly ProcessState[] = ['RUNNING', 'STARTING'];
 /** Every how many refreshes supervisord's full process list is read again. */
 const RESYNC_EVERY = 5;
 
@@ -209,7 +208,7 @@ export class FleetModel extends EventEmitter {
    * once FLEET_QUIET_COUNTERS_MS passed: until then the last ones stand (nothing moved).
    */
   private async observeAgent(meta: AgentMeta, fingerprint: string, desired: Desired, info: ProcessInfo | null, stamp: number, full: boolean): Promise<View | null> {
-    const running = info !== null && UP.includes(info.state);
+    const running = info !== null && UP_STATES.includes(info.state);
     const before = this.views.get(meta.program);
     const reuse =
       running && !full && before?.quiet === true && before.status.metrics !== null && before.status.pid === info.pid &&

@@ -14,6 +14,8 @@ export const PROCESS_STATES = {
   1000: 'UNKNOWN',
 } as const;
 export type ProcessState = (typeof PROCESS_STATES)[keyof typeof PROCESS_STATES];
+/** The states in which supervisord's process is up (STARTING lasts until startsecs have passed). */
+export const UP_STATES: readonly ProcessState[] = ['STARTING', 'RUNNING'];
 // The states an agent's status names are these and NOT_LOADED (resources/agent-status.ts): kept equal.
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : never) : never;
 const sameStates: Same<ProcessState | 'NOT_LOADED', AgentState> = true;

@@ -107,10 +107,10 @@ describe.each(transports)('SupervisorDriver contract over %s', (_name, make) => 
   it('updates asked at once, each right after its own file is written, all add their program', async () => {
     const names = Array.from({ length: 12 }, (_, i) => `many${i}`);
     const results: Array<Promise<string>> = [];
+    // The first update's re-read is under way while the later files are written.
     for (const n of names) {
       program(n, '/bin/sleep 600', true);
       results.push(driver.update(n));
-      await new Promise((r) => setTimeout(r, 5)); // some files land while a re-read is under way
     }
     expect(await Promise.all(results)).toEqual(names.map(() => 'added'));
     const running = await until(() => driver.infoAll(), (all) => names.every((n) => all.find((p) => p.name === n)?.state === 'RUNNING'), 10_000);

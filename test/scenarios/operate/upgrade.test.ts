@@ -44,16 +44,13 @@ describe('upgrade', () => {
     const sender = (async () => {
       for (let i = 0; sending; i++) {
         const body = `event-${i}`;
-        for (;;) {
-          const s = await fetch(`${inst.gateway}/ingest/up/plain`, {
+        const post = () =>
+          fetch(`${inst.gateway}/ingest/up/plain`, {
             method: 'POST',
             headers: { authorization: `Bearer ${tok.body.token}`, 'content-type': 'application/json' },
             body: JSON.stringify([{ headers: {}, body }]),
           }).then((r) => r.status, () => 0);
-          if (s === 200) break;
-          await new Promise((r) => setTimeout(r, 100));
-          if (!sending) return;
-        }
+        if ((await until(post, (s) => s === 200 || !sending, 600_000, 100)) !== 200) return;
         acked.push(body);
       }
     })();
