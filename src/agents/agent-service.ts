@@ -104,15 +104,19 @@ export class AgentService implements Lifecycle {
         });
         await this.store.writeMeta(meta);
         undo.push(() => this.unloadProgram(program));
-        const load = async () => {
-          await this.store.writeProgram(meta.program, programFor(this.cfg, meta, start));
-          const logFrom = await logSize(paths.logFile);
-          await this.driver.update(program);
-          if (start) await waitReady(this.driver, meta, paths.logFile, this.cfg.AGENT_READY_TIMEOUT_MS, logFrom);
-        };
-        // Loading a stopped program starts no JVM: only a start waits its turn.
-        if (start) await this.startQueue.run(program, load);
-        else await load();
+        await this.store.writeProgram(meta.program, programFor(this.cfg, meta, start));
+        // supervisord re-reads the file now; the group is added (with autostart, its JVM
+        // spawned) once the start's turn comes. A stopped program starts no JVM: no turn to wait.
+        const apply = await this.driver.stage(program);
+        if (start) {
+          await this.startQueue.run(program, async () => {
+            const logFrom = await logSize(paths.logFile);
+            await apply();
+            await waitReady(this.driver, meta, paths.logFile, this.cfg.AGENT_READY_TIMEOUT_MS, logFrom);
+          });
+        } else {
+          await apply();
+        }
         if (start) await this.routes.publish(meta);
         log.info({ port, sink: spec.sink, started: start }, 'agent created');
         return { status: await this.observed(program), created: true };
@@ -318,14 +322,16 @@ export class AgentService implements Lifecycle {
     }
     const wasDesired = await this.store.desired(meta.program);
     try {
-      // The JVM start waits its turn; its ready timeout begins with it.
+      // supervisord re-reads the program before the turn; the JVM start waits its turn, and its
+      // ready timeout begins with it.
+      await this.store.writeProgram(meta.program, programFor(this.cfg, meta, true));
+      const apply = await this.driver.stage(meta.program);
       await this.startQueue.run(meta.program, async () => {
         // Where this start's log lines begin: driver.start returns only past startsecs (3 s),
         // when Flume has long written why it failed.
         const logFile = this.store.paths(meta.program).logFile;
         const logFrom = await logSize(logFile);
-        await this.store.writeProgram(meta.program, programFor(this.cfg, meta, true));
-        const applied = await this.driver.update(meta.program);
+        const applied = await apply();
         // autostart starts an added or changed group; an unchanged one needs an explicit start.
         if (applied === 'unchanged') await this.driver.start(meta.program);
         await waitReady(this.driver, meta, logFile, this.cfg.AGENT_READY_TIMEOUT_MS, logFrom);

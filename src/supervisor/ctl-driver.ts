@@ -103,6 +103,11 @@ export class CtlSupervisorDriver implements SupervisorDriver {
     return 'unchanged';
   }
 
+  /** `supervisorctl update NAME` re-reads and applies in one command: nothing to do before it. */
+  async stage(name: string): Promise<() => Promise<UpdateResult>> {
+    return () => this.update(name);
+  }
+
   /** One `supervisorctl update` per name (supervisorctl applies the groups one after another anyway). */
   async updateMany(names: string[], concurrency: number): Promise<Map<string, UpdateResult | Error>> {
     return settleEach(names, concurrency, (n) => this.update(n));

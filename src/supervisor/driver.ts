@@ -98,6 +98,15 @@ export interface SupervisorDriver {
    */
   update(name: string): Promise<UpdateResult>;
   /**
+   * update(name) in two halves: the re-read now, and the returned apply, which does for `name`
+   * what that re-read found (added -> add, changed -> stop, remove, add, removed -> stop,
+   * remove). A start re-reads before it waits its turn in the start queue and spawns its JVM
+   * (the apply) only once its turn comes. The name's file must not change in between (the
+   * caller holds the table's lock). supervisorctl cannot split its update: there the apply does
+   * all of it.
+   */
+  stage(name: string): Promise<() => Promise<UpdateResult>>;
+  /**
    * update() for many names with one re-read: the groups are applied `concurrency` at a time
    * (a changed group is stopped, waiting for its exit, then added again). Returns each name's
    * result or the error it met.

@@ -96,8 +96,14 @@ export class XmlRpcSupervisorDriver implements SupervisorDriver {
   }
 
   async update(name: string): Promise<UpdateResult> {
+    return (await this.stage(name))();
+  }
+
+  async stage(name: string): Promise<() => Promise<UpdateResult>> {
+    // addProcessGroup takes the group from the last re-read's parse, which a later re-read by
+    // another caller keeps (this name's file is the same): the diff stays true until applied.
     const [added, changed, removed] = await this.reread();
-    return this.apply(name, added, changed, removed);
+    return () => this.apply(name, added, changed, removed);
   }
 
   async updateMany(names: string[], concurrency: number): Promise<Map<string, UpdateResult | Error>> {

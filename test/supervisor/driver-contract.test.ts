@@ -119,6 +119,21 @@ describe.each(transports)('SupervisorDriver contract over %s', (_name, make) => 
     expect(await Promise.all(names.map((n) => driver.update(n)))).toEqual(names.map(() => 'removed'));
   });
 
+  it('stages an update: nothing is added until its apply, which adds the program though another re-read came between', async () => {
+    program('staged', '/bin/sleep 600', true);
+    const apply = await driver.stage('staged');
+    // Staged, not applied: supervisord does not run it (a start waiting its turn spawns no JVM).
+    const before = await driver.info('staged').catch((e: unknown) => e);
+    expect((before as SupervisorFaultError).fault).toBe('BAD_NAME');
+    program('between', '/bin/sleep 600', false);
+    expect(await driver.update('between')).toBe('added');
+    expect(await apply()).toBe('added');
+    const info = await until(() => driver.info('staged'), (i) => i.state === 'RUNNING', 5000);
+    expect(info.state).toBe('RUNNING');
+    for (const n of ['staged', 'between']) rmSync(join(dir, 'conf.d', `${n}.conf`));
+    expect(await Promise.all(['staged', 'between'].map((n) => driver.update(n)))).toEqual(['removed', 'removed']);
+  });
+
   it('says SUPERVISOR_UNAVAILABLE (503) when supervisord is not there', async () => {
     const gone = make(join(dir, 'nothing-here.sock'));
     const err = await gone.ping().catch((e: unknown) => e);
