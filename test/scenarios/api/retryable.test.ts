@@ -24,7 +24,9 @@ describe('an API clients can retry', () => {
     const [a, b] = await Promise.all([
       h.inject({ method: 'POST', url: '/v1/api/api/orders/create', headers: { ...json, 'x-request-id': 'client-trace-1' }, payload: body }),
       // A client that timed out and tried again while the first create still runs.
-      new Promise((r) => setTimeout(r, 300)).then(() => h.inject({ method: 'POST', url: '/v1/api/api/orders/create', headers: json, payload: body })),
+      until(() => h.redis.exists(h.keys.lock('flume-api-orders')), (n) => n === 1, 10_000, 10).then(() =>
+        h.inject({ method: 'POST', url: '/v1/api/api/orders/create', headers: json, payload: body }),
+      ),
     ]);
     expect([a.statusCode, b.statusCode], `${a.body} ${b.body}`).toEqual([201, 200]);
     expect(a.headers.location).toBe('/v1/api/api/orders');

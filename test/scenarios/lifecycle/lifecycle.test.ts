@@ -1,7 +1,6 @@
 import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentPaths } from '../../../src/store/paths.js';
 import { queuedEvents } from '../../../src/flume/checkpoint.js';
@@ -233,7 +232,8 @@ describe('agent lifecycle against real supervisord, Redis and Flume', () => {
   it('lets one operation per table run at a time: the second gets 409 BUSY', async () => {
     const [restart, stop] = await Promise.all([
       h.api('POST', '/v1/api/crm/leads/restart'),
-      sleep(200).then(() => h.api('POST', '/v1/api/crm/leads/stop')),
+      // The stop comes once the restart holds the table.
+      until(() => h.redis.exists(h.keys.lock('flume-crm-leads')), (n) => n === 1, 10_000, 10).then(() => h.api('POST', '/v1/api/crm/leads/stop')),
     ]);
     expect(restart.statusCode).toBe(200);
     expect(stop.statusCode).toBe(409);
