@@ -10,7 +10,7 @@ import type { IdleEvent } from '../resources/incident.js';
 import type { AgentMeta, AgentStore } from '../store/agent-store.js';
 import { UP_STATES, infoOrNull, type ProcessInfo, type SupervisorDriver } from '../supervisor/driver.js';
 import { countersOf, isQuiet, observeStatus, type Progress } from './observe.js';
-import { RateWindow, processUsage, usableSpace, type HistoryPoint } from './samples.js';
+import { RateWindow, listeningPorts, processUsage, usableSpace, type HistoryPoint } from './samples.js';
 
 /** The host's start queue as the model sees it: where a table waits, and when the line moves. */
 export interface WaitingLine {
@@ -175,6 +175,7 @@ export class FleetModel extends EventEmitter {
     // 100 programs) is read every RESYNC_EVERY-th refresh, and for agents the model lacks.
     const resync = this.refreshes % RESYNC_EVERY === 0 || programs.some((p) => !this.views.has(p));
     const infos = resync ? new Map((await this.driver.infoAll()).map((i) => [i.name, i])) : null;
+    const listening = await listeningPorts();
     const present = new Set(programs);
     for (const program of this.views.keys()) {
       if (!present.has(program)) this.forget(program);
@@ -190,7 +191,7 @@ export class FleetModel extends EventEmitter {
           const desired = fresh ? known.status.desired : await this.store.desired(program);
           const last = known?.info;
           const info = infos ? (infos.get(program) ?? null) : last ? { ...last, now: Math.floor(Date.now() / 1000) } : null;
-          await this.observeAgent(meta, fingerprint, desired, info, stamp, false);
+          await this.observeAgent(meta, fingerprint, desired, info, stamp, false, listening);
         }),
       ),
     );
@@ -203,18 +204,21 @@ export class FleetModel extends EventEmitter {
   // --- internals ----------------------------------------------------------------------------
 
   /**
-   * Observes one agent. Its source is probed every time; Flume's counters are read every time
-   * too (`full`, or while events move), except for a quiet agent, whose counters are read again
-   * once FLEET_QUIET_COUNTERS_MS passed: until then the last ones stand (nothing moved).
+   * Observes one agent: its source probed and Flume's counters read, every time for a live
+   * observation (`full`) or while events move. A quiet agent (nothing moved since the
+   * read before) is asked again once FLEET_QUIET_COUNTERS_MS passed; until then its last counters
+   * stand, and so does its probe while the same process runs and the kernel lists its source
+   * port as listening (`listening`, read once per refresh): an idle JVM is not woken every refresh.
    */
-  private async observeAgent(meta: AgentMeta, fingerprint: string, desired: Desired, info: ProcessInfo | null, stamp: number, full: boolean): Promise<View | null> {
+  private async observeAgent(meta: AgentMeta, fingerprint: string, desired: Desired, info: ProcessInfo | null, stamp: number, full: boolean, listening: Set<number> | null = null): Promise<View | null> {
     const running = info !== null && UP_STATES.includes(info.state);
     const before = this.views.get(meta.program);
     const reuse =
       running && !full && before?.quiet === true && before.status.metrics !== null && before.status.pid === info.pid &&
       stamp - before.countersAt < this.cfg.FLEET_QUIET_COUNTERS_MS;
+    const stillAccepting = reuse && before.status.accepting && listening?.has(meta.port) === true;
     const [probed, read] = await Promise.all([
-      running ? probeSource(meta.port) : Promise.resolve<SourceProbe | null>(null),
+      stillAccepting ? Promise.resolve<SourceProbe>('flume') : running ? probeSource(meta.port) : Promise.resolve<SourceProbe | null>(null),
       running && !reuse ? readFlumeMetrics(meta.metricsPort) : Promise.resolve<FlumeCounters | null>(null),
     ]);
     const known = this.views.get(meta.program);

@@ -31,6 +31,31 @@ export async function processUsage(pid: number): Promise<{ rssBytes: number; cpu
   }
 }
 
+/**
+ * The TCP ports something listens on in this network namespace (where the agents are), from the
+ * kernel's tables (/proc/net/tcp and tcp6): no process is asked, so no JVM spends a cycle on it.
+ * null where /proc cannot say.
+ */
+export async function listeningPorts(): Promise<Set<number> | null> {
+  const ports = new Set<number>();
+  let known = false;
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text: string;
+    try {
+      text = await readFile(table, 'utf8');
+      known = true;
+    } catch {
+      continue;
+    }
+    // "  sl  local_address rem_address   st ...": local is ADDR:PORT in hex, st 0A is LISTEN.
+    for (const line of text.split('\n')) {
+      const [, local, , st] = line.trim().split(/\s+/);
+      if (st === '0A' && local) ports.add(parseInt(local.slice(local.lastIndexOf(':') + 1), 16));
+    }
+  }
+  return known ? ports : null;
+}
+
 /** Bytes a non-root process may still write where `dir` lives (Java's File.getUsableSpace). */
 export async function usableSpace(dir: string): Promise<number | null> {
   try {

@@ -38,3 +38,32 @@ describe("a quiet agent's counters", () => {
     expect(moving.metrics!.eventsAccepted).toBe(5);
   });
 });
+
+describe('a quiet agent whose JVM hangs', () => {
+  let q: Harness;
+  beforeAll(async () => {
+    // Between two reads of a quiet agent's counters its source is not probed either (the kernel's
+    // listen table stands in): a JVM that hangs with its port open is seen at the next read.
+    q = await startHarness({ PORT_RANGE: await portRange(), FLEET_REFRESH_MS: '300', FLEET_QUIET_COUNTERS_MS: '3000' });
+    const r = await q.inject({ method: 'POST', url: '/v1/api/hang/t1/create', payload: { sink: 'logger' } });
+    expect(r.statusCode, r.body).toBe(201);
+  });
+  afterAll(async () => {
+    await q?.close();
+  });
+
+  it('turns degraded within a read of its counters, and healthy again once it runs', async () => {
+    const up = await until(() => q.status('hang', 't1'), (s) => s.state === 'RUNNING' && s.health === 'healthy', 30_000, 100);
+    const from = q.fleet.refreshes;
+    await until(async () => q.fleet.refreshes, (r) => r >= from + 3, 30_000, 50);
+    process.kill(up.pid!, 'SIGSTOP');
+    try {
+      const hung = await until(() => q.status('hang', 't1'), (s) => s.health === 'degraded', 30_000, 100);
+      expect(hung).toMatchObject({ state: 'RUNNING', pid: up.pid, healthReason: expect.stringMatching(/metrics do not answer/) });
+    } finally {
+      process.kill(up.pid!, 'SIGCONT');
+    }
+    const back = await until(() => q.status('hang', 't1'), (s) => s.health === 'healthy', 30_000, 100);
+    expect(back).toMatchObject({ accepting: true, pid: up.pid });
+  });
+});
