@@ -26,7 +26,7 @@ export type DeliveryReport = (program: string, id: string, delivery: WebhookDeli
 
 /**
  * Webhooks that survive a restart: each (message, URL) is a file under `dir` until it is
- * delivered (2xx), refused (4xx other than 429: not retried) or has used its `retries`; attempts
+ * delivered (2xx), refused (3xx, never followed, and 4xx other than 429: not retried) or has used its `retries`; attempts
  * back off exponentially from `baseMs` (1 s, 2 s, 4 s, ... at most 10 min apart). A restarted
  * service reads the directory and goes on where it was. Deliveries are at least once: a receiver
  * deduplicates by `webhook-id`.
@@ -125,11 +125,14 @@ export class WebhookOutbox {
           'x-flume-signature': signature(this.opts.secret, timestamp, p.body),
         },
         body: p.body,
+        // A redirect is the receiver's answer, not a new address to send the signed incident to.
+        redirect: 'manual',
         signal: AbortSignal.timeout(this.opts.timeoutMs ?? 5000),
       });
       await res.arrayBuffer();
       p.status = res.status;
-      outcome = res.ok ? 'delivered' : res.status < 500 && res.status !== 429 ? 'refused' : 'pending';
+      // 2xx only: a 3xx (never followed) is refused like a 4xx, recorded with the receiver's own status.
+      outcome = res.status >= 200 && res.status < 300 ? 'delivered' : res.status < 500 && res.status !== 429 ? 'refused' : 'pending';
       if (outcome !== 'delivered') this.log.warn({ host, status: res.status, attempt: p.attempts, id: p.id }, 'webhook not accepted');
     } catch (err) {
       outcome = 'pending';
