@@ -1,9 +1,11 @@
 /**
  * Mints a control-API token, signed with the same secret the API uses.
  *   npm run -s token -- --role admin [--db shop --db crm] [--ttl 30d] [--sub alice]
- * Prints the token alone on stdout, so TOKEN=$(npm run -s token -- --role admin) works.
+ * Prints the token alone on stdout, so TOKEN=$(npm run -s token -- --role admin) works. Without
+ * --sub, the subject is the shell user plus a random suffix (alice-3f9a1c2e): every token minted
+ * is its own principal in the audit trail and for Idempotency-Key.
  */
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import Fastify from 'fastify';
 import fastifyJwt from '@fastify/jwt';
@@ -19,7 +21,8 @@ async function main(): Promise<void> {
       role: { type: 'string' },
       db: { type: 'string', multiple: true },
       ttl: { type: 'string', default: '30d' },
-      sub: { type: 'string', default: process.env.USER ?? 'operator' },
+      // Unique by default: the audit trail and Idempotency-Key records tell two minted tokens apart.
+      sub: { type: 'string', default: `${process.env.USER || 'operator'}-${randomBytes(4).toString('hex')}` },
       help: { type: 'boolean', short: 'h' },
     },
   });

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import type { Principal } from '../auth/roles.js';
 import { idempotencyInProgress, idempotencyKeyReused, invalidRequest } from '../errors.js';
 import { redisCall } from '../redis/client.js';
 import type { Keys } from '../redis/keys.js';
@@ -26,6 +27,15 @@ const PENDING_SECONDS = 600;
 /** The largest answer kept for a replay. */
 const MAX_KEPT_BYTES = 1024 * 1024;
 
+/**
+ * Who an Idempotency-Key belongs to: the caller's whole identity, not its `sub` alone (which the
+ * caller's minter chooses, and which two tokens of different roles or dbs may share).
+ */
+function principalKey(p: Principal | undefined): string {
+  const identity = p ? [p.sub, p.role, p.dbs ? [...p.dbs].sort() : '*'] : null;
+  return createHash('sha256').update(JSON.stringify(identity)).digest('base64url').slice(0, 22);
+}
+
 interface Stored {
   state: 'pending' | 'done';
   fingerprint: string;
@@ -38,7 +48,8 @@ interface Stored {
  * `Idempotency-Key` (draft-ietf-httpapi-idempotency-key-header) on the routes marked
  * `config: { idempotent: true }` (create, upsert, config changes, rollback, bulk operations).
  *
- * Guarantees, per control-token subject and key, for `windowSeconds` after the first answer:
+ * Guarantees, per principal (the token's sub, role and dbs together: two tokens that differ in
+ * any of them never see each other's answers) and key, for `windowSeconds` after the first answer:
  * - the first request runs; a repeat with the same method, URL and body gets its answer again
  *   (status, body, Location/ETag/X-Operation-Id), with `Idempotent-Replayed: true`, and runs nothing;
  * - a repeat while the first still runs: 409 IDEMPOTENCY_IN_PROGRESS with Retry-After;
@@ -55,7 +66,7 @@ export function registerIdempotency(app: FastifyInstance, redis: Redis, keys: Ke
     if (typeof given !== 'string' || !KEY.test(given)) {
       throw invalidRequest('Idempotency-Key must be 1-200 characters of letters, digits and ._:+/=- (a UUID is a good one)');
     }
-    const who = createHash('sha256').update(req.principal?.sub ?? '').digest('base64url').slice(0, 16);
+    const who = principalKey(req.principal);
     const key = keys.idempotency(who, given);
     const fingerprint = createHash('sha256')
       .update(JSON.stringify([req.method, req.url, req.body ?? null, req.headers.prefer ?? null, req.headers['if-match'] ?? null]))

@@ -198,6 +198,28 @@ describe('an API clients can retry', () => {
     expect((await h.inject({ method: 'POST', url: '/v1/api/bulk/pause', headers: { ...json, 'idempotency-key': 'bad key!' }, payload: { all: true } })).statusCode).toBe(400);
   });
 
+  it("keeps an Idempotency-Key's answer to the caller's whole identity: a token of the same sub with another role or dbs gets none of it", async () => {
+    const key = randomUUID();
+    const sign = (role: 'admin' | 'operator', dbs?: string[]) => h.app.jwt.sign({ sub: 'shared-sub', role, jti: randomUUID(), ...(dbs ? { dbs } : {}) }, { expiresIn: '1h' });
+    const pause = (token: string) => h.inject({ method: 'POST', url: '/v1/api/bulk/pause', headers: { ...json, 'idempotency-key': key, authorization: `Bearer ${token}` }, payload: { all: true } });
+    const admin = await pause(sign('admin'));
+    expect(admin.statusCode).toBe(202);
+    const adminOp = await finished(admin.json().operation.id);
+    expect(adminOp.counts.applied).toBeGreaterThan(0);
+    // The same sub limited to another db: not the admin's answer (which names api's tables), its own run over its own dbs.
+    const limited = await pause(sign('operator', ['elsewhere']));
+    expect(limited.statusCode).toBe(202);
+    expect(limited.headers['idempotent-replayed']).toBeUndefined();
+    expect(limited.json().operation.id).not.toBe(admin.json().operation.id);
+    const limitedOp = await finished(limited.json().operation.id);
+    expect(JSON.stringify(limitedOp)).not.toContain('api.orders');
+    // The admin's own retry still replays.
+    const again = await pause(sign('admin'));
+    expect(again.headers['idempotent-replayed']).toBe('true');
+    expect(again.json().operation.id).toBe(admin.json().operation.id);
+    await finished((await h.inject({ method: 'POST', url: '/v1/api/bulk/resume', headers: json, payload: { all: true } })).json().operation.id);
+  });
+
   it('gives every answer a request id, kept in the audit entry; an unusable one is replaced', async () => {
     const r = await h.inject({ method: 'POST', url: '/v1/api/api/orders/resume', headers: { 'x-request-id': 'trace-abc.123' } });
     expect(r.statusCode).toBe(200);
