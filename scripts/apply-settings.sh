@@ -12,9 +12,10 @@ if ! ctl pid >/dev/null 2>&1; then
   say "supervisord does not run here: start the service with bash scripts/up.sh (it reads the file too)"
   exit 1
 fi
-# Checks every setting and renders the gateway's config (exits non-zero, naming the setting, if one is bad).
-as_owner() { local owner; owner=$(stat -c %U var 2>/dev/null || echo root); if [ "$(id -u)" = 0 ] && [ "$owner" != root ]; then runuser -u "$owner" -- "$@"; else "$@"; fi; }
-if ! as_owner node dist/cli/gateway-config.js >/dev/null; then
+# Checks every setting and renders the gateway's config (exits non-zero, naming the setting, if
+# one is bad); run by root, it acts as the state's owner (src/store/state-owner.ts).
+if [ -z "${STATE_DIR:-}" ] && [ -L var ]; then export STATE_DIR; STATE_DIR=$(dirname "$(readlink var)"); fi
+if ! node dist/cli/gateway-config.js >/dev/null; then
   say "nothing was restarted"
   exit 2
 fi

@@ -133,5 +133,4 @@ if [ "${NEED_TEST_SERVERS:-0}" = 1 ]; then
     fi
   done
 fi
-mkdir -p conf.d services var/run var/log var/supervisor.d
 say "ready"

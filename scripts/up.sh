@@ -18,15 +18,47 @@ esac
 
 source scripts/lib.sh
 
+# The set-up first (as root: packages, npm dependencies, the build in the checkout); with no
+# Redis configured or answering, the embedded one's package too.
+embedded=0
+if [ -z "${REDIS_URL:-}" ] && ! redis_answers 127.0.0.1 6379; then embedded=1; fi
+if [ $embedded = 1 ]; then NEED_REDIS_SERVER=1 bash scripts/setup.sh; else bash scripts/setup.sh; fi
+
+# Run as root, the service (API, gateway workers, agents, event listener, embedded Redis) runs
+# as an unprivileged user: SERVICE_USER (from root's environment, never from the settings file),
+# default "flume", created if missing. SERVICE_USER=root keeps root. supervisord drops to that
+# user itself (-u) and owns its socket; root can still use supervisorctl and mint tokens.
+# Everything in the state is that user's, so from here on root never writes, reads settings or
+# runs a tool in it as root: as_service does it as that user (docs/security.md).
+run_as=
+svc_user=
+if [ "$(id -u)" = 0 ] && [ "${SERVICE_USER:-flume}" != root ]; then
+  svc_user=${SERVICE_USER:-flume}
+  [[ "$svc_user" =~ ^[a-z_][a-z0-9_-]{0,31}$ ]] || { say "ERROR: SERVICE_USER must be a user name (letters, digits, _ -)"; exit 2; }
+  if ! id -u "$svc_user" >/dev/null 2>&1; then
+    say "creating the system user $svc_user to run the service as (SERVICE_USER=root keeps root)"
+    useradd --system --user-group --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin "$svc_user"
+  fi
+  if runuser -u "$svc_user" -- test -r "$root/dist/server.js" -a -r "$root/templates/program.conf" -a -x "$root/flume/lib"; then
+    run_as=$svc_user
+  else
+    say "WARNING: user $svc_user cannot read $root (a parent directory is private to root): running as root."
+    say "         To run as $svc_user, use a checkout in a directory others may traverse (e.g. under /srv or /opt)."
+  fi
+fi
+as_service() { if [ -n "$run_as" ]; then runuser -u "$run_as" -- "$@"; else "$@"; fi; }
+
 # Where the state lives (conf.d/, services/, var/, settings.env): STATE_DIR; else where the
-# checkout's links point; else, run as root, /var/lib/flume-service; else the checkout itself.
-# Outside the checkout, the checkout holds links to it (supervisor.conf's paths go through them),
-# so `git clean -fdX` or a new checkout loses nothing: the next up.sh makes the links again.
+# checkout's links point (the link itself, read one hop: never resolved through links inside the
+# state, which its user can change); else, run as root, /var/lib/flume-service; else the checkout
+# itself. Outside the checkout, the checkout holds links to it (supervisor.conf's paths go
+# through them), so `git clean -fdX` or a new checkout loses nothing: the next up.sh makes the
+# links again.
 sv_running() { [ -S var/run/supervisor.sock ] && supervisorctl -c supervisor.conf pid >/dev/null 2>&1; }
 if [ -n "${STATE_DIR:-}" ]; then
   state=$(realpath -m "$STATE_DIR")
 elif [ -L var ]; then
-  state=$(dirname "$(readlink -f var)")
+  state=$(dirname "$(readlink var)")
 elif [ "$(id -u)" = 0 ]; then
   state=/var/lib/flume-service
   if [ -d var ] && sv_running; then
@@ -37,16 +69,20 @@ elif [ "$(id -u)" = 0 ]; then
 else
   state=$root
 fi
+[[ "$state" =~ ^/[A-Za-z0-9_./+@-]+$ ]] || { say "ERROR: the state directory $state: use a path of letters, digits and _ . / + @ -"; exit 2; }
 if [ "$state" != "$root" ]; then
   mkdir -p "$state"
-  if [ -f "$state/.checkout" ] && [ "$(cat "$state/.checkout")" != "$root" ] && [ -L "$(cat "$state/.checkout")/var" ] \
-     && [ "$(readlink -f "$(cat "$state/.checkout")/var")" = "$state/var" ]; then
-    say "ERROR: $state is the state of the checkout at $(cat "$state/.checkout"), which still uses it: set STATE_DIR to another directory"
+  [ -z "$run_as" ] || chown -h "$run_as": "$state"
+  # Which checkout uses this state (a plain file: never read through a link).
+  previous=
+  if [ -f "$state/.checkout" ] && [ ! -L "$state/.checkout" ]; then previous=$(head -c 4096 "$state/.checkout"); fi
+  if [ -n "$previous" ] && [ "$previous" != "$root" ] && [ -L "$previous/var" ] && [ "$(readlink "$previous/var")" = "$state/var" ]; then
+    say "ERROR: $state is the state of the checkout at $previous, which still uses it: set STATE_DIR to another directory"
     exit 2
   fi
   for item in conf.d services var settings.env; do
     if [ -L "$item" ]; then
-      [ "$(readlink -f "$item")" = "$state/$item" ] || ln -sfn "$state/$item" "$item"
+      [ "$(readlink "$item")" = "$state/$item" ] || ln -sfn "$state/$item" "$item"
       continue
     fi
     if [ -e "$item" ]; then
@@ -59,76 +95,42 @@ if [ "$state" != "$root" ]; then
         exit 2
       fi
       rm -rf "${state:?}/$item"
-      mv "$item" "$state/$item"
+      mv -T "$item" "$state/$item"
       say "moved $root/$item to $state/$item (the checkout links to it)"
     fi
-    [ "$item" = settings.env ] || mkdir -p "$state/$item"
+    [ "$item" = settings.env ] || as_service mkdir -p "$state/$item"
     ln -sfn "$state/$item" "$item"
   done
-  echo "$root" > "$state/.checkout"
+  printf '%s\n' "$root" | as_service tee "$state/.checkout.new" >/dev/null
+  as_service mv -f "$state/.checkout.new" "$state/.checkout"
 fi
-mkdir -p conf.d services var/supervisor.d
 export STATE_DIR=$state
-if [ -z "${REDIS_URL:-}" ] && ! redis_answers 127.0.0.1 6379; then
-  say "no Redis answers on 127.0.0.1:6379 and REDIS_URL is not set: running an embedded one"
-  NEED_REDIS_SERVER=1 bash scripts/setup.sh
-  mkdir -p var/redis
-  # A password generated once (var/redis/password, 0600): the API and the gateway read it from
-  # the file (REDIS_PASSWORD_FILE); it is in no environment and on no command line.
-  umask 077
-  [ -s var/redis/password ] || head -c 32 /dev/urandom | base64 | tr -d '/+=\n' > var/redis/password
-  cat > var/redis/redis.conf <<CONF
-# generated by scripts/up.sh: the embedded Redis, persisted to var/redis (append-only file)
-bind 127.0.0.1
-port 6379
-dir $root/var/redis
-appendonly yes
-save ""
-requirepass $(cat var/redis/password)
-CONF
-  umask 022
-  export REDIS_PASSWORD_FILE=$root/var/redis/password
-  cat > var/supervisor.d/redis.conf <<CONF
-; generated by scripts/up.sh: embedded Redis, persisted to var/redis (append-only file); its
-; settings and password are in var/redis/redis.conf (0600)
-[program:redis]
-command=$(command -v redis-server) $root/var/redis/redis.conf
-priority=1
-autostart=true
-autorestart=true
-startsecs=1
-redirect_stderr=true
-stdout_logfile=$root/var/log/redis.log
-stdout_logfile_maxbytes=10MB
-stdout_logfile_backups=3
-CONF
-else
-  bash scripts/setup.sh
-  rm -f var/supervisor.d/redis.conf
+if [ -n "$run_as" ]; then
+  for d in conf.d services var; do
+    if [ -L "$state/$d" ]; then
+      say "ERROR: $state/$d is a symbolic link ($(readlink "$state/$d")): the state's directories must be real ones. Nothing was started."
+      exit 2
+    fi
+    mkdir -p "$state/$d"
+    # -h: a link inside is changed itself, never what it points to.
+    chown -R -h "$run_as": "$state/$d"
+  done
 fi
 
-# Run as root, the service (API, gateway workers, agents, event listener, embedded Redis) runs
-# as an unprivileged user: SERVICE_USER, default "flume", created if missing. SERVICE_USER=root
-# keeps root. supervisord drops to that user itself (-u) and owns its socket; root can still
-# use supervisorctl and mint tokens.
-run_as=
-if [ "$(id -u)" = 0 ] && [ "${SERVICE_USER:-flume}" != root ]; then
-  svc_user=${SERVICE_USER:-flume}
-  if ! id -u "$svc_user" >/dev/null 2>&1; then
-    say "creating the system user $svc_user to run the service as (SERVICE_USER=root keeps root)"
-    useradd --system --user-group --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin "$svc_user"
-  fi
-  if runuser -u "$svc_user" -- test -r "$root/dist/server.js" -a -r "$root/templates/program.conf" -a -x "$root/flume/lib"; then
-    run_as=$svc_user
-    mkdir -p "$state/conf.d" "$state/services" "$state/var"
-    chown -R "$svc_user": "$state/conf.d" "$state/services" "$state/var"
-    [ "$state" = "$root" ] || chown "$svc_user": "$state"
-  else
-    say "WARNING: user $svc_user cannot read $root (a parent directory is private to root): running as root."
-    say "         To run as $svc_user, use a checkout in a directory others may traverse (e.g. under /srv or /opt)."
-  fi
+# Every setting checked, as the service reads it (environment over the settings file), before
+# anything starts: a bad one stops here, naming it.
+if ! as_service node dist/cli/settings.js check; then
+  say "the settings do not pass the checks (above): nothing was started"
+  exit 2
 fi
-as_service() { if [ -n "$run_as" ]; then runuser -u "$run_as" -- "$@"; else "$@"; fi; }
+as_service mkdir -p conf.d services var/run var/log var/supervisor.d
+if [ $embedded = 1 ]; then
+  say "no Redis answers on 127.0.0.1:6379 and REDIS_URL is not set: running an embedded one"
+  as_service bash scripts/embedded-redis.sh "$root" "$(command -v redis-server)"
+  export REDIS_PASSWORD_FILE=$root/var/redis/password
+else
+  as_service rm -f var/supervisor.d/redis.conf
+fi
 
 as_service node dist/cli/gateway-config.js >/dev/null
 
@@ -192,26 +194,23 @@ else
 fi
 
 # Where the API and the gateway listen, as the service reads it (environment over settings.env).
-read -r host port gw_host gw_port gw_scheme < <(node --input-type=module -e "
-  import { loadConfig } from './dist/config.js';
-  const c = loadConfig();
-  const tls = !!c.GATEWAY_TLS_CERT_FILE;
-  console.log(c.API_HOST === '0.0.0.0' ? '127.0.0.1' : c.API_HOST, c.API_PORT, c.GATEWAY_HOST === '0.0.0.0' ? '127.0.0.1' : c.GATEWAY_HOST, tls && c.GATEWAY_PLAIN_PORT ? c.GATEWAY_PLAIN_PORT : c.GATEWAY_PORT, tls && !c.GATEWAY_PLAIN_PORT ? 'https' : 'http');
-")
-url="http://$host:$port"
+# The URLs are data: passed to the probes as arguments, never pasted into their program text.
+mapfile -t urls < <(as_service node dist/cli/settings.js urls)
+url=${urls[0]}
+gw=${urls[1]}
+answers_ready() { node -e 'fetch(process.argv[1] + "/readyz").then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))' "$1"; }
+gateway_ok() { node -e 'fetch(process.argv[1] + "/healthz").then((r) => r.text()).then((t) => process.exit(t.includes("\"message\":\"ok\"") ? 0 : 1), () => process.exit(1))' "$1"; }
 for _ in $(seq 1 60); do
-  if node -e "fetch('$url/readyz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"; then
+  if answers_ready "$url"; then
     say "flume-service is up at $url"
-    gw_probe="fetch('$gw_scheme://$gw_host:$gw_port/healthz').then(r=>r.text()).then(t=>process.exit(t.includes('\"message\":\"ok\"')?0:1),()=>process.exit(1))"
     gw_ok=0
     for _ in $(seq 1 10); do
-      if node -e "$gw_probe" 2>/dev/null; then gw_ok=1; break; fi
+      if gateway_ok "$gw" 2>/dev/null; then gw_ok=1; break; fi
       sleep 1
     done
     if [ $gw_ok = 0 ]; then
-      say "WARNING: the gateway does not answer on port $gw_port (taken by something else? set GATEWAY_PORT; a certificate this host does not trust?); see var/log/gateway.log"
+      say "WARNING: the gateway does not answer at $gw (its port taken by something else? set GATEWAY_PORT; a certificate this host does not trust?); see var/log/gateway.log"
     fi
-    gw="$gw_scheme://$gw_host:$gw_port"
     cat <<TXT
 
   Every /v1/api call needs a token. Mint an admin one (signed with var/jwt-secret):
@@ -233,5 +232,5 @@ TXT
   sleep 1
 done
 say "the API did not become ready in 60 s; last lines of var/log/api.log:"
-tail -n 20 var/log/api.log 2>/dev/null || true
+as_service tail -n 20 var/log/api.log 2>/dev/null || true
 exit 1

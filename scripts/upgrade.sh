@@ -27,22 +27,23 @@ if ! ctl pid >/dev/null 2>&1; then
   say "supervisord does not run here: bash scripts/up.sh starts the service on the new build"
   exit 1
 fi
-# STATE_DIR as up.sh found it (the checkout's links), so the CLIs read the same state.
-if [ -z "${STATE_DIR:-}" ] && [ -L var ]; then export STATE_DIR; STATE_DIR=$(dirname "$(readlink -f var)"); fi
-as_owner() { local owner; owner=$(stat -L -c %U var 2>/dev/null || echo root); if [ "$(id -u)" = 0 ] && [ "$owner" != root ]; then runuser -u "$owner" -- "$@"; else "$@"; fi; }
-
-if ! url=$(node --input-type=module -e "
-  import { loadConfig } from './dist/config.js';
-  const c = loadConfig();
-  console.log('http://' + (c.API_HOST === '0.0.0.0' ? '127.0.0.1' : c.API_HOST) + ':' + c.API_PORT);
-"); then
+# STATE_DIR as up.sh found it: the checkout's own link, read one hop (never resolved through links
+# inside the state, which the service's user can change). The node tools run below act as the
+# state's owner by themselves when root runs them (src/store/state-owner.ts), so nothing in the
+# state (settings.env included) is read or written as root.
+if [ -z "${STATE_DIR:-}" ] && [ -L var ]; then export STATE_DIR; STATE_DIR=$(dirname "$(readlink var)"); fi
+# The URLs are data: passed to the probes as arguments, never pasted into their program text.
+if ! mapfile -t urls < <(node dist/cli/settings.js urls) || [ ${#urls[@]} -lt 1 ]; then
   say "the settings do not pass the checks (above): nothing was changed"
   exit 2
 fi
-before=$(node -e "fetch('$url/version').then(r=>r.json()).then(v=>console.log(v.version+' (Flume '+v.flume+')'),()=>console.log('unknown'))")
+url=${urls[0]}
+version() { node -e 'fetch(process.argv[1] + "/version").then((r) => r.json()).then((v) => console.log(v.version + " (Flume " + v.flume + ")"), () => console.log("unknown"))' "$url"; }
+ready() { node -e 'fetch(process.argv[1] + "/readyz").then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))' "$url"; }
+before=$(version)
 
 bash scripts/setup.sh | sed 's/^/[upgrade] /'
-if ! as_owner node dist/cli/gateway-config.js >/dev/null; then
+if ! node dist/cli/gateway-config.js >/dev/null; then
   say "the settings do not pass this build's checks (above): nothing was restarted"
   exit 2
 fi
@@ -50,13 +51,13 @@ ctl update >/dev/null
 ctl restart api agent-events >/dev/null
 ctl signal HUP gateway >/dev/null
 for _ in $(seq 1 60); do
-  if node -e "fetch('$url/readyz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"; then break; fi
+  if ready; then break; fi
   sleep 1
 done
-after=$(node -e "fetch('$url/version').then(r=>r.json()).then(v=>console.log(v.version+' (Flume '+v.flume+')'),()=>console.log('unknown'))")
+after=$(version)
 say "API and event listener restarted, gateway reloaded: $before -> $after"
 
-report=$(as_owner node dist/cli/programs.js --write)
+report=$(node dist/cli/programs.js --write)
 mapfile -t restart < <(node -e "const r=JSON.parse(process.argv[1]); for (const c of r.changed) if (c.running && c.desired==='running') console.log(c.table)" "$report")
 rewritten=$(node -pe "JSON.parse(process.argv[1]).changed.filter(c=>c.rewritten).length" "$report")
 unchanged=$(node -pe "JSON.parse(process.argv[1]).unchanged" "$report")

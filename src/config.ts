@@ -21,6 +21,26 @@ const portRange = z
  * characters that go into a supervisord command line as they are.
  */
 const HOST_JVM_OPTION = /^-(?:XX:[+-]?[A-Za-z][A-Za-z0-9]*(?:=[A-Za-z0-9:._/-]+)?|X(?:ss|ms|mn)\d+[kKmMgG]?)$/;
+/**
+ * Settings are data, never code: each has the shape of what it is. A file path, a host and a
+ * word of a command line go into config files, command lines and scripts as they are, so none
+ * may carry a quote, a space, a '$', a ';' or a new line.
+ */
+const PATH_CHARS = /^[A-Za-z0-9_.\/+@-]+$/;
+const pathSetting = () => z.string().regex(PATH_CHARS, 'must be a path of letters, digits and _ . / + @ - (no spaces, quotes or shell characters)');
+/** An address to listen on or to reach: an IPv4 or IPv6 address, or a host name. */
+export const hostSetting = () =>
+  z
+    .string()
+    .max(253)
+    .refine((h) => z.ipv4().safeParse(h).success || z.ipv6().safeParse(h).success || z.hostname().safeParse(h).success, 'must be an IP address or a host name');
+
+/** host:port as a URL or nginx's listen takes it (an IPv6 address in brackets). */
+export const hostPort = (host: string, port: number) => `${host.includes(':') ? `[${host}]` : host}:${port}`;
+
+/** Where a local client reaches a service listening on `host` (a wildcard address is reached on loopback). */
+export const reachableHost = (host: string) => (host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host);
+
 /** An agent's heap (-Xmx): AGENT_HEAP, AGENT_MAX_HEAP and a table's jvm.heap. */
 export const heapSize = () => z.string().regex(/^[1-9]\d{0,6}[mMgG]$/, 'must look like 256m or 1g');
 /** The default heap ceiling: an eighth of the host's memory, 256m to 4g. */
@@ -44,7 +64,7 @@ export const LOOPBACK_METRICS_CLASS = agentEnv('LOOPBACK_METRICS_CLASS');
  * `process.env` is read nowhere else.
  */
 export const configSchema = z.object({
-  API_HOST: z.string().default('127.0.0.1'),
+  API_HOST: hostSetting().default('127.0.0.1'),
   API_PORT: z.coerce.number().int().min(0).max(65535).default(8001),
   /**
    * Host names (with or without a port) the API answers for, comma-separated; '*' answers any.
@@ -79,23 +99,29 @@ export const configSchema = z.object({
    * A file holding the Redis password (used when REDIS_URL names none): how the embedded Redis's
    * generated password reaches the API and the gateway without being in any environment.
    */
-  REDIS_PASSWORD_FILE: z.string().optional(),
+  REDIS_PASSWORD_FILE: pathSetting().optional(),
   /** rediss:// only: the PEM file of the CA that signed Redis's certificate (API, event listener and gateway); unset: the system's roots. */
   REDIS_TLS_CA_FILE: z.string().regex(/^\/[A-Za-z0-9_.\/-]+$/, 'must be an absolute path of letters, digits and _ . / -').optional(),
   REDIS_KEY_PREFIX: z.string().regex(/^[A-Za-z0-9:_.-]{1,64}$/).default('flume:'),
   /** Holds conf.d/ (supervisor programs), services/ (agent files) and var/ (channels, outputs, sockets). */
-  STATE_DIR: z.string().default(PROJECT_ROOT),
-  SUPERVISOR_SOCKET: z.string().optional(),
+  STATE_DIR: pathSetting().default(PROJECT_ROOT),
+  SUPERVISOR_SOCKET: pathSetting().optional(),
   SUPERVISOR_TRANSPORT: z.enum(['xmlrpc', 'supervisorctl']).default('xmlrpc'),
   /** Words of the command that runs supervisorctl, split on spaces, e.g. "sudo -n supervisorctl". */
-  SUPERVISORCTL_COMMAND: z.string().default('supervisorctl'),
+  SUPERVISORCTL_COMMAND: z
+    .string()
+    .default('supervisorctl')
+    .refine((c) => c.split(' ').filter(Boolean).length > 0 && c.split(' ').filter(Boolean).every((w) => /^[A-Za-z0-9_.\/+@=-]+$/.test(w)), 'must be words of letters, digits and _ . / + @ = - separated by spaces'),
   PORT_RANGE: portRange.prefault('10000-60000'),
-  JAVA_BIN: z.string().default('java'),
-  FLUME_LIB_DIR: z.string().default(resolve(PROJECT_ROOT, 'flume', 'lib')),
+  JAVA_BIN: pathSetting().default('java'),
+  FLUME_LIB_DIR: pathSetting().default(resolve(PROJECT_ROOT, 'flume', 'lib')),
   /** The hdfs sink's jars (Flume's HDFS sink, Hadoop's client): fetched by WITH_HDFS=1 scripts/up.sh. */
-  FLUME_HDFS_LIB_DIR: z.string().default(resolve(PROJECT_ROOT, 'flume', 'hdfs', 'lib')),
+  FLUME_HDFS_LIB_DIR: pathSetting().default(resolve(PROJECT_ROOT, 'flume', 'hdfs', 'lib')),
   /** Extra class path entries for agents, ':'-separated. */
-  FLUME_EXTRA_CLASSPATH: z.string().default(''),
+  FLUME_EXTRA_CLASSPATH: z
+    .string()
+    .default('')
+    .refine((c) => c.split(':').filter(Boolean).every((e) => /^[A-Za-z0-9_.\/+@*-]+$/.test(e)), "must be ':'-separated paths of letters, digits and _ . / + @ - * (no spaces or quotes)"),
   AGENT_HEAP: heapSize().default('256m'),
   /** JVM options of every agent (a table's own `jvm.options` replace them), space-separated. */
   AGENT_JVM_OPTIONS: z
@@ -112,7 +138,7 @@ export const configSchema = z.object({
    */
   AGENT_LAUNCHER: z.enum(['flume-service', 'flume']).default('flume-service'),
   /** The AppCDS archive agents share (scripts/build-cds.sh); used when the file exists, '' to never use one. */
-  AGENT_CDS_ARCHIVE: z.string().default(resolve(PROJECT_ROOT, 'flume', 'flume.jsa')),
+  AGENT_CDS_ARCHIVE: z.union([z.literal(''), pathSetting()]).default(resolve(PROJECT_ROOT, 'flume', 'flume.jsa')),
   AGENT_READY_TIMEOUT_MS: z.coerce.number().int().min(1000).default(60000),
   /**
    * JVM starts the host runs at once; the others wait their turn in order (each one's ready
@@ -143,7 +169,7 @@ export const configSchema = z.object({
   TOKEN_HASH_KEY: z.string().min(32, 'must be at least 32 characters').optional(),
   /** How long a rotated-out ingestion token stays valid next to its successor. */
   TOKEN_GRACE_SECONDS: z.coerce.number().int().min(0).max(7 * 86400).default(300),
-  GATEWAY_HOST: z.string().default('127.0.0.1'),
+  GATEWAY_HOST: hostSetting().default('127.0.0.1'),
   GATEWAY_PORT: z.coerce.number().int().min(1).max(65535).default(8080),
   /**
    * TLS at the gateway: the PEM certificate (chain) and its key. Both set: GATEWAY_PORT speaks

@@ -1,7 +1,7 @@
 import closeWithGrace from 'close-with-grace';
 import { pino } from 'pino';
 import { buildApp } from './app.js';
-import { ConfigError, loadConfig } from './config.js';
+import { ConfigError, hostPort, loadConfig } from './config.js';
 import { createRedis } from './redis/client.js';
 import { createSupervisorDriver } from './supervisor/index.js';
 import { findStrays, reap } from './supervisor/strays.js';
@@ -68,7 +68,7 @@ async function main(): Promise<void> {
 
   await app.listen({ host: config.API_HOST, port: config.API_PORT });
   log.info(
-    { url: `http://${config.API_HOST}:${config.API_PORT}` },
+    { url: `http://${hostPort(config.API_HOST, config.API_PORT)}` },
     'listening; every /v1/api call needs a token: mint one with `npm run -s token -- --role admin`',
   );
 }

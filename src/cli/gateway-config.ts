@@ -3,11 +3,13 @@
  * scripts/up.sh and scripts/apply-settings.sh run it before supervisord starts (or reloads) the
  * gateway program; a bad setting stops it (exit 2) with a message naming the setting.
  */
-import { loadConfig, type Config } from '../config.js';
+import { loadConfig, PROJECT_ROOT, type Config } from '../config.js';
+import { actAsStateOwner } from '../store/state-owner.js';
 import { writeGatewayConfig } from '../gateway/render.js';
 
 let config: Config;
 try {
+  actAsStateOwner(PROJECT_ROOT);
   config = loadConfig();
 } catch (e) {
   console.error(`gateway-config: ${(e as Error).message}`);

@@ -14,7 +14,8 @@ import { parseArgs } from 'node:util';
 import { readFile } from 'node:fs/promises';
 import { parse as parseIni } from 'ini';
 import { programFor } from '../agents/launch.js';
-import { loadConfig } from '../config.js';
+import { loadConfig, PROJECT_ROOT } from '../config.js';
+import { actAsStateOwner } from '../store/state-owner.js';
 import { AgentStore } from '../store/agent-store.js';
 import { processesOf } from '../supervisor/strays.js';
 
@@ -22,6 +23,7 @@ const settingsOf = (text: string) => JSON.stringify(parseIni(text));
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { write: { type: 'boolean', default: false } } });
+  actAsStateOwner(PROJECT_ROOT);
   const cfg = loadConfig();
   const store = new AgentStore(cfg);
   const onDisk = new Set(await store.programFiles());

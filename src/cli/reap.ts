@@ -5,10 +5,13 @@
  * supervisord of this installation owns, and nothing of another installation
  * (src/supervisor/strays.ts). Prints one line per process, and nothing when there is none.
  */
-import { loadConfig } from '../config.js';
+import { loadConfig, PROJECT_ROOT } from '../config.js';
+import { actAsStateOwner } from '../store/state-owner.js';
 import { findStrays, reap } from '../supervisor/strays.js';
 
 async function main(): Promise<void> {
+  // The service's processes are its user's: that user can stop them, and nothing else.
+  actAsStateOwner(PROJECT_ROOT);
   const cfg = loadConfig();
   const strays = findStrays(cfg);
   if (!strays.length) return;

@@ -11,7 +11,8 @@ import Fastify from 'fastify';
 import fastifyJwt from '@fastify/jwt';
 import { mintClaimsSchema, ROLES } from '../auth/roles.js';
 import { loadOrCreateSecret } from '../auth/secret.js';
-import { loadConfig } from '../config.js';
+import { loadConfig, PROJECT_ROOT } from '../config.js';
+import { actAsStateOwner } from '../store/state-owner.js';
 
 const usage = `usage: npm run -s token -- --role ${ROLES.join('|')} [--db NAME]... [--ttl 30d] [--sub NAME]`;
 
@@ -37,6 +38,8 @@ async function main(): Promise<void> {
   if (!claims.success) {
     throw new Error(`${claims.error.issues.map((i) => `--${i.path[0] === 'dbs' ? 'db' : String(i.path[0])}: ${i.message}`).join('\n')}\n${usage}`);
   }
+  // Run as root: as the state's owner from here on (var/jwt-secret is that user's file).
+  actAsStateOwner(PROJECT_ROOT);
   const app = Fastify();
   await app.register(fastifyJwt, { secret: loadOrCreateSecret(loadConfig()), sign: { algorithm: 'HS256' } });
   await app.ready();

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
-import { PROJECT_ROOT, type Config } from '../config.js';
+import { hostPort, PROJECT_ROOT, type Config } from '../config.js';
 import { fill } from '../templates.js';
 import { loadOrCreateTokenHashKey } from '../auth/secret.js';
 import { ROUTE_VALUE } from '../agents/route-table.js';
@@ -40,9 +40,9 @@ const errorBody = (name: keyof typeof GATEWAY_ERRORS, message: string) => JSON.s
 
 /** Where the gateway listens: plain HTTP, or HTTPS with its certificate (and optional plain HTTP on loopback). */
 function listenLines(cfg: Config): string {
-  if (!cfg.GATEWAY_TLS_CERT_FILE || !cfg.GATEWAY_TLS_KEY_FILE) return `listen ${cfg.GATEWAY_HOST}:${cfg.GATEWAY_PORT};`;
+  if (!cfg.GATEWAY_TLS_CERT_FILE || !cfg.GATEWAY_TLS_KEY_FILE) return `listen ${hostPort(cfg.GATEWAY_HOST, cfg.GATEWAY_PORT)};`;
   return [
-    `listen ${cfg.GATEWAY_HOST}:${cfg.GATEWAY_PORT} ssl;`,
+    `listen ${hostPort(cfg.GATEWAY_HOST, cfg.GATEWAY_PORT)} ssl;`,
     ...(cfg.GATEWAY_PLAIN_PORT ? [`    listen 127.0.0.1:${cfg.GATEWAY_PLAIN_PORT};`] : []),
     `    ssl_certificate ${cfg.GATEWAY_TLS_CERT_FILE};`,
     `    ssl_certificate_key ${cfg.GATEWAY_TLS_KEY_FILE};`,

@@ -1,7 +1,8 @@
 import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tempDir } from '../../helpers/harness.js';
 import { Installation } from '../../helpers/installation.js';
 import { until } from '../../helpers/wait.js';
 
@@ -97,6 +98,14 @@ describe('upgrade', () => {
     const r = upgrade();
     expect(r.status).toBe(2);
     expect(r.stdout + r.stderr).toContain('AGENT_JVM_OPTIONS');
+    expect(inst.supervisorctl('pid', 'api').trim()).toBe(apiPid);
+    // A setting that is code where a script would have pasted it into a program's text.
+    const marker = join(tempDir('marker'), 'ran');
+    writeFileSync(join(inst.dir, 'settings.env'), `API_HOST=127.0.0.1'+require('child_process').execSync('id>${marker}')+'\n`);
+    const code = upgrade();
+    expect(code.status).toBe(2);
+    expect(code.stdout + code.stderr).toContain('API_HOST: must be an IP address or a host name');
+    expect(existsSync(marker)).toBe(false);
     expect(inst.supervisorctl('pid', 'api').trim()).toBe(apiPid);
     writeFileSync(join(inst.dir, 'settings.env'), '');
   }, 120_000);
