@@ -9,7 +9,9 @@ import { periodic, type Periodic } from '../periodic.js';
 import { redisCall } from '../redis/client.js';
 import type { Keys } from '../redis/keys.js';
 
-const fileSchema = z.record(z.string(), z.number());
+/** var/revoked-control-tokens.json: jti -> unix time its JWT expires. */
+export const revokedFileSchema = z.record(z.string().min(8).max(128), z.number().int());
+const fileSchema = revokedFileSchema;
 
 /**
  * Revoked control tokens, by `jti`, each kept until the token would have expired anyway.

@@ -72,3 +72,66 @@ export function allowedEntry(entry: string): boolean {
   if (top === 'var' && prog && parseProgramName(prog) && (sub === undefined || sub === 'channel')) return true;
   return false;
 }
+
+/** One entry of an archive as GNU tar -tv lists it. */
+export interface ArchiveEntry {
+  /** '-' a file, 'd' a directory, anything else (a link, a device) refused. */
+  type: string;
+  size: number;
+  /** As listed, './' prefix and trailing '/' removed. */
+  name: string;
+}
+
+/**
+ * GNU tar -tv lines: "drwxr-x--- root/root 0 2026-12-02 18:00 ./services/" (mode, owner, size,
+ * date, time, name; names a backup writes have no spaces). A line of another shape is kept with
+ * type '?', so it is refused.
+ */
+export function parseTarListing(stdout: string): ArchiveEntry[] {
+  return stdout
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => {
+      const f = line.split(/\s+/);
+      const size = Number(f[2]);
+      const name = f.slice(5).join(' ').replace(/^\.\//, '').replace(/\/$/, '');
+      return { type: f.length >= 6 && Number.isSafeInteger(size) ? line[0]! : '?', size: Number.isSafeInteger(size) ? size : Infinity, name };
+    });
+}
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const GiB = 1024 * MiB;
+
+/**
+ * The largest an entry may be: each kind of file a backup writes has a size it never exceeds on
+ * the host that wrote it (an audit file rotates at AUDIT_LOG_MAX_BYTES, a secret is a line),
+ * with room to spare; a channel file is Flume's (a data file is at most 2 GiB by default).
+ */
+export function entryCap(name: string, auditMaxBytes: number): number {
+  if (name === MANIFEST_ENTRY) return 16 * MiB;
+  if (name === SETTINGS_ENTRY) return 64 * KiB;
+  if (name === 'var/jwt-secret' || name === 'var/token-hash-key' || name === 'var/webhook-secret') return 4 * KiB;
+  if (name === 'var/revoked-control-tokens.json') return 16 * MiB;
+  // Rotated at the writing host's limit, which may have been larger than this host's: twice this host's, at least 20 MiB.
+  if (name.startsWith('var/audit.log')) return Math.max(2 * auditMaxBytes, 20 * MiB);
+  if (name.startsWith('var/tokens/')) return 256 * KiB;
+  if (name.startsWith('var/webhooks/')) return 4 * MiB;
+  if (name.startsWith('services/')) return 4 * MiB;
+  if (/^var\/[^/]+\/channel\//.test(name)) return 4 * GiB;
+  return 0;
+}
+
+/** What is wrong with an archive's entries (empty: nothing): names, types and sizes, and the whole's `maxTotal`. */
+export function archiveProblems(entries: ArchiveEntry[], limits: { auditMaxBytes: number; maxTotal: number }): string[] {
+  const problems: string[] = [];
+  const bad = entries.filter((e) => (e.type !== '-' && e.type !== 'd') || !allowedEntry(e.name)).map((e) => e.name || '(unnamed)');
+  if (bad.length) problems.push(`it holds entries a backup never writes: ${bad.slice(0, 5).join(', ')}${bad.length > 5 ? ', ...' : ''}`);
+  const large = entries.filter((e) => e.type === '-' && e.size > entryCap(e.name, limits.auditMaxBytes));
+  if (large.length) {
+    problems.push(`entries larger than a backup writes them: ${large.slice(0, 5).map((e) => `${e.name} (${e.size} bytes, at most ${entryCap(e.name, limits.auditMaxBytes)})`).join(', ')}${large.length > 5 ? ', ...' : ''}`);
+  }
+  const total = entries.reduce((n, e) => n + (e.type === '-' ? e.size : 0), 0);
+  if (total > limits.maxTotal) problems.push(`it unpacks to ${total} bytes, over the ${limits.maxTotal} this restore takes (--max-bytes)`);
+  return problems;
+}

@@ -41,6 +41,15 @@ const send = (inst: Installation, table: string, events: string[], token = inges
   }).then((r) => r.status, () => 0);
 const run = (inst: Installation, script: string, ...args: string[]) =>
   spawnSync(process.execPath, [`dist/cli/${script}.js`, ...args], { cwd: inst.dir, encoding: 'utf8', env: { ...process.env, ...inst.env, SERVICE_USER: 'root' }, timeout: 120_000 });
+/** A copy of the archive `file`, unpacked, changed by `edit` (given the unpacked directory), packed again. */
+function tampered(file: string, name: string, edit: (dir: string) => void): string {
+  const dir = tempDir('tamper');
+  expect(spawnSync('tar', ['-xzf', file, '-C', dir]).status).toBe(0);
+  edit(dir);
+  const to = join(out, name);
+  expect(spawnSync('tar', ['-czf', to, '-C', dir, '.']).status).toBe(0);
+  return to;
+}
 const status = (inst: Installation, table: string) => call(inst, 'GET', `/v1/api/bk/${table}/status?fresh=true`);
 
 describe('backup and restore', () => {
@@ -121,6 +130,33 @@ describe('backup and restore', () => {
     const notTar = join(out, 'not.tar.gz');
     writeFileSync(notTar, 'hello');
     expect(run(c, 'restore', notTar).status).toBe(2);
+
+    // A spec edited into what a create refuses (a line of its own in the rendered flume.conf).
+    const spec = tampered(file, 'spec.tar.gz', (d) => {
+      const f = join(d, 'services/flume-bk-kept/agent.json');
+      const meta = JSON.parse(readFileSync(f, 'utf8'));
+      meta.spec.options.rollInterval = '5\na1.sources.r2.type = exec';
+      writeFileSync(f, JSON.stringify(meta));
+    });
+    const specRefused = run(c, 'restore', spec);
+    expect(specRefused.status, specRefused.stderr).toBe(2);
+    expect(specRefused.stderr).toMatch(/agent flume-bk-kept: its spec is not one a create takes here: options\.rollInterval/);
+    // A settings file that would run code where a script read it.
+    const settings = tampered(file, 'settings.tar.gz', (d) => writeFileSync(join(d, 'settings.env'), "GATEWAY_HOST=127.0.0.1'+require('child_process').execSync('id')+'\n"));
+    const settingsRefused = run(c, 'restore', settings);
+    expect(settingsRefused.status).toBe(2);
+    expect(settingsRefused.stderr).toContain('settings.env: GATEWAY_HOST: must be an IP address or a host name');
+    // An audit file far larger than an audit file ever is (a few KiB packed).
+    const big = tampered(file, 'big.tar.gz', (d) => expect(spawnSync('truncate', ['-s', '64M', join(d, 'var/audit.log.1')]).status).toBe(0));
+    expect(statSync(big).size).toBeLessThan(1024 * 1024);
+    const bigRefused = run(c, 'restore', big);
+    expect(bigRefused.status).toBe(2);
+    expect(bigRefused.stderr).toMatch(/larger than a backup writes them: var\/audit\.log\.1 \(67108864 bytes/);
+    const capped = run(c, 'restore', file, '--max-bytes', '4096');
+    expect(capped.status).toBe(2);
+    expect(capped.stderr).toMatch(/over the 4096 this restore takes|over 4096 bytes/);
+    expect(existsSync(join(c.dir, 'var', 'audit.log.1'))).toBe(false);
+    expect(existsSync(join(c.dir, 'settings.env'))).toBe(false);
     // Still fresh: a real backup restores onto it afterwards (the next test).
     expect(existsSync(join(c.dir, 'services', 'flume-bk-kept'))).toBe(false);
   }, 180_000);
@@ -142,9 +178,23 @@ describe('backup and restore', () => {
     expect(r.stdout).toMatch(/3 agent\(s\) \(0 running, 3 channel\(s\)\)/);
     expect(await a.shutdown()).toEqual([]);
 
+    // The archive's flume.conf edited to run a command: restore renders each agent's config from
+    // its checked spec, so what the archive's flume.conf says never reaches an agent.
+    const marker = join(tempDir('marker'), 'ran');
+    const evil = tampered(file, 'exec.tar.gz', (d) => {
+      const f = join(d, 'services/flume-bk-kept/flume.conf');
+      const conf = readFileSync(f, 'utf8').replace(/^a1\.sources = r1$/m, 'a1.sources = r1 r2');
+      writeFileSync(f, `${conf}\na1.sources.r2.type = exec\na1.sources.r2.command = touch ${marker}\na1.sources.r2.channels = c1\n`);
+    });
     const c = installs[2]!;
-    const res = run(c, 'restore', file);
+    const res = run(c, 'restore', evil);
     expect(res.status, res.stderr).toBe(0);
+    const restoredConf = readFileSync(join(c.dir, 'services', 'flume-bk-kept', 'flume.conf'), 'utf8');
+    expect(restoredConf).not.toContain('exec');
+    expect(restoredConf).toContain(join(c.dir, 'var', 'flume-bk-kept'));
+    expect((await call(c, 'POST', '/v1/api/bk/kept/start')).status).toBe(200);
+    await until(() => status(c, 'kept'), (x) => x.body.state === 'RUNNING' && x.body.accepting === true, 60_000, 500);
+    expect(existsSync(marker)).toBe(false);
     expect((await call(c, 'POST', '/v1/api/bk/held/start')).status).toBe(200);
     // The three events the broker never took wait in the restored channel.
     const s = await until(() => status(c, 'held'), (x) => x.body.metrics?.channelSize !== undefined, 60_000, 500);
