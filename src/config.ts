@@ -232,6 +232,22 @@ export const configSchema = z.object({
    */
   GATEWAY_BAD_TOKEN_LIMIT: z.coerce.number().int().min(1).default(20),
   /**
+   * Connection floods (one address opening thousands of connections that never finish a request):
+   * a request's headers must arrive within GATEWAY_HEADER_TIMEOUT_SECONDS and each read of its body
+   * within GATEWAY_BODY_TIMEOUT_SECONDS, or the connection is closed; each worker takes up to
+   * GATEWAY_WORKER_CONNECTIONS (default: what the host's open-file limit allows, at most 65,536).
+   */
+  GATEWAY_HEADER_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(300).default(5),
+  GATEWAY_BODY_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(300).default(10),
+  GATEWAY_WORKER_CONNECTIONS: z.coerce.number().int().min(256).max(1_048_576).optional(),
+  /**
+   * Ingest requests one client address may have in progress at once (0: no limit); over it: 429
+   * TOO_MANY_CONNECTIONS. Behind a load balancer (every sender one address), raise it.
+   */
+  GATEWAY_CONNECTIONS_PER_ADDRESS: z.coerce.number().int().min(0).max(1_000_000).default(512),
+  /** Ingest requests per second one client address may make (a second's worth of burst; 0: no limit); over it: 429 RATE_LIMITED. */
+  GATEWAY_REQUESTS_PER_ADDRESS: z.coerce.number().int().min(0).max(10_000_000).default(40_000),
+  /**
    * Requests per second one ingestion token may make through the gateway (0: no limit); over it:
    * 429 with Retry-After. The default is twice what one table took with group commit
    * (bench/group-commit.ts: 9,900/s on 2 cores), so the limit stops a runaway sender, never the

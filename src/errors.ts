@@ -65,6 +65,8 @@ export const ErrorCodes = {
   RATE_LIMITED: 10064,
   /** One control token holds API_MAX_STREAMS_PER_TOKEN open streams already. */
   TOO_MANY_STREAMS: 10065,
+  /** The gateway: the client's address has GATEWAY_CONNECTIONS_PER_ADDRESS ingest requests in progress already. */
+  TOO_MANY_CONNECTIONS: 10066,
   AGENT_EXISTS: 10090,
   BUSY: 10091,
   PORT_CONFLICT: 10092,
@@ -125,6 +127,7 @@ export const GATEWAY_ERRORS = {
   BODY_TOO_LARGE: { status: 413 },
   TOO_MANY_EVENTS: { status: 413 },
   RATE_LIMITED: { status: 429, retryAfter: 1 },
+  TOO_MANY_CONNECTIONS: { status: 429, retryAfter: 1 },
   INTERNAL: { status: 500 },
   AGENT_UNREACHABLE: { status: 502, retryAfter: 5 },
   AGENT_DOWN: { status: 503, retryAfter: 5 },

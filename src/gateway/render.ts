@@ -52,6 +52,40 @@ function listenLines(cfg: Config): string {
   ].join('\n');
 }
 
+/** The hard limit on open files this process (and so the gateway supervisord starts beside it) may raise itself to. */
+function openFilesLimit(): number {
+  try {
+    const line = readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max open files'));
+    const hard = line?.trim().split(/\s+/)[4];
+    return hard === undefined || hard === 'unlimited' ? 1_048_576 : Number(hard) || 4096;
+  } catch {
+    return 4096;
+  }
+}
+
+/**
+ * What a flood of connections meets: worker connections sized to the open-file limit (each
+ * worker raises its own to it), header and body timeouts, and per-address limits on ingest.
+ */
+function connectionLimits(cfg: Config) {
+  const files = Math.min(openFilesLimit(), 131_072);
+  const connections = cfg.GATEWAY_WORKER_CONNECTIONS ?? Math.max(1024, Math.min(65_536, files - 256));
+  const limits = [
+    ...(cfg.GATEWAY_CONNECTIONS_PER_ADDRESS ? [`limit_conn flume_per_address ${cfg.GATEWAY_CONNECTIONS_PER_ADDRESS};`] : []),
+    ...(cfg.GATEWAY_REQUESTS_PER_ADDRESS ? [`limit_req zone=flume_rate_per_address burst=${cfg.GATEWAY_REQUESTS_PER_ADDRESS} nodelay;`] : []),
+  ];
+  return {
+    workerConnections: connections,
+    workerFiles: Math.max(files, connections + 256),
+    headerTimeout: cfg.GATEWAY_HEADER_TIMEOUT_SECONDS,
+    bodyTimeout: cfg.GATEWAY_BODY_TIMEOUT_SECONDS,
+    requestsPerAddress: cfg.GATEWAY_REQUESTS_PER_ADDRESS || 1,
+    addressLimits: limits.join('\n      '),
+    tooManyConnectionsBody: errorBody('TOO_MANY_CONNECTIONS', `this address has ${cfg.GATEWAY_CONNECTIONS_PER_ADDRESS} ingest requests in progress already (GATEWAY_CONNECTIONS_PER_ADDRESS)`),
+    rateLimitedBody: errorBody('RATE_LIMITED', `this address sends over ${cfg.GATEWAY_REQUESTS_PER_ADDRESS} requests per second (GATEWAY_REQUESTS_PER_ADDRESS)`),
+  };
+}
+
 /** Debian's bundle of the system's trusted CAs (ca-certificates). */
 const SYSTEM_CA_FILE = '/etc/ssl/certs/ca-certificates.crt';
 
@@ -109,6 +143,7 @@ export async function writeGatewayConfig(
       ? `server {\n    listen 127.0.0.1:${cfg.GATEWAY_METRICS_PORT};\n    access_log off;\n    location = /metrics { content_by_lua_block { require("flume_gateway").metrics() } }\n    location / { return 404; }\n  }`
       : '',
     maxBody: cfg.GATEWAY_MAX_BODY,
+    ...connectionLimits(cfg),
   });
   const configFile = join(dir, 'nginx.conf');
   // It holds the token hash key and any Redis password: readable by the owner only; replaced
