@@ -48,7 +48,7 @@ try {
   for (const i of cluster.hosts()) {
     const h = new Installation(
       {
-        NODE_ID: `h${i}`, NODE_ADDRESS: cluster.address(i), ETCD_ENDPOINTS: cluster.etcdEndpoints, API_HOST: '0.0.0.0', GATEWAY_HOST: '0.0.0.0',
+        NODE_ID: `h${i}`, NODE_ADDRESS: cluster.address(i), ...cluster.etcdSettings, API_HOST: '0.0.0.0', GATEWAY_HOST: '0.0.0.0',
         API_ALLOWED_HOSTS: cluster.hosts().map((x) => cluster.address(x)).join(','), AGENT_HEAP: '256m', LOG_LEVEL: 'warn',
       },
       { netns: cluster.ns(i) },

@@ -39,7 +39,7 @@ import { registerAudit } from './http/audit.js';
 import { RefusedCalls } from './audit/refused-calls.js';
 import { operationRoutes } from './routes/operations.js';
 import { OperationService } from './operations/operation-service.js';
-import { healthRoutes } from './routes/health.js';
+import { healthRoutes, readinessWarnings } from './routes/health.js';
 import { eventRoutes } from './routes/events.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { pageRoutes } from './routes/pages.js';
@@ -173,7 +173,7 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
   app.addHook('preClose', async () => streams.closeAll());
   const authorize = registerAuth(app, loadOrCreateSecret(config), revocations);
   const build = readBuildInfo(config.FLUME_LIB_DIR);
-  void app.register(healthRoutes, { redis, driver, readiness, build, node: config.NODE_ID });
+  void app.register(healthRoutes, { redis, driver, readiness, build, node: config.NODE_ID, warnings: readinessWarnings(config) });
   void app.register(agentRoutes, { lifecycle, reconciler, fleet, authorize, configs, operations, requireIfMatch: config.CONFIG_REQUIRE_IF_MATCH });
   void app.register(configRoutes, { config: configs, authorize, operations, requireIfMatch: config.CONFIG_REQUIRE_IF_MATCH });
   void app.register(operationRoutes, { operations, authorize });

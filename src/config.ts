@@ -269,6 +269,23 @@ export const configSchema = z.object({
     .default('')
     .transform((s) => s.split(',').map((e) => e.trim()).filter(Boolean))
     .refine((l) => l.every((e) => /^https?:\/\/[A-Za-z0-9.-]+:\d{1,5}$/.test(e)), 'must be comma-separated http(s)://host:port URLs'),
+  /**
+   * Many hosts: how this host proves itself to etcd, which must be protected (docs/cluster.md):
+   * https:// endpoints whose certificates ETCD_CA_FILE signed (default: the system's roots), and a
+   * client certificate (ETCD_CERT_FILE, ETCD_KEY_FILE: etcd's --client-cert-auth) and/or a user
+   * (ETCD_USERNAME, its password in ETCD_PASSWORD_FILE: etcd's `auth enable`).
+   */
+  ETCD_CA_FILE: pathSetting().optional(),
+  ETCD_CERT_FILE: pathSetting().optional(),
+  ETCD_KEY_FILE: pathSetting().optional(),
+  ETCD_USERNAME: z.string().regex(/^[A-Za-z0-9_.@-]{1,64}$/, 'must be 1-64 letters, digits, _ . @ -').optional(),
+  ETCD_PASSWORD_FILE: pathSetting().optional(),
+  /**
+   * true: many hosts on an etcd that anyone who reaches it may write (plain http, or no client
+   * certificate or user). Without it such a cluster refuses to start: a writer of an unprotected
+   * etcd can stop the cluster's tables (its records still cannot send tokens or events elsewhere).
+   */
+  ETCD_ALLOW_UNPROTECTED: z.enum(['true', 'false', '1', '0']).default('false').transform((v) => v === 'true' || v === '1'),
   /** This host's name in the cluster (default: the machine's host name): letters, digits, '-', '_', '.'. */
   NODE_ID: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'must be 1-63 letters, digits, _ . - (starting with a letter or digit)').optional(),
   /** The address other hosts reach this host's API and gateway on (an IP or a DNS name); the API and the gateway must listen on it. */
@@ -375,6 +392,28 @@ export function loadConfig(env: Record<string, string | undefined> = settingsAnd
       readFileSync(c.REDIS_TLS_CA_FILE);
     } catch (err) {
       throw new ConfigError(`invalid configuration:\n  REDIS_TLS_CA_FILE: cannot read ${c.REDIS_TLS_CA_FILE} (${(err as Error).message})`);
+    }
+  }
+  for (const [name, file] of [['ETCD_CA_FILE', c.ETCD_CA_FILE], ['ETCD_CERT_FILE', c.ETCD_CERT_FILE], ['ETCD_KEY_FILE', c.ETCD_KEY_FILE], ['ETCD_PASSWORD_FILE', c.ETCD_PASSWORD_FILE]] as const) {
+    if (!file) continue;
+    try {
+      readFileSync(file);
+    } catch (err) {
+      throw new ConfigError(`invalid configuration:\n  ${name}: cannot read ${file} (${(err as Error).message})`);
+    }
+  }
+  if (!!c.ETCD_CERT_FILE !== !!c.ETCD_KEY_FILE) throw new ConfigError('invalid configuration:\n  ETCD_CERT_FILE, ETCD_KEY_FILE: set both (a client certificate for etcd) or neither');
+  if (!!c.ETCD_USERNAME !== !!c.ETCD_PASSWORD_FILE) throw new ConfigError('invalid configuration:\n  ETCD_USERNAME, ETCD_PASSWORD_FILE: set both (an etcd user) or neither');
+  if (c.ETCD_ENDPOINTS.length) {
+    const tls = c.ETCD_ENDPOINTS.every((e) => e.startsWith('https://'));
+    if (!tls && c.ETCD_ENDPOINTS.some((e) => e.startsWith('https://'))) throw new ConfigError('invalid configuration:\n  ETCD_ENDPOINTS: all https:// or all http://, not both');
+    if (!tls && (c.ETCD_CA_FILE || c.ETCD_CERT_FILE)) throw new ConfigError('invalid configuration:\n  ETCD_ENDPOINTS: TLS settings for etcd (ETCD_CA_FILE, ETCD_CERT_FILE) need https:// endpoints');
+    const protectedEtcd = tls && (!!c.ETCD_CERT_FILE || !!c.ETCD_USERNAME);
+    if (!protectedEtcd && !c.ETCD_ALLOW_UNPROTECTED) {
+      throw new ConfigError(
+        'invalid configuration:\n  ETCD_ENDPOINTS: etcd is not protected: use https:// endpoints with a client certificate (ETCD_CERT_FILE, ETCD_KEY_FILE) ' +
+          'or a user (ETCD_USERNAME, ETCD_PASSWORD_FILE), as docs/cluster.md shows; or set ETCD_ALLOW_UNPROTECTED=true to accept that anyone who reaches etcd may write it',
+      );
     }
   }
   // Agents start with an empty environment (templates/program.conf): a bare JAVA_BIN is found on

@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { ConfigError, hostPort, loadConfig } from '../src/config.js';
+import { readinessWarnings } from '../src/routes/health.js';
+import { tempDir } from './helpers/harness.js';
 
 const load = (env: Record<string, string>) => () => loadConfig({ PATH: process.env.PATH, ...env });
 
@@ -39,5 +43,34 @@ describe('settings are data', () => {
     expect(hostPort('::1', 8080)).toBe('[::1]:8080');
     expect(hostPort('10.0.0.1', 8080)).toBe('10.0.0.1:8080');
     expect(hostPort('gw.example', 443)).toBe('gw.example:443');
+  });
+});
+
+describe('many hosts on etcd', () => {
+  const dir = tempDir('etcd-settings');
+  const file = (name: string) => {
+    const f = join(dir, name);
+    writeFileSync(f, 'x\n');
+    return f;
+  };
+  const https = 'https://10.0.0.1:2379,https://10.0.0.2:2379';
+
+  it('refuses an unprotected etcd unless the operator says it accepts one, and /readyz then says so', () => {
+    expect(load({ ETCD_ENDPOINTS: 'http://10.0.0.1:2379' })).toThrow(/ETCD_ENDPOINTS: etcd is not protected/);
+    expect(load({ ETCD_ENDPOINTS: https })).toThrow(/etcd is not protected/); // TLS, but nobody to sign in as
+    const open = loadConfig({ ETCD_ENDPOINTS: 'http://10.0.0.1:2379', ETCD_ALLOW_UNPROTECTED: 'true' });
+    expect(readinessWarnings(open)).toEqual([expect.stringContaining('etcd is not protected')]);
+    expect(readinessWarnings(loadConfig({}))).toEqual([]);
+  });
+
+  it('takes TLS with a client certificate, or a user, and checks each file and pair', () => {
+    const c = loadConfig({ ETCD_ENDPOINTS: https, ETCD_CA_FILE: file('ca.pem'), ETCD_CERT_FILE: file('c.pem'), ETCD_KEY_FILE: file('c.key') });
+    expect(readinessWarnings(c)).toEqual([]);
+    expect(() => loadConfig({ ETCD_ENDPOINTS: https, ETCD_USERNAME: 'flume-service', ETCD_PASSWORD_FILE: file('pw') })).not.toThrow();
+    expect(load({ ETCD_ENDPOINTS: https, ETCD_CERT_FILE: file('c.pem') })).toThrow(/ETCD_CERT_FILE, ETCD_KEY_FILE: set both/);
+    expect(load({ ETCD_ENDPOINTS: https, ETCD_USERNAME: 'flume-service' })).toThrow(/ETCD_USERNAME, ETCD_PASSWORD_FILE: set both/);
+    expect(load({ ETCD_ENDPOINTS: https, ETCD_USERNAME: 'f', ETCD_PASSWORD_FILE: join(dir, 'missing') })).toThrow(/ETCD_PASSWORD_FILE: cannot read/);
+    expect(load({ ETCD_ENDPOINTS: 'http://10.0.0.1:2379', ETCD_CA_FILE: file('ca2.pem'), ETCD_ALLOW_UNPROTECTED: 'true' })).toThrow(/need https:\/\/ endpoints/);
+    expect(load({ ETCD_ENDPOINTS: 'http://10.0.0.1:2379,https://10.0.0.2:2379', ETCD_ALLOW_UNPROTECTED: 'true' })).toThrow(/all https:\/\/ or all http:\/\//);
   });
 });

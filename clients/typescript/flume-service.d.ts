@@ -127,6 +127,8 @@ export interface paths {
                                 supervisord: string;
                                 reconciled: string;
                             };
+                            /** @description settings that leave a door open, e.g. an unprotected etcd; empty when none */
+                            warnings: string[];
                         };
                     };
                 };
@@ -148,6 +150,7 @@ export interface paths {
                                 supervisord: string;
                                 reconciled: string;
                             };
+                            warnings: string[];
                         };
                     };
                 };
@@ -10167,7 +10170,7 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * A host's incidents, newest first: node_lost (an active host went without a word), node_down (one per table it owned), node_back. A single host has none
+         * A host's incidents, newest first: node_lost (an active host went without a word), node_down (one per table it owned), node_back. A single host has none. A token limited to some dbs sees node_down of their tables only
          * @description Needs a control token (Authorization: Bearer <JWT>) whose role grants "read".
          */
         get: {
@@ -10299,7 +10302,7 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Acknowledge one of a host's incidents
+         * Acknowledge one of a host's incidents (a token limited to some dbs: node_down of their tables only)
          * @description Needs a control token (Authorization: Bearer <JWT>) whose role grants "operate".
          */
         post: {

@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
-import { clusterUnavailable, nodeNotFound, notClustered } from '../errors.js';
+import { AppError, clusterUnavailable, nodeNotFound, notClustered } from '../errors.js';
 import type { Capacity, NodeState, NodeView } from '../resources/node.js';
-import { createEtcd } from './etcd.js';
+import { createEtcd, RecordSeal, sealKey, type EtcdAccess } from './etcd.js';
 import { makeClusterKeys } from './keys.js';
 import { Membership } from './membership.js';
 
@@ -27,6 +28,8 @@ export async function etcdCall<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
+    // An answer of the service's own (404, 409, ...) reached through etcd is that answer, not etcd's failure.
+    if (err instanceof AppError) throw err;
     const m = (err as Error).message;
     if (/no leader|circuit breaker|unavailable|ECONNREFUSED|connect/i.test(m) && !/deadline/i.test(m)) throw clusterUnavailable(`etcd has no quorum or cannot be reached (${m}): nothing changed`);
     throw clusterUnavailable(`etcd did not answer in time (${m}): the change may still be applied once etcd recovers; read the status before retrying`);
@@ -36,6 +39,21 @@ export async function etcdCall<T>(fn: () => Promise<T>): Promise<T> {
 /** 16 hex digits of SHA-256 over both keys: equal on hosts that share them, and says nothing of them. */
 export const keysDigest = (k: { jwtSecret: string; tokenHashKey: string }) =>
   createHash('sha256').update(`flume-service cluster keys\n${k.jwtSecret}\n${k.tokenHashKey}`).digest('hex').slice(0, 16);
+
+/** How this host reaches etcd, from its settings (the files were checked readable by loadConfig). */
+export function etcdAccess(cfg: Config, seal?: RecordSeal): EtcdAccess {
+  const https = cfg.ETCD_ENDPOINTS.every((e) => e.startsWith('https://'));
+  return {
+    endpoints: cfg.ETCD_ENDPOINTS,
+    ...(https ? { ca: readFileSync(cfg.ETCD_CA_FILE ?? SYSTEM_CA_FILE) } : {}),
+    ...(cfg.ETCD_CERT_FILE && cfg.ETCD_KEY_FILE ? { cert: readFileSync(cfg.ETCD_CERT_FILE), key: readFileSync(cfg.ETCD_KEY_FILE) } : {}),
+    ...(cfg.ETCD_USERNAME && cfg.ETCD_PASSWORD_FILE ? { user: { username: cfg.ETCD_USERNAME, password: readFileSync(cfg.ETCD_PASSWORD_FILE, 'utf8').trim() } } : {}),
+    ...(seal ? { seal } : {}),
+  };
+}
+
+/** Debian's bundle of the system's trusted CAs (ca-certificates). */
+const SYSTEM_CA_FILE = '/etc/ssl/certs/ca-certificates.crt';
 
 const urls = (cfg: Config, host: string) => ({ apiUrl: `http://${host}:${cfg.API_PORT}`, gatewayUrl: `http://${host}:${cfg.GATEWAY_PORT}` });
 
@@ -70,6 +88,9 @@ export class EtcdCluster implements Nodes {
   readonly clustered = true;
   readonly etcd: Etcd3;
   readonly membership: Membership;
+  /** Records without a valid seal are not believed (src/cluster/etcd.ts RecordSeal). */
+  readonly seal: RecordSeal;
+  private refusedLogged = 0;
 
   constructor(
     cfg: Config,
@@ -78,7 +99,8 @@ export class EtcdCluster implements Nodes {
     keys: { jwtSecret: string; tokenHashKey: string },
     private readonly log: Logger,
   ) {
-    this.etcd = createEtcd(cfg.ETCD_ENDPOINTS);
+    this.seal = new RecordSeal(sealKey(keys.jwtSecret), cfg.ETCD_PREFIX, (key) => this.refusedRecord(key));
+    this.etcd = createEtcd(etcdAccess(cfg, this.seal));
     this.membership = new Membership(
       this.etcd,
       makeClusterKeys(cfg.ETCD_PREFIX),
@@ -93,6 +115,14 @@ export class EtcdCluster implements Nodes {
 
   async list(): Promise<NodeView[]> {
     return this.membership.nodes();
+  }
+
+  /** A record etcd holds that no host sealed: written by something that is not a host of this cluster (logged at most once a minute). */
+  private refusedRecord(key: string): void {
+    const now = Date.now();
+    if (now - this.refusedLogged < 60_000) return;
+    this.refusedLogged = now;
+    this.log.error({ key, refusedSoFar: this.seal.refused }, 'etcd holds a record no host of this cluster sealed (written by something other than a host, or by a version before seals): it is not believed');
   }
 
   async setState(id: string, state: NodeState): Promise<NodeView> {

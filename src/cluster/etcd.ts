@@ -1,3 +1,4 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
@@ -32,14 +33,166 @@ const requireLeader: grpc.Interceptor = (options, next) =>
     },
   });
 
-export function createEtcd(endpoints: string[]): Etcd3 {
+/** How this process reaches etcd: its endpoints, TLS and user (src/config.ts, ETCD_*). */
+export interface EtcdAccess {
+  endpoints: string[];
+  /** PEM: the CA that signed etcd's certificates, and this host's client certificate and key. */
+  ca?: Buffer;
+  cert?: Buffer;
+  key?: Buffer;
+  user?: { username: string; password: string };
+  /** The records' seal (RecordSeal): every value under its prefix is sealed and checked. */
+  seal?: RecordSeal;
+}
+
+export function createEtcd(access: EtcdAccess): Etcd3 {
+  const interceptors = [requireLeader, ...(access.seal ? [access.seal.interceptor()] : [])];
   return new Etcd3({
-    hosts: endpoints,
+    hosts: access.endpoints,
+    ...(access.ca ? { credentials: { rootCertificate: access.ca, ...(access.cert && access.key ? { certChain: access.cert, privateKey: access.key } : {}) } } : {}),
+    ...(access.user ? { auth: { ...access.user, callOptions: { deadline: Date.now() + CALL_DEADLINE_MS } } } : {}),
     // etcd refuses pings more often than its --grpc-keepalive-min-time (5 s).
-    grpcOptions: { 'grpc.keepalive_time_ms': 5000, 'grpc.keepalive_timeout_ms': 2000, interceptors: [requireLeader] } as grpc.ChannelOptions,
+    grpcOptions: { 'grpc.keepalive_time_ms': 5000, 'grpc.keepalive_timeout_ms': 2000, interceptors } as grpc.ChannelOptions,
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + CALL_DEADLINE_MS }),
   });
 }
+
+/**
+ * The cluster's records are sealed with a key every host holds and etcd never sees (derived from
+ * the control-token signing key the hosts share): HMAC-SHA256 over the record's etcd key and its
+ * value, stored as `fs1.<mac>.<value>`. Whoever can only write etcd cannot make a record a host
+ * believes: a value without a valid seal reads as absent (a range leaves it out, a watch event
+ * putting it is dropped, so the last sealed value stands), and a compare on a value compares the
+ * sealed form. What such a writer can still do: delete records, or put back one a host wrote
+ * earlier under the same key (docs/security.md).
+ *
+ * It works below etcd3's builders, as a gRPC interceptor on the KV and Watch calls, so every
+ * write and read of this process goes through it.
+ */
+export class RecordSeal {
+  static readonly TAG = 'fs1.';
+  /** Records without a valid seal seen since start (forged, or written by a version before seals). */
+  refused = 0;
+  private readonly prefix: Buffer;
+
+  constructor(
+    private readonly key: Buffer,
+    prefix: string,
+    private readonly onRefused: (key: string) => void = () => undefined,
+  ) {
+    this.prefix = Buffer.from(prefix);
+  }
+
+  private mac(k: Buffer, value: Buffer): string {
+    return createHmac('sha256', this.key).update(`${k.length}:`).update(k).update(value).digest('base64url');
+  }
+
+  private ours(k: unknown): k is Buffer {
+    return Buffer.isBuffer(k) && k.subarray(0, this.prefix.length).equals(this.prefix);
+  }
+
+  seal(k: Buffer, value: Buffer): Buffer {
+    return Buffer.concat([Buffer.from(`${RecordSeal.TAG}${this.mac(k, value)}.`), value]);
+  }
+
+  /** The value inside a sealed record, or null when its seal is missing or wrong. */
+  open(k: Buffer, stored: Buffer): Buffer | null {
+    const head = RecordSeal.TAG.length + 43 + 1;
+    if (stored.length < head || stored.subarray(0, RecordSeal.TAG.length).toString() !== RecordSeal.TAG || stored[head - 1] !== 0x2e) return null;
+    const value = stored.subarray(head);
+    const given = stored.subarray(RecordSeal.TAG.length, head - 1);
+    const want = Buffer.from(this.mac(k, value));
+    return given.length === want.length && timingSafeEqual(given, want) ? value : null;
+  }
+
+  /** A key-value as etcd sent it, opened in place; false when it is not to be believed. */
+  private openKv(kv: { key?: unknown; value?: unknown } | null | undefined, deleted = false): boolean {
+    // A delete event's kv carries no value: deletes cannot be sealed (and need not be believed less).
+    if (!kv || !this.ours(kv.key) || deleted) return true;
+    const v = Buffer.isBuffer(kv.value) ? this.open(kv.key, kv.value) : null;
+    if (v === null) {
+      this.refused++;
+      this.onRefused(kv.key.toString());
+      return false;
+    }
+    kv.value = v;
+    return true;
+  }
+
+  // The request and response shapes of etcd's rpc.proto as etcd3 loads them (keepCase, oneofs).
+  /* eslint-disable @typescript-eslint/no-explicit-any -- protobuf messages, checked field by field */
+  // Requests are copied, never changed in place: etcd3 sends the same request object again when it
+  // retries a call, and a value sealed twice would read as another value.
+  private sealPut(put: any): any {
+    return this.ours(put?.key) && Buffer.isBuffer(put.value) ? { ...put, value: this.seal(put.key, put.value) } : put;
+  }
+
+  private sealOps(ops: any[] | undefined): any[] | undefined {
+    return ops?.map((op) => (op?.request_put ? { ...op, request_put: this.sealPut(op.request_put) } : op?.request_txn ? { ...op, request_txn: this.sealTxn(op.request_txn) } : op));
+  }
+
+  private sealTxn(txn: any): any {
+    const compare = txn.compare?.map((c: any) =>
+      // CompareTarget.Value: 3 (etcd3 sends the number).
+      (c.target === 3 || String(c.target).toUpperCase() === 'VALUE') && this.ours(c.key) && Buffer.isBuffer(c.value) ? { ...c, value: this.seal(c.key, c.value) } : c,
+    );
+    return { ...txn, compare, success: this.sealOps(txn.success), failure: this.sealOps(txn.failure) };
+  }
+
+  private openRange(r: any): void {
+    if (!Array.isArray(r?.kvs)) return;
+    const kept = r.kvs.filter((kv: any) => this.openKv(kv));
+    if (r.count !== undefined) r.count = String(Number(r.count) - (r.kvs.length - kept.length));
+    r.kvs = kept;
+  }
+
+  private openTxnResponse(r: any): void {
+    for (const op of r?.responses ?? []) {
+      if (op?.response_range) this.openRange(op.response_range);
+      if (op?.response_put?.prev_kv && !this.openKv(op.response_put.prev_kv)) op.response_put.prev_kv = null;
+      if (op?.response_txn) this.openTxnResponse(op.response_txn);
+    }
+  }
+
+  private onRequest(path: string, m: any): any {
+    if (path.endsWith('.KV/Put')) return this.sealPut(m);
+    if (path.endsWith('.KV/Txn')) return this.sealTxn(m);
+    return m;
+  }
+
+  private onResponse(path: string, m: any): void {
+    if (path.endsWith('.KV/Range')) this.openRange(m);
+    else if (path.endsWith('.KV/Txn')) this.openTxnResponse(m);
+    else if (path.endsWith('.KV/Put') && m?.prev_kv && !this.openKv(m.prev_kv)) m.prev_kv = null;
+    else if (path.endsWith('.KV/DeleteRange') && Array.isArray(m?.prev_kvs)) m.prev_kvs = m.prev_kvs.filter((kv: any) => this.openKv(kv));
+    else if (path.endsWith('.Watch/Watch') && Array.isArray(m?.events)) {
+      m.events = m.events.filter((e: any) => this.openKv(e.kv, String(e.type).toUpperCase() === 'DELETE'));
+      for (const e of m.events) if (e.prev_kv && !this.openKv(e.prev_kv)) e.prev_kv = null;
+    }
+  }
+  /* eslint-enable @typescript-eslint/no-explicit-any */
+
+  interceptor(): grpc.Interceptor {
+    return (options, next) => {
+      const path = String(options.method_definition.path);
+      if (!/\/etcdserverpb\.(KV|Watch)\//.test(path)) return new grpc.InterceptingCall(next(options));
+      return new grpc.InterceptingCall(next(options), {
+        start: (metadata, listener, nxt) => {
+          nxt(metadata, {
+            onReceiveMessage: (message, deliver) => {
+              this.onResponse(path, message);
+              deliver(message);
+            },
+          });
+        },
+        sendMessage: (message, nxt) => nxt(this.onRequest(path, message)),
+      });
+    };
+  }
+}
+
+/** The seal's key: from the control-token signing key every host of a cluster shares (never written to etcd). */
+export const sealKey = (jwtSecret: string) => createHmac('sha256', jwtSecret).update('flume-service etcd record seal v1').digest();
 
 /** Creates `key` with `value` only if it does not exist; true if this call created it. */
 export async function createIfAbsent(etcd: Etcd3, key: string, value: string, lease?: Lease): Promise<boolean> {

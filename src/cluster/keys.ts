@@ -1,5 +1,7 @@
 /**
  * Every etcd key the cluster uses, under ETCD_PREFIX (`<e>` below). docs/cluster.md documents them.
+ * Each value is stored sealed by the hosts' key (src/cluster/etcd.ts, RecordSeal): what follows
+ * is the value inside the seal.
  *
  *   <e>nodes/<id>/presence   JSON Presence, bound to the host's lease: present while it lives
  *   <e>nodes/<id>/state      active | draining | decommissioned, no lease: the operator's word

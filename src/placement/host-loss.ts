@@ -91,10 +91,13 @@ export class HostLoss {
       const next = { ...k.incident, acknowledged: { by, at: new Date().toISOString() } };
       const r = await this.etcd.if(k.key, 'Mod', '==', k.modRevision).then(this.etcd.put(k.key).value(JSON.stringify(next))).commit();
       if (r.succeeded) {
-        this.kept.set(k.key, { ...k, incident: next });
+        this.kept.set(k.key, { ...k, incident: next, modRevision: Number(r.header.revision) });
         return next;
       }
-      await new Promise((r) => setTimeout(r, 100));
+      // Changed since this copy was taken (or taken before its own put's revision was known): read it again.
+      const now = (await this.etcd.get(k.key).exec()).kvs[0];
+      if (!now) throw incidentNotFound(id);
+      this.keep(k.key, now.value.toString(), Number(now.mod_revision));
     }
     throw incidentNotFound(id);
   }
@@ -188,8 +191,10 @@ export class HostLoss {
     const id = `${Date.now().toString(36).padStart(10, '0')}-${randomBytes(4).toString('hex')}`;
     const incident: NodeIncident = { id, at, node, type, severity, message, db: ref?.db ?? null, table: ref?.table ?? null, details, suggestedAction, raisedBy: this.membership.id, acknowledged: null };
     const key = this.keys.incidents(node) + id;
-    await this.etcd.put(key).value(JSON.stringify(incident)).exec();
-    this.kept.set(key, { incident, key, modRevision: 0 });
+    const put = await this.etcd.put(key).value(JSON.stringify(incident)).exec();
+    // The watch may have brought it already (with its revision): keep whichever is newer.
+    const revision = Number(put.header.revision);
+    if ((this.kept.get(key)?.modRevision ?? 0) < revision) this.kept.set(key, { incident, key, modRevision: revision });
     const log = this.log.child({ node, type });
     if (severity === 'info') log.info({ incident }, message);
     else log.warn({ incident }, message);

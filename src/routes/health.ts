@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import type { Config } from '../config.js';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
@@ -10,10 +11,19 @@ import { readinessChecks } from '../http/readiness.js';
 
 const checks = z.object({ redis: z.string(), supervisord: z.string(), reconciled: z.string() }).describe('"ok" or what is wrong');
 
+/** What an operator should know though the service is ready: settings that leave a door open. */
+export function readinessWarnings(cfg: Pick<Config, 'ETCD_ENDPOINTS' | 'ETCD_ALLOW_UNPROTECTED' | 'ETCD_CERT_FILE' | 'ETCD_USERNAME'>): string[] {
+  const tls = cfg.ETCD_ENDPOINTS.length > 0 && cfg.ETCD_ENDPOINTS.every((e) => e.startsWith('https://'));
+  const unprotected = cfg.ETCD_ENDPOINTS.length > 0 && !(tls && (cfg.ETCD_CERT_FILE || cfg.ETCD_USERNAME));
+  return unprotected && cfg.ETCD_ALLOW_UNPROTECTED
+    ? ['etcd is not protected (ETCD_ALLOW_UNPROTECTED=true): anyone who reaches it may write the cluster\'s records and stop its tables (docs/cluster.md, "A protected etcd")']
+    : [];
+}
+
 /** /healthz: the process is up. /readyz: Redis and supervisord answer and disk state is restored. */
 export async function healthRoutes(
   fastify: FastifyInstance,
-  opts: { redis: Redis; driver: SupervisorDriver; readiness: { reconciled: boolean }; build: BuildInfo; node: string },
+  opts: { redis: Redis; driver: SupervisorDriver; readiness: { reconciled: boolean }; build: BuildInfo; node: string; warnings: string[] },
 ): Promise<void> {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
   const tags = ['health'];
@@ -36,8 +46,8 @@ export async function healthRoutes(
       summary: 'Redis and supervisord answer and disk state is restored',
       ...access('none'),
       response: {
-        200: ok({ checks }),
-        503: z.object({ code: z.literal(ErrorCodes.NOT_READY), error: z.literal('NOT_READY'), message: z.string(), checks }),
+        200: ok({ checks, warnings: z.array(z.string()).describe('settings that leave a door open, e.g. an unprotected etcd; empty when none') }),
+        503: z.object({ code: z.literal(ErrorCodes.NOT_READY), error: z.literal('NOT_READY'), message: z.string(), checks, warnings: z.array(z.string()) }),
       },
     },
   }, async (_req, reply) => {
@@ -46,8 +56,8 @@ export async function healthRoutes(
       .status(ready ? 200 : 503)
       .send(
         ready
-          ? { code: 0 as const, message: 'ready', checks: { redis, supervisord, reconciled } }
-          : { code: ErrorCodes.NOT_READY, error: 'NOT_READY' as const, message: 'not ready', checks: { redis, supervisord, reconciled } },
+          ? { code: 0 as const, message: 'ready', checks: { redis, supervisord, reconciled }, warnings: opts.warnings }
+          : { code: ErrorCodes.NOT_READY, error: 'NOT_READY' as const, message: 'not ready', checks: { redis, supervisord, reconciled }, warnings: opts.warnings },
       );
   });
 }

@@ -42,7 +42,7 @@ export class ClusterStack {
           {
             NODE_ID: `h${i}`,
             NODE_ADDRESS: cluster.address(i),
-            ETCD_ENDPOINTS: cluster.etcdEndpoints,
+            ...cluster.etcdSettings,
             NODE_LEASE_TTL_SECONDS: String(this.settings.ttlSeconds),
             // Long enough for any operation on a busy machine; a test of a frozen owner waits it out.
             CLUSTER_WAIT_MS: String(this.settings.waitMs),

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { enableEtcdAuth, etcdTlsArgs, makeEtcdCertificates, type EtcdCertificates } from './certs.js';
 import { until } from './wait.js';
 
 /**
@@ -109,19 +110,48 @@ export class NetnsCluster {
   }
 
   get etcdEndpoints(): string {
-    return this.hosts().map((i) => `http://${this.address(i)}:2379`).join(',');
+    return this.hosts().map((i) => `https://${this.address(i)}:2379`).join(',');
   }
 
-  /** One etcd member per host, a cluster of its own (a token unique to this run); waits until every member is healthy. */
-  async startEtcd(): Promise<void> {
+  private madeCerts: EtcdCertificates | null = null;
+  /** The etcd members' certificates (TLS to clients and peers, client certificates required). */
+  get certs(): EtcdCertificates {
+    this.madeCerts ??= makeEtcdCertificates(this.dir, this.hosts().map((i) => this.address(i)));
+    return this.madeCerts;
+  }
+
+  /** What each host's settings need to reach etcd: its endpoints, the CA, the service's client certificate. */
+  get etcdSettings(): Record<string, string> {
+    return { ETCD_ENDPOINTS: this.etcdEndpoints, ETCD_CA_FILE: this.certs.ca, ETCD_CERT_FILE: this.certs.service.cert, ETCD_KEY_FILE: this.certs.service.key };
+  }
+
+  /** etcdctl inside host i, as etcd's root (or `as`), against `endpoints` (default: its own member). */
+  etcdctl(i: number, args: string[], opts: { as?: { cert: string; key: string }; endpoints?: string } = {}): { status: number | null; stdout: string; stderr: string } {
+    const who = opts.as ?? this.certs.root;
+    return this.run(i, 'etcdctl', ['--endpoints', opts.endpoints ?? `https://${this.address(i)}:2379`, '--cacert', this.certs.ca, '--cert', who.cert, '--key', who.key, '--command-timeout=2s', ...args]);
+  }
+
+  /** A record's value as the hosts read it (etcd holds it sealed: src/cluster/etcd.ts RecordSeal); '' when absent. */
+  etcdValue(i: number, key: string): string {
+    return this.etcdctl(i, ['get', '--print-value-only', key]).stdout.trim().replace(/^fs1\.[A-Za-z0-9_-]{43}\./, '');
+  }
+
+  /**
+   * One etcd member per host, a cluster of its own (a token unique to this run), protected as
+   * docs/cluster.md deploys it: TLS between members and to clients with client certificates,
+   * authentication on, the hosts a user with read-write on the cluster's prefix only. Waits until
+   * every member is healthy.
+   */
+  async startEtcd(prefix = '/flume-service/'): Promise<void> {
     const token = `flume-svc-${this.tag}`;
-    const peers = this.hosts().map((i) => `h${i}=http://${this.address(i)}:2380`).join(',');
+    const peers = this.hosts().map((i) => `h${i}=https://${this.address(i)}:2380`).join(',');
     this.etcdCluster = { token, peers };
     for (const i of this.hosts()) this.startEtcdMember(i, token, peers);
     for (const i of this.hosts()) {
-      const healthy = await until(() => this.run(i, 'etcdctl', ['--endpoints', `http://${this.address(i)}:2379`, '--command-timeout=1s', 'endpoint', 'health']).status, (s) => s === 0, 30_000, 200);
+      const healthy = await until(() => this.etcdctl(i, ['endpoint', 'health']).status, (s) => s === 0, 30_000, 200);
       if (healthy !== 0) throw new Error(`etcd member h${i} is not healthy: see ${this.dir}/etcd-h${i}.log`);
     }
+    enableEtcdAuth((...args) => this.etcdctl(1, args), prefix);
   }
 
   /** Stops host i's etcd member (kill -9), nothing else of the host. */
@@ -136,7 +166,7 @@ export class NetnsCluster {
   /** Starts host i's etcd member again (after killHost or stopEtcd): it rejoins with its data. */
   async restartEtcd(i: number): Promise<void> {
     this.startEtcdMember(i, this.etcdCluster!.token, this.etcdCluster!.peers);
-    const healthy = await until(() => this.run(i, 'etcdctl', ['--endpoints', `http://${this.address(i)}:2379`, '--command-timeout=1s', 'endpoint', 'health']).status, (s) => s === 0, 30_000, 200);
+    const healthy = await until(() => this.etcdctl(i, ['endpoint', 'health']).status, (s) => s === 0, 30_000, 200);
     if (healthy !== 0) throw new Error(`etcd member h${i} is not healthy again: see ${this.dir}/etcd-h${i}.log`);
   }
 
@@ -153,9 +183,10 @@ export class NetnsCluster {
     mkdirSync(data, { recursive: true });
     const child = this.spawn(i, 'etcd', [
       '--name', `h${i}`, '--data-dir', data,
-      '--listen-peer-urls', `http://${a}:2380`, '--initial-advertise-peer-urls', `http://${a}:2380`,
-      '--listen-client-urls', `http://${a}:2379,http://127.0.0.1:2379`, '--advertise-client-urls', `http://${a}:2379`,
+      '--listen-peer-urls', `https://${a}:2380`, '--initial-advertise-peer-urls', `https://${a}:2380`,
+      '--listen-client-urls', `https://${a}:2379,https://127.0.0.1:2379`, '--advertise-client-urls', `https://${a}:2379`,
       '--initial-cluster', peers, '--initial-cluster-token', token, '--initial-cluster-state', 'new',
+      ...etcdTlsArgs(this.certs),
       '--logger', 'zap', '--log-outputs', 'stderr',
     ], join(this.dir, `etcd-h${i}.log`));
     this.etcds.set(i, child);

@@ -1,4 +1,4 @@
-import { readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClusterStack } from '../../helpers/cluster-stack.js';
@@ -150,8 +150,8 @@ describe('tables across hosts', () => {
     expect(config.body).toMatchObject({ program: 'flume-spread-orders', spec: { sink: 'logger' } });
     // etcd holds every table's config as its owner's disk has it, revision by revision.
     const specInEtcd = () => {
-      const r = cluster.run(1, 'etcdctl', ['--endpoints', cluster.etcdEndpoints, 'get', '/flume-service/tables/spread/orders/spec', '--print-value-only']);
-      return r.stdout.trim() ? (JSON.parse(r.stdout) as { revision: number; spec: { sink: string; channel: { capacity: number } } }) : null;
+      const r = cluster.etcdValue(1, '/flume-service/tables/spread/orders/spec');
+      return r ? (JSON.parse(r) as { revision: number; spec: { sink: string; channel: { capacity: number } } }) : null;
     };
     expect(await until(async () => specInEtcd(), (x) => x?.revision === 1, 5000, 100)).toMatchObject({ revision: 1, spec: { sink: 'logger' } });
     const changed = await cluster.http(2, 'PATCH', at(2, '/v1/api/spread/orders/config'), { token: admin, body: { channel: { capacity: 200000 } } });
@@ -366,5 +366,64 @@ describe('ingest through any gateway', () => {
     h1.supervisorctl('start', 'redis');
     const back = await until(() => send(1, 'after-redis', 1), (x) => x.status === 200, 30_000, 200);
     expect(back.status, back.text).toBe(200);
+  });
+});
+
+describe('a writer of etcd without the cluster key', () => {
+  // Someone with etcd's credentials (here the hosts' own etcd user) but not the hosts' keys writes
+  // a host of its own and gives it a table: nothing of it is believed. Its "host" is a listener
+  // in h2's namespace that records whatever reaches it.
+  it("gets no caller's token and no event, moves no table and removes no agent", async () => {
+    const created = await cluster.http(1, 'POST', `${api(1)}/v1/api/spread/forged/create?node=h1`, { token: admin, body: { sink: 'file_roll', options: { rollInterval: 0, batchSize: 1 } }, timeoutS: 120 });
+    expect(created.status, created.text).toBe(201);
+    const t = await cluster.http(1, 'POST', `${api(1)}/v1/api/token`, { token: admin, body: { username: 'forge-sender', scope: ['spread'] } });
+    const ingestToken = t.body.token as string;
+    const before = await until(async () => (await cluster.http(1, 'GET', `${api(1)}/v1/api/spread/forged/status`, { token: admin })).body, (b) => b.state === 'RUNNING' && b.accepting === true, 60_000, 200);
+
+    const captured = join(cluster.dir, 'captured.log');
+    const trap = `require('http').createServer((q, s) => { let b = ''; q.on('data', (d) => (b += d)); q.on('end', () => { require('fs').appendFileSync(${JSON.stringify(captured)}, JSON.stringify({ url: q.url, headers: q.headers, body: b }) + '\\n'); s.end('{}'); }); }).listen(9999, ${JSON.stringify(cluster.address(2))});`;
+    const listener = cluster.spawn(2, process.execPath, ['-e', trap], join(cluster.dir, 'trap.out'));
+    const fake = `http://${cluster.address(2)}:9999`;
+    const as = { as: cluster.certs.service };
+    const key = (k: string) => `/flume-service/${k}`;
+    const ownerKey = key('tables/spread/forged/owner');
+    const realOwner = cluster.etcdctl(1, ['get', '--print-value-only', ownerKey]).stdout.trim();
+    expect(realOwner).toMatch(/^fs1\..+\.h1$/);
+    try {
+      const now = new Date().toISOString();
+      const presence = { id: 'h9', address: cluster.address(2), apiUrl: fake, gatewayUrl: fake, startedAt: now, renewedAt: now, capacity: { agents: 0, freePorts: 50000, cpuCores: 64, memAvailableBytes: 1e12 }, keysDigest: '0' };
+      for (const [k, v] of [[key('nodes/h9/presence'), JSON.stringify(presence)], [key('nodes/h9/state'), 'active'], [ownerKey, 'h9']] as const) {
+        const w = cluster.etcdctl(1, ['put', k, v], as);
+        expect(w.status, w.stderr).toBe(0);
+      }
+      // A change made after the forgery, seen by every host: each has read past it.
+      expect((await cluster.http(2, 'PUT', `${api(2)}/v1/api/nodes/h3/state`, { token: admin, body: { state: 'draining' } })).status).toBe(200);
+      for (const i of cluster.hosts()) await until(() => nodesSeenBy(i), (l) => byId(l).h3?.state === 'draining', 10_000, 100);
+      expect((await cluster.http(2, 'PUT', `${api(2)}/v1/api/nodes/h3/state`, { token: admin, body: { state: 'active' } })).status).toBe(200);
+
+      for (const i of cluster.hosts()) expect((await nodesSeenBy(i)).map((n) => n.id)).not.toContain('h9');
+      // An admin's read through another host goes to the real owner, with the admin's token nowhere else.
+      const config = await cluster.http(2, 'GET', `${api(2)}/v1/api/spread/forged/config`, { token: admin });
+      expect(config.status, config.text).toBe(200);
+      expect((await cluster.http(3, 'GET', `${api(3)}/v1/api/spread/forged/status?fresh=true`, { token: admin })).body).toMatchObject({ node: 'h1', accepting: true });
+      // A sender through h2's and h3's gateways: its events reach h1's agent.
+      for (const via of [2, 3]) {
+        const r = await cluster.http(via, 'POST', `http://127.0.0.1:8080/ingest/spread/forged`, { token: ingestToken, body: [{ body: `after-forgery-${via}` }] });
+        expect(r.status, r.text).toBe(200);
+      }
+      await until(() => hosts.get(1)!.delivered('flume-spread-forged'), (l) => l.includes('after-forgery-2') && l.includes('after-forgery-3'), 20_000, 200);
+      // h1 still runs its agent, the same JVM: it did not hand the table to the forged owner.
+      const after = await cluster.http(1, 'GET', `${api(1)}/v1/api/spread/forged/status?fresh=true`, { token: admin });
+      expect(after.body).toMatchObject({ node: 'h1', state: 'RUNNING', pid: before.pid, accepting: true });
+      expect(hosts.get(1)!.jvmsOf('flume-spread-forged')).toEqual([before.pid]);
+      expect(hosts.get(1)!.log('api.log')).toContain('no host of this cluster sealed');
+      // Nothing ever reached the forged host.
+      expect(existsSync(captured) ? readFileSync(captured, 'utf8') : '').toBe('');
+    } finally {
+      listener.kill('SIGKILL');
+      // Put back the value h1 wrote (a record a host sealed), and take the forged host away.
+      cluster.etcdctl(1, ['put', ownerKey, realOwner]);
+      cluster.etcdctl(1, ['del', '--prefix', key('nodes/h9/')]);
+    }
   });
 });

@@ -29,7 +29,7 @@ const incidentsOf = async (node: string, via = 1) => {
   return r.body.incidents as Incident[];
 };
 const etcdGet = (key: string) =>
-  cluster.run(1, 'etcdctl', ['--endpoints', `http://${cluster.address(1)}:2379`, 'get', '--print-value-only', `/flume-service/${key}`]).stdout.trim();
+  cluster.etcdValue(1, `/flume-service/${key}`);
 
 let senders = 0;
 /** Sends batches of 5 events to a table through host `via`'s gateway until stopped; every acknowledged body is kept. */
@@ -163,6 +163,19 @@ describe('a host that dies', () => {
       expect(lostAt - killedAt).toBeLessThanOrEqual((TTL + 3) * 1000);
       const down = lost.filter((i) => i.type === 'node_down').map((i) => `${i.db}.${i.table}`);
       expect(down.sort()).toEqual(['loss.auto', 'loss.crash', 'loss.moved']);
+      // A token limited to another db sees the host's own incident, none of loss's tables, and cannot acknowledge them.
+      const other = stack.host(1).token('--role', 'operator', '--db', 'other', '--ttl', '1h');
+      const seen = await cluster.http(1, 'GET', `${api(1)}/v1/api/nodes/h3/incidents`, { token: other });
+      expect(seen.status, seen.text).toBe(200);
+      expect((seen.body.incidents as Incident[]).map((i) => i.type)).toEqual(lost.filter((i) => i.db === null).map((i) => i.type));
+      const downId = lost.find((i) => i.type === 'node_down')!.id;
+      const ackOther = await cluster.http(1, 'POST', `${api(1)}/v1/api/nodes/h3/incidents/${downId}/ack`, { token: other });
+      expect(ackOther.status, ackOther.text).toBe(404);
+      const hostAck = await cluster.http(1, 'POST', `${api(1)}/v1/api/nodes/h3/incidents/${lost.find((i) => i.type === 'node_lost')!.id}/ack`, { token: other });
+      expect(hostAck.status, hostAck.text).toBe(403);
+      const mine = stack.host(1).token('--role', 'operator', '--db', 'loss', '--ttl', '1h');
+      const ackMine = await cluster.http(1, 'POST', `${api(1)}/v1/api/nodes/h3/incidents/${downId}/ack`, { token: mine });
+      expect(ackMine.status, ackMine.text).toBe(200);
       // The coordinator moved the table that asked for it, by itself.
       const failedOver = await until(async () => (await cluster.http(2, 'GET', `${api(2)}/v1/api/loss/auto/status`, { token: stack.admin })).body, (b) => b.node !== 'h3' && b.accepting === true, 60_000, 200);
       console.log(`failover: loss.auto accepting on ${String(failedOver.node)} ${Date.now() - killedAt} ms after kill -9 (failoverAfterSeconds 4, TTL ${TTL} s)`);
