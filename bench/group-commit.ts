@@ -9,7 +9,8 @@
  * gets (window and GATEWAY_RATE_LIMIT); those defaults with the metrics listener, with TLS
  * (a throwaway certificate; keep-alive clients), and with both.
  * Every phase runs BENCH_ROUNDS times (default 3), in turn with the others; figures are medians.
- * Run: npm run bench:group-commit   (BENCH_REQUESTS=50000 BENCH_CLIENTS=100 BENCH_WINDOWS=1,2,5 BENCH_ROUNDS=3)
+ * Run: npm run bench:group-commit   (BENCH_REQUESTS=50000 BENCH_CLIENTS=100 BENCH_WINDOWS=1,2,5 BENCH_ROUNDS=3
+ * BENCH_ONLY='straight,defaults' to run only the phases whose names hold one of those)
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
@@ -29,6 +30,8 @@ const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 50_000);
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 100);
 const WINDOWS = (process.env.BENCH_WINDOWS ?? '2').split(',').map(Number);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+/** BENCH_ONLY: comma-separated parts of phase names; only those phases run (default: all). */
+const ONLY = (process.env.BENCH_ONLY ?? '').split(',').filter(Boolean);
 const run = promisify(execFile);
 
 interface Result {
@@ -74,12 +77,14 @@ try {
     ...[0, ...WINDOWS].map((w) => ({ name: w ? `gateway, window ${w} ms` : 'gateway, group commit off', gateway: { GATEWAY_BATCH_WINDOW_MS: w } })),
     // What a user gets: every gateway setting at its default (window and per-token rate limit).
     { name: `gateway, defaults (limit ${defaults.GATEWAY_RATE_LIMIT}/s)`, gateway: byDefault },
+    // The per-address limits (connections in progress, requests per second) off: what they cost.
+    { name: 'gateway, defaults without per-address limits', gateway: { ...byDefault, GATEWAY_CONNECTIONS_PER_ADDRESS: 0, GATEWAY_REQUESTS_PER_ADDRESS: 0 } },
     // Production's extras on top: the metrics listener (a log phase per request), TLS
     // (keep-alive clients: one handshake per connection), and both.
     { name: 'gateway, defaults + metrics', gateway: { ...byDefault, GATEWAY_METRICS_PORT: await freePort() } },
     { name: 'gateway, defaults + TLS', gateway: { ...byDefault, ...tls } },
     { name: 'gateway, defaults + TLS + metrics', gateway: { ...byDefault, ...tls, GATEWAY_METRICS_PORT: await freePort() } },
-  ];
+  ].filter((p) => !ONLY.length || ONLY.some((o) => p.name.includes(o)));
   await load('warm-up', 'warm', direct, null); // JIT and page cache
   const runs: Result[][] = phases.map(() => []);
   for (let round = 0; round < ROUNDS; round++) {

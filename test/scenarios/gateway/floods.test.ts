@@ -10,9 +10,9 @@ import { freePort, until } from '../../helpers/wait.js';
 // never finish a request, or holds requests open; a valid sender on another address must still
 // get its answers. The flood comes from 127.0.0.2 and 127.0.0.3 (loopback: every 127/8 address
 // is this host's own).
-const HEADER_TIMEOUT = 3;
+const HEADER_TIMEOUT = 2;
 // Long enough that the held requests of the second test still wait for their bodies while it probes.
-const BODY_TIMEOUT = 10;
+const BODY_TIMEOUT = 4;
 const PER_ADDRESS = 20;
 let h: Harness;
 let gw: TestGateway;

@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { PROJECT_ROOT } from '../../../src/config.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../../helpers/harness.js';
 import { Installation } from '../../helpers/installation.js';
@@ -20,7 +21,22 @@ const asUser = (...cmd: string[]) => spawnSync('runuser', ['-u', USER, '--', ...
 const upAgain = () => spawnSync('bash', ['scripts/up.sh'], { cwd: inst.dir, env: inst.procEnv, encoding: 'utf8', timeout: 300_000 });
 const uidOf = (pid: string) => Number(/^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
 
+// The installation links the checkout's node_modules, src, templates and flume/: the service's
+// user must be able to traverse to them. A checkout in a private directory (CI clones into a
+// mktemp -d) gets o+x on those directories for the test's length, and back after.
+const opened: Array<[string, number]> = [];
+function letOthersTraverse(dir: string): void {
+  for (let d = dir; d !== dirname(d); d = dirname(d)) {
+    const mode = statSync(d).mode & 0o7777;
+    if ((mode & 0o001) === 0) {
+      chmodSync(d, mode | 0o001);
+      opened.push([d, mode]);
+    }
+  }
+}
+
 beforeAll(async () => {
+  letOthersTraverse(PROJECT_ROOT);
   const home = tempDir('svc-state');
   chmodSync(home, 0o755);
   stateDir = join(home, 'state');
@@ -31,6 +47,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await inst?.destroy();
   spawnSync('userdel', [USER]);
+  for (const [d, mode] of opened.reverse()) chmodSync(d, mode);
 }, 180_000);
 
 describe('a root install and its service user', () => {
