@@ -79,6 +79,8 @@ try {
     { name: `gateway, defaults (limit ${defaults.GATEWAY_RATE_LIMIT}/s)`, gateway: byDefault },
     // The per-address limits (connections in progress, requests per second) off: what they cost.
     { name: 'gateway, defaults without per-address limits', gateway: { ...byDefault, GATEWAY_CONNECTIONS_PER_ADDRESS: 0, GATEWAY_REQUESTS_PER_ADDRESS: 0 } },
+    { name: 'gateway, defaults without the per-address request rate', gateway: { ...byDefault, GATEWAY_REQUESTS_PER_ADDRESS: 0 } },
+    { name: 'gateway, defaults without the per-address connection limit', gateway: { ...byDefault, GATEWAY_CONNECTIONS_PER_ADDRESS: 0 } },
     // Production's extras on top: the metrics listener (a log phase per request), TLS
     // (keep-alive clients: one handshake per connection), and both.
     { name: 'gateway, defaults + metrics', gateway: { ...byDefault, GATEWAY_METRICS_PORT: await freePort() } },
