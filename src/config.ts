@@ -318,6 +318,14 @@ export type Config = z.infer<typeof configSchema> & {
 
 export class ConfigError extends Error {}
 
+/** Debian's bundle of the system's trusted CAs (ca-certificates): the default trust for TLS to Redis and etcd. */
+export const SYSTEM_CA_FILE = '/etc/ssl/certs/ca-certificates.crt';
+
+/** Many hosts on an etcd only its users may write: https endpoints, and a client certificate or a user to sign in as. */
+export function etcdProtected(c: Pick<Config, 'ETCD_ENDPOINTS' | 'ETCD_CERT_FILE' | 'ETCD_USERNAME'>): boolean {
+  return c.ETCD_ENDPOINTS.length > 0 && c.ETCD_ENDPOINTS.every((e) => e.startsWith('https://')) && (!!c.ETCD_CERT_FILE || !!c.ETCD_USERNAME);
+}
+
 /**
  * The settings a process runs with: its environment over the settings file, SETTINGS_FILE
  * (default settings.env in the checkout; KEY=VALUE lines, # comments). The file is what an
@@ -330,6 +338,12 @@ export function settingsFile(env: Record<string, string | undefined> = process.e
   return env.SETTINGS_FILE || join(PROJECT_ROOT, 'settings.env');
 }
 
+/** The keys of a settings file the service does not know (SERVICE_USER is the scripts'). */
+export const unknownSettings = (values: Record<string, string | undefined>) => Object.keys(values).filter((k) => !(k in configSchema.shape) && k !== 'SERVICE_USER');
+
+/** Every setting the schema knows, taken from `env` ('' counts as unset). */
+export const pickSettings = (env: Record<string, string | undefined>) => Object.fromEntries(Object.keys(configSchema.shape).map((k) => [k, env[k] === '' ? undefined : env[k]]));
+
 export function settingsAndEnvironment(env: Record<string, string | undefined> = process.env): Record<string, string | undefined> {
   const file = settingsFile(env);
   let text: string;
@@ -340,16 +354,13 @@ export function settingsAndEnvironment(env: Record<string, string | undefined> =
     throw new ConfigError(`invalid configuration:\n  SETTINGS_FILE: cannot read ${file} (${(err as Error).message})`);
   }
   const fromFile = parseEnv(text) as Record<string, string>;
-  const unknown = Object.keys(fromFile).filter((k) => !(k in configSchema.shape) && k !== 'SERVICE_USER');
+  const unknown = unknownSettings(fromFile);
   if (unknown.length) throw new ConfigError(`invalid configuration:\n  ${file}: unknown setting(s) ${unknown.join(', ')} (every setting is listed in docs/operations.md)`);
   return { ...fromFile, ...env };
 }
 
 export function loadConfig(env: Record<string, string | undefined> = settingsAndEnvironment()): Config {
-  const picked = Object.fromEntries(
-    Object.keys(configSchema.shape).map((k) => [k, env[k] === '' ? undefined : env[k]]),
-  );
-  const parsed = configSchema.safeParse(picked);
+  const parsed = configSchema.safeParse(pickSettings(env));
   if (!parsed.success) {
     const lines = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
     throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
@@ -376,25 +387,12 @@ export function loadConfig(env: Record<string, string | undefined> = settingsAnd
   if (!!c.GATEWAY_TLS_CERT_FILE !== !!c.GATEWAY_TLS_KEY_FILE) {
     throw new ConfigError('invalid configuration:\n  GATEWAY_TLS_CERT_FILE, GATEWAY_TLS_KEY_FILE: set both (TLS at the gateway) or neither');
   }
-  for (const [name, file] of [['GATEWAY_TLS_CERT_FILE', c.GATEWAY_TLS_CERT_FILE], ['GATEWAY_TLS_KEY_FILE', c.GATEWAY_TLS_KEY_FILE]] as const) {
-    if (!file) continue;
-    try {
-      readFileSync(file);
-    } catch (err) {
-      throw new ConfigError(`invalid configuration:\n  ${name}: cannot read ${file} (${(err as Error).message})`);
-    }
-  }
   if (c.GATEWAY_PLAIN_PORT && !c.GATEWAY_TLS_CERT_FILE) {
     throw new ConfigError('invalid configuration:\n  GATEWAY_PLAIN_PORT: only with TLS at the gateway (GATEWAY_TLS_CERT_FILE and GATEWAY_TLS_KEY_FILE); without it GATEWAY_PORT is plain HTTP already');
   }
-  if (c.REDIS_TLS_CA_FILE) {
-    try {
-      readFileSync(c.REDIS_TLS_CA_FILE);
-    } catch (err) {
-      throw new ConfigError(`invalid configuration:\n  REDIS_TLS_CA_FILE: cannot read ${c.REDIS_TLS_CA_FILE} (${(err as Error).message})`);
-    }
-  }
-  for (const [name, file] of [['ETCD_CA_FILE', c.ETCD_CA_FILE], ['ETCD_CERT_FILE', c.ETCD_CERT_FILE], ['ETCD_KEY_FILE', c.ETCD_KEY_FILE], ['ETCD_PASSWORD_FILE', c.ETCD_PASSWORD_FILE]] as const) {
+  // Every file a setting names, readable now: a missing certificate stops start-up naming it.
+  const files = ['GATEWAY_TLS_CERT_FILE', 'GATEWAY_TLS_KEY_FILE', 'REDIS_TLS_CA_FILE', 'ETCD_CA_FILE', 'ETCD_CERT_FILE', 'ETCD_KEY_FILE', 'ETCD_PASSWORD_FILE'] as const;
+  for (const [name, file] of files.map((n) => [n, c[n]] as const)) {
     if (!file) continue;
     try {
       readFileSync(file);
@@ -408,8 +406,7 @@ export function loadConfig(env: Record<string, string | undefined> = settingsAnd
     const tls = c.ETCD_ENDPOINTS.every((e) => e.startsWith('https://'));
     if (!tls && c.ETCD_ENDPOINTS.some((e) => e.startsWith('https://'))) throw new ConfigError('invalid configuration:\n  ETCD_ENDPOINTS: all https:// or all http://, not both');
     if (!tls && (c.ETCD_CA_FILE || c.ETCD_CERT_FILE)) throw new ConfigError('invalid configuration:\n  ETCD_ENDPOINTS: TLS settings for etcd (ETCD_CA_FILE, ETCD_CERT_FILE) need https:// endpoints');
-    const protectedEtcd = tls && (!!c.ETCD_CERT_FILE || !!c.ETCD_USERNAME);
-    if (!protectedEtcd && !c.ETCD_ALLOW_UNPROTECTED) {
+    if (!etcdProtected(c) && !c.ETCD_ALLOW_UNPROTECTED) {
       throw new ConfigError(
         'invalid configuration:\n  ETCD_ENDPOINTS: etcd is not protected: use https:// endpoints with a client certificate (ETCD_CERT_FILE, ETCD_KEY_FILE) ' +
           'or a user (ETCD_USERNAME, ETCD_PASSWORD_FILE), as docs/cluster.md shows; or set ETCD_ALLOW_UNPROTECTED=true to accept that anyone who reaches etcd may write it',

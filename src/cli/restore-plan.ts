@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { parseEnv } from 'node:util';
 import { z } from 'zod';
 import { revokedFileSchema } from '../auth/revocations.js';
-import { configSchema, type Config } from '../config.js';
+import { configSchema, pickSettings, unknownSettings, type Config } from '../config.js';
 import { checkSpec } from '../resources/agent-spec.js';
 import { revisionSchema, type Revision } from '../resources/revision.js';
 import { NAME_PATTERN } from '../resources/table.js';
@@ -63,10 +63,9 @@ async function json(file: string): Promise<unknown> {
 /** Problems with the archive's settings file, checked as the service checks its own: every key known, every value of its shape. */
 export function settingsProblems(text: string): string[] {
   const values = parseEnv(text) as Record<string, string>;
-  const unknown = Object.keys(values).filter((k) => !(k in configSchema.shape) && k !== 'SERVICE_USER');
+  const unknown = unknownSettings(values);
   if (unknown.length) return [`${SETTINGS_ENTRY}: unknown setting(s) ${unknown.join(', ')}`];
-  const picked = Object.fromEntries(Object.keys(configSchema.shape).map((k) => [k, values[k] === '' ? undefined : values[k]]));
-  const parsed = configSchema.safeParse(picked);
+  const parsed = configSchema.safeParse(pickSettings(values));
   return parsed.success ? [] : parsed.error.issues.map((i) => `${SETTINGS_ENTRY}: ${i.path.join('.')}: ${i.message}`);
 }
 

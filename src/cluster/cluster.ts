@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
-import type { Config } from '../config.js';
+import { SYSTEM_CA_FILE, type Config } from '../config.js';
 import { AppError, clusterUnavailable, nodeNotFound, notClustered } from '../errors.js';
 import type { Capacity, NodeState, NodeView } from '../resources/node.js';
 import { createEtcd, RecordSeal, sealKey, type EtcdAccess } from './etcd.js';
@@ -51,9 +51,6 @@ export function etcdAccess(cfg: Config, seal?: RecordSeal): EtcdAccess {
     ...(seal ? { seal } : {}),
   };
 }
-
-/** Debian's bundle of the system's trusted CAs (ca-certificates). */
-const SYSTEM_CA_FILE = '/etc/ssl/certs/ca-certificates.crt';
 
 const urls = (cfg: Config, host: string) => ({ apiUrl: `http://${host}:${cfg.API_PORT}`, gatewayUrl: `http://${host}:${cfg.GATEWAY_PORT}` });
 

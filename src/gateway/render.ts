@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
-import { hostPort, PROJECT_ROOT, type Config } from '../config.js';
+import { hostPort, PROJECT_ROOT, SYSTEM_CA_FILE, type Config } from '../config.js';
 import { fill } from '../templates.js';
 import { loadOrCreateTokenHashKey } from '../auth/secret.js';
 import { ROUTE_VALUE } from '../agents/route-table.js';
@@ -86,8 +86,6 @@ function connectionLimits(cfg: Config) {
   };
 }
 
-/** Debian's bundle of the system's trusted CAs (ca-certificates). */
-const SYSTEM_CA_FILE = '/etc/ssl/certs/ca-certificates.crt';
 
 /**
  * Writes the gateway's nginx.conf into <varDir>/gateway/ from templates/gateway/, with the

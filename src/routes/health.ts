@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import type { Config } from '../config.js';
+import { etcdProtected, type Config } from '../config.js';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
@@ -13,10 +13,8 @@ const checks = z.object({ redis: z.string(), supervisord: z.string(), reconciled
 
 /** What an operator should know though the service is ready: settings that leave a door open. */
 export function readinessWarnings(cfg: Pick<Config, 'ETCD_ENDPOINTS' | 'ETCD_ALLOW_UNPROTECTED' | 'ETCD_CERT_FILE' | 'ETCD_USERNAME'>): string[] {
-  const tls = cfg.ETCD_ENDPOINTS.length > 0 && cfg.ETCD_ENDPOINTS.every((e) => e.startsWith('https://'));
-  const unprotected = cfg.ETCD_ENDPOINTS.length > 0 && !(tls && (cfg.ETCD_CERT_FILE || cfg.ETCD_USERNAME));
-  return unprotected && cfg.ETCD_ALLOW_UNPROTECTED
-    ? ['etcd is not protected (ETCD_ALLOW_UNPROTECTED=true): anyone who reaches it may write the cluster\'s records and stop its tables (docs/cluster.md, "A protected etcd")']
+  return cfg.ETCD_ENDPOINTS.length > 0 && !etcdProtected(cfg) && cfg.ETCD_ALLOW_UNPROTECTED
+    ? ['etcd is not protected (ETCD_ALLOW_UNPROTECTED=true): anyone who reaches it may write the cluster\'s records and stop its tables (docs/cluster.md, "Starting three hosts")']
     : [];
 }
 

@@ -1,9 +1,9 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import type { Keys } from '../../src/redis/keys.js';
+import { until } from './wait.js';
 
 /** The agent's port, as the gateway sees it: from the route in Redis. */
 export async function routePort(redis: Redis, keys: Keys, db: string, table: string): Promise<number | null> {
@@ -35,13 +35,7 @@ export function sinkLines(outDir: string): string[] {
 
 /** Waits until every expected line is in the sink's output (sinks poll with back-off). */
 export async function waitForLines(outDir: string, expected: string[], timeoutMs = 30_000): Promise<string[]> {
-  const deadline = Date.now() + timeoutMs;
-  let lines = sinkLines(outDir);
-  while (!expected.every((e) => lines.includes(e)) && Date.now() < deadline) {
-    await sleep(250);
-    lines = sinkLines(outDir);
-  }
-  return lines;
+  return until(() => sinkLines(outDir), (lines) => expected.every((e) => lines.includes(e)), timeoutMs, 250);
 }
 
 export function pidAlive(pid: number): boolean {
