@@ -203,6 +203,16 @@ export const configSchema = z.object({
   /** This many unexpected exits within CRASH_LOOP_WINDOW_SECONDS make a crash loop. */
   CRASH_LOOP_EXITS: z.coerce.number().int().min(2).default(3),
   CRASH_LOOP_WINDOW_SECONDS: z.coerce.number().int().min(10).default(300),
+  /**
+   * Agents that heal (src/recovery/healer.ts): a running agent whose source does not accept
+   * events, or whose sink failed every write for HEAL_SINK_FAILING_SECONDS (0: never counts),
+   * raises an incident at once and is restarted after HEAL_GRACE_SECONDS unless it recovers;
+   * each further restart within CRASH_LOOP_WINDOW_SECONDS waits twice as long, and after
+   * HEAL_RESTARTS of them (0: never restart) the service leaves it to an operator.
+   */
+  HEAL_GRACE_SECONDS: z.coerce.number().min(1).max(3600).default(30),
+  HEAL_RESTARTS: z.coerce.number().int().min(0).max(20).default(3),
+  HEAL_SINK_FAILING_SECONDS: z.coerce.number().int().min(0).max(86_400).default(600),
   /** An agent turns degraded when its channel's disk has less than minimumRequiredSpace plus this left. */
   CHANNEL_SPACE_MARGIN_BYTES: z.coerce.number().int().min(0).default(1024 ** 3),
   /** Full comparison of desired and actual state, for events supervisord dropped. */

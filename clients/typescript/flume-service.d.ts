@@ -10503,7 +10503,7 @@ export interface paths {
                                 table: string;
                                 program: string;
                                 /** @enum {string} */
-                                type: "unexpected_exit" | "backoff" | "fatal" | "crash_loop" | "not_running" | "recovered" | "config_reverted" | "idle";
+                                type: "unexpected_exit" | "backoff" | "fatal" | "crash_loop" | "not_running" | "recovered" | "config_reverted" | "idle" | "unresponsive" | "sink_failing" | "restarted";
                                 /** @enum {string} */
                                 severity: "critical" | "warning" | "info";
                                 message: string;
@@ -10689,7 +10689,7 @@ export interface paths {
                                 table: string;
                                 program: string;
                                 /** @enum {string} */
-                                type: "unexpected_exit" | "backoff" | "fatal" | "crash_loop" | "not_running" | "recovered" | "config_reverted" | "idle";
+                                type: "unexpected_exit" | "backoff" | "fatal" | "crash_loop" | "not_running" | "recovered" | "config_reverted" | "idle" | "unresponsive" | "sink_failing" | "restarted";
                                 /** @enum {string} */
                                 severity: "critical" | "warning" | "info";
                                 message: string;
@@ -10859,7 +10859,7 @@ export interface paths {
                                 table: string;
                                 program: string;
                                 /** @enum {string} */
-                                type: "unexpected_exit" | "backoff" | "fatal" | "crash_loop" | "not_running" | "recovered" | "config_reverted" | "idle";
+                                type: "unexpected_exit" | "backoff" | "fatal" | "crash_loop" | "not_running" | "recovered" | "config_reverted" | "idle" | "unresponsive" | "sink_failing" | "restarted";
                                 /** @enum {string} */
                                 severity: "critical" | "warning" | "info";
                                 message: string;

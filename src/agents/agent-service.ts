@@ -25,6 +25,9 @@ import type { RouteTable } from './route-table.js';
 import { resolveSpec, specDifferences, type AgentSpec } from '../resources/agent-spec.js';
 import type { TableLock } from './table-lock.js';
 
+/** How long a hung agent's JVM gets after SIGTERM before the healer's restart kills it. */
+export const HUNG_STOP_MS = 5000;
+
 /**
  * The agent lifecycle: create, start, stop, restart, delete; status and list read the fleet.
  *
@@ -196,11 +199,42 @@ export class AgentService implements Lifecycle {
     return this.setPaused(ref, null);
   }
 
+  /**
+   * The service's own restart of an agent that does not recover (src/recovery/healer.ts), under
+   * the table's lock as 'heal'. `hung`: its JVM may not answer SIGTERM (a hang), so it is killed
+   * if it has not gone HUNG_STOP_MS after the stop began; Flume's file channel replays what it held.
+   */
+  async heal(ref: TableRef, hung: boolean): Promise<AgentStatus> {
+    const program = programName(ref);
+    return this.lock.run(program, 'heal', async () => {
+      await this.restartHeld(await this.loadMeta(program), hung);
+      return this.observed(program);
+    });
+  }
+
   /** Stop, then start with `meta` (same port, same channel). The caller holds the table's lock. */
-  async restartHeld(meta: AgentMeta): Promise<void> {
+  async restartHeld(meta: AgentMeta, hung = false): Promise<void> {
     await this.routes.withdraw(meta);
-    await this.driver.stop(meta.program);
+    await (hung ? this.stopHung(meta.program) : this.driver.stop(meta.program));
     await this.startHeld(meta);
+  }
+
+  /** supervisord's stop, with SIGKILL for a process still there HUNG_STOP_MS after the stop began. */
+  private async stopHung(program: string): Promise<void> {
+    const pid = (await infoOrNull(this.driver, program))?.pid ?? 0;
+    const stopping = this.driver.stop(program);
+    const killer = setTimeout(() => {
+      try {
+        if (pid > 0) process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone already, or not ours to signal: supervisord's own stopwaitsecs ends it
+      }
+    }, HUNG_STOP_MS);
+    try {
+      await stopping;
+    } finally {
+      clearTimeout(killer);
+    }
   }
 
   /**

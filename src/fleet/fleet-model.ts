@@ -41,6 +41,10 @@ interface View {
   /** When Flume's counters were last read, and whether they showed a quiet agent then. */
   countersAt: number;
   quiet: boolean;
+  /** The source's last probe timed out (a second one in a row is believed). */
+  silent: boolean;
+  /** The process whose source answered at least once (null: none yet): it is past starting. */
+  answeredPid: number | null;
 }
 
 /** History: a point every 10 s, the last hour. */
@@ -225,14 +229,19 @@ export class FleetModel extends EventEmitter {
     if ((known && known.stamp > stamp) || (this.forgotten.get(meta.program) ?? 0) > stamp) return null;
     const kept = reuse ? countersOf(before.status.metrics!) : null;
     const counters = read ?? kept;
-    // One slow answer from the same process that answered before is not news: keep what it said.
-    const probe = probed === 'silent' && known?.status.accepting && known.status.pid === info?.pid ? 'flume' : probed;
+    // One slow answer from the same process that answered before is not news (a busy source):
+    // keep what it said. A second in a row while no event was accepted meanwhile is: it hangs.
+    const taking = read !== null && known?.status.metrics != null && read.eventsAccepted > known.status.metrics.eventsAccepted;
+    const probe = probed === 'silent' && known?.status.accepting && known.status.pid === info?.pid && (!known.silent || taking) ? 'flume' : probed;
     const usage = running && info.pid ? await processUsage(info.pid) : null;
     const usable = await usableSpace(this.store.paths(meta.program).channelDir);
     const now = Date.now();
     const rates = counters && known ? known.rates : new RateWindow();
+    const pid = running ? info.pid : null;
+    const answeredPid = probe === 'flume' ? pid : known?.answeredPid === pid ? pid : null;
     const { status, progress, idle } = observeStatus({
       node: this.cfg.NODE_ID, meta, desired, info, running, probe, counters, kept: kept !== null, usage, usable, known, rates, stamp, now,
+      answeredBefore: pid !== null && known?.answeredPid === pid,
       spaceMarginBytes: this.cfg.CHANNEL_SPACE_MARGIN_BYTES,
     });
     const rate = status.rates;
@@ -246,6 +255,8 @@ export class FleetModel extends EventEmitter {
       history, historyAt,
       idleSince: idle ? (known?.idleSince ?? now) : null,
       countersAt: read ? now : (known?.countersAt ?? 0),
+      silent: probed === 'silent',
+      answeredPid,
       quiet: read ? isQuiet(read, known?.status.metrics ?? null) : kept !== null,
     };
     if (now - historyAt >= HISTORY_INTERVAL_MS) {

@@ -16,9 +16,11 @@ export interface HealthInput {
   sink: string;
   /** Seconds since the sink last failed a write, if it failed since it last drained (null: not failing). */
   sinkFailingSeconds: number | null;
+  /** This process's source answered before: it is past starting, whatever its uptime. */
+  answeredBefore?: boolean;
 }
 
-/** Seconds a RUNNING JVM may take before a closed source port counts as down. */
+/** Seconds a RUNNING JVM may take before a closed source port counts as down (unless its source answered already). */
 export const STARTUP_GRACE_SECONDS = 30;
 export const SINK_STALL_SECONDS = 60;
 export const FILL_DEGRADED_PERCENT = 80;
@@ -44,11 +46,13 @@ export function assessHealth(x: HealthInput): { health: Health; reason: string }
     // Flume retries a taken port forever while its JVM stays up: no grace, this is down.
     return { health: 'down', reason: `supervisord says ${state}, but port ${x.port} is held by another process: the agent could not bind its source` };
   }
-  if (x.probe === 'silent' && uptime >= STARTUP_GRACE_SECONDS) {
-    return { health: 'degraded', reason: `supervisord says ${state}, but the HTTP source on port ${x.port} accepted a connection and did not answer in time` };
+  const started = uptime >= STARTUP_GRACE_SECONDS || x.answeredBefore === true;
+  if (x.probe === 'silent' && started) {
+    // Senders get no answer either: as good as down.
+    return { health: 'down', reason: `supervisord says ${state}, but the HTTP source on port ${x.port} accepts connections and does not answer: the JVM hangs` };
   }
   if (x.probe !== 'flume') {
-    if (state === 'STARTING' || uptime < STARTUP_GRACE_SECONDS) {
+    if (state === 'STARTING' || !started) {
       return { health: 'starting', reason: `the JVM is up ${uptime} s; its source on port ${x.port} is not answering yet` };
     }
     return { health: 'down', reason: `supervisord says ${state}, but the HTTP source on port ${x.port} does not accept connections` };

@@ -72,6 +72,8 @@ export interface ObserveInput {
   rates: RateWindow;
   stamp: number;
   now: number;
+  /** This process's source answered before (a later silence is not start-up). */
+  answeredBefore?: boolean;
   /** Free disk below minimumRequiredSpace plus this turns a healthy agent degraded. */
   spaceMarginBytes: number;
 }
@@ -98,7 +100,7 @@ export function observeStatus(x: ObserveInput): Observation {
   const idleLimitMs = meta.spec.idleMinutes ? meta.spec.idleMinutes * 60_000 : null;
   const quietSince = progress?.acceptedAt ?? (running && info?.start ? info.start * 1000 : null);
   const idle = idleLimitMs !== null && !meta.paused && desired === 'running' && probe === 'flume' && quietSince !== null && now - quietSince > idleLimitMs;
-  const assessed = assessHealth({ desired, info, probe, port: meta.port, counters, sinkStalledSeconds, sink: meta.spec.sink, sinkFailingSeconds });
+  const assessed = assessHealth({ desired, info, probe, port: meta.port, counters, sinkStalledSeconds, sink: meta.spec.sink, sinkFailingSeconds, answeredBefore: x.answeredBefore });
   let { health } = assessed;
   if (health === 'healthy' && usable !== null && usable < required + x.spaceMarginBytes) {
     health = 'degraded';

@@ -23,6 +23,23 @@ import type { WebhookDelivery } from '../resources/incident.js';
 
 const LOG_TAIL_LINES = 20;
 
+/** What to do, for the types whose advice does not depend on how the agent exited. */
+const FIXED_ACTIONS: Partial<Record<IncidentType, string>> = {
+  recovered: 'Nothing: it runs again.',
+  idle: 'Check the senders of this table. For planned quiet periods pause the table (POST .../pause) or change idleMinutes (PATCH .../config).',
+  config_reverted: 'Read details.reason and the log tail, fix the change (PUT .../config?dryRun=true to preview), and apply it again.',
+  not_running: 'Read the log tail (GET .../logs) and start the agent (POST .../start); stop it if it should not run.',
+  unresponsive:
+    'Nothing if details.restartInSeconds is a number: the service restarts it then unless it recovers. Otherwise read the log tail (a JVM that hangs: GC, a deadlock; a port another process took) and restart it (POST .../restart).',
+  sink_failing:
+    'Check what the sink writes to (the Kafka broker, HDFS): the events wait in the channel and go once it takes them. The service restarts the agent after details.restartInSeconds.',
+  restarted: 'Nothing if it runs again; if it keeps needing restarts, read the log tail before the service gives up.',
+};
+
+/** Incidents raised by other parts of the service through report(). */
+export type ReportedType = Extract<IncidentType, 'config_reverted' | 'unresponsive' | 'sink_failing' | 'restarted' | 'recovered'>;
+const HEALER_TYPES: IncidentType[] = ['unresponsive', 'sink_failing', 'restarted'];
+
 /** An incident as those who may not read logs see it: the log tail (it holds event data) left out. */
 export function withoutLogTail(i: Incident): Incident {
   return { ...i, logTail: [] };
@@ -261,8 +278,11 @@ export class IncidentService extends EventEmitter {
     });
   }
 
-  /** Raises an incident found elsewhere (a config change that was reverted). */
-  async report(program: string, type: 'config_reverted', message: string, details: Incident['details']): Promise<Incident> {
+  /**
+   * Raises an incident found elsewhere: a config change that was reverted, or the healer's
+   * (an agent that runs but does not work, its restart, its recovery).
+   */
+  async report(program: string, type: ReportedType, message: string, details: Incident['details']): Promise<Incident> {
     return this.raise(program, type, message, details);
   }
 
@@ -289,21 +309,14 @@ export class IncidentService extends EventEmitter {
       details,
       ...exit,
       logTail: tail,
-      suggestedAction:
-        type === 'recovered'
-          ? 'Nothing: it runs again.'
-          : type === 'idle'
-            ? 'Check the senders of this table. For planned quiet periods pause the table (POST .../pause) or change idleMinutes (PATCH .../config).'
-          : type === 'config_reverted'
-            ? 'Read details.reason and the log tail, fix the change (PUT .../config?dryRun=true to preview), and apply it again.'
-            : type === 'not_running'
-              ? 'Read the log tail (GET .../logs) and start the agent (POST .../start); stop it if it should not run.'
-              : suggestAction(exit, tail, type === 'crash_loop' ? 'loop' : type === 'fatal' ? 'fatal' : 'exit'),
+      suggestedAction: FIXED_ACTIONS[type] ?? suggestAction(exit, tail, type === 'crash_loop' ? 'loop' : type === 'fatal' ? 'fatal' : 'exit'),
       acknowledged: null,
       webhooks: this.cfg.WEBHOOK_URLS.map((url) => ({ host: webhookHost(url), outcome: 'pending' as const, status: null, attempts: 0, at: null })),
     };
+    // The healer's incidents are about a process that runs: a RUNNING state ends none of them
+    // (the healer tells their end itself).
     if (type === 'recovered') this.open.delete(program);
-    else this.open.add(program);
+    else if (!HEALER_TYPES.includes(type)) this.open.add(program);
     this.counts.set(type, (this.counts.get(type) ?? 0) + 1);
     const log = this.log.child({ program });
     if (incident.severity === 'info') log.info({ incident }, message);

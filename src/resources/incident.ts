@@ -2,7 +2,7 @@ import { z } from 'zod';
 
 /** An incident: something happened to an agent that an operator should know (docs/operations.md, Incidents). */
 
-export const INCIDENT_TYPES = ['unexpected_exit', 'backoff', 'fatal', 'crash_loop', 'not_running', 'recovered', 'config_reverted', 'idle'] as const;
+export const INCIDENT_TYPES = ['unexpected_exit', 'backoff', 'fatal', 'crash_loop', 'not_running', 'recovered', 'config_reverted', 'idle', 'unresponsive', 'sink_failing', 'restarted'] as const;
 export type IncidentType = (typeof INCIDENT_TYPES)[number];
 
 export const severitySchema = z.enum(['critical', 'warning', 'info']);
@@ -18,6 +18,9 @@ export const SEVERITY: Record<IncidentType, Severity> = {
   recovered: 'info',
   config_reverted: 'warning',
   idle: 'warning',
+  unresponsive: 'critical',
+  sink_failing: 'critical',
+  restarted: 'warning',
 };
 
 /** One webhook URL's delivery of an incident. */

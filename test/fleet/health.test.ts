@@ -33,8 +33,11 @@ describe('health', () => {
     expect(health({ probe: 'foreign', info: info('RUNNING', 1) })).toMatchObject({ health: 'down', reason: expect.stringContaining('held by another process') });
     expect(health({ probe: 'closed', info: info('RUNNING', STARTUP_GRACE_SECONDS - 1) }).health).toBe('starting');
     expect(health({ probe: 'closed', info: info('RUNNING', STARTUP_GRACE_SECONDS) })).toMatchObject({ health: 'down', reason: expect.stringContaining('does not accept connections') });
-    expect(health({ probe: 'silent', info: info('RUNNING', STARTUP_GRACE_SECONDS) }).health).toBe('degraded');
+    expect(health({ probe: 'silent', info: info('RUNNING', STARTUP_GRACE_SECONDS) })).toMatchObject({ health: 'down', reason: expect.stringContaining('the JVM hangs') });
     expect(health({ info: info('STARTING', 1) }).health).toBe('starting');
+    // A process whose source answered once is past starting: its silence is a hang, not start-up.
+    expect(health({ probe: 'closed', info: info('RUNNING', 5), answeredBefore: true }).health).toBe('down');
+    expect(health({ probe: 'silent', info: info('RUNNING', 5), answeredBefore: true }).health).toBe('down');
   });
 
   it("is down when Flume could not open the channel, although the source answers", () => {

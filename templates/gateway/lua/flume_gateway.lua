@@ -265,11 +265,13 @@ local function count_unknown(ip)
   bad:incr(address_key(ip), 1, 0, 2)
 end
 
--- Per token, per second, across workers: more than conf.rate_limit requests answer 429.
+-- Per token, per second, across workers: more than conf.rate_limit requests answer 429. Every
+-- request with a token counts, also those that arrive before the gateway knows the token (a
+-- new token's first burst); only a token found valid is judged by it.
 local function over_limit(hash)
   if conf.rate_limit <= 0 then return false end
   local n = cache:incr("l:" .. hash .. ":" .. ngx.time(), 1, 0, 2)
-  return n and n > conf.rate_limit
+  return n ~= nil and n > conf.rate_limit
 end
 
 local function in_scope(scope, db, tbl)
@@ -371,7 +373,8 @@ function M.access(db, tbl)
   if not known and address_blocked(ip) then
     return reply("RATE_LIMITED", "more than " .. conf.bad_token_limit .. " requests per second with unknown tokens from this address; retry")
   end
-  if known and over_limit(hash) then
+  local over = over_limit(hash)
+  if known and over then
     return reply("RATE_LIMITED", "more than " .. conf.rate_limit .. " requests per second with this token; retry")
   end
   local tok, route, filled, err = resolve(hash, db, tbl)
@@ -386,6 +389,9 @@ function M.access(db, tbl)
       return reply("REDIS_RESTORING", "the service is restoring its data after a Redis restart; retry")
     end
     return reply("TOKEN_INVALID", "invalid or revoked token")
+  end
+  if over then
+    return reply("RATE_LIMITED", "more than " .. conf.rate_limit .. " requests per second with this token; retry")
   end
   local user, scope, exp, grace = tok:match("^([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)$")
   local now = ngx.time()

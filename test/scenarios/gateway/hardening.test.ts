@@ -78,12 +78,15 @@ describe('gateway hardening', () => {
   it('answers 429 with Retry-After once one token goes over its rate, and other tokens still pass', async () => {
     const busy = await tokenFor('busy');
     const calm = await tokenFor('calm');
-    // Sent at once, so they fall in one or two one-second windows.
-    const answers = await Promise.all(Array.from({ length: 4 * RATE_LIMIT }, () => ingest(gw, 'fake', 'agent', busy, events('x'))));
+    // Sent at once. The limit holds per one-second window of the gateway's clock: count the
+    // windows the burst touched (a loaded machine spreads it over more than one).
+    const from = Math.floor(Date.now() / 1000);
+    const answers = await Promise.all(Array.from({ length: 8 * RATE_LIMIT }, () => ingest(gw, 'fake', 'agent', busy, events('x'))));
+    const windows = Math.floor(Date.now() / 1000) - from + 1;
     const limited = answers.filter((a) => a.status === 429);
     expect(answers.every((a) => a.status === 200 || a.status === 429)).toBe(true);
-    expect(answers.filter((a) => a.status === 200).length).toBeLessThanOrEqual(2 * RATE_LIMIT);
-    expect(limited.length).toBeGreaterThanOrEqual(2 * RATE_LIMIT);
+    expect(answers.filter((a) => a.status === 200).length).toBeLessThanOrEqual(windows * RATE_LIMIT);
+    expect(limited.length).toBeGreaterThanOrEqual(Math.max(1, answers.length - windows * RATE_LIMIT));
     expect(limited[0]).toMatchObject({ json: { code: 10064, error: 'RATE_LIMITED' }, headers: { 'retry-after': '1' } });
     expect((await ingest(gw, 'fake', 'agent', calm, events('y'))).status).toBe(200);
   });
