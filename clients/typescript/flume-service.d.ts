@@ -383,6 +383,16 @@ export interface paths {
                                 channelOpen: boolean;
                                 lastEventAt: string | null;
                                 lastEventAgeSeconds: number | null;
+                                /**
+                                 * @description seconds the oldest event still in the channel has waited for the sink: 0 when none waits, null when not known (at least this long: up to a refresh more)
+                                 * @default null
+                                 */
+                                oldestEventAgeSeconds: number | null;
+                                /**
+                                 * @description at the last minute's rates in and out, seconds until the channel is full; null when it is not filling
+                                 * @default null
+                                 */
+                                channelFullInSeconds: number | null;
                             } | null;
                             revision: {
                                 /** @description the config revision the operator wants (GET .../config) */
@@ -466,6 +476,16 @@ export interface paths {
                                 channelOpen: boolean;
                                 lastEventAt: string | null;
                                 lastEventAgeSeconds: number | null;
+                                /**
+                                 * @description seconds the oldest event still in the channel has waited for the sink: 0 when none waits, null when not known (at least this long: up to a refresh more)
+                                 * @default null
+                                 */
+                                oldestEventAgeSeconds: number | null;
+                                /**
+                                 * @description at the last minute's rates in and out, seconds until the channel is full; null when it is not filling
+                                 * @default null
+                                 */
+                                channelFullInSeconds: number | null;
                             } | null;
                             revision: {
                                 /** @description the config revision the operator wants (GET .../config) */
@@ -831,6 +851,16 @@ export interface paths {
                                     channelOpen: boolean;
                                     lastEventAt: string | null;
                                     lastEventAgeSeconds: number | null;
+                                    /**
+                                     * @description seconds the oldest event still in the channel has waited for the sink: 0 when none waits, null when not known (at least this long: up to a refresh more)
+                                     * @default null
+                                     */
+                                    oldestEventAgeSeconds: number | null;
+                                    /**
+                                     * @description at the last minute's rates in and out, seconds until the channel is full; null when it is not filling
+                                     * @default null
+                                     */
+                                    channelFullInSeconds: number | null;
                                 } | null;
                                 revision: {
                                     /** @description the config revision the operator wants (GET .../config) */
@@ -1210,6 +1240,16 @@ export interface paths {
                                     channelOpen: boolean;
                                     lastEventAt: string | null;
                                     lastEventAgeSeconds: number | null;
+                                    /**
+                                     * @description seconds the oldest event still in the channel has waited for the sink: 0 when none waits, null when not known (at least this long: up to a refresh more)
+                                     * @default null
+                                     */
+                                    oldestEventAgeSeconds: number | null;
+                                    /**
+                                     * @description at the last minute's rates in and out, seconds until the channel is full; null when it is not filling
+                                     * @default null
+                                     */
+                                    channelFullInSeconds: number | null;
                                 } | null;
                                 revision: {
                                     /** @description the config revision the operator wants (GET .../config) */
@@ -1341,6 +1381,16 @@ export interface paths {
                                     channelOpen: boolean;
                                     lastEventAt: string | null;
                                     lastEventAgeSeconds: number | null;
+                                    /**
+                                     * @description seconds the oldest event still in the channel has waited for the sink: 0 when none waits, null when not known (at least this long: up to a refresh more)
+                                     * @default null
+                                     */
+                                    oldestEventAgeSeconds: number | null;
+                                    /**
+                                     * @description at the last minute's rates in and out, seconds until the channel is full; null when it is not filling
+                                     * @default null
+                                     */
+                                    channelFullInSeconds: number | null;
                                 } | null;
                                 revision: {
                                     /** @description the config revision the operator wants (GET .../config) */
@@ -2040,6 +2090,16 @@ export interface paths {
                                 channelOpen: boolean;
                                 lastEventAt: string | null;
                                 lastEventAgeSeconds: number | null;
+                                /**
+                                 * @description seconds the oldest event still in the channel has waited for the sink: 0 when none waits, null when not known (at least this long: up to a refresh more)
+                                 * @default null
+                                 */
+                                oldestEventAgeSeconds: number | null;
+                                /**
+                                 * @description at the last minute's rates in and out, seconds until the channel is full; null when it is not filling
+                                 * @default null
+                                 */
+                                channelFullInSeconds: number | null;
                             } | null;
                             revision: {
                                 /** @description the config revision the operator wants (GET .../config) */
@@ -2386,6 +2446,16 @@ export interface paths {
                                 channelOpen: boolean;
                                 lastEventAt: string | null;
                                 lastEventAgeSeconds: number | null;
+                                /**
+                                 * @description seconds the oldest event still in the channel has waited for the sink: 0 when none waits, null when not known (at least this long: up to a refresh more)
+                                 * @default null
+                                 */
+                                oldestEventAgeSeconds: number | null;
+                                /**
+                                 * @description at the last minute's rates in and out, seconds until the channel is full; null when it is not filling
+                                 * @default null
+                                 */
+                                channelFullInSeconds: number | null;
                             } | null;
                             revision: {
                                 /** @description the config revision the operator wants (GET .../config) */
@@ -2732,6 +2802,16 @@ export interface paths {
                                 channelOpen: boolean;
                                 lastEventAt: string | null;
                                 lastEventAgeSeconds: number | null;
+                                /**
+                                 * @description seconds the oldest event still in the channel has waited for the sink: 0 when none waits, null when not known (at least this long: up to a refresh more)
+                                 * @default null
+                                 */
+                                oldestEventAgeSeconds: number | null;
+                                /**
+                                 * @description at the last minute's rates in and out, seconds until the channel is full; null when it is not filling
+                                 * @default null
+                                 */
+                                channelFullInSeconds: number | null;
                             } | null;
                             revision: {
                                 /** @description the config revision the operator wants (GET .../config) */
@@ -3078,6 +3158,16 @@ export interface paths {
                                 channelOpen: boolean;
                                 lastEventAt: string | null;
                                 lastEventAgeSeconds: number | null;
+                                /**
+                                 * @description seconds the oldest event still in the channel has waited for the sink: 0 when none waits, null when not known (at least this long: up to a refresh more)
+                                 * @default null
+                                 */
+                                oldestEventAgeSeconds: number | null;
+                                /**
+                                 * @description at the last minute's rates in and out, seconds until the channel is full; null when it is not filling
+                                 * @default null
+                                 */
+                                channelFullInSeconds: number | null;
                             } | null;
                             revision: {
                                 /** @description the config revision the operator wants (GET .../config) */
@@ -3424,6 +3514,16 @@ export interface paths {
                                 channelOpen: boolean;
                                 lastEventAt: string | null;
                                 lastEventAgeSeconds: number | null;
+                                /**
+                                 * @description seconds the oldest event still in the channel has waited for the sink: 0 when none waits, null when not known (at least this long: up to a refresh more)
+                                 * @default null
+                                 */
+                                oldestEventAgeSeconds: number | null;
+                                /**
+                                 * @description at the last minute's rates in and out, seconds until the channel is full; null when it is not filling
+                                 * @default null
+                                 */
+                                channelFullInSeconds: number | null;
                             } | null;
                             revision: {
                                 /** @description the config revision the operator wants (GET .../config) */
@@ -3771,6 +3871,16 @@ export interface paths {
                                 channelOpen: boolean;
                                 lastEventAt: string | null;
                                 lastEventAgeSeconds: number | null;
+                                /**
+                                 * @description seconds the oldest event still in the channel has waited for the sink: 0 when none waits, null when not known (at least this long: up to a refresh more)
+                                 * @default null
+                                 */
+                                oldestEventAgeSeconds: number | null;
+                                /**
+                                 * @description at the last minute's rates in and out, seconds until the channel is full; null when it is not filling
+                                 * @default null
+                                 */
+                                channelFullInSeconds: number | null;
                             } | null;
                             revision: {
                                 /** @description the config revision the operator wants (GET .../config) */
@@ -4020,6 +4130,16 @@ export interface paths {
                                     channelOpen: boolean;
                                     lastEventAt: string | null;
                                     lastEventAgeSeconds: number | null;
+                                    /**
+                                     * @description seconds the oldest event still in the channel has waited for the sink: 0 when none waits, null when not known (at least this long: up to a refresh more)
+                                     * @default null
+                                     */
+                                    oldestEventAgeSeconds: number | null;
+                                    /**
+                                     * @description at the last minute's rates in and out, seconds until the channel is full; null when it is not filling
+                                     * @default null
+                                     */
+                                    channelFullInSeconds: number | null;
                                 } | null;
                                 revision: {
                                     /** @description the config revision the operator wants (GET .../config) */

@@ -10,7 +10,7 @@ import type { IdleEvent } from '../resources/incident.js';
 import type { AgentMeta, AgentStore } from '../store/agent-store.js';
 import { UP_STATES, infoOrNull, type ProcessInfo, type SupervisorDriver } from '../supervisor/driver.js';
 import { countersOf, isQuiet, observeStatus, type Progress } from './observe.js';
-import { RateWindow, listeningPorts, processUsage, usableSpace, type HistoryPoint } from './samples.js';
+import { ChannelAges, RateWindow, listeningPorts, processUsage, usableSpace, type HistoryPoint } from './samples.js';
 
 /** The host's start queue as the model sees it: where a table waits, and when the line moves. */
 export interface WaitingLine {
@@ -33,6 +33,10 @@ interface View {
   /** Public content without volatile fields: a change bumps the fleet's version. */
   digest: string;
   rates: RateWindow;
+  /** When the events still in the channel came in (the oldest waiting event's age). */
+  ages: ChannelAges;
+  /** When the oldest waiting event came in, at the latest (ms); null: none waits, or not known. */
+  oldestAt: number | null;
   cpu: { t: number; cpuSeconds: number; pid: number } | null;
   history: HistoryPoint[];
   historyAt: number;
@@ -45,6 +49,19 @@ interface View {
   silent: boolean;
   /** The process whose source answered at least once (null: none yet): it is past starting. */
   answeredPid: number | null;
+}
+
+/** Seconds the oldest waiting event has waited: 0 when the channel is empty, null when not known. */
+function oldestAge(c: FlumeCounters | null, oldestAt: number | null, now: number): number | null {
+  if (!c) return null;
+  if (c.channelSize === 0) return 0;
+  return oldestAt === null ? null : Math.max(0, Math.round((now - oldestAt) / 1000));
+}
+
+/** Seconds until the channel is full at these rates; null when it is not filling. */
+function fullIn(c: FlumeCounters, rates: AgentStatus['rates']): number | null {
+  if (!rates || rates.inPerSecond <= rates.outPerSecond) return null;
+  return Math.max(0, Math.round((c.channelCapacity - c.channelSize) / (rates.inPerSecond - rates.outPerSecond)));
 }
 
 /** History: a point every 10 s, the last hour. */
@@ -237,6 +254,9 @@ export class FleetModel extends EventEmitter {
     const usable = await usableSpace(this.store.paths(meta.program).channelDir);
     const now = Date.now();
     const rates = counters && known ? known.rates : new RateWindow();
+    const ages = known?.ages ?? new ChannelAges();
+    if (read) ages.add(now, read.eventsDrained, read.channelSize);
+    const oldestAt = counters ? ages.oldestAt(counters.channelSize) : null;
     const pid = running ? info.pid : null;
     const answeredPid = probe === 'flume' ? pid : known?.answeredPid === pid ? pid : null;
     const { status, progress, idle } = observeStatus({
@@ -250,7 +270,7 @@ export class FleetModel extends EventEmitter {
     const history = known?.history ?? [];
     const historyAt = known?.historyAt ?? 0;
     const view: View = {
-      meta, fingerprint, stamp, status, info, startedAtMs, progress, digest, rates,
+      meta, fingerprint, stamp, status, info, startedAtMs, progress, digest, rates, ages, oldestAt,
       cpu: usage && info ? { t: now, cpuSeconds: usage.cpuSeconds, pid: info.pid } : null,
       history, historyAt,
       idleSince: idle ? (known?.idleSince ?? now) : null,
@@ -261,7 +281,7 @@ export class FleetModel extends EventEmitter {
     };
     if (now - historyAt >= HISTORY_INTERVAL_MS) {
       view.historyAt = now;
-      history.push({ at: new Date(now).toISOString(), inPerSecond: rate?.inPerSecond ?? null, outPerSecond: rate?.outPerSecond ?? null, channelFillPercent: counters?.channelFillPercent ?? null, rssBytes: usage?.rssBytes ?? null });
+      history.push({ at: new Date(now).toISOString(), inPerSecond: rate?.inPerSecond ?? null, outPerSecond: rate?.outPerSecond ?? null, channelFillPercent: counters?.channelFillPercent ?? null, rssBytes: usage?.rssBytes ?? null, oldestEventAgeSeconds: oldestAge(counters, oldestAt, now) });
       if (history.length > HISTORY_POINTS) history.splice(0, history.length - HISTORY_POINTS);
     }
     if (idle && !known?.idleSince) {
@@ -287,7 +307,12 @@ export class FleetModel extends EventEmitter {
           }
         : {}),
       uptimeSeconds: v.startedAtMs === null ? null : Math.max(0, Math.round((now - v.startedAtMs) / 1000)),
-      metrics: s.metrics && { ...s.metrics, lastEventAgeSeconds: acceptedAt === null ? null : Math.round((now - acceptedAt) / 1000) },
+      metrics: s.metrics && {
+        ...s.metrics,
+        lastEventAgeSeconds: acceptedAt === null ? null : Math.round((now - acceptedAt) / 1000),
+        oldestEventAgeSeconds: oldestAge(s.metrics, v.oldestAt, now),
+        channelFullInSeconds: fullIn(s.metrics, s.rates),
+      },
     };
   }
 

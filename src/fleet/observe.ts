@@ -24,7 +24,7 @@ export interface Progress {
 
 /** Flume's counters out of a status's metrics (without the ages the model adds). */
 export function countersOf(m: NonNullable<AgentStatus['metrics']>): FlumeCounters {
-  const { lastEventAt: _a, lastEventAgeSeconds: _b, ...c } = m;
+  const { lastEventAt: _a, lastEventAgeSeconds: _b, oldestEventAgeSeconds: _c, channelFullInSeconds: _d, ...c } = m;
   return c;
 }
 
@@ -126,7 +126,7 @@ export function observeStatus(x: ObserveInput): Observation {
     accepting: probe === 'flume',
     health,
     healthReason: reason,
-    metrics: counters ? { ...counters, lastEventAt: progress?.acceptedAt ? new Date(progress.acceptedAt).toISOString() : null, lastEventAgeSeconds: null } : null,
+    metrics: counters ? { ...counters, lastEventAt: progress?.acceptedAt ? new Date(progress.acceptedAt).toISOString() : null, lastEventAgeSeconds: null, oldestEventAgeSeconds: null, channelFullInSeconds: null } : null,
     revision: revisionPair(meta, running),
     rates: rate,
     resources: usage ? { rssBytes: usage.rssBytes, cpuPercent } : null,

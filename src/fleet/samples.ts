@@ -73,6 +73,8 @@ export interface HistoryPoint {
   outPerSecond: number | null;
   channelFillPercent: number | null;
   rssBytes: number | null;
+  /** Seconds the oldest event still in the channel has waited (0: none waits; null: not known). */
+  oldestEventAgeSeconds: number | null;
 }
 
 /** Counters over time, to turn them into rates over the last `windowMs`. */
@@ -91,5 +93,38 @@ export class RateWindow {
     if (dt < 1) return null;
     const round = (x: number) => Math.round(x * 10) / 10;
     return { inPerSecond: round((accepted - first.accepted) / dt), outPerSecond: round((drained - first.drained) / dt) };
+  }
+}
+
+/** Marks kept at most (a mark per refresh that brought events): past it the middle ones thin out. */
+const MAX_MARKS = 720;
+
+/**
+ * When the oldest event still in the channel came in, from counters over time: Flume's file
+ * channel is first in, first out, so the oldest waiting event is the one after all drained so
+ * far. A mark says "by time t, events 1..upTo (in drain order) were in"; the first mark past the
+ * drained count dates the oldest waiting event (at the latest: it may be up to a refresh older).
+ * A new JVM counts from 0 and drains what the old one left first: the marks follow it.
+ */
+export class ChannelAges {
+  private marks: Array<{ t: number; upTo: number }> = [];
+  private drained: number | null = null;
+
+  add(t: number, drained: number, channelSize: number): void {
+    if (this.drained !== null && drained < this.drained) {
+      const gone = this.drained;
+      this.marks = this.marks.filter((m) => m.upTo > gone).map((m) => ({ t: m.t, upTo: m.upTo - gone }));
+    }
+    const upTo = drained + channelSize;
+    const top = this.marks.at(-1);
+    if (!top || upTo > top.upTo) this.marks.push({ t, upTo });
+    while (this.marks.length && this.marks[0]!.upTo <= drained) this.marks.shift();
+    if (this.marks.length > MAX_MARKS) this.marks.splice(1, 1);
+    this.drained = drained;
+  }
+
+  /** When the oldest waiting event was in, at the latest (ms); null when nothing waits or it is not known. */
+  oldestAt(channelSize: number): number | null {
+    return channelSize > 0 ? (this.marks[0]?.t ?? null) : null;
   }
 }

@@ -36,6 +36,12 @@ export type FlumeCounters = z.infer<typeof flumeCountersSchema>;
 export const countersSchema = flumeCountersSchema.extend({
   lastEventAt: z.string().nullable(),
   lastEventAgeSeconds: z.number().nullable(),
+  oldestEventAgeSeconds: z
+    .number()
+    .nullable()
+    .default(null)
+    .describe('seconds the oldest event still in the channel has waited for the sink: 0 when none waits, null when not known (at least this long: up to a refresh more)'),
+  channelFullInSeconds: z.number().nullable().default(null).describe("at the last minute's rates in and out, seconds until the channel is full; null when it is not filling"),
 });
 export type AgentMetrics = z.infer<typeof countersSchema>;
 
@@ -89,17 +95,17 @@ export type AgentStatus = z.infer<typeof statusSchema>;
 export const VOLATILE_FIELDS = ['uptimeSeconds', 'description', 'observedAt', 'rates', 'resources', 'disk', 'queue'] as const;
 const omitted = <K extends string>(keys: readonly K[]) => Object.fromEntries(keys.map((k) => [k, true])) as { [P in K]: true };
 
-/** One agent in the listing: the volatile fields and the event age left out (status and history have them). */
+/** One agent in the listing: the volatile fields and the ages left out (status and history have them). */
 export const listedSchema = statusSchema
   .omit(omitted(VOLATILE_FIELDS.filter((f) => f !== 'queue')))
-  .extend({ metrics: countersSchema.omit({ lastEventAgeSeconds: true }).nullable() });
+  .extend({ metrics: countersSchema.omit({ lastEventAgeSeconds: true, oldestEventAgeSeconds: true, channelFullInSeconds: true }).nullable() });
 export type ListedAgent = z.infer<typeof listedSchema>;
 
 /** A status as the listing shows it. */
 export function listed(s: AgentStatus): ListedAgent {
   const { uptimeSeconds: _u, description: _d, observedAt: _o, rates: _r, resources: _s, disk: _k, metrics, ...a } = s;
   if (!metrics) return { ...a, metrics };
-  const { lastEventAgeSeconds: _l, ...m } = metrics;
+  const { lastEventAgeSeconds: _l, oldestEventAgeSeconds: _a, channelFullInSeconds: _f, ...m } = metrics;
   return { ...a, metrics: m };
 }
 

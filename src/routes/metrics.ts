@@ -110,6 +110,8 @@ async function metrics(
     ['flume_agent_channel_size', 'gauge', 'Events waiting in the file channel.', (a) => a.metrics?.channelSize ?? null],
     ['flume_agent_channel_fill_ratio', 'gauge', 'Channel fill, 0-1.', (a) => (a.metrics ? a.metrics.channelFillPercent / 100 : null)],
     ['flume_agent_last_event_age_seconds', 'gauge', 'Seconds since the source last accepted events.', (a) => a.metrics?.lastEventAgeSeconds ?? null],
+    ['flume_agent_oldest_event_age_seconds', 'gauge', 'Seconds the oldest event still in the channel has waited for the sink (0: none waits).', (a) => a.metrics?.oldestEventAgeSeconds ?? null],
+    ['flume_agent_channel_full_in_seconds', 'gauge', "At the last minute's rates, seconds until the channel is full (absent: not filling).", (a) => a.metrics?.channelFullInSeconds ?? null],
   ];
   new Gauge({
     name: 'flume_agent_health',

@@ -1,6 +1,6 @@
 import { connect, createServer, type Server } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { listeningPorts } from '../../src/fleet/samples.js';
+import { ChannelAges, listeningPorts } from '../../src/fleet/samples.js';
 
 const listen = (host: string) =>
   new Promise<Server>((resolve, reject) => {
@@ -28,5 +28,32 @@ describe('listeningPorts', () => {
     await close(v4);
     if (v6) await close(v6);
     expect((await listeningPorts())!.has(port)).toBe(false);
+  });
+});
+
+describe('ChannelAges', () => {
+  it('dates the oldest waiting event by the first read that saw it in, first in first out', () => {
+    const a = new ChannelAges();
+    a.add(1000, 0, 0);
+    expect(a.oldestAt(0)).toBeNull(); // nothing waits
+    a.add(2000, 0, 5); // events 1-5 in by 2 s
+    a.add(3000, 2, 8); // 2 drained; 6-10 in by 3 s
+    expect(a.oldestAt(8)).toBe(2000);
+    a.add(4000, 5, 5); // 1-5 gone: the oldest waiting (6) came by 3 s
+    expect(a.oldestAt(5)).toBe(3000);
+    a.add(5000, 5, 5); // the sink stalls: it stays dated
+    expect(a.oldestAt(5)).toBe(3000);
+    a.add(6000, 10, 0);
+    expect(a.oldestAt(0)).toBeNull();
+  });
+
+  it('follows a new JVM, which counts from 0 and drains what the old one left first', () => {
+    const a = new ChannelAges();
+    a.add(1000, 100, 10); // 101-110 in by 1 s
+    a.add(2000, 100, 15); // 111-115 by 2 s
+    a.add(3000, 0, 15); // a new JVM: the 15 left are its first
+    expect(a.oldestAt(15)).toBe(1000);
+    a.add(4000, 12, 3); // 10 from the first second and 2 of the next gone
+    expect(a.oldestAt(3)).toBe(2000);
   });
 });

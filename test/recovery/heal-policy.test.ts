@@ -4,7 +4,7 @@ import type { AgentStatus } from '../../src/resources/agent-status.js';
 
 const metrics = (m: Partial<NonNullable<AgentStatus['metrics']>> = {}): NonNullable<AgentStatus['metrics']> => ({
   eventsReceived: 10, eventsAccepted: 10, eventsDrained: 10, channelSize: 0, channelCapacity: 1000, channelFillPercent: 0,
-  sinkConnectionFailures: 0, sinkWriteFailures: 0, channelOpen: true, lastEventAt: null, lastEventAgeSeconds: null, ...m,
+  sinkConnectionFailures: 0, sinkWriteFailures: 0, channelOpen: true, lastEventAt: null, lastEventAgeSeconds: null, oldestEventAgeSeconds: null, channelFullInSeconds: null, ...m,
 });
 const status = (s: Partial<AgentStatus> = {}): AgentStatus => ({
   db: 'shop', table: 'orders', program: 'flume-shop-orders', node: 'h1', sink: 'kafka', state: 'RUNNING', desired: 'running', pid: 4711,

@@ -164,7 +164,9 @@ describe('in a real browser (headless Chromium)', () => {
     await clicks.locator('td').first().click();
     const detail = page.locator('[data-testid="detail"][data-program="flume-web-clicks"]');
     await detail.waitFor({ timeout: 10_000 });
-    expect(await detail.locator('[data-testid="spark"]').count()).toBe(4);
+    expect(await detail.locator('[data-testid="spark"]').count()).toBe(5);
+    // How late its data is, from its status.
+    await detail.locator('[data-testid="freshness"]', { hasText: /oldest waiting event: (none waits|\d+ s).*channel full: (not filling|in )/ }).waitFor({ timeout: 10_000 });
     await detail.locator('polyline:not([points=""])').first().waitFor({ timeout: 30_000 });
     await detail.locator('[data-testid="revision"]', { hasText: 'revision 1' }).waitFor({ timeout: 10_000 });
     expect(await detail.locator('[data-testid="log"]').textContent()).toMatch(/\S/);

@@ -50,7 +50,7 @@ describe('capacity and liveness', () => {
     expect((await h.inject({ method: 'POST', url: '/v1/api/live/quiet/pause' })).statusCode).toBe(200);
     expect(await postEvents(h.meta('live', 'quiet').port, ['last-before-quiet'])).toBe(200);
     const refreshes = h.fleet.refreshes;
-    await until(async () => h.fleet.refreshes, (n) => n >= refreshes + 30, 60_000, 250); // 15 s at 500 ms: past the 6 s limit
+    await until(async () => h.fleet.refreshes, (n) => n >= refreshes + 18, 60_000, 250); // 9 s at 500 ms: past the 6 s limit
     expect((await h.incidentsOf('live', 'quiet')).filter((i) => i.type === 'idle')).toHaveLength(2);
     expect((await h.status('live', 'quiet')).healthReason).toMatch(/^intake paused/);
   });

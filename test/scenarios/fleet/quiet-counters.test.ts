@@ -44,7 +44,8 @@ describe('a quiet agent whose JVM hangs', () => {
   beforeAll(async () => {
     // Between two reads of a quiet agent's counters its source is not probed either (the kernel's
     // listen table stands in): a JVM that hangs with its port open is seen at the next read.
-    q = await startHarness({ PORT_RANGE: await portRange(), FLEET_REFRESH_MS: '300', FLEET_QUIET_COUNTERS_MS: '3000' });
+    // The healer would restart it after its grace: long enough here to see it recover by itself.
+    q = await startHarness({ PORT_RANGE: await portRange(), FLEET_REFRESH_MS: '300', FLEET_QUIET_COUNTERS_MS: '3000', HEAL_GRACE_SECONDS: '600' });
     const r = await q.inject({ method: 'POST', url: '/v1/api/hang/t1/create', payload: { sink: 'logger' } });
     expect(r.statusCode, r.body).toBe(201);
   });
@@ -52,18 +53,27 @@ describe('a quiet agent whose JVM hangs', () => {
     await q?.close();
   });
 
-  it('turns degraded within a read of its counters, and healthy again once it runs', async () => {
+  it('turns degraded within a read of its counters, then down and unresponsive (an incident), and healthy again once it runs', async () => {
     const up = await until(() => q.status('hang', 't1'), (s) => s.state === 'RUNNING' && s.health === 'healthy', 30_000, 100);
     const from = q.fleet.refreshes;
     await until(async () => q.fleet.refreshes, (r) => r >= from + 3, 30_000, 50);
     process.kill(up.pid!, 'SIGSTOP');
     try {
-      const hung = await until(() => q.status('hang', 't1'), (s) => s.health === 'degraded', 30_000, 100);
-      expect(hung).toMatchObject({ state: 'RUNNING', pid: up.pid, healthReason: expect.stringMatching(/metrics do not answer/) });
+      const hung = await until(() => q.status('hang', 't1'), (s) => s.health !== 'healthy', 30_000, 100);
+      expect(hung).toMatchObject({ state: 'RUNNING', pid: up.pid, healthReason: expect.stringMatching(/metrics do not answer|the JVM hangs/) });
+      // Silent twice in a row with nothing accepted: a hang, not a busy source.
+      const down = await until(() => q.status('hang', 't1'), (s) => s.health === 'down', 30_000, 100);
+      expect(down).toMatchObject({ accepting: false, healthReason: expect.stringContaining('the JVM hangs') });
+      const raised = await until(() => q.incidentsOf('hang', 't1'), (l) => l.some((i) => i.type === 'unresponsive'), 20_000, 100);
+      expect(raised.find((i) => i.type === 'unresponsive')).toMatchObject({ details: { pid: up.pid, restartInSeconds: 600 } });
     } finally {
       process.kill(up.pid!, 'SIGCONT');
     }
     const back = await until(() => q.status('hang', 't1'), (s) => s.health === 'healthy', 30_000, 100);
     expect(back).toMatchObject({ accepting: true, pid: up.pid });
+    // It recovered by itself before the grace: no restart, and the incident's end is told.
+    const told = await until(() => q.incidentsOf('hang', 't1'), (l) => l[0]?.type === 'recovered', 20_000, 100);
+    expect(told[0]!.message).toMatch(/accepts events again \(by itself, pid \d+\)/);
+    expect(told.some((i) => i.type === 'restarted')).toBe(false);
   });
 });

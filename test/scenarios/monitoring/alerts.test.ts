@@ -76,14 +76,21 @@ describe('the shipped alert rules', () => {
     expect(await postEvents((await routePort(h.redis, h.keys, 'mon', 'stalled'))!, ['waits for a broker'])).toBe(200);
     const stalled = await until(() => status('stalled'), (x) => !!x.metrics && x.metrics.channelSize > 0, 60_000, 500);
     expect(stalled.metrics!.channelSize).toBeGreaterThan(0);
-    await until(() => h.fleet.status('flume-mon-stalled')!, (x) => !!x.metrics && x.metrics.channelSize > 0, 10_000, 200);
+    await until(() => h.fleet.status('flume-mon-stalled')!, (x) => !!x.metrics && x.metrics.channelSize > 0 && (x.metrics.oldestEventAgeSeconds ?? 0) >= 1, 10_000, 200);
     const after = await scrape();
+    // The event waits, and its age says so.
+    expect(after.get('flume_agent_oldest_event_age_seconds{db="mon",table="stalled",program="flume-mon-stalled"}')).toBeGreaterThan(0);
+    expect(after.get('flume_agent_oldest_event_age_seconds{db="mon",table="resting",program="flume-mon-resting"}')).toBeUndefined();
     expect(after.get('flume_agent_desired_running{db="mon",table="resting",program="flume-mon-resting"}')).toBe(0);
     expect(after.get('flume_service_agents{state="FATAL"}')).toBe(0); // zeros are exported, not left out
 
     // Each series: its first scrape for 5 minutes, then its second (missing: no sample).
     const value = (m: Map<string, number>, k: string) => (m.has(k) ? String(m.get(k)) : '_');
-    const series = [...new Set([...before.keys(), ...after.keys()])].filter((k) => k.startsWith('flume_')).map((k) => ({ series: k, values: `${value(before, k)}x4 ${value(after, k)}x40` }));
+    // An age grows a minute per minute while the sink stays away.
+    const growing = (k: string) => k.startsWith('flume_agent_oldest_event_age_seconds') && (after.get(k) ?? 0) > 0;
+    const series = [...new Set([...before.keys(), ...after.keys()])]
+      .filter((k) => k.startsWith('flume_'))
+      .map((k) => ({ series: k, values: growing(k) ? `${value(before, k)}x4 ${value(after, k)}+60x40` : `${value(before, k)}x4 ${value(after, k)}x40` }));
     series.push({ series: 'up{job="flume-service",instance="api:8001"}', values: '1x44' });
     const rules = parse(readFileSync(RULES, 'utf8')) as { groups: Array<{ rules: Array<{ alert: string; labels: Record<string, string>; annotations: Record<string, string> }> }> };
     const rule = (name: string) => rules.groups[0]!.rules.find((r) => r.alert === name)!;
@@ -107,6 +114,8 @@ describe('the shipped alert rules', () => {
             { eval_time: '10m', alertname: 'FlumeAgentCrashLoop', exp_alerts: [expected('FlumeAgentCrashLoop', { type: 'crash_loop' })] },
             { eval_time: '10m', alertname: 'FlumeSinkFailing', exp_alerts: sinkFailing ? [expected('FlumeSinkFailing', agent('stalled'))] : [] },
             { eval_time: '30m', alertname: 'FlumeSinkStalled', exp_alerts: [expected('FlumeSinkStalled', agent('stalled'))] },
+            { eval_time: '30m', alertname: 'FlumeEventsDelayed', exp_alerts: [expected('FlumeEventsDelayed', agent('stalled'))] },
+            { eval_time: '10m', alertname: 'FlumeEventsDelayed', exp_alerts: [] },
             // Before anything happened: nothing fires.
             { eval_time: '3m', alertname: 'FlumeAgentDown', exp_alerts: [] },
             { eval_time: '3m', alertname: 'FlumeSinkFailing', exp_alerts: [] },

@@ -64,6 +64,11 @@ describe('the hdfs sink, against a real HDFS', () => {
       500,
     );
     expect(degraded.healthReason).toMatch(/the hdfs sink (fails to deliver|has drained nothing)/);
+    // How late the data is: the oldest waiting event's age grows while HDFS is away.
+    type Aged = { metrics: { oldestEventAgeSeconds: number | null; channelSize: number } | null };
+    const age = async () => ((await h.api('GET', '/v1/api/shop/orders/status')).json() as Aged).metrics?.oldestEventAgeSeconds ?? null;
+    const first = await until(age, (a) => a !== null && a >= 1, 30_000, 500);
+    expect(await until(age, (a) => a !== null && a > first!, 30_000, 500)).toBeGreaterThan(first!);
     // The channel outlives the agent's JVM.
     expect((await h.api('POST', '/v1/api/shop/orders/stop')).statusCode).toBe(200);
     expect((await h.api('POST', '/v1/api/shop/orders/start')).statusCode).toBe(200);
@@ -71,6 +76,7 @@ describe('the hdfs sink, against a real HDFS', () => {
     const got = await until(() => delivered('orders'), (d) => bodies.every((b) => d.lines.includes(b)), 120_000, 1000);
     for (const b of bodies) expect(got.lines).toContain(b);
     expect(got.lines.filter((l) => l.startsWith('h-'))).toEqual(['h-1', 'h-2', 'h-3']);
+    expect(await until(age, (a) => a === 0, 30_000, 500)).toBe(0); // none waits
   });
 
   it('answers 422 SINK_UNAVAILABLE, changing nothing, where the hdfs jars are not installed', async () => {
