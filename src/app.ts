@@ -53,6 +53,7 @@ import type { Lifecycle } from './agents/lifecycle.js';
 import { clusterLifecycle } from './placement/index.js';
 import { IncidentService } from './incidents/incident-service.js';
 import { Healer } from './recovery/healer.js';
+import { RetryHints } from './agents/retry-hints.js';
 import { WebhookOutbox } from './incidents/webhook-outbox.js';
 import type { SupervisorDriver } from './supervisor/driver.js';
 import { TokenService } from './tokens/token-service.js';
@@ -122,6 +123,7 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
     : null;
   const incidents = new IncidentService(config, redis, keys, events, driver, store, lock, agents, log.child({ component: 'incidents' }), outbox);
   fleet.on('idle', (e: IdleEvent) => void incidents.reportIdle(e).catch((err: unknown) => log.warn({ err }, 'could not raise an idle incident')));
+  const hints = new RetryHints(redis, keys, fleet, config.FLEET_REFRESH_MS, log.child({ component: 'retry-hints' }));
   const healer = new Healer(config, redis, keys, fleet, agents, lock, incidents, (ref) => routeTable.elsewhere(ref), log.child({ component: 'healer' }));
   const configs = new ConfigService(config, store, lock, agents, log.child({ component: 'config' }), async (c) => {
     const { program, message, ...details } = c;
@@ -205,12 +207,13 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
       revocations.start();
       await incidents.start();
       healer.start();
+      hints.start();
       await nodes.start();
     }
     return report;
   };
   app.addHook('onClose', async () => {
-    await Promise.all([healer.stop(), incidents.stop(), reconciler.stop(), fleet.stop(), revocations.stop(), refused.close(), nodes.stop()]);
+    await Promise.all([hints.stop(), healer.stop(), incidents.stop(), reconciler.stop(), fleet.stop(), revocations.stop(), refused.close(), nodes.stop()]);
   });
   return { app, agents, tokens, fleet, reconciler, incidents, start };
 }

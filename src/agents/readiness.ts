@@ -25,6 +25,9 @@ export async function waitReady(driver: SupervisorDriver, meta: AgentMeta, logFi
   logFrom ??= await logSize(logFile);
   const bindFailure = `Failed to bind to /127.0.0.1:${meta.port}`;
   const channelFailure = 'Failed to start the file channel';
+  // A sink (or source) Flume could not configure is dropped while the agent runs on: events
+  // would be accepted and never delivered. Not a start.
+  const componentRemoved = 'has been removed due to an error during configuration';
   let last: ProcessInfo | null = null;
   // Every 25 ms the port is tried (a bare connect; Flume's answer is asked for once something
   // listens). supervisord is asked every 5th round until it names the JVM's pid; after that
@@ -38,19 +41,22 @@ export async function waitReady(driver: SupervisorDriver, meta: AgentMeta, logFi
       last = await infoOrNull(driver, meta.program);
       if (last && FAILED_STATES.includes(last.state)) break;
     }
-    if (round % 20 === 19) {
+    const ready = accepting && last !== null && UP_STATES.includes(last.state);
+    if (round % 20 === 19 || ready) {
       const since = await logSince(logFile, logFrom);
       const failure = since.includes(bindFailure)
         ? `its port ${meta.port} is held by another process`
         : since.includes(channelFailure)
           ? `Flume could not open its file channel: ${/Failed to start the file channel[^\n]*\n([^\n]+)/.exec(since)?.[1]?.trim() ?? 'see the log'}`
-          : null;
+          : since.includes(componentRemoved)
+            ? `Flume left out a component it could not configure, and runs without it: ${/has been removed due to an error during configuration[^\n]*\n([^\n]+)/.exec(since)?.[1]?.trim() ?? 'see the log'}`
+            : null;
       if (failure) throw agentStartFailed(`${meta.program} did not start: ${failure}`, { state: last?.state ?? 'NOT_LOADED', logTail: await logTail(logFile) });
     }
     // Accepting is the readiness that matters: the source answers and the channel is open
     // (Flume keeps the source up when its channel failed, refusing every event).
     // supervisord's RUNNING only follows startsecs (3 s) later, so STARTING counts as started.
-    if (accepting && last && UP_STATES.includes(last.state) && (await readFlumeMetrics(meta.metricsPort))?.channelOpen) return;
+    if (ready && (await readFlumeMetrics(meta.metricsPort))?.channelOpen) return;
     await sleep(25);
   }
   const state = last?.state ?? 'NOT_LOADED';

@@ -49,6 +49,8 @@ export interface Keys {
   incidents(program: string): string;
   epoch(): string;
   incidentOnce(id: string): string;
+  /** Hash `<db>:<table>` -> seconds: the Retry-After the gateway gives with a table's CHANNEL_FULL. */
+  retryAfter(): string;
   revokedControlTokens(): string;
   operation(id: string): string;
   operations(): string;
@@ -73,6 +75,7 @@ export function makeKeys(prefix: string): Keys {
     incidents: (program) => `${prefix}incidents:${program}`,
     epoch: () => `${prefix}epoch`,
     incidentOnce: (id) => `${prefix}incident-once:${id}`,
+    retryAfter: () => `${prefix}retry-after`,
     revokedControlTokens: () => `${prefix}revoked-control-tokens`,
     operation: (id) => `${prefix}operation:${id}`,
     operations: () => `${prefix}operations`,

@@ -91,13 +91,15 @@ end
 
 -- An error answer: its status, code and Retry-After come from the catalogue generated from
 -- src/errors.ts (var/gateway/lua/flume_errors.lua), never from here.
-local function reply(err, message)
+-- `retry_after`, when given, says better than the catalogue when to come back.
+local function reply(err, message, retry_after)
   local e = ERRORS[err] or ERRORS.INTERNAL
   local rid = request_id()
   ngx.status = e.status
   ngx.header["Content-Type"] = "application/json"
   ngx.header["X-Request-Id"] = rid
-  if e.retry_after then ngx.header["Retry-After"] = tostring(e.retry_after) end
+  retry_after = retry_after or e.retry_after
+  if retry_after then ngx.header["Retry-After"] = tostring(retry_after) end
   ngx.say(cjson.encode({ code = e.code, error = err, message = message, requestId = rid }))
   return ngx.exit(ngx.HTTP_OK)
 end
@@ -124,8 +126,16 @@ local AGENT_FAILURES = {
 }
 AGENT_FAILURES[504] = AGENT_FAILURES[502]
 
+-- A full channel's Retry-After, from the time its sink needs to make room (the API writes it into
+-- <p>retry-after from the fleet model, src/agents/retry-hints.ts); nil: the catalogue's. Held a
+-- second per worker, so a crowd of refused senders costs Redis one read a second.
+local channel_retry_after
+
 function M.agent_failure(status)
   local f = AGENT_FAILURES[status] or AGENT_FAILURES[500]
+  if status == 503 then
+    return reply(f[1], f[2], channel_retry_after(ngx.var.ingest_db, ngx.var.ingest_table))
+  end
   return reply(f[1], f[2])
 end
 
@@ -188,6 +198,24 @@ local function lookup(hash, db, tbl)
   end
   red:set_keepalive(60000, 100)
   return res
+end
+
+channel_retry_after = function(db, tbl)
+  if not db or not tbl or db == "" or tbl == "" then return nil end
+  local key = "h:" .. db .. ":" .. tbl
+  local v = cache:get(key)
+  if v == nil then
+    v = 0
+    local red = connect()
+    if red then
+      local res, err = red:hget(conf.prefix .. "retry-after", db .. ":" .. tbl)
+      if err then red:close() else red:set_keepalive(60000, 100) end
+      v = tonumber(res) or 0
+    end
+    cache:set(key, v, 1)
+  end
+  if v > 0 then return math.floor(v) end
+  return nil
 end
 
 -- Cached: "t:<hash>" -> "user\tscope\texp\tgraceUntil" ("" = no such token);
