@@ -66,11 +66,15 @@ export class TableLock {
     const key = this.keys.lock(program);
     const holder: LockHolder & { id: string } = { id: randomUUID(), operation, since: new Date().toISOString(), host: hostname(), pid: process.pid };
     const value = JSON.stringify(holder);
-    const ok = await redisCall(() => this.redis.set(key, value, 'PX', this.opts.leaseMs, 'NX'));
+    const take = () => redisCall(() => this.redis.set(key, value, 'PX', this.opts.leaseMs, 'NX'));
+    let ok = await take();
+    // Held a moment ago but free now (its operation ended between the two calls): take it, once.
+    const held = ok === 'OK' ? null : await this.holder(program);
+    if (ok !== 'OK' && held === null) ok = await take();
     if (ok !== 'OK') {
       // Retry-After: what is left of the holder's lease (it renews it while it works; a dead holder's ends then).
       const left = await this.redis.pttl(key).catch(() => -1);
-      throw busy(program, await this.holder(program), left > 0 ? Math.max(1, Math.ceil(left / 1000)) : 1);
+      throw busy(program, held ?? (await this.holder(program)), left > 0 ? Math.max(1, Math.ceil(left / 1000)) : 1);
     }
     const until = Date.now() + this.opts.maxHoldMs;
     const renew = setInterval(() => {
