@@ -55,8 +55,6 @@ export class Healer {
   private readonly tracks = new Map<string, SinkTrack>();
   /** When the service restarted each agent (ms), within the window. */
   private readonly restarts = new Map<string, number[]>();
-  /** Restarts made since start (tests and metrics read it). */
-  restarted = 0;
 
   constructor(
     private readonly cfg: Config,
@@ -188,7 +186,6 @@ export class Healer {
     log.warn({ problem: ep.problem, pid: ep.pid, reason: again.reason }, 'restarting an agent that does not recover by itself');
     try {
       await this.agents.heal(s, ep.problem === 'unresponsive');
-      this.restarted++;
       const after = this.agents.known(s.program);
       await this.incidents.report(s.program, 'restarted', `restarted by the service (${again.reason}); it runs as pid ${after?.pid ?? '?'} now`, {
         problem: ep.problem,

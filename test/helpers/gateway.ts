@@ -67,3 +67,36 @@ export async function ingest(gw: TestGateway, db: string, table: string, token: 
   }
   return { status: res.status, json, headers };
 }
+
+/** One answer a sender got: what it sent, the status (0: no answer), when it sent and when it heard. */
+export interface SentAnswer {
+  body: string;
+  status: number;
+  sentAt: number;
+  at: number;
+}
+
+/**
+ * A sender posting one event at a time (`<prefix>-<n>`) through the gateway until stopped, as a
+ * script that retries would: 50 ms after an answer other than 200. Every answer is recorded.
+ */
+export function startSender(gw: TestGateway, db: string, table: string, token: string, prefix = 'e'): { answers: SentAnswer[]; stop(): Promise<void> } {
+  const answers: SentAnswer[] = [];
+  let sending = true;
+  const done = (async () => {
+    for (let n = 0; sending; n++) {
+      const body = `${prefix}-${n}`;
+      const sentAt = Date.now();
+      const r = await ingest(gw, db, table, token, [{ headers: {}, body }]).catch(() => ({ status: 0 }));
+      answers.push({ body, status: r.status, sentAt, at: Date.now() });
+      if (r.status !== 200) await sleep(50);
+    }
+  })();
+  return {
+    answers,
+    stop: async () => {
+      sending = false;
+      await done;
+    },
+  };
+}

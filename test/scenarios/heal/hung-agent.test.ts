@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sinkLines, waitForLines } from '../../helpers/flume.js';
-import { TestGateway, ingest } from '../../helpers/gateway.js';
+import { TestGateway, startSender } from '../../helpers/gateway.js';
 import { startHarness, type Harness } from '../../helpers/harness.js';
 import { portRange } from '../../helpers/ports.js';
 import { freePort, until } from '../../helpers/wait.js';
@@ -34,17 +34,8 @@ afterAll(async () => {
 describe('an agent that hangs while supervisord says RUNNING', () => {
   it('raises an incident at once, is restarted after the grace, and takes events again; nothing acknowledged is lost', async () => {
     const up = await until(() => h.status('heal', 'hung'), (s) => s.health === 'healthy', 30_000, 100);
-    const answers: Array<{ body: string; status: number; sentAt: number; at: number }> = [];
-    let sending = true;
-    const sender = (async () => {
-      for (let n = 0; sending; n++) {
-        const body = `e-${n}`;
-        const sentAt = Date.now();
-        const r = await ingest(gw, 'heal', 'hung', token, [{ headers: {}, body }]).catch(() => ({ status: 0 }));
-        answers.push({ body, status: r.status, sentAt, at: Date.now() });
-        if (r.status !== 200) await new Promise((res) => setTimeout(res, 50)); // a sender that retries
-      }
-    })();
+    const sender = startSender(gw, 'heal', 'hung', token);
+    const { answers } = sender;
     await until(async () => answers.filter((a) => a.status === 200).length, (n) => n >= 10, 30_000, 50);
     const stoppedAt = Date.now();
     process.kill(up.pid!, 'SIGSTOP');
@@ -65,21 +56,19 @@ describe('an agent that hangs while supervisord says RUNNING', () => {
       expect(recovered[0]!.message).toMatch(/accepts events again \(in a new process/);
       // Senders: refused only between the hang and the restart, 200 for all sent after it.
       await until(async () => answers.filter((a) => a.sentAt > restartedAt && a.status === 200).length, (n) => n >= 5, 30_000, 50);
-      sending = false;
-      await sender;
+      await sender.stop();
       const refused = answers.filter((a) => a.status !== 200);
       console.log(`hung agent, grace 2 s: ${refused.length} answers other than 200, the last ${Math.max(...refused.map((a) => a.at)) - stoppedAt} ms after the hang`);
       expect(answers.filter((a) => a.at < stoppedAt).every((a) => a.status === 200)).toBe(true);
       expect(answers.filter((a) => a.sentAt > restartedAt).every((a) => a.status === 200)).toBe(true);
       expect(answers.filter((a) => a.status !== 200).every((a) => [0, 502, 503, 504].includes(a.status))).toBe(true);
     } finally {
-      sending = false;
       try {
         process.kill(up.pid!, 'SIGCONT');
       } catch {
         // gone: the restart killed it
       }
-      await sender;
+      await sender.stop();
     }
     // Every acknowledged event reached the sink, the hang notwithstanding (the channel replayed).
     const acked = answers.filter((a) => a.status === 200).map((a) => a.body);
