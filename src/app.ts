@@ -48,7 +48,9 @@ import { controlTokenRoutes } from './routes/control-tokens.js';
 import { sinkRoutes } from './routes/sinks.js';
 import { nodeRoutes } from './routes/nodes.js';
 import { EtcdCluster, SingleHost, type Nodes } from './cluster/cluster.js';
-import { measureCapacity } from './agents/capacity.js';
+import { measureCapacity, roomForAnotherJvm } from './agents/capacity.js';
+import { StandIns } from './agents/stand-in.js';
+import { sizeBytes } from './resources/jvm-options.js';
 import type { Lifecycle } from './agents/lifecycle.js';
 import { clusterLifecycle } from './placement/index.js';
 import { IncidentService } from './incidents/incident-service.js';
@@ -105,7 +107,13 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
   const events = new SupervisorEvents(redis, keys, log.child({ component: 'supervisor-events' }));
   const fleet = new FleetModel(config, store, driver, events, log.child({ component: 'fleet' }), startQueue);
   const host: HostParts = { cfg: config, store, routes: routeTable, lock, driver, ports };
-  const agents = new AgentService(host, fleet, log.child({ component: 'agents' }), startQueue);
+  const standIns = new StandIns(
+    host,
+    startQueue,
+    async (meta) => roomForAnotherJvm(fleet.status(meta.program)?.resources?.rssBytes ?? null, sizeBytes(meta.spec.jvm?.heap ?? config.AGENT_HEAP) ?? 0),
+    log.child({ component: 'stand-ins' }),
+  );
+  const agents = new AgentService(host, fleet, log.child({ component: 'agents' }), startQueue, standIns);
   const tokens = new TokenService(redis, keys, config.TOKEN_GRACE_SECONDS, log.child({ component: 'tokens' }), join(config.varDir, 'tokens'), loadOrCreateTokenHashKey(config));
   const audit = new AuditLog(join(config.varDir, 'audit.log'), redis, keys, { maxBytes: config.AUDIT_LOG_MAX_BYTES, files: 5, streamLength: 10_000 }, log.child({ component: 'audit' }));
   const revocations = new ControlTokenRevocations(redis, keys, join(config.varDir, 'revoked-control-tokens.json'), log.child({ component: 'auth' }));
@@ -207,13 +215,14 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
       revocations.start();
       await incidents.start();
       healer.start();
+      standIns.start();
       hints.start();
       await nodes.start();
     }
     return report;
   };
   app.addHook('onClose', async () => {
-    await Promise.all([hints.stop(), healer.stop(), incidents.stop(), reconciler.stop(), fleet.stop(), revocations.stop(), refused.close(), nodes.stop()]);
+    await Promise.all([hints.stop(), healer.stop(), standIns.stop(), incidents.stop(), reconciler.stop(), fleet.stop(), revocations.stop(), refused.close(), nodes.stop()]);
   });
   return { app, agents, tokens, fleet, reconciler, incidents, start };
 }

@@ -147,6 +147,13 @@ export const configSchema = z.object({
    * total and first to answer than twice as many (bench/README.md, "Starting many at once").
    */
   AGENT_START_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(() => Math.max(2, availableParallelism())),
+  /**
+   * true (default): a restart or config change of a running agent first starts a stand-in (a
+   * second JVM with the new revision, its own port and channel) and moves the table's route to
+   * it, so senders are never refused while the agent restarts (src/agents/stand-in.ts). false:
+   * restarts in place (503 AGENT_DOWN for the seconds a JVM takes to start).
+   */
+  AGENT_STAND_IN: z.enum(['true', 'false', '1', '0']).default('true').transform((v) => v === 'true' || v === '1'),
   /** var/audit.log rotates at this size (5 files kept). */
   AUDIT_LOG_MAX_BYTES: z.coerce.number().int().min(1024).default(10 * 1024 * 1024),
   /** Config revisions kept per agent (services/<program>/revisions/); the oldest are pruned. */

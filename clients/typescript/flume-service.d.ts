@@ -429,6 +429,21 @@ export interface paths {
                                 /** @description starts the host runs at once (AGENT_START_CONCURRENCY) */
                                 concurrency: number;
                             } | null;
+                            /**
+                             * @description null unless a restart or config change runs, or its stand-in still drains
+                             * @default null
+                             */
+                            standIn: {
+                                /**
+                                 * @description starting beside the agent; serving (the route points to it); draining (takes no events, empties its channel into the sink, then goes)
+                                 * @enum {string}
+                                 */
+                                phase: "starting" | "serving" | "draining";
+                                /** @description the config revision it runs */
+                                revision: number;
+                                /** @description when the phase began */
+                                since: string;
+                            } | null;
                         };
                     };
                 };
@@ -521,6 +536,21 @@ export interface paths {
                                 waiting: number;
                                 /** @description starts the host runs at once (AGENT_START_CONCURRENCY) */
                                 concurrency: number;
+                            } | null;
+                            /**
+                             * @description null unless a restart or config change runs, or its stand-in still drains
+                             * @default null
+                             */
+                            standIn: {
+                                /**
+                                 * @description starting beside the agent; serving (the route points to it); draining (takes no events, empties its channel into the sink, then goes)
+                                 * @enum {string}
+                                 */
+                                phase: "starting" | "serving" | "draining";
+                                /** @description the config revision it runs */
+                                revision: number;
+                                /** @description when the phase began */
+                                since: string;
                             } | null;
                         };
                     };
@@ -896,6 +926,21 @@ export interface paths {
                                     waiting: number;
                                     /** @description starts the host runs at once (AGENT_START_CONCURRENCY) */
                                     concurrency: number;
+                                } | null;
+                                /**
+                                 * @description null unless a restart or config change runs, or its stand-in still drains
+                                 * @default null
+                                 */
+                                standIn: {
+                                    /**
+                                     * @description starting beside the agent; serving (the route points to it); draining (takes no events, empties its channel into the sink, then goes)
+                                     * @enum {string}
+                                     */
+                                    phase: "starting" | "serving" | "draining";
+                                    /** @description the config revision it runs */
+                                    revision: number;
+                                    /** @description when the phase began */
+                                    since: string;
                                 } | null;
                             };
                             spec: {
@@ -1286,6 +1331,21 @@ export interface paths {
                                     /** @description starts the host runs at once (AGENT_START_CONCURRENCY) */
                                     concurrency: number;
                                 } | null;
+                                /**
+                                 * @description null unless a restart or config change runs, or its stand-in still drains
+                                 * @default null
+                                 */
+                                standIn: {
+                                    /**
+                                     * @description starting beside the agent; serving (the route points to it); draining (takes no events, empties its channel into the sink, then goes)
+                                     * @enum {string}
+                                     */
+                                    phase: "starting" | "serving" | "draining";
+                                    /** @description the config revision it runs */
+                                    revision: number;
+                                    /** @description when the phase began */
+                                    since: string;
+                                } | null;
                             };
                             /** @description the config change, when there was an agent already */
                             change: {
@@ -1426,6 +1486,21 @@ export interface paths {
                                     waiting: number;
                                     /** @description starts the host runs at once (AGENT_START_CONCURRENCY) */
                                     concurrency: number;
+                                } | null;
+                                /**
+                                 * @description null unless a restart or config change runs, or its stand-in still drains
+                                 * @default null
+                                 */
+                                standIn: {
+                                    /**
+                                     * @description starting beside the agent; serving (the route points to it); draining (takes no events, empties its channel into the sink, then goes)
+                                     * @enum {string}
+                                     */
+                                    phase: "starting" | "serving" | "draining";
+                                    /** @description the config revision it runs */
+                                    revision: number;
+                                    /** @description when the phase began */
+                                    since: string;
                                 } | null;
                             };
                             /** @description the config change, when there was an agent already */
@@ -2136,6 +2211,21 @@ export interface paths {
                                 /** @description starts the host runs at once (AGENT_START_CONCURRENCY) */
                                 concurrency: number;
                             } | null;
+                            /**
+                             * @description null unless a restart or config change runs, or its stand-in still drains
+                             * @default null
+                             */
+                            standIn: {
+                                /**
+                                 * @description starting beside the agent; serving (the route points to it); draining (takes no events, empties its channel into the sink, then goes)
+                                 * @enum {string}
+                                 */
+                                phase: "starting" | "serving" | "draining";
+                                /** @description the config revision it runs */
+                                revision: number;
+                                /** @description when the phase began */
+                                since: string;
+                            } | null;
                         };
                     };
                 };
@@ -2491,6 +2581,21 @@ export interface paths {
                                 waiting: number;
                                 /** @description starts the host runs at once (AGENT_START_CONCURRENCY) */
                                 concurrency: number;
+                            } | null;
+                            /**
+                             * @description null unless a restart or config change runs, or its stand-in still drains
+                             * @default null
+                             */
+                            standIn: {
+                                /**
+                                 * @description starting beside the agent; serving (the route points to it); draining (takes no events, empties its channel into the sink, then goes)
+                                 * @enum {string}
+                                 */
+                                phase: "starting" | "serving" | "draining";
+                                /** @description the config revision it runs */
+                                revision: number;
+                                /** @description when the phase began */
+                                since: string;
                             } | null;
                         };
                     };
@@ -2848,6 +2953,21 @@ export interface paths {
                                 /** @description starts the host runs at once (AGENT_START_CONCURRENCY) */
                                 concurrency: number;
                             } | null;
+                            /**
+                             * @description null unless a restart or config change runs, or its stand-in still drains
+                             * @default null
+                             */
+                            standIn: {
+                                /**
+                                 * @description starting beside the agent; serving (the route points to it); draining (takes no events, empties its channel into the sink, then goes)
+                                 * @enum {string}
+                                 */
+                                phase: "starting" | "serving" | "draining";
+                                /** @description the config revision it runs */
+                                revision: number;
+                                /** @description when the phase began */
+                                since: string;
+                            } | null;
                         };
                     };
                 };
@@ -3204,6 +3324,21 @@ export interface paths {
                                 /** @description starts the host runs at once (AGENT_START_CONCURRENCY) */
                                 concurrency: number;
                             } | null;
+                            /**
+                             * @description null unless a restart or config change runs, or its stand-in still drains
+                             * @default null
+                             */
+                            standIn: {
+                                /**
+                                 * @description starting beside the agent; serving (the route points to it); draining (takes no events, empties its channel into the sink, then goes)
+                                 * @enum {string}
+                                 */
+                                phase: "starting" | "serving" | "draining";
+                                /** @description the config revision it runs */
+                                revision: number;
+                                /** @description when the phase began */
+                                since: string;
+                            } | null;
                         };
                     };
                 };
@@ -3559,6 +3694,21 @@ export interface paths {
                                 waiting: number;
                                 /** @description starts the host runs at once (AGENT_START_CONCURRENCY) */
                                 concurrency: number;
+                            } | null;
+                            /**
+                             * @description null unless a restart or config change runs, or its stand-in still drains
+                             * @default null
+                             */
+                            standIn: {
+                                /**
+                                 * @description starting beside the agent; serving (the route points to it); draining (takes no events, empties its channel into the sink, then goes)
+                                 * @enum {string}
+                                 */
+                                phase: "starting" | "serving" | "draining";
+                                /** @description the config revision it runs */
+                                revision: number;
+                                /** @description when the phase began */
+                                since: string;
                             } | null;
                         };
                     };
@@ -3917,6 +4067,21 @@ export interface paths {
                                 /** @description starts the host runs at once (AGENT_START_CONCURRENCY) */
                                 concurrency: number;
                             } | null;
+                            /**
+                             * @description null unless a restart or config change runs, or its stand-in still drains
+                             * @default null
+                             */
+                            standIn: {
+                                /**
+                                 * @description starting beside the agent; serving (the route points to it); draining (takes no events, empties its channel into the sink, then goes)
+                                 * @enum {string}
+                                 */
+                                phase: "starting" | "serving" | "draining";
+                                /** @description the config revision it runs */
+                                revision: number;
+                                /** @description when the phase began */
+                                since: string;
+                            } | null;
                         };
                     };
                 };
@@ -4175,6 +4340,21 @@ export interface paths {
                                     waiting: number;
                                     /** @description starts the host runs at once (AGENT_START_CONCURRENCY) */
                                     concurrency: number;
+                                } | null;
+                                /**
+                                 * @description null unless a restart or config change runs, or its stand-in still drains
+                                 * @default null
+                                 */
+                                standIn: {
+                                    /**
+                                     * @description starting beside the agent; serving (the route points to it); draining (takes no events, empties its channel into the sink, then goes)
+                                     * @enum {string}
+                                     */
+                                    phase: "starting" | "serving" | "draining";
+                                    /** @description the config revision it runs */
+                                    revision: number;
+                                    /** @description when the phase began */
+                                    since: string;
                                 } | null;
                             };
                         };
@@ -4502,6 +4682,21 @@ export interface paths {
                                     waiting: number;
                                     /** @description starts the host runs at once (AGENT_START_CONCURRENCY) */
                                     concurrency: number;
+                                } | null;
+                                /**
+                                 * @description null unless a restart or config change runs, or its stand-in still drains
+                                 * @default null
+                                 */
+                                standIn: {
+                                    /**
+                                     * @description starting beside the agent; serving (the route points to it); draining (takes no events, empties its channel into the sink, then goes)
+                                     * @enum {string}
+                                     */
+                                    phase: "starting" | "serving" | "draining";
+                                    /** @description the config revision it runs */
+                                    revision: number;
+                                    /** @description when the phase began */
+                                    since: string;
                                 } | null;
                             }[];
                         };

@@ -24,6 +24,7 @@ import { sinkUnavailableReason } from './sink-catalog.js';
 import type { RouteTable } from './route-table.js';
 import { resolveSpec, specDifferences, type AgentSpec } from '../resources/agent-spec.js';
 import type { TableLock } from './table-lock.js';
+import type { StandIns } from './stand-in.js';
 
 /** How long a hung agent's JVM gets after SIGTERM before the healer's restart kills it. */
 export const HUNG_STOP_MS = 5000;
@@ -58,6 +59,8 @@ export class AgentService implements Lifecycle {
     private readonly log: Logger,
     /** Every JVM start waits its turn here (at most AGENT_START_CONCURRENCY at once). */
     private readonly startQueue: StartQueue = new StartQueue(Number.MAX_SAFE_INTEGER),
+    /** Restarts behind a stand-in (no refusal window); null: always in place. */
+    private readonly standIns: StandIns | null = null,
   ) {
     ({ cfg: this.cfg, store: this.store, routes: this.routes, lock: this.lock, driver: this.driver, ports: this.ports } = parts);
   }
@@ -212,11 +215,21 @@ export class AgentService implements Lifecycle {
     });
   }
 
-  /** Stop, then start with `meta` (same port, same channel). The caller holds the table's lock. */
+  /**
+   * Stop, then start with `meta` (same port, same channel), `meta` already on disk. A running,
+   * routed agent restarts behind a stand-in (src/agents/stand-in.ts): senders are not refused
+   * meanwhile, and a `meta` whose JVM does not accept events fails with the agent untouched
+   * (`details.keptRunning`). Else in place: the route is withdrawn until it accepts again. The
+   * caller holds the table's lock.
+   */
   async restartHeld(meta: AgentMeta, hung = false): Promise<void> {
+    const replace = async () => {
+      await (hung ? this.stopHung(meta.program) : this.driver.stop(meta.program));
+      await this.startHeld(meta);
+    };
+    if (await this.standIns?.cover(meta, replace)) return;
     await this.routes.withdraw(meta);
-    await (hung ? this.stopHung(meta.program) : this.driver.stop(meta.program));
-    await this.startHeld(meta);
+    await replace();
   }
 
   /** supervisord's stop, with SIGKILL for a process still there HUNG_STOP_MS after the stop began. */

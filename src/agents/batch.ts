@@ -73,22 +73,19 @@ export class AgentBatch {
   }
 
   /**
-   * Restarts many agents: all stopped at once (`concurrency` at a time), then started
-   * `concurrency` at a time; each table's lock is released as soon as its own start ended.
+   * Restarts many agents, `concurrency` at a time, each as one restart is (behind a stand-in
+   * where it runs: its senders are not refused); each table's lock is released as soon as its
+   * own restart ended.
    */
   async restartMany(refs: TableRef[], concurrency: number, done: OutcomeSink): Promise<void> {
     const held = (await this.holdMany(refs, 'restart', done)).map((h) => ({ ...h, release: once(h.release) }));
     try {
-      await Promise.all(held.map(({ meta }) => this.routes.withdraw(meta)));
-      const stopped = await settleEach(held.map((h) => h.meta.program), concurrency, (p) => this.driver.stop(p));
       const limit = pLimit(Math.max(1, concurrency));
       await Promise.all(
         held.map(({ meta, release }) =>
           limit(async () => {
-            const err = stopped.get(meta.program);
-            if (err instanceof Error) return done(meta, failure(err));
             try {
-              await this.agents.startHeld(meta);
+              await this.agents.restartHeld(meta);
               done(meta, { outcome: 'applied', code: null, message: `${meta.program}: ${(await this.agents.observed(meta.program)).state}` });
             } catch (e) {
               done(meta, failure(e));

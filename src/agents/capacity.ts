@@ -24,3 +24,13 @@ export async function measureCapacity(cfg: Config, fleet: FleetModel, ports: Por
     freePorts: await ports.free().catch(() => 0),
   };
 }
+
+/**
+ * Whether the host has memory for one more JVM like this one (a restart's stand-in): what the
+ * kernel can give without swapping covers its resident memory now (at least its heap's worth
+ * when not known), plus a quarter for the start, with 256 MiB left over for everything else.
+ */
+export async function roomForAnotherJvm(rssBytes: number | null, heapBytes: number): Promise<boolean> {
+  const needed = Math.max(rssBytes ?? 0, heapBytes / 2, 64 * 1_048_576) * 1.25;
+  return (await memAvailable()) >= needed + 256 * 1_048_576;
+}

@@ -8,6 +8,7 @@ import { revisionOf, type AgentMeta, type AgentStore } from '../store/agent-stor
 import { writeAtomic } from '../store/files.js';
 import { programName, type TableRef } from '../resources/table.js';
 import { renderAgentConfig } from './flume-config.js';
+import { keptRunning } from './stand-in.js';
 import { programFor } from './launch.js';
 import type { ChangeMode, ConfigChange, ConfigView, Revision } from '../resources/revision.js';
 import { RevisionStore } from '../store/revisions.js';
@@ -173,7 +174,8 @@ export class ConfigService {
       await this.writeAgentFiles(meta);
       let restored = true;
       try {
-        await this.agents.restartHeld(meta);
+        // A new revision that failed beside the running agent (its stand-in) left that agent as it was.
+        if (!keptRunning(err)) await this.agents.restartHeld(meta);
       } catch (err2) {
         restored = false;
         log.error({ err: err2 }, 'the previous config did not start again either');

@@ -1,13 +1,15 @@
 import { EventEmitter } from 'node:events';
+import { existsSync } from 'node:fs';
 import pLimit from 'p-limit';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { probeSource, readFlumeMetrics, type SourceProbe } from '../flume/client.js';
 import { periodic, type Periodic } from '../periodic.js';
 import type { Subscription, SupervisorEvents } from '../redis/supervisor-events.js';
-import { stableDigest, type AgentStatus, type Desired, type FlumeCounters, type QueuePlace, type StateChange } from '../resources/agent-status.js';
+import { stableDigest, standInPhaseSchema, type AgentStatus, type Desired, type FlumeCounters, type QueuePlace, type StandInStatus, type StateChange } from '../resources/agent-status.js';
 import type { IdleEvent } from '../resources/incident.js';
-import type { AgentMeta, AgentStore } from '../store/agent-store.js';
+import { revisionOf, type AgentMeta, type AgentStore } from '../store/agent-store.js';
+import { standInProgram } from '../store/paths.js';
 import { UP_STATES, infoOrNull, type ProcessInfo, type SupervisorDriver } from '../supervisor/driver.js';
 import { countersOf, isQuiet, observeStatus, type Progress } from './observe.js';
 import { ChannelAges, RateWindow, listeningPorts, processUsage, usableSpace, type HistoryPoint } from './samples.js';
@@ -231,6 +233,15 @@ export class FleetModel extends EventEmitter {
    * stand, and so does its probe while the same process runs and the kernel lists its source
    * port as listening (`listening`, read once per refresh): an idle JVM is not woken every refresh.
    */
+  /** What status shows of the agent's restart stand-in (src/agents/stand-in.ts): a file's existence, read only when there. */
+  private async standInOf(program: string): Promise<StandInStatus | null> {
+    const file = this.store.paths(standInProgram(program)).metaFile;
+    if (!existsSync(file)) return null;
+    const r = (await this.store.readMeta(standInProgram(program))) as (AgentMeta & { standInOf?: string; phase?: unknown; since?: unknown }) | null;
+    const phase = standInPhaseSchema.safeParse(r?.phase);
+    return r && r.standInOf === program && phase.success && typeof r.since === 'string' ? { phase: phase.data, revision: revisionOf(r), since: r.since } : null;
+  }
+
   private async observeAgent(meta: AgentMeta, fingerprint: string, desired: Desired, info: ProcessInfo | null, stamp: number, full: boolean, listening: Set<number> | null = null): Promise<View | null> {
     const running = info !== null && UP_STATES.includes(info.state);
     const before = this.views.get(meta.program);
@@ -263,6 +274,7 @@ export class FleetModel extends EventEmitter {
       node: this.cfg.NODE_ID, meta, desired, info, running, probe, counters, kept: kept !== null, usage, usable, known, rates, stamp, now,
       answeredBefore: pid !== null && known?.answeredPid === pid,
       spaceMarginBytes: this.cfg.CHANNEL_SPACE_MARGIN_BYTES,
+      standIn: await this.standInOf(meta.program),
     });
     const rate = status.rates;
     const digest = stableDigest(status);

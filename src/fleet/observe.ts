@@ -1,6 +1,6 @@
 import type { SourceProbe } from '../flume/client.js';
 import type { FlumeCounters } from '../resources/agent-status.js';
-import type { AgentStatus, Desired } from '../resources/agent-status.js';
+import type { AgentStatus, Desired, StandInStatus } from '../resources/agent-status.js';
 import type { AgentMeta } from '../store/agent-store.js';
 import { revisionPair } from '../store/revisions.js';
 import type { ProcessInfo } from '../supervisor/driver.js';
@@ -76,6 +76,8 @@ export interface ObserveInput {
   answeredBefore?: boolean;
   /** Free disk below minimumRequiredSpace plus this turns a healthy agent degraded. */
   spaceMarginBytes: number;
+  /** Its restart's stand-in, while there is one. */
+  standIn?: StandInStatus | null;
 }
 
 export interface Observation {
@@ -136,6 +138,7 @@ export function observeStatus(x: ObserveInput): Observation {
     description: info?.description ?? 'supervisord has not loaded this program',
     observedAt: new Date(x.stamp).toISOString(),
     queue: null,
+    standIn: x.standIn ?? null,
   };
   return { status, progress, idle };
 }

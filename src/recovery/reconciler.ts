@@ -15,6 +15,8 @@ import { parseProgramName, programName } from '../resources/table.js';
 import type { ReconcileReport, RestoreReport } from '../resources/restore.js';
 import type { PortAllocator } from '../agents/port-allocator.js';
 import { RouteTable } from '../agents/route-table.js';
+import { routedTo } from '../agents/stand-in.js';
+import { standInProgram } from '../store/paths.js';
 import type { TableLock } from '../agents/table-lock.js';
 import type { HostParts } from '../agents/host-parts.js';
 
@@ -184,6 +186,8 @@ export class Reconciler {
         }
       }
     }
+    // The stand-ins of restarts (src/agents/stand-in.ts) hold theirs too.
+    for (const [port, program] of await this.store.ownedPorts()) if (!owned.has(String(port))) owned.set(String(port), program);
     const reservations = await redisCall(() => this.redis.hgetall(this.keys.ports()));
     for (const [port, owner] of Object.entries(reservations)) {
       // A reservation of a table being created right now has no metadata yet: skip busy ones.
@@ -252,6 +256,8 @@ export class Reconciler {
         const want = await wantedNow(meta);
         const [has] = await this.routes.values([meta]);
         if (want === has) return;
+        // A restart's stand-in that takes the events while the agent does not: its route stays.
+        if (!want && (await this.standInServes(meta.program, has))) return;
         if (want) await this.routes.publish(meta);
         else await this.routes.withdraw(meta);
         changed.push(meta.program);
@@ -259,6 +265,12 @@ export class Reconciler {
       });
     }
     return changed;
+  }
+
+  /** Whether `route` points to the table's restart stand-in (src/agents/stand-in.ts). */
+  private async standInServes(program: string, route: string | null | undefined): Promise<boolean> {
+    const standIn = await this.store.readMeta(standInProgram(program));
+    return standIn !== null && routedTo(route, standIn.port);
   }
 
   /** Runs fn under the table's lock; a table busy with an operation is left to it (and noted). */

@@ -59,6 +59,19 @@ export const queuePlaceSchema = z.object({
 });
 export type QueuePlace = z.infer<typeof queuePlaceSchema>;
 
+export const standInPhaseSchema = z.enum(['starting', 'serving', 'draining']);
+export type StandInPhase = z.infer<typeof standInPhaseSchema>;
+
+/** What a table's status shows of its stand-in. */
+export const standInStatusSchema = z
+  .object({
+    phase: standInPhaseSchema.describe('starting beside the agent; serving (the route points to it); draining (takes no events, empties its channel into the sink, then goes)'),
+    revision: z.number().describe('the config revision it runs'),
+    since: z.string().describe('when the phase began'),
+  })
+  .describe('a second JVM of the table while a restart or config change runs, so that senders are never refused');
+export type StandInStatus = z.infer<typeof standInStatusSchema>;
+
 export const statusSchema = z.object({
   db: z.string(),
   table: z.string(),
@@ -85,6 +98,7 @@ export const statusSchema = z.object({
   queue: queuePlaceSchema
     .nullable()
     .describe("waiting for the host's start queue (at most AGENT_START_CONCURRENCY JVM starts at a time): its place; null when not waiting"),
+  standIn: standInStatusSchema.nullable().default(null).describe('null unless a restart or config change runs, or its stand-in still drains'),
 });
 export type AgentStatus = z.infer<typeof statusSchema>;
 

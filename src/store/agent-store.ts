@@ -124,7 +124,10 @@ export class AgentStore {
   /** Every port an agent on disk owns (source and metrics): never to be handed to another. */
   async ownedPorts(): Promise<Map<number, string>> {
     const owned = new Map<number, string>();
-    for (const m of await this.allMetas()) {
+    // Every program with metadata: agents, and the stand-ins of their restarts (src/agents/stand-in.ts).
+    const names = await readdir(this.cfg.servicesDir).catch(() => [] as string[]);
+    const metas = (await Promise.all(names.map(async (n) => ({ n, m: await this.readMeta(n) })))).flatMap(({ n, m }) => (m?.program === n ? [m] : []));
+    for (const m of metas) {
       owned.set(m.port, m.program);
       owned.set(m.metricsPort, m.program);
     }

@@ -1,6 +1,10 @@
 import { join } from 'node:path';
 import type { Config } from '../config.js';
 
+/** A restart's stand-in (src/agents/stand-in.ts) is a program of its own: `<program>-standin`. */
+export const STAND_IN_SUFFIX = '-standin';
+export const standInProgram = (program: string) => `${program}${STAND_IN_SUFFIX}`;
+
 /** Where one agent's files live. Every path is unique to the program, hence to (db, table). */
 export interface AgentPaths {
   /** conf.d/<program>.conf: the supervisor program, included by supervisor.conf. */
