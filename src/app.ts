@@ -15,7 +15,7 @@ import { StartQueue } from './agents/start-queue.js';
 import { TableLock } from './agents/table-lock.js';
 import type { Config } from './config.js';
 import { FleetModel } from './fleet/fleet-model.js';
-import type { IdleEvent } from './resources/incident.js';
+import type { IdleEvent, QuarantineGrew } from './resources/incident.js';
 import { SupervisorEvents } from './redis/supervisor-events.js';
 import { ControlTokenRevocations } from './auth/revocations.js';
 import { loadOrCreateSecret, loadOrCreateTokenHashKey, loadOrCreateWebhookSecret } from './auth/secret.js';
@@ -33,6 +33,8 @@ import { agentRoutes } from './routes/agents.js';
 import { configRoutes } from './routes/config.js';
 import { auditRoutes } from './routes/audit.js';
 import { logRoutes } from './routes/logs.js';
+import { quarantineRoutes } from './routes/quarantine.js';
+import { QuarantineService } from './agents/quarantine-service.js';
 import { fleetRoutes } from './routes/fleet.js';
 import { AuditLog } from './audit/audit-log.js';
 import { registerAudit } from './http/audit.js';
@@ -114,6 +116,7 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
     log.child({ component: 'stand-ins' }),
   );
   const agents = new AgentService(host, fleet, log.child({ component: 'agents' }), startQueue, standIns);
+  const quarantine = new QuarantineService(store, routeTable, lock, log.child({ component: 'quarantine' }));
   const tokens = new TokenService(redis, keys, config.TOKEN_GRACE_SECONDS, log.child({ component: 'tokens' }), join(config.varDir, 'tokens'), loadOrCreateTokenHashKey(config));
   const audit = new AuditLog(join(config.varDir, 'audit.log'), redis, keys, { maxBytes: config.AUDIT_LOG_MAX_BYTES, files: 5, streamLength: 10_000 }, log.child({ component: 'audit' }));
   const revocations = new ControlTokenRevocations(redis, keys, join(config.varDir, 'revoked-control-tokens.json'), log.child({ component: 'auth' }));
@@ -131,6 +134,7 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
     : null;
   const incidents = new IncidentService(config, redis, keys, events, driver, store, lock, agents, log.child({ component: 'incidents' }), outbox);
   fleet.on('idle', (e: IdleEvent) => void incidents.reportIdle(e).catch((err: unknown) => log.warn({ err }, 'could not raise an idle incident')));
+  fleet.on('quarantined', (e: QuarantineGrew) => void incidents.reportQuarantined(e).catch((err: unknown) => log.warn({ err }, 'could not raise a quarantined incident')));
   const hints = new RetryHints(redis, keys, fleet, config.FLEET_REFRESH_MS, log.child({ component: 'retry-hints' }));
   const healer = new Healer(config, redis, keys, fleet, agents, lock, incidents, (ref) => routeTable.elsewhere(ref), log.child({ component: 'healer' }));
   const configs = new ConfigService(config, store, lock, agents, log.child({ component: 'config' }), async (c) => {
@@ -191,6 +195,7 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
   void app.register(operationRoutes, { operations, authorize });
   void app.register(auditRoutes, { audit, refused, authorize });
   void app.register(logRoutes, { agents, store, authorize, streams });
+  void app.register(quarantineRoutes, { quarantine, authorize });
   void app.register(fleetRoutes, { agents: lifecycle, fleet, incidents, authorize });
   void app.register(tokenRoutes, { tokens, authorize });
   void app.register(controlTokenRoutes, { revocations, authorize });

@@ -444,6 +444,11 @@ export interface paths {
                                 /** @description when the phase began */
                                 since: string;
                             } | null;
+                            /**
+                             * @description events the sink can never deliver, kept aside (GET .../quarantine); the other events flow on
+                             * @default 0
+                             */
+                            quarantined: number;
                         };
                     };
                 };
@@ -552,6 +557,11 @@ export interface paths {
                                 /** @description when the phase began */
                                 since: string;
                             } | null;
+                            /**
+                             * @description events the sink can never deliver, kept aside (GET .../quarantine); the other events flow on
+                             * @default 0
+                             */
+                            quarantined: number;
                         };
                     };
                 };
@@ -942,6 +952,11 @@ export interface paths {
                                     /** @description when the phase began */
                                     since: string;
                                 } | null;
+                                /**
+                                 * @description events the sink can never deliver, kept aside (GET .../quarantine); the other events flow on
+                                 * @default 0
+                                 */
+                                quarantined: number;
                             };
                             spec: {
                                 /** @enum {string} */
@@ -1346,6 +1361,11 @@ export interface paths {
                                     /** @description when the phase began */
                                     since: string;
                                 } | null;
+                                /**
+                                 * @description events the sink can never deliver, kept aside (GET .../quarantine); the other events flow on
+                                 * @default 0
+                                 */
+                                quarantined: number;
                             };
                             /** @description the config change, when there was an agent already */
                             change: {
@@ -1502,6 +1522,11 @@ export interface paths {
                                     /** @description when the phase began */
                                     since: string;
                                 } | null;
+                                /**
+                                 * @description events the sink can never deliver, kept aside (GET .../quarantine); the other events flow on
+                                 * @default 0
+                                 */
+                                quarantined: number;
                             };
                             /** @description the config change, when there was an agent already */
                             change: {
@@ -2226,6 +2251,11 @@ export interface paths {
                                 /** @description when the phase began */
                                 since: string;
                             } | null;
+                            /**
+                             * @description events the sink can never deliver, kept aside (GET .../quarantine); the other events flow on
+                             * @default 0
+                             */
+                            quarantined: number;
                         };
                     };
                 };
@@ -2597,6 +2627,11 @@ export interface paths {
                                 /** @description when the phase began */
                                 since: string;
                             } | null;
+                            /**
+                             * @description events the sink can never deliver, kept aside (GET .../quarantine); the other events flow on
+                             * @default 0
+                             */
+                            quarantined: number;
                         };
                     };
                 };
@@ -2968,6 +3003,11 @@ export interface paths {
                                 /** @description when the phase began */
                                 since: string;
                             } | null;
+                            /**
+                             * @description events the sink can never deliver, kept aside (GET .../quarantine); the other events flow on
+                             * @default 0
+                             */
+                            quarantined: number;
                         };
                     };
                 };
@@ -3339,6 +3379,11 @@ export interface paths {
                                 /** @description when the phase began */
                                 since: string;
                             } | null;
+                            /**
+                             * @description events the sink can never deliver, kept aside (GET .../quarantine); the other events flow on
+                             * @default 0
+                             */
+                            quarantined: number;
                         };
                     };
                 };
@@ -3710,6 +3755,11 @@ export interface paths {
                                 /** @description when the phase began */
                                 since: string;
                             } | null;
+                            /**
+                             * @description events the sink can never deliver, kept aside (GET .../quarantine); the other events flow on
+                             * @default 0
+                             */
+                            quarantined: number;
                         };
                     };
                 };
@@ -4082,6 +4132,11 @@ export interface paths {
                                 /** @description when the phase began */
                                 since: string;
                             } | null;
+                            /**
+                             * @description events the sink can never deliver, kept aside (GET .../quarantine); the other events flow on
+                             * @default 0
+                             */
+                            quarantined: number;
                         };
                     };
                 };
@@ -4356,6 +4411,11 @@ export interface paths {
                                     /** @description when the phase began */
                                     since: string;
                                 } | null;
+                                /**
+                                 * @description events the sink can never deliver, kept aside (GET .../quarantine); the other events flow on
+                                 * @default 0
+                                 */
+                                quarantined: number;
                             };
                         };
                     };
@@ -4698,6 +4758,11 @@ export interface paths {
                                     /** @description when the phase began */
                                     since: string;
                                 } | null;
+                                /**
+                                 * @description events the sink can never deliver, kept aside (GET .../quarantine); the other events flow on
+                                 * @default 0
+                                 */
+                                quarantined: number;
                             }[];
                         };
                     };
@@ -9081,6 +9146,507 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/api/{db}/{table}/quarantine": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The events the sink can never deliver, oldest first, with the reason and when; count is all of them
+         * @description Needs a control token (Authorization: Bearer <JWT>) whose role grants "operate".
+         */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description events to skip, oldest first */
+                    offset?: number;
+                    /** @description at most this many events (1000) */
+                    limit?: number;
+                };
+                header?: never;
+                path: {
+                    db: string;
+                    table: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @enum {number} */
+                            code: 0;
+                            message: string;
+                            program: string;
+                            count: number;
+                            events: {
+                                /** @description when the sink kept it aside */
+                                at: string;
+                                /** @description the sink's reason: why it can never be delivered */
+                                error: string;
+                                headers: {
+                                    [key: string]: string;
+                                };
+                                body: string;
+                                /** @description the quarantine file it is in */
+                                file: string;
+                            }[];
+                        };
+                    };
+                };
+                /** @description error */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description stable error code, listed in docs/api.md */
+                            code: number;
+                            /** @description UPPER_SNAKE name of the code */
+                            error: string;
+                            message: string;
+                            details?: {
+                                [key: string]: unknown;
+                            };
+                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
+                            requestId?: string;
+                        };
+                    };
+                };
+                /** @description error */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description stable error code, listed in docs/api.md */
+                            code: number;
+                            /** @description UPPER_SNAKE name of the code */
+                            error: string;
+                            message: string;
+                            details?: {
+                                [key: string]: unknown;
+                            };
+                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
+                            requestId?: string;
+                        };
+                    };
+                };
+                /** @description error */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description stable error code, listed in docs/api.md */
+                            code: number;
+                            /** @description UPPER_SNAKE name of the code */
+                            error: string;
+                            message: string;
+                            details?: {
+                                [key: string]: unknown;
+                            };
+                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
+                            requestId?: string;
+                        };
+                    };
+                };
+                /** @description error */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description stable error code, listed in docs/api.md */
+                            code: number;
+                            /** @description UPPER_SNAKE name of the code */
+                            error: string;
+                            message: string;
+                            details?: {
+                                [key: string]: unknown;
+                            };
+                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
+                            requestId?: string;
+                        };
+                    };
+                };
+                /** @description error */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description stable error code, listed in docs/api.md */
+                            code: number;
+                            /** @description UPPER_SNAKE name of the code */
+                            error: string;
+                            message: string;
+                            details?: {
+                                [key: string]: unknown;
+                            };
+                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
+                            requestId?: string;
+                        };
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        /**
+         * Drops every quarantined event (recorded in the audit trail)
+         * @description Needs a control token (Authorization: Bearer <JWT>) whose role grants "operate".
+         */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    db: string;
+                    table: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @enum {number} */
+                            code: 0;
+                            message: string;
+                            program: string;
+                            dropped: number;
+                        };
+                    };
+                };
+                /** @description error */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description stable error code, listed in docs/api.md */
+                            code: number;
+                            /** @description UPPER_SNAKE name of the code */
+                            error: string;
+                            message: string;
+                            details?: {
+                                [key: string]: unknown;
+                            };
+                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
+                            requestId?: string;
+                        };
+                    };
+                };
+                /** @description error */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description stable error code, listed in docs/api.md */
+                            code: number;
+                            /** @description UPPER_SNAKE name of the code */
+                            error: string;
+                            message: string;
+                            details?: {
+                                [key: string]: unknown;
+                            };
+                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
+                            requestId?: string;
+                        };
+                    };
+                };
+                /** @description error */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description stable error code, listed in docs/api.md */
+                            code: number;
+                            /** @description UPPER_SNAKE name of the code */
+                            error: string;
+                            message: string;
+                            details?: {
+                                [key: string]: unknown;
+                            };
+                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
+                            requestId?: string;
+                        };
+                    };
+                };
+                /** @description error */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description stable error code, listed in docs/api.md */
+                            code: number;
+                            /** @description UPPER_SNAKE name of the code */
+                            error: string;
+                            message: string;
+                            details?: {
+                                [key: string]: unknown;
+                            };
+                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
+                            requestId?: string;
+                        };
+                    };
+                };
+                /** @description error */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description stable error code, listed in docs/api.md */
+                            code: number;
+                            /** @description UPPER_SNAKE name of the code */
+                            error: string;
+                            message: string;
+                            details?: {
+                                [key: string]: unknown;
+                            };
+                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
+                            requestId?: string;
+                        };
+                    };
+                };
+                /** @description error */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description stable error code, listed in docs/api.md */
+                            code: number;
+                            /** @description UPPER_SNAKE name of the code */
+                            error: string;
+                            message: string;
+                            details?: {
+                                [key: string]: unknown;
+                            };
+                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
+                            requestId?: string;
+                        };
+                    };
+                };
+            };
+        };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/api/{db}/{table}/quarantine/replay": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sends every quarantined event into this table's agent (or `to`'s) and removes it once committed; what the sink still refuses is quarantined again
+         * @description Needs a control token (Authorization: Bearer <JWT>) whose role grants "operate".
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    db: string;
+                    table: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @description the table to send them into (default: this table) */
+                        to?: {
+                            db: string;
+                            table: string;
+                        };
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @enum {number} */
+                            code: 0;
+                            message: string;
+                            program: string;
+                            replayed: number;
+                            /** @description files that do not parse, left where they are */
+                            unreadable: number;
+                            to: {
+                                db: string;
+                                table: string;
+                            };
+                        };
+                    };
+                };
+                /** @description error */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description stable error code, listed in docs/api.md */
+                            code: number;
+                            /** @description UPPER_SNAKE name of the code */
+                            error: string;
+                            message: string;
+                            details?: {
+                                [key: string]: unknown;
+                            };
+                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
+                            requestId?: string;
+                        };
+                    };
+                };
+                /** @description error */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description stable error code, listed in docs/api.md */
+                            code: number;
+                            /** @description UPPER_SNAKE name of the code */
+                            error: string;
+                            message: string;
+                            details?: {
+                                [key: string]: unknown;
+                            };
+                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
+                            requestId?: string;
+                        };
+                    };
+                };
+                /** @description error */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description stable error code, listed in docs/api.md */
+                            code: number;
+                            /** @description UPPER_SNAKE name of the code */
+                            error: string;
+                            message: string;
+                            details?: {
+                                [key: string]: unknown;
+                            };
+                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
+                            requestId?: string;
+                        };
+                    };
+                };
+                /** @description error */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description stable error code, listed in docs/api.md */
+                            code: number;
+                            /** @description UPPER_SNAKE name of the code */
+                            error: string;
+                            message: string;
+                            details?: {
+                                [key: string]: unknown;
+                            };
+                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
+                            requestId?: string;
+                        };
+                    };
+                };
+                /** @description error */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description stable error code, listed in docs/api.md */
+                            code: number;
+                            /** @description UPPER_SNAKE name of the code */
+                            error: string;
+                            message: string;
+                            details?: {
+                                [key: string]: unknown;
+                            };
+                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
+                            requestId?: string;
+                        };
+                    };
+                };
+                /** @description error */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description stable error code, listed in docs/api.md */
+                            code: number;
+                            /** @description UPPER_SNAKE name of the code */
+                            error: string;
+                            message: string;
+                            details?: {
+                                [key: string]: unknown;
+                            };
+                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
+                            requestId?: string;
+                        };
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/api/summary": {
         parameters: {
             query?: never;
@@ -10818,7 +11384,7 @@ export interface paths {
                                 table: string;
                                 program: string;
                                 /** @enum {string} */
-                                type: "unexpected_exit" | "backoff" | "fatal" | "crash_loop" | "not_running" | "recovered" | "config_reverted" | "idle" | "unresponsive" | "sink_failing" | "restarted";
+                                type: "unexpected_exit" | "backoff" | "fatal" | "crash_loop" | "not_running" | "recovered" | "config_reverted" | "idle" | "unresponsive" | "sink_failing" | "restarted" | "quarantined";
                                 /** @enum {string} */
                                 severity: "critical" | "warning" | "info";
                                 message: string;
@@ -11004,7 +11570,7 @@ export interface paths {
                                 table: string;
                                 program: string;
                                 /** @enum {string} */
-                                type: "unexpected_exit" | "backoff" | "fatal" | "crash_loop" | "not_running" | "recovered" | "config_reverted" | "idle" | "unresponsive" | "sink_failing" | "restarted";
+                                type: "unexpected_exit" | "backoff" | "fatal" | "crash_loop" | "not_running" | "recovered" | "config_reverted" | "idle" | "unresponsive" | "sink_failing" | "restarted" | "quarantined";
                                 /** @enum {string} */
                                 severity: "critical" | "warning" | "info";
                                 message: string;
@@ -11174,7 +11740,7 @@ export interface paths {
                                 table: string;
                                 program: string;
                                 /** @enum {string} */
-                                type: "unexpected_exit" | "backoff" | "fatal" | "crash_loop" | "not_running" | "recovered" | "config_reverted" | "idle" | "unresponsive" | "sink_failing" | "restarted";
+                                type: "unexpected_exit" | "backoff" | "fatal" | "crash_loop" | "not_running" | "recovered" | "config_reverted" | "idle" | "unresponsive" | "sink_failing" | "restarted" | "quarantined";
                                 /** @enum {string} */
                                 severity: "critical" | "warning" | "info";
                                 message: string;

@@ -18,7 +18,7 @@ import { queuedEvents } from '../flume/checkpoint.js';
 import { programName, type TableRef } from '../resources/table.js';
 import { PortAllocator, canBind } from './port-allocator.js';
 import { renderAgentConfig } from './flume-config.js';
-import { programFor } from './launch.js';
+import { launcherJarPresent, programFor } from './launch.js';
 import { logSize, waitReady } from './readiness.js';
 import { sinkUnavailableReason } from './sink-catalog.js';
 import type { RouteTable } from './route-table.js';
@@ -104,7 +104,7 @@ export class AgentService implements Lifecycle {
         await chmod(paths.varDir, 0o750);
         const createdAt = new Date().toISOString();
         const meta: AgentMeta = { ...ref, program, port, metricsPort, spec, createdAt, revision: 1, runningRevision: 1 };
-        await writeAtomic(paths.flumeConf, renderAgentConfig(ref, spec, port, paths));
+        await writeAtomic(paths.flumeConf, renderAgentConfig(ref, spec, port, paths, launcherJarPresent(this.cfg)));
         await new RevisionStore(paths.revisionsDir, this.cfg.CONFIG_REVISIONS_KEPT).write({
           revision: 1, spec, createdAt, by: opts.by ?? 'service', reason: 'create', from: null, outcome: start ? 'applied' : 'stored', error: null,
         });

@@ -9,7 +9,7 @@ import { writeAtomic } from '../store/files.js';
 import { programName, type TableRef } from '../resources/table.js';
 import { renderAgentConfig } from './flume-config.js';
 import { keptRunning } from './stand-in.js';
-import { programFor } from './launch.js';
+import { launcherJarPresent, programFor } from './launch.js';
 import type { ChangeMode, ConfigChange, ConfigView, Revision } from '../resources/revision.js';
 import { RevisionStore } from '../store/revisions.js';
 import { checkSpec, specError, type AgentSpec } from '../resources/agent-spec.js';
@@ -205,7 +205,7 @@ export class ConfigService {
   }
 
   private render(meta: AgentMeta, spec: AgentSpec): string {
-    return renderAgentConfig(meta, spec, meta.port, this.store.paths(meta.program));
+    return renderAgentConfig(meta, spec, meta.port, this.store.paths(meta.program), launcherJarPresent(this.cfg));
   }
 
   private async describe(meta: AgentMeta, spec: AgentSpec, outcome: ConfigChange['outcome'], revision: number): Promise<ConfigChange> {

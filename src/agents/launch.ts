@@ -57,10 +57,15 @@ export function renderProgram(table: TableRef, p: ProgramParams, paths: AgentPat
 
 const heapWithin = (heap: string, max: string) => ((sizeBytes(heap) ?? 0) > (sizeBytes(max) ?? 0) ? max : heap);
 
+/** Whether agents run with the launcher's jar (flume/launcher/): our main class, metrics server and Kafka sink. */
+export function launcherJarPresent(cfg: Pick<Config, 'FLUME_LIB_DIR'>): boolean {
+  return existsSync(join(cfg.FLUME_LIB_DIR, LAUNCHER.jar));
+}
+
 /** The agent's program text from its metadata and the host's settings; `autostart` records the desired state. */
 export function programFor(cfg: Config, meta: AgentMeta, autostart: boolean): string {
   const paths = agentPaths(cfg, meta.program);
-  const launcherJar = existsSync(join(cfg.FLUME_LIB_DIR, LAUNCHER.jar));
+  const launcherJar = launcherJarPresent(cfg);
   // Flume's jars first: the class-data archive was built with exactly that prefix.
   const classpath = [
     join(cfg.FLUME_LIB_DIR, '*'),

@@ -47,6 +47,12 @@ export class RouteTable {
     return meta.paused ? ROUTE_VALUE.paused : `127.0.0.1:${meta.port} tx=${meta.spec.channel.transactionCapacity}`;
   }
 
+  /** Where a route value sends events (host and port), or null for paused, fenced, via, and the rest. */
+  static addressOf(value: string | null | undefined): { host: string; port: number } | null {
+    const m = value ? /^([^:\s]+):(\d+)( tx=\d+)?$/.exec(value) : null;
+    return m ? { host: m[1]!, port: Number(m[2]) } : null;
+  }
+
   /** The route of a table another host runs: through that host's gateway (`via host:port`). */
   static viaValue(gateway: { host: string; port: number }): string {
     return `via ${gateway.host}:${gateway.port}`;

@@ -14,7 +14,7 @@ import { standInPhaseSchema, type StandInPhase, type StandInStatus } from '../re
 import { infoOrNull, UP_STATES } from '../supervisor/driver.js';
 import { renderAgentConfig } from './flume-config.js';
 import type { HostParts } from './host-parts.js';
-import { programFor } from './launch.js';
+import { launcherJarPresent, programFor } from './launch.js';
 import { logSize, waitReady } from './readiness.js';
 import type { StartQueue } from './start-queue.js';
 
@@ -202,7 +202,7 @@ export class StandIns {
       // A file_roll sink writes where the table's own output is.
       const out = agentPaths(cfg, next.program).outDir;
       await mkdir(out, { recursive: true });
-      await writeAtomic(paths.flumeConf, renderAgentConfig(next, next.spec, port, { ...paths, outDir: out }));
+      await writeAtomic(paths.flumeConf, renderAgentConfig(next, next.spec, port, { ...paths, outDir: out, quarantineDir: agentPaths(cfg, next.program).quarantineDir }, launcherJarPresent(cfg)));
       await store.writeMeta(r);
       await store.writeProgram(program, programFor(cfg, r, true));
       const apply = await driver.stage(program);
@@ -294,6 +294,11 @@ export class StandIns {
     if (!this.told.has(r.standInOf)) {
       this.told.add(r.standInOf);
       this.log.warn({ program: r.standInOf }, 'the agent does not accept events: its stand-in takes them until it does (restart the table, or the healer does)');
+    }
+    // A change that died between stopping the agent and starting it again left it stopped.
+    if (meta && !meta.paused && (await store.desired(meta.program)) === 'running' && info && ['STOPPED', 'EXITED', 'FATAL'].includes(info.state)) {
+      this.log.info({ program: r.standInOf, state: info.state }, 'starting the agent its stand-in stands in for');
+      await this.parts.driver.start(meta.program).catch((err: unknown) => this.log.warn({ err, program: r.standInOf }, 'the agent did not start; its stand-in serves on'));
     }
   }
 

@@ -31,7 +31,7 @@ import { execa } from 'execa';
 import { archiveProblems, MANIFEST_ENTRY, manifestSchema, parseTarListing, SETTINGS_ENTRY, STATE_FILES } from '../store/backup-contents.js';
 import { loadConfig, PROJECT_ROOT, settingsFile, type Config } from '../config.js';
 import { renderAgentConfig } from '../agents/flume-config.js';
-import { programFor } from '../agents/launch.js';
+import { launcherJarPresent, programFor } from '../agents/launch.js';
 import { canBind } from '../agents/port-allocator.js';
 import { createRedis } from '../redis/client.js';
 import { makeKeys } from '../redis/keys.js';
@@ -188,7 +188,7 @@ async function main(): Promise<number> {
       const paths = store.paths(a.meta.program);
       // Rendered here from the checked spec, as a create renders it: nothing of the archive's services/ is copied.
       await mkdir(paths.serviceDir, { recursive: true, mode: 0o750 });
-      await writeAtomic(paths.flumeConf, renderAgentConfig(a.meta, a.meta.spec, a.meta.port, paths));
+      await writeAtomic(paths.flumeConf, renderAgentConfig(a.meta, a.meta.spec, a.meta.port, paths, launcherJarPresent(cfg)));
       const revisions = new RevisionStore(paths.revisionsDir, cfg.CONFIG_REVISIONS_KEPT);
       for (const r of a.revisions) await revisions.write(r);
       await store.writeMeta(a.meta);

@@ -7,9 +7,10 @@ import { probeSource, readFlumeMetrics, type SourceProbe } from '../flume/client
 import { periodic, type Periodic } from '../periodic.js';
 import type { Subscription, SupervisorEvents } from '../redis/supervisor-events.js';
 import { stableDigest, standInPhaseSchema, type AgentStatus, type Desired, type FlumeCounters, type QueuePlace, type StandInStatus, type StateChange } from '../resources/agent-status.js';
-import type { IdleEvent } from '../resources/incident.js';
+import type { IdleEvent, QuarantineGrew } from '../resources/incident.js';
 import { revisionOf, type AgentMeta, type AgentStore } from '../store/agent-store.js';
 import { standInProgram } from '../store/paths.js';
+import { quarantineCount } from '../store/quarantine.js';
 import { UP_STATES, infoOrNull, type ProcessInfo, type SupervisorDriver } from '../supervisor/driver.js';
 import { countersOf, isQuiet, observeStatus, type Progress } from './observe.js';
 import { ChannelAges, RateWindow, listeningPorts, processUsage, usableSpace, type HistoryPoint } from './samples.js';
@@ -275,6 +276,7 @@ export class FleetModel extends EventEmitter {
       answeredBefore: pid !== null && known?.answeredPid === pid,
       spaceMarginBytes: this.cfg.CHANNEL_SPACE_MARGIN_BYTES,
       standIn: await this.standInOf(meta.program),
+      quarantined: await quarantineCount(this.store.paths(meta.program).quarantineDir),
     });
     const rate = status.rates;
     const digest = stableDigest(status);
@@ -295,6 +297,11 @@ export class FleetModel extends EventEmitter {
       view.historyAt = now;
       history.push({ at: new Date(now).toISOString(), inPerSecond: rate?.inPerSecond ?? null, outPerSecond: rate?.outPerSecond ?? null, channelFillPercent: counters?.channelFillPercent ?? null, rssBytes: usage?.rssBytes ?? null, oldestEventAgeSeconds: oldestAge(counters, oldestAt, now) });
       if (history.length > HISTORY_POINTS) history.splice(0, history.length - HISTORY_POINTS);
+    }
+    // The quarantine grew (from what this process knew; at its start, from empty).
+    const keptBefore = known?.status.quarantined ?? 0;
+    if (status.quarantined > keptBefore) {
+      this.emit('quarantined', { db: meta.db, table: meta.table, program: meta.program, count: status.quarantined, added: status.quarantined - keptBefore } satisfies QuarantineGrew);
     }
     if (idle && !known?.idleSince) {
       this.emit('idle', { db: meta.db, table: meta.table, program: meta.program, idleMinutes: meta.spec.idleMinutes!, lastEventAt: progress?.acceptedAt ? new Date(progress.acceptedAt).toISOString() : null } satisfies IdleEvent);

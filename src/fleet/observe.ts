@@ -78,6 +78,8 @@ export interface ObserveInput {
   spaceMarginBytes: number;
   /** Its restart's stand-in, while there is one. */
   standIn?: StandInStatus | null;
+  /** Events in its quarantine. */
+  quarantined?: number;
 }
 
 export interface Observation {
@@ -139,6 +141,7 @@ export function observeStatus(x: ObserveInput): Observation {
     observedAt: new Date(x.stamp).toISOString(),
     queue: null,
     standIn: x.standIn ?? null,
+    quarantined: x.quarantined ?? 0,
   };
   return { status, progress, idle };
 }

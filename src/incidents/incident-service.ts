@@ -7,7 +7,7 @@ import type { AgentStore } from '../store/agent-store.js';
 import { parseProgramName } from '../resources/table.js';
 import type { TableLock } from '../agents/table-lock.js';
 import type { Config } from '../config.js';
-import { SEVERITY, type IdleEvent, type Incident, type IncidentType } from '../resources/incident.js';
+import { SEVERITY, type IdleEvent, type Incident, type IncidentType, type QuarantineGrew } from '../resources/incident.js';
 import { periodic, type Periodic } from '../periodic.js';
 import type { Keys } from '../redis/keys.js';
 import type { SupervisorEvent, SupervisorEvents, Subscription } from '../redis/supervisor-events.js';
@@ -34,6 +34,8 @@ const FIXED_ACTIONS: Partial<Record<IncidentType, string>> = {
   sink_failing:
     'Check what the sink writes to (the Kafka broker, HDFS): the events wait in the channel and go once it takes them. The service restarts the agent after details.restartInSeconds.',
   restarted: 'Nothing if it runs again; if it keeps needing restarts, read the log tail before the service gives up.',
+  quarantined:
+    'Read why (GET .../quarantine): fix the cause (e.g. raise the topic\'s max.message.bytes), then replay them (POST .../quarantine/replay), or drop them (DELETE .../quarantine). The other events flow on meanwhile.',
 };
 
 /** Incidents raised by other parts of the service through report(). */
@@ -275,6 +277,16 @@ export class IncidentService extends EventEmitter {
     await this.raise(e.program, 'idle', `no events for ${e.idleMinutes} min${e.lastEventAt ? ` (the last at ${e.lastEventAt})` : ' since the agent started'}`, {
       idleMinutes: e.idleMinutes,
       lastEventAt: e.lastEventAt,
+    });
+  }
+
+  /** Raises `quarantined` once per growth of a table's quarantine (across API processes). */
+  async reportQuarantined(e: QuarantineGrew): Promise<void> {
+    const once = await this.redis.set(this.keys.incidentOnce(`quarantined:${e.program}:${e.count}`), '1', 'EX', 86_400, 'NX').catch(() => null);
+    if (once !== 'OK') return;
+    await this.raise(e.program, 'quarantined', `${e.added} event(s) the sink can never deliver were kept aside in the quarantine (${e.count} in all); the other events flow on`, {
+      count: e.count,
+      added: e.added,
     });
   }
 

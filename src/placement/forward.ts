@@ -26,6 +26,9 @@ const FORWARDED: ReadonlyArray<[method: string, url: string]> = [
   ['POST', '/v1/api/:db/:table/incidents/:id/ack'],
   ['GET', '/v1/api/:db/:table/history'],
   ['GET', '/v1/api/:db/:table/logs'],
+  ['GET', '/v1/api/:db/:table/quarantine'],
+  ['POST', '/v1/api/:db/:table/quarantine/replay'],
+  ['DELETE', '/v1/api/:db/:table/quarantine'],
 ];
 const PASSED_BACK = ['content-type', 'retry-after', 'etag', 'cache-control', 'allow', 'location', 'content-location', 'x-operation-id', 'preference-applied', 'idempotent-replayed'];
 /** The caller's headers that change what the owner does (conditions, async, idempotency), passed on as they came. */

@@ -99,6 +99,7 @@ export const statusSchema = z.object({
     .nullable()
     .describe("waiting for the host's start queue (at most AGENT_START_CONCURRENCY JVM starts at a time): its place; null when not waiting"),
   standIn: standInStatusSchema.nullable().default(null).describe('null unless a restart or config change runs, or its stand-in still drains'),
+  quarantined: z.number().default(0).describe('events the sink can never deliver, kept aside (GET .../quarantine); the other events flow on'),
 });
 export type AgentStatus = z.infer<typeof statusSchema>;
 

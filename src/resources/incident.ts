@@ -2,7 +2,7 @@ import { z } from 'zod';
 
 /** An incident: something happened to an agent that an operator should know (docs/operations.md, Incidents). */
 
-export const INCIDENT_TYPES = ['unexpected_exit', 'backoff', 'fatal', 'crash_loop', 'not_running', 'recovered', 'config_reverted', 'idle', 'unresponsive', 'sink_failing', 'restarted'] as const;
+export const INCIDENT_TYPES = ['unexpected_exit', 'backoff', 'fatal', 'crash_loop', 'not_running', 'recovered', 'config_reverted', 'idle', 'unresponsive', 'sink_failing', 'restarted', 'quarantined'] as const;
 export type IncidentType = (typeof INCIDENT_TYPES)[number];
 
 export const severitySchema = z.enum(['critical', 'warning', 'info']);
@@ -21,6 +21,7 @@ export const SEVERITY: Record<IncidentType, Severity> = {
   unresponsive: 'critical',
   sink_failing: 'critical',
   restarted: 'warning',
+  quarantined: 'warning',
 };
 
 /** One webhook URL's delivery of an incident. */
@@ -51,6 +52,15 @@ export const incidentSchema = z.object({
   webhooks: z.array(webhookDeliverySchema),
 });
 export type Incident = z.infer<typeof incidentSchema>;
+
+/** Events the sink can never deliver were kept aside (the fleet model tells incidents): how many in all now. */
+export interface QuarantineGrew {
+  db: string;
+  table: string;
+  program: string;
+  count: number;
+  added: number;
+}
 
 /** An agent that received nothing for longer than its idle limit (the fleet model tells incidents). */
 export interface IdleEvent {

@@ -112,6 +112,7 @@ async function metrics(
     ['flume_agent_last_event_age_seconds', 'gauge', 'Seconds since the source last accepted events.', (a) => a.metrics?.lastEventAgeSeconds ?? null],
     ['flume_agent_oldest_event_age_seconds', 'gauge', 'Seconds the oldest event still in the channel has waited for the sink (0: none waits).', (a) => a.metrics?.oldestEventAgeSeconds ?? null],
     ['flume_agent_channel_full_in_seconds', 'gauge', "At the last minute's rates, seconds until the channel is full (absent: not filling).", (a) => a.metrics?.channelFullInSeconds ?? null],
+    ['flume_agent_quarantined_events', 'gauge', 'Events the sink can never deliver, kept aside in the quarantine (GET .../quarantine).', (a) => a.quarantined],
   ];
   new Gauge({
     name: 'flume_agent_health',

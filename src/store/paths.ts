@@ -21,6 +21,8 @@ export interface AgentPaths {
   checkpointDir: string;
   dataDir: string;
   outDir: string;
+  /** var/<program>/quarantine/: events the sink can never deliver, kept aside (the Kafka sink). */
+  quarantineDir: string;
   logFile: string;
 }
 
@@ -39,6 +41,7 @@ export function agentPaths(cfg: Pick<Config, 'confDir' | 'servicesDir' | 'varDir
     checkpointDir: join(channelDir, 'checkpoint'),
     dataDir: join(channelDir, 'data'),
     outDir: join(varDir, 'out'),
+    quarantineDir: join(varDir, 'quarantine'),
     logFile: join(varDir, 'agent.log'),
   };
 }

@@ -23,7 +23,7 @@ describe('agent templates', () => {
   it('defaults to a file_roll agent bound to 127.0.0.1 with per-table channel directories', () => {
     const spec = resolveSpec(undefined, ref, limits);
     expect(spec.sink).toBe('file_roll');
-    const text = renderAgentConfig(ref, spec, 12345, paths);
+    const text = renderAgentConfig(ref, spec, 12345, paths, true);
     expect(text).toContain('a1.sources.r1.bind = 127.0.0.1');
     expect(text).toContain('a1.sources.r1.port = 12345');
     expect(text).toContain('a1.channels.c1.checkpointDir = /s/var/flume-shop-orders/channel/checkpoint');
@@ -33,10 +33,15 @@ describe('agent templates', () => {
   });
 
   it('fills per-table defaults of the kafka and hdfs sinks', () => {
-    const kafka = renderAgentConfig(ref, resolveSpec({ sink: 'kafka', options: { bootstrapServers: 'k1:9092,k2:9092' } }, ref, limits), 1, paths);
+    const kafkaSpec = resolveSpec({ sink: 'kafka', options: { bootstrapServers: 'k1:9092,k2:9092' } }, ref, limits);
+    const kafka = renderAgentConfig(ref, kafkaSpec, 1, paths, true);
     expect(kafka).toContain('a1.sinks.k1.kafka.topic = shop.orders');
     expect(kafka).toContain('a1.sinks.k1.kafka.bootstrap.servers = k1:9092,k2:9092');
-    const hdfs = renderAgentConfig(ref, resolveSpec({ sink: 'hdfs', options: { nameNode: 'hdfs://nn1:8020' } }, ref, limits), 1, paths);
+    // The sink that keeps poison aside, in the table's own quarantine; Flume's own without the launcher's jar.
+    expect(kafka).toContain('a1.sinks.k1.type = flumeservice.KafkaTableSink');
+    expect(kafka).toContain('a1.sinks.k1.quarantine.directory = /s/var/flume-shop-orders/quarantine');
+    expect(renderAgentConfig(ref, kafkaSpec, 1, paths, false)).toContain('a1.sinks.k1.type = org.apache.flume.sink.kafka.KafkaSink');
+    const hdfs = renderAgentConfig(ref, resolveSpec({ sink: 'hdfs', options: { nameNode: 'hdfs://nn1:8020' } }, ref, limits), 1, paths, true);
     expect(hdfs).toContain('a1.sinks.k1.hdfs.path = hdfs://nn1:8020/ingestion/shop/orders/%Y-%m-%d/%H');
     expect(hdfs).toContain('a1.sinks.k1.hdfs.minBlockReplicas = 1');
     // Without a NameNode, Hadoop's client would write to the local disk: refused.

@@ -82,6 +82,11 @@ export class TestKafka {
     rmSync(this.dir, { recursive: true, force: true });
   }
 
+  /** Sets a topic's config (kafka-configs --alter): e.g. max.message.bytes. The topic must exist. */
+  async setTopicConfig(topic: string, key: string, value: string): Promise<void> {
+    await run('java', [LOG4J, '-cp', CLASSPATH, 'kafka.admin.ConfigCommand', '--bootstrap-server', this.bootstrap, '--alter', '--entity-type', 'topics', '--entity-name', topic, '--add-config', `${key}=${value}`]);
+  }
+
   /**
    * Every record of `topic` from the beginning, read by a real consumer (ConsoleConsumer),
    * which gives up once no record came for `idleMs`.

@@ -10,7 +10,7 @@ const status = (s: Partial<AgentStatus> = {}): AgentStatus => ({
   db: 'shop', table: 'orders', program: 'flume-shop-orders', node: 'h1', sink: 'kafka', state: 'RUNNING', desired: 'running', pid: 4711,
   uptimeSeconds: 120, startedAt: '2026-12-05T00:00:00.000Z', accepting: true, health: 'healthy', healthReason: 'fine', metrics: metrics(),
   revision: { desired: 1, running: 1 }, rates: null, resources: null, disk: null, paused: false, drained: true, description: 'pid 4711',
-  observedAt: '2026-12-05T00:02:00.000Z', queue: null, standIn: null, ...s,
+  observedAt: '2026-12-05T00:02:00.000Z', queue: null, standIn: null, quarantined: 0, ...s,
 });
 const settings = { sinkFailingSeconds: 60 };
 

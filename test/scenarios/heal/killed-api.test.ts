@@ -1,11 +1,11 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
-import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { agentPaths } from '../../../src/store/paths.js';
+import { agentPaths, standInProgram } from '../../../src/store/paths.js';
 import { PROJECT_ROOT, loadConfig, type Config } from '../../../src/config.js';
 import { makeKeys } from '../../../src/redis/keys.js';
 import { XmlRpcSupervisorDriver } from '../../../src/supervisor/xmlrpc-driver.js';
@@ -148,4 +148,25 @@ describe('kill -9 of the API in the middle of an operation', () => {
       expect(left).toEqual([]);
     });
   }
+
+  it('during a restart whose stand-in takes the events: the next API moves the route back once the agent accepts, and the stand-in drains and goes', async () => {
+    await until(() => fetch(`${base}/readyz`).then((r) => r.ok, () => false), (ok) => ok, 60_000);
+    expect(await call('POST', '/v1/api/ops/crash_switch/create')).toBe(201);
+    const meta = JSON.parse(readFileSync(agentPaths(config, 'flume-ops-crash_switch').metaFile, 'utf8')) as { port: number };
+    const standIn = agentPaths(config, standInProgram('flume-ops-crash_switch'));
+    const pending = call('POST', '/v1/api/ops/crash_switch/restart');
+    // Killed while the route points to the stand-in.
+    const phase = () => (existsSync(standIn.metaFile) ? (JSON.parse(readFileSync(standIn.metaFile, 'utf8')) as { phase: string; port: number }) : null);
+    const serving = await until(phase, (p) => p?.phase === 'serving', 60_000, 10);
+    expect(await redis.get(keys.route('ops', 'crash_switch'))).toMatch(new RegExp(`^127\\.0\\.0\\.1:${serving!.port} `));
+    process.kill((await driver.info('api')).pid, 'SIGKILL');
+    expect(await pending).toBe(0);
+    // The next API: the route back on the agent's own port, the stand-in gone with its ports.
+    const route = await until(() => redis.get(keys.route('ops', 'crash_switch')), (v) => v?.startsWith(`127.0.0.1:${meta.port} `) === true, 60_000, 200);
+    expect(route).toMatch(new RegExp(`^127\\.0\\.0\\.1:${meta.port} `));
+    await until(() => existsSync(standIn.serviceDir) || existsSync(standIn.programFile), (x) => !x, 60_000, 200);
+    expect(Object.values(await redis.hgetall(keys.ports()))).not.toContain(standInProgram('flume-ops-crash_switch'));
+    expect((await driver.infoAll()).map((i) => i.name)).not.toContain(standInProgram('flume-ops-crash_switch'));
+    expect(await until(orphans, (o) => o.length === 0, 30_000, 500)).toEqual([]);
+  });
 });

@@ -116,4 +116,48 @@ describe('the kafka sink, against a real broker', () => {
     const brimRecords = await until(() => kafka.consume('shop.brim'), (l) => taken.every((b) => l.some((x) => x.value === b)), 60_000, 0);
     for (const b of taken) expect(brimRecords.map((x) => x.value)).toContain(b);
   });
+
+  it('keeps an event the topic can never take in the quarantine; every other event reaches the topic; replay delivers it once the limit is raised', async () => {
+    expect((await create('poison', { batchSize: 20 })).statusCode).toBe(201);
+    // The topic exists once something was produced to it; then its records may be 20,000 bytes at
+    // most (above the producer's batch.size, 16 KiB, so the producer sends the big one alone).
+    expect((await ingest(gw, 'shop', 'poison', token, events('p-first'))).status).toBe(200);
+    await until(() => kafka.consume('shop.poison'), (l) => l.length === 1, 60_000, 0);
+    await kafka.setTopicConfig('shop.poison', 'max.message.bytes', '20000');
+    const big = `big-${'x'.repeat(30_000)}`;
+    const small = Array.from({ length: 40 }, (_, i) => `p-${i}`);
+    // The big one in the middle of a request (one batch with others), and more after it.
+    expect((await ingest(gw, 'shop', 'poison', token, events(...small.slice(0, 10), big, ...small.slice(10, 20)))).status).toBe(200);
+    for (let i = 20; i < 40; i += 5) expect((await ingest(gw, 'shop', 'poison', token, events(...small.slice(i, i + 5)))).status).toBe(200);
+
+    // Kept aside within one batch's delivery (the producer's timeouts), the rest delivered.
+    const held = await until(() => h.status('shop', 'poison', { fresh: true }), (st) => st.quarantined === 1, 60_000, 250);
+    expect(held).toMatchObject({ quarantined: 1 });
+    const records = await until(() => kafka.consume('shop.poison'), (l) => small.every((b) => l.some((x) => x.value === b)), 60_000, 0);
+    expect(records.map((x) => x.value).sort()).toEqual(['p-first', ...small].sort());
+    const q = await h.inject({ method: 'GET', url: '/v1/api/shop/poison/quarantine' });
+    expect(q.statusCode, q.body).toBe(200);
+    expect(q.json()).toMatchObject({ count: 1, events: [{ body: big, headers: { username: 'billing', src: 'test' }, error: expect.stringMatching(/RecordTooLargeException/) }] });
+    const incidents = await until(() => h.incidentsOf('shop', 'poison'), (l) => l.some((i) => i.type === 'quarantined'), 30_000, 250);
+    expect(incidents.find((i) => i.type === 'quarantined')).toMatchObject({ severity: 'warning', details: { count: 1, added: 1 } });
+    const metrics = (await h.inject({ method: 'GET', url: '/metrics' })).body;
+    expect(metrics).toMatch(/flume_agent_quarantined_events\{[^}]*table="poison"[^}]*\} 1/);
+
+    // A replay into another db is refused for a token limited to this one, and changes nothing.
+    const limited = h.tokenFor('operator', ['shop']);
+    const elsewhere = await h.inject({ method: 'POST', url: '/v1/api/shop/poison/quarantine/replay', payload: { to: { db: 'other', table: 'x' } }, headers: { authorization: `Bearer ${limited}` } });
+    expect(elsewhere.statusCode, elsewhere.body).toBe(403);
+    // The cause fixed: the replay delivers exactly that record, once.
+    await kafka.setTopicConfig('shop.poison', 'max.message.bytes', '1048588');
+    const replay = await h.inject({ method: 'POST', url: '/v1/api/shop/poison/quarantine/replay', payload: {} });
+    expect(replay.statusCode, replay.body).toBe(200);
+    expect(replay.json()).toMatchObject({ replayed: 1, unreadable: 0, to: { db: 'shop', table: 'poison' } });
+    const after = await until(() => kafka.consume('shop.poison'), (l) => l.some((x) => x.value === big), 60_000, 0);
+    expect(after.filter((x) => x.value === big)).toHaveLength(1);
+    expect(after).toHaveLength(small.length + 2);
+    expect((await h.status('shop', 'poison', { fresh: true })).quarantined).toBe(0);
+    const dropped = await h.inject({ method: 'DELETE', url: '/v1/api/shop/poison/quarantine' });
+    expect(dropped.json()).toMatchObject({ dropped: 0 });
+    expect((await h.inject({ method: 'GET', url: '/v1/api/shop/nope/quarantine' })).statusCode).toBe(404);
+  });
 });
