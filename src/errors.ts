@@ -67,6 +67,8 @@ export const ErrorCodes = {
   TOO_MANY_STREAMS: 10065,
   /** The gateway: the client's address has GATEWAY_CONNECTIONS_PER_ADDRESS ingest requests in progress already. */
   TOO_MANY_CONNECTIONS: 10066,
+  /** The gateway: an event larger than the table's sink can ever deliver (the Kafka producer's max.request.size). */
+  EVENT_TOO_LARGE: 10067,
   AGENT_EXISTS: 10090,
   BUSY: 10091,
   PORT_CONFLICT: 10092,
@@ -126,6 +128,7 @@ export const GATEWAY_ERRORS = {
   RESERVED_HEADER: { status: 400 },
   BODY_TOO_LARGE: { status: 413 },
   TOO_MANY_EVENTS: { status: 413 },
+  EVENT_TOO_LARGE: { status: 413 },
   RATE_LIMITED: { status: 429, retryAfter: 1 },
   TOO_MANY_CONNECTIONS: { status: 429, retryAfter: 1 },
   INTERNAL: { status: 500 },

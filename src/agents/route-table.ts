@@ -16,7 +16,9 @@ export const ROUTE_VALUE = {
   /** host:port, then the rest (empty for a route written before the capacity was added). */
   address: '^([^:]+):(%d+)(.*)$',
   /** The rest: the most events one group commit may carry (the channel's transactionCapacity). */
-  capacity: '^ tx=(%d+)$',
+  capacity: '^ tx=(%d+)',
+  /** Then, where the sink can never take a larger event: its bytes at most (body and headers). */
+  maxEvent: '^ tx=%d+ max=(%d+)$',
   /** Many hosts: this host is fenced (its lease is not renewed): intake stopped (503 NODE_FENCED). */
   fenced: 'fenced',
   /** Many hosts: the host that runs the table is not alive (503 NODE_DOWN). */
@@ -24,6 +26,16 @@ export const ROUTE_VALUE = {
   /** Many hosts: the table runs on another host; its gateway (host:port) takes the request once. */
   via: '^via ([^:]+):(%d+)$',
 } as const;
+
+/**
+ * The largest event (body and header bytes) a table's sink can ever deliver, or null for no limit.
+ * Kafka: the producer refuses a record over max.request.size (1 MiB by default, which the
+ * template keeps), and a record carries its key, headers and about a hundred bytes of framing
+ * besides; 1 KiB is left for those.
+ */
+export function maxEventBytes(spec: Pick<AgentMeta['spec'], 'sink'>): number | null {
+  return spec.sink === 'kafka' ? 1_048_576 - 1024 : null;
+}
 
 /**
  * The keys the gateway reads to find an agent: `route:<db>:<table>` (where to proxy) and the
@@ -44,12 +56,14 @@ export class RouteTable {
    * most events one group commit may carry), or `paused` (503 AGENT_PAUSED).
    */
   static valueOf(meta: Pick<AgentMeta, 'port' | 'paused' | 'spec'>): string {
-    return meta.paused ? ROUTE_VALUE.paused : `127.0.0.1:${meta.port} tx=${meta.spec.channel.transactionCapacity}`;
+    if (meta.paused) return ROUTE_VALUE.paused;
+    const max = maxEventBytes(meta.spec);
+    return `127.0.0.1:${meta.port} tx=${meta.spec.channel.transactionCapacity}${max === null ? '' : ` max=${max}`}`;
   }
 
   /** Where a route value sends events (host and port), or null for paused, fenced, via, and the rest. */
   static addressOf(value: string | null | undefined): { host: string; port: number } | null {
-    const m = value ? /^([^:\s]+):(\d+)( tx=\d+)?$/.exec(value) : null;
+    const m = value ? /^([^:\s]+):(\d+)( tx=\d+( max=\d+)?)?$/.exec(value) : null;
     return m ? { host: m[1]!, port: Number(m[2]) } : null;
   }
 

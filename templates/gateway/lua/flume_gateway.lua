@@ -4,7 +4,7 @@
 --
 -- Redis schema (src/redis/keys.ts): <p>token:<hash> HASH user scope exp graceUntil lastUsed, where
 -- hash = hex(HMAC-SHA1(token hash key, hex(SHA-1(token)))) (src/tokens/token-service.ts);
--- <p>route:<db>:<table> "host:port tx=<transactionCapacity>" | "paused" (ROUTE below, generated);
+-- <p>route:<db>:<table> "host:port tx=<transactionCapacity>[ max=<bytes>]" | "paused" (ROUTE below, generated);
 -- <p>tables SET "<db>:<table>"; <p>epoch STRING (present once the service has filled Redis from
 -- disk; absent right after Redis lost its data); <p>invalidate PUBSUB.
 
@@ -458,6 +458,8 @@ function M.access(db, tbl)
   end
   local host, port, rest = route:match(ROUTE.address)
   local cap = rest and rest:match(ROUTE.capacity)
+  -- The largest event the table's sink can ever deliver (the Kafka producer's request size).
+  local max_event = rest and tonumber(rest:match(ROUTE.maxEvent))
   if not host or (rest ~= "" and not cap) then
     return reply("AGENT_DOWN", "the route of " .. db .. "." .. tbl .. " is unreadable")
   end
@@ -503,6 +505,13 @@ function M.access(db, tbl)
         end
       end
       headers.username = user
+      if max_event then
+        local size = #(ev.body or "")
+        for k, v in pairs(headers) do size = size + #k + #v end
+        if size > max_event then
+          return reply("EVENT_TOO_LARGE", "event " .. i .. " is " .. size .. " bytes (body and headers); " .. db .. "." .. tbl .. "'s sink can never deliver more than " .. max_event .. ": nothing was accepted")
+        end
+      end
     end
     body = cjson.encode(events)
     cap = tonumber(cap)

@@ -119,6 +119,10 @@ describe('the kafka sink, against a real broker', () => {
 
   it('keeps an event the topic can never take in the quarantine; every other event reaches the topic; replay delivers it once the limit is raised', async () => {
     expect((await create('poison', { batchSize: 20 })).statusCode).toBe(201);
+    // What the producer can never send is refused at the door, naming the event and the limit.
+    const huge = await ingest(gw, 'shop', 'poison', token, [{ headers: {}, body: 'ok' }, { headers: {}, body: 'y'.repeat(1_047_600) }]);
+    expect(huge.status).toBe(413);
+    expect(huge.json).toMatchObject({ code: 10067, error: 'EVENT_TOO_LARGE', message: expect.stringMatching(/^event 2 is 1047\d{3} bytes .*never deliver more than 1047552/) });
     // The topic exists once something was produced to it; then its records may be 20,000 bytes at
     // most (above the producer's batch.size, 16 KiB, so the producer sends the big one alone).
     expect((await ingest(gw, 'shop', 'poison', token, events('p-first'))).status).toBe(200);
