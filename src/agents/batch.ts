@@ -4,7 +4,7 @@ import { AppError, agentNotFound } from '../errors.js';
 import type { TableOutcome } from '../resources/operation.js';
 import { programName, type TableRef } from '../resources/table.js';
 import type { AgentMeta, AgentStore } from '../store/agent-store.js';
-import { settleEach, type SupervisorDriver } from '../supervisor/driver.js';
+import type { SupervisorDriver } from '../supervisor/driver.js';
 import type { AgentService } from './agent-service.js';
 import { programFor } from './launch.js';
 import type { RouteTable } from './route-table.js';

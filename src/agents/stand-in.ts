@@ -1,5 +1,4 @@
 import { chmod, mkdir, readdir, rm } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { AppError } from '../errors.js';
@@ -7,10 +6,10 @@ import { readFlumeMetrics } from '../flume/client.js';
 import { queuedEvents } from '../flume/checkpoint.js';
 import { periodic, type Periodic } from '../periodic.js';
 import { parseProgramName } from '../resources/table.js';
-import { revisionOf, type AgentMeta } from '../store/agent-store.js';
+import { revisionOf, type AgentMeta, type StandInRecord } from '../store/agent-store.js';
 import { writeAtomic } from '../store/files.js';
 import { agentPaths, STAND_IN_SUFFIX, standInProgram } from '../store/paths.js';
-import { standInPhaseSchema, type StandInPhase, type StandInStatus } from '../resources/agent-status.js';
+import type { StandInPhase } from '../resources/agent-status.js';
 import { infoOrNull, UP_STATES } from '../supervisor/driver.js';
 import { renderAgentConfig } from './flume-config.js';
 import type { HostParts } from './host-parts.js';
@@ -46,14 +45,6 @@ import type { StartQueue } from './start-queue.js';
 export const SWITCH_SETTLE_MS = 400;
 /** How often stand-ins that only drain are looked at. */
 export const STAND_IN_CHECK_MS = 1000;
-
-/** services/<stand-in>/agent.json: an agent's metadata plus whose stand-in it is and how far. */
-export interface StandInRecord extends AgentMeta {
-  standInOf: string;
-  phase: StandInPhase;
-  /** When the phase began. */
-  since: string;
-}
 
 /** Whether a route value sends events to 127.0.0.1:<port> (whatever its transaction capacity). */
 export function routedTo(route: string | null | undefined, port: number): boolean {
@@ -94,26 +85,8 @@ export class StandIns {
   }
 
   /** The table's stand-in record, or null. */
-  async read(program: string): Promise<StandInRecord | null> {
-    const r = (await this.parts.store.readMeta(standInProgram(program))) as StandInRecord | null;
-    return r && r.standInOf === program && standInPhaseSchema.safeParse(r.phase).success ? r : null;
-  }
-
-  /** What status shows of a table's stand-in (a file read), or null. */
-  async describe(program: string): Promise<StandInStatus | null> {
-    if (!existsSync(agentPaths(this.parts.cfg, standInProgram(program)).metaFile)) return null;
-    const r = await this.read(program);
-    return r ? { phase: r.phase, revision: revisionOf(r), since: r.since } : null;
-  }
-
-  /** Every port a stand-in on disk holds (the reconciler keeps their reservations). */
-  async ownedPorts(): Promise<Map<number, string>> {
-    const owned = new Map<number, string>();
-    for (const r of await this.all()) {
-      owned.set(r.port, r.program);
-      owned.set(r.metricsPort, r.program);
-    }
-    return owned;
+  private read(program: string): Promise<StandInRecord | null> {
+    return this.parts.store.readStandIn(program);
   }
 
   /**

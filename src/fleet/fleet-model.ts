@@ -1,15 +1,13 @@
 import { EventEmitter } from 'node:events';
-import { existsSync } from 'node:fs';
 import pLimit from 'p-limit';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { probeSource, readFlumeMetrics, type SourceProbe } from '../flume/client.js';
 import { periodic, type Periodic } from '../periodic.js';
 import type { Subscription, SupervisorEvents } from '../redis/supervisor-events.js';
-import { stableDigest, standInPhaseSchema, type AgentStatus, type Desired, type FlumeCounters, type QueuePlace, type StandInStatus, type StateChange } from '../resources/agent-status.js';
+import { stableDigest, type AgentStatus, type Desired, type FlumeCounters, type QueuePlace, type StandInStatus, type StateChange } from '../resources/agent-status.js';
 import type { IdleEvent, QuarantineGrew } from '../resources/incident.js';
 import { revisionOf, type AgentMeta, type AgentStore } from '../store/agent-store.js';
-import { standInProgram } from '../store/paths.js';
 import { quarantineCount } from '../store/quarantine.js';
 import { UP_STATES, infoOrNull, type ProcessInfo, type SupervisorDriver } from '../supervisor/driver.js';
 import { countersOf, isQuiet, observeStatus, type Progress } from './observe.js';
@@ -236,11 +234,8 @@ export class FleetModel extends EventEmitter {
    */
   /** What status shows of the agent's restart stand-in (src/agents/stand-in.ts): a file's existence, read only when there. */
   private async standInOf(program: string): Promise<StandInStatus | null> {
-    const file = this.store.paths(standInProgram(program)).metaFile;
-    if (!existsSync(file)) return null;
-    const r = (await this.store.readMeta(standInProgram(program))) as (AgentMeta & { standInOf?: string; phase?: unknown; since?: unknown }) | null;
-    const phase = standInPhaseSchema.safeParse(r?.phase);
-    return r && r.standInOf === program && phase.success && typeof r.since === 'string' ? { phase: phase.data, revision: revisionOf(r), since: r.since } : null;
+    const r = await this.store.readStandIn(program);
+    return r ? { phase: r.phase, revision: revisionOf(r), since: r.since } : null;
   }
 
   private async observeAgent(meta: AgentMeta, fingerprint: string, desired: Desired, info: ProcessInfo | null, stamp: number, full: boolean, listening: Set<number> | null = null): Promise<View | null> {

@@ -16,7 +16,6 @@ import type { ReconcileReport, RestoreReport } from '../resources/restore.js';
 import type { PortAllocator } from '../agents/port-allocator.js';
 import { RouteTable } from '../agents/route-table.js';
 import { routedTo } from '../agents/stand-in.js';
-import { standInProgram } from '../store/paths.js';
 import type { TableLock } from '../agents/table-lock.js';
 import type { HostParts } from '../agents/host-parts.js';
 
@@ -269,7 +268,7 @@ export class Reconciler {
 
   /** Whether `route` points to the table's restart stand-in (src/agents/stand-in.ts). */
   private async standInServes(program: string, route: string | null | undefined): Promise<boolean> {
-    const standIn = await this.store.readMeta(standInProgram(program));
+    const standIn = await this.store.readStandIn(program);
     return standIn !== null && routedTo(route, standIn.port);
   }
 

@@ -4,7 +4,8 @@ import { parse as parseIni } from 'ini';
 import type { Config } from '../config.js';
 import { writeAtomic } from './files.js';
 import { parseProgramName, type TableRef } from '../resources/table.js';
-import { agentPaths, type AgentPaths } from './paths.js';
+import { agentPaths, standInProgram, type AgentPaths } from './paths.js';
+import { standInPhaseSchema, type StandInPhase } from '../resources/agent-status.js';
 import type { AgentSpec } from '../resources/agent-spec.js';
 
 /** services/<program>/agent.json: what the agent was created with. */
@@ -21,6 +22,14 @@ export interface AgentMeta extends TableRef {
   runningRevision?: number;
   /** Set while paused: the gateway answers 503 AGENT_PAUSED, the agent keeps draining. */
   paused?: { since: string; by: string } | null;
+}
+
+/** services/<program>-standin/agent.json: a restart's stand-in (src/agents/stand-in.ts), whose and how far. */
+export interface StandInRecord extends AgentMeta {
+  standInOf: string;
+  phase: StandInPhase;
+  /** When the phase began. */
+  since: string;
 }
 
 /** The desired revision of an agent (older agents have revision 1). */
@@ -92,6 +101,13 @@ export class AgentStore {
 
   async writeMeta(meta: AgentMeta): Promise<void> {
     await writeAtomic(this.paths(meta.program).metaFile, `${JSON.stringify(meta, null, 2)}\n`);
+  }
+
+  /** The table's restart stand-in, or null (none, or a record that does not read as one). */
+  async readStandIn(program: string): Promise<StandInRecord | null> {
+    if (!existsSync(this.paths(standInProgram(program)).metaFile)) return null;
+    const r = (await this.readMeta(standInProgram(program))) as Partial<StandInRecord> | null;
+    return r && r.standInOf === program && standInPhaseSchema.safeParse(r.phase).success && typeof r.since === 'string' ? (r as StandInRecord) : null;
   }
 
   hasMeta(program: string): boolean {

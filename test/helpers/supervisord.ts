@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { until } from './wait.js';
 import { PROJECT_ROOT } from '../../src/config.js';
 import { stopChild } from './process.js';
 import { XmlRpcSupervisorDriver } from '../../src/supervisor/xmlrpc-driver.js';
@@ -84,17 +84,16 @@ export class TestSupervisord {
   async start(): Promise<void> {
     this.child = spawn('supervisord', ['-n', '-c', this.configFile], { stdio: 'ignore' });
     const probe = new XmlRpcSupervisorDriver(this.socket, 2000);
+    const child = this.child;
     try {
-      for (let i = 0; i < 100; i++) {
-        if (this.child.exitCode !== null) throw new Error(`supervisord exited ${this.child.exitCode}`);
-        try {
-          await probe.ping();
-          return;
-        } catch {
-          await sleep(100);
-        }
-      }
-      throw new Error('supervisord did not answer in 10 s');
+      const answered = await until(
+        () => probe.ping().then(() => true, () => false),
+        (ok) => ok || child.exitCode !== null,
+        10_000,
+        100,
+      );
+      if (child.exitCode !== null) throw new Error(`supervisord exited ${child.exitCode}`);
+      if (!answered) throw new Error('supervisord did not answer in 10 s');
     } finally {
       await probe.close();
     }
