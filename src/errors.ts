@@ -224,7 +224,7 @@ export const tooManyStreams = (max: number) =>
   make('TOO_MANY_STREAMS', 429, `this token holds ${max} open streams already (API_MAX_STREAMS_PER_TOKEN): close one first`);
 export const redisUnavailable = (message: string) => make('REDIS_UNAVAILABLE', 503, message);
 export const nodeNotFound = (id: string) => make('NODE_NOT_FOUND', 404, `no host ${id} in the cluster`);
-export const clusterUnavailable = (message: string) => make('CLUSTER_UNAVAILABLE', 503, message);
+export const clusterUnavailable = (message: string, details?: Record<string, unknown>) => make('CLUSTER_UNAVAILABLE', 503, message, details);
 export const notClustered = (message: string) => make('NOT_CLUSTERED', 409, message);
 export const nodeUnavailable = (message: string) => make('NODE_UNAVAILABLE', 409, message);
 export const channelStranded = (message: string, details: Record<string, unknown>) => make('CHANNEL_STRANDED', 409, message, details);

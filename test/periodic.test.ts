@@ -54,4 +54,18 @@ describe('periodic jobs', () => {
     await job.stop();
     expect(runs).toBeGreaterThanOrEqual(3);
   });
+
+  it('logs a run of failures once when it begins and once when it ends, with how many failed', async () => {
+    const lines: Array<{ level: number; msg: string; failedRuns?: number }> = [];
+    const log = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l)) });
+    let runs = 0;
+    const job = periodic('etcd-bound', 1, async () => {
+      runs++;
+      if (runs <= 50) throw new Error('etcdserver: no leader');
+    }, log);
+    await until(() => runs, (n) => n >= 55, 10_000, 5);
+    await job.stop();
+    expect(lines.map((l) => l.msg)).toEqual(['etcd-bound failed (logged again when it works, or each minute it keeps failing)', 'etcd-bound works again']);
+    expect(lines[1]!.failedRuns).toBe(50);
+  });
 });

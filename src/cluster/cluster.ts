@@ -5,8 +5,9 @@ import type { Logger } from 'pino';
 import { SYSTEM_CA_FILE, type Config } from '../config.js';
 import { AppError, clusterUnavailable, nodeNotFound, notClustered } from '../errors.js';
 import type { Capacity, NodeState, NodeView } from '../resources/node.js';
-import { createEtcd, RecordSeal, sealKey, type EtcdAccess } from './etcd.js';
+import { createEtcd, nothingApplied, RecordSeal, sealKey, type EtcdAccess } from './etcd.js';
 import { makeClusterKeys } from './keys.js';
+import { EtcdMembers } from './members.js';
 import { Membership } from './membership.js';
 
 /** The hosts as the API shows them: one (this) on a single host, every member with etcd. */
@@ -20,9 +21,10 @@ export interface Nodes {
 }
 
 /**
- * Runs an etcd call, turning its failures into 503 CLUSTER_UNAVAILABLE. A member without a
- * leader refuses at once (nothing changed); a call that ran out of time may still be applied once
- * etcd recovers (a leader that had not yet noticed its quorum gone took it), and says so.
+ * Runs an etcd call, turning its failures into 503 CLUSTER_UNAVAILABLE. A call refused before
+ * any member took it (`nothingApplied`) changed nothing; any other failure (a deadline, "request
+ * timed out", "leader changed") may still be applied once etcd recovers, and says so. (A table's
+ * lifecycle settles which instead: src/placement/cluster-lifecycle.ts.)
  */
 export async function etcdCall<T>(fn: () => Promise<T>): Promise<T> {
   try {
@@ -31,8 +33,8 @@ export async function etcdCall<T>(fn: () => Promise<T>): Promise<T> {
     // An answer of the service's own (404, 409, ...) reached through etcd is that answer, not etcd's failure.
     if (err instanceof AppError) throw err;
     const m = (err as Error).message;
-    if (/no leader|circuit breaker|unavailable|ECONNREFUSED|connect/i.test(m) && !/deadline/i.test(m)) throw clusterUnavailable(`etcd has no quorum or cannot be reached (${m}): nothing changed`);
-    throw clusterUnavailable(`etcd did not answer in time (${m}): the change may still be applied once etcd recovers; read the status before retrying`);
+    if (nothingApplied(err)) throw clusterUnavailable(`etcd has no quorum or cannot be reached (${m}): nothing changed`);
+    throw clusterUnavailable(`etcd did not confirm the change (${m}): it may still be applied once etcd recovers; read the status before retrying`);
   }
 }
 
@@ -84,6 +86,8 @@ export class SingleHost implements Nodes {
 export class EtcdCluster implements Nodes {
   readonly clustered = true;
   readonly etcd: Etcd3;
+  /** One client per member, for what must never wait on a lost one (src/cluster/members.ts). */
+  readonly members: EtcdMembers;
   readonly membership: Membership;
   /** Records without a valid seal are not believed (src/cluster/etcd.ts RecordSeal). */
   readonly seal: RecordSeal;
@@ -97,9 +101,12 @@ export class EtcdCluster implements Nodes {
     private readonly log: Logger,
   ) {
     this.seal = new RecordSeal(sealKey(keys.jwtSecret), cfg.ETCD_PREFIX, (key) => this.refusedRecord(key));
-    this.etcd = createEtcd(etcdAccess(cfg, this.seal));
+    const access = etcdAccess(cfg, this.seal);
+    this.members = new EtcdMembers(access);
+    this.etcd = this.members.pooled;
     this.membership = new Membership(
       this.etcd,
+      this.members,
       makeClusterKeys(cfg.ETCD_PREFIX),
       {
         id: cfg.NODE_ID, address: cfg.NODE_ADDRESS, ...urls(cfg, cfg.NODE_ADDRESS), leaseTtlSeconds: cfg.NODE_LEASE_TTL_SECONDS, keysDigest: keysDigest(keys),
@@ -152,7 +159,7 @@ export class EtcdCluster implements Nodes {
     await this.joining;
     for (const f of this.onLeave) await f().catch(() => undefined);
     await this.membership.stop().catch(() => undefined);
-    this.etcd.close();
+    this.members.close();
   }
 
   /** Run once this host joined (retried with the join), and before it leaves: what builds on the membership. */

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { Etcd3, Watcher } from 'etcd3';
 import type { Logger } from 'pino';
 import { periodic, type Periodic } from '../periodic.js';
-import { FENCE_SHARE } from './etcd.js';
+import { FENCE_SHARE } from './lease.js';
 import type { ClusterKeys } from './keys.js';
 import type { Membership } from './membership.js';
 
@@ -102,7 +102,7 @@ export class Coordinator extends EventEmitter {
       const won = this.fit && (await this.membership.claim(key, self));
       return this.set(won, won ? self : null);
     }
-    const mine = holder === self && String(kv.lease) === (await this.membership.leaseId());
+    const mine = holder === self && String(kv.lease) === this.membership.leaseId();
     this.set(mine && this.fit, holder);
   }
 

@@ -1,28 +1,21 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { EventEmitter } from 'node:events';
-import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
-import { Etcd3, type IKeyValue, type Lease, type Watcher } from 'etcd3';
-import type { Logger } from 'pino';
+import { ExponentialBackoff, handleWhen, noop, retry, type IPolicy } from 'cockatiel';
+import { Etcd3, type Lease } from 'etcd3';
 
 /**
- * The one door to etcd (etcd3 1.1.2, pinned): a client with deadlines, a lease with our own
- * deadline, a mirror of a prefix that resyncs in full, and the transactions we use.
+ * The door to etcd (etcd3 1.1.2, pinned): the client, the records' seal, and the transactions we
+ * use. Beside it: one client per member for what must never wait on a lost member
+ * (src/cluster/members.ts), our lease (lease.ts) and the mirror of a prefix (mirror.ts).
  *
  * Guarantees:
  * - every unary call has a deadline (CALL_DEADLINE_MS): none hangs while etcd has no quorum;
  *   every call requires a leader (a partitioned member answers "no leader" instead of stale data);
- * - `OwnLease` says `fenced` once no keepalive succeeded for FENCE_SHARE of its TTL, by this
- *   process's monotonic clock, before etcd can have let it lapse; it re-grants itself after a
- *   loss and puts its keys again; `lost`/`fenced` fire once per episode;
- * - `Mirror` holds every key under a prefix as etcd has it at some revision: after a start, a
- *   compaction, or any watch error, it reads the whole prefix again and replaces its view, then
- *   watches from that revision on, so no change is missed or applied twice.
+ * - a call is sent again (to another member) only when it surely changed nothing
+ *   (`nothingApplied`), so what a caller is told of a failed write is true.
  */
 
 export const CALL_DEADLINE_MS = 3000;
-/** A lease is fenced once this share of its TTL passed without a successful keepalive. */
-export const FENCE_SHARE = 2 / 3;
 
 // = Go's clientv3.WithRequireLeader: a member without a leader refuses instead of answering stale.
 const requireLeader: grpc.Interceptor = (options, next) =>
@@ -45,15 +38,49 @@ export interface EtcdAccess {
   seal?: RecordSeal;
 }
 
-export function createEtcd(access: EtcdAccess): Etcd3 {
+/**
+ * Whether a failed etcd call surely changed nothing: refused before any member took it (a member
+ * without a leader refuses at once under requireLeader; one that is too far behind refuses before
+ * proposing; no connection was made; every member's breaker was open). Anything else (a deadline,
+ * "request timed out", "leader changed", a dropped connection) may have been applied, or may
+ * still be.
+ */
+export function nothingApplied(err: unknown): boolean {
+  const m = err instanceof Error ? err.message : String(err);
+  return /etcdserver: no leader|etcdserver: too many requests|No connection established|ECONNREFUSED|ENETUNREACH|EHOSTUNREACH|circuit breaker is open|Channel closed before call started|already closed/i.test(m);
+}
+
+
+/**
+ * A client for `endpoints`. `pooled` (the default): calls go to a member at random (passing over
+ * those `memberPolicy` shuts out: src/cluster/members.ts); a call is tried again on another
+ * member only when it surely changed nothing (so a transaction is never applied twice and then
+ * reported as refused). `single`: one member, no retries: the caller chooses.
+ */
+export function createEtcd(access: EtcdAccess, how: 'pooled' | 'single' = 'pooled', memberPolicy?: (endpoint: string) => IPolicy): Etcd3 {
   const interceptors = [requireLeader, ...(access.seal ? [access.seal.interceptor()] : [])];
+  // A watch reconnects within 2 s (etcd3's default grows to 30 s). etcd3 declares a backoff and
+  // calls next() on it, as on the factory it uses by default: the factory's first backoff does both.
+  const watchBackoff = new ExponentialBackoff({ initialDelay: 100, maxDelay: 2000 }).next();
   return new Etcd3({
     hosts: access.endpoints,
     ...(access.ca ? { credentials: { rootCertificate: access.ca, ...(access.cert && access.key ? { certChain: access.cert, privateKey: access.key } : {}) } } : {}),
-    ...(access.user ? { auth: { ...access.user, callOptions: { deadline: Date.now() + CALL_DEADLINE_MS } } } : {}),
+    // A factory: each sign-in gets its own deadline (a fixed one would lapse 3 s after start, and
+    // every sign-in after etcd restarts would then fail at once).
+    ...(access.user ? { auth: { ...access.user, callOptions: () => ({ deadline: Date.now() + CALL_DEADLINE_MS }) } } : {}),
     // etcd refuses pings more often than its --grpc-keepalive-min-time (5 s).
     grpcOptions: { 'grpc.keepalive_time_ms': 5000, 'grpc.keepalive_timeout_ms': 2000, interceptors } as grpc.ChannelOptions,
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + CALL_DEADLINE_MS }),
+    faultHandling:
+      how === 'pooled'
+        ? {
+            // Not a circuit breaker: one half-open breaker deadlocks when etcd3 calls again from
+            // inside the probing call (a sign-in after "invalid auth token").
+            host: (endpoint) => memberPolicy?.(endpoint) ?? noop,
+            global: retry(handleWhen(nothingApplied), { maxAttempts: access.endpoints.length }),
+            watchBackoff,
+          }
+        : { host: () => noop, global: noop, watchBackoff },
   });
 }
 
@@ -200,216 +227,4 @@ export async function createIfAbsent(etcd: Etcd3, key: string, value: string, le
   if (lease) put.lease(await lease.grant());
   const r = await etcd.if(key, 'Create', '==', 0).then(put).commit();
   return r.succeeded;
-}
-
-/**
- * A lease this process holds, with keys bound to it. Events: 'renewed' (a keepalive
- * succeeded), 'fenced' (none for FENCE_SHARE x TTL: act as if the keys were gone), 'unfenced'
- * (renewed again after that), 'regranted' (a new lease after a loss; the keys are put again).
- */
-export class OwnLease extends EventEmitter {
-  private lease: Lease;
-  private lastSuccess = performance.now();
-  private fencedNow = false;
-  private readonly keys = new Map<string, string>();
-  private readonly timer: NodeJS.Timeout;
-  private closed = false;
-
-  constructor(
-    private readonly etcd: Etcd3,
-    readonly ttlSeconds: number,
-    private readonly log: Logger,
-  ) {
-    super();
-    this.lease = this.open();
-    this.timer = setInterval(() => this.check(), 250);
-    this.timer.unref();
-  }
-
-  /** Whether this process may act on what its lease stands for. */
-  get fenced(): boolean {
-    return this.fencedNow;
-  }
-
-  /** Seconds since the last successful keepalive (or grant). */
-  get ageSeconds(): number {
-    return (performance.now() - this.lastSuccess) / 1000;
-  }
-
-  /** Puts `key` bound to the lease; it is put again after a re-grant. */
-  async put(key: string, value: string): Promise<void> {
-    this.keys.set(key, value);
-    await this.lease.put(key).value(value).exec();
-  }
-
-  /** Creates `key` bound to the lease only if it does not exist; not put again after a re-grant. */
-  async claim(key: string, value: string): Promise<boolean> {
-    const id = await this.lease.grant();
-    const r = await this.etcd.if(key, 'Create', '==', 0).then(this.etcd.put(key).value(value).lease(id)).commit();
-    return r.succeeded;
-  }
-
-  /** The lease's id (hex, as etcd3 gives it). */
-  id(): Promise<string> {
-    return this.lease.grant();
-  }
-
-  async close(): Promise<void> {
-    this.closed = true;
-    clearInterval(this.timer);
-    await this.lease.revoke().catch(() => undefined);
-  }
-
-  private open(): Lease {
-    const lease = this.etcd.lease(this.ttlSeconds, { autoKeepAlive: true });
-    lease.on('keepaliveSucceeded', () => this.renewed());
-    lease.on('lost', (err) => {
-      if (this.closed || lease !== this.lease) return; // etcd3 may emit 'lost' twice
-      this.log.warn({ err: err.message }, 'the etcd lease was lost: granting a new one');
-      this.fence();
-      this.lease = this.open();
-      void this.reput();
-    });
-    void lease.grant().then(
-      () => this.renewed(),
-      () => undefined, // 'lost' follows
-    );
-    return lease;
-  }
-
-  private async reput(): Promise<void> {
-    try {
-      await this.lease.grant();
-      for (const [k, v] of this.keys) await this.lease.put(k).value(v).exec();
-      this.emit('regranted');
-    } catch (err) {
-      this.log.warn({ err: (err as Error).message }, 'could not put the lease keys again; retrying with the next grant');
-    }
-  }
-
-  private renewed(): void {
-    this.lastSuccess = performance.now();
-    if (this.fencedNow) {
-      this.fencedNow = false;
-      this.log.info('the etcd lease is renewed again');
-      this.emit('unfenced');
-    }
-    this.emit('renewed');
-  }
-
-  private check(): void {
-    if (!this.fencedNow && this.ageSeconds > this.ttlSeconds * FENCE_SHARE) this.fence();
-  }
-
-  private fence(): void {
-    if (this.fencedNow) return;
-    this.fencedNow = true;
-    this.log.warn({ sinceRenewalSeconds: Math.round(this.ageSeconds * 10) / 10, ttlSeconds: this.ttlSeconds }, 'the etcd lease is not being renewed: fenced');
-    this.emit('fenced');
-  }
-}
-
-/** A key's value with its create and last-modification revisions. */
-export interface MirrorEntry {
-  value: string;
-  createRevision: number;
-  modRevision: number;
-}
-
-export interface MirrorHandlers {
-  /** The whole prefix as of `revision` (after a start or a resync): replace what you hold. */
-  reset(entries: Map<string, MirrorEntry>, revision: number): void;
-  put(key: string, entry: MirrorEntry): void;
-  delete(key: string, revision: number): void;
-}
-
-/**
- * Every key under `prefix`, kept current by a watch. Events: 'synced' (after each full read),
- * 'error' is never emitted: failures are logged and retried every second.
- */
-const entryOf = (kv: IKeyValue): MirrorEntry => ({ value: kv.value.toString(), createRevision: Number(kv.create_revision), modRevision: Number(kv.mod_revision) });
-
-export class Mirror extends EventEmitter {
-  private watcher: Watcher | null = null;
-  private stopped = false;
-  /** The revision the view is at (0 until the first read). */
-  revision = 0;
-  /** Full reads so far (tests wait on it). */
-  syncs = 0;
-
-  constructor(
-    private readonly etcd: Etcd3,
-    private readonly prefix: string,
-    private readonly handlers: MirrorHandlers,
-    private readonly log: Logger,
-  ) {
-    super();
-  }
-
-  async start(): Promise<void> {
-    await this.resync();
-  }
-
-  async stop(): Promise<void> {
-    this.stopped = true;
-    await this.watcher?.cancel().catch(() => undefined);
-    this.watcher = null;
-  }
-
-  /**
-   * Reads the whole prefix again now and watches on from there (after this host was cut off:
-   * its watch may have missed what happened meanwhile and not know it yet).
-   */
-  async reread(): Promise<void> {
-    if (this.stopped) return;
-    const w = this.watcher;
-    this.watcher = null;
-    await w?.cancel().catch(() => undefined);
-    await this.resync();
-  }
-
-  private async resync(): Promise<void> {
-    while (!this.stopped) {
-      try {
-        const res = await this.etcd.getAll().prefix(this.prefix).exec();
-        const revision = Number(res.header.revision);
-        const entries = new Map(res.kvs.map((kv) => [kv.key.toString(), entryOf(kv)]));
-        this.revision = revision;
-        this.handlers.reset(entries, revision);
-        this.syncs++;
-        this.emit('synced', revision);
-        await this.watchFrom(revision + 1);
-        return;
-      } catch (err) {
-        if (this.stopped) return;
-        this.log.warn({ err: (err as Error).message, prefix: this.prefix }, 'could not read from etcd; retrying');
-        await new Promise((r) => setTimeout(r, 1000));
-      }
-    }
-  }
-
-  private async watchFrom(revision: number): Promise<void> {
-    await this.watcher?.cancel().catch(() => undefined);
-    const w = await this.etcd.watch().prefix(this.prefix).startRevision(String(revision)).create();
-    this.watcher = w;
-    w.on('put', (kv) => {
-      if (this.watcher !== w) return; // a watch replaced by a full read
-      const entry = entryOf(kv);
-      this.revision = entry.modRevision;
-      this.handlers.put(kv.key.toString(), entry);
-    });
-    w.on('delete', (kv) => {
-      if (this.watcher !== w) return;
-      this.revision = Number(kv.mod_revision);
-      this.handlers.delete(kv.key.toString(), this.revision);
-    });
-    // A compaction past our revision, or a cancelled watch: read it all again.
-    w.on('error', (err) => {
-      if (this.stopped || this.watcher !== w) return;
-      this.log.warn({ err: err.message, prefix: this.prefix }, 'the etcd watch ended: reading the prefix again');
-      this.watcher = null;
-      void w.cancel().catch(() => undefined);
-      void this.resync();
-    });
-  }
 }

@@ -3,7 +3,10 @@ import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
 import { nodeStateSchema, presenceSchema, type Capacity, type NodeState, type NodeView, type Presence } from '../resources/node.js';
 import { periodic, type Periodic } from '../periodic.js';
-import { createIfAbsent, Mirror, OwnLease } from './etcd.js';
+import { CALL_DEADLINE_MS, createIfAbsent } from './etcd.js';
+import { answerMsFor, OwnLease } from './lease.js';
+import type { EtcdMembers } from './members.js';
+import { Mirror } from './mirror.js';
 import type { ClusterKeys } from './keys.js';
 
 /** How often a host writes its presence again (its heartbeat, with fresh capacity): three times per lease TTL, at most every 5 s. */
@@ -20,6 +23,8 @@ interface Known {
   goneAt: number | null;
   /** Its last presence, kept after it went. */
   last: Presence | null;
+  /** The revision of the presence as last seen (a full read that finds it changed counts as a heartbeat). */
+  presenceRevision: number;
 }
 
 /**
@@ -31,6 +36,13 @@ interface Known {
  * in full after any watch failure); a host's presence disappears within its lease TTL (plus
  * etcd's lessor tick) once it stops renewing, or at once when it stops cleanly (`stop` revokes
  * the lease); the state of a host is never changed by its presence coming or going.
+ *
+ * Another host is judged gone only when etcd's quorum side has not heard from it for the TTL:
+ * its silence is counted up to the last moment this host's own view was shown complete (its own
+ * heartbeat, written through a member that answers, came back through its watch). A watch whose
+ * member went silent, or this host's own trouble reaching etcd, stops that clock instead of
+ * making the others look dead; a watch that does not deliver this host's heartbeat within
+ * `watchLagMs` is moved to another member.
  */
 export class Membership {
   private readonly known = new Map<string, Known>();
@@ -44,6 +56,7 @@ export class Membership {
 
   constructor(
     private readonly etcd: Etcd3,
+    private readonly members: EtcdMembers,
     private readonly keys: ClusterKeys,
     private readonly self: { id: string; address: string; apiUrl: string; gatewayUrl: string; leaseTtlSeconds: number; keysDigest: string; fenceAfterSeconds?: number },
     private readonly measure: () => Promise<Capacity>,
@@ -67,34 +80,37 @@ export class Membership {
   private async join(): Promise<void> {
     // Presence before state: an active member without a presence was alive once, and is lost.
     await this.etcd.delete().key(this.keys.nodeLeft(this.self.id)).exec();
-    this.lease = new OwnLease(this.etcd, this.self.leaseTtlSeconds, this.log);
+    this.lease = new OwnLease(this.members, this.self.leaseTtlSeconds, this.log);
     this.lease.on('fenced', () => this.tellFencing(true));
     this.lease.on('unfenced', () => {
       this.contactSince = Date.now();
       this.tellFencing(false);
     });
     this.contactSince = Date.now();
+    await this.lease.ready(CALL_DEADLINE_MS);
     await this.announce();
     if (await createIfAbsent(this.etcd, this.keys.nodeState(this.self.id), 'active')) this.log.info({ node: this.self.id }, 'joined the cluster as a new member (active)');
-    this.mirror = new Mirror(this.etcd, this.keys.nodes(), {
+    this.mirror = new Mirror(this.members, this.keys.nodes(), {
       reset: (entries) => {
         const seen = new Map<string, Known>();
-        for (const [key, e] of entries) this.apply(seen, key, e.value);
+        for (const [key, e] of entries) this.apply(seen, key, e.value, e.modRevision);
         const before = new Map(this.known);
         this.known.clear();
         for (const [id, k] of seen) {
           const b = before.get(id);
+          // A presence written again since it was last seen: a heartbeat this host's watch missed.
+          const beatMissed = k.presence && b?.presence && b.presenceRevision !== k.presenceRevision;
           this.known.set(id, {
             ...k,
-            seenAt: k.presence ? (b?.seenAt ?? Date.now()) : null,
+            seenAt: k.presence ? (beatMissed ? Date.now() : (b?.seenAt ?? Date.now())) : null,
             goneAt: k.presence ? null : (b?.goneAt ?? (b?.presence ? Date.now() : null)),
             last: k.last ?? b?.last ?? null,
           });
         }
         this.version++;
       },
-      put: (key, e) => this.apply(this.known, key, e.value),
-      delete: (key) => this.apply(this.known, key, null),
+      put: (key, e) => this.apply(this.known, key, e.value, e.modRevision),
+      delete: (key, revision) => this.apply(this.known, key, null, revision),
     }, this.log);
     await this.mirror.start();
     this.heartbeats = setInterval(() => this.watchHeartbeats(), 250);
@@ -146,9 +162,9 @@ export class Membership {
     return this.lease.claim(key, value);
   }
 
-  /** This host's lease id now (null: not joined). */
-  leaseId(): Promise<string | null> {
-    return this.lease ? this.lease.id() : Promise.resolve(null);
+  /** This host's lease id now (null: not joined, or between leases). */
+  leaseId(): string | null {
+    return this.lease?.id ?? null;
   }
 
   /** The host doing the cluster duties, as the coordinator election last saw it (src/cluster/coordinator.ts). */
@@ -209,13 +225,48 @@ export class Membership {
   }
 
   /**
-   * Seconds since a host's heartbeat was seen, counted from no earlier than when this host last
-   * regained touch with etcd (after it was cut off itself, every other host gets a fresh TTL, as
-   * etcd gives every lease after a leader change); null without a presence.
+   * Seconds a host has been silent as far as this host can tell: from when its heartbeat was
+   * seen (no earlier than when this host last regained touch with etcd: after it was cut off
+   * itself, every other host gets a fresh TTL, as etcd gives every lease after a leader change)
+   * to when this host's view was last shown complete (`currentAt`); null without a presence.
    */
-  private heartbeatAge(k: Known, now = Date.now()): number | null {
+  private heartbeatAge(k: Known, _now = Date.now()): number | null {
     if (!k.presence || k.seenAt === null) return null;
-    return (now - Math.max(k.seenAt, this.contactSince)) / 1000;
+    return Math.max(0, this.currentAt - Math.max(k.seenAt, this.contactSince)) / 1000;
+  }
+
+  /**
+   * When (this host's clock) its view of the hosts was last shown complete: the start of its
+   * latest heartbeat that came back through its watch. Everything etcd took before then, the
+   * watch has delivered.
+   */
+  private currentAt = Date.now();
+  /** The latest heartbeat not yet seen coming back through the watch. */
+  private awaiting: { revision: number; began: number; since: number } | null = null;
+  private lagging = false;
+
+  /** How long this host's heartbeat may take to come back through its watch before the watch moves to another member. */
+  get watchLagMs(): number {
+    return Math.max(1000, 2 * answerMsFor(this.self.leaseTtlSeconds));
+  }
+
+  /** The heartbeat came back through the watch (its view is complete up to then), or the watch is moved. */
+  private confirmView(): void {
+    const a = this.awaiting;
+    if (!a || !this.mirror) return;
+    if (this.mirror.revision >= a.revision) {
+      this.currentAt = Math.max(this.currentAt, a.began);
+      this.awaiting = null;
+      if (this.lagging) {
+        this.lagging = false;
+        this.log.info({ member: this.mirror.endpoint }, "the hosts' watch delivers again");
+      }
+    } else if (performance.now() - a.since > this.watchLagMs) {
+      if (!this.lagging) this.log.warn({ member: this.mirror.endpoint, lagMs: this.watchLagMs }, "this host's heartbeat did not come back through its watch: watching through another etcd member");
+      this.lagging = true;
+      a.since = performance.now();
+      this.mirror.switchMember();
+    }
   }
 
   /**
@@ -249,6 +300,7 @@ export class Membership {
 
   /** Bumps `version` when a host's heartbeat goes stale (no put of its presence for the TTL). */
   private watchHeartbeats(): void {
+    this.confirmView();
     const now = Date.now();
     const stale = [...this.known.entries()].filter(([id, k]) => k.presence && this.stale(k, id === this.self.id, now)).map(([id]) => id).join();
     if (stale !== this.staleSeen) {
@@ -279,8 +331,10 @@ export class Membership {
       keysDigest: this.self.keysDigest,
       ...(this.self.fenceAfterSeconds === undefined ? {} : { fenceAfterSeconds: this.self.fenceAfterSeconds }),
     };
-    await this.lease.put(this.keys.presence(this.self.id), JSON.stringify(presence));
+    const began = Date.now();
+    const revision = await this.lease.put(this.keys.presence(this.self.id), JSON.stringify(presence));
     this.heartbeatAt = performance.now();
+    if (!this.awaiting || revision > this.awaiting.revision) this.awaiting = { revision, began, since: this.awaiting?.since ?? performance.now() };
   }
 
   /** When this host's heartbeat (a presence put) last succeeded, by its monotonic clock. */
@@ -294,12 +348,12 @@ export class Membership {
     return this.heartbeatAt === 0 ? Infinity : (performance.now() - this.heartbeatAt) / 1000;
   }
 
-  private apply(into: Map<string, Known>, key: string, value: string | null): void {
+  private apply(into: Map<string, Known>, key: string, value: string | null, revision: number): void {
     const k = this.keys.parseNodeKey(key);
     if (!k) return;
     const wasAlive = into.get(k.id)?.presence != null;
     const wasState = into.get(k.id)?.state ?? null;
-    const cur = into.get(k.id) ?? { state: null, presence: null, leftAt: null, seenAt: null, goneAt: null, last: null };
+    const cur = into.get(k.id) ?? { state: null, presence: null, leftAt: null, seenAt: null, goneAt: null, last: null, presenceRevision: 0 };
     if (k.kind === 'left') {
       cur.leftAt = value;
     } else if (k.kind === 'state') {
@@ -314,6 +368,7 @@ export class Membership {
         this.log.error({ node: k.id }, "this host and that one sign and hash tokens with different keys: each refuses the other's tokens; give every host the same JWT_SECRET and TOKEN_HASH_KEY (docs/cluster.md)");
       }
       cur.seenAt = cur.presence ? Date.now() : null;
+      cur.presenceRevision = revision;
       cur.goneAt = cur.presence ? null : (cur.goneAt ?? Date.now());
       if (cur.presence) cur.last = cur.presence;
     }

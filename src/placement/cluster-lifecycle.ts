@@ -3,9 +3,10 @@ import type { Etcd3 } from 'etcd3';
 import type { AgentService } from '../agents/agent-service.js';
 import { StillRunning, type Created, type Lifecycle } from '../agents/lifecycle.js';
 import { etcdCall, type EtcdCluster } from '../cluster/cluster.js';
+import { nothingApplied } from '../cluster/etcd.js';
 import type { ClusterKeys } from '../cluster/keys.js';
 import type { Config } from '../config.js';
-import { AppError, agentExists, agentNotFound, busy, channelStranded, nodeUnavailable } from '../errors.js';
+import { AppError, agentExists, agentNotFound, busy, channelStranded, clusterUnavailable, nodeUnavailable } from '../errors.js';
 import type { DrainResult, MoveResult, StrandedChannel } from '../resources/move.js';
 import pLimit from 'p-limit';
 import { checkSpec, resolveSpec, specDifferences, type AgentSpec, type SpecDifference } from '../resources/agent-spec.js';
@@ -25,7 +26,13 @@ import { holder, type TableEntry, type TablesView } from './tables-view.js';
  * gets 409 BUSY) and answered once the owner wrote its outcome for that request; past the
  * wait (CLUSTER_WAIT_MS) a 202: the operation goes on (StillRunning). Reads come from memory: the
  * local fleet model for tables this host owns, the owners' published statuses for the others.
+ *
+ * A write etcd may or may not have taken (`settle`) is never answered "nothing changed" unless
+ * it can no longer apply.
  */
+/** How long a write etcd may or may not have taken is retried to learn which. */
+export const SETTLE_MS = 10_000;
+
 export class ClusterLifecycle implements Lifecycle {
   private readonly waiting = new Map<string, (r: StatusRecord) => void>();
 
@@ -63,7 +70,7 @@ export class ClusterLifecycle implements Lifecycle {
     const node = chooseNode(await this.cluster.list(), opts.node, this.ownedCounts());
     const desired = this.desired('create', 1, opts.by, { body: body ?? {}, start: opts.start ?? true });
     const ownerKey = this.keys.table(ref.db, ref.table, 'owner');
-    const r = await etcdCall(() =>
+    const r = await this.truly(ref, desired, node, null, () =>
       this.etcd
         .if(ownerKey, 'Create', '==', 0)
         .then(this.etcd.put(ownerKey).value(node), this.etcd.put(this.keys.table(ref.db, ref.table, 'desired')).value(JSON.stringify(desired)))
@@ -187,10 +194,10 @@ export class ClusterLifecycle implements Lifecycle {
       ...(openAt ? { openAt } : {}),
     });
     const k = (part: 'owner' | 'desired' | 'stranded') => this.keys.table(ref.db, ref.table, part);
-    const r = await etcdCall(() =>
+    const r = await this.truly(ref, desired, to, e, (desiredRevision) =>
       this.etcd
         .if(k('owner'), 'Mod', '==', e.epoch)
-        .and(k('desired'), 'Mod', '==', e.desiredRevision)
+        .and(k('desired'), 'Mod', '==', desiredRevision)
         .then(this.etcd.put(k('owner')).value(to), this.etcd.put(k('desired')).value(JSON.stringify(desired)), this.etcd.put(k('stranded')).value(JSON.stringify(strandedAll)))
         .commit(),
     );
@@ -299,15 +306,73 @@ export class ClusterLifecycle implements Lifecycle {
     const ownerKey = this.keys.table(ref.db, ref.table, 'owner');
     const pending = e.desired && e.status?.requestId !== e.desired.requestId;
     if (pending) throw busy(programName(ref), { operation: e.desired!.op, since: e.desired!.at });
-    const r = await etcdCall(() =>
+    const r = await this.truly(ref, desired, e.owner!, e, (desiredRevision) =>
       this.etcd
-        .if(desiredKey, 'Mod', '==', e.desiredRevision)
+        .if(desiredKey, 'Mod', '==', desiredRevision)
         .and(ownerKey, 'Mod', '==', e.epoch)
         .then(this.etcd.put(desiredKey).value(JSON.stringify(desired)))
         .commit(),
     );
     if (!r.succeeded) throw busy(programName(ref), null);
   }
+
+  /**
+   * Runs `txn`, a write of `desired` compared against the table as read (`e`, with the desired
+   * revision it is given; null: a create), and answers truly when etcd failed. Refused before
+   * any member took it: 503, nothing changed. Otherwise etcd may have taken it, or may still:
+   * while `desired` is at the revision compared, it is written again with the value it had (its
+   * request already answered, so the owner does nothing): from then on the write can never
+   * apply, and it is sent once more against that new revision (the member that failed is passed
+   * over by then); failing again, a 503 that says nothing changed. If `desired` holds this
+   * request, it applied: the call goes on. etcd is asked for SETTLE_MS at most; then a 503 that
+   * says the operation may still be carried out, and which.
+   */
+  private async truly(ref: TableRef, desired: DesiredRecord, node: string, e: TableEntry | null, txn: (desiredRevision: number) => Promise<{ succeeded: boolean }>): Promise<{ succeeded: boolean }> {
+    const what = desired.movedFrom ? 'move' : desired.op;
+    const pending = { pending: { node, op: desired.op, generation: desired.generation, since: desired.at, requestId: desired.requestId } };
+    const desiredKey = this.keys.table(ref.db, ref.table, 'desired');
+    const restore = e?.desired ? JSON.stringify(e.desired) : null;
+    let revision = e?.desiredRevision ?? 0;
+    const until = Date.now() + SETTLE_MS;
+    for (let attempt = 1; ; attempt++) {
+      let failure: Error;
+      try {
+        return await txn(revision);
+      } catch (err) {
+        if (err instanceof AppError) throw err;
+        failure = err as Error;
+      }
+      if (nothingApplied(failure)) throw clusterUnavailable(`etcd has no quorum or cannot be reached (${failure.message}): nothing changed`);
+      let withdrawn = false;
+      while (!withdrawn && Date.now() < until) {
+        try {
+          const r = restore
+            ? await this.etcd.if(desiredKey, 'Mod', '==', revision).then(this.etcd.put(desiredKey).value(restore)).else(this.etcd.get(desiredKey)).commit()
+            : await this.etcd.if(desiredKey, 'Create', '==', 0).then(this.etcd.get(desiredKey)).else(this.etcd.get(desiredKey)).commit();
+          if (restore && r.succeeded) {
+            withdrawn = true;
+            revision = Number(r.header.revision);
+            break;
+          }
+          const now = r.responses[0]?.response_range?.kvs[0]?.value.toString();
+          const held = now ? (JSON.parse(now) as { requestId?: string }).requestId : undefined;
+          if (held === desired.requestId) return { succeeded: true };
+          // A create whose table another request created meanwhile, or a write another request overtook.
+          if (!restore && !r.succeeded) return { succeeded: false };
+          if (!restore) throw clusterUnavailable(`etcd did not confirm the ${what} (${failure.message}) and does not hold it now: the same create again is safe (it answers with this one if it is carried out after all)`, pending);
+          throw clusterUnavailable(`etcd did not confirm the ${what} (${failure.message}), and another request was written since: this one did not apply`);
+        } catch (err) {
+          if (err instanceof AppError) throw err;
+        }
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      if (!withdrawn) {
+        throw clusterUnavailable(`etcd did not confirm the ${what} (${failure.message}) and could not be asked since: it may still be carried out; read the table's status before doing anything else`, pending);
+      }
+      if (attempt >= 2) throw clusterUnavailable(`etcd did not confirm the ${what} twice (${failure.message}); it was withdrawn: nothing changed`);
+    }
+  }
+
 
   /** Waits for the owner's answer to `desired`; its error is this call's error. */
   private async outcome(ref: TableRef, desired: DesiredRecord, owner: string): Promise<StatusRecord> {

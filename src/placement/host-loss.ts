@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import type { Etcd3 } from 'etcd3';
+import type { EtcdMembers } from '../cluster/members.js';
 import type { Logger } from 'pino';
-import { Mirror } from '../cluster/etcd.js';
+import { Mirror } from '../cluster/mirror.js';
 import type { Coordinator } from '../cluster/coordinator.js';
 import type { ClusterKeys } from '../cluster/keys.js';
 import type { Membership } from '../cluster/membership.js';
@@ -44,6 +45,7 @@ export class HostLoss {
 
   constructor(
     private readonly etcd: Etcd3,
+    members: EtcdMembers,
     private readonly keys: ClusterKeys,
     private readonly membership: Membership,
     private readonly coordinator: Coordinator,
@@ -54,7 +56,7 @@ export class HostLoss {
     private readonly move: (ref: { db: string; table: string }, opts: { abandonChannel: boolean; by: string }) => Promise<MoveResult>,
     private readonly log: Logger,
   ) {
-    this.mirror = new Mirror(etcd, keys.incidents(), {
+    this.mirror = new Mirror(members, keys.incidents(), {
       reset: (entries) => {
         this.kept.clear();
         for (const [key, e] of entries) this.keep(key, e.value, e.modRevision);

@@ -53,7 +53,7 @@ export function clusterLifecycle(
 ): { lifecycle: Lifecycle; actions: NodeActions; register(app: FastifyInstance): void } {
   const { agents } = parts;
   const keys = makeClusterKeys(cfg.ETCD_PREFIX);
-  const view = new TablesView(cluster.etcd, keys, log);
+  const view = new TablesView(cluster.etcd, cluster.members, keys, log);
   const specOf = async (program: string) => {
     const m = await parts.store.readMeta(program);
     return m ? { revision: revisionOf(m), spec: m.spec } : null;
@@ -86,9 +86,9 @@ export function clusterLifecycle(
   const fence = new IntakeFence(cluster.membership, parts.routes, parts.store, view, parts.reconciler, cfg.FENCE_AFTER_SECONDS ?? (cfg.NODE_LEASE_TTL_SECONDS * 2) / 3, log);
   const coordinator = new Coordinator(cluster.etcd, keys, cluster.membership, cfg.NODE_LEASE_TTL_SECONDS, log);
   const lifecycle = new ClusterLifecycle(cfg, cluster, keys, view, agents, () => remote.settle());
-  const hostLoss = new HostLoss(cluster.etcd, keys, cluster.membership, coordinator, view, parts.webhooks, cfg.NODE_LEASE_TTL_SECONDS, (ref, opts) => lifecycle.move(ref, opts), log);
-  const tokens = new TokenSync(cluster.etcd, keys, parts.tokens, log);
-  const revocations = new RevocationSync(cluster.etcd, keys, parts.revocations, log);
+  const hostLoss = new HostLoss(cluster.etcd, cluster.members, keys, cluster.membership, coordinator, view, parts.webhooks, cfg.NODE_LEASE_TTL_SECONDS, (ref, opts) => lifecycle.move(ref, opts), log);
+  const tokens = new TokenSync(cluster.etcd, cluster.members, keys, parts.tokens, log);
+  const revocations = new RevocationSync(cluster.etcd, cluster.members, keys, parts.revocations, log);
   cluster.onJoin.push(async () => {
     await revocations.start();
     await tokens.start();

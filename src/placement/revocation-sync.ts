@@ -1,8 +1,9 @@
 import type { Etcd3 } from 'etcd3';
+import type { EtcdMembers } from '../cluster/members.js';
 import type { Logger } from 'pino';
 import type { ControlTokenRevocations } from '../auth/revocations.js';
 import { etcdCall } from '../cluster/cluster.js';
-import { Mirror } from '../cluster/etcd.js';
+import { Mirror } from '../cluster/mirror.js';
 import type { ClusterKeys } from '../cluster/keys.js';
 
 /**
@@ -17,11 +18,12 @@ export class RevocationSync {
 
   constructor(
     private readonly etcd: Etcd3,
+    members: EtcdMembers,
     private readonly keys: ClusterKeys,
     private readonly revocations: ControlTokenRevocations,
     private readonly log: Logger,
   ) {
-    this.mirror = new Mirror(etcd, keys.revoked(), {
+    this.mirror = new Mirror(members, keys.revoked(), {
       reset: (entries) => {
         for (const [key, e] of entries) this.take(key, e.value);
         for (const [jti, until] of revocations.all()) if (!entries.has(keys.revoked() + jti)) void this.offer(jti, until).catch(() => undefined);

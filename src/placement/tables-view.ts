@@ -1,7 +1,8 @@
 import { EventEmitter } from 'node:events';
 import type { Etcd3 } from 'etcd3';
+import type { EtcdMembers } from '../cluster/members.js';
 import type { Logger } from 'pino';
-import { Mirror, type MirrorEntry } from '../cluster/etcd.js';
+import { Mirror, type MirrorEntry } from '../cluster/mirror.js';
 import type { ClusterKeys } from '../cluster/keys.js';
 import { desiredSchema, specRecordSchema, statusRecordSchema, strandedSchema, type DesiredRecord, type SpecRecord, type StatusRecord, type Stranded } from './records.js';
 
@@ -54,12 +55,13 @@ export class TablesView extends EventEmitter {
 
   constructor(
     etcd: Etcd3,
+    members: EtcdMembers,
     private readonly keys: ClusterKeys,
     private readonly log: Logger,
   ) {
     super();
     this.setMaxListeners(0);
-    this.mirror = new Mirror(etcd, keys.tables(), {
+    this.mirror = new Mirror(members, keys.tables(), {
       reset: (entries) => {
         this.tables.clear();
         for (const [key, e] of entries) this.apply(key, e);

@@ -1,8 +1,9 @@
 import type { Etcd3 } from 'etcd3';
+import type { EtcdMembers } from '../cluster/members.js';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { etcdCall } from '../cluster/cluster.js';
-import { Mirror } from '../cluster/etcd.js';
+import { Mirror } from '../cluster/mirror.js';
 import type { ClusterKeys } from '../cluster/keys.js';
 import { savedUserSchema, type SavedUser } from '../tokens/token-files.js';
 import type { TokenService } from '../tokens/token-service.js';
@@ -27,11 +28,12 @@ export class TokenSync {
 
   constructor(
     private readonly etcd: Etcd3,
+    members: EtcdMembers,
     private readonly keys: ClusterKeys,
     private readonly tokens: TokenService,
     private readonly log: Logger,
   ) {
-    this.mirror = new Mirror(etcd, keys.tokens(), {
+    this.mirror = new Mirror(members, keys.tokens(), {
       // One at a time, in etcd's order.
       reset: (entries) => this.then(() => this.reset(new Map([...entries].map(([k, e]) => [k, e.value])))),
       put: (key, e) => this.then(() => this.take(key, e.value)),

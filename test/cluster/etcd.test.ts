@@ -3,7 +3,10 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
-import { createEtcd, Mirror, OwnLease, RecordSeal, sealKey, type EtcdAccess } from '../../src/cluster/etcd.js';
+import { createEtcd, RecordSeal, sealKey, type EtcdAccess } from '../../src/cluster/etcd.js';
+import { OwnLease } from '../../src/cluster/lease.js';
+import { EtcdMembers } from '../../src/cluster/members.js';
+import { Mirror } from '../../src/cluster/mirror.js';
 import { TestEtcd } from '../helpers/etcd.js';
 import { tempDir } from '../helpers/harness.js';
 import { until } from '../helpers/wait.js';
@@ -35,9 +38,9 @@ afterAll(async () => {
 });
 
 /** A Mirror of `prefix` into a map: what a host's view would hold. */
-function mirrored(client: ReturnType<typeof createEtcd>, prefix: string): { view: Map<string, string>; mirror: Mirror } {
+function mirrored(members: EtcdMembers, prefix: string): { view: Map<string, string>; mirror: Mirror } {
   const view = new Map<string, string>();
-  const mirror = new Mirror(client, prefix, {
+  const mirror = new Mirror(members, prefix, {
     reset: (entries) => {
       view.clear();
       for (const [k, e] of entries) view.set(k, e.value);
@@ -51,7 +54,8 @@ function mirrored(client: ReturnType<typeof createEtcd>, prefix: string): { view
 describe('the etcd mirror', () => {
   it('holds every key under its prefix, and misses nothing across an etcd restart with a compaction in between', async () => {
     const client = createEtcd(access());
-    const { view, mirror } = mirrored(client, '/m/');
+    const members = new EtcdMembers(access());
+    const { view, mirror } = mirrored(members, '/m/');
     try {
       await client.put('/m/a').value('1').exec();
       await client.put('/other').value('x').exec();
@@ -76,6 +80,7 @@ describe('the etcd mirror', () => {
     } finally {
       await mirror.stop();
       client.close();
+      members.close();
     }
   });
 });
@@ -83,8 +88,10 @@ describe('the etcd mirror', () => {
 describe('our lease', () => {
   it('fences itself at 2/3 of its TTL without renewals, before etcd lets it lapse; once lapsed, takes a new lease and puts its keys again', async () => {
     const client = createEtcd(access());
-    const lease = new OwnLease(client, 3, log);
+    const members = new EtcdMembers(access());
+    const lease = new OwnLease(members, 3, log);
     try {
+      await lease.ready(3000);
       await lease.put('/l/presence', 'here');
       expect(etcd.ctl('get', '/l/presence', '--print-value-only').stdout.trim()).toBe('here');
       const fenced = new Promise<number>((r) => lease.once('fenced', () => r(Date.now())));
@@ -104,6 +111,29 @@ describe('our lease', () => {
     } finally {
       etcd.signal('SIGCONT');
       await lease.close();
+      client.close();
+      members.close();
+    }
+  });
+});
+
+describe('a client that signs in with a password', () => {
+  it('signs in again after etcd restarted (its tokens are gone), however long after it started', async () => {
+    const client = createEtcd(access('password'));
+    try {
+      await client.put('/auth/a').value('1').exec();
+      // Past the sign-in's deadline as first computed: a deadline fixed at start would have lapsed.
+      await new Promise((r) => setTimeout(r, 3500)); // the time that must pass is the subject
+      await etcd.kill();
+      await etcd.start();
+      const got = await until(
+        () => client.get('/auth/a').string().then((v) => v, (err: Error) => `failed: ${err.message}`),
+        (v) => v === '1',
+        15_000,
+        200,
+      );
+      expect(got).toBe('1');
+    } finally {
       client.close();
     }
   });
@@ -137,7 +167,8 @@ describe("the records' seal", () => {
   it('seals every value written under the prefix, and believes no value etcd holds without its seal', async () => {
     const mine = seal();
     const client = createEtcd(access('cert', mine));
-    const { view, mirror } = mirrored(client, '/s/');
+    const members = new EtcdMembers(access('cert', mine));
+    const { view, mirror } = mirrored(members, '/s/');
     try {
       await client.put('/s/owner').value('h1').exec();
       await client.put('/outside').value('plain').exec();
@@ -181,6 +212,7 @@ describe("the records' seal", () => {
     } finally {
       await mirror.stop();
       client.close();
+      members.close();
     }
   });
 });

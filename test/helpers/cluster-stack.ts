@@ -68,8 +68,57 @@ export class ClusterStack {
     this.viewer = this.host(1).token('--role', 'viewer', '--ttl', '1h');
   }
 
+  private senders = 0;
+
+  /**
+   * Sends batches of 5 events to db.table through host `via()`'s gateway (asked again for each
+   * batch) until stopped, 50 ms apart; every acknowledged body is kept, every refusal counted by
+   * status and error (the first of each kind printed).
+   */
+  sender(db: string, table: string, token: string, via: () => number) {
+    const acked: string[] = [];
+    const refused: Record<string, number> = {};
+    let stop = false;
+    let n = 0;
+    const run = (this.senders++).toString(36);
+    const done = (async () => {
+      while (!stop) {
+        const tag = `${table}-${run}-${n++}`;
+        const body = Array.from({ length: 5 }, (_, k) => ({ body: `${tag}-${k}` }));
+        const host = via();
+        const r = await this.cluster.http(host, 'POST', `http://127.0.0.1:8080/ingest/${db}/${table}`, { token, body, timeoutS: 10 });
+        if (r.status === 200) acked.push(...body.map((b) => b.body));
+        else {
+          const why = `${r.status} ${String(r.body.error ?? r.body.curl ?? '')}`;
+          refused[why] = (refused[why] ?? 0) + 1;
+          if (refused[why] === 1) console.log(`${table} via h${host} at ${new Date().toISOString()}: ${r.status} ${r.text}`);
+        }
+        await new Promise((res) => setTimeout(res, 50));
+      }
+    })();
+    return {
+      acked,
+      refused,
+      async stop() {
+        stop = true;
+        await done;
+      },
+    };
+  }
+
+  /** What the agents of db.table on these hosts wrote to their file_roll sinks. */
+  delivered(db: string, table: string, on: number[]): string[] {
+    return on.flatMap((i) => this.host(i).delivered(`flume-${db}-${table}`));
+  }
+
   async down(): Promise<void> {
     await Promise.all([...this.hosts.values()].map((h) => h.destroy()));
     await this.cluster.destroy();
   }
 }
+
+/** The acknowledged bodies that are not among those delivered. */
+export const missing = (acked: string[], got: string[]) => {
+  const have = new Set(got);
+  return acked.filter((a) => !have.has(a));
+};

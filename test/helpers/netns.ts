@@ -154,6 +154,18 @@ export class NetnsCluster {
     enableEtcdAuth((...args) => this.etcdctl(1, args), prefix);
   }
 
+  /** The host whose etcd member leads now, as the members that answer say (null: none answers with a leader). */
+  etcdLeader(): number | null {
+    for (const i of this.hosts()) {
+      const r = this.etcdctl(i, ['endpoint', 'status', '-w', 'json']);
+      if (r.status !== 0) continue;
+      const s = (JSON.parse(r.stdout) as Array<{ Status: { header: { member_id: number }; leader: number } }>)[0]?.Status;
+      if (!s?.leader) continue;
+      if (s.header.member_id === s.leader) return i;
+    }
+    return null;
+  }
+
   /** Stops host i's etcd member (kill -9), nothing else of the host. */
   async stopEtcd(i: number): Promise<void> {
     const child = this.etcds.get(i);
@@ -186,6 +198,9 @@ export class NetnsCluster {
       '--listen-peer-urls', `https://${a}:2380`, '--initial-advertise-peer-urls', `https://${a}:2380`,
       '--listen-client-urls', `https://${a}:2379,https://127.0.0.1:2379`, '--advertise-client-urls', `https://${a}:2379`,
       '--initial-cluster', peers, '--initial-cluster-token', token, '--initial-cluster-state', 'new',
+      // As docs/cluster.md deploys it: a member back from a cut asks before it campaigns, so it
+      // does not depose a leader the others still follow (etcd 3.4 campaigns at once otherwise).
+      '--pre-vote',
       ...etcdTlsArgs(this.certs),
       '--logger', 'zap', '--log-outputs', 'stderr',
     ], join(this.dir, `etcd-h${i}.log`));
