@@ -187,17 +187,17 @@ describe('etcd members killed during lifecycle calls', () => {
       const send = () => cluster.http(via, 'POST', `${api(via)}/v1/api/pf/k/${op}`, { token: stack.admin, timeoutS: 90 });
       let call: ReturnType<typeof send>;
       if (n % 4 < 2) {
-        for (const v of victims) await cluster.stopEtcd(v);
+        await Promise.all(victims.map((v) => cluster.stopEtcd(v)));
         call = send();
       } else {
         call = send();
         await new Promise((r) => setTimeout(r, (n * 13) % 40));
-        for (const v of victims) await cluster.stopEtcd(v);
+        await Promise.all(victims.map((v) => cluster.stopEtcd(v)));
       }
       // Back a second later, or without quorum past a call's deadline (3 s), whatever the call is
       // doing (it may wait on etcd for its answer).
       await new Promise((r) => setTimeout(r, victims.length > 1 ? 4000 : 1000));
-      for (const v of victims) await cluster.restartEtcd(v);
+      await Promise.all(victims.map((v) => cluster.restartEtcd(v)));
       const answer = await call;
       const answeredAt = Date.now();
       const after = await settled(via);
