@@ -9,7 +9,7 @@ import { EtcdMembers } from '../../src/cluster/members.js';
 import { Mirror } from '../../src/cluster/mirror.js';
 import { TestEtcd } from '../helpers/etcd.js';
 import { tempDir } from '../helpers/harness.js';
-import { until } from '../helpers/wait.js';
+import { elapsed, until } from '../helpers/wait.js';
 
 // The one door to etcd (src/cluster/etcd.ts) against a real etcd 3.4 member on loopback,
 // protected as docs/cluster.md deploys it (TLS, client certificates, authentication).
@@ -121,9 +121,10 @@ describe('a client that signs in with a password', () => {
   it('signs in again after etcd restarted (its tokens are gone), however long after it started', async () => {
     const client = createEtcd(access('password'));
     try {
+      const signedIn = Date.now();
       await client.put('/auth/a').value('1').exec();
       // Past the sign-in's deadline as first computed: a deadline fixed at start would have lapsed.
-      await new Promise((r) => setTimeout(r, 3500)); // the time that must pass is the subject
+      await elapsed(signedIn, 3500);
       await etcd.kill();
       await etcd.start();
       const got = await until(

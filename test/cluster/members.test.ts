@@ -7,7 +7,7 @@ import { EtcdMembers } from '../../src/cluster/members.js';
 import { Membership } from '../../src/cluster/membership.js';
 import { TestEtcd } from '../helpers/etcd.js';
 import { SilentProxy } from '../helpers/silent-proxy.js';
-import { until } from '../helpers/wait.js';
+import { sampleUntil, until } from '../helpers/wait.js';
 
 // What keeps a host alive in the cluster's eyes must never wait on an etcd member that went
 // silent (cut off by the network): here a member is a proxy to a real etcd 3.4 that stops
@@ -58,13 +58,12 @@ describe('a member that goes silent', () => {
       // Three TTLs: any host waiting on the silent member would be fenced, or judged gone, in one.
       const seen: string[] = [];
       const end = Date.now() + 3 * ttl * 1000;
-      while (Date.now() < end) {
+      await sampleUntil(end, 100, () => {
         for (const x of [a.m, b.m]) {
           if (x.fenced) seen.push(`${x.id} fenced`);
           for (const n of x.nodes()) if (!n.alive) seen.push(`${x.id} sees ${n.id} gone`);
         }
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      });
       expect([...new Set(seen)]).toEqual([]);
       // And a change of state written through one host reaches the other's view meanwhile.
       await a.m.setState('b', 'draining');

@@ -68,6 +68,19 @@ export class ClusterStack {
     this.viewer = this.host(1).token('--role', 'viewer', '--ttl', '1h');
   }
 
+  /** GET /v1/api/nodes asked of host i (as admin), null unless it answered 200. */
+  async nodes(i: number): Promise<Array<{ id: string; alive: boolean; self: boolean; state: string; coordinator: boolean; leftAt: string | null }> | null> {
+    const r = await this.cluster.http(i, 'GET', `${this.api(i)}/v1/api/nodes`, { token: this.admin, timeoutS: 5 });
+    return r.status === 200 ? (r.body.nodes as never) : null;
+  }
+
+  /** An ingestion token for `username` scoped to `dbs`, issued through host 1. */
+  async ingestToken(username: string, dbs: string[]): Promise<string> {
+    const t = await this.cluster.http(1, 'POST', `${this.api(1)}/v1/api/token`, { token: this.admin, body: { username, scope: dbs } });
+    if (t.status !== 200) throw new Error(`could not issue a token: ${t.status} ${t.text}`);
+    return t.body.token as string;
+  }
+
   private senders = 0;
 
   /**

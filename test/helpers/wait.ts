@@ -24,3 +24,34 @@ export async function freePort(): Promise<number> {
   await new Promise((r) => srv.close(r));
   return port;
 }
+
+/** Waits until `ms` have passed since `since` (epoch ms): for tests whose subject is time passing (an outage held, a deadline outlived). */
+export async function elapsed(since: number, ms: number): Promise<void> {
+  await until(() => Date.now() - since, (d) => d >= ms, ms + 5000, Math.min(50, Math.max(1, ms / 10)));
+}
+
+/** Runs `sample` every `everyMs` until the epoch time `end` (a watch over a period, e.g. three TTLs). */
+export async function sampleUntil(end: number, everyMs: number, sample: () => Promise<void> | void): Promise<void> {
+  await until(
+    async () => {
+      await sample();
+      return Date.now();
+    },
+    (t) => t >= end,
+    Math.max(0, end - Date.now()) + 60_000,
+    everyMs,
+  );
+}
+
+/** Runs `step` every `everyMs` while `going()` holds (a prober or a sender that runs until told to stop). */
+export async function repeatWhile(going: () => boolean, everyMs: number, step: () => Promise<void>): Promise<void> {
+  await until(
+    async () => {
+      if (going()) await step();
+      return going();
+    },
+    (g) => !g,
+    24 * 3600_000,
+    everyMs,
+  );
+}

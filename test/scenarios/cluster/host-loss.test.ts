@@ -16,13 +16,9 @@ const api = (i: number) => stack.api(i);
 const gw = 'http://127.0.0.1:8080';
 let token: string;
 
-type Node = { id: string; alive: boolean; self: boolean; state: string; coordinator: boolean; leftAt: string | null };
 type Incident = { id: string; at: string; node: string; type: string; db: string | null; table: string | null; details: Record<string, unknown> };
 
-const nodesOf = async (i: number) => {
-  const r = await cluster.http(i, 'GET', `${api(i)}/v1/api/nodes`, { token: stack.admin, timeoutS: 5 });
-  return r.status === 200 ? (r.body.nodes as Node[]) : null;
-};
+const nodesOf = (i: number) => stack.nodes(i);
 const incidentsOf = async (node: string, via = 1) => {
   const r = await cluster.http(via, 'GET', `${api(via)}/v1/api/nodes/${node}/incidents`, { token: stack.admin });
   expect(r.status, r.text).toBe(200);

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClusterStack, missing } from '../../helpers/cluster-stack.js';
-import { until } from '../../helpers/wait.js';
+import { elapsed, repeatWhile, sampleUntil, until } from '../../helpers/wait.js';
 
 // A cluster that tells the truth under partial failure (issue 42), on three namespace hosts with
 // a three-member etcd: one host's link cut at a time (the etcd leader's, and not) must never
@@ -15,11 +15,7 @@ const { cluster } = stack;
 const api = (i: number) => stack.api(i);
 let token: string;
 
-type Node = { id: string; alive: boolean };
-const nodesOf = async (i: number) => {
-  const r = await cluster.http(i, 'GET', `${api(i)}/v1/api/nodes`, { token: stack.admin, timeoutS: 5 });
-  return r.status === 200 ? (r.body.nodes as Node[]) : null;
-};
+const nodesOf = (i: number) => stack.nodes(i);
 const allAlive = async () => {
   for (const i of cluster.hosts()) {
     const n = await nodesOf(i);
@@ -36,9 +32,7 @@ const ownerOf = async (table: string, via: number) => {
 
 beforeAll(async () => {
   await stack.up();
-  const t = await cluster.http(1, 'POST', `${api(1)}/v1/api/token`, { token: stack.admin, body: { username: 'pf-sender', scope: ['pf'] } });
-  expect(t.status, t.text).toBe(200);
-  token = t.body.token as string;
+  token = await stack.ingestToken('pf-sender', ['pf']);
 }, 300_000);
 
 afterAll(() => stack.down(), 120_000);
@@ -79,7 +73,7 @@ describe("one host's link cut, each in turn", () => {
         try {
           const end = Date.now() + (2 * TTL + 2) * 1000;
           let moved = false;
-          while (Date.now() < end) {
+          await sampleUntil(end, 250, async () => {
             for (const o of others) {
               const nodes = await nodesOf(o);
               for (const n of nodes ?? []) if (n.id !== `h${x}` && !n.alive) seenLost.push(`cut h${x}: h${o} saw ${n.id} lost`);
@@ -92,8 +86,7 @@ describe("one host's link cut, each in turn", () => {
               const m = await cluster.http(to, 'POST', `${api(to)}/v1/api/pf/t/move`, { token: stack.admin, body: { to: `h${to}` }, timeoutS: 120 });
               moves.push(`cut h${x}: h${from} -> h${to}: ${m.status}${m.status === 200 ? '' : ` ${m.text}`}`);
             }
-            await new Promise((r) => setTimeout(r, 250));
-          }
+          });
         } finally {
           cluster.run(x, 'ip', ['link', 'set', 'eth0', 'up']);
         }
@@ -119,14 +112,12 @@ describe('etcd without quorum for 30 s', () => {
     // Probes every 100 ms through the owner's gateway and through another host's.
     const probes: Array<{ host: number; at: number; status: number }> = [];
     let probing = true;
-    const probe = async (host: number) => {
-      while (probing) {
+    const probe = (host: number) =>
+      repeatWhile(() => probing, 100, async () => {
         const at = Date.now();
         const r = await cluster.http(host, 'POST', 'http://127.0.0.1:8080/ingest/pf/t', { token, body: [{ body: `q-${host}-${at}` }], timeoutS: 5 });
         probes.push({ host, at, status: r.status });
-        await new Promise((res) => setTimeout(res, 100));
-      }
-    };
+      });
     const running = [probe(owner), probe(other)];
     const members = cluster.hosts().filter((i) => i !== owner);
     await until(() => probes.filter((p) => p.status === 200).length, (n) => n >= 6, 20_000, 100);
@@ -190,13 +181,14 @@ describe('etcd members killed during lifecycle calls', () => {
         await Promise.all(victims.map((v) => cluster.stopEtcd(v)));
         call = send();
       } else {
+        const sentAt = Date.now();
         call = send();
-        await new Promise((r) => setTimeout(r, (n * 13) % 40));
+        await elapsed(sentAt, (n * 13) % 40);
         await Promise.all(victims.map((v) => cluster.stopEtcd(v)));
       }
       // Back a second later, or without quorum past a call's deadline (3 s), whatever the call is
       // doing (it may wait on etcd for its answer).
-      await new Promise((r) => setTimeout(r, victims.length > 1 ? 4000 : 1000));
+      await elapsed(Date.now(), victims.length > 1 ? 4000 : 1000);
       await Promise.all(victims.map((v) => cluster.restartEtcd(v)));
       const answer = await call;
       const answeredAt = Date.now();
