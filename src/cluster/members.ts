@@ -23,7 +23,7 @@ class MemberGate extends NoopPolicy {
     try {
       return await super.execute(fn, signal);
     } catch (err) {
-      if (err instanceof Error && isRecoverableError(err)) this.members.failedAt(this.endpoint);
+      if (err instanceof Error && isRecoverableError(err)) this.members.failedOn(this.endpoint);
       throw err;
     }
   }
@@ -98,7 +98,7 @@ export class EtcdMembers {
   }
 
   /** A call through the pooled client to this member failed for want of etcd. */
-  failedAt(endpoint: string): void {
+  failedOn(endpoint: string): void {
     const m = this.all.find((x) => x.endpoint === endpoint);
     if (m) this.failed(m);
   }

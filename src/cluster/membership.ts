@@ -199,7 +199,7 @@ export class Membership {
         // heartbeat, not only the lease: etcd gives every lease a fresh TTL when its own leader
         // changes, so a host that died with etcd's leader would otherwise look alive for longer.
         const p = k.presence;
-        const alive = p !== null && !this.stale(k, self, now);
+        const alive = p !== null && !this.stale(k, self);
         return {
           id,
           state: k.state ?? 'active',
@@ -219,8 +219,8 @@ export class Membership {
       .sort((a, b) => a.id.localeCompare(b.id));
   }
 
-  private stale(k: Known, self: boolean, now: number): boolean {
-    const age = self ? null : this.heartbeatAge(k, now);
+  private stale(k: Known, self: boolean): boolean {
+    const age = self ? null : this.heartbeatAge(k);
     return age !== null && age > this.self.leaseTtlSeconds;
   }
 
@@ -230,7 +230,7 @@ export class Membership {
    * itself, every other host gets a fresh TTL, as etcd gives every lease after a leader change)
    * to when this host's view was last shown complete (`currentAt`); null without a presence.
    */
-  private heartbeatAge(k: Known, _now = Date.now()): number | null {
+  private heartbeatAge(k: Known): number | null {
     if (!k.presence || k.seenAt === null) return null;
     return Math.max(0, this.currentAt - Math.max(k.seenAt, this.contactSince)) / 1000;
   }
@@ -301,8 +301,7 @@ export class Membership {
   /** Bumps `version` when a host's heartbeat goes stale (no put of its presence for the TTL). */
   private watchHeartbeats(): void {
     this.confirmView();
-    const now = Date.now();
-    const stale = [...this.known.entries()].filter(([id, k]) => k.presence && this.stale(k, id === this.self.id, now)).map(([id]) => id).join();
+    const stale = [...this.known.entries()].filter(([id, k]) => k.presence && this.stale(k, id === this.self.id)).map(([id]) => id).join();
     if (stale !== this.staleSeen) {
       this.staleSeen = stale;
       this.version++;
