@@ -19,6 +19,11 @@ command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
 if ! command -v openresty >/dev/null 2>&1 && [ ! -f /usr/lib/nginx/modules/ngx_http_lua_module.so ]; then
   need_apt+=(nginx libnginx-mod-http-lua lua-nginx-redis lua-cjson)
 fi
+# The tests run the gateway's pure Lua with busted (test/gateway/lua/), cjson beside it.
+if [ "${NEED_TEST_SERVERS:-0}" = 1 ] || [ "${NEED_LUA_TESTS:-0}" = 1 ]; then
+  command -v busted >/dev/null 2>&1 || need_apt+=(lua-busted)
+  [ -f /usr/lib/x86_64-linux-gnu/lua/5.2/cjson.so ] || ls /usr/lib/*/lua/5.2/cjson.so >/dev/null 2>&1 || need_apt+=(lua-cjson)
+fi
 # The test suite drives the dashboard in a real headless Chromium (Debian's, via playwright-core).
 if [ "${NEED_CHROMIUM:-0}" = 1 ] && ! command -v chromium >/dev/null 2>&1; then need_apt+=(chromium); fi
 if [ "${NEED_REDIS_SERVER:-0}" = 1 ] && ! command -v redis-server >/dev/null 2>&1; then need_apt+=(redis-server); fi

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's second command (npm test): same set-up as the first, then the whole suite on
 # real parts: Redis, a supervisord per test file (in a temp dir), real Flume agents.
-# Extra arguments go to vitest (e.g. npm test -- test/scenarios/lifecycle).
+# Extra arguments go to vitest (e.g. npm test -- test/scenarios/lifecycle). The pure tier alone,
+# in seconds and without set-up: npm run test:unit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 say() { printf '[test] %s\n' "$*"; }
@@ -33,11 +34,14 @@ say "type-checking src/, test/ and bench/"
 ./node_modules/.bin/tsc -p tsconfig.check.json
 
 set +e
+started=$(date +%s)
 ./node_modules/.bin/vitest run --reporter=default --reporter=json --outputFile.json="$tmp/results.json" "$@"
 rc=$?
 set -e
-node -e '
-  const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
-  console.log(`tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests + r.numTodoTests} skipped`);
-' "$tmp/results.json" 2>/dev/null || true
+wall=$(( $(date +%s) - started ))
+# Counts, wall time and the slowest ten files; a whole run that passed keeps its timings in
+# test/timings.json (the order files start in next time: slowest first).
+whole=1
+for a in "$@"; do case "$a" in -*) ;; *) whole=0 ;; esac; done
+./node_modules/.bin/tsx test/tiers/report.ts "$tmp/results.json" "$wall" "$whole" || true
 exit $rc

@@ -11,6 +11,7 @@ import { PortAllocator } from './agents/port-allocator.js';
 import { Reconciler } from './recovery/reconciler.js';
 import type { RestoreReport } from './resources/restore.js';
 import { RouteTable } from './agents/route-table.js';
+import { PlacementSeam } from './agents/placement.js';
 import { StartQueue } from './agents/start-queue.js';
 import { TableLock } from './agents/table-lock.js';
 import type { Config } from './config.js';
@@ -89,7 +90,9 @@ export interface BuiltApp {
 export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
   const keys = makeKeys(config.REDIS_KEY_PREFIX);
   const store = new AgentStore(config);
-  const routeTable = new RouteTable(redis, keys);
+  // Many hosts answer which tables are elsewhere (placement/, built below): bound before start.
+  const placement = new PlacementSeam();
+  const routeTable = new RouteTable(redis, keys, placement);
   const lock = new TableLock(
     redis,
     keys,
@@ -152,6 +155,7 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
         { agents, store, routes: routeTable, reconciler, tokens, revocations, webhooks: outbox },
         log.child({ component: 'placement' }),
       ) : null;
+  if (spread) placement.bind(spread.placement);
   const lifecycle: Lifecycle = spread?.lifecycle ?? agents;
   const operations = new OperationService(lifecycle, new AgentBatch(host, agents), config.NODE_ID, redis, keys, log.child({ component: 'operations' }));
   const refused = new RefusedCalls(redis, keys, 10_000, log.child({ component: 'audit' }));
@@ -222,7 +226,7 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
       healer.start();
       standIns.start();
       hints.start();
-      await nodes.start();
+      await nodes.start(spread?.member);
     }
     return report;
   };

@@ -1,4 +1,5 @@
 import { accessSync, constants, readFileSync } from 'node:fs';
+import { flagSetting } from './flag.js';
 import { availableParallelism, hostname, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -153,7 +154,7 @@ export const configSchema = z.object({
    * it, so senders are never refused while the agent restarts (src/agents/stand-in.ts). false:
    * restarts in place (503 AGENT_DOWN for the seconds a JVM takes to start).
    */
-  AGENT_STAND_IN: z.enum(['true', 'false', '1', '0']).default('true').transform((v) => v === 'true' || v === '1'),
+  AGENT_STAND_IN: flagSetting(true),
   /** var/audit.log rotates at this size (5 files kept). */
   AUDIT_LOG_MAX_BYTES: z.coerce.number().int().min(1024).default(10 * 1024 * 1024),
   /** Config revisions kept per agent (services/<program>/revisions/); the oldest are pruned. */
@@ -163,7 +164,7 @@ export const configSchema = z.object({
    * agent) must carry If-Match with the revision it read (the ETag), else 428. false (default):
    * If-Match is checked when sent, and a change without it applies as before.
    */
-  CONFIG_REQUIRE_IF_MATCH: z.enum(['true', 'false', '1', '0']).default('false').transform((v) => v === 'true' || v === '1'),
+  CONFIG_REQUIRE_IF_MATCH: flagSetting(false),
   /** How long an Idempotency-Key's answer is kept and replayed (kept in Redis: a Redis loss forgets it). */
   IDEMPOTENCY_WINDOW_SECONDS: z.coerce.number().int().min(60).max(7 * 86400).default(86400),
   /** Events kept for SSE clients that reconnect with Last-Event-ID (in Redis, per host). */
@@ -302,7 +303,7 @@ export const configSchema = z.object({
    * certificate or user). Without it such a cluster refuses to start: a writer of an unprotected
    * etcd can stop the cluster's tables (its records still cannot send tokens or events elsewhere).
    */
-  ETCD_ALLOW_UNPROTECTED: z.enum(['true', 'false', '1', '0']).default('false').transform((v) => v === 'true' || v === '1'),
+  ETCD_ALLOW_UNPROTECTED: flagSetting(false),
   /** This host's name in the cluster (default: the machine's host name): letters, digits, '-', '_', '.'. */
   NODE_ID: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'must be 1-63 letters, digits, _ . - (starting with a letter or digit)').optional(),
   /** The address other hosts reach this host's API and gateway on (an IP or a DNS name); the API and the gateway must listen on it. */

@@ -15,8 +15,10 @@ export class AppError extends Error {
     readonly statusCode: number,
     message: string,
     readonly details?: Record<string, unknown>,
+    /** What caused it (kept for the log: the error handler logs a 5xx with its cause, never sends it). */
+    options?: { cause?: unknown },
   ) {
-    super(message);
+    super(message, options);
   }
 }
 
@@ -222,7 +224,12 @@ export const misdirected = (host: string) =>
   make('MISDIRECTED_REQUEST', 421, `this API does not answer for Host ${host.slice(0, 100)}; add it to API_ALLOWED_HOSTS if it is yours`);
 export const tooManyStreams = (max: number) =>
   make('TOO_MANY_STREAMS', 429, `this token holds ${max} open streams already (API_MAX_STREAMS_PER_TOKEN): close one first`);
-export const redisUnavailable = (message: string) => make('REDIS_UNAVAILABLE', 503, message);
+/** The error, with what caused it kept for the log. */
+export function withCause(err: AppError, cause: unknown): AppError {
+  if (cause !== undefined) Object.defineProperty(err, 'cause', { value: cause, enumerable: false, configurable: true, writable: true });
+  return err;
+}
+export const redisUnavailable = (message: string, cause?: unknown) => withCause(make('REDIS_UNAVAILABLE', 503, message), cause);
 export const nodeNotFound = (id: string) => make('NODE_NOT_FOUND', 404, `no host ${id} in the cluster`);
 export const clusterUnavailable = (message: string, details?: Record<string, unknown>) => make('CLUSTER_UNAVAILABLE', 503, message, details);
 export const notClustered = (message: string) => make('NOT_CLUSTERED', 409, message);

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
  * down or stays on its floor, and no files import each other in a circle.
  */
 const FLOORS: Array<[number, string[]]> = [
-  [0, ['errors.ts', 'config.ts', 'periodic.ts']],
+  [0, ['errors.ts', 'config.ts', 'periodic.ts', 'flag.ts']],
   [1, ['resources/', 'templates.ts']],
   [2, ['supervisor/', 'redis/', 'flume/', 'store/', 'cluster/']],
   [3, ['fleet/', 'auth/', 'audit/', 'tokens/']],
@@ -53,5 +53,52 @@ describe('the tree', () => {
     };
     for (const f of all) visit(f, []);
     expect(circles).toEqual([]);
+  });
+
+  // Dependencies are passed in at construction (a late-bound seam is bound in app.ts, the one
+  // place that builds): no file swaps a function into an object built elsewhere, adds callbacks
+  // to its lists, or leaves a function field open for that.
+  const FN = String.raw`(?:async\s*)?(?:\([^()]*\)|[A-Za-z_$][\w$]*)\s*(?::\s*[^=]+)?=>`;
+  const OTHER = String.raw`\b(?!this\b)[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)+`;
+  const patches = (text: string): string[] => [
+    ...text.matchAll(new RegExp(`^\\s*${OTHER}\\s*=\\s*${FN}`, 'gm')),
+    ...text.matchAll(new RegExp(`${OTHER}\\.push\\(\\s*${FN}`, 'g')),
+  ].map((m) => m[0].trim());
+  const openFunctionFields = (text: string): string[] =>
+    [...text.matchAll(new RegExp(`^  (?!private |protected |readonly |static |#|get |set )[A-Za-z_$][\\w$]*\\s*(?::\\s*\\([^)]*\\)\\s*=>[^;=]*)?=\\s*${FN}|^  (?!private |protected |readonly |static )[A-Za-z_$][\\w$]*\\s*:\\s*\\([^)]*\\)\\s*=>[^;]*;`, 'gm'))]
+      .map((m) => m[0].trim());
+
+  it('builds objects whole: nothing patches a function into another object or its lists', () => {
+    const found = all.flatMap((f) => patches(readFileSync(f, 'utf8')).map((p) => `src/${relative(SRC, f)}: ${p}`));
+    expect(found).toEqual([]);
+  });
+
+  it('leaves no public function field another file could replace', () => {
+    const found = all.flatMap((f) => openFunctionFields(readFileSync(f, 'utf8')).map((p) => `src/${relative(SRC, f)}: ${p}`));
+    expect(found).toEqual([]);
+  });
+
+  it('would see the patches it forbids', () => {
+    expect(patches('  parts.routes.elsewhere = (ref) => false;')).toHaveLength(1);
+    expect(patches('  cluster.onJoin.push(async () => {')).toHaveLength(1);
+    expect(patches('  parts.reconciler.foreign.push(() => remote.foreign());')).toHaveLength(1);
+    expect(patches('  this.handlers.push((e) => e);\n  rows.push(() => 1);\n  this.x = () => 1;')).toEqual([]);
+    expect(openFunctionFields('  elsewhere: (ref: TableRef) => boolean = () => false;')).toHaveLength(1);
+    expect(openFunctionFields('  onTick = () => undefined;')).toHaveLength(1);
+    expect(openFunctionFields('  private readonly f = () => 1;\n  readonly g: () => void;')).toEqual([]);
+  });
+
+  // Each noun once: the schema in its home is the definition, everything else imports it.
+  const NOUNS: Array<[string, RegExp, string]> = [
+    ['health', /'healthy'\s*,\s*'starting'|'healthy'\s*\|/, 'resources/agent-status.ts'],
+    ['desired', /'running'\s*,\s*'stopped'|'running'\s*\|\s*'stopped'/, 'resources/agent-status.ts'],
+    ['queue place', /interface QueuePlace|QueuePlace\s*=\s*z\.infer/, 'resources/agent-status.ts'],
+    ['incident severity', /'critical'\s*,\s*'warning'/, 'resources/incident.ts'],
+    ['yes/no flag', /'true'\s*,\s*'false'\s*,\s*'1'/, 'flag.ts'],
+  ];
+
+  it.each(NOUNS)('defines the %s once', (_noun, shape, home) => {
+    const homes = all.filter((f) => shape.test(readFileSync(f, 'utf8'))).map((f) => relative(SRC, f));
+    expect(homes).toEqual([home]);
   });
 });

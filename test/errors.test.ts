@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../src/config.js';
@@ -6,7 +6,11 @@ import { ErrorCodes, GATEWAY_ERRORS } from '../src/errors.js';
 import { gatewayErrorsLua } from '../src/gateway/render.js';
 
 const read = (...p: string[]) => readFileSync(join(PROJECT_ROOT, ...p), 'utf8');
-const lua = read('templates', 'gateway', 'lua', 'flume_gateway.lua');
+// The gateway's Lua: the entry and every module of flume_gateway/.
+const lua = [
+  read('templates', 'gateway', 'lua', 'flume_gateway.lua'),
+  ...readdirSync(join(PROJECT_ROOT, 'templates', 'gateway', 'lua', 'flume_gateway')).map((f) => read('templates', 'gateway', 'lua', 'flume_gateway', f)),
+].join('\n');
 const nginx = read('templates', 'gateway', 'nginx.conf');
 
 describe('the error catalogue', () => {
@@ -20,7 +24,7 @@ describe('the error catalogue', () => {
     expect(lua.match(/\b10\d{3}\b/g) ?? []).toEqual([]);
     expect(nginx.match(/\b10\d{3}\b/g) ?? []).toEqual([]);
     // Every error the Lua answers with is in the catalogue it is rendered from.
-    const used = new Set([...lua.matchAll(/\{ "([A-Z_]+)", "|reply\("([A-Z_]+)"/g)].map((m) => m[1] ?? m[2]));
+    const used = new Set([...lua.matchAll(/\{ "([A-Z_]+)", "|(?:fail|error)\("([A-Z_]+)"|return nil, "([A-Z_]+)"/g)].map((m) => m[1] ?? m[2] ?? m[3]));
     expect([...used].filter((n) => !(n! in GATEWAY_ERRORS))).toEqual([]);
     expect(used.size).toBeGreaterThan(10);
   });

@@ -3,6 +3,7 @@ import { redisCall } from '../redis/client.js';
 import type { Keys } from '../redis/keys.js';
 import type { AgentMeta } from '../store/agent-store.js';
 import type { TableRef } from '../resources/table.js';
+import { ONE_HOST, type TablePlacement } from './placement.js';
 
 const entry = ({ db, table }: TableRef) => `${db}:${table}`;
 
@@ -49,6 +50,8 @@ export class RouteTable {
   constructor(
     private readonly redis: Redis,
     private readonly keys: Keys,
+    /** Which tables other hosts take (many hosts); ONE_HOST on one. */
+    readonly placement: TablePlacement = ONE_HOST,
   ) {}
 
   /**
@@ -77,7 +80,9 @@ export class RouteTable {
    * the agent here drains the channel it left). Such a route is the remote routes' alone:
    * publish, withdraw and fence leave it be; publishValue and withdrawRemote write it.
    */
-  elsewhere: (ref: TableRef) => boolean = () => false;
+  elsewhere(ref: TableRef): boolean {
+    return this.placement.elsewhere(ref);
+  }
 
   /** Sets a table's route to `value` as it is (a remote table's `via`), the table in the set. */
   async publishValue(ref: TableRef, value: string): Promise<void> {
@@ -92,14 +97,17 @@ export class RouteTable {
   }
 
   /** Many hosts: while set, this host's own tables take no events (their routes say `fenced`). */
-  fenced = false;
+  get fenced(): boolean {
+    return this.#fenced;
+  }
+  #fenced = false;
 
   /**
    * Stops intake of these tables (this host's own) at once: every route they have becomes
    * `fenced`, and publishing keeps it so until `unfence` (the caller then publishes them again).
    */
   async fence(refs: TableRef[]): Promise<void> {
-    this.fenced = true;
+    this.#fenced = true;
     const have = await this.values(refs);
     const tx = this.redis.multi();
     for (const [i, ref] of refs.entries()) {
@@ -110,7 +118,7 @@ export class RouteTable {
   }
 
   unfence(): void {
-    this.fenced = false;
+    this.#fenced = false;
   }
 
   async publish(meta: AgentMeta): Promise<void> {

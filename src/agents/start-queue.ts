@@ -1,12 +1,7 @@
 import { EventEmitter } from 'node:events';
+import type { QueuePlace } from '../resources/agent-status.js';
 
-/** Where one table stands in the queue: its place among those waiting (1 = next). */
-export interface QueuePlace {
-  position: number;
-  waiting: number;
-  /** Starts the host runs at once (AGENT_START_CONCURRENCY). */
-  concurrency: number;
-}
+export type { QueuePlace };
 
 /**
  * The host's JVM starts, at most `concurrency` at a time, the rest in arrival order: every

@@ -1,4 +1,5 @@
 import { appendFile, mkdir, rename, stat } from 'node:fs/promises';
+import { redisCall } from '../redis/client.js';
 import { dirname } from 'node:path';
 import type { Redis } from 'ioredis';
 import { logSince } from '../store/agent-store.js';
@@ -87,7 +88,7 @@ export class AuditLog {
     let end = f.cursor ? `(${f.cursor}` : '+';
     let last: string | null = null;
     for (let scanned = 0; scanned < this.opts.streamLength; ) {
-      const batch = await this.redis.xrevrange(this.keys.audit(), end, '-', 'COUNT', 500);
+      const batch = await redisCall(() => this.redis.xrevrange(this.keys.audit(), end, '-', 'COUNT', 500));
       if (!batch.length) return { entries: out, nextCursor: null };
       for (const [id, fields] of batch) {
         scanned++;
@@ -120,7 +121,7 @@ export class AuditLog {
       .slice(-this.opts.streamLength);
     const tx = this.redis.multi().del(this.keys.audit());
     for (const line of lines) tx.xadd(this.keys.audit(), 'MAXLEN', '~', this.opts.streamLength, '*', 'e', line);
-    await tx.exec();
+    await redisCall(() => tx.exec());
     return lines.length;
   }
 

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { redisCall } from '../redis/client.js';
 import type { Logger } from 'pino';
 import type { Keys } from '../redis/keys.js';
 
@@ -72,7 +73,7 @@ export class RefusedCalls {
     const merged = new Map<string, RefusedEntry>();
     let end = '+';
     for (let scanned = 0; scanned < this.streamLength; ) {
-      const batch = await this.redis.xrevrange(this.keys.auditRefused(), end, '-', 'COUNT', 1000);
+      const batch = await redisCall(() => this.redis.xrevrange(this.keys.auditRefused(), end, '-', 'COUNT', 1000));
       if (!batch.length) break;
       for (const [id, fields] of batch) {
         scanned++;

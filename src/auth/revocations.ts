@@ -45,8 +45,12 @@ export class ControlTokenRevocations {
     return until !== undefined && until > Date.now() / 1000;
   }
 
-  /** Told of every revocation made through this host, once it holds here (with many hosts: how the others learn it). */
-  readonly changed: Array<(jti: string, until: number) => Promise<void>> = [];
+  private readonly changed: Array<(jti: string, until: number) => Promise<void>> = [];
+
+  /** `f` is told of every revocation made through this host, once it holds here (with many hosts: how the others learn it). */
+  onChange(f: (jti: string, until: number) => Promise<void>): void {
+    this.changed.push(f);
+  }
 
   /** Revokes `jti` until `until` (unix seconds: the token's own exp). */
   async revoke(jti: string, until: number): Promise<void> {

@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import type { Desired } from '../resources/agent-status.js';
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseEnv } from 'node:util';
@@ -22,7 +23,7 @@ import { savedUserSchema } from '../tokens/token-files.js';
  *   service reads them, and a pending webhook goes only to a URL this installation sends to.
  */
 export interface RestorePlan {
-  agents: Array<{ meta: AgentMeta; revisions: Revision[]; desired: 'running' | 'stopped'; channel: boolean }>;
+  agents: Array<{ meta: AgentMeta; revisions: Revision[]; desired: Desired; channel: boolean }>;
   /** The pending webhook files to restore (names under var/webhooks/); the others are dropped. */
   webhooks: string[];
   webhooksDropped: number;

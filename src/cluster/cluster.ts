@@ -16,9 +16,18 @@ export interface Nodes {
   list(): Promise<NodeView[]>;
   /** The operator's word on a host's membership; 404 NODE_NOT_FOUND, 409 NOT_CLUSTERED, 503 CLUSTER_UNAVAILABLE. */
   setState(id: string, state: NodeState): Promise<NodeView>;
-  start(): Promise<void>;
+  /** `member`: what joins with this host (many hosts; one host has nothing to join). */
+  start(member?: MemberParts): Promise<void>;
   stop(): Promise<void>;
 }
+
+/** What builds on the membership (src/placement/): started once this host joined, stopped before it leaves. */
+export interface MemberParts {
+  join(): Promise<void>;
+  leave(): Promise<void>;
+}
+
+const NOTHING_MORE: MemberParts = { join: async () => undefined, leave: async () => undefined };
 
 /**
  * Runs an etcd call, turning its failures into 503 CLUSTER_UNAVAILABLE. A call refused before
@@ -136,14 +145,19 @@ export class EtcdCluster implements Nodes {
     return { ...view, state };
   }
 
-  /** Joins in the background, retrying every second: a host without etcd still serves its own tables. */
-  async start(): Promise<void> {
+  /**
+   * Joins in the background, retrying every second: a host without etcd still serves its own
+   * tables. `member` joins with this host (after the membership, retried with it) and leaves
+   * before it.
+   */
+  async start(member: MemberParts = NOTHING_MORE): Promise<void> {
     if (this.joining) return;
+    this.member = member;
     this.joining = (async () => {
       for (let attempt = 1; !this.stopped; attempt++) {
         try {
           await this.membership.start();
-          for (const f of this.onJoin) await f();
+          await this.member.join();
           this.joined = true;
           return;
         } catch (err) {
@@ -157,14 +171,12 @@ export class EtcdCluster implements Nodes {
   async stop(): Promise<void> {
     this.stopped = true;
     await this.joining;
-    for (const f of this.onLeave) await f().catch(() => undefined);
+    await this.member.leave().catch(() => undefined);
     await this.membership.stop().catch(() => undefined);
     this.members.close();
   }
 
-  /** Run once this host joined (retried with the join), and before it leaves: what builds on the membership. */
-  readonly onJoin: Array<() => Promise<void>> = [];
-  readonly onLeave: Array<() => Promise<void>> = [];
+  private member: MemberParts = NOTHING_MORE;
   private joining: Promise<void> | null = null;
   private stopped = false;
   /** This host is a member (its presence is in etcd). */

@@ -46,7 +46,7 @@ export class Coordinator extends EventEmitter {
     private readonly log: Logger,
   ) {
     super();
-    membership.fencing.push(async (fenced) => {
+    membership.onFencing(async (fenced) => {
       if (fenced) this.set(false, this.membership.coordinator);
     });
   }

@@ -132,8 +132,11 @@ export class Membership {
     this.lease = null;
   }
 
-  /** Told when this host's lease becomes fenced (true) and renewed again (false). */
-  readonly fencing: Array<(fenced: boolean) => Promise<void>> = [];
+  /** `f` is told when this host's lease becomes fenced (true) and renewed again (false), in turn with the others. */
+  onFencing(f: (fenced: boolean) => Promise<void>): void {
+    this.fencing.push(f);
+  }
+  private readonly fencing: Array<(fenced: boolean) => Promise<void>> = [];
 
   private fenceChain: Promise<void> = Promise.resolve();
   private told: boolean | null = null;

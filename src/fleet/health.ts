@@ -1,11 +1,11 @@
 import type { SourceProbe } from '../flume/client.js';
-import type { FlumeCounters } from '../resources/agent-status.js';
+import type { Desired, FlumeCounters, Health } from '../resources/agent-status.js';
 import type { ProcessInfo } from '../supervisor/driver.js';
 
-export type Health = 'healthy' | 'starting' | 'degraded' | 'down' | 'stopped';
+export type { Health };
 
 export interface HealthInput {
-  desired: 'running' | 'stopped';
+  desired: Desired;
   info: ProcessInfo | null;
   probe: SourceProbe | null;
   port: number;

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { redisCall } from '../redis/client.js';
 import type { Keys } from '../redis/keys.js';
 import type { Incident } from '../resources/incident.js';
 
@@ -24,11 +25,11 @@ export class IncidentStore {
 
   async push(i: Incident): Promise<void> {
     const key = this.keys.incidents(i.program);
-    await this.redis.multi().lpush(key, JSON.stringify(i)).ltrim(key, 0, HISTORY_LENGTH - 1).exec();
+    await redisCall(() => this.redis.multi().lpush(key, JSON.stringify(i)).ltrim(key, 0, HISTORY_LENGTH - 1).exec());
   }
 
   async history(program: string): Promise<Incident[]> {
-    return (await this.redis.lrange(this.keys.incidents(program), 0, HISTORY_LENGTH - 1)).map((s) => JSON.parse(s) as Incident);
+    return (await redisCall(() => this.redis.lrange(this.keys.incidents(program), 0, HISTORY_LENGTH - 1))).map((s) => JSON.parse(s) as Incident);
   }
 
   /**
@@ -60,11 +61,11 @@ export class IncidentStore {
   async update(program: string, id: string, change: (i: Incident) => Incident): Promise<Incident | null> {
     const key = this.keys.incidents(program);
     for (let attempt = 0; attempt < 5; attempt++) {
-      const items = await this.redis.lrange(key, 0, HISTORY_LENGTH - 1);
+      const items = await redisCall(() => this.redis.lrange(key, 0, HISTORY_LENGTH - 1));
       const index = items.findIndex((s) => s.includes(`"id":"${id}"`));
       if (index < 0) return null;
       const next = change(JSON.parse(items[index]!) as Incident);
-      if ((await this.redis.eval(REPLACE_IF_SAME, 1, key, index, items[index]!, JSON.stringify(next))) === 1) return next;
+      if ((await redisCall(() => this.redis.eval(REPLACE_IF_SAME, 1, key, index, items[index]!, JSON.stringify(next)))) === 1) return next;
     }
     return null;
   }
@@ -73,6 +74,6 @@ export class IncidentStore {
     if (!programs.length) return [];
     const tx = this.redis.pipeline();
     for (const p of programs) tx.lrange(this.keys.incidents(p), 0, limit - 1);
-    return ((await tx.exec()) ?? []).map(([, items]) => ((items as string[] | null) ?? []).map((s) => JSON.parse(s) as Incident));
+    return ((await redisCall(() => tx.exec())) ?? []).map(([, items]) => ((items as string[] | null) ?? []).map((s) => JSON.parse(s) as Incident));
   }
 }

@@ -6,7 +6,7 @@ import { etcdCall, type EtcdCluster } from '../cluster/cluster.js';
 import { nothingApplied } from '../cluster/etcd.js';
 import type { ClusterKeys } from '../cluster/keys.js';
 import type { Config } from '../config.js';
-import { AppError, agentExists, agentNotFound, busy, channelStranded, clusterUnavailable, nodeUnavailable } from '../errors.js';
+import { AppError, ErrorCodes, agentExists, agentNotFound, busy, channelStranded, clusterUnavailable, nodeUnavailable } from '../errors.js';
 import type { DrainResult, MoveResult, StrandedChannel } from '../resources/move.js';
 import pLimit from 'p-limit';
 import { checkSpec, resolveSpec, specDifferences, type AgentSpec, type SpecDifference } from '../resources/agent-spec.js';
@@ -223,7 +223,7 @@ export class ClusterLifecycle implements Lifecycle {
             return { db: e.db, table: e.table, ok: true, to: r.to, error: null };
           } catch (err) {
             if (err instanceof StillRunning) return { db: e.db, table: e.table, ok: true, to: err.pending.node, error: null };
-            const a = err instanceof AppError ? err : new AppError(10500, 'INTERNAL', 500, (err as Error).message);
+            const a = err instanceof AppError ? err : new AppError(ErrorCodes.INTERNAL, 'INTERNAL', 500, (err as Error).message);
             return { db: e.db, table: e.table, ok: false, to: null, error: { code: a.code, error: a.error, message: a.message } };
           }
         }),

@@ -6,7 +6,8 @@ import { programName } from '../resources/table.js';
 import { registerForwarding } from './forward.js';
 import type { AgentService } from '../agents/agent-service.js';
 import type { Lifecycle } from '../agents/lifecycle.js';
-import type { EtcdCluster } from '../cluster/cluster.js';
+import type { EtcdCluster, MemberParts } from '../cluster/cluster.js';
+import type { TablePlacement } from '../agents/placement.js';
 import { makeClusterKeys } from '../cluster/keys.js';
 import type { Config } from '../config.js';
 import { ClusterLifecycle } from './cluster-lifecycle.js';
@@ -50,7 +51,15 @@ export function clusterLifecycle(
     webhooks: WebhookOutbox | null;
   },
   log: Logger,
-): { lifecycle: Lifecycle; actions: NodeActions; register(app: FastifyInstance): void } {
+): {
+  lifecycle: Lifecycle;
+  /** For the route table (app.ts binds its seam to it). */
+  placement: TablePlacement;
+  /** What joins with this host and leaves with it: EtcdCluster.start(member). */
+  member: MemberParts;
+  actions: NodeActions;
+  register(app: FastifyInstance): void;
+} {
   const { agents } = parts;
   const keys = makeClusterKeys(cfg.ETCD_PREFIX);
   const view = new TablesView(cluster.etcd, cluster.members, keys, log);
@@ -60,13 +69,15 @@ export function clusterLifecycle(
   };
   const owner = new TableOwner(cluster.etcd, keys, view, cfg.NODE_ID, agents, specOf, log);
   const remote = new RemoteRoutes(view, parts.routes, () => cluster.list(), cfg.NODE_ID, (ref) => parts.store.hasMeta(programName(ref)), log);
-  parts.reconciler.foreign.push(() => remote.foreign());
   const drainer = new Drainer(cluster.etcd, keys, view, cfg.NODE_ID, agents, (program) => parts.store.hasMeta(program), () => remote.kick(), log);
   // A table another host took over is routed there; this host's agent of it only drains. A
   // table moved here off a host that is away stays shut until that host has surely fenced.
-  parts.routes.elsewhere = (ref) => {
-    const e = view.get(ref.db, ref.table);
-    return drainer.drainOnly(e) || (e !== undefined && e.owner === cfg.NODE_ID && intakeHeld(e));
+  const placement: TablePlacement = {
+    elsewhere: (ref) => {
+      const e = view.get(ref.db, ref.table);
+      return drainer.drainOnly(e) || (e !== undefined && e.owner === cfg.NODE_ID && intakeHeld(e));
+    },
+    foreign: () => remote.foreign(),
   };
   const opening = new Map<string, NodeJS.Timeout>();
   view.on('change', (e: TableEntry) => {
@@ -89,7 +100,8 @@ export function clusterLifecycle(
   const hostLoss = new HostLoss(cluster.etcd, cluster.members, keys, cluster.membership, coordinator, view, parts.webhooks, cfg.NODE_LEASE_TTL_SECONDS, (ref, opts) => lifecycle.move(ref, opts), log);
   const tokens = new TokenSync(cluster.etcd, cluster.members, keys, parts.tokens, log);
   const revocations = new RevocationSync(cluster.etcd, cluster.members, keys, parts.revocations, log);
-  cluster.onJoin.push(async () => {
+  const member: MemberParts = {
+    join: async () => {
     await revocations.start();
     await tokens.start();
     await view.start();
@@ -100,8 +112,8 @@ export function clusterLifecycle(
     fence.start();
     await hostLoss.start();
     coordinator.start();
-  });
-  cluster.onLeave.push(async () => {
+    },
+    leave: async () => {
     await coordinator.stop();
     await hostLoss.stop();
     await fence.stop();
@@ -111,9 +123,12 @@ export function clusterLifecycle(
     await view.stop();
     await tokens.stop();
     await revocations.stop();
-  });
+    },
+  };
   return {
     lifecycle,
+    placement,
+    member,
     actions: {
       drain: (node, opts) => lifecycle.drain(node, opts),
       incidents: (node) => hostLoss.list(node),

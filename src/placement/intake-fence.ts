@@ -40,7 +40,7 @@ export class IntakeFence {
     private readonly log: Logger,
   ) {
     // A fence or a renewal is looked at at once (the check never waits on the fencing chain).
-    membership.fencing.push(async () => void this.job?.runNow());
+    membership.onFencing(async () => void this.job?.runNow());
   }
 
   start(): void {

@@ -31,7 +31,7 @@ export class RevocationSync {
       put: (key, e) => this.take(key, e.value),
       delete: () => undefined,
     }, log);
-    revocations.changed.push((jti, until) => this.offer(jti, until));
+    revocations.onChange((jti, until) => this.offer(jti, until));
   }
 
   start(): Promise<void> {

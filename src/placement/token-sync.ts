@@ -39,7 +39,7 @@ export class TokenSync {
       put: (key, e) => this.then(() => this.take(key, e.value)),
       delete: () => undefined,
     }, log);
-    tokens.changed.push((username, saved) => this.offer(username, saved));
+    tokens.onChange((username, saved) => this.offer(username, saved));
   }
 
   private chain: Promise<void> = Promise.resolve();

@@ -58,9 +58,6 @@ export class Reconciler {
   private readonly onReady = () => void this.jobs[0]?.runNow();
   /** Times the service restored Redis by itself after noticing it had lost its data. */
   heals = 0;
-  /** Tables (`db:table`) routed here that other hosts run (many hosts): their routes are kept. */
-  readonly foreign: Array<() => Iterable<string>> = [];
-
   constructor(
     private readonly redis: Redis,
     private readonly keys: Keys,
@@ -201,7 +198,7 @@ export class Reconciler {
     }
     const tables = new Set(live.map((m) => `${m.db}:${m.table}`));
     // Tables other hosts run have routes here too (through their gateways): not debris.
-    for (const foreign of this.foreign) for (const t of foreign()) tables.add(t);
+    for (const t of this.routes.placement.foreign()) tables.add(t);
     await this.routes.remember(live);
     for (const ref of await this.routes.tables()) {
       if (tables.has(`${ref.db}:${ref.table}`)) continue;

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { Redis } from 'ioredis';
-import { redisUnavailable } from '../errors.js';
+import { Redis, ReplyError } from 'ioredis';
+import { AppError, ErrorCodes, redisUnavailable, withCause } from '../errors.js';
 
 /**
  * A client that fails fast instead of queueing commands while Redis is away, so an API call
@@ -20,13 +20,33 @@ export function createRedis(url: string, tlsCaFile?: string): Redis {
   });
 }
 
-/** Runs a Redis call, turning connection failures into REDIS_UNAVAILABLE. */
+/**
+ * Redis refusals that pass once Redis is itself again (loading its data, busy with a script,
+ * out of memory, a replica, our password not yet or no longer accepted): as transient as no answer.
+ */
+const TRANSIENT_REPLY = /^(LOADING|BUSY|TRYAGAIN|CLUSTERDOWN|MASTERDOWN|OOM|READONLY|NOAUTH|WRONGPASS|NOREPLICAS)\b/;
+
+/**
+ * How a failed Redis call ends: `transient` (no answer, or a refusal that passes: 503
+ * REDIS_UNAVAILABLE, retry) or `terminal` (Redis refused the command itself, e.g. WRONGTYPE: a
+ * fault here, 500 INTERNAL). Errors of our own (AppError) pass as they are.
+ */
+export function classifyRedisError(err: unknown): 'ours' | 'transient' | 'terminal' {
+  if (err instanceof AppError) return 'ours';
+  if (err instanceof ReplyError && !TRANSIENT_REPLY.test((err as Error).message)) return 'terminal';
+  return 'transient';
+}
+
+/** Runs a Redis call: every Redis call goes through here, so each failure is classified and keeps its cause. */
 export async function redisCall<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
+    const kind = classifyRedisError(err);
+    if (kind === 'ours') throw err;
     const msg = err instanceof Error ? err.message : String(err);
-    throw redisUnavailable(`Redis did not answer: ${msg}`);
+    if (kind === 'terminal') throw withCause(new AppError(ErrorCodes.INTERNAL, 'INTERNAL', 500, `Redis refused a command (${msg.split(' ')[0]}); see the service log`), err);
+    throw redisUnavailable(`Redis did not answer: ${msg}`, err);
   }
 }
 

@@ -110,24 +110,32 @@ export type AgentStatus = z.infer<typeof statusSchema>;
 export const VOLATILE_FIELDS = ['uptimeSeconds', 'description', 'observedAt', 'rates', 'resources', 'disk', 'queue'] as const;
 const omitted = <K extends string>(keys: readonly K[]) => Object.fromEntries(keys.map((k) => [k, true])) as { [P in K]: true };
 
+/** The counters' ages, which move all the time: left out of the listing too. */
+const METRIC_AGES = ['lastEventAgeSeconds', 'oldestEventAgeSeconds', 'channelFullInSeconds'] as const;
+/** The listing shows the queue's place (a dashboard sorts by it), not the rest of the volatile fields. */
+const LISTING_LEAVES_OUT = VOLATILE_FIELDS.filter((f): f is Exclude<(typeof VOLATILE_FIELDS)[number], 'queue'> => f !== 'queue');
+
+const without = <T extends object, K extends keyof T>(o: T, keys: readonly K[]): Omit<T, K> => {
+  const copy = { ...o };
+  for (const k of keys) delete copy[k];
+  return copy;
+};
+
 /** One agent in the listing: the volatile fields and the ages left out (status and history have them). */
 export const listedSchema = statusSchema
-  .omit(omitted(VOLATILE_FIELDS.filter((f) => f !== 'queue')))
-  .extend({ metrics: countersSchema.omit({ lastEventAgeSeconds: true, oldestEventAgeSeconds: true, channelFullInSeconds: true }).nullable() });
+  .omit(omitted(LISTING_LEAVES_OUT))
+  .extend({ metrics: countersSchema.omit(omitted(METRIC_AGES)).nullable() });
 export type ListedAgent = z.infer<typeof listedSchema>;
 
 /** A status as the listing shows it. */
 export function listed(s: AgentStatus): ListedAgent {
-  const { uptimeSeconds: _u, description: _d, observedAt: _o, rates: _r, resources: _s, disk: _k, metrics, ...a } = s;
-  if (!metrics) return { ...a, metrics };
-  const { lastEventAgeSeconds: _l, oldestEventAgeSeconds: _a, channelFullInSeconds: _f, ...m } = metrics;
-  return { ...a, metrics: m };
+  const a = without(s, LISTING_LEAVES_OUT);
+  return { ...a, metrics: a.metrics && without(a.metrics, METRIC_AGES) };
 }
 
 /** What is public and stable of a status: a change of it bumps the fleet's version. */
 export function stableDigest(s: AgentStatus): string {
-  const { description: _d, observedAt: _o, rates: _r, resources: _u, disk: _k, queue: _q, uptimeSeconds: _t, ...stable } = s;
-  return JSON.stringify(stable);
+  return JSON.stringify(without(s, VOLATILE_FIELDS));
 }
 
 /** A process state change of an agent, as streamed to dashboards. */

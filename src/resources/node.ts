@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { severitySchema } from './incident.js';
 
 /** A host of the cluster: its persistent membership state and what its presence says (docs/cluster.md). */
 
@@ -66,7 +67,7 @@ export const nodeIncidentSchema = z.object({
   at: z.string(),
   node: z.string(),
   type: z.enum(NODE_INCIDENT_TYPES).describe('node_lost: an active host went without a word (its lease lapsed); node_down: one of its tables, per table; node_back: it is alive again'),
-  severity: z.enum(['critical', 'warning', 'info']),
+  severity: severitySchema,
   message: z.string(),
   db: z.string().nullable(),
   table: z.string().nullable(),

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { flagSchema, isSet } from '../flag.js';
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
@@ -21,8 +22,7 @@ import { AGENT_STATES, deleteSchema, listed, listedSchema, statusSchema } from '
 import { restoreSchema } from '../resources/restore.js';
 import { moveBodySchema, moveResultSchema } from '../resources/move.js';
 
-const flag = z.enum(['true', 'false', '1', '0']);
-const isSet = (v: string | undefined) => v === 'true' || v === '1';
+const flag = flagSchema;
 const deleteQuerySchema = z.strictObject({ force: flag.optional().describe('remove the channel even if it holds events') });
 const STATES = AGENT_STATES;
 const listQuerySchema = z.strictObject({

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { flagSchema, isSet } from '../flag.js';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { ConfigService } from '../agents/config-service.js';
@@ -14,7 +15,7 @@ import { preconditionRequired } from '../errors.js';
 import { programName } from '../resources/table.js';
 
 const changeQuery = z.strictObject({
-  dryRun: z.enum(['true', 'false', '1', '0']).optional().describe('true: validate and diff only, nothing is written or restarted'),
+  dryRun: flagSchema.optional().describe('true: validate and diff only, nothing is written or restarted'),
 });
 // A merge patch (RFC 7396) over the desired spec: objects merge, null restores a default.
 const patchBodySchema = z
@@ -33,7 +34,6 @@ export async function configRoutes(fastify: FastifyInstance, opts: { config: Con
   const { config, authorize } = opts;
   const tags = ['config'];
   const by = (req: { principal?: { sub: string } }) => req.principal?.sub ?? 'unknown';
-  const isSet = (v: string | undefined) => v === 'true' || v === '1';
   /** If-Match of a change: checked against the desired revision under the table's lock (412); required by CONFIG_REQUIRE_IF_MATCH (428). */
   const ifMatchOf = (req: { headers: Record<string, string | string[] | undefined>; params: { db: string; table: string } }, dryRun = false) => {
     const want = parseIfMatch(req.headers['if-match']);

@@ -1,4 +1,5 @@
 import { stat } from 'node:fs/promises';
+import { flagSchema, isSet } from '../flag.js';
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
@@ -11,7 +12,7 @@ import { access, errors, ok } from '../resources/envelope.js';
 
 const querySchema = z.strictObject({
   lines: z.coerce.number().int().min(1).max(1000).default(100).describe('how many of the last lines (at most 1000)'),
-  follow: z.enum(['true', 'false', '1', '0']).optional().describe('true: server-sent events, "line" per new line, until the client leaves'),
+  follow: flagSchema.optional().describe('true: server-sent events, "line" per new line, until the client leaves'),
 });
 /** How often a followed log is looked at for new lines. */
 const FOLLOW_POLL_MS = 500;
@@ -36,7 +37,7 @@ export async function logRoutes(fastify: FastifyInstance, opts: { agents: AgentS
       const program = programName(req.params);
       const file = opts.store.paths(program).logFile;
       const lines = await logTail(file, req.query.lines);
-      if (req.query.follow !== 'true' && req.query.follow !== '1') return { code: 0 as const, message: `${lines.length} line(s)`, program, lines };
+      if (!isSet(req.query.follow)) return { code: 0 as const, message: `${lines.length} line(s)`, program, lines };
 
       let timer: NodeJS.Timeout | undefined;
       let closed = false;

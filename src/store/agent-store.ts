@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import type { Desired } from '../resources/agent-status.js';
 import { chmod, open, readFile, readdir, rm, stat } from 'node:fs/promises';
 import { parse as parseIni } from 'ini';
 import type { Config } from '../config.js';
@@ -35,7 +36,7 @@ export interface StandInRecord extends AgentMeta {
 /** The desired revision of an agent (older agents have revision 1). */
 export const revisionOf = (m: AgentMeta) => m.revision ?? 1;
 
-export type Desired = 'running' | 'stopped';
+export type { Desired };
 
 /** The last lines of a log file; [] if it cannot be read. */
 /**

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { desiredSchema } from '../resources/agent-status.js';
 import { NAME_PATTERN, parseProgramName } from '../resources/table.js';
 
 /**
@@ -44,7 +45,7 @@ export const manifestSchema = z.object({
       program,
       db: z.string().regex(NAME_PATTERN),
       table: z.string().regex(NAME_PATTERN),
-      desired: z.enum(['running', 'stopped']),
+      desired: desiredSchema,
       /** Its channel is in the archive (var/<program>/channel/). */
       channel: z.boolean(),
     }),

@@ -38,11 +38,15 @@ export class TokenService {
 
   private readonly files: TokenFiles;
 
+  private readonly changed: Array<(username: string, saved: SavedUser | null) => Promise<void>> = [];
+
   /**
-   * Told of every change of a user's records made through this host (null: revoked), after it
-   * holds here: with many hosts, how it reaches the others. A listener's error is the caller's.
+   * `f` is told of every change of a user's records made through this host (null: revoked), after
+   * it holds here: with many hosts, how it reaches the others. A listener's error is the caller's.
    */
-  readonly changed: Array<(username: string, saved: SavedUser | null) => Promise<void>> = [];
+  onChange(f: (username: string, saved: SavedUser | null) => Promise<void>): void {
+    this.changed.push(f);
+  }
 
   /** Copies what Redis now holds for the user to disk (mode 0600). Logged, never thrown. */
   private async persist(username: string): Promise<SavedUser | null> {

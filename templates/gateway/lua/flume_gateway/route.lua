@@ -1,0 +1,32 @@
+-- A table's route, as Redis (or the cache) holds it, read into what the gateway does with it.
+-- Pure: no ngx. The value's format is generated from src/agents/route-table.ts (flume_routes).
+local ROUTE = require "flume_routes"
+
+local M = {}
+
+-- route: the value, or "none" (no such table) / "down" (a table without a running agent).
+-- Returns { kind = "none"|"paused"|"down"|"fenced"|"node_down"|"via"|"agent"|"unreadable", ... }:
+-- via: host, port (another host's gateway); agent: host, port, cap (events per transaction,
+-- nil when the route names none), max_event (bytes, nil: no bound).
+function M.read(route)
+  if route == "none" then return { kind = "none" } end
+  if route == ROUTE.paused then return { kind = "paused" } end
+  if route == "down" then return { kind = "down" } end
+  if route == ROUTE.fenced then return { kind = "fenced" } end
+  if route == ROUTE.nodeDown then return { kind = "node_down" } end
+  local via_host, via_port = route:match(ROUTE.via)
+  if via_host then return { kind = "via", host = via_host, port = tonumber(via_port) } end
+  local host, port, rest = route:match(ROUTE.address)
+  local cap = rest and rest:match(ROUTE.capacity)
+  if not host or (rest ~= "" and not cap) then return { kind = "unreadable" } end
+  return {
+    kind = "agent",
+    host = host,
+    port = tonumber(port),
+    cap = tonumber(cap),
+    -- The largest event the table's sink can ever deliver (the Kafka producer's request size).
+    max_event = rest and tonumber(rest:match(ROUTE.maxEvent)),
+  }
+end
+
+return M

@@ -1,0 +1,21 @@
+-- templates/gateway/lua/flume_gateway/cache_entry.lua.
+local entry = require "flume_gateway.cache_entry"
+
+describe("a cache entry", function()
+  local text = entry.encode(3, 100.5, "alice\tshop\t0\t0")
+  it("is fresh in its generation until its time", function()
+    assert.are.same({ "alice\tshop\t0\t0", true }, { entry.decode(text, 3, 100) })
+    assert.are.same({ "alice\tshop\t0\t0", false }, { entry.decode(text, 3, 100.5) })
+  end)
+  it("is stale once the generation moved on (an invalidation may have been missed)", function()
+    assert.are.same({ "alice\tshop\t0\t0", false }, { entry.decode(text, 4, 1) })
+  end)
+  it("keeps values with the separator in them, and the empty value of an unknown token", function()
+    assert.are.equal("via a|b", (entry.decode(entry.encode(0, 5, "via a|b"), 0, 1)))
+    assert.are.same({ "", true }, { entry.decode(entry.encode(0, 5, ""), 0, 1) })
+  end)
+  it("is no entry when missing or unreadable", function()
+    assert.is_nil(entry.decode(nil, 0, 0))
+    assert.is_nil(entry.decode("junk", 0, 0))
+  end)
+end)
