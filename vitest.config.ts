@@ -8,7 +8,7 @@ import SlowestFirst from './test/tiers/sequencer.js';
 // namespaces on a real etcd cluster, whose leases and fences run on seconds: one file at a time,
 // after the stories, so no neighbour's JVM starts starve a lease (seen: a host judged lost).
 // `npm test` runs all three.
-const CLUSTER = ['test/scenarios/cluster/**/*.test.ts', 'test/cluster/**/*.test.ts'];
+const CLUSTER = ['test/scenarios/cluster/**/*.test.ts', 'test/cluster/etcd.test.ts', 'test/cluster/members.test.ts'];
 const STORIES = [
   'test/scenarios/**/*.test.ts',
   'test/supervisor/driver-contract.test.ts', // a real supervisord and agents

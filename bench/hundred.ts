@@ -16,7 +16,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import pLimit from 'p-limit';
-import { loadConfig } from '../src/config.js';
+import { loadConfig } from '../src/config-load.js';
 import { TestGateway } from '../test/helpers/gateway.js';
 import { pidAlive } from '../test/helpers/flume.js';
 import { REDIS_URL, dropPrefix, tempDir } from '../test/helpers/harness.js';

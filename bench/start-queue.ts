@@ -16,7 +16,7 @@
  */
 import { readFileSync } from 'node:fs';
 import pLimit from 'p-limit';
-import { loadConfig } from '../src/config.js';
+import { loadConfig } from '../src/config-load.js';
 import { pidAlive } from '../test/helpers/flume.js';
 import { freePort, until } from '../test/helpers/wait.js';
 import { cpuSeconds, f1, run, startApi, benchStack, writeResult } from './lib.js';

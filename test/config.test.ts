@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ConfigError, hostPort, loadConfig } from '../src/config.js';
+import { hostPort } from '../src/config.js';
+import { ConfigError, loadConfig } from '../src/config-load.js';
 import { readinessWarnings } from '../src/routes/health.js';
 import { tempDir } from './helpers/harness.js';
 

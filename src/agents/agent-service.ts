@@ -1,9 +1,8 @@
-import { chmod, mkdir, rm } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
-import { AppError, agentExists, agentNotFound, nodeNotFound, notClustered, portConflict, sinkUnavailable, tableHeld } from '../errors.js';
+import { AppError, agentExists, agentNotFound, nodeNotFound, notClustered, portConflict, tableHeld } from '../errors.js';
 import type { Created, Lifecycle } from './lifecycle.js';
 import type { HostParts } from './host-parts.js';
 import { tableHolders } from '../supervisor/strays.js';
@@ -12,22 +11,18 @@ import type { FleetModel } from '../fleet/fleet-model.js';
 import type { AgentStatus, DeleteResult } from '../resources/agent-status.js';
 import { infoOrNull, type SupervisorDriver } from '../supervisor/driver.js';
 import { revisionOf, type AgentMeta, type AgentStore } from '../store/agent-store.js';
-import { writeAtomic } from '../store/files.js';
-import { RevisionStore } from '../store/revisions.js';
 import { queuedEvents } from '../flume/checkpoint.js';
 import { programName, type TableRef } from '../resources/table.js';
 import { PortAllocator, canBind } from './port-allocator.js';
-import { renderAgentConfig } from './flume-config.js';
-import { launcherJarPresent, programFor } from './launch.js';
+import { programFor } from './launch.js';
 import { logSize, waitReady } from './readiness.js';
-import { sinkUnavailableReason } from './sink-catalog.js';
+import { assertSinkAvailable } from './sink-catalog.js';
 import type { RouteTable } from './route-table.js';
 import { resolveSpec, specDifferences, type AgentSpec } from '../resources/agent-spec.js';
 import type { TableLock } from './table-lock.js';
 import type { StandIns } from './stand-in.js';
-
-/** How long a hung agent's JVM gets after SIGTERM before the healer's restart kills it. */
-export const HUNG_STOP_MS = 5000;
+import { layDown } from './agent-files.js';
+import { stopHung } from './hung-stop.js';
 
 /**
  * The agent lifecycle: create, start, stop, restart, delete; status and list read the fleet.
@@ -70,11 +65,10 @@ export class AgentService implements Lifecycle {
    * it and answers once its source accepts events, else leaves it stopped (desired stopped).
    */
   async create(ref: TableRef, body: unknown, opts: { start?: boolean; by?: string; node?: string } = {}): Promise<Created> {
-    // One host: the only node there is.
-    if (opts.node !== undefined && opts.node !== this.cfg.NODE_ID) throw nodeNotFound(opts.node);
+    if (opts.node !== undefined && opts.node !== this.cfg.NODE_ID) throw nodeNotFound(opts.node); // one host: the only node
     const start = opts.start ?? true;
     const spec = resolveSpec(body, ref, { defaultHeap: this.cfg.AGENT_HEAP, maxHeap: this.cfg.AGENT_MAX_HEAP });
-    this.checkSinkAvailable(spec);
+    assertSinkAvailable(this.cfg, spec.sink);
     const program = programName(ref);
     const paths = this.store.paths(program);
     const log = this.log.child({ program });
@@ -91,26 +85,8 @@ export class AgentService implements Lifecycle {
       }
       const undo: Array<() => Promise<unknown>> = [];
       try {
-        const port = await this.ports.allocate(program);
-        undo.push(() => this.ports.release(port, program));
-        const metricsPort = await this.ports.allocate(program);
-        undo.push(() => this.ports.release(metricsPort, program));
-        if (!existsSync(paths.varDir)) undo.push(() => rm(paths.varDir, { recursive: true, force: true }));
-        undo.push(() => this.store.removeServiceDir(program));
-        for (const d of [paths.serviceDir, paths.checkpointDir, paths.dataDir, paths.outDir]) {
-          await mkdir(d, { recursive: true });
-        }
-        // The agent's log, channel and sink output hold event data: not for other users.
-        await chmod(paths.varDir, 0o750);
-        const createdAt = new Date().toISOString();
-        const meta: AgentMeta = { ...ref, program, port, metricsPort, spec, createdAt, revision: 1, runningRevision: 1 };
-        await writeAtomic(paths.flumeConf, renderAgentConfig(ref, spec, port, paths, launcherJarPresent(this.cfg)));
-        await new RevisionStore(paths.revisionsDir, this.cfg.CONFIG_REVISIONS_KEPT).write({
-          revision: 1, spec, createdAt, by: opts.by ?? 'service', reason: 'create', from: null, outcome: start ? 'applied' : 'stored', error: null,
-        });
-        await this.store.writeMeta(meta);
-        undo.push(() => this.unloadProgram(program));
-        await this.store.writeProgram(meta.program, programFor(this.cfg, meta, start));
+        const meta = await layDown({ cfg: this.cfg, store: this.store, ports: this.ports }, ref, spec, { start, by: opts.by ?? 'service' }, undo, (p) => this.unloadProgram(p));
+        const port = meta.port;
         // supervisord re-reads the file now; the group is added (with autostart, its JVM
         // spawned) once the start's turn comes. A stopped program starts no JVM: no turn to wait.
         const apply = await this.driver.stage(program);
@@ -224,30 +200,12 @@ export class AgentService implements Lifecycle {
    */
   async restartHeld(meta: AgentMeta, hung = false): Promise<void> {
     const replace = async () => {
-      await (hung ? this.stopHung(meta.program) : this.driver.stop(meta.program));
+      await (hung ? stopHung(this.driver, meta.program) : this.driver.stop(meta.program));
       await this.startHeld(meta);
     };
     if (await this.standIns?.cover(meta, replace)) return;
     await this.routes.withdraw(meta);
     await replace();
-  }
-
-  /** supervisord's stop, with SIGKILL for a process still there HUNG_STOP_MS after the stop began. */
-  private async stopHung(program: string): Promise<void> {
-    const pid = (await infoOrNull(this.driver, program))?.pid ?? 0;
-    const stopping = this.driver.stop(program);
-    const killer = setTimeout(() => {
-      try {
-        if (pid > 0) process.kill(pid, 'SIGKILL');
-      } catch {
-        // gone already, or not ours to signal: supervisord's own stopwaitsecs ends it
-      }
-    }, HUNG_STOP_MS);
-    try {
-      await stopping;
-    } finally {
-      clearTimeout(killer);
-    }
   }
 
   /**
@@ -312,11 +270,6 @@ export class AgentService implements Lifecycle {
   }
 
   // --- internals ----------------------------------------------------------------------------
-
-  private checkSinkAvailable(spec: AgentSpec): void {
-    const missing = sinkUnavailableReason(this.cfg, spec.sink);
-    if (missing) throw sinkUnavailable(missing);
-  }
 
   /** Metadata of an existing agent; 404 if it has none. Call it inside the table's lock. */
   private async loadMeta(program: string): Promise<AgentMeta> {

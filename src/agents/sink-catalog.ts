@@ -1,6 +1,7 @@
 import { readdirSync } from 'node:fs';
 import { z } from 'zod';
 import type { Config } from '../config.js';
+import { sinkUnavailable } from '../errors.js';
 import { SINK_TYPES, sinkSchemas, type SinkType } from '../resources/agent-spec.js';
 
 const DESCRIPTIONS: Record<SinkType, string> = {
@@ -31,6 +32,12 @@ const listing = (dir: string) => {
     return [];
   }
 };
+
+/** 503 SINK_UNAVAILABLE when agents with this sink cannot run here (its jars are missing). */
+export function assertSinkAvailable(cfg: Config, sink: SinkType): void {
+  const missing = sinkUnavailableReason(cfg, sink);
+  if (missing) throw sinkUnavailable(missing);
+}
 
 /** Why agents with this sink cannot run here (its jars are missing), or null if they can. */
 export function sinkUnavailableReason(cfg: Config, sink: SinkType): string | null {

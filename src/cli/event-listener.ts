@@ -5,7 +5,7 @@
  * nothing else to stdout. It always acknowledges (RESULT OK): an event it could not forward is
  * recovered by the API's periodic resync, never retried into supervisord's buffer.
  */
-import { loadConfig } from '../config.js';
+import { loadConfig } from '../config-load.js';
 import { createRedis } from '../redis/client.js';
 import { makeKeys } from '../redis/keys.js';
 

@@ -11,7 +11,8 @@ import Fastify from 'fastify';
 import fastifyJwt from '@fastify/jwt';
 import { mintClaimsSchema, ROLES } from '../auth/roles.js';
 import { loadOrCreateSecret } from '../auth/secret.js';
-import { loadConfig, PROJECT_ROOT } from '../config.js';
+import { PROJECT_ROOT } from '../config.js';
+import { loadConfig } from '../config-load.js';
 import { actAsStateOwner } from '../store/state-owner.js';
 
 const usage = `usage: npm run -s token -- --role ${ROLES.join('|')} [--db NAME]... [--ttl 30d] [--sub NAME]`;

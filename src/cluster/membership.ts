@@ -1,31 +1,19 @@
 import { performance } from 'node:perf_hooks';
 import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
-import { nodeStateSchema, presenceSchema, type Capacity, type NodeState, type NodeView, type Presence } from '../resources/node.js';
+import type { Capacity, NodeState, NodeView, Presence } from '../resources/node.js';
 import { periodic, type Periodic } from '../periodic.js';
 import { CALL_DEADLINE_MS, createIfAbsent } from './etcd.js';
 import { answerMsFor, OwnLease } from './lease.js';
 import type { EtcdMembers } from './members.js';
 import { Mirror } from './mirror.js';
+import { FenceNotices } from './fence-notices.js';
+import { applyRecord, type Known } from './known-hosts.js';
 import type { ClusterKeys } from './keys.js';
 
 /** How often a host writes its presence again (its heartbeat, with fresh capacity): three times per lease TTL, at most every 5 s. */
 export const presenceEveryMs = (ttlSeconds: number) => Math.min(5000, (ttlSeconds * 1000) / 3);
 
-interface Known {
-  state: NodeState | null;
-  presence: Presence | null;
-  /** When it last stopped cleanly (null: it runs, or went without a word). */
-  leftAt: string | null;
-  /** When this process last saw the presence change (its own clock). */
-  seenAt: number | null;
-  /** When this process saw the presence go (its lease lapsed or was revoked); null while it is there. */
-  goneAt: number | null;
-  /** Its last presence, kept after it went. */
-  last: Presence | null;
-  /** The revision of the presence as last seen (a full read that finds it changed counts as a heartbeat). */
-  presenceRevision: number;
-}
 
 /**
  * The hosts of the cluster, as etcd has them: the original design's persistent + ephemeral
@@ -61,7 +49,9 @@ export class Membership {
     private readonly self: { id: string; address: string; apiUrl: string; gatewayUrl: string; leaseTtlSeconds: number; keysDigest: string; fenceAfterSeconds?: number },
     private readonly measure: () => Promise<Capacity>,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.notices = new FenceNotices(() => this.lease?.fenced ?? false, log);
+  }
 
   get id(): string {
     return this.self.id;
@@ -81,10 +71,10 @@ export class Membership {
     // Presence before state: an active member without a presence was alive once, and is lost.
     await this.etcd.delete().key(this.keys.nodeLeft(this.self.id)).exec();
     this.lease = new OwnLease(this.members, this.self.leaseTtlSeconds, this.log);
-    this.lease.on('fenced', () => this.tellFencing(true));
+    this.lease.on('fenced', () => this.notices.tell());
     this.lease.on('unfenced', () => {
       this.contactSince = Date.now();
-      this.tellFencing(false);
+      this.notices.tell();
     });
     this.contactSince = Date.now();
     await this.lease.ready(CALL_DEADLINE_MS);
@@ -134,27 +124,9 @@ export class Membership {
 
   /** `f` is told when this host's lease becomes fenced (true) and renewed again (false), in turn with the others. */
   onFencing(f: (fenced: boolean) => Promise<void>): void {
-    this.fencing.push(f);
+    this.notices.subscribe(f);
   }
-  private readonly fencing: Array<(fenced: boolean) => Promise<void>> = [];
-
-  private fenceChain: Promise<void> = Promise.resolve();
-  private told: boolean | null = null;
-
-  /**
-   * One change at a time, each acting on the lease's state when its turn comes (a fence and an
-   * unfence in quick succession end in the state the lease is in, never in the other).
-   */
-  private tellFencing(_changed: boolean): void {
-    this.fenceChain = this.fenceChain.then(async () => {
-      const fenced = this.lease?.fenced ?? false;
-      if (fenced === this.told) return;
-      this.told = fenced;
-      for (const f of this.fencing) await f(fenced).catch((err: Error) => this.log.error({ err: err.message, fenced }, 'could not follow the fence'));
-      // The lease may have moved on meanwhile: follow it.
-      if ((this.lease?.fenced ?? false) !== fenced) this.tellFencing(!fenced);
-    });
-  }
+  private readonly notices: FenceNotices;
 
   /**
    * Creates `key` bound to this host's lease if it does not exist (a claim: it goes with the
@@ -353,38 +325,13 @@ export class Membership {
   private apply(into: Map<string, Known>, key: string, value: string | null, revision: number): void {
     const k = this.keys.parseNodeKey(key);
     if (!k) return;
-    const wasAlive = into.get(k.id)?.presence != null;
-    const wasState = into.get(k.id)?.state ?? null;
-    const cur = into.get(k.id) ?? { state: null, presence: null, leftAt: null, seenAt: null, goneAt: null, last: null, presenceRevision: 0 };
-    if (k.kind === 'left') {
-      cur.leftAt = value;
-    } else if (k.kind === 'state') {
-      const s = value === null ? null : nodeStateSchema.safeParse(value);
-      cur.state = s?.success ? s.data : null;
-    } else {
-      const p = value === null ? null : safeJson(value);
-      const parsed = p === null ? null : presenceSchema.safeParse(p);
-      cur.presence = parsed?.success ? parsed.data : null;
-      if (cur.presence && cur.presence.keysDigest !== this.self.keysDigest && !this.warned.has(k.id)) {
-        this.warned.add(k.id);
-        this.log.error({ node: k.id }, "this host and that one sign and hash tokens with different keys: each refuses the other's tokens; give every host the same JWT_SECRET and TOKEN_HASH_KEY (docs/cluster.md)");
-      }
-      cur.seenAt = cur.presence ? Date.now() : null;
-      cur.presenceRevision = revision;
-      cur.goneAt = cur.presence ? null : (cur.goneAt ?? Date.now());
-      if (cur.presence) cur.last = cur.presence;
+    if (applyRecord(into, k.id, k.kind, value, revision)) this.version++;
+    const presence = k.kind === 'presence' ? into.get(k.id)?.presence : null;
+    if (presence && presence.keysDigest !== this.self.keysDigest && !this.warned.has(k.id)) {
+      this.warned.add(k.id);
+      this.log.error({ node: k.id }, "this host and that one sign and hash tokens with different keys: each refuses the other's tokens; give every host the same JWT_SECRET and TOKEN_HASH_KEY (docs/cluster.md)");
     }
-    if (cur.state === null && cur.presence === null && cur.leftAt === null) into.delete(k.id);
-    else into.set(k.id, cur);
-    if (wasAlive !== (cur.presence !== null) || wasState !== cur.state) this.version++;
   }
 }
 
 const round = (x: number) => Math.round(x * 10) / 10;
-const safeJson = (s: string): unknown => {
-  try {
-    return JSON.parse(s);
-  } catch {
-    return null;
-  }
-};

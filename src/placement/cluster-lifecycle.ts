@@ -3,7 +3,6 @@ import type { Etcd3 } from 'etcd3';
 import type { AgentService } from '../agents/agent-service.js';
 import { StillRunning, type Created, type Lifecycle } from '../agents/lifecycle.js';
 import { etcdCall, type EtcdCluster } from '../cluster/cluster.js';
-import { nothingApplied } from '../cluster/etcd.js';
 import type { ClusterKeys } from '../cluster/keys.js';
 import type { Config } from '../config.js';
 import { AppError, ErrorCodes, agentExists, agentNotFound, busy, channelStranded, clusterUnavailable, nodeUnavailable } from '../errors.js';
@@ -15,6 +14,7 @@ import { programName, type TableRef } from '../resources/table.js';
 import { chooseNode } from './choose.js';
 import type { DesiredRecord, StatusRecord, TableOp } from './records.js';
 import { holder, type TableEntry, type TablesView } from './tables-view.js';
+import { settleWrite } from './settle.js';
 
 /**
  * The lifecycle with many hosts: any host's API answers for any table.
@@ -30,9 +30,6 @@ import { holder, type TableEntry, type TablesView } from './tables-view.js';
  * A write etcd may or may not have taken (`settle`) is never answered "nothing changed" unless
  * it can no longer apply.
  */
-/** How long a write etcd may or may not have taken is retried to learn which. */
-export const SETTLE_MS = 10_000;
-
 export class ClusterLifecycle implements Lifecycle {
   private readonly waiting = new Map<string, (r: StatusRecord) => void>();
 
@@ -316,63 +313,10 @@ export class ClusterLifecycle implements Lifecycle {
     if (!r.succeeded) throw busy(programName(ref), null);
   }
 
-  /**
-   * Runs `txn`, a write of `desired` compared against the table as read (`e`, with the desired
-   * revision it is given; null: a create), and answers truly when etcd failed. Refused before
-   * any member took it: 503, nothing changed. Otherwise etcd may have taken it, or may still:
-   * while `desired` is at the revision compared, it is written again with the value it had (its
-   * request already answered, so the owner does nothing): from then on the write can never
-   * apply, and it is sent once more against that new revision (the member that failed is passed
-   * over by then); failing again, a 503 that says nothing changed. If `desired` holds this
-   * request, it applied: the call goes on. etcd is asked for SETTLE_MS at most; then a 503 that
-   * says the operation may still be carried out, and which.
-   */
-  private async truly(ref: TableRef, desired: DesiredRecord, node: string, e: TableEntry | null, txn: (desiredRevision: number) => Promise<{ succeeded: boolean }>): Promise<{ succeeded: boolean }> {
-    const what = desired.movedFrom ? 'move' : desired.op;
-    const pending = { pending: { node, op: desired.op, generation: desired.generation, since: desired.at, requestId: desired.requestId } };
-    const desiredKey = this.keys.table(ref.db, ref.table, 'desired');
-    const restore = e?.desired ? JSON.stringify(e.desired) : null;
-    let revision = e?.desiredRevision ?? 0;
-    const until = Date.now() + SETTLE_MS;
-    for (let attempt = 1; ; attempt++) {
-      let failure: Error;
-      try {
-        return await txn(revision);
-      } catch (err) {
-        if (err instanceof AppError) throw err;
-        failure = err as Error;
-      }
-      if (nothingApplied(failure)) throw clusterUnavailable(`etcd has no quorum or cannot be reached (${failure.message}): nothing changed`);
-      let withdrawn = false;
-      while (!withdrawn && Date.now() < until) {
-        try {
-          const r = restore
-            ? await this.etcd.if(desiredKey, 'Mod', '==', revision).then(this.etcd.put(desiredKey).value(restore)).else(this.etcd.get(desiredKey)).commit()
-            : await this.etcd.if(desiredKey, 'Create', '==', 0).then(this.etcd.get(desiredKey)).else(this.etcd.get(desiredKey)).commit();
-          if (restore && r.succeeded) {
-            withdrawn = true;
-            revision = Number(r.header.revision);
-            break;
-          }
-          const now = r.responses[0]?.response_range?.kvs[0]?.value.toString();
-          const held = now ? (JSON.parse(now) as { requestId?: string }).requestId : undefined;
-          if (held === desired.requestId) return { succeeded: true };
-          // A create whose table another request created meanwhile, or a write another request overtook.
-          if (!restore && !r.succeeded) return { succeeded: false };
-          if (!restore) throw clusterUnavailable(`etcd did not confirm the ${what} (${failure.message}) and does not hold it now: the same create again is safe (it answers with this one if it is carried out after all)`, pending);
-          throw clusterUnavailable(`etcd did not confirm the ${what} (${failure.message}), and another request was written since: this one did not apply`);
-        } catch (err) {
-          if (err instanceof AppError) throw err;
-        }
-        await new Promise((r) => setTimeout(r, 500));
-      }
-      if (!withdrawn) {
-        throw clusterUnavailable(`etcd did not confirm the ${what} (${failure.message}) and could not be asked since: it may still be carried out; read the table's status before doing anything else`, pending);
-      }
-      if (attempt >= 2) throw clusterUnavailable(`etcd did not confirm the ${what} twice (${failure.message}); it was withdrawn: nothing changed`);
-    }
+  /** Runs `txn` and, where etcd failed, answers truly (settle.ts). */
+  private truly(ref: TableRef, desired: DesiredRecord, node: string, e: TableEntry | null, txn: (desiredRevision: number) => Promise<{ succeeded: boolean }>): Promise<{ succeeded: boolean }> {
+    return settleWrite(this.etcd, this.keys.table(ref.db, ref.table, 'desired'), desired, node, e, txn);
   }
-
 
   /** Waits for the owner's answer to `desired`; its error is this call's error. */
   private async outcome(ref: TableRef, desired: DesiredRecord, owner: string): Promise<StatusRecord> {

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
-import { etcdProtected, type Config } from '../config.js';
+import { type Config } from '../config.js';
+import { etcdProtected } from '../config-load.js';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../../src/config.js';
+import { loadConfig } from '../../../src/config-load.js';
 import { TestGateway, ingest } from '../../helpers/gateway.js';
 import { startHarness, tempDir, type Harness } from '../../helpers/harness.js';
 import { portRange } from '../../helpers/ports.js';

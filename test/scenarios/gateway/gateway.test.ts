@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentPaths } from '../../../src/store/paths.js';
-import { loadConfig } from '../../../src/config.js';
+import { loadConfig } from '../../../src/config-load.js';
 import { startHarness, type Harness } from '../../helpers/harness.js';
 import { TestGateway, ingest } from '../../helpers/gateway.js';
 import { waitForLines } from '../../helpers/flume.js';

@@ -1,7 +1,7 @@
 import { readFileSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../../src/config.js';
+import { loadConfig } from '../../../src/config-load.js';
 import { makeCertificates } from '../../helpers/certs.js';
 import { TestGateway, ingest } from '../../helpers/gateway.js';
 import { startHarness, tempDir, type Harness } from '../../helpers/harness.js';

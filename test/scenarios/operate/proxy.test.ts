@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../../src/config.js';
+import { loadConfig } from '../../../src/config-load.js';
 import { startHarness, type Harness } from '../../helpers/harness.js';
 import { portRange } from '../../helpers/ports.js';
 import { until } from '../../helpers/wait.js';

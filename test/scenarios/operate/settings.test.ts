@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig, settingsAndEnvironment } from '../../../src/config.js';
+import { loadConfig, settingsAndEnvironment } from '../../../src/config-load.js';
 import { tempDir } from '../../helpers/harness.js';
 import { Installation } from '../../helpers/installation.js';
 import { until } from '../../helpers/wait.js';
