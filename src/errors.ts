@@ -223,7 +223,23 @@ export const supervisorFault = (message: string, details?: Record<string, unknow
 export const misdirected = (host: string) =>
   make('MISDIRECTED_REQUEST', 421, `this API does not answer for Host ${host.slice(0, 100)}; add it to API_ALLOWED_HOSTS if it is yours`);
 export const tooManyStreams = (max: number) =>
-  make('TOO_MANY_STREAMS', 429, `this token holds ${max} open streams already (API_MAX_STREAMS_PER_TOKEN): close one first`);
+  retryingAfter(make('TOO_MANY_STREAMS', 429, `this token holds ${max} open streams already (API_MAX_STREAMS_PER_TOKEN): close one first`), 5);
+
+/** The error with its own Retry-After (seconds), which the error handler sends. */
+function retryingAfter(err: AppError, seconds: number): AppError {
+  err.retryAfter = seconds;
+  return err;
+}
+
+/** Any failure as an AppError: ours as it is, anything else 500 INTERNAL saying no more than where to look. */
+export function asAppError(err: unknown, where = 'the service log'): AppError {
+  return err instanceof AppError ? err : withCause(new AppError(ErrorCodes.INTERNAL, 'INTERNAL', 500, `internal error; see ${where}`), err);
+}
+
+/** The one shape of an error body: {code, error, message[, details]} (the handler adds requestId). */
+export function errorBody(err: AppError): { code: number; error: string; message: string; details?: Record<string, unknown> } {
+  return { code: err.code, error: err.error, message: err.message, ...(err.details ? { details: err.details } : {}) };
+}
 /** The error, with what caused it kept for the log. */
 export function withCause(err: AppError, cause: unknown): AppError {
   if (cause !== undefined) Object.defineProperty(err, 'cause', { value: cause, enumerable: false, configurable: true, writable: true });

@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { AppError, ErrorCodes, GATEWAY_ERRORS, invalidJson, invalidName, invalidRequest, missingField, bodyTooLarge, routeNotFound, uriTooLong } from '../errors.js';
+import { AppError, errorBody, ErrorCodes, GATEWAY_ERRORS, invalidJson, invalidName, invalidRequest, missingField, bodyTooLarge, routeNotFound, uriTooLong } from '../errors.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -77,7 +77,7 @@ function send(reply: FastifyReply, err: AppError) {
   return reply
     .status(err.statusCode)
     .type('application/json; charset=utf-8')
-    .send(JSON.stringify({ code: err.code, error: err.error, message: err.message, ...(err.details ? { details: err.details } : {}), requestId: reply.request.id }));
+    .send(JSON.stringify({ ...errorBody(err), requestId: reply.request.id }));
 }
 
 /** Fastify's `frameworkErrors`: what the router refuses before any route runs. */

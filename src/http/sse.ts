@@ -31,10 +31,7 @@ export class EventStreams {
     // Streams are counted per control token (its jti): one leaked token cannot hold them all.
     const holder = req.principal?.jti ?? `ip:${req.ip}`;
     const held = this.perToken.get(holder) ?? 0;
-    if (held >= this.limits.perToken) {
-      void reply.header('retry-after', '5');
-      throw tooManyStreams(this.limits.perToken);
-    }
+    if (held >= this.limits.perToken) throw tooManyStreams(this.limits.perToken);
     this.perToken.set(holder, held + 1);
     reply.hijack();
     const res = reply.raw;

@@ -7,7 +7,7 @@ import type { Lifecycle } from '../agents/lifecycle.js';
 import { failure, type AgentBatch } from '../agents/batch.js';
 import { type BulkOp, type Operation, type OperationListQuery, type Selector, type TableOp, type TableOutcome, type TableResult } from '../resources/operation.js';
 import type { TableRef } from '../resources/table.js';
-import { AppError, ErrorCodes, invalidRequest, operationNotCancellable, operationNotFound } from '../errors.js';
+import { AppError, asAppError, errorBody, invalidRequest, operationNotCancellable, operationNotFound } from '../errors.js';
 import { StillRunning } from '../agents/lifecycle.js';
 import type { AgentState, AgentStatus } from '../resources/agent-status.js';
 import { redisCall } from '../redis/client.js';
@@ -233,7 +233,8 @@ export class OperationService extends EventEmitter {
         } else {
           outcome = failure(err);
           const e = err instanceof AppError ? err : null;
-          o.answer = { status: e?.statusCode ?? 500, body: { code: e?.code ?? ErrorCodes.INTERNAL, error: outcome.code, message: e ? e.message : 'internal error; see the service log', ...(e?.details ? { details: e.details } : {}) } };
+          const failed = asAppError(err);
+          o.answer = { status: failed.statusCode, body: { ...errorBody(failed), error: outcome.code } };
           if (!e) this.log.error({ err, operation: o.id }, 'a table operation failed');
         }
       }

@@ -5,7 +5,7 @@ import { StillRunning, type Created, type Lifecycle } from '../agents/lifecycle.
 import { etcdCall, type EtcdCluster } from '../cluster/cluster.js';
 import type { ClusterKeys } from '../cluster/keys.js';
 import type { Config } from '../config.js';
-import { AppError, ErrorCodes, agentExists, agentNotFound, busy, channelStranded, clusterUnavailable, nodeUnavailable } from '../errors.js';
+import { AppError, asAppError, errorBody, agentExists, agentNotFound, busy, channelStranded, clusterUnavailable, nodeUnavailable } from '../errors.js';
 import type { DrainResult, MoveResult, StrandedChannel } from '../resources/move.js';
 import pLimit from 'p-limit';
 import { checkSpec, resolveSpec, specDifferences, type AgentSpec, type SpecDifference } from '../resources/agent-spec.js';
@@ -220,8 +220,8 @@ export class ClusterLifecycle implements Lifecycle {
             return { db: e.db, table: e.table, ok: true, to: r.to, error: null };
           } catch (err) {
             if (err instanceof StillRunning) return { db: e.db, table: e.table, ok: true, to: err.pending.node, error: null };
-            const a = err instanceof AppError ? err : new AppError(ErrorCodes.INTERNAL, 'INTERNAL', 500, (err as Error).message);
-            return { db: e.db, table: e.table, ok: false, to: null, error: { code: a.code, error: a.error, message: a.message } };
+            const { code, error, message } = errorBody(asAppError(err));
+            return { db: e.db, table: e.table, ok: false, to: null, error: { code, error, message } };
           }
         }),
       ),

@@ -3,7 +3,7 @@ import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
 import type { AgentService } from '../agents/agent-service.js';
 import type { ClusterKeys } from '../cluster/keys.js';
-import { AppError, ErrorCodes } from '../errors.js';
+import { AppError, asAppError, errorBody } from '../errors.js';
 import { periodic, type Periodic } from '../periodic.js';
 import { stableDigest, type AgentStatus, type DeleteResult } from '../resources/agent-status.js';
 import { programName } from '../resources/table.js';
@@ -139,9 +139,8 @@ export class TableOwner {
       }
     } catch (err) {
       const a = err instanceof AppError ? err : null;
-      error = a
-        ? { statusCode: a.statusCode, code: a.code, error: a.error, message: a.message, ...(a.details ? { details: a.details } : {}) }
-        : { statusCode: 500, code: ErrorCodes.INTERNAL, error: 'INTERNAL', message: 'the owner failed; its log says why' };
+      const failed = asAppError(err, "the owner's log");
+      error = { statusCode: failed.statusCode, ...errorBody(failed) };
       if (!a) log.error({ err }, 'the operation failed');
       status = await this.agents.status(ref, true).catch(() => null);
     }
