@@ -44,3 +44,12 @@ describe('the docs', () => {
     expect(broken).toEqual([]);
   });
 });
+
+describe('the bench results', () => {
+  it('each have their picture, shown in bench/README.md', () => {
+    const dir = join(PROJECT_ROOT, 'bench', 'results');
+    const readme = readFileSync(join(PROJECT_ROOT, 'bench', 'README.md'), 'utf8');
+    const results = readdirSync(dir).filter((f) => f.endsWith('.json')).map((f) => f.replace(/\.json$/, ''));
+    expect(results.filter((r) => !existsSync(join(dir, `${r}.svg`)) || !linksOf(readme).includes(`results/${r}.svg`))).toEqual([]);
+  });
+});
