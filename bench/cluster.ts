@@ -14,7 +14,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PROJECT_ROOT } from '../src/config.js';
+import { PROJECT_ROOT } from '../src/config-kinds.js';
 import { Installation } from '../test/helpers/installation.js';
 import { NetnsCluster } from '../test/helpers/netns.js';
 import { until } from '../test/helpers/wait.js';

@@ -8,7 +8,7 @@
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { PROJECT_ROOT } from '../src/config.js';
+import { PROJECT_ROOT } from '../src/config-kinds.js';
 import { routePort } from '../test/helpers/flume.js';
 import { TestGateway } from '../test/helpers/gateway.js';
 import { startHarness } from '../test/helpers/harness.js';

@@ -6,7 +6,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { PROJECT_ROOT } from '../src/config.js';
+import { PROJECT_ROOT } from '../src/config-kinds.js';
 import { Redis } from 'ioredis';
 import { REDIS_URL, dropPrefix, tempDir } from '../test/helpers/harness.js';
 import { TestSupervisord } from '../test/helpers/supervisord.js';

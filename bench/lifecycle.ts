@@ -17,7 +17,7 @@ import { LOG4J_CONFIG } from '../src/agents/launch.js';
 import { agentPaths } from '../src/store/paths.js';
 import { canBind } from '../src/agents/port-allocator.js';
 import { acceptsConnections } from '../src/agents/port-allocator.js';
-import { DEFAULT_JVM_OPTIONS } from '../src/config.js';
+import { DEFAULT_JVM_OPTIONS } from '../src/config-kinds.js';
 import { startHarness } from '../test/helpers/harness.js';
 import { pssMiB, rssMiB, writeResult } from './lib.js';
 

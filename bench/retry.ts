@@ -12,7 +12,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
-import { PROJECT_ROOT } from '../src/config.js';
+import { PROJECT_ROOT } from '../src/config-kinds.js';
 import { freePort } from '../test/helpers/wait.js';
 import { type Load, SECONDS, autocannon, f1, run, startApi, benchStack, writeResult } from './lib.js';
 

@@ -4,7 +4,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { PROJECT_ROOT } from '../src/config.js';
+import { PROJECT_ROOT } from '../src/config-kinds.js';
 import { openApiDocument, clientTypes } from '../test/helpers/openapi.js';
 
 const dir = join(PROJECT_ROOT, 'clients', 'typescript');

@@ -4,10 +4,6 @@ import { z } from 'zod';
 import { flagSetting } from './flag.js';
 import { DEFAULT_JVM_OPTIONS, defaultMaxHeap, heapSize, HOST_JVM_OPTION, hostSetting, pathSetting, portRange, PROJECT_ROOT, SYSTEM_CA_FILE } from './config-kinds.js';
 
-export {
-  AGENT_ENV, DEFAULT_JVM_OPTIONS, FLUME_MAIN_CLASS, heapSize, hostPort, hostSetting, LAUNCHER, LOOPBACK_METRICS_CLASS, PROJECT_ROOT, reachableHost, SYSTEM_CA_FILE,
-} from './config-kinds.js';
-
 /**
  * Every setting the service reads, from the environment, in one place.
  * `process.env` is read nowhere else.

@@ -1,7 +1,7 @@
 import closeWithGrace from 'close-with-grace';
 import { pino } from 'pino';
 import { buildApp } from './app.js';
-import { hostPort } from './config.js';
+import { hostPort } from './config-kinds.js';
 import { ConfigError, loadConfig } from './config-load.js';
 import { createRedis } from './redis/client.js';
 import { createSupervisorDriver } from './supervisor/index.js';

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PROJECT_ROOT } from './config.js';
+import { PROJECT_ROOT } from './config-kinds.js';
 
 /** templates/: the agents' files and the gateway's config are filled from it. */
 export const TEMPLATES_DIR = join(PROJECT_ROOT, 'templates');

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { hostPort } from '../src/config.js';
+import { hostPort } from '../src/config-kinds.js';
 import { ConfigError, loadConfig } from '../src/config-load.js';
 import { readinessWarnings } from '../src/routes/health.js';
 import { tempDir } from './helpers/harness.js';

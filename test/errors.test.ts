@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { PROJECT_ROOT } from '../src/config.js';
+import { PROJECT_ROOT } from '../src/config-kinds.js';
 import { ErrorCodes, GATEWAY_ERRORS } from '../src/errors.js';
 import { gatewayErrorsLua } from '../src/gateway/render.js';
 

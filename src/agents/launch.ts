@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { FLUME_MAIN_CLASS, LAUNCHER, LOOPBACK_METRICS_CLASS, type Config } from '../config.js';
+import { type Config } from '../config.js';
+import { FLUME_MAIN_CLASS, LAUNCHER, LOOPBACK_METRICS_CLASS } from '../config-kinds.js';
 import { jvmOptionProblem, sizeBytes } from '../resources/jvm-options.js';
 import type { TableRef } from '../resources/table.js';
 import type { AgentMeta } from '../store/agent-store.js';

@@ -16,7 +16,7 @@ import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { execa } from 'execa';
 import { BACKUP_FORMAT, MANIFEST_ENTRY, SETTINGS_ENTRY, STATE_DIRS, STATE_FILES, type Manifest } from '../store/backup-contents.js';
-import { PROJECT_ROOT } from '../config.js';
+import { PROJECT_ROOT } from '../config-kinds.js';
 import { loadConfig, settingsFile } from '../config-load.js';
 import { actAsStateOwner, stateOwner, type Owner } from '../store/state-owner.js';
 import { AgentStore } from '../store/agent-store.js';

@@ -3,7 +3,8 @@
  * scripts/up.sh and scripts/apply-settings.sh run it before supervisord starts (or reloads) the
  * gateway program; a bad setting stops it (exit 2) with a message naming the setting.
  */
-import { PROJECT_ROOT, type Config } from '../config.js';
+import { type Config } from '../config.js';
+import { PROJECT_ROOT } from '../config-kinds.js';
 import { loadConfig } from '../config-load.js';
 import { actAsStateOwner } from '../store/state-owner.js';
 import { writeGatewayConfig } from '../gateway/render.js';

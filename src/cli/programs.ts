@@ -14,7 +14,7 @@ import { parseArgs } from 'node:util';
 import { readFile } from 'node:fs/promises';
 import { parse as parseIni } from 'ini';
 import { programFor } from '../agents/launch.js';
-import { PROJECT_ROOT } from '../config.js';
+import { PROJECT_ROOT } from '../config-kinds.js';
 import { loadConfig } from '../config-load.js';
 import { actAsStateOwner } from '../store/state-owner.js';
 import { AgentStore } from '../store/agent-store.js';

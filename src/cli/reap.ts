@@ -5,7 +5,7 @@
  * supervisord of this installation owns, and nothing of another installation
  * (src/supervisor/strays.ts). Prints one line per process, and nothing when there is none.
  */
-import { PROJECT_ROOT } from '../config.js';
+import { PROJECT_ROOT } from '../config-kinds.js';
 import { loadConfig } from '../config-load.js';
 import { actAsStateOwner } from '../store/state-owner.js';
 import { findStrays, reap } from '../supervisor/strays.js';

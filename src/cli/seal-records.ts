@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util';
 import { loadOrCreateSecret } from '../auth/secret.js';
 import { etcdAccess } from '../cluster/cluster.js';
 import { createEtcd, RecordSeal, sealKey } from '../cluster/etcd.js';
-import { PROJECT_ROOT } from '../config.js';
+import { PROJECT_ROOT } from '../config-kinds.js';
 import { loadConfig } from '../config-load.js';
 import { actAsStateOwner } from '../store/state-owner.js';
 

@@ -6,7 +6,7 @@
  * it as the state's owner (src/store/state-owner.ts), so a planted setting reads nothing of root's.
  */
 import { actAsStateOwner } from '../store/state-owner.js';
-import { hostPort, PROJECT_ROOT, reachableHost } from '../config.js';
+import { hostPort, PROJECT_ROOT, reachableHost } from '../config-kinds.js';
 import { loadConfig } from '../config-load.js';
 
 const usage = 'usage: node dist/cli/settings.js check|urls';

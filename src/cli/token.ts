@@ -11,7 +11,7 @@ import Fastify from 'fastify';
 import fastifyJwt from '@fastify/jwt';
 import { mintClaimsSchema, ROLES } from '../auth/roles.js';
 import { loadOrCreateSecret } from '../auth/secret.js';
-import { PROJECT_ROOT } from '../config.js';
+import { PROJECT_ROOT } from '../config-kinds.js';
 import { loadConfig } from '../config-load.js';
 import { actAsStateOwner } from '../store/state-owner.js';
 

@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { AppError, errorBody, ErrorCodes, GATEWAY_ERRORS, invalidJson, invalidName, invalidRequest, missingField, bodyTooLarge, routeNotFound, uriTooLong } from '../errors.js';
+import { AppError, asAppError, errorBody, ErrorCodes, GATEWAY_ERRORS, invalidJson, invalidName, invalidRequest, missingField, bodyTooLarge, routeNotFound, uriTooLong } from '../errors.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -112,7 +112,7 @@ export function registerErrorHandling(app: FastifyInstance): void {
     else if (raw.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') err = invalidRequest('send the body as application/json');
     else if (raw.code === 'FST_ERR_CTP_BODY_TOO_LARGE') err = bodyTooLarge('the body is too large (at most 1 MiB)');
     else if (raw.statusCode && raw.statusCode >= 400 && raw.statusCode < 500) err = invalidRequest(raw.message);
-    else err = new AppError(ErrorCodes.INTERNAL, 'INTERNAL', 500, 'internal error; see the service log');
+    else err = asAppError(raw);
 
     if (err.statusCode >= 500) req.log.error({ err: raw }, err.message);
     else req.log.info({ code: err.error }, err.message);

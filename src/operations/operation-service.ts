@@ -7,7 +7,7 @@ import type { Lifecycle } from '../agents/lifecycle.js';
 import { failure, type AgentBatch } from '../agents/batch.js';
 import { type BulkOp, type Operation, type OperationListQuery, type Selector, type TableOp, type TableOutcome, type TableResult } from '../resources/operation.js';
 import type { TableRef } from '../resources/table.js';
-import { AppError, asAppError, errorBody, invalidRequest, operationNotCancellable, operationNotFound } from '../errors.js';
+import { asAppError, errorBody, invalidRequest, operationNotCancellable, operationNotFound } from '../errors.js';
 import { StillRunning } from '../agents/lifecycle.js';
 import type { AgentState, AgentStatus } from '../resources/agent-status.js';
 import { redisCall } from '../redis/client.js';
@@ -232,10 +232,9 @@ export class OperationService extends EventEmitter {
           outcome = { outcome: 'applied', code: null, message };
         } else {
           outcome = failure(err);
-          const e = err instanceof AppError ? err : null;
           const failed = asAppError(err);
-          o.answer = { status: failed.statusCode, body: { ...errorBody(failed), error: outcome.code } };
-          if (!e) this.log.error({ err, operation: o.id }, 'a table operation failed');
+          o.answer = { status: failed.statusCode, body: errorBody(failed) };
+          if (failed !== err) this.log.error({ err, operation: o.id }, 'a table operation failed');
         }
       }
       Object.assign(o.results[0]!, outcome);

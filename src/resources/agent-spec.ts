@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { heapSize } from '../config.js';
+import { heapSize } from '../config-kinds.js';
 import { AppError, configRejected, invalidRequest } from '../errors.js';
 import { jvmOption, jvmSetProblems } from './jvm-options.js';
 import type { TableRef } from './table.js';

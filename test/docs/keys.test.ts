@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { PROJECT_ROOT } from '../../src/config.js';
+import { PROJECT_ROOT } from '../../src/config-kinds.js';
 
 // Every Redis key src/redis/keys.ts builds is in docs/architecture.md's table of keys.
 describe('the Redis keys', () => {

@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { PROJECT_ROOT } from '../../src/config.js';
+import { PROJECT_ROOT } from '../../src/config-kinds.js';
 
 // Every relative link and image in the docs a newcomer reads points at a file that exists (and,
 // with #anchor into a Markdown file, at one of its headings).

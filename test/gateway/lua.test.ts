@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ROUTE_VALUE, RouteTable, maxEventBytes } from '../../src/agents/route-table.js';
-import { PROJECT_ROOT } from '../../src/config.js';
+import { PROJECT_ROOT } from '../../src/config-kinds.js';
 import { gatewayErrorsLua, gatewayRoutesLua } from '../../src/gateway/render.js';
 
 // The gateway's pure Lua (templates/gateway/lua/flume_gateway/: events, token, route, cache

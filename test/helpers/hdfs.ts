@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { PROJECT_ROOT } from '../../src/config.js';
+import { PROJECT_ROOT } from '../../src/config-kinds.js';
 import { acceptsConnections } from '../../src/agents/port-allocator.js';
 import { stopChild } from './process.js';
 import { freePort, until } from './wait.js';

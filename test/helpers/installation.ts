@@ -2,7 +2,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PROJECT_ROOT } from '../../src/config.js';
+import { PROJECT_ROOT } from '../../src/config-kinds.js';
 import { findStrays, liveSupervisord, pidAlive, processesOf, reap } from '../../src/supervisor/strays.js';
 import { randomBytes } from 'node:crypto';
 import { REDIS_URL } from './harness.js';

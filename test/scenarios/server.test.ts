@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { PROJECT_ROOT } from '../../src/config.js';
+import { PROJECT_ROOT } from '../../src/config-kinds.js';
 import { REDIS_URL, tempDir } from '../helpers/harness.js';
 import { TestSupervisord } from '../helpers/supervisord.js';
 import { until } from '../helpers/wait.js';

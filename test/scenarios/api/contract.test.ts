@@ -5,7 +5,7 @@ import createClient from 'openapi-fetch';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { paths } from '../../../clients/typescript/flume-service.js';
-import { PROJECT_ROOT } from '../../../src/config.js';
+import { PROJECT_ROOT } from '../../../src/config-kinds.js';
 import { startHarness, type Harness } from '../../helpers/harness.js';
 import { clientTypes, openApiDocument } from '../../helpers/openapi.js';
 import { portRange } from '../../helpers/ports.js';

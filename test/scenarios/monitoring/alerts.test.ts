@@ -3,7 +3,7 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
-import { PROJECT_ROOT } from '../../../src/config.js';
+import { PROJECT_ROOT } from '../../../src/config-kinds.js';
 import type { AgentStatus } from '../../../src/resources/agent-status.js';
 import { postEvents, routePort } from '../../helpers/flume.js';
 import { TestGateway } from '../../helpers/gateway.js';
