@@ -4,6 +4,16 @@ import { AppError, clusterUnavailable } from '../errors.js';
 import type { DesiredRecord } from './records.js';
 import type { TableEntry } from './tables-view.js';
 
+/** Whether `key` holds the record of request `requestId` now (false when etcd does not say). */
+async function holds(etcd: Etcd3, key: string, requestId: string): Promise<boolean> {
+  const now = await etcd.get(key).string().catch(() => null);
+  try {
+    return now !== null && (JSON.parse(now) as { requestId?: string }).requestId === requestId;
+  } catch {
+    return false;
+  }
+}
+
 /** How long a write etcd may or may not have taken is retried to learn which. */
 export const SETTLE_MS = 10_000;
 
@@ -34,7 +44,11 @@ export async function settleWrite(
   for (let attempt = 1; ; attempt++) {
     let failure: Error;
     try {
-      return await txn(revision);
+      const r = await txn(revision);
+      // A compare that failed may have failed on this very write: etcd3 sends a call again on
+      // another member when the first lost its connection, and the first may have applied.
+      if (!r.succeeded && (await holds(etcd, desiredKey, desired.requestId))) return { succeeded: true };
+      return r;
     } catch (err) {
       if (err instanceof AppError) throw err;
       failure = err as Error;
