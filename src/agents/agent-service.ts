@@ -125,16 +125,14 @@ export class AgentService implements Lifecycle {
     return status ? { status, created: false } : null;
   }
 
-  /** Runs `fn`; while another create (or the service's reconcile) holds the table, waits for it (a start's ready timeout and queue at most) and tries again. */
+  /** Runs `fn`; while another create holds the table, waits for it (a start's ready timeout and queue at most) and tries again (TableLock itself waits out the service's reconcile). */
   private async afterCreates<T>(program: string, fn: () => Promise<T>): Promise<T> {
     const deadline = Date.now() + this.cfg.AGENT_READY_TIMEOUT_MS + 120_000;
     for (;;) {
       try {
         return await fn();
       } catch (err) {
-        // The service's own reconcile of the table (a route it saw missing while the create ran)
-        // is as short: a client's retried create waits for it too, not answered BUSY.
-        const creating = err instanceof AppError && err.error === 'BUSY' && ['create', 'reconcile'].includes(String(err.details?.operation));
+        const creating = err instanceof AppError && err.error === 'BUSY' && err.details?.operation === 'create';
         if (!creating || Date.now() > deadline) throw err;
         await sleep(250);
       }

@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { busy } from '../errors.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { AppError, busy } from '../errors.js';
 import { redisCall } from '../redis/client.js';
 import type { Keys } from '../redis/keys.js';
 
@@ -17,6 +18,16 @@ const RENEW = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0`;
 
+/**
+ * The service's own brief housekeeping of a table (src/recovery/reconciler.ts: a route that
+ * follows readiness, a half-created agent tidied): a caller's operation waits for it rather than
+ * being refused for work it did not ask for.
+ */
+const HOUSEKEEPING = 'reconcile';
+/** The longest a caller waits for housekeeping before it is told BUSY like any other holder. */
+export const HOUSEKEEPING_WAIT_MS = 15_000;
+const HOUSEKEEPING_POLL_MS = 100;
+
 /** Who holds a table, as a 409 BUSY tells it. */
 export interface LockHolder {
   operation: string;
@@ -30,6 +41,8 @@ export interface TableLockOptions {
   leaseMs: number;
   /** The longest an operation may hold a table: past it the lease is no longer extended. */
   maxHoldMs: number;
+  /** How long an operation waits for the service's housekeeping of the table (HOUSEKEEPING_WAIT_MS). */
+  housekeepingWaitMs?: number;
 }
 
 /**
@@ -37,7 +50,8 @@ export interface TableLockOptions {
  *
  * Guarantees:
  * - a second caller does not wait: it gets 409 BUSY at once, naming the operation that holds
- *   the table and since when;
+ *   the table and since when; except behind the service's own housekeeping, which is short: an
+ *   operation waits for it (`housekeepingWaitMs` at most), another housekeeping pass does not;
  * - the lock is a short lease (`leaseMs`) that its holder extends while the operation runs, so
  *   an operation may run as long as it needs (a slow JVM start), yet a process that died (kill
  *   -9) stops blocking the table within one lease;
@@ -63,6 +77,19 @@ export class TableLock {
 
   /** Takes the table (409 BUSY if held) and returns its release; prefer run() for one table. */
   async acquire(program: string, operation: string): Promise<() => Promise<void>> {
+    const deadline = Date.now() + (this.opts.housekeepingWaitMs ?? HOUSEKEEPING_WAIT_MS);
+    for (;;) {
+      try {
+        return await this.take(program, operation);
+      } catch (err) {
+        const behindHousekeeping = err instanceof AppError && err.details?.operation === HOUSEKEEPING && operation !== HOUSEKEEPING;
+        if (!behindHousekeeping || Date.now() > deadline) throw err;
+        await sleep(HOUSEKEEPING_POLL_MS);
+      }
+    }
+  }
+
+  private async take(program: string, operation: string): Promise<() => Promise<void>> {
     const key = this.keys.lock(program);
     const holder: LockHolder & { id: string } = { id: randomUUID(), operation, since: new Date().toISOString(), host: hostname(), pid: process.pid };
     const value = JSON.stringify(holder);
