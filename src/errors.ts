@@ -128,6 +128,7 @@ export const GATEWAY_ERRORS = {
   METHOD_NOT_ALLOWED: { status: 405 },
   BAD_EVENTS: { status: 400 },
   RESERVED_HEADER: { status: 400 },
+  INVALID_REQUEST: { status: 400 },
   BODY_TOO_LARGE: { status: 413 },
   TOO_MANY_EVENTS: { status: 413 },
   EVENT_TOO_LARGE: { status: 413 },

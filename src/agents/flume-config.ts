@@ -7,16 +7,31 @@ import { fill, template } from '../templates.js';
 export const KAFKA_SINKS = { quarantining: 'flumeservice.KafkaTableSink', flume: 'org.apache.flume.sink.kafka.KafkaSink' } as const;
 
 /**
- * The table's flume.conf: templates/agent.properties with the sink's block (templates/sinks/).
- * `quarantine`: the launcher's jar is there, so the Kafka sink keeps never-deliverable events in
- * paths.quarantineDir (else Flume's own Kafka sink, which retries them for ever).
+ * Where the launcher's jar is there: the sink runs in a group of one under
+ * flumeservice.PromptSinkProcessor, which looks at an empty channel again within 20 ms instead of
+ * Flume's idle back-off of 1-5 s (a sender waiting for the sink's acknowledgement would wait that).
  */
-export function renderAgentConfig(table: TableRef, spec: AgentSpec, port: number, paths: AgentPaths, quarantine: boolean): string {
+const PROMPT_SINK_GROUP = [
+  '# The sink looks at an empty channel again within 20 ms, not after Flume\'s 1-5 s idle back-off.',
+  'a1.sinkgroups = g1',
+  'a1.sinkgroups.g1.sinks = k1',
+  'a1.sinkgroups.g1.processor.type = flumeservice.PromptSinkProcessor',
+].join('\n');
+
+/**
+ * The table's flume.conf: templates/agent.properties with the sink's block (templates/sinks/).
+ * `launcher`: the launcher's jar is there, so the Kafka sink keeps never-deliverable events in
+ * paths.quarantineDir (else Flume's own Kafka sink, which retries them for ever) and the sink runs
+ * under PromptSinkProcessor.
+ */
+export function renderAgentConfig(table: TableRef, spec: AgentSpec, port: number, paths: AgentPaths, launcher: boolean): string {
   const sinkBlock = fill(template(`sinks/${spec.sink}.properties`), {
     ...spec.options,
     outDir: paths.outDir,
     quarantineDir: paths.quarantineDir,
-    kafkaSinkType: quarantine ? KAFKA_SINKS.quarantining : KAFKA_SINKS.flume,
+    kafkaSinkType: launcher ? KAFKA_SINKS.quarantining : KAFKA_SINKS.flume,
+    // Kafka's idempotent producer needs acks=all (kafka-clients refuses it with fewer).
+    idempotence: spec.options.acks === 'all' ? 'true' : 'false',
   });
   return fill(template('agent.properties'), {
     ...table,
@@ -26,5 +41,6 @@ export function renderAgentConfig(table: TableRef, spec: AgentSpec, port: number
     checkpointDir: paths.checkpointDir,
     dataDir: paths.dataDir,
     sinkBlock,
+    sinkGroup: launcher ? PROMPT_SINK_GROUP : '',
   });
 }

@@ -64,7 +64,9 @@ export const sinkSchemas = {
       bootstrapServers: propValue.regex(/^[A-Za-z0-9.\-[\]]+:\d+(,[A-Za-z0-9.\-[\]]+:\d+)*$/, 'must be host:port[,host:port...]'),
       // {{db}} and {{table}} are replaced with the table's names.
       topic: propValue.regex(/^(?:[A-Za-z0-9._-]|\{\{(?:db|table)\}\})+$/, 'letters, digits, . _ - and {{db}}/{{table}}').default('{{db}}.{{table}}'),
-      acks: z.enum(['0', '1', 'all']).default('1'),
+      // all: the broker's replicas have each record, and the producer is idempotent (a retried
+      // batch is written once); 1 or 0 trade that for latency.
+      acks: z.enum(['0', '1', 'all']).default('all'),
       batchSize,
     })
     .strict(),

@@ -14,7 +14,7 @@ const dir = mkdtempSync(join(tmpdir(), 'flume-lua-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const meta = (sink: string, transactionCapacity: number) =>
-  ({ port: 20123, paused: null, spec: { sink, channel: { transactionCapacity } } }) as unknown as Parameters<typeof RouteTable.valueOf>[0];
+  ({ port: 20123, metricsPort: 20124, paused: null, spec: { sink, channel: { transactionCapacity } } }) as unknown as Parameters<typeof RouteTable.valueOf>[0];
 const lua = (s: string) => JSON.stringify(s); // a JSON string is a Lua string for these values
 
 describe('the gateway Lua, unit by unit', () => {

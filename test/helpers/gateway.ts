@@ -51,23 +51,23 @@ export class TestGateway {
   }
 }
 
-/** One POST through the gateway; an answer that takes over 10 s (a hang) fails the test. */
-export async function ingest(gw: TestGateway, db: string, table: string, token: string | null, body: unknown, raw?: string) {
+/** One POST through the gateway; an answer that takes over 30 s (a hang) fails the test. */
+export async function ingest(gw: TestGateway, db: string, table: string, token: string | null, body: unknown, raw?: string, headers: Record<string, string> = {}) {
   const res = await fetch(`${gw.url}/ingest/${db}/${table}`, {
     method: 'POST',
-    signal: AbortSignal.timeout(10_000),
-    headers: { 'content-type': 'application/json', ...(token === null ? {} : { authorization: `Bearer ${token}` }) },
+    signal: AbortSignal.timeout(30_000),
+    headers: { 'content-type': 'application/json', ...(token === null ? {} : { authorization: `Bearer ${token}` }), ...headers },
     body: raw ?? JSON.stringify(body),
   });
   const text = await res.text();
-  const headers = Object.fromEntries(res.headers);
+  const answered = Object.fromEntries(res.headers);
   let json: Record<string, unknown> = {};
   try {
     json = JSON.parse(text) as Record<string, unknown>;
   } catch {
     json = { raw: text };
   }
-  return { status: res.status, json, headers };
+  return { status: res.status, json, headers: answered };
 }
 
 /** One answer a sender got: what it sent, the status (0: no answer), when it sent and when it heard. */

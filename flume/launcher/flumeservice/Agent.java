@@ -20,7 +20,7 @@ import org.apache.flume.util.SSLUtil;
  * the first look and the sinks and the source start at once. Everything else is Flume's own
  * Application: the supervisor (which finds the channel started and restarts it should it fail),
  * the metrics server, and the shutdown hook that stops the source, the sink, then the channel
- * (checkpointing it). Unlike Application.main, a configuration that cannot be read ends the JVM
+ * (checkpointing it). Each channel's backlog at start is kept for the metrics (StartBacklog). Unlike Application.main, a configuration that cannot be read ends the JVM
  * (exit 1) instead of leaving it running with nothing in it.
  *
  * Usage: flumeservice.Agent -n AGENT -f FILE. Built into flume/lib by scripts/setup.sh.
@@ -47,6 +47,8 @@ public final class Agent {
       for (Channel channel : conf.getChannels().values()) {
         channel.start();
       }
+      // Before any source or sink runs: what each channel replayed is all it holds.
+      StartBacklog.record();
       Application application = new Application(new ArrayList<>());
       application.handleConfigurationEvent(conf);
       application.start();

@@ -47,7 +47,7 @@ public final class LoopbackMetricsServer implements MonitorService {
         }
         res.setContentType("application/json;charset=utf-8");
         res.setStatus(HttpServletResponse.SC_OK);
-        res.getWriter().write(gson.toJson(JMXPollUtil.getAllMBeans()));
+        res.getWriter().write(gson.toJson(StartBacklog.into(JMXPollUtil.getAllMBeans())));
         res.flushBuffer();
       }
     });

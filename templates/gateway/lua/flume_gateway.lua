@@ -7,6 +7,7 @@
 --   resolve        cache, else Redis, else a stale entry     group_commit one transaction for many
 --   reply          error answers from the catalogue          hop          to another host's gateway
 --   metrics        counting (exposition: Prometheus text)    background   invalidations, master watch
+--   sink_ack       "Prefer: ack=sink": answered once the sink has the events
 --
 -- Redis schema (src/redis/keys.ts): <p>token:<hash> HASH user scope exp graceUntil lastUsed, where
 -- hash = hex(HMAC-SHA1(token hash key, hex(SHA-1(token)))) (src/tokens/token-service.ts);
@@ -26,6 +27,7 @@ local hop = require "flume_gateway.hop"
 local metrics = require "flume_gateway.metrics"
 local background = require "flume_gateway.background"
 local redis_conn = require "flume_gateway.redis_conn"
+local sink_ack = require "flume_gateway.sink_ack"
 
 local M = {}
 local fail = reply.error
@@ -114,12 +116,23 @@ function M.access(db, tbl)
   -- The caller's name reaches the agent as an event header.
   ngx.req.read_body()
   local max_events = math.min(r.cap or conf.max_events, conf.max_events)
-  local n, body_or_err, message = events.prepare(ngx.req.get_body_data(), { name = name, user = user, max_events = max_events, max_event = r.max_event })
+  local key = reply.idempotency_key()
+  if key == false then
+    return fail("INVALID_REQUEST", "Idempotency-Key must be 1-200 characters of letters, digits and ._:+/=- (a UUID is a good one)")
+  end
+  local rid = reply.request_id()
+  local n, body_or_err, message = events.prepare(ngx.req.get_body_data(), {
+    name = name, user = user, max_events = max_events, max_event = r.max_event, request_id = rid, id_base = key or rid,
+  })
   if not n then return fail(body_or_err, message) end
+  -- (A route written before metrics ports were has none: such a sender gets 202.)
+  local ack = sink_ack.wanted()
+  if ack and n == 0 then return reply.accepted(0, "sink") end
   if n > 0 then
     if conf.batch_window > 0 and r.cap and n < r.cap then
-      return group_commit(r.host, r.port, body_or_err, n, r.cap)
+      return group_commit.join(r, body_or_err, n, ack)
     end
+    if ack then return group_commit.alone(r, body_or_err, n, ack) end
     ngx.req.set_body_data(body_or_err)
   end
   ngx.ctx.events = n
@@ -137,12 +150,13 @@ end
 
 M.balance_hop = hop.balance
 
--- Flume's 200 has no body: the sender gets {"code":0,...,"events":N} instead.
+-- Flume's 200 has no body: the sender gets {"code":0,...,"events":N,"committed":"channel"} instead.
 function M.header_filter()
   if ngx.status == 200 and ngx.ctx.events then
     ngx.ctx.accepted = true
     ngx.header["Content-Length"] = nil
     ngx.header["Content-Type"] = "application/json"
+    ngx.header["X-Request-Id"] = reply.request_id()
   end
 end
 

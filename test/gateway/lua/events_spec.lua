@@ -35,6 +35,23 @@ describe("prepare", function()
     assert.are.equal("alice", cjson.decode(body)[1].headers.username)
   end)
 
+  it("gives every event its ids: the request's, and the Idempotency-Key's (else the request's) with its place", function()
+    local _, body = events.prepare('[{"body":"a"},{"body":"b"}]', limits({ request_id = "r-1", id_base = "k-9" }))
+    local sent = cjson.decode(body)
+    assert.are.same({ "r-1", "k-9:1" }, { sent[1].headers.requestId, sent[1].headers.eventId })
+    assert.are.same({ "r-1", "k-9:2" }, { sent[2].headers.requestId, sent[2].headers.eventId })
+    _, body = events.prepare('[{"body":"a"}]', limits({ request_id = "r-2" }))
+    assert.are.equal("r-2:1", cjson.decode(body)[1].headers.eventId)
+  end)
+
+  it("refuses ids a sender sets itself", function()
+    for _, h in ipairs({ "eventId", "requestId" }) do
+      local n, err = events.prepare('[{"headers":{"' .. h .. '":"mine"},"body":"a"}]', limits({ request_id = "r" }))
+      assert.is_nil(n)
+      assert.are.equal("RESERVED_HEADER", err)
+    end
+  end)
+
   it("leaves an empty array as it came", function()
     assert.are.same({ 0, nil }, { events.prepare('[]', limits()) })
   end)

@@ -8,8 +8,10 @@ cjson.decode_invalid_numbers(false)
 local M = {}
 
 -- Headers that would steer a sink (Flume's Kafka sink reads "topic" and "key"; a table's
--- token must not reach another topic or choose partitions). "username" is set here, always.
-M.RESERVED_HEADERS = { topic = true, key = true }
+-- token must not reach another topic or choose partitions), and those the gateway sets on every
+-- event: "eventId" (<the request's Idempotency-Key, else its id>:<the event's place, from 1>) and
+-- "requestId" (the request's id, as X-Request-Id answers it). "username" is set here, always.
+M.RESERVED_HEADERS = { topic = true, key = true, eventId = true, requestId = true }
 
 local SHAPE = "send a JSON array of {\"headers\":{...},\"body\":\"...\"}"
 
@@ -34,9 +36,10 @@ function M.nested_empty_array(body)
   return false
 end
 
--- One event's headers: an object of strings with sane names, none that steers the sink; the
--- caller's name added. Returns the headers, or nil, error name, message.
-local function checked_headers(ev, i, user)
+-- One event's headers: an object of strings with sane names, none that steers the sink or that
+-- the gateway sets; the caller's name and the event's ids added. Returns the headers, or nil,
+-- error name, message.
+local function checked_headers(ev, i, limits)
   local headers = ev.headers
   if headers == nil then
     headers = {}
@@ -52,10 +55,14 @@ local function checked_headers(ev, i, user)
       return nil, "BAD_EVENTS", "event " .. i .. ": a header name must be 1-256 characters without control characters"
     end
     if M.RESERVED_HEADERS[k] then
-      return nil, "RESERVED_HEADER", "event " .. i .. ": header " .. k .. " steers the sink and may not be sent"
+      return nil, "RESERVED_HEADER", "event " .. i .. ": header " .. k .. " is the gateway's or steers the sink, and may not be sent"
     end
   end
-  headers.username = user
+  headers.username = limits.user
+  if limits.request_id then
+    headers.requestId = limits.request_id
+    headers.eventId = (limits.id_base or limits.request_id) .. ":" .. i
+  end
   return headers
 end
 
@@ -67,7 +74,8 @@ function M.size(ev)
 end
 
 -- limits: name ("db.table", for messages), user (the token's), max_events (one transaction's),
--- max_event (the largest event the sink can deliver; nil: no bound).
+-- max_event (the largest event the sink can deliver; nil: no bound), request_id (the request's
+-- id) and id_base (what event ids start with: the sender's Idempotency-Key, else request_id).
 function M.prepare(body, limits)
   local events = body and cjson.decode(body)
   if type(events) ~= "table" or (body:match("^%s*{")) or M.nested_empty_array(body) then
@@ -87,7 +95,7 @@ function M.prepare(body, limits)
     if ev.body ~= nil and type(ev.body) ~= "string" then
       return nil, "BAD_EVENTS", "event " .. i .. ": body must be a string"
     end
-    local headers, err, message = checked_headers(ev, i, limits.user)
+    local headers, err, message = checked_headers(ev, i, limits)
     if not headers then return nil, err, message end
     if limits.max_event then
       local size = M.size(ev)

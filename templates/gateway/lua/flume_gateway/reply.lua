@@ -10,10 +10,23 @@ local M = {}
 
 -- The request's id, as the API's: the sender's X-Request-Id when it is 1-128 characters of
 -- letters, digits and ._:@/+=-, else nginx's own ($request_id). Echoed and in error bodies.
+-- Kept in ngx.ctx: read again after a subrequest, nginx's $request_id would be another.
 function M.request_id()
+  local ctx = ngx.ctx
+  if ctx.request_id then return ctx.request_id end
   local given = ngx.var.http_x_request_id
-  if given and #given <= 128 and given:find("^[%w%._:@/%+=%-]+$") then return given end
-  return ngx.var.request_id
+  local id = (given and #given <= 128 and given:find("^[%w%._:@/%+=%-]+$")) and given or ngx.var.request_id
+  ctx.request_id = id
+  return id
+end
+
+-- The sender's Idempotency-Key, which the ids of its request's events start with: nil when it
+-- sent none, false when it is not 1-200 characters of letters, digits and ._:+/=- (as the API's).
+function M.idempotency_key()
+  local k = ngx.var.http_idempotency_key
+  if not k then return nil end
+  if #k > 200 or not k:find("^[%w%._:%+/=%-]+$") then return false end
+  return k
 end
 
 -- An error answer: its status, code and Retry-After come from the catalogue generated from
@@ -31,15 +44,33 @@ function M.error(err, message, retry_after)
   return ngx.exit(ngx.HTTP_OK)
 end
 
--- What a sender gets once the agent committed its n events (proxied or group-committed).
-function M.accepted_body(n)
-  return '{"code":0,"message":"accepted","events":' .. n .. '}\n'
+-- What a sender gets once its n events are committed: to the agent's channel (the default), or
+-- taken by the table's sink (it asked "Prefer: ack=sink", sink_ack.lua).
+function M.accepted_body(n, committed)
+  return '{"code":0,"message":"accepted","events":' .. n .. ',"committed":"' .. (committed or "channel") .. '","requestId":' .. cjson.encode(M.request_id()) .. '}\n'
 end
 
-function M.accepted(n)
+function M.accepted(n, committed)
   ngx.status = 200
   ngx.header["Content-Type"] = "application/json"
-  ngx.print(M.accepted_body(n))
+  ngx.header["X-Request-Id"] = M.request_id()
+  ngx.print(M.accepted_body(n, committed))
+  return ngx.exit(ngx.HTTP_OK)
+end
+
+-- A sender that asked for the sink's acknowledgement and cannot have it (in time): its events are
+-- committed to the channel, and will reach the sink, but no more is claimed.
+function M.committed_to_channel(n, why)
+  ngx.status = 202
+  ngx.header["Content-Type"] = "application/json"
+  ngx.header["X-Request-Id"] = M.request_id()
+  ngx.print(cjson.encode({
+    code = 0,
+    message = "accepted: committed to the channel; " .. why .. " (they are delivered once it does)",
+    events = n,
+    committed = "channel",
+    requestId = M.request_id(),
+  }) .. "\n")
   return ngx.exit(ngx.HTTP_OK)
 end
 

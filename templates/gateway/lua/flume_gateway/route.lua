@@ -7,7 +7,8 @@ local M = {}
 -- route: the value, or "none" (no such table) / "down" (a table without a running agent).
 -- Returns { kind = "none"|"paused"|"down"|"fenced"|"node_down"|"via"|"agent"|"unreadable", ... }:
 -- via: host, port (another host's gateway); agent: host, port, cap (events per transaction,
--- nil when the route names none), max_event (bytes, nil: no bound).
+-- nil when the route names none), max_event (bytes, nil: no bound), metrics_port (where the
+-- channel's counts are read; nil in a route written before it was added).
 function M.read(route)
   if route == "none" then return { kind = "none" } end
   if route == ROUTE.paused then return { kind = "paused" } end
@@ -26,6 +27,7 @@ function M.read(route)
     cap = tonumber(cap),
     -- The largest event the table's sink can ever deliver (the Kafka producer's request size).
     max_event = rest and tonumber(rest:match(ROUTE.maxEvent)),
+    metrics_port = rest and tonumber(rest:match(ROUTE.metricsPort)),
   }
 end
 
