@@ -35,6 +35,8 @@ import { configRoutes } from './routes/config.js';
 import { auditRoutes } from './routes/audit.js';
 import { logRoutes } from './routes/logs.js';
 import { quarantineRoutes } from './routes/quarantine.js';
+import { traceRoutes } from './routes/traces.js';
+import { TraceStore } from './traces/trace-store.js';
 import { QuarantineService } from './agents/quarantine-service.js';
 import { fleetRoutes } from './routes/fleet.js';
 import { AuditLog } from './audit/audit-log.js';
@@ -200,6 +202,7 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
   void app.register(auditRoutes, { audit, refused, authorize });
   void app.register(logRoutes, { agents, store, authorize, streams });
   void app.register(quarantineRoutes, { quarantine, authorize });
+  void app.register(traceRoutes, { traces: new TraceStore(redis, keys), authorize });
   void app.register(fleetRoutes, { agents: lifecycle, fleet, incidents, authorize });
   void app.register(tokenRoutes, { tokens, authorize });
   void app.register(controlTokenRoutes, { revocations, authorize });

@@ -10,7 +10,7 @@ const FLOORS: Array<[number, string[]]> = [
   [0, ['errors.ts', 'config.ts', 'config-kinds.ts', 'config-load.ts', 'periodic.ts', 'flag.ts']],
   [1, ['resources/', 'templates.ts']],
   [2, ['supervisor/', 'redis/', 'flume/', 'store/', 'cluster/']],
-  [3, ['fleet/', 'auth/', 'audit/', 'tokens/']],
+  [3, ['fleet/', 'auth/', 'audit/', 'tokens/', 'traces/']],
   [4, ['agents/']],
   [5, ['incidents/', 'operations/', 'recovery/', 'gateway/', 'placement/']],
   [6, ['http/']],

@@ -278,7 +278,7 @@ export interface paths {
                             /** @default {{db}}.{{table}} */
                             topic?: string & (string);
                             /**
-                             * @default 1
+                             * @default all
                              * @enum {string}
                              */
                             acks?: "0" | "1" | "all";
@@ -1189,7 +1189,7 @@ export interface paths {
                             /** @default {{db}}.{{table}} */
                             topic?: string & (string);
                             /**
-                             * @default 1
+                             * @default all
                              * @enum {string}
                              */
                             acks?: "0" | "1" | "all";
@@ -5251,7 +5251,7 @@ export interface paths {
                             /** @default {{db}}.{{table}} */
                             topic?: string & (string);
                             /**
-                             * @default 1
+                             * @default all
                              * @enum {string}
                              */
                             acks?: "0" | "1" | "all";
@@ -9641,6 +9641,174 @@ export interface paths {
                 };
             };
         };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/api/{db}/{table}/trace/{requestId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Where an ingest request got to: accepted by the gateway (t0), committed to the channel (t1), taken by the sink (t2); kept an hour
+         * @description Needs a control token (Authorization: Bearer <JWT>) whose role grants "read".
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    db: string;
+                    table: string;
+                    requestId: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @enum {number} */
+                            code: 0;
+                            message: string;
+                            requestId: string;
+                            db: string;
+                            table: string;
+                            /** @description events in the request */
+                            events: number;
+                            /**
+                             * @description what the sender asked to be answered on: the channel (the default) or the sink (Prefer: ack=sink)
+                             * @enum {string}
+                             */
+                            ack: "channel" | "sink";
+                            /** @description t0: when the gateway had the request */
+                            acceptedAt: string;
+                            /** @description t1: when the agent's answer said its channel had committed the events */
+                            committedAt: string;
+                            /** @description t2: the events were taken by the sink (committed to Kafka, HDFS, the file) by this time; exact for a sender that waited for the sink, else the first sample of the channel that showed it (the gateway samples every 0.2 s). null: not yet, or no longer known */
+                            takenBy: string | null;
+                            /**
+                             * @description the furthest the events are known to have come
+                             * @enum {string}
+                             */
+                            stage: "channel" | "sink";
+                        };
+                    };
+                };
+                /** @description error */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description stable error code, listed in docs/api.md */
+                            code: number;
+                            /** @description UPPER_SNAKE name of the code */
+                            error: string;
+                            message: string;
+                            details?: {
+                                [key: string]: unknown;
+                            };
+                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
+                            requestId?: string;
+                        };
+                    };
+                };
+                /** @description error */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description stable error code, listed in docs/api.md */
+                            code: number;
+                            /** @description UPPER_SNAKE name of the code */
+                            error: string;
+                            message: string;
+                            details?: {
+                                [key: string]: unknown;
+                            };
+                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
+                            requestId?: string;
+                        };
+                    };
+                };
+                /** @description error */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description stable error code, listed in docs/api.md */
+                            code: number;
+                            /** @description UPPER_SNAKE name of the code */
+                            error: string;
+                            message: string;
+                            details?: {
+                                [key: string]: unknown;
+                            };
+                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
+                            requestId?: string;
+                        };
+                    };
+                };
+                /** @description error */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description stable error code, listed in docs/api.md */
+                            code: number;
+                            /** @description UPPER_SNAKE name of the code */
+                            error: string;
+                            message: string;
+                            details?: {
+                                [key: string]: unknown;
+                            };
+                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
+                            requestId?: string;
+                        };
+                    };
+                };
+                /** @description error */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description stable error code, listed in docs/api.md */
+                            code: number;
+                            /** @description UPPER_SNAKE name of the code */
+                            error: string;
+                            message: string;
+                            details?: {
+                                [key: string]: unknown;
+                            };
+                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
+                            requestId?: string;
+                        };
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;

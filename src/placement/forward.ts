@@ -9,7 +9,7 @@ export const FORWARDED_HEADER = 'x-flume-forwarded';
 
 /**
  * Per-table calls that act on the owner's own files and processes (config, logs,
- * incidents, history, a fresh status), made through a host that does not run the table: handed
+ * incidents, history, a fresh status, request traces), made through a host that does not run the table: handed
  * to the owner's API as they came (the same token: every host shares the signing key) and its
  * answer passed back, streams included. The lifecycle itself goes through etcd instead
  * (ClusterLifecycle). Authorization is checked here first, and again by the owner.
@@ -29,6 +29,8 @@ const FORWARDED: ReadonlyArray<[method: string, url: string]> = [
   ['GET', '/v1/api/:db/:table/quarantine'],
   ['POST', '/v1/api/:db/:table/quarantine/replay'],
   ['DELETE', '/v1/api/:db/:table/quarantine'],
+  // The gateway that committed a request wrote its trace in its own host's Redis.
+  ['GET', '/v1/api/:db/:table/trace/:requestId'],
 ];
 const PASSED_BACK = ['content-type', 'retry-after', 'etag', 'cache-control', 'allow', 'location', 'content-location', 'x-operation-id', 'preference-applied', 'idempotent-replayed'];
 /** The caller's headers that change what the owner does (conditions, async, idempotency), passed on as they came. */

@@ -32,6 +32,11 @@
  *   <p>audit               STREAM the audit trail, capped (a copy of var/audit.log's newest entries)
  *   <p>audit-refused       STREAM refused calls (401/403), one record per address, subject, db,
  *                                 status and minute; capped, Redis only
+ *   <p>trace:<request id>  STRING JSON {db, table, events, ack, acceptedAt, committedAt, start,
+ *                                 need, seen, takenAt}: a request the gateway's agent committed, EX 1 h,
+ *                                 written by the gateway (templates/gateway/lua/flume_gateway/trace.lua)
+ *   <p>trace-takes:<db>:<table> ZSET "<ms>:<start>:<takes>" by ms: the channel's take count as
+ *                                 the gateway sampled it, the last hour: when a traced request was taken
  *   <p>invalidate          PUBSUB "token:<hash>" | "route:<db>:<table>": the gateway drops
  *                                 that entry from its cache at once
  */
@@ -58,6 +63,8 @@ export interface Keys {
   events(): string;
   audit(): string;
   auditRefused(): string;
+  trace(requestId: string): string;
+  traceTakes(db: string, table: string): string;
 }
 
 export function makeKeys(prefix: string): Keys {
@@ -83,5 +90,7 @@ export function makeKeys(prefix: string): Keys {
     events: () => `${prefix}events`,
     audit: () => `${prefix}audit`,
     auditRefused: () => `${prefix}audit-refused`,
+    trace: (requestId) => `${prefix}trace:${requestId}`,
+    traceTakes: (db, table) => `${prefix}trace-takes:${db}:${table}`,
   };
 }

@@ -8,6 +8,7 @@
 --   reply          error answers from the catalogue          hop          to another host's gateway
 --   metrics        counting (exposition: Prometheus text)    background   invalidations, master watch
 --   sink_ack       "Prefer: ack=sink": answered once the sink has the events
+--   trace          what GET .../trace/<request id> tells: when accepted, committed, taken
 --
 -- Redis schema (src/redis/keys.ts): <p>token:<hash> HASH user scope exp graceUntil lastUsed, where
 -- hash = hex(HMAC-SHA1(token hash key, hex(SHA-1(token)))) (src/tokens/token-service.ts);
@@ -28,6 +29,7 @@ local metrics = require "flume_gateway.metrics"
 local background = require "flume_gateway.background"
 local redis_conn = require "flume_gateway.redis_conn"
 local sink_ack = require "flume_gateway.sink_ack"
+local trace = require "flume_gateway.trace"
 
 local M = {}
 local fail = reply.error
@@ -136,6 +138,7 @@ function M.access(db, tbl)
     ngx.req.set_body_data(body_or_err)
   end
   ngx.ctx.events = n
+  ngx.ctx.metrics_port = r.metrics_port
   ngx.ctx.agent_host = r.host
   ngx.ctx.agent_port = r.port
 end
@@ -163,6 +166,7 @@ end
 function M.body_filter()
   if not ngx.ctx.accepted then return end
   if ngx.arg[2] then
+    if ngx.ctx.events > 0 then trace.committed(ngx.ctx.metrics_port, ngx.ctx.events, trace.now_ms(), "channel") end
     ngx.arg[1] = reply.accepted_body(ngx.ctx.events)
   else
     ngx.arg[1] = nil
@@ -194,6 +198,7 @@ M.metrics = metrics.serve
 function M.init_worker(c)
   conf.fill(c)
   background.start()
+  trace.start()
 end
 
 return M

@@ -186,4 +186,25 @@ describe('a real agent', () => {
     took.sort((a, b) => a - b);
     console.log(`sink acknowledgement, one request after another on a quiet table: median ${took[10]} ms, slowest ${took[19]} ms`);
   });
+
+  it('traces each request: accepted (t0), committed to the channel (t1), taken by the sink by t2, for either kind', { timeout: 60_000 }, async () => {
+    const trace = (id: string, table = 'acks') => h.inject({ method: 'GET', url: `/v1/api/shop/${table}/trace/${encodeURIComponent(id)}` });
+    const waited = await ingest(gw, 'shop', 'acks', token, [{ body: 'traced-sink' }], undefined, { ...SINK, 'X-Request-Id': 'trace-sink-1' });
+    expect(waited.status).toBe(200);
+    const plain = await ingest(gw, 'shop', 'acks', token, [{ body: 'traced-plain' }, { body: 'traced-plain-2' }]);
+    expect(plain.status).toBe(200);
+    const plainId = String(plain.json.requestId);
+    for (const [id, ack, events] of [['trace-sink-1', 'sink', 1], [plainId, 'channel', 2]] as const) {
+      // The gateway writes its traces every 0.2 s; the sink's take of a plain request is known from its samples.
+      const t = await until(async () => (await trace(id)).json() as Record<string, unknown>, (b) => b.stage === 'sink', 20_000, 100);
+      expect(t).toMatchObject({ code: 0, requestId: id, db: 'shop', table: 'acks', events, ack, stage: 'sink' });
+      const [t0, t1, t2] = [t.acceptedAt, t.committedAt, t.takenBy].map((x) => Date.parse(String(x)));
+      expect(t0).toBeLessThanOrEqual(t1!);
+      expect(t1).toBeLessThanOrEqual(t2!);
+    }
+    // Only the table's own; a request never traced; a malformed id.
+    expect((await trace('trace-sink-1', 'orders')).json()).toMatchObject({ error: 'TRACE_NOT_FOUND' });
+    expect((await trace('never-sent')).statusCode).toBe(404);
+    expect((await trace('has space')).statusCode).toBe(400);
+  });
 });

@@ -10,6 +10,7 @@ local metrics = require "flume_gateway.metrics"
 local reply = require "flume_gateway.reply"
 local conf = require "flume_gateway.settings"
 local sink_ack = require "flume_gateway.sink_ack"
+local trace = require "flume_gateway.trace"
 
 local M = {}
 
@@ -34,12 +35,14 @@ end
 -- committed (nil: they cannot be read).
 local function commit(b)
   b.status = send_batch(b)
-  if b.status == 200 and b.metrics_port then b.counts = sink_ack.counts_after_commit(b.metrics_port) end
+  b.committed_ms = trace.now_ms()
+  if b.status == 200 and b.wants_sink and b.metrics_port then b.counts = sink_ack.counts_after_commit(b.metrics_port) end
 end
 
 local function answer(b, n, ack)
   if b.status ~= 200 then return reply.agent_failure(b.status) end
-  if ack then return sink_ack.answer(ack, b.metrics_port, b.counts, n) end
+  if ack then return sink_ack.answer(ack, b.metrics_port, b.counts, n, b.committed_ms) end
+  trace.committed(b.metrics_port, n, b.committed_ms, "channel")
   return reply.accepted(n)
 end
 
@@ -54,15 +57,14 @@ function M.join(r, events_json, n, ack)
     b.parts[#b.parts + 1] = part
     b.count = b.count + n
     b.members = b.members + 1
-    if ack then b.metrics_port = r.metrics_port end
+    if ack then b.wants_sink = true end
     if b.count == r.cap then
       filling[key] = nil
       b.full:post(1)
     end
     if not b.done:wait(MEMBER_WAIT) then return reply.agent_failure(504) end
   else
-    b = { host = r.host, port = r.port, parts = { part }, count = n, members = 0, full = semaphore.new(), done = semaphore.new() }
-    if ack then b.metrics_port = r.metrics_port end
+    b = { host = r.host, port = r.port, metrics_port = r.metrics_port, wants_sink = ack ~= nil, parts = { part }, count = n, members = 0, full = semaphore.new(), done = semaphore.new() }
     filling[key] = b
     b.full:wait(conf.batch_window)
     if filling[key] == b then filling[key] = nil end
@@ -76,7 +78,7 @@ end
 -- A request that waits for the sink and cannot share a batch (it fills one, or batches are off):
 -- sent alone, the same way.
 function M.alone(r, events_json, n, ack)
-  local b = { host = r.host, port = r.port, parts = { events_json:sub(2, -2) }, metrics_port = r.metrics_port }
+  local b = { host = r.host, port = r.port, parts = { events_json:sub(2, -2) }, metrics_port = r.metrics_port, wants_sink = true }
   commit(b)
   return answer(b, n, ack)
 end

@@ -143,21 +143,26 @@ end
 -- Answers a request whose n events the agent committed, given the counts read just after (from
 -- the agent's metrics port): 200 once the sink has taken them, else 202 when the wait (from the
 -- request's arrival) ran out or the counts cannot be read.
-function M.answer(ack, port, counts, n)
+function M.answer(ack, port, counts, n, committed_ms)
   local reply = require "flume_gateway.reply"
+  local trace = require "flume_gateway.trace"
   if not counts then
+    trace.committed(port, n, committed_ms, "sink")
     return reply.committed_to_channel(n, "the agent's channel counts cannot be read, so the sink's progress is unknown")
   end
   local mark = M.mark(counts)
+  local traced = { start = mark.start, need = mark.need, seen = mark.seen }
   local deadline = ngx.req.start_time() + ack.wait
   local pause = 0.005
   while true do
     local since = now()
     if M.taken(mark, counts) then
+      trace.committed(port, n, committed_ms, "sink", traced, trace.now_ms())
       ngx.header["Preference-Applied"] = "ack=sink"
       return reply.accepted(n, "sink")
     end
     if since >= deadline then
+      trace.committed(port, n, committed_ms, "sink", traced)
       return reply.committed_to_channel(n, "the sink had not taken them within " .. ack.wait .. " s")
     end
     ngx.sleep(math.min(pause, deadline - since))
