@@ -1,5 +1,5 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -16,6 +16,13 @@ const run = promisify(execFile);
 export interface ConsumedRecord {
   headers: Record<string, string>;
   key: string | null;
+  value: string;
+}
+
+/** A record as the broker stored it: the id of the producer whose batch carried it. */
+export interface StoredRecord {
+  offset: number;
+  producerId: number;
   value: string;
 }
 
@@ -85,6 +92,29 @@ export class TestKafka {
   /** Sets a topic's config (kafka-configs --alter): e.g. max.message.bytes. The topic must exist. */
   async setTopicConfig(topic: string, key: string, value: string): Promise<void> {
     await run('java', [LOG4J, '-cp', CLASSPATH, 'kafka.admin.ConfigCommand', '--bootstrap-server', this.bootstrap, '--alter', '--entity-type', 'topics', '--entity-name', topic, '--add-config', `${key}=${value}`]);
+  }
+
+  /**
+   * Every record of `topic`'s partition 0 as the broker's log holds it, with the producer id of
+   * its batch (Kafka's DumpLogSegments over the segment files): an idempotent producer gets a new
+   * id each time its JVM starts, so two copies of an event with one producer id are that
+   * producer's retry, two with different ids a replay by a later JVM. -1: not idempotent.
+   */
+  async stored(topic: string): Promise<StoredRecord[]> {
+    const dir = join(this.dir, 'data', `${topic}-0`);
+    if (!existsSync(dir)) return [];
+    const files = readdirSync(dir).filter((f) => f.endsWith('.log')).sort().map((f) => join(dir, f));
+    if (!files.length) return [];
+    const { stdout } = await run('java', [LOG4J, '-cp', CLASSPATH, 'kafka.tools.DumpLogSegments', '--deep-iteration', '--print-data-log', '--files', files.join(',')], { maxBuffer: 256 * 1024 * 1024 });
+    const out: StoredRecord[] = [];
+    let producerId = -1;
+    for (const line of stdout.split('\n')) {
+      const batch = /^baseOffset: \d+ .*\bproducerId: (-?\d+)/.exec(line);
+      if (batch) producerId = Number(batch[1]);
+      const rec = /^\| offset: (\d+) .* payload: (.*)$/.exec(line);
+      if (rec) out.push({ offset: Number(rec[1]), producerId, value: rec[2]! });
+    }
+    return out;
   }
 
   /**

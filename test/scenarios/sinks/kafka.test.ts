@@ -15,6 +15,20 @@ let h: Harness;
 let gw: TestGateway;
 let token: string;
 const events = (...bodies: string[]) => bodies.map((body) => ({ headers: { src: 'test' }, body }));
+/** A sender posting one event a request (`<kind>-<n>`) until stopped; every answer recorded. */
+function sender(table: string, kind: string, headers: Record<string, string> = {}, pauseMs = 0) {
+  const answers: Array<{ body: string; status: number; committed: unknown }> = [];
+  let on = true;
+  const done = (async () => {
+    for (let i = 0; on; i++) {
+      const body = `${kind}-${i}`;
+      const r = await ingest(gw, 'shop', table, token, [{ body }], undefined, headers).catch(() => ({ status: 0, json: {} as Record<string, unknown> }));
+      answers.push({ body, status: r.status, committed: r.json.committed });
+      if (pauseMs) await new Promise((res) => setTimeout(res, pauseMs));
+    }
+  })();
+  return { answers, stop: async () => ((on = false), await done, answers) };
+}
 const create = (table: string, options: object) =>
   h.inject({ method: 'POST', url: `/v1/api/shop/${table}/create`, payload: { sink: 'kafka', options: { bootstrapServers: kafka.bootstrap, ...options } } });
 
@@ -75,8 +89,12 @@ describe('the kafka sink, against a real broker', () => {
     expect(bad.json()).toMatchObject({ error: 'INVALID_REQUEST', message: expect.stringContaining('acks') });
   });
 
-  it('keeps accepting while the broker is away, says the sink is failing, and delivers everything once it is back', async () => {
+  it('keeps accepting while the broker is away, says the sink is failing, and delivers everything once it is back; a sender that waits for the sink gets no 200 meanwhile', async () => {
+    expect((await create('acks', { batchSize: 10 })).statusCode).toBe(201);
     await kafka.stop();
+    // Two senders into one table all through the cut: one waits for the sink (1 s at most), one does not.
+    const waiting = sender('acks', 'sink', { Prefer: 'ack=sink, wait=1' });
+    const plain = sender('acks', 'plain', {}, 50);
     const bodies = Array.from({ length: 20 }, (_, i) => `away-${i}`);
     for (const b of bodies) expect((await ingest(gw, 'shop', 'orders', token, events(b))).status).toBe(200);
     const degraded = await until(() => h.status('shop', 'orders'), (s) => s.health === 'degraded', 90_000, 500);
@@ -100,6 +118,7 @@ describe('the kafka sink, against a real broker', () => {
     const refused = await until(() => ingest(gw, 'shop', 'brim', token, events('one too many')), (r) => r.headers['retry-after'] === '60', 30_000, 500);
     expect(refused).toMatchObject({ status: 503, json: { error: 'CHANNEL_FULL' } });
 
+    const [cutSink, cutPlain] = [await waiting.stop(), await plain.stop()];
     await kafka.start();
     const records = await until(() => kafka.consume('shop.orders'), (l) => bodies.every((b) => l.some((x) => x.value === b)), 120_000, 0);
     const values = records.map((x) => x.value);
@@ -115,6 +134,70 @@ describe('the kafka sink, against a real broker', () => {
     const taken = fills.slice(0, -1).flatMap((_, i) => Array.from({ length: 5 }, (_, j) => `brim-${i}-${j}`));
     const brimRecords = await until(() => kafka.consume('shop.brim'), (l) => taken.every((b) => l.some((x) => x.value === b)), 60_000, 0);
     for (const b of taken) expect(brimRecords.map((x) => x.value)).toContain(b);
+
+    // Through the cut: the sender that waited for the sink heard 202 "committed to the channel",
+    // never 200; the other heard 200 throughout. Healed: the topic holds each kind's acknowledged
+    // events (by eventId: a batch sent just before the cut may repeat).
+    const count = (a: typeof cutSink, status: number) => a.filter((x) => x.status === status).length;
+    console.log(`broker away: waiting sender ${count(cutSink, 200)} x 200, ${count(cutSink, 202)} x 202; plain sender ${count(cutPlain, 200)} x 200 of ${cutPlain.length}`);
+    expect(count(cutSink, 200)).toBe(0);
+    expect(cutSink.length).toBeGreaterThan(2);
+    expect(cutSink.every((x) => x.status === 202 && x.committed === 'channel')).toBe(true);
+    expect(cutPlain.every((x) => x.status === 200 && x.committed === 'channel')).toBe(true);
+    // Healed, a sender that waits for the sink hears 200; its trace says t0 <= t1 <= t2, and the
+    // consumer finds its record by the event id (its request id and place). A retry with the same
+    // X-Request-Id would carry the same eventId: the consumer's duplicate to drop.
+    const traced = await until(() => ingest(gw, 'shop', 'acks', token, [{ body: 'traced' }], undefined, { Prefer: 'ack=sink', 'X-Request-Id': 'kafka-trace-1' }), (r) => r.status === 200, 60_000, 500);
+    expect(traced).toMatchObject({ status: 200, json: { committed: 'sink', requestId: 'kafka-trace-1' } });
+    // The gateway writes its traces every 0.2 s.
+    const trace = await until(async () => (await h.inject({ method: 'GET', url: '/v1/api/shop/acks/trace/kafka-trace-1' })).json() as Record<string, string>, (t) => t.stage === 'sink', 10_000, 100);
+    expect(trace).toMatchObject({ ack: 'sink', stage: 'sink', events: 1 });
+    const [t0, t1, t2] = [trace.acceptedAt, trace.committedAt, trace.takenBy].map((x) => Date.parse(x!));
+    expect(t0! <= t1! && t1! <= t2!, JSON.stringify(trace)).toBe(true);
+
+    const acked = [...cutSink, ...cutPlain].map((x) => x.body);
+    const inTopic = await until(() => kafka.consume('shop.acks', 3000), (l) => acked.every((b) => l.some((x) => x.value === b)), 120_000, 0);
+    const ids = (kind: string) => new Set(inTopic.filter((x) => x.value.startsWith(`${kind}-`)).map((x) => x.headers.eventId));
+    expect(ids('sink').size).toBe(cutSink.length);
+    expect(ids('plain').size).toBe(cutPlain.length);
+    const found = inTopic.filter((x) => x.headers.eventId === 'kafka-trace-1:1');
+    expect(found.length).toBeGreaterThanOrEqual(1);
+    expect(found.every((x) => x.value === 'traced' && x.headers.requestId === 'kafka-trace-1')).toBe(true);
+  });
+
+  it('loses nothing and writes no producer-retry duplicate when the agent is killed -9 under load; what a replay repeats carries one eventId', { timeout: 240_000 }, async () => {
+    expect((await create('crashy', { batchSize: 50 })).statusCode).toBe(201);
+    const conf = readFileSync(agentPaths(h.config, 'flume-shop-crashy').flumeConf, 'utf8');
+    expect(conf).toMatch(/^a1\.sinks\.k1\.kafka\.producer\.acks = all$/m);
+    expect(conf).toMatch(/^a1\.sinks\.k1\.kafka\.producer\.enable\.idempotence = true$/m);
+    const senders = Array.from({ length: 4 }, (_, c) => sender('crashy', `crash${c}`));
+    const ok = () => senders.reduce((n, s) => n + s.answers.filter((a) => a.status === 200).length, 0);
+    for (let k = 0; k < 2; k++) {
+      const before = ok();
+      await until(async () => ok(), (n) => n >= before + 150, 60_000, 20);
+      const { pid } = await h.status('shop', 'crashy', { fresh: true });
+      process.kill(pid!, 'SIGKILL');
+      await until(() => h.status('shop', 'crashy', { fresh: true }), (st) => st.accepting && st.pid !== pid, 90_000, 250);
+    }
+    const answers = (await Promise.all(senders.map((s) => s.stop()))).flat();
+    const acked = answers.filter((a) => a.status === 200).map((a) => a.body);
+    const records = await until(() => kafka.consume('shop.crashy', 3000), (l) => acked.every((b) => l.some((x) => x.value === b)), 120_000, 0);
+    expect(acked.filter((b) => !records.some((x) => x.value === b))).toEqual([]);
+    // Every record carries its event's id; copies of one event carry one id, so a consumer drops them.
+    expect(records.every((x) => /:1$/.test(x.headers.eventId ?? '') && x.headers.requestId)).toBe(true);
+    const byId = new Map<string, Set<string>>();
+    for (const x of records) byId.set(x.headers.eventId!, (byId.get(x.headers.eventId!) ?? new Set()).add(x.value));
+    expect([...byId.values()].every((v) => v.size === 1)).toBe(true);
+    const duplicates = records.length - byId.size;
+    // Which producer wrote each copy: a new JVM is a new idempotent producer.
+    const stored = await kafka.stored('shop.crashy');
+    expect(stored.length).toBe(records.length);
+    const producersOf = new Map<string, number[]>();
+    for (const r of stored) producersOf.set(r.value, [...(producersOf.get(r.value) ?? []), r.producerId]);
+    const retryDuplicates = [...producersOf.values()].reduce((n, ids) => n + (ids.length - new Set(ids).size), 0);
+    console.log(`kill -9 x2 under load into Kafka: ${acked.length} acknowledged, ${records.length} records, ${duplicates} duplicates by eventId (replays by a later JVM), ${retryDuplicates} producer-retry duplicates, producers ${new Set(stored.map((r) => r.producerId)).size}`);
+    expect(stored.every((r) => r.producerId >= 0)).toBe(true);
+    expect(retryDuplicates).toBe(0);
   });
 
   it('keeps an event the topic can never take in the quarantine; every other event reaches the topic; replay delivers it once the limit is raised', async () => {
