@@ -12,7 +12,7 @@ const CLUSTER = ['test/scenarios/cluster/**/*.test.ts', 'test/cluster/etcd.test.
 const STORIES = [
   'test/scenarios/**/*.test.ts',
   'test/supervisor/driver-contract.test.ts', // a real supervisord and agents
-  'test/cli/**/*.test.ts', // flumectl against a running service
+  'test/cli/flumectl.test.ts', // flumectl against a running service
 ];
 
 export default defineConfig({

@@ -220,6 +220,11 @@ export interface paths {
                         idleMinutes?: number;
                         /** @description many hosts: once its host has been lost this long (never less than the lease TTL), the coordinator moves the table to another host by itself, with a fresh channel; the old one drains when that host returns. Unset: only an operator moves it */
                         failoverAfterSeconds?: number;
+                        /**
+                         * @description what the gateway answers a sender on when it does not say (Prefer: ack=...): channel (the default: 200 once the events are committed to the agent's file channel) or sink (200 once the sink has them, else 202 after 10 s; docs/gateway.md)
+                         * @enum {string}
+                         */
+                        ack?: "channel" | "sink";
                         /** @description this table's JVM: heap (-Xmx, default AGENT_HEAP, at most AGENT_MAX_HEAP) and options from the accepted list (they replace AGENT_JVM_OPTIONS) */
                         jvm?: {
                             heap?: string;
@@ -264,6 +269,11 @@ export interface paths {
                         idleMinutes?: number;
                         /** @description many hosts: once its host has been lost this long (never less than the lease TTL), the coordinator moves the table to another host by itself, with a fresh channel; the old one drains when that host returns. Unset: only an operator moves it */
                         failoverAfterSeconds?: number;
+                        /**
+                         * @description what the gateway answers a sender on when it does not say (Prefer: ack=...): channel (the default: 200 once the events are committed to the agent's file channel) or sink (200 once the sink has them, else 202 after 10 s; docs/gateway.md)
+                         * @enum {string}
+                         */
+                        ack?: "channel" | "sink";
                         /** @description this table's JVM: heap (-Xmx, default AGENT_HEAP, at most AGENT_MAX_HEAP) and options from the accepted list (they replace AGENT_JVM_OPTIONS) */
                         jvm?: {
                             heap?: string;
@@ -301,6 +311,11 @@ export interface paths {
                         idleMinutes?: number;
                         /** @description many hosts: once its host has been lost this long (never less than the lease TTL), the coordinator moves the table to another host by itself, with a fresh channel; the old one drains when that host returns. Unset: only an operator moves it */
                         failoverAfterSeconds?: number;
+                        /**
+                         * @description what the gateway answers a sender on when it does not say (Prefer: ack=...): channel (the default: 200 once the events are committed to the agent's file channel) or sink (200 once the sink has them, else 202 after 10 s; docs/gateway.md)
+                         * @enum {string}
+                         */
+                        ack?: "channel" | "sink";
                         /** @description this table's JVM: heap (-Xmx, default AGENT_HEAP, at most AGENT_MAX_HEAP) and options from the accepted list (they replace AGENT_JVM_OPTIONS) */
                         jvm?: {
                             heap?: string;
@@ -330,6 +345,11 @@ export interface paths {
                         idleMinutes?: number;
                         /** @description many hosts: once its host has been lost this long (never less than the lease TTL), the coordinator moves the table to another host by itself, with a fresh channel; the old one drains when that host returns. Unset: only an operator moves it */
                         failoverAfterSeconds?: number;
+                        /**
+                         * @description what the gateway answers a sender on when it does not say (Prefer: ack=...): channel (the default: 200 once the events are committed to the agent's file channel) or sink (200 once the sink has them, else 202 after 10 s; docs/gateway.md)
+                         * @enum {string}
+                         */
+                        ack?: "channel" | "sink";
                         /** @description this table's JVM: heap (-Xmx, default AGENT_HEAP, at most AGENT_MAX_HEAP) and options from the accepted list (they replace AGENT_JVM_OPTIONS) */
                         jvm?: {
                             heap?: string;
@@ -973,6 +993,11 @@ export interface paths {
                                 idleMinutes?: number;
                                 /** @description many hosts: moved by the coordinator once its host has been lost this long; unset: never */
                                 failoverAfterSeconds?: number;
+                                /**
+                                 * @description what the gateway answers a sender on when it does not say: channel when unset
+                                 * @enum {string}
+                                 */
+                                ack?: "channel" | "sink";
                                 jvm?: {
                                     heap?: string;
                                     options?: string[];
@@ -1131,6 +1156,11 @@ export interface paths {
                         idleMinutes?: number;
                         /** @description many hosts: once its host has been lost this long (never less than the lease TTL), the coordinator moves the table to another host by itself, with a fresh channel; the old one drains when that host returns. Unset: only an operator moves it */
                         failoverAfterSeconds?: number;
+                        /**
+                         * @description what the gateway answers a sender on when it does not say (Prefer: ack=...): channel (the default: 200 once the events are committed to the agent's file channel) or sink (200 once the sink has them, else 202 after 10 s; docs/gateway.md)
+                         * @enum {string}
+                         */
+                        ack?: "channel" | "sink";
                         /** @description this table's JVM: heap (-Xmx, default AGENT_HEAP, at most AGENT_MAX_HEAP) and options from the accepted list (they replace AGENT_JVM_OPTIONS) */
                         jvm?: {
                             heap?: string;
@@ -1175,6 +1205,11 @@ export interface paths {
                         idleMinutes?: number;
                         /** @description many hosts: once its host has been lost this long (never less than the lease TTL), the coordinator moves the table to another host by itself, with a fresh channel; the old one drains when that host returns. Unset: only an operator moves it */
                         failoverAfterSeconds?: number;
+                        /**
+                         * @description what the gateway answers a sender on when it does not say (Prefer: ack=...): channel (the default: 200 once the events are committed to the agent's file channel) or sink (200 once the sink has them, else 202 after 10 s; docs/gateway.md)
+                         * @enum {string}
+                         */
+                        ack?: "channel" | "sink";
                         /** @description this table's JVM: heap (-Xmx, default AGENT_HEAP, at most AGENT_MAX_HEAP) and options from the accepted list (they replace AGENT_JVM_OPTIONS) */
                         jvm?: {
                             heap?: string;
@@ -1212,6 +1247,11 @@ export interface paths {
                         idleMinutes?: number;
                         /** @description many hosts: once its host has been lost this long (never less than the lease TTL), the coordinator moves the table to another host by itself, with a fresh channel; the old one drains when that host returns. Unset: only an operator moves it */
                         failoverAfterSeconds?: number;
+                        /**
+                         * @description what the gateway answers a sender on when it does not say (Prefer: ack=...): channel (the default: 200 once the events are committed to the agent's file channel) or sink (200 once the sink has them, else 202 after 10 s; docs/gateway.md)
+                         * @enum {string}
+                         */
+                        ack?: "channel" | "sink";
                         /** @description this table's JVM: heap (-Xmx, default AGENT_HEAP, at most AGENT_MAX_HEAP) and options from the accepted list (they replace AGENT_JVM_OPTIONS) */
                         jvm?: {
                             heap?: string;
@@ -1241,6 +1281,11 @@ export interface paths {
                         idleMinutes?: number;
                         /** @description many hosts: once its host has been lost this long (never less than the lease TTL), the coordinator moves the table to another host by itself, with a fresh channel; the old one drains when that host returns. Unset: only an operator moves it */
                         failoverAfterSeconds?: number;
+                        /**
+                         * @description what the gateway answers a sender on when it does not say (Prefer: ack=...): channel (the default: 200 once the events are committed to the agent's file channel) or sink (200 once the sink has them, else 202 after 10 s; docs/gateway.md)
+                         * @enum {string}
+                         */
+                        ack?: "channel" | "sink";
                         /** @description this table's JVM: heap (-Xmx, default AGENT_HEAP, at most AGENT_MAX_HEAP) and options from the accepted list (they replace AGENT_JVM_OPTIONS) */
                         jvm?: {
                             heap?: string;
@@ -1395,6 +1440,11 @@ export interface paths {
                                     idleMinutes?: number;
                                     /** @description many hosts: moved by the coordinator once its host has been lost this long; unset: never */
                                     failoverAfterSeconds?: number;
+                                    /**
+                                     * @description what the gateway answers a sender on when it does not say: channel when unset
+                                     * @enum {string}
+                                     */
+                                    ack?: "channel" | "sink";
                                     jvm?: {
                                         heap?: string;
                                         options?: string[];
@@ -1556,6 +1606,11 @@ export interface paths {
                                     idleMinutes?: number;
                                     /** @description many hosts: moved by the coordinator once its host has been lost this long; unset: never */
                                     failoverAfterSeconds?: number;
+                                    /**
+                                     * @description what the gateway answers a sender on when it does not say: channel when unset
+                                     * @enum {string}
+                                     */
+                                    ack?: "channel" | "sink";
                                     jvm?: {
                                         heap?: string;
                                         options?: string[];
@@ -5036,6 +5091,11 @@ export interface paths {
                                 idleMinutes?: number;
                                 /** @description many hosts: moved by the coordinator once its host has been lost this long; unset: never */
                                 failoverAfterSeconds?: number;
+                                /**
+                                 * @description what the gateway answers a sender on when it does not say: channel when unset
+                                 * @enum {string}
+                                 */
+                                ack?: "channel" | "sink";
                                 jvm?: {
                                     heap?: string;
                                     options?: string[];
@@ -5193,6 +5253,11 @@ export interface paths {
                         idleMinutes?: number;
                         /** @description many hosts: once its host has been lost this long (never less than the lease TTL), the coordinator moves the table to another host by itself, with a fresh channel; the old one drains when that host returns. Unset: only an operator moves it */
                         failoverAfterSeconds?: number;
+                        /**
+                         * @description what the gateway answers a sender on when it does not say (Prefer: ack=...): channel (the default: 200 once the events are committed to the agent's file channel) or sink (200 once the sink has them, else 202 after 10 s; docs/gateway.md)
+                         * @enum {string}
+                         */
+                        ack?: "channel" | "sink";
                         /** @description this table's JVM: heap (-Xmx, default AGENT_HEAP, at most AGENT_MAX_HEAP) and options from the accepted list (they replace AGENT_JVM_OPTIONS) */
                         jvm?: {
                             heap?: string;
@@ -5237,6 +5302,11 @@ export interface paths {
                         idleMinutes?: number;
                         /** @description many hosts: once its host has been lost this long (never less than the lease TTL), the coordinator moves the table to another host by itself, with a fresh channel; the old one drains when that host returns. Unset: only an operator moves it */
                         failoverAfterSeconds?: number;
+                        /**
+                         * @description what the gateway answers a sender on when it does not say (Prefer: ack=...): channel (the default: 200 once the events are committed to the agent's file channel) or sink (200 once the sink has them, else 202 after 10 s; docs/gateway.md)
+                         * @enum {string}
+                         */
+                        ack?: "channel" | "sink";
                         /** @description this table's JVM: heap (-Xmx, default AGENT_HEAP, at most AGENT_MAX_HEAP) and options from the accepted list (they replace AGENT_JVM_OPTIONS) */
                         jvm?: {
                             heap?: string;
@@ -5274,6 +5344,11 @@ export interface paths {
                         idleMinutes?: number;
                         /** @description many hosts: once its host has been lost this long (never less than the lease TTL), the coordinator moves the table to another host by itself, with a fresh channel; the old one drains when that host returns. Unset: only an operator moves it */
                         failoverAfterSeconds?: number;
+                        /**
+                         * @description what the gateway answers a sender on when it does not say (Prefer: ack=...): channel (the default: 200 once the events are committed to the agent's file channel) or sink (200 once the sink has them, else 202 after 10 s; docs/gateway.md)
+                         * @enum {string}
+                         */
+                        ack?: "channel" | "sink";
                         /** @description this table's JVM: heap (-Xmx, default AGENT_HEAP, at most AGENT_MAX_HEAP) and options from the accepted list (they replace AGENT_JVM_OPTIONS) */
                         jvm?: {
                             heap?: string;
@@ -5303,6 +5378,11 @@ export interface paths {
                         idleMinutes?: number;
                         /** @description many hosts: once its host has been lost this long (never less than the lease TTL), the coordinator moves the table to another host by itself, with a fresh channel; the old one drains when that host returns. Unset: only an operator moves it */
                         failoverAfterSeconds?: number;
+                        /**
+                         * @description what the gateway answers a sender on when it does not say (Prefer: ack=...): channel (the default: 200 once the events are committed to the agent's file channel) or sink (200 once the sink has them, else 202 after 10 s; docs/gateway.md)
+                         * @enum {string}
+                         */
+                        ack?: "channel" | "sink";
                         /** @description this table's JVM: heap (-Xmx, default AGENT_HEAP, at most AGENT_MAX_HEAP) and options from the accepted list (they replace AGENT_JVM_OPTIONS) */
                         jvm?: {
                             heap?: string;
@@ -5348,6 +5428,11 @@ export interface paths {
                                 idleMinutes?: number;
                                 /** @description many hosts: moved by the coordinator once its host has been lost this long; unset: never */
                                 failoverAfterSeconds?: number;
+                                /**
+                                 * @description what the gateway answers a sender on when it does not say: channel when unset
+                                 * @enum {string}
+                                 */
+                                ack?: "channel" | "sink";
                                 jvm?: {
                                     heap?: string;
                                     options?: string[];
@@ -5688,6 +5773,8 @@ export interface paths {
                             [key: string]: unknown;
                         };
                         idleMinutes?: number | null;
+                        /** @enum {string|null} */
+                        ack?: "channel" | "sink" | null;
                         jvm?: {
                             [key: string]: unknown;
                         } | null;
@@ -5731,6 +5818,11 @@ export interface paths {
                                 idleMinutes?: number;
                                 /** @description many hosts: moved by the coordinator once its host has been lost this long; unset: never */
                                 failoverAfterSeconds?: number;
+                                /**
+                                 * @description what the gateway answers a sender on when it does not say: channel when unset
+                                 * @enum {string}
+                                 */
+                                ack?: "channel" | "sink";
                                 jvm?: {
                                     heap?: string;
                                     options?: string[];
@@ -6090,6 +6182,11 @@ export interface paths {
                                     idleMinutes?: number;
                                     /** @description many hosts: moved by the coordinator once its host has been lost this long; unset: never */
                                     failoverAfterSeconds?: number;
+                                    /**
+                                     * @description what the gateway answers a sender on when it does not say: channel when unset
+                                     * @enum {string}
+                                     */
+                                    ack?: "channel" | "sink";
                                     jvm?: {
                                         heap?: string;
                                         options?: string[];
@@ -6267,6 +6364,11 @@ export interface paths {
                                 idleMinutes?: number;
                                 /** @description many hosts: moved by the coordinator once its host has been lost this long; unset: never */
                                 failoverAfterSeconds?: number;
+                                /**
+                                 * @description what the gateway answers a sender on when it does not say: channel when unset
+                                 * @enum {string}
+                                 */
+                                ack?: "channel" | "sink";
                                 jvm?: {
                                     heap?: string;
                                     options?: string[];

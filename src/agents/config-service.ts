@@ -29,7 +29,7 @@ export function mergePatch(target: unknown, patch: unknown): unknown {
 }
 
 /** The body that re-creates a spec: what PATCH merges into. */
-const bodyOf = (spec: AgentSpec) => ({ sink: spec.sink, options: spec.options, channel: spec.channel, idleMinutes: spec.idleMinutes, failoverAfterSeconds: spec.failoverAfterSeconds, jvm: spec.jvm });
+const bodyOf = (spec: AgentSpec) => ({ sink: spec.sink, options: spec.options, channel: spec.channel, idleMinutes: spec.idleMinutes, failoverAfterSeconds: spec.failoverAfterSeconds, ack: spec.ack, jvm: spec.jvm });
 
 /** A change whose agent did not accept events: the previous revision runs again (or is restored on disk). */
 export interface RevertedChange {

@@ -20,6 +20,8 @@ export const ROUTE_VALUE = {
   capacity: '^ tx=(%d+)',
   /** Then, where the sink can never take a larger event: its bytes at most (body and headers). */
   maxEvent: ' max=(%d+)',
+  /** Then, for a table whose senders are answered on the sink unless they say otherwise (spec `ack`). */
+  ackSink: ' ack=sink ',
   /** Then the agent's metrics port, where its channel's counts are read (a sender's `Prefer: ack=sink`). */
   metricsPort: ' m=(%d+)$',
   /** Many hosts: this host is fenced (its lease is not renewed): intake stopped (503 NODE_FENCED). */
@@ -58,18 +60,20 @@ export class RouteTable {
 
   /**
    * Where the gateway sends the table's events, `127.0.0.1:<port> tx=<transactionCapacity>[
-   * max=<bytes>] m=<metricsPort>` (the most events one group commit may carry, the largest event
-   * the sink takes, where the channel's counts are read), or `paused` (503 AGENT_PAUSED).
+   * max=<bytes>][ ack=sink] m=<metricsPort>` (the most events one group commit may carry, the
+   * largest event the sink takes, whether senders are answered on the sink by default, where the
+   * channel's counts are read), or `paused` (503 AGENT_PAUSED).
    */
   static valueOf(meta: Pick<AgentMeta, 'port' | 'metricsPort' | 'paused' | 'spec'>): string {
     if (meta.paused) return ROUTE_VALUE.paused;
     const max = maxEventBytes(meta.spec);
-    return `127.0.0.1:${meta.port} tx=${meta.spec.channel.transactionCapacity}${max === null ? '' : ` max=${max}`} m=${meta.metricsPort}`;
+    const ack = meta.spec.ack === 'sink' ? ROUTE_VALUE.ackSink.trimEnd() : '';
+    return `127.0.0.1:${meta.port} tx=${meta.spec.channel.transactionCapacity}${max === null ? '' : ` max=${max}`}${ack} m=${meta.metricsPort}`;
   }
 
   /** Where a route value sends events (host and port), or null for paused, fenced, via, and the rest. */
   static addressOf(value: string | null | undefined): { host: string; port: number } | null {
-    const m = value ? /^([^:\s]+):(\d+)( tx=\d+( max=\d+)?( m=\d+)?)?$/.exec(value) : null;
+    const m = value ? /^([^:\s]+):(\d+)( tx=\d+( max=\d+)?( ack=sink)?( m=\d+)?)?$/.exec(value) : null;
     return m ? { host: m[1]!, port: Number(m[2]) } : null;
   }
 

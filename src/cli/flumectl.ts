@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { CliError, EXIT, call, connection, events, type Connection } from './flumectl/client.js';
 import { table, tableRef } from './flumectl/format.js';
+import { countDuplicates } from './flumectl/duplicates.js';
 
 const USAGE = `usage: flumectl [--url URL] [--token TOKEN | --token-file FILE] [--json] COMMAND
 
@@ -26,6 +27,9 @@ const USAGE = `usage: flumectl [--url URL] [--token TOKEN | --token-file FILE] [
   incidents [DB.TABLE] [-n N]            the newest incidents
   ack DB.TABLE INCIDENT_ID               acknowledge one
   token USERNAME [--scope DB,DB.TABLE]   mint (or rotate) an ingestion token; prints it
+  trace DB.TABLE REQUEST_ID              where an ingest request got to: accepted, committed, taken by the sink
+  duplicates                             count records that repeat an eventId, from stdin: the output of
+                                         kafka-console-consumer.sh ... --property print.headers=true
 
 environment: FLUME_API_URL (default http://127.0.0.1:8001), FLUME_TOKEN or FLUME_TOKEN_FILE
 exit codes: 0 done, 1 the API refused, 2 usage, 3 API unreachable, 4 done with failures`;
@@ -62,11 +66,37 @@ const readSpec = (file: string | undefined): unknown => {
   }
 };
 
+/** Lines of stdin, as they come. */
+async function* stdinLines(): AsyncGenerator<string> {
+  let rest = '';
+  for await (const chunk of process.stdin) {
+    const lines = (rest + String(chunk)).split('\n');
+    rest = lines.pop() ?? '';
+    yield* lines;
+  }
+  if (rest) yield rest;
+}
+
 async function run(args: string[], flags: Flags, out: (s: string) => void): Promise<number> {
   const [command, ...rest] = args;
   if (!command || command === 'help' || flags.help) {
     out(USAGE);
     return command || flags.help ? EXIT.OK : EXIT.USAGE;
+  }
+  if (command === 'duplicates') {
+    // Reads Kafka's console consumer, not the API: no URL or token needed.
+    const lines: string[] = [];
+    for await (const l of stdinLines()) lines.push(l);
+    const c = countDuplicates(lines);
+    out(
+      flags.json
+        ? JSON.stringify(c, null, 2)
+        : [
+            `${c.records} record(s), ${c.events} event(s) by eventId: ${c.duplicates} duplicate(s)${c.withoutId ? `, ${c.withoutId} without an eventId` : ''}`,
+            ...c.top.map((t) => `  ${t.eventId}: ${t.copies} copies`),
+          ].join('\n'),
+    );
+    return EXIT.OK;
   }
   const c: Connection = connection(flags);
   const print = (body: Record<string, unknown>, text: () => string) => out(flags.json ? JSON.stringify(body, null, 2) : text());
@@ -202,6 +232,23 @@ async function run(args: string[], flags: Flags, out: (s: string) => void): Prom
       const { body } = await call(c, 'POST', '/v1/api/token', { body: { username, ...(scope ? { scope } : {}) } });
       // The token alone on stdout: TOKEN=$(flumectl token billing) works.
       print(body, () => String(body.token));
+      return EXIT.OK;
+    }
+    case 'trace': {
+      const r = ref(rest[0]);
+      const id = rest[1];
+      if (!id || !/^[A-Za-z0-9._:@/+=-]{1,128}$/.test(id)) throw usage('trace takes DB.TABLE and the request id (the X-Request-Id the gateway answered)');
+      const { body } = await call(c, 'GET', `${path(r)}/trace/${encodeURIComponent(id)}`);
+      const at = (k: string) => (body[k] ? Date.parse(String(body[k])) : null);
+      const [t0, t1, t2] = [at('acceptedAt'), at('committedAt'), at('takenBy')];
+      print(body, () =>
+        [
+          `${id}: ${String(body.events)} event(s), answered on the ${String(body.ack)}`,
+          `  accepted                 ${String(body.acceptedAt)}`,
+          `  committed to the channel ${String(body.committedAt)} (+${t1! - t0!} ms)`,
+          `  taken by the sink        ${t2 === null ? 'not yet known' : `by ${String(body.takenBy)} (+${t2 - t0!} ms)`}`,
+        ].join('\n'),
+      );
       return EXIT.OK;
     }
     default:

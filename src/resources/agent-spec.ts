@@ -104,6 +104,10 @@ const failoverAfterSeconds = z
   .max(86_400)
   .optional()
   .describe('many hosts: once its host has been lost this long (never less than the lease TTL), the coordinator moves the table to another host by itself, with a fresh channel; the old one drains when that host returns. Unset: only an operator moves it');
+const ack = z
+  .enum(['channel', 'sink'])
+  .optional()
+  .describe("what the gateway answers a sender on when it does not say (Prefer: ack=...): channel (the default: 200 once the events are committed to the agent's file channel) or sink (200 once the sink has them, else 202 after 10 s; docs/gateway.md)");
 /**
  * The create body: `sink` (file_roll when left out), that sink's `options`, and `channel`.
  * The route validates with it and /docs shows it; resolveSpec parses with it too.
@@ -113,10 +117,10 @@ export const createBodySchema = z.preprocess(
   z.discriminatedUnion(
     'sink',
     [
-      z.strictObject({ sink: z.literal('file_roll'), options: sinkSchemas.file_roll.prefault({}), channel, idleMinutes, failoverAfterSeconds, jvm: jvmSchema }),
-      z.strictObject({ sink: z.literal('hdfs'), options: sinkSchemas.hdfs.prefault(noOptions as z.input<typeof sinkSchemas.hdfs>), channel, idleMinutes, failoverAfterSeconds, jvm: jvmSchema }),
-      z.strictObject({ sink: z.literal('kafka'), options: sinkSchemas.kafka.prefault(noOptions as z.input<typeof sinkSchemas.kafka>), channel, idleMinutes, failoverAfterSeconds, jvm: jvmSchema }),
-      z.strictObject({ sink: z.literal('logger'), options: sinkSchemas.logger.prefault({}), channel, idleMinutes, failoverAfterSeconds, jvm: jvmSchema }),
+      z.strictObject({ sink: z.literal('file_roll'), options: sinkSchemas.file_roll.prefault({}), channel, idleMinutes, failoverAfterSeconds, ack, jvm: jvmSchema }),
+      z.strictObject({ sink: z.literal('hdfs'), options: sinkSchemas.hdfs.prefault(noOptions as z.input<typeof sinkSchemas.hdfs>), channel, idleMinutes, failoverAfterSeconds, ack, jvm: jvmSchema }),
+      z.strictObject({ sink: z.literal('kafka'), options: sinkSchemas.kafka.prefault(noOptions as z.input<typeof sinkSchemas.kafka>), channel, idleMinutes, failoverAfterSeconds, ack, jvm: jvmSchema }),
+      z.strictObject({ sink: z.literal('logger'), options: sinkSchemas.logger.prefault({}), channel, idleMinutes, failoverAfterSeconds, ack, jvm: jvmSchema }),
     ],
     {
       error: (iss) =>
@@ -135,6 +139,7 @@ export const agentSpecSchema = z.object({
   channel: z.object({ capacity: z.number(), transactionCapacity: z.number(), minimumRequiredSpace: z.number() }),
   idleMinutes: z.number().optional().describe('no events for this long raises an "idle" incident; unset: never'),
   failoverAfterSeconds: z.number().optional().describe('many hosts: moved by the coordinator once its host has been lost this long; unset: never'),
+  ack: z.enum(['channel', 'sink']).optional().describe('what the gateway answers a sender on when it does not say: channel when unset'),
   jvm: z.object({ heap: z.string().optional(), options: z.array(z.string()).optional() }).optional(),
 });
 export type AgentSpec = z.infer<typeof agentSpecSchema>;
@@ -169,7 +174,7 @@ export interface JvmLimits {
 export function checkSpec(body: unknown, table: TableRef, limits: JvmLimits): SpecCheck {
   const parsed = createBodySchema.safeParse(body === undefined ? {} : body);
   if (!parsed.success) return { ok: false, status: 400, fields: zodIssues(parsed.error) };
-  const { sink, channel, idleMinutes, failoverAfterSeconds, jvm } = parsed.data;
+  const { sink, channel, idleMinutes, failoverAfterSeconds, ack: answerOn, jvm } = parsed.data;
   const jvmProblems = jvmSetProblems(jvm, limits);
   if (jvmProblems.length) return { ok: false, status: 400, fields: jvmProblems };
   const options = Object.fromEntries(
@@ -190,7 +195,7 @@ export function checkSpec(body: unknown, table: TableRef, limits: JvmLimits): Sp
     fields.push({ field: 'channel.transactionCapacity', message: `${channel.transactionCapacity} exceeds channel.capacity (${channel.capacity})` });
   }
   if (fields.length) return { ok: false, status: 422, fields };
-  return { ok: true, spec: { sink, options, channel, ...(idleMinutes === undefined ? {} : { idleMinutes }), ...(failoverAfterSeconds === undefined ? {} : { failoverAfterSeconds }), ...(jvm === undefined ? {} : { jvm }) } };
+  return { ok: true, spec: { sink, options, channel, ...(idleMinutes === undefined ? {} : { idleMinutes }), ...(failoverAfterSeconds === undefined ? {} : { failoverAfterSeconds }), ...(answerOn === 'sink' ? { ack: answerOn } : {}), ...(jvm === undefined ? {} : { jvm }) } };
 }
 
 /** A failed check as an error: 400 INVALID_REQUEST or 422 CONFIG_REJECTED, each field in details.fields. */

@@ -24,6 +24,7 @@ const patchBodySchema = z
     options: z.record(z.string(), z.unknown()).optional(),
     channel: z.record(z.string(), z.unknown()).optional(),
     idleMinutes: z.number().nullable().optional(),
+    ack: z.enum(['channel', 'sink']).nullable().optional(),
     jvm: z.record(z.string(), z.unknown()).nullable().optional(),
   })
   .describe('JSON Merge Patch over the desired spec: e.g. {"channel":{"capacity":2000000}}; null restores an option\'s default');

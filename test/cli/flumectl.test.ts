@@ -21,7 +21,7 @@ afterAll(async () => {
   await h?.close();
 });
 
-function flumectl(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+function flumectl(args: string[], env: Record<string, string> = {}, input = ''): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'src', 'cli', 'flumectl.ts'), ...args], {
       env: { PATH: process.env.PATH ?? '', FLUME_API_URL: url, FLUME_TOKEN: operator, ...env },
@@ -32,6 +32,7 @@ function flumectl(args: string[], env: Record<string, string> = {}): Promise<{ c
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    child.stdin.end(input);
   });
 }
 
@@ -85,6 +86,18 @@ describe('flumectl', () => {
     expect(logs.stdout.trim().length).toBeGreaterThan(0);
     const incidents = await flumectl(['incidents']);
     expect(incidents.code).toBe(0);
+  });
+
+  it("counts a topic's duplicate events from Kafka's console consumer, and says when a trace is unknown", async () => {
+    const printed = ['username:a,eventId:r1:1\tx', 'username:a,eventId:r1:1\tx', 'eventId:r1:2\ty', 'NO_HEADERS\told', ''].join('\n');
+    const d = await flumectl(['duplicates'], { FLUME_API_URL: 'http://127.0.0.1:1' }, printed);
+    expect(d, d.stderr).toMatchObject({ code: 0 });
+    expect(d.stdout).toContain('4 record(s), 2 event(s) by eventId: 1 duplicate(s), 1 without an eventId');
+    expect(d.stdout).toContain('r1:1: 2 copies');
+    const unknown = await flumectl(['trace', 'shop.orders', 'never-sent']);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain('no trace of request never-sent');
+    expect((await flumectl(['trace', 'shop.orders'])).code).toBe(2);
   });
 
   it('says what went wrong with an exit code that means it', async () => {

@@ -13,8 +13,8 @@ import { gatewayErrorsLua, gatewayRoutesLua } from '../../src/gateway/render.js'
 const dir = mkdtempSync(join(tmpdir(), 'flume-lua-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const meta = (sink: string, transactionCapacity: number) =>
-  ({ port: 20123, metricsPort: 20124, paused: null, spec: { sink, channel: { transactionCapacity } } }) as unknown as Parameters<typeof RouteTable.valueOf>[0];
+const meta = (sink: string, transactionCapacity: number, ack?: 'sink') =>
+  ({ port: 20123, metricsPort: 20124, paused: null, spec: { sink, channel: { transactionCapacity }, ...(ack ? { ack } : {}) } }) as unknown as Parameters<typeof RouteTable.valueOf>[0];
 const lua = (s: string) => JSON.stringify(s); // a JSON string is a Lua string for these values
 
 describe('the gateway Lua, unit by unit', () => {
@@ -26,6 +26,8 @@ describe('the gateway Lua, unit by unit', () => {
     const values = {
       file: RouteTable.valueOf(meta('file_roll', 4000)),
       kafka: RouteTable.valueOf(meta('kafka', 1000)),
+      kafkaSink: RouteTable.valueOf(meta('kafka', 1000, 'sink')),
+      fileSink: RouteTable.valueOf(meta('file_roll', 4000, 'sink')),
       via: RouteTable.viaValue({ host: '10.9.0.2', port: 8081 }),
       paused: ROUTE_VALUE.paused,
       fenced: ROUTE_VALUE.fenced,

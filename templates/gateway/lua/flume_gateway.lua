@@ -128,7 +128,7 @@ function M.access(db, tbl)
   })
   if not n then return fail(body_or_err, message) end
   -- (A route written before metrics ports were has none: such a sender gets 202.)
-  local ack = sink_ack.wanted()
+  local ack = sink_ack.wanted(r.ack)
   if ack and n == 0 then return reply.accepted(0, "sink") end
   if n > 0 then
     if conf.batch_window > 0 and r.cap and n < r.cap then

@@ -175,6 +175,17 @@ describe('in a real browser (headless Chromium)', () => {
     await exit.locator('button[data-ack]').click();
     await detail.locator('[data-testid="agent-incidents"] li[data-type="unexpected_exit"] [data-testid="acked"]', { hasText: 'acknowledged by test-operator' }).first().waitFor({ timeout: 10_000 });
 
+    // A request's trace (written by the gateway; here straight into Redis): selecting the agent
+    // filled in its table.
+    await h.redis.set(h.keys.trace('req-dash-1'), JSON.stringify({ db: 'web', table: 'clicks', events: 3, ack: 'sink', acceptedAt: 1_800_000_000_000, committedAt: 1_800_000_000_004, start: 1, need: 3, seen: 0, takenAt: 1_800_000_000_019 }));
+    expect(await page.inputValue('#trace-table')).toBe('web.clicks');
+    await page.fill('#trace-id', 'req-dash-1');
+    await page.click('#trace-form button');
+    await page.locator('[data-testid="trace"]', { hasText: /3 event\(s\), answered on the sink[\s\S]*committed to the channel\s+\+4 ms[\s\S]*taken by the sink\s+by \+19 ms/ }).waitFor({ timeout: 10_000 });
+    await page.fill('#trace-id', 'req-unknown');
+    await page.click('#trace-form button');
+    await page.locator('[data-testid="trace"]', { hasText: 'no trace of request req-unknown' }).waitFor({ timeout: 10_000 });
+
     // DOCS_SCREENSHOT=docs/images/dashboard.png npm test -- test/scenarios/fleet/dashboards.test.ts
     // refreshes the picture docs/operations.md shows; otherwise it goes to a temp dir.
     const shot = process.env.DOCS_SCREENSHOT ?? join(mkdtempSync(join(tmpdir(), 'flume-dashboard-')), 'dashboard.png');

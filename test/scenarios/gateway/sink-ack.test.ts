@@ -187,6 +187,20 @@ describe('a real agent', () => {
     console.log(`sink acknowledgement, one request after another on a quiet table: median ${took[10]} ms, slowest ${took[19]} ms`);
   });
 
+  it("answers on the sink by the table's own default (spec ack), which a sender may decline, and a config change turns off", { timeout: 120_000 }, async () => {
+    const made = await h.inject({ method: 'POST', url: '/v1/api/shop/sinky/create', payload: { sink: 'file_roll', ack: 'sink' } });
+    expect(made.statusCode, made.body).toBe(201);
+    const send1 = (headers: Record<string, string> = {}) => ingest(gw, 'shop', 'sinky', token, [{ body: 'd' }], undefined, headers);
+    expect(await send1()).toMatchObject({ status: 200, json: { committed: 'sink' }, headers: { 'preference-applied': 'ack=sink' } });
+    expect(await send1({ Prefer: 'ack=channel' })).toMatchObject({ status: 200, json: { committed: 'channel' } });
+    expect((await h.inject({ method: 'GET', url: '/v1/api/shop/sinky/config' })).json()).toMatchObject({ spec: { ack: 'sink' } });
+    const changed = await h.inject({ method: 'PATCH', url: '/v1/api/shop/sinky/config', payload: { ack: null } });
+    expect(changed.statusCode, changed.body).toBe(200);
+    expect(await send1()).toMatchObject({ status: 200, json: { committed: 'channel' } });
+    const bad = await h.inject({ method: 'POST', url: '/v1/api/shop/other/create', payload: { sink: 'file_roll', ack: 'disk' } });
+    expect(bad.statusCode).toBe(400);
+  });
+
   it('traces each request: accepted (t0), committed to the channel (t1), taken by the sink by t2, for either kind', { timeout: 60_000 }, async () => {
     const trace = (id: string, table = 'acks') => h.inject({ method: 'GET', url: `/v1/api/shop/${table}/trace/${encodeURIComponent(id)}` });
     const waited = await ingest(gw, 'shop', 'acks', token, [{ body: 'traced-sink' }], undefined, { ...SINK, 'X-Request-Id': 'trace-sink-1' });

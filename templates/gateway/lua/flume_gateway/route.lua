@@ -8,7 +8,8 @@ local M = {}
 -- Returns { kind = "none"|"paused"|"down"|"fenced"|"node_down"|"via"|"agent"|"unreadable", ... }:
 -- via: host, port (another host's gateway); agent: host, port, cap (events per transaction,
 -- nil when the route names none), max_event (bytes, nil: no bound), metrics_port (where the
--- channel's counts are read; nil in a route written before it was added).
+-- channel's counts are read; nil in a route written before it was added), ack ("sink" when the
+-- table answers its senders on the sink unless they say otherwise, else nil).
 function M.read(route)
   if route == "none" then return { kind = "none" } end
   if route == ROUTE.paused then return { kind = "paused" } end
@@ -28,6 +29,8 @@ function M.read(route)
     -- The largest event the table's sink can ever deliver (the Kafka producer's request size).
     max_event = rest and tonumber(rest:match(ROUTE.maxEvent)),
     metrics_port = rest and tonumber(rest:match(ROUTE.metricsPort)),
+    -- Senders that do not say are answered once the sink has their events (the table's spec).
+    ack = rest and (rest .. " "):find(ROUTE.ackSink, 1, true) and "sink" or nil,
   }
 end
 

@@ -132,11 +132,13 @@ function M.counts_after_commit(port)
   return counts_since(port, now())
 end
 
--- The sender's wish, from its Prefer header: { wait = seconds } when it asks for the sink's
--- acknowledgement, else nil.
-function M.wanted()
+-- The sender's wish: { wait = seconds } when it asks for the sink's acknowledgement ("Prefer:
+-- ack=sink"), or says nothing on a table whose default is the sink (`default` "sink"); else nil
+-- ("Prefer: ack=channel" opts out of a table's default).
+function M.wanted(default)
   local p = M.parse_prefer(ngx.req.get_headers()["prefer"])
-  if p.ack ~= "sink" then return nil end
+  local ack = p.ack or default
+  if ack ~= "sink" then return nil end
   return { wait = p.wait or M.DEFAULT_WAIT }
 end
 
