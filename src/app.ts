@@ -202,7 +202,7 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
   void app.register(auditRoutes, { audit, refused, authorize });
   void app.register(logRoutes, { agents, store, authorize, streams });
   void app.register(quarantineRoutes, { quarantine, authorize });
-  void app.register(traceRoutes, { traces: new TraceStore(redis, keys), authorize });
+  void app.register(traceRoutes, { traces: new TraceStore(redis, keys, config.GATEWAY_TRACE_SECONDS), authorize });
   void app.register(fleetRoutes, { agents: lifecycle, fleet, incidents, authorize });
   void app.register(tokenRoutes, { tokens, authorize });
   void app.register(controlTokenRoutes, { revocations, authorize });

@@ -223,6 +223,14 @@ export const configSchema = z.object({
    */
   GATEWAY_BATCH_WINDOW_MS: z.coerce.number().min(0).max(100).default(2),
   /**
+   * Request traces (GET /v1/api/:db/:table/trace/:requestId): how long the gateway keeps each in
+   * Redis, and how many requests a second it traces at most (spread over its workers; past it a
+   * request goes untraced and is counted). About 150 bytes of Redis a trace: the defaults hold at
+   * most ~90 MB. 0 for either: no traces.
+   */
+  GATEWAY_TRACE_SECONDS: z.coerce.number().int().min(0).max(86_400).default(600),
+  GATEWAY_TRACE_PER_SECOND: z.coerce.number().int().min(0).max(1_000_000).default(1000),
+  /**
    * Many hosts (docs/cluster.md): etcd's client URLs, comma-separated. Empty (the default): one
    * host, no etcd. Every host of a cluster runs the same stack with the same ETCD_ENDPOINTS.
    */

@@ -54,7 +54,7 @@ export const ErrorCodes = {
   INCIDENT_NOT_FOUND: 10046,
   /** No host of that id in the cluster. */
   NODE_NOT_FOUND: 10047,
-  /** No trace of that request id for the table (never committed here, or older than an hour). */
+  /** No trace of that request id for the table (never committed here, or older than GATEWAY_TRACE_SECONDS). */
   TRACE_NOT_FOUND: 10048,
   METHOD_NOT_ALLOWED: 10050,
   /** The same code the gateway answers for an ingest body over its limit. */
@@ -250,8 +250,12 @@ export function withCause(err: AppError, cause: unknown): AppError {
 }
 export const redisUnavailable = (message: string, cause?: unknown) => withCause(make('REDIS_UNAVAILABLE', 503, message), cause);
 export const nodeNotFound = (id: string) => make('NODE_NOT_FOUND', 404, `no host ${id} in the cluster`);
-export const traceNotFound = (program: string, requestId: string) =>
-  make('TRACE_NOT_FOUND', 404, `no trace of request ${requestId} for ${program}: traces are kept an hour, on the host whose agent committed the request, and only for requests it committed`);
+export const traceNotFound = (program: string, requestId: string, keptSeconds: number) =>
+  make(
+    'TRACE_NOT_FOUND',
+    404,
+    `no trace of request ${requestId} for ${program}: traces are kept ${keptSeconds} s (GATEWAY_TRACE_SECONDS), on the host whose agent committed the request, for requests it committed within GATEWAY_TRACE_PER_SECOND`,
+  );
 export const clusterUnavailable = (message: string, details?: Record<string, unknown>) => make('CLUSTER_UNAVAILABLE', 503, message, details);
 export const notClustered = (message: string) => make('NOT_CLUSTERED', 409, message);
 export const nodeUnavailable = (message: string) => make('NODE_UNAVAILABLE', 409, message);

@@ -9757,7 +9757,7 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Where an ingest request got to: accepted by the gateway (t0), committed to the channel (t1), taken by the sink (t2); kept an hour
+         * Where an ingest request got to: accepted by the gateway (t0), committed to the channel (t1), taken by the sink (t2); kept GATEWAY_TRACE_SECONDS (600 s)
          * @description Needs a control token (Authorization: Bearer <JWT>) whose role grants "read".
          */
         get: {
@@ -9797,7 +9797,7 @@ export interface paths {
                             acceptedAt: string;
                             /** @description t1: when the agent's answer said its channel had committed the events */
                             committedAt: string;
-                            /** @description t2: the events were taken by the sink (committed to Kafka, HDFS, the file) by this time; exact for a sender that waited for the sink, else the first sample of the channel that showed it (the gateway samples every 0.2 s). null: not yet, or no longer known */
+                            /** @description t2: the events were taken by the sink (committed to Kafka, HDFS, the file) by this time; exact for a sender that waited for the sink, else the first sample of the channel that showed it (the gateway samples every 0.2 s). null: not yet, or not known */
                             takenBy: string | null;
                             /**
                              * @description the furthest the events are known to have come

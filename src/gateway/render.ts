@@ -136,6 +136,9 @@ export async function writeGatewayConfig(
     badTokenLimit: cfg.GATEWAY_BAD_TOKEN_LIMIT,
     maxEvents: cfg.GATEWAY_MAX_EVENTS,
     batchWindow: cfg.GATEWAY_BATCH_WINDOW_MS / 1000,
+    traceSeconds: cfg.GATEWAY_TRACE_PER_SECOND ? cfg.GATEWAY_TRACE_SECONDS : 0,
+    // Each worker traces its share of the requests a second.
+    tracePerWorker: Math.ceil(cfg.GATEWAY_TRACE_PER_SECOND / (opts.workers ?? 2)),
     listen: listenLines(cfg),
     metricsLog: cfg.GATEWAY_METRICS_PORT ? 'log_by_lua_block { require("flume_gateway").log() }' : '',
     metricsServer: cfg.GATEWAY_METRICS_PORT

@@ -32,11 +32,12 @@
  *   <p>audit               STREAM the audit trail, capped (a copy of var/audit.log's newest entries)
  *   <p>audit-refused       STREAM refused calls (401/403), one record per address, subject, db,
  *                                 status and minute; capped, Redis only
- *   <p>trace:<request id>  STRING JSON {db, table, events, ack, acceptedAt, committedAt, start,
- *                                 need, seen, takenAt}: a request the gateway's agent committed, EX 1 h,
- *                                 written by the gateway (templates/gateway/lua/flume_gateway/trace.lua)
+ *   <p>traces:<db>:<table>:<minute> HASH request id -> "t0,t1,events,ack,start,need,seen,t2": the
+ *                                 requests the table's agent committed that minute (of t0, ms / 60000),
+ *                                 EX GATEWAY_TRACE_SECONDS + 60, written by the gateway
+ *                                 (templates/gateway/lua/flume_gateway/trace.lua)
  *   <p>trace-takes:<db>:<table> ZSET "<ms>:<start>:<takes>" by ms: the channel's take count as
- *                                 the gateway sampled it, the last hour: when a traced request was taken
+ *                                 the gateway sampled it (GATEWAY_TRACE_SECONDS): when a traced request was taken
  *   <p>invalidate          PUBSUB "token:<hash>" | "route:<db>:<table>": the gateway drops
  *                                 that entry from its cache at once
  */
@@ -63,7 +64,8 @@ export interface Keys {
   events(): string;
   audit(): string;
   auditRefused(): string;
-  trace(requestId: string): string;
+  /** The traces of one table's requests whose t0 fell in one minute (epoch ms / 60000). */
+  traces(db: string, table: string, minute: number): string;
   traceTakes(db: string, table: string): string;
 }
 
@@ -90,7 +92,7 @@ export function makeKeys(prefix: string): Keys {
     events: () => `${prefix}events`,
     audit: () => `${prefix}audit`,
     auditRefused: () => `${prefix}audit-refused`,
-    trace: (requestId) => `${prefix}trace:${requestId}`,
+    traces: (db, table, minute) => `${prefix}traces:${db}:${table}:${minute}`,
     traceTakes: (db, table) => `${prefix}trace-takes:${db}:${table}`,
   };
 }

@@ -8,21 +8,6 @@ export const traceParamsSchema = tableParamsSchema.extend({
   requestId: z.string().regex(REQUEST_ID_PATTERN, 'a request id: 1-128 letters, digits and ._:@/+=- (the X-Request-Id the gateway answered)'),
 });
 
-/** What the gateway wrote for a committed request (templates/gateway/lua/flume_gateway/trace.lua): checked, never trusted as it is. */
-export const traceRecordSchema = z.object({
-  db: z.string(),
-  table: z.string(),
-  events: z.number().int().min(0),
-  ack: z.enum(['channel', 'sink']),
-  acceptedAt: z.number().int(),
-  committedAt: z.number().int(),
-  start: z.number().int().optional(),
-  need: z.number().int().min(0).optional(),
-  seen: z.number().int().min(0).optional(),
-  takenAt: z.number().int().optional(),
-});
-export type TraceRecord = z.infer<typeof traceRecordSchema>;
-
 /** GET .../trace/:requestId: one request's way from the gateway to the sink. */
 export const traceSchema = z.object({
   requestId: z.string(),
@@ -35,7 +20,7 @@ export const traceSchema = z.object({
   takenBy: z
     .string()
     .nullable()
-    .describe('t2: the events were taken by the sink (committed to Kafka, HDFS, the file) by this time; exact for a sender that waited for the sink, else the first sample of the channel that showed it (the gateway samples every 0.2 s). null: not yet, or no longer known'),
+    .describe('t2: the events were taken by the sink (committed to Kafka, HDFS, the file) by this time; exact for a sender that waited for the sink, else the first sample of the channel that showed it (the gateway samples every 0.2 s). null: not yet, or not known'),
   stage: z.enum(['channel', 'sink']).describe('the furthest the events are known to have come'),
 });
 export type Trace = z.infer<typeof traceSchema>;

@@ -12,7 +12,7 @@ export async function traceRoutes(fastify: FastifyInstance, opts: { traces: Trac
     onRequest: opts.authorize('read'),
     schema: {
       tags: ['traces'],
-      summary: 'Where an ingest request got to: accepted by the gateway (t0), committed to the channel (t1), taken by the sink (t2); kept an hour',
+      summary: 'Where an ingest request got to: accepted by the gateway (t0), committed to the channel (t1), taken by the sink (t2); kept GATEWAY_TRACE_SECONDS (600 s)',
       ...access('read'),
       params: traceParamsSchema,
       response: { 200: ok(traceSchema.shape), ...errors(400, 401, 403, 404, 503) },

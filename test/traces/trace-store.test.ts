@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseSample, takenBy } from '../../src/traces/trace-store.js';
+import { parseSample, parseTraceValue, takenBy } from '../../src/traces/trace-store.js';
 
 // The same cases as test/gateway/lua/sink_ack_spec.lua ("taken"): the API tells by when, the
 // gateway answers by the same rule.
@@ -27,5 +27,18 @@ describe('parseSample', () => {
   it('reads what the gateway writes and nothing else', () => {
     expect(parseSample('1700000000123:1699999999000:42')).toEqual({ at: 1700000000123, start: 1699999999000, take: 42 });
     for (const bad of ['', '1:2', 'a:b:c', '1:2:3:4', '-1:2:3']) expect(parseSample(bad)).toBeNull();
+  });
+});
+
+describe('parseTraceValue', () => {
+  it('reads what the gateway writes: with the mark and t2, with the mark only, with neither', () => {
+    expect(parseTraceValue('1000,1004,3,sink,900,12,5,1019')).toEqual({ acceptedAt: 1000, committedAt: 1004, events: 3, ack: 'sink', mark: { start: 900, need: 12, seen: 5 }, takenAt: 1019 });
+    expect(parseTraceValue('1000,1004,1,channel,900,12,5,')).toMatchObject({ mark: { start: 900, need: 12, seen: 5 }, takenAt: null });
+    expect(parseTraceValue('1000,1004,1,sink,,,,')).toMatchObject({ ack: 'sink', mark: null, takenAt: null });
+  });
+  it('believes nothing else', () => {
+    for (const bad of ['', '1,2,3', '1000,1004,1,disk,,,,', '1000,1004,1,sink,900,,5,', 'a,1004,1,sink,,,,', '1000,1004,1,sink,,,,x', '1000,1004,1,sink,,,,,']) {
+      expect(parseTraceValue(bad), bad).toBeNull();
+    }
   });
 });

@@ -177,7 +177,8 @@ describe('in a real browser (headless Chromium)', () => {
 
     // A request's trace (written by the gateway; here straight into Redis): selecting the agent
     // filled in its table.
-    await h.redis.set(h.keys.trace('req-dash-1'), JSON.stringify({ db: 'web', table: 'clicks', events: 3, ack: 'sink', acceptedAt: 1_800_000_000_000, committedAt: 1_800_000_000_004, start: 1, need: 3, seen: 0, takenAt: 1_800_000_000_019 }));
+    const t0 = Date.now();
+    await h.redis.hset(h.keys.traces('web', 'clicks', Math.floor(t0 / 60_000)), 'req-dash-1', `${t0},${t0 + 4},3,sink,1,3,0,${t0 + 19}`);
     expect(await page.inputValue('#trace-table')).toBe('web.clicks');
     await page.fill('#trace-id', 'req-dash-1');
     await page.click('#trace-form button');

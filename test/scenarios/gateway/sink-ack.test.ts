@@ -56,6 +56,8 @@ beforeAll(async () => {
     GATEWAY_PORT: String(await freePort()),
     GATEWAY_RATE_LIMIT: '0',
     GATEWAY_BATCH_WINDOW_MS: '50',
+    // 20 traces a second per worker: the budget below is seen.
+    GATEWAY_TRACE_PER_SECOND: '40',
   });
   gw = new TestGateway(h.config);
   await gw.start();
@@ -167,6 +169,23 @@ describe('a sender that asks for the sink', () => {
     const own = await ingest(gw, 'fake', 'agent', token, [{ headers: { eventId: 'mine' }, body: 'x' }]);
     expect(own).toMatchObject({ status: 400, json: { error: 'RESERVED_HEADER' } });
     expect(batches).toHaveLength(1);
+  });
+});
+
+describe('traces', () => {
+  it('are written for at most GATEWAY_TRACE_PER_SECOND requests a second, the rest answered all the same', async () => {
+    const ids = Array.from({ length: 100 }, (_, i) => `burst-${i}`);
+    const answers = await Promise.all(ids.map((id) => send('agent', [id], { 'X-Request-Id': id })));
+    expect(answers.every((a) => a.status === 200)).toBe(true);
+    const traced = async () => {
+      let n = 0;
+      for (const id of ids) if ((await h.inject({ method: 'GET', url: `/v1/api/fake/agent/trace/${id}` })).statusCode === 200) n++;
+      return n;
+    };
+    // Written within 0.2 s by each worker; the burst may straddle a second: 40 at most in each.
+    const n = await until(traced, (x) => x >= 20, 5_000, 250);
+    expect(n).toBeGreaterThanOrEqual(20);
+    expect(n).toBeLessThanOrEqual(80);
   });
 });
 

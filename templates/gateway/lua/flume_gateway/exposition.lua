@@ -10,6 +10,7 @@ M.HELP = {
   batch_requests = { "flume_gateway_batch_requests", "histogram", "Requests per group-committed batch sent to an agent." },
   redis_errors = { "flume_gateway_redis_errors_total", "counter", "Lookups Redis did not answer." },
   stale_answers = { "flume_gateway_stale_answers_total", "counter", "Requests answered from a stale cache entry while Redis was away or restoring." },
+  traces_dropped = { "flume_gateway_traces_dropped_total", "counter", "Committed requests not traced: over GATEWAY_TRACE_PER_SECOND, or Redis did not take the traces." },
 }
 
 -- counted: key -> value. Returns the text (every family with HELP and TYPE, sorted lines).

@@ -1,50 +1,56 @@
--- A trace of every request the table's agent committed, for GET /v1/api/:db/:table/trace/:id
+-- A trace of each request the table's agent committed, for GET /v1/api/:db/:table/trace/:id
 -- (src/traces/trace-store.ts reads what this writes; keys in src/redis/keys.ts):
---   <p>trace:<request id>              JSON {db, table, events, ack, acceptedAt, committedAt,
---                                        start, need, seen, takenAt}: when the gateway had the
---                                        request, when the agent's 200 came, the channel's mark
---                                        (sink_ack.lua: its JVM's start, the takes that cover the
---                                        events, the takes seen as it was read), and,
---                                        for a sender that waited for the sink, when it saw them taken
---   <p>trace-takes:<db>:<table>        ZSET of samples "<ms>:<start>:<takes>" scored by ms: when the
---                                        channel had taken how much, from which the API tells by
---                                        when any traced request was taken
--- Both live TRACE_SECONDS. Requests only queue a note (no I/O on their path); each worker writes
--- its notes every FLUSH_SECONDS in one pipeline, reading each agent's counts once for all of
--- them (read after their commits: a mark that covers them), and samples an agent's takes until
--- they pass its last mark (at most FOLLOW_SECONDS after its last request).
-local cjson = require "cjson.safe"
+--   <p>traces:<db>:<table>:<minute>   HASH request id -> "t0,t1,events,ack,start,need,seen,t2":
+--                                       when the gateway had it, when the agent's 200 came (ms),
+--                                       its events, what it was answered on, the channel's mark
+--                                       (sink_ack.lua: its JVM's start, the takes that cover it, the
+--                                       takes seen as it was read; empty if unknown) and, for a
+--                                       sender that waited for the sink, when it saw them taken
+--   <p>trace-takes:<db>:<table>       ZSET "<ms>:<start>:<takes>" by ms: the channel's take count
+--                                       as sampled, from which the API tells by when a request was
+--                                       taken
+-- Both live conf.trace_seconds (GATEWAY_TRACE_SECONDS; the minute's hash a minute more). Each
+-- worker traces at most conf.trace_per_worker requests a second (its share of
+-- GATEWAY_TRACE_PER_SECOND), which bounds Redis's memory; past it a request goes untraced
+-- (counted: flume_gateway_traces_dropped_total). Requests only queue a note (no I/O on their
+-- path); each worker writes its notes every FLUSH_SECONDS in one pipeline, reading each agent's
+-- counts once for all of them (read after their commits: a mark that covers them), and samples an
+-- agent's takes until they pass its last mark (at most FOLLOW_SECONDS after its last request).
 local conf = require "flume_gateway.settings"
 local redis_conn = require "flume_gateway.redis_conn"
 local sink_ack = require "flume_gateway.sink_ack"
 local metrics = require "flume_gateway.metrics"
 
 local M = {}
-M.TRACE_SECONDS = 3600
 local FLUSH_SECONDS = 0.2
 local FOLLOW_SECONDS = 60
--- Notes kept at most between flushes, per worker: past it a request goes untraced (counted).
-local MAX_QUEUED = 20000
 
 local queue = {}
 -- metrics port -> { db, tbl, need, start, last_note }: agents whose takes are still followed
 local followed = {}
+-- This second's count of traced requests (the budget).
+local budget_second, budget_used = 0, 0
 
 local function now_ms()
   ngx.update_time()
   return math.floor(ngx.now() * 1000)
 end
+M.now_ms = now_ms
 
 -- A request to /ingest/<db>/<table> whose n events the agent at metrics port `port` (nil: a
 -- route without one) committed, its 200 in hand at committed_ms. ack: "sink" or "channel"; mark
 -- and taken_ms: what a sink-acknowledged request learned itself (else nil).
 function M.committed(port, n, committed_ms, ack, mark, taken_ms)
+  if (conf.trace_seconds or 0) <= 0 then return end
   local db, tbl = ngx.var.ingest_db, ngx.var.ingest_table
   if not db or not tbl then return end
-  if #queue >= MAX_QUEUED then
+  local second = math.floor(committed_ms / 1000)
+  if second ~= budget_second then budget_second, budget_used = second, 0 end
+  if budget_used >= conf.trace_per_worker then
     metrics.count("traces_dropped")
     return
   end
+  budget_used = budget_used + 1
   queue[#queue + 1] = {
     rid = require("flume_gateway.reply").request_id(),
     db = db, tbl = tbl, port = port, n = n, ack = ack,
@@ -53,20 +59,10 @@ function M.committed(port, n, committed_ms, ack, mark, taken_ms)
   }
 end
 
-M.now_ms = now_ms
-
-local function takes_key(db, tbl)
-  return conf.prefix .. "trace-takes:" .. db .. ":" .. tbl
-end
-
-local flushing = false
-
-local function flush(premature)
-  if premature or flushing or (#queue == 0 and next(followed) == nil) then return end
-  flushing = true
-  local ok, err = pcall(M.flush_now)
-  flushing = false
-  if not ok then ngx.log(ngx.ERR, "writing traces: ", err) end
+-- The stored value (the API parses it: src/traces/trace-store.ts).
+local function value(n)
+  local function f(x) return x and string.format("%d", x) or "" end
+  return table.concat({ f(n.t0), f(n.t1), f(n.n), n.ack, f(n.start), f(n.need), f(n.seen), f(n.t2) }, ",")
 end
 
 function M.flush_now()
@@ -79,25 +75,29 @@ function M.flush_now()
   for port, f in pairs(followed) do
     if not ports[port] then ports[port] = { db = f.db, tbl = f.tbl } end
   end
-  local red = redis_conn.connect()
+  local red, err = redis_conn.connect()
   if not red then
-    metrics.count("traces_dropped", #notes)
+    if #notes > 0 then
+      ngx.log(ngx.WARN, "traces not written: ", err)
+      metrics.count("traces_dropped", #notes)
+    end
     return
   end
   local at = now_ms()
+  local keep_ms = conf.trace_seconds * 1000
   red:init_pipeline()
-  local ttl_ms = M.TRACE_SECONDS * 1000
   for port, t in pairs(ports) do
     local c = sink_ack.read_counts(port)
     local read_ms = now_ms()
     if c then
-      local key = takes_key(t.db, t.tbl)
-      red:zadd(key, read_ms, read_ms .. ":" .. c.start .. ":" .. c.take)
-      red:zremrangebyscore(key, 0, read_ms - ttl_ms)
-      red:pexpire(key, ttl_ms)
+      local key = conf.prefix .. "trace-takes:" .. t.db .. ":" .. t.tbl
+      red:zadd(key, read_ms, read_ms .. ":" .. string.format("%d", c.start) .. ":" .. string.format("%d", c.take))
+      red:zremrangebyscore(key, 0, read_ms - keep_ms)
+      red:pexpire(key, keep_ms)
       t.counts = c
     end
   end
+  local buckets = {}
   for _, n in ipairs(notes) do
     local c = n.port and ports[n.port].counts
     if not n.need and c then
@@ -110,12 +110,11 @@ function M.flush_now()
       f.last_note = at
       followed[n.port] = f
     end
-    local record = cjson.encode({
-      db = n.db, table = n.tbl, events = n.n, ack = n.ack,
-      acceptedAt = n.t0, committedAt = n.t1, start = n.start, need = n.need, seen = n.seen, takenAt = n.t2,
-    })
-    red:set(conf.prefix .. "trace:" .. n.rid, record, "EX", M.TRACE_SECONDS)
+    local key = conf.prefix .. "traces:" .. n.db .. ":" .. n.tbl .. ":" .. math.floor(n.t0 / 60000)
+    red:hset(key, n.rid, value(n))
+    buckets[key] = true
   end
+  for key in pairs(buckets) do red:expire(key, conf.trace_seconds + 60) end
   -- Followed agents whose takes passed their last mark (or that went quiet long ago) are let go.
   for port, f in pairs(followed) do
     local c = ports[port] and ports[port].counts
@@ -123,18 +122,28 @@ function M.flush_now()
       followed[port] = nil
     end
   end
-  local _, err = red:commit_pipeline()
-  if err then
+  local _, perr = red:commit_pipeline()
+  if perr then
     red:close()
-    ngx.log(ngx.ERR, "writing traces: ", err)
+    ngx.log(ngx.ERR, "writing traces: ", perr)
     metrics.count("traces_dropped", #notes)
     return
   end
   redis_conn.release(red)
 end
 
+local flushing = false
+
+local function flush(premature)
+  if premature or flushing or (#queue == 0 and next(followed) == nil) then return end
+  flushing = true
+  local ok, err = pcall(M.flush_now)
+  flushing = false
+  if not ok then ngx.log(ngx.ERR, "writing traces: ", err) end
+end
+
 function M.start()
-  ngx.timer.every(FLUSH_SECONDS, flush)
+  if (conf.trace_seconds or 0) > 0 then ngx.timer.every(FLUSH_SECONDS, flush) end
 end
 
 return M
