@@ -225,8 +225,8 @@ export const configSchema = z.object({
   /**
    * Request traces (GET /v1/api/:db/:table/trace/:requestId): how long the gateway keeps each in
    * Redis, and how many requests a second it traces at most (spread over its workers; past it a
-   * request goes untraced and is counted). About 150 bytes of Redis a trace: the defaults hold at
-   * most ~90 MB. 0 for either: no traces.
+   * request goes untraced and is counted). About 170 bytes of Redis a trace: the defaults hold at
+   * most ~100 MB. 0 for either: no traces.
    */
   GATEWAY_TRACE_SECONDS: z.coerce.number().int().min(0).max(86_400).default(600),
   GATEWAY_TRACE_PER_SECOND: z.coerce.number().int().min(0).max(1_000_000).default(1000),
