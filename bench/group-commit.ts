@@ -80,6 +80,7 @@ try {
     // What a user gets: every gateway setting at its default (window and per-token rate limit).
     { name: `gateway, defaults (limit ${defaults.GATEWAY_RATE_LIMIT}/s)`, gateway: byDefault },
     // The per-address limits (connections in progress, requests per second) off: what they cost.
+    { name: 'gateway, defaults without traces', gateway: { ...byDefault, GATEWAY_TRACE_PER_SECOND: 0 } },
     { name: 'gateway, defaults without per-address limits', gateway: { ...byDefault, GATEWAY_CONNECTIONS_PER_ADDRESS: 0, GATEWAY_REQUESTS_PER_ADDRESS: 0 } },
     { name: 'gateway, defaults without the per-address request rate', gateway: { ...byDefault, GATEWAY_REQUESTS_PER_ADDRESS: 0 } },
     { name: 'gateway, defaults without the per-address connection limit', gateway: { ...byDefault, GATEWAY_CONNECTIONS_PER_ADDRESS: 0 } },

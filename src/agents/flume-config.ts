@@ -8,11 +8,11 @@ export const KAFKA_SINKS = { quarantining: 'flumeservice.KafkaTableSink', flume:
 
 /**
  * Where the launcher's jar is there: the sink runs in a group of one under
- * flumeservice.PromptSinkProcessor, which looks at an empty channel again within 20 ms instead of
+ * flumeservice.PromptSinkProcessor, which looks at an empty channel again after 10 ms instead of
  * Flume's idle back-off of 1-5 s (a sender waiting for the sink's acknowledgement would wait that).
  */
 const PROMPT_SINK_GROUP = [
-  '# The sink looks at an empty channel again within 20 ms, not after Flume\'s 1-5 s idle back-off.',
+  '# The sink looks at an empty channel again after 10 ms, not after Flume\'s 1-5 s idle back-off.',
   'a1.sinkgroups = g1',
   'a1.sinkgroups.g1.sinks = k1',
   'a1.sinkgroups.g1.processor.type = flumeservice.PromptSinkProcessor',

@@ -279,6 +279,14 @@ describe('ingest through any gateway', () => {
     expect(lines.sort()).toEqual([1, 2, 3].flatMap((v) => Array.from({ length: 5 }, (_, k) => `via${v}-${k}`)).sort());
     // The sender's name is set by the gateway that took it first and checked again by the owner's.
     expect(hosts.get(1)!.delivered('flume-spread-ingest')).toEqual([]);
+    // A sender that waits for the sink, through h1's gateway: h3's gateway waits for its agent's
+    // sink, and its trace, in h3's Redis, is read through h1's API.
+    const waited = await cluster.http(1, 'POST', `${gw(1)}/ingest/spread/ingest`, { token, body: [{ body: 'waited' }], headers: { Prefer: 'ack=sink', 'X-Request-Id': 'cluster-trace-1' }, timeoutS: 30 });
+    expect(waited.status, waited.text).toBe(200);
+    expect(waited.body).toMatchObject({ committed: 'sink', requestId: 'cluster-trace-1' });
+    expect(hosts.get(3)!.delivered('flume-spread-ingest')).toContain('waited');
+    const trace = await until(() => cluster.http(1, 'GET', `${api(1)}/v1/api/spread/ingest/trace/cluster-trace-1`, { token: admin }), (r) => r.status === 200, 10_000, 200);
+    expect(trace.body).toMatchObject({ ack: 'sink', stage: 'sink', events: 1 });
   });
 
   it('never forwards a request that went through two gateways already, and refuses what the owner refuses', async () => {

@@ -136,7 +136,8 @@ end
 -- ack=sink"), or says nothing on a table whose default is the sink (`default` "sink"); else nil
 -- ("Prefer: ack=channel" opts out of a table's default).
 function M.wanted(default)
-  local p = M.parse_prefer(ngx.req.get_headers()["prefer"])
+  -- Most requests carry no Prefer: one header lookup; all of them only when there is one.
+  local p = M.parse_prefer(ngx.var.http_prefer and ngx.req.get_headers()["prefer"])
   local ack = p.ack or default
   if ack ~= "sink" then return nil end
   return { wait = p.wait or M.DEFAULT_WAIT }
