@@ -14,8 +14,8 @@ import org.apache.flume.sink.AbstractSinkProcessor;
  * that long too. This processor answers the runner READY after IDLE_MS of its own instead.
  * Not less: each take the sink commits is a write and an fsync of the channel's log, and a sink
  * that looked again at once would commit a handful of events at a time under load, taking the
- * disk from the puts (measured: a sink that looked again after 1 ms cost the gateway's group
- * commit a sixth of its throughput). A sink that fails (an EventDeliveryException) still gets the
+ * disk from the puts (with 1 ms, doubling to 20, the gateway's group commit measured 7,092
+ * req/s against 8,251 before; with 10 ms it measures as before). A sink that fails (an EventDeliveryException) still gets the
  * runner's own back-off. Selected with a1.sinkgroups.g1.processor.type =
  * flumeservice.PromptSinkProcessor.
  */
