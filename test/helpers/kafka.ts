@@ -121,7 +121,7 @@ export class TestKafka {
    * Every record of `topic` from the beginning, read by a real consumer (ConsoleConsumer),
    * which gives up once no record came for `idleMs`.
    */
-  async consume(topic: string, idleMs = 6000): Promise<ConsumedRecord[]> {
+  async consume(topic: string, idleMs = 4000): Promise<ConsumedRecord[]> {
     const { stdout } = await run(
       'java',
       [

@@ -55,6 +55,7 @@ const ROUTES: Array<[method: Method, url: string, need: 'read' | 'operate' | 'ad
   ['GET', '/v1/api/shop/orders/quarantine', 'operate', 404],
   ['POST', '/v1/api/shop/orders/quarantine/replay', 'operate', 404, {}],
   ['DELETE', '/v1/api/shop/orders/quarantine', 'operate', 404],
+  ['GET', '/v1/api/shop/orders/trace/req-1', 'read', 404],
   ['POST', '/v1/api/shop/orders/pause', 'operate', 404],
   ['POST', '/v1/api/shop/orders/resume', 'operate', 404],
   ['POST', '/v1/api/bulk/stop', 'operate', 400, {}],

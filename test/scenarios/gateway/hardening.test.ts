@@ -72,7 +72,9 @@ describe('gateway hardening', () => {
     const last = seen.at(-1)!;
     expect(last.headers.authorization).toBeUndefined();
     expect(JSON.stringify(last.headers)).not.toContain(token);
-    expect(JSON.parse(last.body)).toEqual([{ headers: { username: 'hdr' }, body: 'one' }]);
+    // The caller's name and the event's ids (the request's, answered in the body): nothing else added.
+    const rid = String(r.json.requestId);
+    expect(JSON.parse(last.body)).toEqual([{ headers: { username: 'hdr', requestId: rid, eventId: `${rid}:1` }, body: 'one' }]);
   });
 
   it('answers 429 with Retry-After once one token goes over its rate, and other tokens still pass', async () => {
