@@ -172,8 +172,9 @@ describe('incidents: a crash is not a stop', () => {
     await new Promise<void>((r) => squatter.listen(port, '127.0.0.1', r));
     try {
       await h.driver.start('flume-ops-squatted');
-      // The fleet model sees the RUNNING event and probes the port.
-      const s = await until(() => h.status('ops', 'squatted'), (x) => x.state === 'RUNNING' && x.pid !== null, 15_000);
+      // The fleet model sees the RUNNING event and probes the port. (Once, in a loaded CI run, the
+      // first RUNNING status still said healthy and accepting: the probe's answer came later.)
+      const s = await until(() => h.status('ops', 'squatted'), (x) => x.state === 'RUNNING' && x.pid !== null && x.health === 'down', 15_000);
       expect(s).toMatchObject({ state: 'RUNNING', health: 'down', accepting: false });
       expect(s.healthReason).toContain(`port ${port} is held by another process`);
     } finally {
