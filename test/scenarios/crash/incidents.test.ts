@@ -161,6 +161,7 @@ describe('incidents: a crash is not a stop', () => {
 
   it('a Flume that cannot bind its port is down, though supervisord says RUNNING', async () => {
     const port = (await routePort(h.redis, h.keys, 'ops', 'squatted'))!;
+    const before = (await h.status('ops', 'squatted')).pid;
     // supervisord-level stop: the desired state stays "running"
     await h.driver.stop('flume-ops-squatted');
     const sockets = new Set<import('node:net').Socket>();
@@ -172,9 +173,10 @@ describe('incidents: a crash is not a stop', () => {
     await new Promise<void>((r) => squatter.listen(port, '127.0.0.1', r));
     try {
       await h.driver.start('flume-ops-squatted');
-      // The fleet model sees the RUNNING event and probes the port. (Once, in a loaded CI run, the
-      // first RUNNING status still said healthy and accepting: the probe's answer came later.)
-      const s = await until(() => h.status('ops', 'squatted'), (x) => x.state === 'RUNNING' && x.pid !== null && x.health === 'down', 15_000);
+      // The fleet model sees the RUNNING event and probes the port. Its view as of before the stop
+      // (the old pid, RUNNING and healthy) is what it says until supervisord's events reach it:
+      // a loaded CI run read that once; the new process is what this is about.
+      const s = await until(() => h.status('ops', 'squatted'), (x) => x.state === 'RUNNING' && x.pid !== null && x.pid !== before && x.health === 'down', 15_000);
       expect(s).toMatchObject({ state: 'RUNNING', health: 'down', accepting: false });
       expect(s.healthReason).toContain(`port ${port} is held by another process`);
     } finally {
