@@ -19,7 +19,12 @@ let metricsServer: Server;
 const batches: Event[][] = [];
 let token: string;
 /** The stand-in's channel, as its metrics tell it: each batch it takes is counted as put. */
-const channel = { start: 1_000, backlog: 0, put: 0, take: 0, answering: true };
+const channel = { start: 1_000, backlog: 0, put: 0, take: 0, answering: true, reads: 0 };
+/** Until the gateway has read the stand-in's counts `n` more times: it has seen what they say now. */
+const gatewayReads = async (n: number) => {
+  const from = channel.reads;
+  await until(async () => channel.reads, (r) => r >= from + n, 5_000, 5);
+};
 const SINK = { Prefer: 'ack=sink' };
 
 const listen = async (s: Server) => {
@@ -41,6 +46,7 @@ beforeAll(async () => {
     });
   });
   metricsServer = createServer((_req, res) => {
+    channel.reads++;
     if (!channel.answering) return res.writeHead(503).end();
     const c = channel;
     res.writeHead(200, { 'content-type': 'application/json' }).end(
@@ -90,7 +96,7 @@ describe('a sender that asks for the sink', () => {
     channel.take = 8;
     let done = false;
     void first.then(() => (done = true));
-    await new Promise((r) => setTimeout(r, 300));
+    await gatewayReads(6);
     expect(done).toBe(false);
     channel.take = 9;
     const r = await first;
@@ -121,12 +127,12 @@ describe('a sender that asks for the sink', () => {
     Object.assign(channel, { start: 4_000, backlog: 0, put: 40, take: 10 });
     const waiting = send('agent', ['r1', 'r2'], SINK); // need 42 taken
     await until(async () => channel.put, (p) => p === 42, 5_000, 5);
-    await new Promise((r) => setTimeout(r, 100)); // the gateway has seen take 10
+    await gatewayReads(2); // the gateway has seen take 10
     // A new JVM: its channel replayed the 32 left; it counts from 0.
     Object.assign(channel, { start: 5_000, backlog: 32, put: 0, take: 31 });
     let done = false;
     void waiting.then(() => (done = true));
-    await new Promise((r) => setTimeout(r, 300));
+    await gatewayReads(6);
     expect(done).toBe(false);
     channel.take = 32;
     expect(await waiting).toMatchObject({ status: 200, json: { committed: 'sink' } });

@@ -6,7 +6,7 @@ import { postEvents, routePort } from '../../helpers/flume.js';
 import { TestGateway, ingest } from '../../helpers/gateway.js';
 import { startHarness, type Harness } from '../../helpers/harness.js';
 import { TestKafka } from '../../helpers/kafka.js';
-import { freePort, until } from '../../helpers/wait.js';
+import { freePort, repeatWhile, until } from '../../helpers/wait.js';
 import { portRange } from '../../helpers/ports.js';
 
 // One real broker for the file (KRaft, from Maven Central's jars), started once.
@@ -19,14 +19,12 @@ const events = (...bodies: string[]) => bodies.map((body) => ({ headers: { src: 
 function sender(table: string, kind: string, headers: Record<string, string> = {}, pauseMs = 0) {
   const answers: Array<{ body: string; status: number; committed: unknown }> = [];
   let on = true;
-  const done = (async () => {
-    for (let i = 0; on; i++) {
-      const body = `${kind}-${i}`;
-      const r = await ingest(gw, 'shop', table, token, [{ body }], undefined, headers).catch(() => ({ status: 0, json: {} as Record<string, unknown> }));
-      answers.push({ body, status: r.status, committed: r.json.committed });
-      if (pauseMs) await new Promise((res) => setTimeout(res, pauseMs));
-    }
-  })();
+  let i = 0;
+  const done = repeatWhile(() => on, pauseMs, async () => {
+    const body = `${kind}-${i++}`;
+    const r = await ingest(gw, 'shop', table, token, [{ body }], undefined, headers).catch(() => ({ status: 0, json: {} as Record<string, unknown> }));
+    answers.push({ body, status: r.status, committed: r.json.committed });
+  });
   return { answers, stop: async () => ((on = false), await done, answers) };
 }
 const create = (table: string, options: object) =>
