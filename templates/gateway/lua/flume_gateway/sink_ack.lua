@@ -106,8 +106,8 @@ local function now()
   return ngx.now()
 end
 
--- Counts read no earlier than `since` (seconds): another request's if it began reading since
--- then, else a read of our own.
+-- Counts read no earlier than `since` (seconds): another request's (or the trace writer's) if it
+-- began reading since then, else a read of our own.
 local function counts_since(port, since)
   for _ = 1, 50 do
     local l = latest[port]
@@ -131,6 +131,8 @@ end
 function M.counts_after_commit(port)
   return counts_since(port, now())
 end
+
+M.counts_since = counts_since
 
 -- The sender's wish: { wait = seconds } when it asks for the sink's acknowledgement ("Prefer:
 -- ack=sink"), or says nothing on a table whose default is the sink (`default` "sink"); else nil

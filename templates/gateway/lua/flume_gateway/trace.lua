@@ -20,6 +20,7 @@ local conf = require "flume_gateway.settings"
 local redis_conn = require "flume_gateway.redis_conn"
 local sink_ack = require "flume_gateway.sink_ack"
 local metrics = require "flume_gateway.metrics"
+local reply = require "flume_gateway.reply"
 
 local M = {}
 local FLUSH_SECONDS = 0.2
@@ -52,7 +53,7 @@ function M.committed(port, n, committed_ms, ack, mark, taken_ms)
   end
   budget_used = budget_used + 1
   queue[#queue + 1] = {
-    rid = require("flume_gateway.reply").request_id(),
+    rid = reply.request_id(),
     db = db, tbl = tbl, port = port, n = n, ack = ack,
     t0 = math.floor(ngx.req.start_time() * 1000), t1 = committed_ms,
     start = mark and mark.start, need = mark and mark.need, seen = mark and mark.seen, t2 = taken_ms,
@@ -87,7 +88,8 @@ function M.flush_now()
   local keep_ms = conf.trace_seconds * 1000
   red:init_pipeline()
   for port, t in pairs(ports) do
-    local c = sink_ack.read_counts(port)
+    -- Shared with this worker's requests that wait for the sink: one read serves both.
+    local c = sink_ack.counts_since(port, at / 1000)
     local read_ms = now_ms()
     if c then
       local key = conf.prefix .. "trace-takes:" .. t.db .. ":" .. t.tbl
