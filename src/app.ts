@@ -24,6 +24,8 @@ import { registerAuth } from './http/auth.js';
 import { registerHostCheck } from './http/host-check.js';
 import { registerJsonBody } from './http/json-body.js';
 import { registerOpenApi } from './http/openapi.js';
+import { KnownRoutes, registerContract } from './http/contract.js';
+import { registerConditionalGet } from './http/conditional-get.js';
 import { registerRequestId, requestIdOf } from './http/request-id.js';
 import { registerIdempotency } from './http/idempotency.js';
 import { EventStreams } from './http/sse.js';
@@ -183,9 +185,12 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
     trustProxy: config.TRUST_PROXY,
   });
   registerRequestId(app);
+  const known = new KnownRoutes();
+  registerContract(app, known);
   registerOpenApi(app);
   registerJsonBody(app);
-  registerErrorHandling(app);
+  registerErrorHandling(app, known);
+  registerConditionalGet(app);
   // With many hosts the API also answers on the address it tells the others (NODE_ADDRESS).
   registerHostCheck(app, config.API_HOST, cluster ? [...config.API_ALLOWED_HOSTS, config.NODE_ADDRESS.toLowerCase()] : config.API_ALLOWED_HOSTS);
   spread?.register(app);

@@ -20,9 +20,11 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -36,6 +38,74 @@ export interface paths {
                             host: string;
                             startedAt: string;
                         };
+                    };
+                };
+                /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */
+                400: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Method Not Allowed: the path was called with a method it does not take; Allow names those it does. error: METHOD_NOT_ALLOWED (10050) */
+                405: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description the methods this path takes */
+                        Allow?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Timeout: the request did not arrive within API_HEADERS_TIMEOUT_MS / API_REQUEST_TIMEOUT_MS. error: REQUEST_TIMEOUT (10017) */
+                408: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Misdirected Request: the Host is not one this API answers for (API_ALLOWED_HOSTS). error: MISDIRECTED_REQUEST (10016) */
+                421: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Header Fields Too Large: the request headers are over 16 KiB. error: HEADERS_TOO_LARGE (10018) */
+                431: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal Server Error: an internal error (the service log has it, by request id). error: INTERNAL (10500) */
+                500: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
             };
@@ -68,9 +138,11 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -79,6 +151,63 @@ export interface paths {
                             code: 0;
                             message: string;
                         };
+                    };
+                };
+                /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */
+                400: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Method Not Allowed: the path was called with a method it does not take; Allow names those it does. error: METHOD_NOT_ALLOWED (10050) */
+                405: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description the methods this path takes */
+                        Allow?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Timeout: the request did not arrive within API_HEADERS_TIMEOUT_MS / API_REQUEST_TIMEOUT_MS. error: REQUEST_TIMEOUT (10017) */
+                408: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Header Fields Too Large: the request headers are over 16 KiB. error: HEADERS_TOO_LARGE (10018) */
+                431: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal Server Error: an internal error (the service log has it, by request id). error: INTERNAL (10500) */
+                500: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
             };
@@ -111,9 +240,11 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -132,9 +263,70 @@ export interface paths {
                         };
                     };
                 };
-                /** @description Default Response */
+                /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */
+                400: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Method Not Allowed: the path was called with a method it does not take; Allow names those it does. error: METHOD_NOT_ALLOWED (10050) */
+                405: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description the methods this path takes */
+                        Allow?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Timeout: the request did not arrive within API_HEADERS_TIMEOUT_MS / API_REQUEST_TIMEOUT_MS. error: REQUEST_TIMEOUT (10017) */
+                408: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Header Fields Too Large: the request headers are over 16 KiB. error: HEADERS_TOO_LARGE (10018) */
+                431: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal Server Error: an internal error (the service log has it, by request id). error: INTERNAL (10500) */
+                500: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Service Unavailable. error: NO_FREE_PORT (10093), SUPERVISOR_UNAVAILABLE (10101), REDIS_UNAVAILABLE (10103), NOT_READY (10104), AGENT_DOWN (10106), CLUSTER_UNAVAILABLE (10110) */
                 503: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -359,9 +551,11 @@ export interface paths {
                 };
             };
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -472,9 +666,11 @@ export interface paths {
                         };
                     };
                 };
-                /** @description Default Response */
+                /** @description Created */
                 201: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -588,6 +784,8 @@ export interface paths {
                 /** @description accepted: under way */
                 202: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -675,164 +873,175 @@ export interface paths {
                         };
                     };
                 };
-                /** @description error */
+                /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */
                 400: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Unauthorized. error: UNAUTHORIZED (10020) */
                 401: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Forbidden. error: FORBIDDEN (10030) */
                 403: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Not Found. error: NOT_FOUND (10040), AGENT_NOT_FOUND (10041), TOKEN_USER_NOT_FOUND (10042), REVISION_NOT_FOUND (10044), OPERATION_NOT_FOUND (10045), INCIDENT_NOT_FOUND (10046), NODE_NOT_FOUND (10047), TRACE_NOT_FOUND (10048) */
                 404: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Method Not Allowed: the path was called with a method it does not take; Allow names those it does. error: METHOD_NOT_ALLOWED (10050) */
+                405: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description the methods this path takes */
+                        Allow?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Timeout: the request did not arrive within API_HEADERS_TIMEOUT_MS / API_REQUEST_TIMEOUT_MS. error: REQUEST_TIMEOUT (10017) */
+                408: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116) */
                 409: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Payload Too Large: the body is over 1 MiB. error: BODY_TOO_LARGE (10060) */
+                413: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description URI Too Long: a path parameter is over 100 characters. error: URI_TOO_LONG (10015) */
+                414: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Misdirected Request: the Host is not one this API answers for (API_ALLOWED_HOSTS). error: MISDIRECTED_REQUEST (10016) */
+                421: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Unprocessable Entity. error: CONFIG_REJECTED (10012), SINK_UNAVAILABLE (10013), CONFIG_REVERTED (10014), IDEMPOTENCY_KEY_REUSED (10097) */
                 422: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Request Header Fields Too Large: the request headers are over 16 KiB. error: HEADERS_TOO_LARGE (10018) */
+                431: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal Server Error: an internal error (the service log has it, by request id). error: INTERNAL (10500) */
+                500: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Bad Gateway. error: AGENT_START_FAILED (10100), SUPERVISOR_FAULT (10102) */
                 502: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Service Unavailable. error: NO_FREE_PORT (10093), SUPERVISOR_UNAVAILABLE (10101), REDIS_UNAVAILABLE (10103), NOT_READY (10104), AGENT_DOWN (10106), CLUSTER_UNAVAILABLE (10110) */
                 503: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
             };
@@ -866,9 +1075,11 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1012,104 +1223,129 @@ export interface paths {
                         };
                     };
                 };
-                /** @description error */
+                /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */
                 400: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Unauthorized. error: UNAUTHORIZED (10020) */
                 401: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Forbidden. error: FORBIDDEN (10030) */
                 403: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Not Found. error: NOT_FOUND (10040), AGENT_NOT_FOUND (10041), TOKEN_USER_NOT_FOUND (10042), REVISION_NOT_FOUND (10044), OPERATION_NOT_FOUND (10045), INCIDENT_NOT_FOUND (10046), NODE_NOT_FOUND (10047), TRACE_NOT_FOUND (10048) */
                 404: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
-                503: {
+                /** @description Method Not Allowed: the path was called with a method it does not take; Allow names those it does. error: METHOD_NOT_ALLOWED (10050) */
+                405: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description the methods this path takes */
+                        Allow?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Timeout: the request did not arrive within API_HEADERS_TIMEOUT_MS / API_REQUEST_TIMEOUT_MS. error: REQUEST_TIMEOUT (10017) */
+                408: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description URI Too Long: a path parameter is over 100 characters. error: URI_TOO_LONG (10015) */
+                414: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Misdirected Request: the Host is not one this API answers for (API_ALLOWED_HOSTS). error: MISDIRECTED_REQUEST (10016) */
+                421: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Header Fields Too Large: the request headers are over 16 KiB. error: HEADERS_TOO_LARGE (10018) */
+                431: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal Server Error: an internal error (the service log has it, by request id). error: INTERNAL (10500) */
+                500: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Service Unavailable. error: NO_FREE_PORT (10093), SUPERVISOR_UNAVAILABLE (10101), REDIS_UNAVAILABLE (10103), NOT_READY (10104), AGENT_DOWN (10106), CLUSTER_UNAVAILABLE (10110) */
+                503: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
             };
@@ -1295,9 +1531,11 @@ export interface paths {
                 };
             };
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1461,9 +1699,11 @@ export interface paths {
                         };
                     };
                 };
-                /** @description Default Response */
+                /** @description Created */
                 201: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1630,6 +1870,8 @@ export interface paths {
                 /** @description accepted: under way */
                 202: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1717,204 +1959,197 @@ export interface paths {
                         };
                     };
                 };
-                /** @description error */
+                /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */
                 400: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Unauthorized. error: UNAUTHORIZED (10020) */
                 401: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Forbidden. error: FORBIDDEN (10030) */
                 403: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Not Found. error: NOT_FOUND (10040), AGENT_NOT_FOUND (10041), TOKEN_USER_NOT_FOUND (10042), REVISION_NOT_FOUND (10044), OPERATION_NOT_FOUND (10045), INCIDENT_NOT_FOUND (10046), NODE_NOT_FOUND (10047), TRACE_NOT_FOUND (10048) */
                 404: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Method Not Allowed: the path was called with a method it does not take; Allow names those it does. error: METHOD_NOT_ALLOWED (10050) */
+                405: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description the methods this path takes */
+                        Allow?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Timeout: the request did not arrive within API_HEADERS_TIMEOUT_MS / API_REQUEST_TIMEOUT_MS. error: REQUEST_TIMEOUT (10017) */
+                408: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116) */
                 409: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Precondition Failed. error: PRECONDITION_FAILED (10095) */
                 412: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Payload Too Large: the body is over 1 MiB. error: BODY_TOO_LARGE (10060) */
+                413: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description URI Too Long: a path parameter is over 100 characters. error: URI_TOO_LONG (10015) */
+                414: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Misdirected Request: the Host is not one this API answers for (API_ALLOWED_HOSTS). error: MISDIRECTED_REQUEST (10016) */
+                421: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Unprocessable Entity. error: CONFIG_REJECTED (10012), SINK_UNAVAILABLE (10013), CONFIG_REVERTED (10014), IDEMPOTENCY_KEY_REUSED (10097) */
                 422: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Precondition Required. error: PRECONDITION_REQUIRED (10096) */
                 428: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Request Header Fields Too Large: the request headers are over 16 KiB. error: HEADERS_TOO_LARGE (10018) */
+                431: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal Server Error: an internal error (the service log has it, by request id). error: INTERNAL (10500) */
+                500: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Bad Gateway. error: AGENT_START_FAILED (10100), SUPERVISOR_FAULT (10102) */
                 502: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Service Unavailable. error: NO_FREE_PORT (10093), SUPERVISOR_UNAVAILABLE (10101), REDIS_UNAVAILABLE (10103), NOT_READY (10104), AGENT_DOWN (10106), CLUSTER_UNAVAILABLE (10110) */
                 503: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
             };
@@ -1939,9 +2174,11 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1962,6 +2199,8 @@ export interface paths {
                 /** @description accepted: under way */
                 202: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2049,124 +2288,153 @@ export interface paths {
                         };
                     };
                 };
-                /** @description error */
+                /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */
                 400: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Unauthorized. error: UNAUTHORIZED (10020) */
                 401: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Forbidden. error: FORBIDDEN (10030) */
                 403: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Not Found. error: NOT_FOUND (10040), AGENT_NOT_FOUND (10041), TOKEN_USER_NOT_FOUND (10042), REVISION_NOT_FOUND (10044), OPERATION_NOT_FOUND (10045), INCIDENT_NOT_FOUND (10046), NODE_NOT_FOUND (10047), TRACE_NOT_FOUND (10048) */
                 404: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Method Not Allowed: the path was called with a method it does not take; Allow names those it does. error: METHOD_NOT_ALLOWED (10050) */
+                405: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description the methods this path takes */
+                        Allow?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Timeout: the request did not arrive within API_HEADERS_TIMEOUT_MS / API_REQUEST_TIMEOUT_MS. error: REQUEST_TIMEOUT (10017) */
+                408: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116) */
                 409: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
-                503: {
+                /** @description Payload Too Large: the body is over 1 MiB. error: BODY_TOO_LARGE (10060) */
+                413: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description URI Too Long: a path parameter is over 100 characters. error: URI_TOO_LONG (10015) */
+                414: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Misdirected Request: the Host is not one this API answers for (API_ALLOWED_HOSTS). error: MISDIRECTED_REQUEST (10016) */
+                421: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Header Fields Too Large: the request headers are over 16 KiB. error: HEADERS_TOO_LARGE (10018) */
+                431: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal Server Error: an internal error (the service log has it, by request id). error: INTERNAL (10500) */
+                500: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Service Unavailable. error: NO_FREE_PORT (10093), SUPERVISOR_UNAVAILABLE (10101), REDIS_UNAVAILABLE (10103), NOT_READY (10104), AGENT_DOWN (10106), CLUSTER_UNAVAILABLE (10110) */
+                503: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
             };
@@ -2201,9 +2469,11 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2317,6 +2587,8 @@ export interface paths {
                 /** @description accepted: under way */
                 202: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2404,144 +2676,164 @@ export interface paths {
                         };
                     };
                 };
-                /** @description error */
+                /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */
                 400: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Unauthorized. error: UNAUTHORIZED (10020) */
                 401: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Forbidden. error: FORBIDDEN (10030) */
                 403: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Not Found. error: NOT_FOUND (10040), AGENT_NOT_FOUND (10041), TOKEN_USER_NOT_FOUND (10042), REVISION_NOT_FOUND (10044), OPERATION_NOT_FOUND (10045), INCIDENT_NOT_FOUND (10046), NODE_NOT_FOUND (10047), TRACE_NOT_FOUND (10048) */
                 404: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Method Not Allowed: the path was called with a method it does not take; Allow names those it does. error: METHOD_NOT_ALLOWED (10050) */
+                405: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description the methods this path takes */
+                        Allow?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Timeout: the request did not arrive within API_HEADERS_TIMEOUT_MS / API_REQUEST_TIMEOUT_MS. error: REQUEST_TIMEOUT (10017) */
+                408: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116) */
                 409: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Payload Too Large: the body is over 1 MiB. error: BODY_TOO_LARGE (10060) */
+                413: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description URI Too Long: a path parameter is over 100 characters. error: URI_TOO_LONG (10015) */
+                414: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Misdirected Request: the Host is not one this API answers for (API_ALLOWED_HOSTS). error: MISDIRECTED_REQUEST (10016) */
+                421: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Header Fields Too Large: the request headers are over 16 KiB. error: HEADERS_TOO_LARGE (10018) */
+                431: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal Server Error: an internal error (the service log has it, by request id). error: INTERNAL (10500) */
+                500: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Bad Gateway. error: AGENT_START_FAILED (10100), SUPERVISOR_FAULT (10102) */
                 502: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Service Unavailable. error: NO_FREE_PORT (10093), SUPERVISOR_UNAVAILABLE (10101), REDIS_UNAVAILABLE (10103), NOT_READY (10104), AGENT_DOWN (10106), CLUSTER_UNAVAILABLE (10110) */
                 503: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
             };
@@ -2577,9 +2869,11 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2693,6 +2987,8 @@ export interface paths {
                 /** @description accepted: under way */
                 202: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2780,144 +3076,164 @@ export interface paths {
                         };
                     };
                 };
-                /** @description error */
+                /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */
                 400: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Unauthorized. error: UNAUTHORIZED (10020) */
                 401: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Forbidden. error: FORBIDDEN (10030) */
                 403: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Not Found. error: NOT_FOUND (10040), AGENT_NOT_FOUND (10041), TOKEN_USER_NOT_FOUND (10042), REVISION_NOT_FOUND (10044), OPERATION_NOT_FOUND (10045), INCIDENT_NOT_FOUND (10046), NODE_NOT_FOUND (10047), TRACE_NOT_FOUND (10048) */
                 404: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Method Not Allowed: the path was called with a method it does not take; Allow names those it does. error: METHOD_NOT_ALLOWED (10050) */
+                405: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description the methods this path takes */
+                        Allow?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Timeout: the request did not arrive within API_HEADERS_TIMEOUT_MS / API_REQUEST_TIMEOUT_MS. error: REQUEST_TIMEOUT (10017) */
+                408: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116) */
                 409: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Payload Too Large: the body is over 1 MiB. error: BODY_TOO_LARGE (10060) */
+                413: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description URI Too Long: a path parameter is over 100 characters. error: URI_TOO_LONG (10015) */
+                414: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Misdirected Request: the Host is not one this API answers for (API_ALLOWED_HOSTS). error: MISDIRECTED_REQUEST (10016) */
+                421: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Header Fields Too Large: the request headers are over 16 KiB. error: HEADERS_TOO_LARGE (10018) */
+                431: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal Server Error: an internal error (the service log has it, by request id). error: INTERNAL (10500) */
+                500: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Bad Gateway. error: AGENT_START_FAILED (10100), SUPERVISOR_FAULT (10102) */
                 502: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Service Unavailable. error: NO_FREE_PORT (10093), SUPERVISOR_UNAVAILABLE (10101), REDIS_UNAVAILABLE (10103), NOT_READY (10104), AGENT_DOWN (10106), CLUSTER_UNAVAILABLE (10110) */
                 503: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
             };
@@ -2953,9 +3269,11 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -3069,6 +3387,8 @@ export interface paths {
                 /** @description accepted: under way */
                 202: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -3156,144 +3476,164 @@ export interface paths {
                         };
                     };
                 };
-                /** @description error */
+                /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */
                 400: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Unauthorized. error: UNAUTHORIZED (10020) */
                 401: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Forbidden. error: FORBIDDEN (10030) */
                 403: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Not Found. error: NOT_FOUND (10040), AGENT_NOT_FOUND (10041), TOKEN_USER_NOT_FOUND (10042), REVISION_NOT_FOUND (10044), OPERATION_NOT_FOUND (10045), INCIDENT_NOT_FOUND (10046), NODE_NOT_FOUND (10047), TRACE_NOT_FOUND (10048) */
                 404: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Method Not Allowed: the path was called with a method it does not take; Allow names those it does. error: METHOD_NOT_ALLOWED (10050) */
+                405: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description the methods this path takes */
+                        Allow?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Timeout: the request did not arrive within API_HEADERS_TIMEOUT_MS / API_REQUEST_TIMEOUT_MS. error: REQUEST_TIMEOUT (10017) */
+                408: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116) */
                 409: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Payload Too Large: the body is over 1 MiB. error: BODY_TOO_LARGE (10060) */
+                413: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description URI Too Long: a path parameter is over 100 characters. error: URI_TOO_LONG (10015) */
+                414: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Misdirected Request: the Host is not one this API answers for (API_ALLOWED_HOSTS). error: MISDIRECTED_REQUEST (10016) */
+                421: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Header Fields Too Large: the request headers are over 16 KiB. error: HEADERS_TOO_LARGE (10018) */
+                431: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal Server Error: an internal error (the service log has it, by request id). error: INTERNAL (10500) */
+                500: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Bad Gateway. error: AGENT_START_FAILED (10100), SUPERVISOR_FAULT (10102) */
                 502: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Service Unavailable. error: NO_FREE_PORT (10093), SUPERVISOR_UNAVAILABLE (10101), REDIS_UNAVAILABLE (10103), NOT_READY (10104), AGENT_DOWN (10106), CLUSTER_UNAVAILABLE (10110) */
                 503: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
             };
@@ -3329,9 +3669,11 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -3445,6 +3787,8 @@ export interface paths {
                 /** @description accepted: under way */
                 202: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -3532,144 +3876,164 @@ export interface paths {
                         };
                     };
                 };
-                /** @description error */
+                /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */
                 400: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Unauthorized. error: UNAUTHORIZED (10020) */
                 401: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Forbidden. error: FORBIDDEN (10030) */
                 403: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Not Found. error: NOT_FOUND (10040), AGENT_NOT_FOUND (10041), TOKEN_USER_NOT_FOUND (10042), REVISION_NOT_FOUND (10044), OPERATION_NOT_FOUND (10045), INCIDENT_NOT_FOUND (10046), NODE_NOT_FOUND (10047), TRACE_NOT_FOUND (10048) */
                 404: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Method Not Allowed: the path was called with a method it does not take; Allow names those it does. error: METHOD_NOT_ALLOWED (10050) */
+                405: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description the methods this path takes */
+                        Allow?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Timeout: the request did not arrive within API_HEADERS_TIMEOUT_MS / API_REQUEST_TIMEOUT_MS. error: REQUEST_TIMEOUT (10017) */
+                408: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116) */
                 409: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Payload Too Large: the body is over 1 MiB. error: BODY_TOO_LARGE (10060) */
+                413: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description URI Too Long: a path parameter is over 100 characters. error: URI_TOO_LONG (10015) */
+                414: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Misdirected Request: the Host is not one this API answers for (API_ALLOWED_HOSTS). error: MISDIRECTED_REQUEST (10016) */
+                421: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Header Fields Too Large: the request headers are over 16 KiB. error: HEADERS_TOO_LARGE (10018) */
+                431: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal Server Error: an internal error (the service log has it, by request id). error: INTERNAL (10500) */
+                500: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Bad Gateway. error: AGENT_START_FAILED (10100), SUPERVISOR_FAULT (10102) */
                 502: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Service Unavailable. error: NO_FREE_PORT (10093), SUPERVISOR_UNAVAILABLE (10101), REDIS_UNAVAILABLE (10103), NOT_READY (10104), AGENT_DOWN (10106), CLUSTER_UNAVAILABLE (10110) */
                 503: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
             };
@@ -3705,9 +4069,11 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -3821,6 +4187,8 @@ export interface paths {
                 /** @description accepted: under way */
                 202: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -3908,144 +4276,164 @@ export interface paths {
                         };
                     };
                 };
-                /** @description error */
+                /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */
                 400: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Unauthorized. error: UNAUTHORIZED (10020) */
                 401: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Forbidden. error: FORBIDDEN (10030) */
                 403: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Not Found. error: NOT_FOUND (10040), AGENT_NOT_FOUND (10041), TOKEN_USER_NOT_FOUND (10042), REVISION_NOT_FOUND (10044), OPERATION_NOT_FOUND (10045), INCIDENT_NOT_FOUND (10046), NODE_NOT_FOUND (10047), TRACE_NOT_FOUND (10048) */
                 404: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Method Not Allowed: the path was called with a method it does not take; Allow names those it does. error: METHOD_NOT_ALLOWED (10050) */
+                405: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description the methods this path takes */
+                        Allow?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Timeout: the request did not arrive within API_HEADERS_TIMEOUT_MS / API_REQUEST_TIMEOUT_MS. error: REQUEST_TIMEOUT (10017) */
+                408: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116) */
                 409: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Payload Too Large: the body is over 1 MiB. error: BODY_TOO_LARGE (10060) */
+                413: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description URI Too Long: a path parameter is over 100 characters. error: URI_TOO_LONG (10015) */
+                414: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Misdirected Request: the Host is not one this API answers for (API_ALLOWED_HOSTS). error: MISDIRECTED_REQUEST (10016) */
+                421: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Header Fields Too Large: the request headers are over 16 KiB. error: HEADERS_TOO_LARGE (10018) */
+                431: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal Server Error: an internal error (the service log has it, by request id). error: INTERNAL (10500) */
+                500: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Bad Gateway. error: AGENT_START_FAILED (10100), SUPERVISOR_FAULT (10102) */
                 502: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Service Unavailable. error: NO_FREE_PORT (10093), SUPERVISOR_UNAVAILABLE (10101), REDIS_UNAVAILABLE (10103), NOT_READY (10104), AGENT_DOWN (10106), CLUSTER_UNAVAILABLE (10110) */
                 503: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
             };
@@ -4082,9 +4470,11 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -4195,104 +4585,129 @@ export interface paths {
                         };
                     };
                 };
-                /** @description error */
+                /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */
                 400: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Unauthorized. error: UNAUTHORIZED (10020) */
                 401: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Forbidden. error: FORBIDDEN (10030) */
                 403: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Not Found. error: NOT_FOUND (10040), AGENT_NOT_FOUND (10041), TOKEN_USER_NOT_FOUND (10042), REVISION_NOT_FOUND (10044), OPERATION_NOT_FOUND (10045), INCIDENT_NOT_FOUND (10046), NODE_NOT_FOUND (10047), TRACE_NOT_FOUND (10048) */
                 404: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
-                503: {
+                /** @description Method Not Allowed: the path was called with a method it does not take; Allow names those it does. error: METHOD_NOT_ALLOWED (10050) */
+                405: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description the methods this path takes */
+                        Allow?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Timeout: the request did not arrive within API_HEADERS_TIMEOUT_MS / API_REQUEST_TIMEOUT_MS. error: REQUEST_TIMEOUT (10017) */
+                408: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description URI Too Long: a path parameter is over 100 characters. error: URI_TOO_LONG (10015) */
+                414: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Misdirected Request: the Host is not one this API answers for (API_ALLOWED_HOSTS). error: MISDIRECTED_REQUEST (10016) */
+                421: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Header Fields Too Large: the request headers are over 16 KiB. error: HEADERS_TOO_LARGE (10018) */
+                431: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal Server Error: an internal error (the service log has it, by request id). error: INTERNAL (10500) */
+                500: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Service Unavailable. error: NO_FREE_PORT (10093), SUPERVISOR_UNAVAILABLE (10101), REDIS_UNAVAILABLE (10103), NOT_READY (10104), AGENT_DOWN (10106), CLUSTER_UNAVAILABLE (10110) */
+                503: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
             };
@@ -4342,9 +4757,11 @@ export interface paths {
                 };
             };
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -4478,6 +4895,8 @@ export interface paths {
                 /** @description accepted: under way */
                 202: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -4565,144 +4984,164 @@ export interface paths {
                         };
                     };
                 };
-                /** @description error */
+                /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */
                 400: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Unauthorized. error: UNAUTHORIZED (10020) */
                 401: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Forbidden. error: FORBIDDEN (10030) */
                 403: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Not Found. error: NOT_FOUND (10040), AGENT_NOT_FOUND (10041), TOKEN_USER_NOT_FOUND (10042), REVISION_NOT_FOUND (10044), OPERATION_NOT_FOUND (10045), INCIDENT_NOT_FOUND (10046), NODE_NOT_FOUND (10047), TRACE_NOT_FOUND (10048) */
                 404: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Method Not Allowed: the path was called with a method it does not take; Allow names those it does. error: METHOD_NOT_ALLOWED (10050) */
+                405: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description the methods this path takes */
+                        Allow?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Timeout: the request did not arrive within API_HEADERS_TIMEOUT_MS / API_REQUEST_TIMEOUT_MS. error: REQUEST_TIMEOUT (10017) */
+                408: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116) */
                 409: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Payload Too Large: the body is over 1 MiB. error: BODY_TOO_LARGE (10060) */
+                413: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description URI Too Long: a path parameter is over 100 characters. error: URI_TOO_LONG (10015) */
+                414: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Misdirected Request: the Host is not one this API answers for (API_ALLOWED_HOSTS). error: MISDIRECTED_REQUEST (10016) */
+                421: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Header Fields Too Large: the request headers are over 16 KiB. error: HEADERS_TOO_LARGE (10018) */
+                431: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal Server Error: an internal error (the service log has it, by request id). error: INTERNAL (10500) */
+                500: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Bad Gateway. error: AGENT_START_FAILED (10100), SUPERVISOR_FAULT (10102) */
                 502: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Service Unavailable. error: NO_FREE_PORT (10093), SUPERVISOR_UNAVAILABLE (10101), REDIS_UNAVAILABLE (10103), NOT_READY (10104), AGENT_DOWN (10106), CLUSTER_UNAVAILABLE (10110) */
                 503: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
             };
@@ -4737,9 +5176,11 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -4822,93 +5263,118 @@ export interface paths {
                         };
                     };
                 };
-                /** @description unchanged */
+                /** @description Not Modified: the ETag in If-None-Match is current; no body */
                 304: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description the current entity-tag */
+                        ETag?: string;
                         [name: string]: unknown;
                     };
-                    content: {
-                        "application/json": null;
-                    };
+                    content?: never;
                 };
-                /** @description error */
+                /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */
                 400: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Unauthorized. error: UNAUTHORIZED (10020) */
                 401: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Forbidden. error: FORBIDDEN (10030) */
                 403: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
-                503: {
+                /** @description Method Not Allowed: the path was called with a method it does not take; Allow names those it does. error: METHOD_NOT_ALLOWED (10050) */
+                405: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description the methods this path takes */
+                        Allow?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Timeout: the request did not arrive within API_HEADERS_TIMEOUT_MS / API_REQUEST_TIMEOUT_MS. error: REQUEST_TIMEOUT (10017) */
+                408: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Misdirected Request: the Host is not one this API answers for (API_ALLOWED_HOSTS). error: MISDIRECTED_REQUEST (10016) */
+                421: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Header Fields Too Large: the request headers are over 16 KiB. error: HEADERS_TOO_LARGE (10018) */
+                431: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal Server Error: an internal error (the service log has it, by request id). error: INTERNAL (10500) */
+                500: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Service Unavailable. error: NO_FREE_PORT (10093), SUPERVISOR_UNAVAILABLE (10101), REDIS_UNAVAILABLE (10103), NOT_READY (10104), AGENT_DOWN (10106), CLUSTER_UNAVAILABLE (10110) */
+                503: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
             };
@@ -4943,9 +5409,11 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -4966,64 +5434,118 @@ export interface paths {
                         };
                     };
                 };
-                /** @description error */
+                /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */
+                400: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Unauthorized. error: UNAUTHORIZED (10020) */
                 401: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Forbidden. error: FORBIDDEN (10030) */
                 403: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
-                503: {
+                /** @description Method Not Allowed: the path was called with a method it does not take; Allow names those it does. error: METHOD_NOT_ALLOWED (10050) */
+                405: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description the methods this path takes */
+                        Allow?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Timeout: the request did not arrive within API_HEADERS_TIMEOUT_MS / API_REQUEST_TIMEOUT_MS. error: REQUEST_TIMEOUT (10017) */
+                408: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Payload Too Large: the body is over 1 MiB. error: BODY_TOO_LARGE (10060) */
+                413: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Misdirected Request: the Host is not one this API answers for (API_ALLOWED_HOSTS). error: MISDIRECTED_REQUEST (10016) */
+                421: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Header Fields Too Large: the request headers are over 16 KiB. error: HEADERS_TOO_LARGE (10018) */
+                431: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal Server Error: an internal error (the service log has it, by request id). error: INTERNAL (10500) */
+                500: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Service Unavailable. error: NO_FREE_PORT (10093), SUPERVISOR_UNAVAILABLE (10101), REDIS_UNAVAILABLE (10103), NOT_READY (10104), AGENT_DOWN (10106), CLUSTER_UNAVAILABLE (10110) */
+                503: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
             };
@@ -5057,9 +5579,11 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -5106,104 +5630,129 @@ export interface paths {
                         };
                     };
                 };
-                /** @description error */
+                /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */
                 400: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Unauthorized. error: UNAUTHORIZED (10020) */
                 401: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Forbidden. error: FORBIDDEN (10030) */
                 403: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Not Found. error: NOT_FOUND (10040), AGENT_NOT_FOUND (10041), TOKEN_USER_NOT_FOUND (10042), REVISION_NOT_FOUND (10044), OPERATION_NOT_FOUND (10045), INCIDENT_NOT_FOUND (10046), NODE_NOT_FOUND (10047), TRACE_NOT_FOUND (10048) */
                 404: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
-                503: {
+                /** @description Method Not Allowed: the path was called with a method it does not take; Allow names those it does. error: METHOD_NOT_ALLOWED (10050) */
+                405: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description the methods this path takes */
+                        Allow?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Timeout: the request did not arrive within API_HEADERS_TIMEOUT_MS / API_REQUEST_TIMEOUT_MS. error: REQUEST_TIMEOUT (10017) */
+                408: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description URI Too Long: a path parameter is over 100 characters. error: URI_TOO_LONG (10015) */
+                414: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Misdirected Request: the Host is not one this API answers for (API_ALLOWED_HOSTS). error: MISDIRECTED_REQUEST (10016) */
+                421: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Header Fields Too Large: the request headers are over 16 KiB. error: HEADERS_TOO_LARGE (10018) */
+                431: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal Server Error: an internal error (the service log has it, by request id). error: INTERNAL (10500) */
+                500: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Service Unavailable. error: NO_FREE_PORT (10093), SUPERVISOR_UNAVAILABLE (10101), REDIS_UNAVAILABLE (10103), NOT_READY (10104), AGENT_DOWN (10106), CLUSTER_UNAVAILABLE (10110) */
+                503: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
             };
@@ -5392,9 +5941,11 @@ export interface paths {
                 };
             };
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -5451,6 +6002,8 @@ export interface paths {
                 /** @description accepted: under way */
                 202: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -5538,204 +6091,197 @@ export interface paths {
                         };
                     };
                 };
-                /** @description error */
+                /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */
                 400: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Unauthorized. error: UNAUTHORIZED (10020) */
                 401: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Forbidden. error: FORBIDDEN (10030) */
                 403: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Not Found. error: NOT_FOUND (10040), AGENT_NOT_FOUND (10041), TOKEN_USER_NOT_FOUND (10042), REVISION_NOT_FOUND (10044), OPERATION_NOT_FOUND (10045), INCIDENT_NOT_FOUND (10046), NODE_NOT_FOUND (10047), TRACE_NOT_FOUND (10048) */
                 404: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Method Not Allowed: the path was called with a method it does not take; Allow names those it does. error: METHOD_NOT_ALLOWED (10050) */
+                405: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description the methods this path takes */
+                        Allow?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Timeout: the request did not arrive within API_HEADERS_TIMEOUT_MS / API_REQUEST_TIMEOUT_MS. error: REQUEST_TIMEOUT (10017) */
+                408: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116) */
                 409: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Precondition Failed. error: PRECONDITION_FAILED (10095) */
                 412: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Payload Too Large: the body is over 1 MiB. error: BODY_TOO_LARGE (10060) */
+                413: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description URI Too Long: a path parameter is over 100 characters. error: URI_TOO_LONG (10015) */
+                414: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Misdirected Request: the Host is not one this API answers for (API_ALLOWED_HOSTS). error: MISDIRECTED_REQUEST (10016) */
+                421: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Unprocessable Entity. error: CONFIG_REJECTED (10012), SINK_UNAVAILABLE (10013), CONFIG_REVERTED (10014), IDEMPOTENCY_KEY_REUSED (10097) */
                 422: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Precondition Required. error: PRECONDITION_REQUIRED (10096) */
                 428: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Request Header Fields Too Large: the request headers are over 16 KiB. error: HEADERS_TOO_LARGE (10018) */
+                431: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal Server Error: an internal error (the service log has it, by request id). error: INTERNAL (10500) */
+                500: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Bad Gateway. error: AGENT_START_FAILED (10100), SUPERVISOR_FAULT (10102) */
                 502: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Service Unavailable. error: NO_FREE_PORT (10093), SUPERVISOR_UNAVAILABLE (10101), REDIS_UNAVAILABLE (10103), NOT_READY (10104), AGENT_DOWN (10106), CLUSTER_UNAVAILABLE (10110) */
                 503: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
             };
@@ -5782,9 +6328,11 @@ export interface paths {
                 };
             };
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -5841,6 +6389,8 @@ export interface paths {
                 /** @description accepted: under way */
                 202: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -5928,204 +6478,197 @@ export interface paths {
                         };
                     };
                 };
-                /** @description error */
+                /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */
                 400: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Unauthorized. error: UNAUTHORIZED (10020) */
                 401: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Forbidden. error: FORBIDDEN (10030) */
                 403: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Not Found. error: NOT_FOUND (10040), AGENT_NOT_FOUND (10041), TOKEN_USER_NOT_FOUND (10042), REVISION_NOT_FOUND (10044), OPERATION_NOT_FOUND (10045), INCIDENT_NOT_FOUND (10046), NODE_NOT_FOUND (10047), TRACE_NOT_FOUND (10048) */
                 404: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Method Not Allowed: the path was called with a method it does not take; Allow names those it does. error: METHOD_NOT_ALLOWED (10050) */
+                405: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description the methods this path takes */
+                        Allow?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Timeout: the request did not arrive within API_HEADERS_TIMEOUT_MS / API_REQUEST_TIMEOUT_MS. error: REQUEST_TIMEOUT (10017) */
+                408: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116) */
                 409: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Precondition Failed. error: PRECONDITION_FAILED (10095) */
                 412: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Payload Too Large: the body is over 1 MiB. error: BODY_TOO_LARGE (10060) */
+                413: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description URI Too Long: a path parameter is over 100 characters. error: URI_TOO_LONG (10015) */
+                414: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Misdirected Request: the Host is not one this API answers for (API_ALLOWED_HOSTS). error: MISDIRECTED_REQUEST (10016) */
+                421: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Unprocessable Entity. error: CONFIG_REJECTED (10012), SINK_UNAVAILABLE (10013), CONFIG_REVERTED (10014), IDEMPOTENCY_KEY_REUSED (10097) */
                 422: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Precondition Required. error: PRECONDITION_REQUIRED (10096) */
                 428: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Request Header Fields Too Large: the request headers are over 16 KiB. error: HEADERS_TOO_LARGE (10018) */
+                431: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal Server Error: an internal error (the service log has it, by request id). error: INTERNAL (10500) */
+                500: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Bad Gateway. error: AGENT_START_FAILED (10100), SUPERVISOR_FAULT (10102) */
                 502: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Service Unavailable. error: NO_FREE_PORT (10093), SUPERVISOR_UNAVAILABLE (10101), REDIS_UNAVAILABLE (10103), NOT_READY (10104), AGENT_DOWN (10106), CLUSTER_UNAVAILABLE (10110) */
                 503: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
             };
@@ -6155,9 +6698,11 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -6207,84 +6752,116 @@ export interface paths {
                         };
                     };
                 };
-                /** @description error */
+                /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */
                 400: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Unauthorized. error: UNAUTHORIZED (10020) */
                 401: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Forbidden. error: FORBIDDEN (10030) */
                 403: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Not Found. error: NOT_FOUND (10040), AGENT_NOT_FOUND (10041), TOKEN_USER_NOT_FOUND (10042), REVISION_NOT_FOUND (10044), OPERATION_NOT_FOUND (10045), INCIDENT_NOT_FOUND (10046), NODE_NOT_FOUND (10047), TRACE_NOT_FOUND (10048) */
                 404: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Method Not Allowed: the path was called with a method it does not take; Allow names those it does. error: METHOD_NOT_ALLOWED (10050) */
+                405: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description the methods this path takes */
+                        Allow?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Timeout: the request did not arrive within API_HEADERS_TIMEOUT_MS / API_REQUEST_TIMEOUT_MS. error: REQUEST_TIMEOUT (10017) */
+                408: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description URI Too Long: a path parameter is over 100 characters. error: URI_TOO_LONG (10015) */
+                414: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Misdirected Request: the Host is not one this API answers for (API_ALLOWED_HOSTS). error: MISDIRECTED_REQUEST (10016) */
+                421: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Header Fields Too Large: the request headers are over 16 KiB. error: HEADERS_TOO_LARGE (10018) */
+                431: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal Server Error: an internal error (the service log has it, by request id). error: INTERNAL (10500) */
+                500: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
             };
@@ -6328,9 +6905,11 @@ export interface paths {
                 };
             };
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -6387,6 +6966,8 @@ export interface paths {
                 /** @description accepted: under way */
                 202: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -6474,204 +7055,197 @@ export interface paths {
                         };
                     };
                 };
-                /** @description error */
+                /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */
                 400: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Unauthorized. error: UNAUTHORIZED (10020) */
                 401: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Forbidden. error: FORBIDDEN (10030) */
                 403: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Not Found. error: NOT_FOUND (10040), AGENT_NOT_FOUND (10041), TOKEN_USER_NOT_FOUND (10042), REVISION_NOT_FOUND (10044), OPERATION_NOT_FOUND (10045), INCIDENT_NOT_FOUND (10046), NODE_NOT_FOUND (10047), TRACE_NOT_FOUND (10048) */
                 404: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Method Not Allowed: the path was called with a method it does not take; Allow names those it does. error: METHOD_NOT_ALLOWED (10050) */
+                405: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description the methods this path takes */
+                        Allow?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Timeout: the request did not arrive within API_HEADERS_TIMEOUT_MS / API_REQUEST_TIMEOUT_MS. error: REQUEST_TIMEOUT (10017) */
+                408: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116) */
                 409: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Precondition Failed. error: PRECONDITION_FAILED (10095) */
                 412: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Payload Too Large: the body is over 1 MiB. error: BODY_TOO_LARGE (10060) */
+                413: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description URI Too Long: a path parameter is over 100 characters. error: URI_TOO_LONG (10015) */
+                414: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Misdirected Request: the Host is not one this API answers for (API_ALLOWED_HOSTS). error: MISDIRECTED_REQUEST (10016) */
+                421: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Unprocessable Entity. error: CONFIG_REJECTED (10012), SINK_UNAVAILABLE (10013), CONFIG_REVERTED (10014), IDEMPOTENCY_KEY_REUSED (10097) */
                 422: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Precondition Required. error: PRECONDITION_REQUIRED (10096) */
                 428: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Request Header Fields Too Large: the request headers are over 16 KiB. error: HEADERS_TOO_LARGE (10018) */
+                431: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal Server Error: an internal error (the service log has it, by request id). error: INTERNAL (10500) */
+                500: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Bad Gateway. error: AGENT_START_FAILED (10100), SUPERVISOR_FAULT (10102) */
                 502: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Service Unavailable. error: NO_FREE_PORT (10093), SUPERVISOR_UNAVAILABLE (10101), REDIS_UNAVAILABLE (10103), NOT_READY (10104), AGENT_DOWN (10106), CLUSTER_UNAVAILABLE (10110) */
                 503: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
             };
@@ -6723,9 +7297,11 @@ export interface paths {
                 };
             };
             responses: {
-                /** @description Default Response */
+                /** @description Accepted */
                 202: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -6801,124 +7377,142 @@ export interface paths {
                         };
                     };
                 };
-                /** @description error */
+                /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */
                 400: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Unauthorized. error: UNAUTHORIZED (10020) */
                 401: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Forbidden. error: FORBIDDEN (10030) */
                 403: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Method Not Allowed: the path was called with a method it does not take; Allow names those it does. error: METHOD_NOT_ALLOWED (10050) */
+                405: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description the methods this path takes */
+                        Allow?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Timeout: the request did not arrive within API_HEADERS_TIMEOUT_MS / API_REQUEST_TIMEOUT_MS. error: REQUEST_TIMEOUT (10017) */
+                408: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116) */
                 409: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Payload Too Large: the body is over 1 MiB. error: BODY_TOO_LARGE (10060) */
+                413: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Misdirected Request: the Host is not one this API answers for (API_ALLOWED_HOSTS). error: MISDIRECTED_REQUEST (10016) */
+                421: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Unprocessable Entity. error: CONFIG_REJECTED (10012), SINK_UNAVAILABLE (10013), CONFIG_REVERTED (10014), IDEMPOTENCY_KEY_REUSED (10097) */
                 422: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
-                503: {
+                /** @description Request Header Fields Too Large: the request headers are over 16 KiB. error: HEADERS_TOO_LARGE (10018) */
+                431: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal Server Error: an internal error (the service log has it, by request id). error: INTERNAL (10500) */
+                500: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Service Unavailable. error: NO_FREE_PORT (10093), SUPERVISOR_UNAVAILABLE (10101), REDIS_UNAVAILABLE (10103), NOT_READY (10104), AGENT_DOWN (10106), CLUSTER_UNAVAILABLE (10110) */
+                503: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
             };
@@ -6970,9 +7564,11 @@ export interface paths {
                 };
             };
             responses: {
-                /** @description Default Response */
+                /** @description Accepted */
                 202: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -7048,124 +7644,142 @@ export interface paths {
                         };
                     };
                 };
-                /** @description error */
+                /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */
                 400: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Unauthorized. error: UNAUTHORIZED (10020) */
                 401: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Forbidden. error: FORBIDDEN (10030) */
                 403: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Method Not Allowed: the path was called with a method it does not take; Allow names those it does. error: METHOD_NOT_ALLOWED (10050) */
+                405: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description the methods this path takes */
+                        Allow?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Timeout: the request did not arrive within API_HEADERS_TIMEOUT_MS / API_REQUEST_TIMEOUT_MS. error: REQUEST_TIMEOUT (10017) */
+                408: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116) */
                 409: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Payload Too Large: the body is over 1 MiB. error: BODY_TOO_LARGE (10060) */
+                413: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Misdirected Request: the Host is not one this API answers for (API_ALLOWED_HOSTS). error: MISDIRECTED_REQUEST (10016) */
+                421: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Unprocessable Entity. error: CONFIG_REJECTED (10012), SINK_UNAVAILABLE (10013), CONFIG_REVERTED (10014), IDEMPOTENCY_KEY_REUSED (10097) */
                 422: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
-                503: {
+                /** @description Request Header Fields Too Large: the request headers are over 16 KiB. error: HEADERS_TOO_LARGE (10018) */
+                431: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal Server Error: an internal error (the service log has it, by request id). error: INTERNAL (10500) */
+                500: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Service Unavailable. error: NO_FREE_PORT (10093), SUPERVISOR_UNAVAILABLE (10101), REDIS_UNAVAILABLE (10103), NOT_READY (10104), AGENT_DOWN (10106), CLUSTER_UNAVAILABLE (10110) */
+                503: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
             };
@@ -7217,9 +7831,11 @@ export interface paths {
                 };
             };
             responses: {
-                /** @description Default Response */
+                /** @description Accepted */
                 202: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -7295,124 +7911,142 @@ export interface paths {
                         };
                     };
                 };
-                /** @description error */
+                /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */
                 400: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Unauthorized. error: UNAUTHORIZED (10020) */
                 401: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Forbidden. error: FORBIDDEN (10030) */
                 403: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Method Not Allowed: the path was called with a method it does not take; Allow names those it does. error: METHOD_NOT_ALLOWED (10050) */
+                405: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description the methods this path takes */
+                        Allow?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Timeout: the request did not arrive within API_HEADERS_TIMEOUT_MS / API_REQUEST_TIMEOUT_MS. error: REQUEST_TIMEOUT (10017) */
+                408: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116) */
                 409: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Payload Too Large: the body is over 1 MiB. error: BODY_TOO_LARGE (10060) */
+                413: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Misdirected Request: the Host is not one this API answers for (API_ALLOWED_HOSTS). error: MISDIRECTED_REQUEST (10016) */
+                421: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Unprocessable Entity. error: CONFIG_REJECTED (10012), SINK_UNAVAILABLE (10013), CONFIG_REVERTED (10014), IDEMPOTENCY_KEY_REUSED (10097) */
                 422: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
-                503: {
+                /** @description Request Header Fields Too Large: the request headers are over 16 KiB. error: HEADERS_TOO_LARGE (10018) */
+                431: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal Server Error: an internal error (the service log has it, by request id). error: INTERNAL (10500) */
+                500: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Service Unavailable. error: NO_FREE_PORT (10093), SUPERVISOR_UNAVAILABLE (10101), REDIS_UNAVAILABLE (10103), NOT_READY (10104), AGENT_DOWN (10106), CLUSTER_UNAVAILABLE (10110) */
+                503: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
             };
@@ -7464,9 +8098,11 @@ export interface paths {
                 };
             };
             responses: {
-                /** @description Default Response */
+                /** @description Accepted */
                 202: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -7542,124 +8178,142 @@ export interface paths {
                         };
                     };
                 };
-                /** @description error */
+                /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */
                 400: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Unauthorized. error: UNAUTHORIZED (10020) */
                 401: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Forbidden. error: FORBIDDEN (10030) */
                 403: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Method Not Allowed: the path was called with a method it does not take; Allow names those it does. error: METHOD_NOT_ALLOWED (10050) */
+                405: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description the methods this path takes */
+                        Allow?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Timeout: the request did not arrive within API_HEADERS_TIMEOUT_MS / API_REQUEST_TIMEOUT_MS. error: REQUEST_TIMEOUT (10017) */
+                408: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116) */
                 409: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Payload Too Large: the body is over 1 MiB. error: BODY_TOO_LARGE (10060) */
+                413: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Misdirected Request: the Host is not one this API answers for (API_ALLOWED_HOSTS). error: MISDIRECTED_REQUEST (10016) */
+                421: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Unprocessable Entity. error: CONFIG_REJECTED (10012), SINK_UNAVAILABLE (10013), CONFIG_REVERTED (10014), IDEMPOTENCY_KEY_REUSED (10097) */
                 422: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
-                503: {
+                /** @description Request Header Fields Too Large: the request headers are over 16 KiB. error: HEADERS_TOO_LARGE (10018) */
+                431: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal Server Error: an internal error (the service log has it, by request id). error: INTERNAL (10500) */
+                500: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Service Unavailable. error: NO_FREE_PORT (10093), SUPERVISOR_UNAVAILABLE (10101), REDIS_UNAVAILABLE (10103), NOT_READY (10104), AGENT_DOWN (10106), CLUSTER_UNAVAILABLE (10110) */
+                503: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
             };
@@ -7711,9 +8365,11 @@ export interface paths {
                 };
             };
             responses: {
-                /** @description Default Response */
+                /** @description Accepted */
                 202: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -7789,124 +8445,142 @@ export interface paths {
                         };
                     };
                 };
-                /** @description error */
+                /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */
                 400: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Unauthorized. error: UNAUTHORIZED (10020) */
                 401: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Forbidden. error: FORBIDDEN (10030) */
                 403: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Method Not Allowed: the path was called with a method it does not take; Allow names those it does. error: METHOD_NOT_ALLOWED (10050) */
+                405: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description the methods this path takes */
+                        Allow?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Timeout: the request did not arrive within API_HEADERS_TIMEOUT_MS / API_REQUEST_TIMEOUT_MS. error: REQUEST_TIMEOUT (10017) */
+                408: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116) */
                 409: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Payload Too Large: the body is over 1 MiB. error: BODY_TOO_LARGE (10060) */
+                413: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Misdirected Request: the Host is not one this API answers for (API_ALLOWED_HOSTS). error: MISDIRECTED_REQUEST (10016) */
+                421: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Unprocessable Entity. error: CONFIG_REJECTED (10012), SINK_UNAVAILABLE (10013), CONFIG_REVERTED (10014), IDEMPOTENCY_KEY_REUSED (10097) */
                 422: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
-                503: {
+                /** @description Request Header Fields Too Large: the request headers are over 16 KiB. error: HEADERS_TOO_LARGE (10018) */
+                431: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal Server Error: an internal error (the service log has it, by request id). error: INTERNAL (10500) */
+                500: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Service Unavailable. error: NO_FREE_PORT (10093), SUPERVISOR_UNAVAILABLE (10101), REDIS_UNAVAILABLE (10103), NOT_READY (10104), AGENT_DOWN (10106), CLUSTER_UNAVAILABLE (10110) */
+                503: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
             };
@@ -7958,9 +8632,11 @@ export interface paths {
                 };
             };
             responses: {
-                /** @description Default Response */
+                /** @description Accepted */
                 202: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -8036,124 +8712,142 @@ export interface paths {
                         };
                     };
                 };
-                /** @description error */
+                /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */
                 400: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Unauthorized. error: UNAUTHORIZED (10020) */
                 401: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Forbidden. error: FORBIDDEN (10030) */
                 403: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Method Not Allowed: the path was called with a method it does not take; Allow names those it does. error: METHOD_NOT_ALLOWED (10050) */
+                405: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description the methods this path takes */
+                        Allow?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Timeout: the request did not arrive within API_HEADERS_TIMEOUT_MS / API_REQUEST_TIMEOUT_MS. error: REQUEST_TIMEOUT (10017) */
+                408: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116) */
                 409: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Payload Too Large: the body is over 1 MiB. error: BODY_TOO_LARGE (10060) */
+                413: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Misdirected Request: the Host is not one this API answers for (API_ALLOWED_HOSTS). error: MISDIRECTED_REQUEST (10016) */
+                421: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Unprocessable Entity. error: CONFIG_REJECTED (10012), SINK_UNAVAILABLE (10013), CONFIG_REVERTED (10014), IDEMPOTENCY_KEY_REUSED (10097) */
                 422: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
-                503: {
+                /** @description Request Header Fields Too Large: the request headers are over 16 KiB. error: HEADERS_TOO_LARGE (10018) */
+                431: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal Server Error: an internal error (the service log has it, by request id). error: INTERNAL (10500) */
+                500: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Service Unavailable. error: NO_FREE_PORT (10093), SUPERVISOR_UNAVAILABLE (10101), REDIS_UNAVAILABLE (10103), NOT_READY (10104), AGENT_DOWN (10106), CLUSTER_UNAVAILABLE (10110) */
+                503: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
             };
@@ -8186,9 +8880,11 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -8264,104 +8960,129 @@ export interface paths {
                         };
                     };
                 };
-                /** @description error */
+                /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */
                 400: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Unauthorized. error: UNAUTHORIZED (10020) */
                 401: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Forbidden. error: FORBIDDEN (10030) */
                 403: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Not Found. error: NOT_FOUND (10040), AGENT_NOT_FOUND (10041), TOKEN_USER_NOT_FOUND (10042), REVISION_NOT_FOUND (10044), OPERATION_NOT_FOUND (10045), INCIDENT_NOT_FOUND (10046), NODE_NOT_FOUND (10047), TRACE_NOT_FOUND (10048) */
                 404: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
-                503: {
+                /** @description Method Not Allowed: the path was called with a method it does not take; Allow names those it does. error: METHOD_NOT_ALLOWED (10050) */
+                405: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description the methods this path takes */
+                        Allow?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Timeout: the request did not arrive within API_HEADERS_TIMEOUT_MS / API_REQUEST_TIMEOUT_MS. error: REQUEST_TIMEOUT (10017) */
+                408: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description URI Too Long: a path parameter is over 100 characters. error: URI_TOO_LONG (10015) */
+                414: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Misdirected Request: the Host is not one this API answers for (API_ALLOWED_HOSTS). error: MISDIRECTED_REQUEST (10016) */
+                421: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Header Fields Too Large: the request headers are over 16 KiB. error: HEADERS_TOO_LARGE (10018) */
+                431: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal Server Error: an internal error (the service log has it, by request id). error: INTERNAL (10500) */
+                500: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Service Unavailable. error: NO_FREE_PORT (10093), SUPERVISOR_UNAVAILABLE (10101), REDIS_UNAVAILABLE (10103), NOT_READY (10104), AGENT_DOWN (10106), CLUSTER_UNAVAILABLE (10110) */
+                503: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
             };
@@ -8403,9 +9124,11 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -8483,84 +9206,107 @@ export interface paths {
                         };
                     };
                 };
-                /** @description error */
+                /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */
                 400: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Unauthorized. error: UNAUTHORIZED (10020) */
                 401: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Forbidden. error: FORBIDDEN (10030) */
                 403: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
-                503: {
+                /** @description Method Not Allowed: the path was called with a method it does not take; Allow names those it does. error: METHOD_NOT_ALLOWED (10050) */
+                405: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description the methods this path takes */
+                        Allow?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Timeout: the request did not arrive within API_HEADERS_TIMEOUT_MS / API_REQUEST_TIMEOUT_MS. error: REQUEST_TIMEOUT (10017) */
+                408: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Misdirected Request: the Host is not one this API answers for (API_ALLOWED_HOSTS). error: MISDIRECTED_REQUEST (10016) */
+                421: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Header Fields Too Large: the request headers are over 16 KiB. error: HEADERS_TOO_LARGE (10018) */
+                431: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal Server Error: an internal error (the service log has it, by request id). error: INTERNAL (10500) */
+                500: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Service Unavailable. error: NO_FREE_PORT (10093), SUPERVISOR_UNAVAILABLE (10101), REDIS_UNAVAILABLE (10103), NOT_READY (10104), AGENT_DOWN (10106), CLUSTER_UNAVAILABLE (10110) */
+                503: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
             };
@@ -8597,9 +9343,11 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -8675,124 +9423,153 @@ export interface paths {
                         };
                     };
                 };
-                /** @description error */
+                /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */
                 400: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Unauthorized. error: UNAUTHORIZED (10020) */
                 401: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Forbidden. error: FORBIDDEN (10030) */
                 403: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Not Found. error: NOT_FOUND (10040), AGENT_NOT_FOUND (10041), TOKEN_USER_NOT_FOUND (10042), REVISION_NOT_FOUND (10044), OPERATION_NOT_FOUND (10045), INCIDENT_NOT_FOUND (10046), NODE_NOT_FOUND (10047), TRACE_NOT_FOUND (10048) */
                 404: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Method Not Allowed: the path was called with a method it does not take; Allow names those it does. error: METHOD_NOT_ALLOWED (10050) */
+                405: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description the methods this path takes */
+                        Allow?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Timeout: the request did not arrive within API_HEADERS_TIMEOUT_MS / API_REQUEST_TIMEOUT_MS. error: REQUEST_TIMEOUT (10017) */
+                408: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116) */
                 409: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
-                503: {
+                /** @description Payload Too Large: the body is over 1 MiB. error: BODY_TOO_LARGE (10060) */
+                413: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description URI Too Long: a path parameter is over 100 characters. error: URI_TOO_LONG (10015) */
+                414: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Misdirected Request: the Host is not one this API answers for (API_ALLOWED_HOSTS). error: MISDIRECTED_REQUEST (10016) */
+                421: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Header Fields Too Large: the request headers are over 16 KiB. error: HEADERS_TOO_LARGE (10018) */
+                431: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal Server Error: an internal error (the service log has it, by request id). error: INTERNAL (10500) */
+                500: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Service Unavailable. error: NO_FREE_PORT (10093), SUPERVISOR_UNAVAILABLE (10101), REDIS_UNAVAILABLE (10103), NOT_READY (10104), AGENT_DOWN (10106), CLUSTER_UNAVAILABLE (10110) */
+                503: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
             };
@@ -8833,9 +9610,11 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -8867,84 +9646,107 @@ export interface paths {
                         };
                     };
                 };
-                /** @description error */
+                /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */
                 400: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Unauthorized. error: UNAUTHORIZED (10020) */
                 401: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Forbidden. error: FORBIDDEN (10030) */
                 403: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
-                503: {
+                /** @description Method Not Allowed: the path was called with a method it does not take; Allow names those it does. error: METHOD_NOT_ALLOWED (10050) */
+                405: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description the methods this path takes */
+                        Allow?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Timeout: the request did not arrive within API_HEADERS_TIMEOUT_MS / API_REQUEST_TIMEOUT_MS. error: REQUEST_TIMEOUT (10017) */
+                408: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Misdirected Request: the Host is not one this API answers for (API_ALLOWED_HOSTS). error: MISDIRECTED_REQUEST (10016) */
+                421: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Header Fields Too Large: the request headers are over 16 KiB. error: HEADERS_TOO_LARGE (10018) */
+                431: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal Server Error: an internal error (the service log has it, by request id). error: INTERNAL (10500) */
+                500: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Service Unavailable. error: NO_FREE_PORT (10093), SUPERVISOR_UNAVAILABLE (10101), REDIS_UNAVAILABLE (10103), NOT_READY (10104), AGENT_DOWN (10106), CLUSTER_UNAVAILABLE (10110) */
+                503: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
             };
@@ -8979,9 +9781,11 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -9005,84 +9809,107 @@ export interface paths {
                         };
                     };
                 };
-                /** @description error */
+                /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */
                 400: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Unauthorized. error: UNAUTHORIZED (10020) */
                 401: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Forbidden. error: FORBIDDEN (10030) */
                 403: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
-                503: {
+                /** @description Method Not Allowed: the path was called with a method it does not take; Allow names those it does. error: METHOD_NOT_ALLOWED (10050) */
+                405: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description the methods this path takes */
+                        Allow?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Timeout: the request did not arrive within API_HEADERS_TIMEOUT_MS / API_REQUEST_TIMEOUT_MS. error: REQUEST_TIMEOUT (10017) */
+                408: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Misdirected Request: the Host is not one this API answers for (API_ALLOWED_HOSTS). error: MISDIRECTED_REQUEST (10016) */
+                421: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Header Fields Too Large: the request headers are over 16 KiB. error: HEADERS_TOO_LARGE (10018) */
+                431: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal Server Error: an internal error (the service log has it, by request id). error: INTERNAL (10500) */
+                500: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Service Unavailable. error: NO_FREE_PORT (10093), SUPERVISOR_UNAVAILABLE (10101), REDIS_UNAVAILABLE (10103), NOT_READY (10104), AGENT_DOWN (10106), CLUSTER_UNAVAILABLE (10110) */
+                503: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
             };
@@ -9123,9 +9950,11 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -9138,104 +9967,129 @@ export interface paths {
                         };
                     };
                 };
-                /** @description error */
+                /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */
                 400: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Unauthorized. error: UNAUTHORIZED (10020) */
                 401: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Forbidden. error: FORBIDDEN (10030) */
                 403: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Not Found. error: NOT_FOUND (10040), AGENT_NOT_FOUND (10041), TOKEN_USER_NOT_FOUND (10042), REVISION_NOT_FOUND (10044), OPERATION_NOT_FOUND (10045), INCIDENT_NOT_FOUND (10046), NODE_NOT_FOUND (10047), TRACE_NOT_FOUND (10048) */
                 404: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
-                503: {
+                /** @description Method Not Allowed: the path was called with a method it does not take; Allow names those it does. error: METHOD_NOT_ALLOWED (10050) */
+                405: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description the methods this path takes */
+                        Allow?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Timeout: the request did not arrive within API_HEADERS_TIMEOUT_MS / API_REQUEST_TIMEOUT_MS. error: REQUEST_TIMEOUT (10017) */
+                408: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description URI Too Long: a path parameter is over 100 characters. error: URI_TOO_LONG (10015) */
+                414: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Misdirected Request: the Host is not one this API answers for (API_ALLOWED_HOSTS). error: MISDIRECTED_REQUEST (10016) */
+                421: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Header Fields Too Large: the request headers are over 16 KiB. error: HEADERS_TOO_LARGE (10018) */
+                431: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal Server Error: an internal error (the service log has it, by request id). error: INTERNAL (10500) */
+                500: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Service Unavailable. error: NO_FREE_PORT (10093), SUPERVISOR_UNAVAILABLE (10101), REDIS_UNAVAILABLE (10103), NOT_READY (10104), AGENT_DOWN (10106), CLUSTER_UNAVAILABLE (10110) */
+                503: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
             };
@@ -9276,9 +10130,11 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -9303,104 +10159,129 @@ export interface paths {
                         };
                     };
                 };
-                /** @description error */
+                /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */
                 400: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Unauthorized. error: UNAUTHORIZED (10020) */
                 401: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Forbidden. error: FORBIDDEN (10030) */
                 403: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Not Found. error: NOT_FOUND (10040), AGENT_NOT_FOUND (10041), TOKEN_USER_NOT_FOUND (10042), REVISION_NOT_FOUND (10044), OPERATION_NOT_FOUND (10045), INCIDENT_NOT_FOUND (10046), NODE_NOT_FOUND (10047), TRACE_NOT_FOUND (10048) */
                 404: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
-                503: {
+                /** @description Method Not Allowed: the path was called with a method it does not take; Allow names those it does. error: METHOD_NOT_ALLOWED (10050) */
+                405: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description the methods this path takes */
+                        Allow?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Timeout: the request did not arrive within API_HEADERS_TIMEOUT_MS / API_REQUEST_TIMEOUT_MS. error: REQUEST_TIMEOUT (10017) */
+                408: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description URI Too Long: a path parameter is over 100 characters. error: URI_TOO_LONG (10015) */
+                414: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Misdirected Request: the Host is not one this API answers for (API_ALLOWED_HOSTS). error: MISDIRECTED_REQUEST (10016) */
+                421: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Header Fields Too Large: the request headers are over 16 KiB. error: HEADERS_TOO_LARGE (10018) */
+                431: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal Server Error: an internal error (the service log has it, by request id). error: INTERNAL (10500) */
+                500: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Service Unavailable. error: NO_FREE_PORT (10093), SUPERVISOR_UNAVAILABLE (10101), REDIS_UNAVAILABLE (10103), NOT_READY (10104), AGENT_DOWN (10106), CLUSTER_UNAVAILABLE (10110) */
+                503: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
             };
@@ -9423,9 +10304,11 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -9438,124 +10321,153 @@ export interface paths {
                         };
                     };
                 };
-                /** @description error */
+                /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */
                 400: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Unauthorized. error: UNAUTHORIZED (10020) */
                 401: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Forbidden. error: FORBIDDEN (10030) */
                 403: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Not Found. error: NOT_FOUND (10040), AGENT_NOT_FOUND (10041), TOKEN_USER_NOT_FOUND (10042), REVISION_NOT_FOUND (10044), OPERATION_NOT_FOUND (10045), INCIDENT_NOT_FOUND (10046), NODE_NOT_FOUND (10047), TRACE_NOT_FOUND (10048) */
                 404: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Method Not Allowed: the path was called with a method it does not take; Allow names those it does. error: METHOD_NOT_ALLOWED (10050) */
+                405: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description the methods this path takes */
+                        Allow?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Timeout: the request did not arrive within API_HEADERS_TIMEOUT_MS / API_REQUEST_TIMEOUT_MS. error: REQUEST_TIMEOUT (10017) */
+                408: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116) */
                 409: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
-                503: {
+                /** @description Payload Too Large: the body is over 1 MiB. error: BODY_TOO_LARGE (10060) */
+                413: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description URI Too Long: a path parameter is over 100 characters. error: URI_TOO_LONG (10015) */
+                414: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Misdirected Request: the Host is not one this API answers for (API_ALLOWED_HOSTS). error: MISDIRECTED_REQUEST (10016) */
+                421: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Header Fields Too Large: the request headers are over 16 KiB. error: HEADERS_TOO_LARGE (10018) */
+                431: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal Server Error: an internal error (the service log has it, by request id). error: INTERNAL (10500) */
+                500: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Service Unavailable. error: NO_FREE_PORT (10093), SUPERVISOR_UNAVAILABLE (10101), REDIS_UNAVAILABLE (10103), NOT_READY (10104), AGENT_DOWN (10106), CLUSTER_UNAVAILABLE (10110) */
+                503: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
             };
@@ -9600,9 +10512,11 @@ export interface paths {
                 };
             };
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -9621,124 +10535,153 @@ export interface paths {
                         };
                     };
                 };
-                /** @description error */
+                /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */
                 400: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Unauthorized. error: UNAUTHORIZED (10020) */
                 401: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Forbidden. error: FORBIDDEN (10030) */
                 403: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Not Found. error: NOT_FOUND (10040), AGENT_NOT_FOUND (10041), TOKEN_USER_NOT_FOUND (10042), REVISION_NOT_FOUND (10044), OPERATION_NOT_FOUND (10045), INCIDENT_NOT_FOUND (10046), NODE_NOT_FOUND (10047), TRACE_NOT_FOUND (10048) */
                 404: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Method Not Allowed: the path was called with a method it does not take; Allow names those it does. error: METHOD_NOT_ALLOWED (10050) */
+                405: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description the methods this path takes */
+                        Allow?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Timeout: the request did not arrive within API_HEADERS_TIMEOUT_MS / API_REQUEST_TIMEOUT_MS. error: REQUEST_TIMEOUT (10017) */
+                408: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116) */
                 409: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
-                503: {
+                /** @description Payload Too Large: the body is over 1 MiB. error: BODY_TOO_LARGE (10060) */
+                413: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description URI Too Long: a path parameter is over 100 characters. error: URI_TOO_LONG (10015) */
+                414: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Misdirected Request: the Host is not one this API answers for (API_ALLOWED_HOSTS). error: MISDIRECTED_REQUEST (10016) */
+                421: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Header Fields Too Large: the request headers are over 16 KiB. error: HEADERS_TOO_LARGE (10018) */
+                431: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal Server Error: an internal error (the service log has it, by request id). error: INTERNAL (10500) */
+                500: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Service Unavailable. error: NO_FREE_PORT (10093), SUPERVISOR_UNAVAILABLE (10101), REDIS_UNAVAILABLE (10103), NOT_READY (10104), AGENT_DOWN (10106), CLUSTER_UNAVAILABLE (10110) */
+                503: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
             };
@@ -9773,9 +10716,11 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -9807,104 +10752,129 @@ export interface paths {
                         };
                     };
                 };
-                /** @description error */
+                /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */
                 400: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Unauthorized. error: UNAUTHORIZED (10020) */
                 401: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Forbidden. error: FORBIDDEN (10030) */
                 403: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Not Found. error: NOT_FOUND (10040), AGENT_NOT_FOUND (10041), TOKEN_USER_NOT_FOUND (10042), REVISION_NOT_FOUND (10044), OPERATION_NOT_FOUND (10045), INCIDENT_NOT_FOUND (10046), NODE_NOT_FOUND (10047), TRACE_NOT_FOUND (10048) */
                 404: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
-                503: {
+                /** @description Method Not Allowed: the path was called with a method it does not take; Allow names those it does. error: METHOD_NOT_ALLOWED (10050) */
+                405: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description the methods this path takes */
+                        Allow?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Timeout: the request did not arrive within API_HEADERS_TIMEOUT_MS / API_REQUEST_TIMEOUT_MS. error: REQUEST_TIMEOUT (10017) */
+                408: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description URI Too Long: a path parameter is over 100 characters. error: URI_TOO_LONG (10015) */
+                414: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Misdirected Request: the Host is not one this API answers for (API_ALLOWED_HOSTS). error: MISDIRECTED_REQUEST (10016) */
+                421: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Header Fields Too Large: the request headers are over 16 KiB. error: HEADERS_TOO_LARGE (10018) */
+                431: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal Server Error: an internal error (the service log has it, by request id). error: INTERNAL (10500) */
+                500: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Service Unavailable. error: NO_FREE_PORT (10093), SUPERVISOR_UNAVAILABLE (10101), REDIS_UNAVAILABLE (10103), NOT_READY (10104), AGENT_DOWN (10106), CLUSTER_UNAVAILABLE (10110) */
+                503: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
             };
@@ -9937,9 +10907,11 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -9960,64 +10932,107 @@ export interface paths {
                         };
                     };
                 };
-                /** @description error */
+                /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */
+                400: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Unauthorized. error: UNAUTHORIZED (10020) */
                 401: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Forbidden. error: FORBIDDEN (10030) */
                 403: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
-                503: {
+                /** @description Method Not Allowed: the path was called with a method it does not take; Allow names those it does. error: METHOD_NOT_ALLOWED (10050) */
+                405: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description the methods this path takes */
+                        Allow?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Timeout: the request did not arrive within API_HEADERS_TIMEOUT_MS / API_REQUEST_TIMEOUT_MS. error: REQUEST_TIMEOUT (10017) */
+                408: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Misdirected Request: the Host is not one this API answers for (API_ALLOWED_HOSTS). error: MISDIRECTED_REQUEST (10016) */
+                421: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Header Fields Too Large: the request headers are over 16 KiB. error: HEADERS_TOO_LARGE (10018) */
+                431: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal Server Error: an internal error (the service log has it, by request id). error: INTERNAL (10500) */
+                500: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Service Unavailable. error: NO_FREE_PORT (10093), SUPERVISOR_UNAVAILABLE (10101), REDIS_UNAVAILABLE (10103), NOT_READY (10104), AGENT_DOWN (10106), CLUSTER_UNAVAILABLE (10110) */
+                503: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
             };
@@ -10053,9 +11068,11 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -10075,84 +11092,116 @@ export interface paths {
                         };
                     };
                 };
-                /** @description error */
+                /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */
                 400: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Unauthorized. error: UNAUTHORIZED (10020) */
                 401: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Forbidden. error: FORBIDDEN (10030) */
                 403: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Not Found. error: NOT_FOUND (10040), AGENT_NOT_FOUND (10041), TOKEN_USER_NOT_FOUND (10042), REVISION_NOT_FOUND (10044), OPERATION_NOT_FOUND (10045), INCIDENT_NOT_FOUND (10046), NODE_NOT_FOUND (10047), TRACE_NOT_FOUND (10048) */
                 404: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Method Not Allowed: the path was called with a method it does not take; Allow names those it does. error: METHOD_NOT_ALLOWED (10050) */
+                405: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description the methods this path takes */
+                        Allow?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Timeout: the request did not arrive within API_HEADERS_TIMEOUT_MS / API_REQUEST_TIMEOUT_MS. error: REQUEST_TIMEOUT (10017) */
+                408: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description URI Too Long: a path parameter is over 100 characters. error: URI_TOO_LONG (10015) */
+                414: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Misdirected Request: the Host is not one this API answers for (API_ALLOWED_HOSTS). error: MISDIRECTED_REQUEST (10016) */
+                421: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Header Fields Too Large: the request headers are over 16 KiB. error: HEADERS_TOO_LARGE (10018) */
+                431: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal Server Error: an internal error (the service log has it, by request id). error: INTERNAL (10500) */
+                500: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
             };
@@ -10185,9 +11234,11 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -10206,64 +11257,107 @@ export interface paths {
                         };
                     };
                 };
-                /** @description error */
+                /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */
+                400: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Unauthorized. error: UNAUTHORIZED (10020) */
                 401: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Forbidden. error: FORBIDDEN (10030) */
                 403: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
-                503: {
+                /** @description Method Not Allowed: the path was called with a method it does not take; Allow names those it does. error: METHOD_NOT_ALLOWED (10050) */
+                405: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description the methods this path takes */
+                        Allow?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Timeout: the request did not arrive within API_HEADERS_TIMEOUT_MS / API_REQUEST_TIMEOUT_MS. error: REQUEST_TIMEOUT (10017) */
+                408: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Misdirected Request: the Host is not one this API answers for (API_ALLOWED_HOSTS). error: MISDIRECTED_REQUEST (10016) */
+                421: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Header Fields Too Large: the request headers are over 16 KiB. error: HEADERS_TOO_LARGE (10018) */
+                431: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal Server Error: an internal error (the service log has it, by request id). error: INTERNAL (10500) */
+                500: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Service Unavailable. error: NO_FREE_PORT (10093), SUPERVISOR_UNAVAILABLE (10101), REDIS_UNAVAILABLE (10103), NOT_READY (10104), AGENT_DOWN (10106), CLUSTER_UNAVAILABLE (10110) */
+                503: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
             };
@@ -10291,9 +11385,11 @@ export interface paths {
                 };
             };
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -10311,104 +11407,131 @@ export interface paths {
                         };
                     };
                 };
-                /** @description error */
+                /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */
                 400: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Unauthorized. error: UNAUTHORIZED (10020) */
                 401: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Forbidden. error: FORBIDDEN (10030) */
                 403: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Method Not Allowed: the path was called with a method it does not take; Allow names those it does. error: METHOD_NOT_ALLOWED (10050) */
+                405: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description the methods this path takes */
+                        Allow?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Timeout: the request did not arrive within API_HEADERS_TIMEOUT_MS / API_REQUEST_TIMEOUT_MS. error: REQUEST_TIMEOUT (10017) */
+                408: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116) */
                 409: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
-                503: {
+                /** @description Payload Too Large: the body is over 1 MiB. error: BODY_TOO_LARGE (10060) */
+                413: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Misdirected Request: the Host is not one this API answers for (API_ALLOWED_HOSTS). error: MISDIRECTED_REQUEST (10016) */
+                421: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Header Fields Too Large: the request headers are over 16 KiB. error: HEADERS_TOO_LARGE (10018) */
+                431: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal Server Error: an internal error (the service log has it, by request id). error: INTERNAL (10500) */
+                500: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Service Unavailable. error: NO_FREE_PORT (10093), SUPERVISOR_UNAVAILABLE (10101), REDIS_UNAVAILABLE (10103), NOT_READY (10104), AGENT_DOWN (10106), CLUSTER_UNAVAILABLE (10110) */
+                503: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
             };
@@ -10444,9 +11567,11 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -10458,104 +11583,140 @@ export interface paths {
                         };
                     };
                 };
-                /** @description error */
+                /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */
                 400: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Unauthorized. error: UNAUTHORIZED (10020) */
                 401: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Forbidden. error: FORBIDDEN (10030) */
                 403: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Not Found. error: NOT_FOUND (10040), AGENT_NOT_FOUND (10041), TOKEN_USER_NOT_FOUND (10042), REVISION_NOT_FOUND (10044), OPERATION_NOT_FOUND (10045), INCIDENT_NOT_FOUND (10046), NODE_NOT_FOUND (10047), TRACE_NOT_FOUND (10048) */
                 404: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
-                503: {
+                /** @description Method Not Allowed: the path was called with a method it does not take; Allow names those it does. error: METHOD_NOT_ALLOWED (10050) */
+                405: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description the methods this path takes */
+                        Allow?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Timeout: the request did not arrive within API_HEADERS_TIMEOUT_MS / API_REQUEST_TIMEOUT_MS. error: REQUEST_TIMEOUT (10017) */
+                408: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Payload Too Large: the body is over 1 MiB. error: BODY_TOO_LARGE (10060) */
+                413: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description URI Too Long: a path parameter is over 100 characters. error: URI_TOO_LONG (10015) */
+                414: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Misdirected Request: the Host is not one this API answers for (API_ALLOWED_HOSTS). error: MISDIRECTED_REQUEST (10016) */
+                421: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Header Fields Too Large: the request headers are over 16 KiB. error: HEADERS_TOO_LARGE (10018) */
+                431: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal Server Error: an internal error (the service log has it, by request id). error: INTERNAL (10500) */
+                500: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Service Unavailable. error: NO_FREE_PORT (10093), SUPERVISOR_UNAVAILABLE (10101), REDIS_UNAVAILABLE (10103), NOT_READY (10104), AGENT_DOWN (10106), CLUSTER_UNAVAILABLE (10110) */
+                503: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
             };
@@ -10596,9 +11757,11 @@ export interface paths {
                 };
             };
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -10611,84 +11774,118 @@ export interface paths {
                         };
                     };
                 };
-                /** @description error */
+                /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */
                 400: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Unauthorized. error: UNAUTHORIZED (10020) */
                 401: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Forbidden. error: FORBIDDEN (10030) */
                 403: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
-                503: {
+                /** @description Method Not Allowed: the path was called with a method it does not take; Allow names those it does. error: METHOD_NOT_ALLOWED (10050) */
+                405: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description the methods this path takes */
+                        Allow?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Timeout: the request did not arrive within API_HEADERS_TIMEOUT_MS / API_REQUEST_TIMEOUT_MS. error: REQUEST_TIMEOUT (10017) */
+                408: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Payload Too Large: the body is over 1 MiB. error: BODY_TOO_LARGE (10060) */
+                413: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Misdirected Request: the Host is not one this API answers for (API_ALLOWED_HOSTS). error: MISDIRECTED_REQUEST (10016) */
+                421: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Header Fields Too Large: the request headers are over 16 KiB. error: HEADERS_TOO_LARGE (10018) */
+                431: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal Server Error: an internal error (the service log has it, by request id). error: INTERNAL (10500) */
+                500: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Service Unavailable. error: NO_FREE_PORT (10093), SUPERVISOR_UNAVAILABLE (10101), REDIS_UNAVAILABLE (10103), NOT_READY (10104), AGENT_DOWN (10106), CLUSTER_UNAVAILABLE (10110) */
+                503: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
             };
@@ -10719,9 +11916,11 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -10745,44 +11944,94 @@ export interface paths {
                         };
                     };
                 };
-                /** @description error */
-                401: {
+                /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */
+                400: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
-                403: {
+                /** @description Unauthorized. error: UNAUTHORIZED (10020) */
+                401: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Forbidden. error: FORBIDDEN (10030) */
+                403: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Method Not Allowed: the path was called with a method it does not take; Allow names those it does. error: METHOD_NOT_ALLOWED (10050) */
+                405: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description the methods this path takes */
+                        Allow?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Timeout: the request did not arrive within API_HEADERS_TIMEOUT_MS / API_REQUEST_TIMEOUT_MS. error: REQUEST_TIMEOUT (10017) */
+                408: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Misdirected Request: the Host is not one this API answers for (API_ALLOWED_HOSTS). error: MISDIRECTED_REQUEST (10016) */
+                421: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Header Fields Too Large: the request headers are over 16 KiB. error: HEADERS_TOO_LARGE (10018) */
+                431: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal Server Error: an internal error (the service log has it, by request id). error: INTERNAL (10500) */
+                500: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
             };
@@ -10815,9 +12064,11 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -10863,44 +12114,94 @@ export interface paths {
                         };
                     };
                 };
-                /** @description error */
-                401: {
+                /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */
+                400: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
-                403: {
+                /** @description Unauthorized. error: UNAUTHORIZED (10020) */
+                401: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Forbidden. error: FORBIDDEN (10030) */
+                403: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Method Not Allowed: the path was called with a method it does not take; Allow names those it does. error: METHOD_NOT_ALLOWED (10050) */
+                405: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description the methods this path takes */
+                        Allow?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Timeout: the request did not arrive within API_HEADERS_TIMEOUT_MS / API_REQUEST_TIMEOUT_MS. error: REQUEST_TIMEOUT (10017) */
+                408: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Misdirected Request: the Host is not one this API answers for (API_ALLOWED_HOSTS). error: MISDIRECTED_REQUEST (10016) */
+                421: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Header Fields Too Large: the request headers are over 16 KiB. error: HEADERS_TOO_LARGE (10018) */
+                431: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal Server Error: an internal error (the service log has it, by request id). error: INTERNAL (10500) */
+                500: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
             };
@@ -10943,9 +12244,11 @@ export interface paths {
                 };
             };
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -10990,124 +12293,153 @@ export interface paths {
                         };
                     };
                 };
-                /** @description error */
+                /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */
                 400: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Unauthorized. error: UNAUTHORIZED (10020) */
                 401: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Forbidden. error: FORBIDDEN (10030) */
                 403: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Not Found. error: NOT_FOUND (10040), AGENT_NOT_FOUND (10041), TOKEN_USER_NOT_FOUND (10042), REVISION_NOT_FOUND (10044), OPERATION_NOT_FOUND (10045), INCIDENT_NOT_FOUND (10046), NODE_NOT_FOUND (10047), TRACE_NOT_FOUND (10048) */
                 404: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Method Not Allowed: the path was called with a method it does not take; Allow names those it does. error: METHOD_NOT_ALLOWED (10050) */
+                405: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description the methods this path takes */
+                        Allow?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Timeout: the request did not arrive within API_HEADERS_TIMEOUT_MS / API_REQUEST_TIMEOUT_MS. error: REQUEST_TIMEOUT (10017) */
+                408: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116) */
                 409: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
-                503: {
+                /** @description Payload Too Large: the body is over 1 MiB. error: BODY_TOO_LARGE (10060) */
+                413: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description URI Too Long: a path parameter is over 100 characters. error: URI_TOO_LONG (10015) */
+                414: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Misdirected Request: the Host is not one this API answers for (API_ALLOWED_HOSTS). error: MISDIRECTED_REQUEST (10016) */
+                421: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Header Fields Too Large: the request headers are over 16 KiB. error: HEADERS_TOO_LARGE (10018) */
+                431: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal Server Error: an internal error (the service log has it, by request id). error: INTERNAL (10500) */
+                500: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Service Unavailable. error: NO_FREE_PORT (10093), SUPERVISOR_UNAVAILABLE (10101), REDIS_UNAVAILABLE (10103), NOT_READY (10104), AGENT_DOWN (10106), CLUSTER_UNAVAILABLE (10110) */
+                503: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
             };
@@ -11158,9 +12490,11 @@ export interface paths {
                 };
             };
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -11185,124 +12519,153 @@ export interface paths {
                         };
                     };
                 };
-                /** @description error */
+                /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */
                 400: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Unauthorized. error: UNAUTHORIZED (10020) */
                 401: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Forbidden. error: FORBIDDEN (10030) */
                 403: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Not Found. error: NOT_FOUND (10040), AGENT_NOT_FOUND (10041), TOKEN_USER_NOT_FOUND (10042), REVISION_NOT_FOUND (10044), OPERATION_NOT_FOUND (10045), INCIDENT_NOT_FOUND (10046), NODE_NOT_FOUND (10047), TRACE_NOT_FOUND (10048) */
                 404: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Method Not Allowed: the path was called with a method it does not take; Allow names those it does. error: METHOD_NOT_ALLOWED (10050) */
+                405: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description the methods this path takes */
+                        Allow?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Timeout: the request did not arrive within API_HEADERS_TIMEOUT_MS / API_REQUEST_TIMEOUT_MS. error: REQUEST_TIMEOUT (10017) */
+                408: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116) */
                 409: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
-                503: {
+                /** @description Payload Too Large: the body is over 1 MiB. error: BODY_TOO_LARGE (10060) */
+                413: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description URI Too Long: a path parameter is over 100 characters. error: URI_TOO_LONG (10015) */
+                414: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Misdirected Request: the Host is not one this API answers for (API_ALLOWED_HOSTS). error: MISDIRECTED_REQUEST (10016) */
+                421: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Header Fields Too Large: the request headers are over 16 KiB. error: HEADERS_TOO_LARGE (10018) */
+                431: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal Server Error: an internal error (the service log has it, by request id). error: INTERNAL (10500) */
+                500: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Service Unavailable. error: NO_FREE_PORT (10093), SUPERVISOR_UNAVAILABLE (10101), REDIS_UNAVAILABLE (10103), NOT_READY (10104), AGENT_DOWN (10106), CLUSTER_UNAVAILABLE (10110) */
+                503: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
             };
@@ -11335,9 +12698,11 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -11373,64 +12738,105 @@ export interface paths {
                         };
                     };
                 };
-                /** @description error */
+                /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */
                 400: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Unauthorized. error: UNAUTHORIZED (10020) */
                 401: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Forbidden. error: FORBIDDEN (10030) */
                 403: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Method Not Allowed: the path was called with a method it does not take; Allow names those it does. error: METHOD_NOT_ALLOWED (10050) */
+                405: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description the methods this path takes */
+                        Allow?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Timeout: the request did not arrive within API_HEADERS_TIMEOUT_MS / API_REQUEST_TIMEOUT_MS. error: REQUEST_TIMEOUT (10017) */
+                408: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description URI Too Long: a path parameter is over 100 characters. error: URI_TOO_LONG (10015) */
+                414: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Misdirected Request: the Host is not one this API answers for (API_ALLOWED_HOSTS). error: MISDIRECTED_REQUEST (10016) */
+                421: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Header Fields Too Large: the request headers are over 16 KiB. error: HEADERS_TOO_LARGE (10018) */
+                431: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal Server Error: an internal error (the service log has it, by request id). error: INTERNAL (10500) */
+                500: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
             };
@@ -11468,9 +12874,11 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -11506,104 +12914,140 @@ export interface paths {
                         };
                     };
                 };
-                /** @description error */
+                /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */
                 400: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Unauthorized. error: UNAUTHORIZED (10020) */
                 401: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Forbidden. error: FORBIDDEN (10030) */
                 403: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Not Found. error: NOT_FOUND (10040), AGENT_NOT_FOUND (10041), TOKEN_USER_NOT_FOUND (10042), REVISION_NOT_FOUND (10044), OPERATION_NOT_FOUND (10045), INCIDENT_NOT_FOUND (10046), NODE_NOT_FOUND (10047), TRACE_NOT_FOUND (10048) */
                 404: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
-                503: {
+                /** @description Method Not Allowed: the path was called with a method it does not take; Allow names those it does. error: METHOD_NOT_ALLOWED (10050) */
+                405: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description the methods this path takes */
+                        Allow?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Timeout: the request did not arrive within API_HEADERS_TIMEOUT_MS / API_REQUEST_TIMEOUT_MS. error: REQUEST_TIMEOUT (10017) */
+                408: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Payload Too Large: the body is over 1 MiB. error: BODY_TOO_LARGE (10060) */
+                413: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description URI Too Long: a path parameter is over 100 characters. error: URI_TOO_LONG (10015) */
+                414: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Misdirected Request: the Host is not one this API answers for (API_ALLOWED_HOSTS). error: MISDIRECTED_REQUEST (10016) */
+                421: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Header Fields Too Large: the request headers are over 16 KiB. error: HEADERS_TOO_LARGE (10018) */
+                431: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal Server Error: an internal error (the service log has it, by request id). error: INTERNAL (10500) */
+                500: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Service Unavailable. error: NO_FREE_PORT (10093), SUPERVISOR_UNAVAILABLE (10101), REDIS_UNAVAILABLE (10103), NOT_READY (10104), AGENT_DOWN (10106), CLUSTER_UNAVAILABLE (10110) */
+                503: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
             };
@@ -11637,9 +13081,11 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -11689,104 +13135,129 @@ export interface paths {
                         };
                     };
                 };
-                /** @description error */
+                /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */
                 400: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Unauthorized. error: UNAUTHORIZED (10020) */
                 401: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Forbidden. error: FORBIDDEN (10030) */
                 403: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Not Found. error: NOT_FOUND (10040), AGENT_NOT_FOUND (10041), TOKEN_USER_NOT_FOUND (10042), REVISION_NOT_FOUND (10044), OPERATION_NOT_FOUND (10045), INCIDENT_NOT_FOUND (10046), NODE_NOT_FOUND (10047), TRACE_NOT_FOUND (10048) */
                 404: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
-                503: {
+                /** @description Method Not Allowed: the path was called with a method it does not take; Allow names those it does. error: METHOD_NOT_ALLOWED (10050) */
+                405: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description the methods this path takes */
+                        Allow?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Timeout: the request did not arrive within API_HEADERS_TIMEOUT_MS / API_REQUEST_TIMEOUT_MS. error: REQUEST_TIMEOUT (10017) */
+                408: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description URI Too Long: a path parameter is over 100 characters. error: URI_TOO_LONG (10015) */
+                414: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Misdirected Request: the Host is not one this API answers for (API_ALLOWED_HOSTS). error: MISDIRECTED_REQUEST (10016) */
+                421: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Header Fields Too Large: the request headers are over 16 KiB. error: HEADERS_TOO_LARGE (10018) */
+                431: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal Server Error: an internal error (the service log has it, by request id). error: INTERNAL (10500) */
+                500: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Service Unavailable. error: NO_FREE_PORT (10093), SUPERVISOR_UNAVAILABLE (10101), REDIS_UNAVAILABLE (10103), NOT_READY (10104), AGENT_DOWN (10106), CLUSTER_UNAVAILABLE (10110) */
+                503: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
             };
@@ -11823,9 +13294,11 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -11877,84 +13350,107 @@ export interface paths {
                         };
                     };
                 };
-                /** @description error */
+                /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */
                 400: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Unauthorized. error: UNAUTHORIZED (10020) */
                 401: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Forbidden. error: FORBIDDEN (10030) */
                 403: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
-                503: {
+                /** @description Method Not Allowed: the path was called with a method it does not take; Allow names those it does. error: METHOD_NOT_ALLOWED (10050) */
+                405: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description the methods this path takes */
+                        Allow?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Timeout: the request did not arrive within API_HEADERS_TIMEOUT_MS / API_REQUEST_TIMEOUT_MS. error: REQUEST_TIMEOUT (10017) */
+                408: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Misdirected Request: the Host is not one this API answers for (API_ALLOWED_HOSTS). error: MISDIRECTED_REQUEST (10016) */
+                421: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Header Fields Too Large: the request headers are over 16 KiB. error: HEADERS_TOO_LARGE (10018) */
+                431: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal Server Error: an internal error (the service log has it, by request id). error: INTERNAL (10500) */
+                500: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Service Unavailable. error: NO_FREE_PORT (10093), SUPERVISOR_UNAVAILABLE (10101), REDIS_UNAVAILABLE (10103), NOT_READY (10104), AGENT_DOWN (10106), CLUSTER_UNAVAILABLE (10110) */
+                503: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
             };
@@ -11993,9 +13489,11 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -12045,104 +13543,140 @@ export interface paths {
                         };
                     };
                 };
-                /** @description error */
+                /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */
                 400: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Unauthorized. error: UNAUTHORIZED (10020) */
                 401: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Forbidden. error: FORBIDDEN (10030) */
                 403: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Not Found. error: NOT_FOUND (10040), AGENT_NOT_FOUND (10041), TOKEN_USER_NOT_FOUND (10042), REVISION_NOT_FOUND (10044), OPERATION_NOT_FOUND (10045), INCIDENT_NOT_FOUND (10046), NODE_NOT_FOUND (10047), TRACE_NOT_FOUND (10048) */
                 404: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
-                503: {
+                /** @description Method Not Allowed: the path was called with a method it does not take; Allow names those it does. error: METHOD_NOT_ALLOWED (10050) */
+                405: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description the methods this path takes */
+                        Allow?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Timeout: the request did not arrive within API_HEADERS_TIMEOUT_MS / API_REQUEST_TIMEOUT_MS. error: REQUEST_TIMEOUT (10017) */
+                408: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Payload Too Large: the body is over 1 MiB. error: BODY_TOO_LARGE (10060) */
+                413: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description URI Too Long: a path parameter is over 100 characters. error: URI_TOO_LONG (10015) */
+                414: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Misdirected Request: the Host is not one this API answers for (API_ALLOWED_HOSTS). error: MISDIRECTED_REQUEST (10016) */
+                421: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Header Fields Too Large: the request headers are over 16 KiB. error: HEADERS_TOO_LARGE (10018) */
+                431: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal Server Error: an internal error (the service log has it, by request id). error: INTERNAL (10500) */
+                500: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Service Unavailable. error: NO_FREE_PORT (10093), SUPERVISOR_UNAVAILABLE (10101), REDIS_UNAVAILABLE (10103), NOT_READY (10104), AGENT_DOWN (10106), CLUSTER_UNAVAILABLE (10110) */
+                503: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
             };
@@ -12179,70 +13713,102 @@ export interface paths {
                 /** @description text/event-stream */
                 200: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
                         "application/json": string;
                     };
                 };
-                /** @description error */
+                /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */
                 400: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Unauthorized. error: UNAUTHORIZED (10020) */
                 401: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description error */
+                /** @description Forbidden. error: FORBIDDEN (10030) */
                 403: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            /** @description stable error code, listed in docs/api.md */
-                            code: number;
-                            /** @description UPPER_SNAKE name of the code */
-                            error: string;
-                            message: string;
-                            details?: {
-                                [key: string]: unknown;
-                            };
-                            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
-                            requestId?: string;
-                        };
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Method Not Allowed: the path was called with a method it does not take; Allow names those it does. error: METHOD_NOT_ALLOWED (10050) */
+                405: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description the methods this path takes */
+                        Allow?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Timeout: the request did not arrive within API_HEADERS_TIMEOUT_MS / API_REQUEST_TIMEOUT_MS. error: REQUEST_TIMEOUT (10017) */
+                408: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Misdirected Request: the Host is not one this API answers for (API_ALLOWED_HOSTS). error: MISDIRECTED_REQUEST (10016) */
+                421: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Header Fields Too Large: the request headers are over 16 KiB. error: HEADERS_TOO_LARGE (10018) */
+                431: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal Server Error: an internal error (the service log has it, by request id). error: INTERNAL (10500) */
+                500: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
             };
@@ -12275,12 +13841,84 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": unknown;
+                    };
+                };
+                /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */
+                400: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Method Not Allowed: the path was called with a method it does not take; Allow names those it does. error: METHOD_NOT_ALLOWED (10050) */
+                405: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description the methods this path takes */
+                        Allow?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Timeout: the request did not arrive within API_HEADERS_TIMEOUT_MS / API_REQUEST_TIMEOUT_MS. error: REQUEST_TIMEOUT (10017) */
+                408: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Misdirected Request: the Host is not one this API answers for (API_ALLOWED_HOSTS). error: MISDIRECTED_REQUEST (10016) */
+                421: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Header Fields Too Large: the request headers are over 16 KiB. error: HEADERS_TOO_LARGE (10018) */
+                431: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal Server Error: an internal error (the service log has it, by request id). error: INTERNAL (10500) */
+                500: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
                 };
             };
         };
@@ -12295,7 +13933,21 @@ export interface paths {
 }
 export type webhooks = Record<string, never>;
 export interface components {
-    schemas: never;
+    schemas: {
+        /** @description error */
+        Error: {
+            /** @description stable error code, listed in docs/api.md */
+            code: number;
+            /** @description UPPER_SNAKE name of the code */
+            error: string;
+            message: string;
+            details?: {
+                [key: string]: unknown;
+            };
+            /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
+            requestId?: string;
+        };
+    };
     responses: never;
     parameters: never;
     requestBodies: never;

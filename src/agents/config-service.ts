@@ -141,7 +141,7 @@ export class ConfigService {
   /** 412 unless the desired revision is one If-Match names (checked under the table's lock). */
   private checked(meta: AgentMeta, ifMatch: '*' | number[] | undefined): AgentMeta {
     if (ifMatch !== undefined && ifMatch !== '*' && !ifMatch.includes(revisionOf(meta))) {
-      throw preconditionFailed(meta.program, revisionOf(meta), ifMatch.map((r) => `"${r}"`).join(', '));
+      throw preconditionFailed(meta.program, revisionOf(meta));
     }
     return meta;
   }

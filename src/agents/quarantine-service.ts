@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { AppError, ErrorCodes, agentNotFound } from '../errors.js';
+import { AppError, appError, agentNotFound } from '../errors.js';
 import { programName, type TableRef } from '../resources/table.js';
 import type { AgentStore } from '../store/agent-store.js';
 import { listQuarantine, quarantineCount, quarantineFiles, readQuarantineFile, removeQuarantineFile, type QuarantinedEvent } from '../store/quarantine.js';
@@ -97,14 +97,14 @@ export class QuarantineService {
     const [route] = await this.routes.values([to]);
     const at = RouteTable.addressOf(route);
     if (!at) {
-      throw new AppError(ErrorCodes.AGENT_DOWN, 'AGENT_DOWN', 503, `${programName(to)} does not take events now (${route ?? 'not running'}); nothing more was replayed, the rest stays in the quarantine`);
+      throw appError('AGENT_DOWN', `${programName(to)} does not take events now (${route ?? 'not running'}); nothing more was replayed, the rest stays in the quarantine`);
     }
     const body = JSON.stringify(events.map((e) => ({ headers: e.headers, body: e.body })));
     const r = await fetch(`http://${at.host}:${at.port}/`, { method: 'POST', headers: { 'content-type': 'application/json' }, body, signal: AbortSignal.timeout(POST_TIMEOUT_MS) }).catch(
       (err: unknown) => ({ status: 0, err }),
     );
     if (r.status !== 200) {
-      throw new AppError(ErrorCodes.AGENT_DOWN, 'AGENT_DOWN', 503, `${programName(to)}'s agent did not commit a replayed batch (${r.status || 'no answer'}); the rest stays in the quarantine`);
+      throw appError('AGENT_DOWN', `${programName(to)}'s agent did not commit a replayed batch (${r.status || 'no answer'}); the rest stays in the quarantine`);
     }
   }
 }

@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { AppError, asAppError, errorBody, ErrorCodes, GATEWAY_ERRORS, invalidJson, invalidName, invalidRequest, missingField, bodyTooLarge, routeNotFound, uriTooLong } from '../errors.js';
+import type { KnownRoutes } from './contract.js';
+import { AppError, appError, asAppError, errorBody, invalidJson, methodNotAllowed, invalidName, invalidRequest, missingField, bodyTooLarge, retryAfterFor, routeNotFound, uriTooLong } from '../errors.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -57,15 +58,11 @@ function validationErrorOf(raw: FastifyError, req: FastifyRequest): AppError {
 
 /**
  * Seconds a client should wait before trying again: the error's own figure (409 BUSY: what is
- * left of the holder's lease; IDEMPOTENCY_IN_PROGRESS), else every 503 (the gateway's figure
- * where it has one, else 5), and 409 BUSY (2).
+ * left of the holder's lease), else the catalogue's (BUSY, IDEMPOTENCY_IN_PROGRESS,
+ * TOO_MANY_STREAMS, the gateway's 503s), else 5 for any other 503.
  */
 function retryAfterOf(err: AppError): number | null {
-  if (err.retryAfter !== undefined) return err.retryAfter;
-  const known = (GATEWAY_ERRORS as Record<string, { retryAfter?: number }>)[err.error]?.retryAfter;
-  if (err.statusCode === 503) return known ?? 5;
-  if (err.error === 'BUSY') return 2;
-  return null;
+  return err.retryAfter ?? retryAfterFor(err.error) ?? (err.statusCode === 503 ? 5 : null);
 }
 
 /** Our body for any error: {code, error, message[, details], requestId}. */
@@ -90,20 +87,20 @@ export function frameworkErrors(raw: FastifyError, _req: FastifyRequest, reply: 
 /** Fastify's `clientErrorHandler`: a request that is not valid HTTP still gets our body. */
 export function clientErrorHandler(err: NodeJS.ErrnoException, socket: Socket) {
   if (err.code === 'ECONNRESET' || !socket.writable) return socket.destroy();
-  const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
-  // API_HEADERS_TIMEOUT_MS / API_REQUEST_TIMEOUT_MS passed before the request was in.
-  const timedOut = err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
-  const status = tooLarge ? '431 Request Header Fields Too Large' : timedOut ? '408 Request Timeout' : '400 Bad Request';
-  const body = JSON.stringify({
-    code: ErrorCodes.INVALID_REQUEST,
-    error: 'INVALID_REQUEST',
-    message: tooLarge ? 'the request headers are too large' : timedOut ? 'the request did not arrive in time' : 'the request is not valid HTTP',
-  });
-  socket.end(`HTTP/1.1 ${status}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  const e =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? appError('HEADERS_TOO_LARGE', 'the request headers are too large (at most 16 KiB)')
+      : // API_HEADERS_TIMEOUT_MS / API_REQUEST_TIMEOUT_MS passed before the request was in.
+        err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? appError('REQUEST_TIMEOUT', 'the request did not arrive in time')
+        : invalidRequest('the request is not valid HTTP');
+  const body = JSON.stringify(errorBody(e));
+  const reason = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' }[e.statusCode as 400 | 408 | 431];
+  socket.end(`HTTP/1.1 ${e.statusCode} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
 }
 
 /** The one place that turns errors into JSON bodies: {code, error, message[, details]}. */
-export function registerErrorHandling(app: FastifyInstance): void {
+export function registerErrorHandling(app: FastifyInstance, known: KnownRoutes): void {
   app.setErrorHandler((raw: FastifyError | AppError, req, reply) => {
     let err: AppError;
     if (raw instanceof AppError) err = raw;
@@ -118,7 +115,11 @@ export function registerErrorHandling(app: FastifyInstance): void {
     else req.log.info({ code: err.error }, err.message);
     return send(reply, err);
   });
-  app.setNotFoundHandler((req, reply) =>
-    send(reply, routeNotFound(`no endpoint ${req.method} ${req.url.split('?')[0]!.slice(0, 200)}; see /docs for the API`)),
-  );
+  // A path the API serves, with a method it does not take: 405 with Allow (RFC 9110 15.5.6).
+  app.setNotFoundHandler((req, reply) => {
+    const path = req.url.split('?')[0]!;
+    const allowed = known.allowed(path);
+    if (allowed.length) return send(reply, methodNotAllowed(allowed.join(', ')));
+    return send(reply, routeNotFound(`no endpoint ${req.method} ${path.slice(0, 200)}; see /docs for the API`));
+  });
 }

@@ -4,7 +4,7 @@ import { misdirected } from '../errors.js';
 /** Names every API answers for, whatever API_ALLOWED_HOSTS says. */
 const LOOPBACK = ['localhost', '127.0.0.1', '[::1]'];
 /** Health probes answer for any Host: load balancers send the address they connect to. */
-const ANY_HOST = new Set(['/healthz', '/readyz']);
+export const ANY_HOST = new Set(['/healthz', '/readyz']);
 
 /**
  * Answers 421 MISDIRECTED_REQUEST to a request whose Host is not one this API answers for:

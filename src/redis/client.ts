@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Redis, ReplyError } from 'ioredis';
-import { AppError, ErrorCodes, redisUnavailable, withCause } from '../errors.js';
+import { AppError, appError, redisUnavailable, withCause } from '../errors.js';
 
 /**
  * A client that fails fast instead of queueing commands while Redis is away, so an API call
@@ -45,7 +45,7 @@ export async function redisCall<T>(fn: () => Promise<T>): Promise<T> {
     const kind = classifyRedisError(err);
     if (kind === 'ours') throw err;
     const msg = err instanceof Error ? err.message : String(err);
-    if (kind === 'terminal') throw withCause(new AppError(ErrorCodes.INTERNAL, 'INTERNAL', 500, `Redis refused a command (${msg.split(' ')[0]}); see the service log`), err);
+    if (kind === 'terminal') throw withCause(appError('INTERNAL', `Redis refused a command (${msg.split(' ')[0]}); see the service log`), err);
     throw redisUnavailable(`Redis did not answer: ${msg}`, err);
   }
 }

@@ -7,14 +7,14 @@ import type { Lifecycle } from '../agents/lifecycle.js';
 import type { ConfigService } from '../agents/config-service.js';
 import type { OperationService } from '../operations/operation-service.js';
 import { acceptedBody, answering } from '../http/prefer.js';
-import { etagOf, parseIfMatch } from '../http/conditional.js';
+import { etagOf, noneMatch, parseIfMatch } from '../http/conditional.js';
 import { AppError, nothingToMatch, preconditionRequired } from '../errors.js';
 import { agentSpecSchema } from '../resources/agent-spec.js';
 import { configChangeSchema } from '../resources/revision.js';
 import { NAME_PATTERN, programName, tableParamsSchema, type TableRef } from '../resources/table.js';
 import type { Reconciler } from '../recovery/reconciler.js';
 import { createBodySchema } from '../resources/agent-spec.js';
-import { forbidden, methodNotAllowed } from '../errors.js';
+import { forbidden } from '../errors.js';
 import type { FleetModel } from '../fleet/fleet-model.js';
 import type { Authorize } from '../http/auth.js';
 import { access, errors, ok as okBody } from '../resources/envelope.js';
@@ -253,7 +253,7 @@ export async function agentRoutes(
       summary: 'Every agent in one call; If-None-Match with the last ETag answers 304 when nothing changed',
       ...access('read'),
       querystring: listQuerySchema,
-      response: { 200: okBody({ observedAt: z.string(), agents: z.array(listedSchema) }), 304: z.null().describe('unchanged'), ...errors(400, 401, 403, 503) },
+      response: { 200: okBody({ observedAt: z.string(), agents: z.array(listedSchema) }), 304: z.null().describe('Not Modified: no body'), ...errors(400, 401, 403, 503) },
     },
     handler: async (req, reply) => {
       const q = req.query;
@@ -274,7 +274,8 @@ export async function agentRoutes(
         listings.set(key, cached);
       }
       void reply.header('etag', cached.etag).header('cache-control', 'no-cache').header('vary', 'authorization');
-      if (req.headers['if-none-match'] === cached.etag) return reply.status(304).send(null);
+      // Nothing changed since the client's copy: 304 with the headers above and no body.
+      if (noneMatch(req.headers['if-none-match'], cached.etag)) return reply.status(304).send(undefined as never);
       // Already JSON (the cached listing with this answer's observedAt): sent as it is, the
       // schema above documents it.
       const json = `{"code":0,"observedAt":"${fleet.observedAt}",${cached.body}`;
@@ -291,27 +292,5 @@ export async function agentRoutes(
       response: { 200: okBody(restoreSchema.shape), ...errors(401, 403, 503) },
     },
     handler: async () => ok('reconciled', await opts.reconciler.restore()),
-  });
-
-  // A browser or a habit from the original GET API: say which method to use instead.
-  for (const action of ['create', 'start', 'stop', 'restart', 'pause', 'resume']) {
-    app.route({
-      method: ['GET', 'PUT', 'PATCH', 'DELETE'],
-      url: `/v1/api/:db/:table/${action}`,
-      onRequest: authorize('read'),
-      schema: { hide: true },
-      handler: async () => {
-        throw methodNotAllowed('POST');
-      },
-    });
-  }
-  app.route({
-    method: ['POST', 'PUT', 'PATCH', 'DELETE'],
-    url: '/v1/api/:db/:table/status',
-    onRequest: authorize('read'),
-    schema: { hide: true },
-    handler: async () => {
-      throw methodNotAllowed('GET');
-    },
   });
 }

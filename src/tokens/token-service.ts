@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { ChainableCommander, Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { TokenListing, TokenRequest, TokenSetResult } from '../resources/token.js';
-import { AppError, ErrorCodes, forbidden, tokenUserNotFound } from '../errors.js';
+import { AppError, appError, forbidden, tokenUserNotFound } from '../errors.js';
 import { redisCall } from '../redis/client.js';
 import type { Keys } from '../redis/keys.js';
 import { HASH_VERSION, hashToken, keyHash } from './hash.js';
@@ -239,7 +239,7 @@ export class TokenService {
         previousValidUntil: iso(String(r)),
       };
     }
-    throw new AppError(ErrorCodes.BUSY, 'BUSY', 409, `the token of ${req.username} is being changed concurrently; retry`);
+    throw appError('BUSY', `the token of ${req.username} is being changed concurrently; retry`);
   }
 
   async revoke(username: string): Promise<void> {
@@ -267,7 +267,7 @@ export class TokenService {
         return;
       }
     }
-    throw new AppError(ErrorCodes.BUSY, 'BUSY', 409, `the token of ${username} is being changed concurrently; retry`);
+    throw appError('BUSY', `the token of ${username} is being changed concurrently; retry`);
   }
 
   /** A user's scope, or null if the user has no token. */

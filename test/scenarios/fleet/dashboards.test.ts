@@ -91,7 +91,9 @@ describe('for dashboards', () => {
     expect(shapes.every((b) => b.additionalProperties === false)).toBe(true);
     expect(shapes[2]!.properties.options.required).toEqual(['bootstrapServers']);
     expect(create.responses['201'].content['application/json'].schema.properties.health.enum).toContain('degraded');
-    expect(create.responses['409'].content['application/json'].schema.required).toEqual(['code', 'error', 'message']);
+    // Every error status names the one error schema.
+    expect(create.responses['409'].content['application/json'].schema).toEqual({ $ref: '#/components/schemas/Error' });
+    expect((doc as any).components.schemas.Error.required).toEqual(['code', 'error', 'message']);
     // Operations that need no token say so; the rest need the bearer token.
     expect(doc.paths['/healthz']!.get.security).toEqual([]);
     expect(doc.paths['/v1/api/services']!.get.security).toBeUndefined();
