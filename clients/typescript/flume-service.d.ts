@@ -1080,6 +1080,8 @@ export interface paths {
                     headers: {
                         /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
                         "X-Request-Id"?: string;
+                        /** @description the entity-tag: send it as If-None-Match to be answered 304 while it is current */
+                        ETag?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1222,6 +1224,17 @@ export interface paths {
                             };
                         };
                     };
+                };
+                /** @description Not Modified: the ETag in If-None-Match is current; no body */
+                304: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description the current entity-tag */
+                        ETag?: string;
+                        [name: string]: unknown;
+                    };
+                    content?: never;
                 };
                 /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */
                 400: {
@@ -5181,6 +5194,8 @@ export interface paths {
                     headers: {
                         /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
                         "X-Request-Id"?: string;
+                        /** @description the entity-tag: send it as If-None-Match to be answered 304 while it is current */
+                        ETag?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -5584,6 +5599,8 @@ export interface paths {
                     headers: {
                         /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
                         "X-Request-Id"?: string;
+                        /** @description the entity-tag: send it as If-None-Match to be answered 304 while it is current */
+                        ETag?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -5629,6 +5646,17 @@ export interface paths {
                             flumeConf: string;
                         };
                     };
+                };
+                /** @description Not Modified: the ETag in If-None-Match is current; no body */
+                304: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description the current entity-tag */
+                        ETag?: string;
+                        [name: string]: unknown;
+                    };
+                    content?: never;
                 };
                 /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */
                 400: {
@@ -6858,6 +6886,19 @@ export interface paths {
                     headers: {
                         /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
                         "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Service Unavailable. error: NO_FREE_PORT (10093), SUPERVISOR_UNAVAILABLE (10101), REDIS_UNAVAILABLE (10103), NOT_READY (10104), AGENT_DOWN (10106), CLUSTER_UNAVAILABLE (10110) */
+                503: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -10057,6 +10098,19 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
+                /** @description Too Many Requests. error: TOO_MANY_STREAMS (10065) */
+                429: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
                 /** @description Request Header Fields Too Large: the request headers are over 16 KiB. error: HEADERS_TOO_LARGE (10018) */
                 431: {
                     headers: {
@@ -11204,6 +11258,19 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
+                /** @description Service Unavailable. error: NO_FREE_PORT (10093), SUPERVISOR_UNAVAILABLE (10101), REDIS_UNAVAILABLE (10103), NOT_READY (10104), AGENT_DOWN (10106), CLUSTER_UNAVAILABLE (10110) */
+                503: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
             };
         };
         put?: never;
@@ -12198,6 +12265,19 @@ export interface paths {
                     headers: {
                         /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
                         "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Service Unavailable. error: NO_FREE_PORT (10093), SUPERVISOR_UNAVAILABLE (10101), REDIS_UNAVAILABLE (10103), NOT_READY (10104), AGENT_DOWN (10106), CLUSTER_UNAVAILABLE (10110) */
+                503: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -13710,7 +13790,7 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description text/event-stream */
+                /** @description text/event-stream: "event: <kind>", "id: <id>", "data: <JSON>" */
                 200: {
                     headers: {
                         /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
@@ -13718,7 +13798,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": string;
+                        "text/event-stream": string;
                     };
                 };
                 /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */
@@ -13789,6 +13869,19 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
+                /** @description Too Many Requests. error: TOO_MANY_STREAMS (10065) */
+                429: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
                 /** @description Request Header Fields Too Large: the request headers are over 16 KiB. error: HEADERS_TOO_LARGE (10018) */
                 431: {
                     headers: {
@@ -13841,7 +13934,7 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description OK */
+                /** @description the Prometheus text exposition format, version 0.0.4 */
                 200: {
                     headers: {
                         /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
@@ -13849,7 +13942,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": unknown;
+                        "text/plain": string;
                     };
                 };
                 /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */

@@ -105,6 +105,7 @@ export function completeResponses(responses: Record<string, JsonSchema> | undefi
       continue;
     }
     if (status === 405) headers.Allow = header('the methods this path takes');
+    if (status >= 200 && status < 300 && out[304]) headers.ETag = header('the entity-tag: send it as If-None-Match to be answered 304 while it is current');
     if (status === 429 || status === 503 || errorNamesFor(status, 'api').some((n) => 'retryAfter' in ERRORS[n])) headers['Retry-After'] = RETRY_AFTER;
     const described = typeof schema.description === 'string' && !['error', 'Default Response'].includes(schema.description) ? schema.description : undefined;
     out[key] = { ...schema, headers, description: status >= 400 ? errorDescription(status) : (described ?? STATUS_CODES[status] ?? 'OK') };

@@ -20,6 +20,9 @@ export type ErrorBody = z.infer<typeof errorSchema>;
 /** The error answers a route can give, by status. */
 export const errors = (...statuses: number[]) => Object.fromEntries(statuses.map((s) => [s, errorSchema]));
 
+/** 304 Not Modified (If-None-Match named the current ETag): no body. */
+export const notModified = z.null().describe('Not Modified: no body');
+
 /** A success body: code 0, a message, and the route's fields. */
 export const ok = <T extends z.ZodRawShape>(shape: T) => z.object({ code: z.literal(0), message: z.string(), ...shape });
 

@@ -17,7 +17,7 @@ import { createBodySchema } from '../resources/agent-spec.js';
 import { forbidden } from '../errors.js';
 import type { FleetModel } from '../fleet/fleet-model.js';
 import type { Authorize } from '../http/auth.js';
-import { access, errors, ok as okBody } from '../resources/envelope.js';
+import { access, errors, notModified, ok as okBody } from '../resources/envelope.js';
 import { AGENT_STATES, deleteSchema, listed, listedSchema, statusSchema } from '../resources/agent-status.js';
 import { restoreSchema } from '../resources/restore.js';
 import { moveBodySchema, moveResultSchema } from '../resources/move.js';
@@ -105,7 +105,7 @@ export async function agentRoutes(
       summary: 'The agent: its status (from the fleet model), its desired spec and revision (ETag), and links to the rest',
       ...access('read'),
       params: tableParamsSchema,
-      response: { 200: agentBody, ...errors(400, 401, 403, 404, 503) },
+      response: { 200: agentBody, 304: notModified, ...errors(400, 401, 403, 404, 503) },
     },
     handler: async (req, reply) => {
       const [agent, current] = await Promise.all([lifecycle.status(req.params), configs.current(req.params)]);
@@ -253,7 +253,7 @@ export async function agentRoutes(
       summary: 'Every agent in one call; If-None-Match with the last ETag answers 304 when nothing changed',
       ...access('read'),
       querystring: listQuerySchema,
-      response: { 200: okBody({ observedAt: z.string(), agents: z.array(listedSchema) }), 304: z.null().describe('Not Modified: no body'), ...errors(400, 401, 403, 503) },
+      response: { 200: okBody({ observedAt: z.string(), agents: z.array(listedSchema) }), 304: notModified, ...errors(400, 401, 403, 503) },
     },
     handler: async (req, reply) => {
       const q = req.query;

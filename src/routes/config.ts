@@ -6,7 +6,7 @@ import type { ConfigService } from '../agents/config-service.js';
 import { tableParamsSchema } from '../resources/table.js';
 import { createBodySchema } from '../resources/agent-spec.js';
 import type { Authorize } from '../http/auth.js';
-import { access, errors, ok } from '../resources/envelope.js';
+import { access, errors, notModified, ok } from '../resources/envelope.js';
 import { configChangeSchema, configViewSchema, revisionSchema } from '../resources/revision.js';
 import { etagOf, parseIfMatch } from '../http/conditional.js';
 import { acceptedBody, answering } from '../http/prefer.js';
@@ -55,7 +55,7 @@ export async function configRoutes(fastify: FastifyInstance, opts: { config: Con
       summary: 'The desired config: its spec, the rendered flume.conf, and the revision desired and running',
       ...access('read'),
       params: tableParamsSchema,
-      response: { 200: ok(configViewSchema.shape), ...errors(400, 401, 403, 404, 503) },
+      response: { 200: ok(configViewSchema.shape), 304: notModified, ...errors(400, 401, 403, 404, 503) },
     },
     handler: async (req, reply) => {
       const v = await config.get(req.params);
@@ -105,7 +105,7 @@ export async function configRoutes(fastify: FastifyInstance, opts: { config: Con
       summary: 'The kept revisions, oldest first (CONFIG_REVISIONS_KEPT)',
       ...access('read'),
       params: tableParamsSchema,
-      response: { 200: ok({ revisions: z.array(revisionSchema) }), ...errors(400, 401, 403, 404) },
+      response: { 200: ok({ revisions: z.array(revisionSchema) }), ...errors(400, 401, 403, 404, 503) },
     },
     handler: async (req) => {
       const revisions = await config.history(req.params);

@@ -90,7 +90,8 @@ export async function eventRoutes(
         'Reconnect with Last-Event-ID (EventSource does it by itself; or ?lastEventId=) to get what was missed first: the newest API_EVENTS_REPLAY events are kept. When they no longer reach back that far (or Redis lost them), the stream says so first with "event: gap" ({lastEventId, oldestKept}): read the state again (GET /v1/api/services). ' +
         access('read').description,
       querystring: z.strictObject({ lastEventId: z.string().max(40).optional().describe('as the Last-Event-ID header') }),
-      response: { 200: z.string().describe('text/event-stream'), ...errors(400, 401, 403) },
+      produces: ['text/event-stream'],
+      response: { 200: z.string().describe('text/event-stream: "event: <kind>", "id: <id>", "data: <JSON>"'), ...errors(400, 401, 403, 429) },
     },
   }, (req, reply) => {
     const dbs = req.principal?.dbs;

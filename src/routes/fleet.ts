@@ -76,7 +76,7 @@ export async function fleetRoutes(
       summary: 'The last hour, a point every 10 s: events in/out per second, channel fill, RSS (kept in memory by each API process)',
       ...access('read'),
       params: tableParamsSchema,
-      response: { 200: ok({ program: z.string(), intervalSeconds: z.number(), points: z.array(pointSchema) }), ...errors(400, 401, 403, 404) },
+      response: { 200: ok({ program: z.string(), intervalSeconds: z.number(), points: z.array(pointSchema) }), ...errors(400, 401, 403, 404, 503) },
     },
     handler: async (req) => {
       const program = programName(req.params);

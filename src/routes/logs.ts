@@ -30,7 +30,7 @@ export async function logRoutes(fastify: FastifyInstance, opts: { agents: AgentS
       ...access('operate'),
       params: tableParamsSchema,
       querystring: querySchema,
-      response: { 200: ok({ program: z.string(), lines: z.array(z.string()) }), ...errors(400, 401, 403, 404, 503) },
+      response: { 200: ok({ program: z.string(), lines: z.array(z.string()) }), ...errors(400, 401, 403, 404, 429, 503) },
     },
     handler: async (req, reply) => {
       await opts.agents.status(req.params); // 404 for a table without an agent

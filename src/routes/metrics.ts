@@ -4,6 +4,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { AgentService } from '../agents/agent-service.js';
 import { AGENT_STATES, HEALTHS, type AgentStatus } from '../resources/agent-status.js';
 import type { IncidentService } from '../incidents/incident-service.js';
+import { z } from 'zod';
 import { access } from '../resources/envelope.js';
 import { INCIDENT_TYPES } from '../resources/incident.js';
 import type { BuildInfo } from '../store/build-info.js';
@@ -165,7 +166,15 @@ async function metrics(
 
   app.get(
     '/metrics',
-    { schema: { tags: ['health'], summary: 'Prometheus metrics (text format)', ...access('none') } },
+    {
+      schema: {
+        tags: ['health'],
+        summary: 'Prometheus metrics (text format)',
+        ...access('none'),
+        produces: ['text/plain'],
+        response: { 200: z.string().describe('the Prometheus text exposition format, version 0.0.4') },
+      },
+    },
     async (_req, reply) => reply.type(register.contentType).send(await register.metrics()),
   );
 }

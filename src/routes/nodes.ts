@@ -28,7 +28,7 @@ export async function nodeRoutes(fastify: FastifyInstance, opts: { nodes: Nodes;
       tags,
       summary: 'Every host: membership state, alive (its lease-bound presence), when last seen, capacity. A single host lists itself',
       ...access('read'),
-      response: { 200: ok({ clustered: z.boolean(), nodes: z.array(nodeSchema) }), ...errors(401, 403) },
+      response: { 200: ok({ clustered: z.boolean(), nodes: z.array(nodeSchema) }), ...errors(401, 403, 503) },
     },
     handler: async () => {
       const nodes = await opts.nodes.list();

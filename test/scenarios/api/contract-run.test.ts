@@ -16,7 +16,7 @@ let doc: Record<string, unknown>;
 let apiPort = 0;
 beforeAll(async () => {
   // A short header timeout, so the run can see its 408.
-  h = await startHarness({ PORT_RANGE: await portRange(), API_HEADERS_TIMEOUT_MS: '1000', API_REQUEST_TIMEOUT_MS: '1000' });
+  h = await startHarness({ PORT_RANGE: await portRange(), API_HEADERS_TIMEOUT_MS: '1000', API_REQUEST_TIMEOUT_MS: '1000', API_MAX_STREAMS_PER_TOKEN: '1' });
   const base = await h.app.listen({ port: 0, host: '127.0.0.1' });
   apiPort = Number(new URL(base).port);
   doc = await openApiDocument(pino({ level: 'silent' }));
@@ -90,6 +90,8 @@ describe('the contract over a realistic run', () => {
     await call('GET', '/healthz', { token: null });
     await call('GET', '/version', { token: null });
     await call('GET', '/readyz', { token: null });
+    await call('GET', '/metrics', { token: null });
+    await call('GET', '/metrics', { token: null });
 
     // A table's life.
     expect.soft((await call('POST', `${T}/create`, { body: { sink: 'logger' } })).status).toBe(201);
@@ -101,6 +103,13 @@ describe('the contract over a realistic run', () => {
     await call('GET', `${T}/status?fresh=true`);
     const config = await call('GET', `${T}/config`);
     expect(config.status).toBe(200);
+    // Conditional GETs: the current ETag is 304 with no body; another (well-formed) tag is 200.
+    for (const url of [T, `${T}/config`]) {
+      const unchanged = await call('GET', url, { headers: { 'if-none-match': etag } });
+      expect.soft(unchanged.status, url).toBe(304);
+      expect.soft([unchanged.body, unchanged.headers.get('content-type'), unchanged.headers.get('content-length'), unchanged.headers.get('etag')], url).toEqual(['', null, null, etag]);
+      expect.soft((await call('GET', url, { headers: { 'if-none-match': '"stale-0"' } })).status, url).toBe(200);
+    }
     expect.soft((await call('PATCH', `${T}/config`, { body: { options: { maxBytesToLog: 64 } }, headers: { 'if-match': etag } })).status).toBe(200);
     expect.soft((await call('PATCH', `${T}/config`, { body: { options: { maxBytesToLog: 65 } }, headers: { 'if-match': etag } })).status).toBe(412);
     expect.soft((await call('PATCH', `${T}/config`, { body: { options: { maxBytesToLog: 65 } }, headers: { 'if-match': '"stale-0"' } })).status).toBe(412);
@@ -160,6 +169,15 @@ describe('the contract over a realistic run', () => {
     expect.soft((await call('PUT', '/v1/api/nodes/h9/state', { body: { state: 'cordoned' }, ...bad })).status).toBe(400);
     expect.soft((await call('POST', `${T}/create`, { body: { sink: 'logger' }, headers: { 'idempotency-key': 'bad key!' }, ...bad })).status).toBe(400);
 
+    // A second event stream for a token that holds its one already: 429 with Retry-After.
+    const streamer = h.tokenFor('viewer');
+    const held = new AbortController();
+    const first = await fetch(`http://127.0.0.1:${apiPort}/v1/api/events`, { headers: { authorization: `Bearer ${streamer}` }, signal: held.signal });
+    expect(first.status).toBe(200);
+    const second = await call('GET', '/v1/api/events', { token: streamer, ...bad });
+    held.abort();
+    expect.soft([second.status, second.headers.get('retry-after')]).toEqual([429, '5']);
+
     // What Prism cannot carry, straight to the API's socket.
     const host = 'Host: 127.0.0.1\r\n';
     const auth = `Authorization: Bearer ${h.tokenFor('admin')}\r\n`;
@@ -196,6 +214,6 @@ describe('the contract over a realistic run', () => {
     expect(seen.filter((x) => x.bad && x.violations.some((v) => v.location[0] === 'request')).length).toBeGreaterThanOrEqual(8);
     expect(offDocument).toEqual([]);
     // It saw what it was meant to: every status above, 304 and 405 included.
-    expect(new Set(seen.map((x) => x.status))).toEqual(new Set([200, 201, 202, 304, 400, 401, 403, 404, 405, 408, 409, 412, 413, 414, 421, 431]));
+    expect(new Set(seen.map((x) => x.status))).toEqual(new Set([200, 201, 202, 304, 400, 401, 403, 404, 405, 408, 409, 412, 413, 414, 421, 429, 431]));
   }, 300_000);
 });
