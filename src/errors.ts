@@ -196,8 +196,14 @@ export const agentExists = (program: string, differences?: Array<{ field: string
       : `an agent already exists for this table (${program})`,
     differences ? { differences } : undefined,
   );
-export const preconditionFailed = (program: string, current: number) =>
-  make('PRECONDITION_FAILED', `${program} is at revision ${current} (ETag "${current}"), which If-Match does not name: someone changed it meanwhile (or the tag is not this config's); read it again (GET .../config) and send its ETag`, { revision: current, etag: `"${current}"` });
+export const preconditionFailed = (program: string, current: number, header: 'if-match' | 'if-none-match' = 'if-match') =>
+  make(
+    'PRECONDITION_FAILED',
+    header === 'if-match'
+      ? `${program} is at revision ${current} (ETag "${current}"), which If-Match does not name: someone changed it meanwhile (or the tag is not this config's); read it again (GET .../config) and send its ETag`
+      : `${program} exists at revision ${current} (ETag "${current}"), which If-None-Match excludes: nothing was changed`,
+    { revision: current, etag: `"${current}"` },
+  );
 export const nothingToMatch = (program: string) =>
   make('PRECONDITION_FAILED', `no agent for this table (${program}) to match If-Match: leave If-Match out to create it`, { revision: null });
 export const preconditionRequired = (program: string) =>

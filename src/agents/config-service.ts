@@ -7,6 +7,7 @@ import type { AgentService } from './agent-service.js';
 import { revisionOf, type AgentMeta, type AgentStore } from '../store/agent-store.js';
 import { writeAtomic } from '../store/files.js';
 import { programName, type TableRef } from '../resources/table.js';
+import { fails, type Precondition } from '../resources/precondition.js';
 import { renderAgentConfig } from './flume-config.js';
 import { keptRunning } from './stand-in.js';
 import { launcherJarPresent, programFor } from './launch.js';
@@ -96,7 +97,7 @@ export class ConfigService {
   }
 
   /** PUT (a whole create body) or PATCH (a merge patch over the desired spec). */
-  async change(ref: TableRef, body: unknown, opts: { mode: ChangeMode; dryRun: boolean; by: string; ifMatch?: '*' | number[] }): Promise<ConfigChange> {
+  async change(ref: TableRef, body: unknown, opts: { mode: ChangeMode; dryRun: boolean; by: string; precondition?: Precondition }): Promise<ConfigChange> {
     const program = programName(ref);
     const preview = async (meta: AgentMeta) => {
       const next = opts.mode === 'patch' ? mergePatch(bodyOf(meta.spec), body) : body;
@@ -105,21 +106,21 @@ export class ConfigService {
       return c.spec;
     };
     if (opts.dryRun) {
-      const meta = this.checked(await this.meta(program), opts.ifMatch);
+      const meta = this.checked(await this.meta(program), opts.precondition);
       const number = Math.max(await this.revisionsOf(program).latestNumber(), revisionOf(meta)) + 1;
       return this.describe(meta, await preview(meta), 'dry_run', number);
     }
     return this.lock.run(program, 'config', async () => {
-      const meta = this.checked(await this.meta(program), opts.ifMatch);
+      const meta = this.checked(await this.meta(program), opts.precondition);
       return this.applyHeld(meta, await preview(meta), { reason: opts.mode, from: null, by: opts.by });
     });
   }
 
   /** Makes an earlier revision's spec the desired one again, as a new revision. */
-  async rollback(ref: TableRef, revision: number | undefined, by: string, ifMatch?: '*' | number[]): Promise<ConfigChange> {
+  async rollback(ref: TableRef, revision: number | undefined, by: string, precondition?: Precondition): Promise<ConfigChange> {
     const program = programName(ref);
     return this.lock.run(program, 'config', async () => {
-      const meta = this.checked(await this.meta(program), ifMatch);
+      const meta = this.checked(await this.meta(program), precondition);
       const history = await this.revisionsOf(program).list();
       const current = revisionOf(meta);
       // Default: the newest applied revision before the desired one.
@@ -138,11 +139,10 @@ export class ConfigService {
 
   // --- internals ----------------------------------------------------------------------------
 
-  /** 412 unless the desired revision is one If-Match names (checked under the table's lock). */
-  private checked(meta: AgentMeta, ifMatch: '*' | number[] | undefined): AgentMeta {
-    if (ifMatch !== undefined && ifMatch !== '*' && !ifMatch.includes(revisionOf(meta))) {
-      throw preconditionFailed(meta.program, revisionOf(meta));
-    }
+  /** 412 unless the desired revision meets If-Match and If-None-Match (checked under the table's lock). */
+  private checked(meta: AgentMeta, precondition: Precondition | undefined): AgentMeta {
+    const failed = precondition && fails(precondition, revisionOf(meta));
+    if (failed) throw preconditionFailed(meta.program, revisionOf(meta), failed);
     return meta;
   }
 

@@ -1,4 +1,5 @@
 import { invalidRequest } from '../errors.js';
+import type { Precondition } from '../resources/precondition.js';
 
 /**
  * Conditional requests as RFC 9110 (section 13) says. A config's ETag is its desired revision,
@@ -48,6 +49,26 @@ export function parseIfMatch(header: string | string[] | undefined): '*' | numbe
     const revision = /^"(\d{1,9})"$/.exec(t.opaque)?.[1];
     return !t.weak && revision !== undefined ? [Number(revision)] : [];
   });
+}
+
+/**
+ * The revisions If-None-Match names by weak comparison (`W/"7"` names 7), or '*'; undefined when
+ * absent. 400 when it is not an entity-tag list.
+ */
+export function parseIfNoneMatch(header: string | string[] | undefined): '*' | number[] | undefined {
+  if (header === undefined) return undefined;
+  const tags = entityTags(header);
+  if (tags === null) throw invalidRequest('If-None-Match must be entity-tags, e.g. If-None-Match: * (only if there is none yet), or *');
+  if (tags === '*') return '*';
+  return tags.flatMap((t) => {
+    const revision = /^"(\d{1,9})"$/.exec(t.opaque)?.[1];
+    return revision !== undefined ? [Number(revision)] : [];
+  });
+}
+
+/** Both preconditions of a request's headers. */
+export function preconditionOf(headers: Record<string, string | string[] | undefined>): Precondition {
+  return { ifMatch: parseIfMatch(headers['if-match']), ifNoneMatch: parseIfNoneMatch(headers['if-none-match']) };
 }
 
 /**

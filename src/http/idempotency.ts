@@ -69,7 +69,7 @@ export function registerIdempotency(app: FastifyInstance, redis: Redis, keys: Ke
     const who = principalKey(req.principal);
     const key = keys.idempotency(who, given);
     const fingerprint = createHash('sha256')
-      .update(JSON.stringify([req.method, req.url, req.body ?? null, req.headers.prefer ?? null, req.headers['if-match'] ?? null]))
+      .update(JSON.stringify([req.method, req.url, req.body ?? null, req.headers.prefer ?? null, req.headers['if-match'] ?? null, ...(req.headers['if-none-match'] ? [req.headers['if-none-match']] : [])]))
       .digest('base64url');
     const first: Stored = { state: 'pending', fingerprint };
     const taken = await redisCall(() => redis.set(key, JSON.stringify(first), 'EX', PENDING_SECONDS, 'NX'));

@@ -7,8 +7,9 @@ import type { Lifecycle } from '../agents/lifecycle.js';
 import type { ConfigService } from '../agents/config-service.js';
 import type { OperationService } from '../operations/operation-service.js';
 import { acceptedBody, answering } from '../http/prefer.js';
-import { etagOf, noneMatch, parseIfMatch } from '../http/conditional.js';
-import { AppError, nothingToMatch, preconditionRequired } from '../errors.js';
+import { etagOf, noneMatch, preconditionOf } from '../http/conditional.js';
+import { AppError, nothingToMatch, preconditionFailed, preconditionRequired } from '../errors.js';
+import { fails } from '../resources/precondition.js';
 import { agentSpecSchema } from '../resources/agent-spec.js';
 import { configChangeSchema } from '../resources/revision.js';
 import { NAME_PATTERN, programName, tableParamsSchema, type TableRef } from '../resources/table.js';
@@ -131,7 +132,7 @@ export async function agentRoutes(
     },
     config: { idempotent: true },
     handler: async (req, reply) => {
-      const ifMatch = parseIfMatch(req.headers['if-match']);
+      const precondition = preconditionOf(req.headers);
       return answer(req, reply, 'upsert', req.params, async () => {
         const exists = await lifecycle.status(req.params).then(
           () => true,
@@ -142,16 +143,19 @@ export async function agentRoutes(
         );
         if (!exists) {
           // If-Match on a table without an agent: nothing matches it (RFC 9110).
-          if (ifMatch !== undefined) throw nothingToMatch(programName(req.params));
+          if (precondition.ifMatch !== undefined) throw nothingToMatch(programName(req.params));
           const c = await lifecycle.create(req.params, req.body ?? {}, { by: req.principal?.sub });
+          // If-None-Match: * (create only): another create came first with the same spec.
+          const failed = c.created ? null : fails({ ifNoneMatch: precondition.ifNoneMatch }, c.status.revision.desired);
+          if (failed) throw preconditionFailed(c.status.program, c.status.revision.desired, failed);
           return {
             status: c.created ? 201 : 200,
             headers: { location: self(req.params), etag: etagOf(c.status.revision.desired) },
             body: ok(`${c.status.program}: ${c.created ? 'created' : 'unchanged'}, ${c.status.state}`, { outcome: c.created ? ('created' as const) : ('unchanged' as const), agent: c.status, change: null }),
           };
         }
-        if (ifMatch === undefined && opts.requireIfMatch) throw preconditionRequired(programName(req.params));
-        const change = await configs.change(req.params, req.body ?? {}, { mode: 'put', dryRun: false, by: by(req), ifMatch });
+        if (precondition.ifMatch === undefined && precondition.ifNoneMatch === undefined && opts.requireIfMatch) throw preconditionRequired(programName(req.params));
+        const change = await configs.change(req.params, req.body ?? {}, { mode: 'put', dryRun: false, by: by(req), precondition });
         const agent = await lifecycle.status(req.params);
         return {
           status: 200,

@@ -8,7 +8,7 @@ import { createBodySchema } from '../resources/agent-spec.js';
 import type { Authorize } from '../http/auth.js';
 import { access, errors, notModified, ok } from '../resources/envelope.js';
 import { configChangeSchema, configViewSchema, revisionSchema } from '../resources/revision.js';
-import { etagOf, parseIfMatch } from '../http/conditional.js';
+import { etagOf, preconditionOf } from '../http/conditional.js';
 import { acceptedBody, answering } from '../http/prefer.js';
 import type { OperationService } from '../operations/operation-service.js';
 import { preconditionRequired } from '../errors.js';
@@ -35,11 +35,11 @@ export async function configRoutes(fastify: FastifyInstance, opts: { config: Con
   const { config, authorize } = opts;
   const tags = ['config'];
   const by = (req: { principal?: { sub: string } }) => req.principal?.sub ?? 'unknown';
-  /** If-Match of a change: checked against the desired revision under the table's lock (412); required by CONFIG_REQUIRE_IF_MATCH (428). */
-  const ifMatchOf = (req: { headers: Record<string, string | string[] | undefined>; params: { db: string; table: string } }, dryRun = false) => {
-    const want = parseIfMatch(req.headers['if-match']);
-    if (want === undefined && opts.requireIfMatch && !dryRun) throw preconditionRequired(programName(req.params));
-    return want;
+  /** If-Match / If-None-Match of a change: checked against the desired revision under the table's lock (412); If-Match required by CONFIG_REQUIRE_IF_MATCH (428). */
+  const preconditionOfChange = (req: { headers: Record<string, string | string[] | undefined>; params: { db: string; table: string } }, dryRun = false) => {
+    const p = preconditionOf(req.headers);
+    if (p.ifMatch === undefined && p.ifNoneMatch === undefined && opts.requireIfMatch && !dryRun) throw preconditionRequired(programName(req.params));
+    return p;
   };
   const changed = (c: { outcome: string; program: string; revision: number }) =>
     c.outcome === 'dry_run'
@@ -89,9 +89,9 @@ export async function configRoutes(fastify: FastifyInstance, opts: { config: Con
       config: { idempotent: true },
       handler: async (req, reply) => {
         const dryRun = isSet(req.query.dryRun);
-        const ifMatch = ifMatchOf(req, dryRun);
+        const precondition = preconditionOfChange(req, dryRun);
         return answer(req, reply, dryRun ? null : 'config', req.params, async () => {
-          const c = await config.change(req.params, req.body, { mode, dryRun, by: by(req), ifMatch });
+          const c = await config.change(req.params, req.body, { mode, dryRun, by: by(req), precondition });
           return { status: 200, headers: { etag: etagOf(c.outcome === 'dry_run' ? c.previousRevision : c.revision) }, body: { code: 0 as const, message: changed(c), ...c } };
         });
       },
@@ -125,9 +125,9 @@ export async function configRoutes(fastify: FastifyInstance, opts: { config: Con
     },
     config: { idempotent: true },
     handler: async (req, reply) => {
-      const ifMatch = ifMatchOf(req);
+      const precondition = preconditionOfChange(req);
       return answer(req, reply, 'rollback', req.params, async () => {
-        const c = await config.rollback(req.params, req.body.revision, by(req), ifMatch);
+        const c = await config.rollback(req.params, req.body.revision, by(req), precondition);
         return { status: 200, headers: { etag: etagOf(c.revision) }, body: { code: 0 as const, message: changed(c), ...c } };
       });
     },

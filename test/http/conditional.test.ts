@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { etagOf, noneMatch, parseIfMatch } from '../../src/http/conditional.js';
+import { etagOf, noneMatch, parseIfMatch, parseIfNoneMatch, preconditionOf } from '../../src/http/conditional.js';
+import { fails } from '../../src/resources/precondition.js';
 
 describe('If-Match', () => {
   it('is absent, any (*), or the revisions its ETags name by strong comparison', () => {
@@ -36,5 +37,25 @@ describe('If-None-Match', () => {
 
   it('refuses a header that is not entity-tags with 400', () => {
     expect(() => noneMatch('abc', '"7"')).toThrow(expect.objectContaining({ statusCode: 400 }));
+  });
+});
+
+describe('a change\'s preconditions', () => {
+  it('If-None-Match names revisions by weak comparison; * excludes any', () => {
+    expect(parseIfNoneMatch(undefined)).toBeUndefined();
+    expect(parseIfNoneMatch('*')).toBe('*');
+    expect(parseIfNoneMatch('W/"7", "8", "other"')).toEqual([7, 8]);
+    expect(() => parseIfNoneMatch('7')).toThrow(expect.objectContaining({ statusCode: 400 }));
+  });
+
+  it('fails when If-Match does not name the revision, or If-None-Match does (or is *)', () => {
+    expect(fails({}, 3)).toBeNull();
+    expect(fails({ ifMatch: [3] }, 3)).toBeNull();
+    expect(fails({ ifMatch: '*' }, 3)).toBeNull();
+    expect(fails({ ifMatch: [] }, 3)).toBe('if-match');
+    expect(fails({ ifNoneMatch: '*' }, 3)).toBe('if-none-match');
+    expect(fails({ ifNoneMatch: [3] }, 3)).toBe('if-none-match');
+    expect(fails({ ifNoneMatch: [2] }, 3)).toBeNull();
+    expect(preconditionOf({ 'if-match': '"3"', 'if-none-match': 'W/"2"' })).toEqual({ ifMatch: [3], ifNoneMatch: [2] });
   });
 });

@@ -116,6 +116,15 @@ describe('the contract over a realistic run', () => {
     expect.soft((await call('PATCH', `${T}/config`, { body: { options: { maxBytesToLog: 65 } }, headers: { 'if-match': 'stale' }, bad: true })).status).toBe(400);
     expect.soft((await call('PATCH', `${T}/config?dryRun=true`, { body: { options: { maxBytesToLog: 66 } } })).status).toBe(200);
     await call('GET', `${T}/config/revisions`);
+    // If-None-Match on a change (RFC 9110 13.1.2): * is "only if there is none", a tag "only if it is not this one".
+    const current = (await call('GET', `${T}/config`)).headers.get('etag')!;
+    expect.soft((await call('PUT', T, { body: { sink: 'logger' }, headers: { 'if-none-match': '*' } })).status).toBe(412);
+    expect.soft((await call('PATCH', `${T}/config`, { body: { options: { maxBytesToLog: 70 } }, headers: { 'if-none-match': current } })).status).toBe(412);
+    expect.soft((await call('GET', `${T}/config`)).headers.get('etag')).toBe(current);
+    const fresh = await call('PUT', '/v1/api/contract/fresh', { body: { sink: 'logger' }, headers: { 'if-none-match': '*' } });
+    expect.soft(fresh.status).toBe(201);
+    expect.soft((await call('PUT', '/v1/api/contract/fresh', { body: { sink: 'logger' }, headers: { 'if-none-match': '*' } })).status).toBe(412);
+    expect.soft((await call('DELETE', '/v1/api/contract/fresh?force=true')).status).toBe(200);
     await call('POST', `${T}/stop`);
     const later = await call('POST', `${T}/start`, { headers: { prefer: 'respond-async' } });
     expect(later.status).toBe(202);
