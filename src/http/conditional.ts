@@ -36,35 +36,29 @@ function entityTags(header: string | string[]): '*' | EntityTag[] | null {
 }
 
 /**
- * What If-Match asks for: undefined when absent; '*' (any existing config); or the revisions it
- * names by strong comparison (a weak tag, or one that is not a revision, names none: an empty
- * list never matches). 400 when it is not an entity-tag list.
+ * The revisions a precondition header names, or '*'; undefined when absent; 400 when it is not an
+ * entity-tag list. `strong`: a weak tag names nothing (If-Match); else it names its revision too.
  */
-export function parseIfMatch(header: string | string[] | undefined): '*' | number[] | undefined {
+function revisionsNamed(header: string | string[] | undefined, name: string, example: string, strong: boolean): '*' | number[] | undefined {
   if (header === undefined) return undefined;
   const tags = entityTags(header);
-  if (tags === null) throw invalidRequest('If-Match must be entity-tags, e.g. If-Match: "7" (the ETag of GET .../config), or *');
+  if (tags === null) throw invalidRequest(`${name} must be entity-tags, e.g. ${name}: ${example}, or *`);
   if (tags === '*') return '*';
   return tags.flatMap((t) => {
     const revision = /^"(\d{1,9})"$/.exec(t.opaque)?.[1];
-    return !t.weak && revision !== undefined ? [Number(revision)] : [];
+    return revision !== undefined && !(strong && t.weak) ? [Number(revision)] : [];
   });
 }
 
 /**
- * The revisions If-None-Match names by weak comparison (`W/"7"` names 7), or '*'; undefined when
- * absent. 400 when it is not an entity-tag list.
+ * What If-Match asks for: undefined when absent; '*' (any existing config); or the revisions it
+ * names by strong comparison (a weak tag, or one that is not a revision, names none: an empty
+ * list never matches). 400 when it is not an entity-tag list.
  */
-export function parseIfNoneMatch(header: string | string[] | undefined): '*' | number[] | undefined {
-  if (header === undefined) return undefined;
-  const tags = entityTags(header);
-  if (tags === null) throw invalidRequest('If-None-Match must be entity-tags, e.g. If-None-Match: * (only if there is none yet), or *');
-  if (tags === '*') return '*';
-  return tags.flatMap((t) => {
-    const revision = /^"(\d{1,9})"$/.exec(t.opaque)?.[1];
-    return revision !== undefined ? [Number(revision)] : [];
-  });
-}
+export const parseIfMatch = (header: string | string[] | undefined) => revisionsNamed(header, 'If-Match', '"7" (the ETag of GET .../config)', true);
+
+/** The revisions If-None-Match names by weak comparison (`W/"7"` names 7), or '*' (only if there is none yet). */
+export const parseIfNoneMatch = (header: string | string[] | undefined) => revisionsNamed(header, 'If-None-Match', '"7"', false);
 
 /** Both preconditions of a request's headers. */
 export function preconditionOf(headers: Record<string, string | string[] | undefined>): Precondition {
