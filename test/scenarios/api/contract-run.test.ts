@@ -1,4 +1,5 @@
 import { connect } from 'node:net';
+import FindMyWay from 'find-my-way';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHarness, tempDir, type Harness } from '../../helpers/harness.js';
@@ -30,6 +31,8 @@ afterAll(async () => {
 
 interface Seen {
   request: string;
+  method: string;
+  path: string;
   /** A request the document does not describe (the run's bad ones): Prism may say so; its answer must still be declared. */
   bad: boolean;
   status: number;
@@ -51,7 +54,7 @@ async function call(method: string, path: string, opts: { body?: unknown; raw?: 
   }
   const res = await fetch(`${prism.url}${path}`, { method, headers, body, signal: AbortSignal.timeout(60_000) });
   const text = await res.text();
-  const s: Seen = { request: `${method} ${path.slice(0, 120)}`, bad: opts.bad ?? false, status: res.status, headers: res.headers, body: text, violations: violationsOf(res.headers) };
+  const s: Seen = { request: `${method} ${path.slice(0, 120)}`, method, path, bad: opts.bad ?? false, status: res.status, headers: res.headers, body: text, violations: violationsOf(res.headers) };
   seen.push(s);
   return s;
 }
@@ -77,7 +80,7 @@ async function direct(operation: [string, string], request: string): Promise<See
   const headers = new Headers(lines.map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1).trim()] as [string, string]));
   const status = Number(statusLine.split(' ')[1]);
   const violations = await checkAnswer(doc, operation[0], operation[1], { status, headers: Object.fromEntries(headers), body: JSON.parse(body) as unknown });
-  const s: Seen = { request: `${operation.join(' ')} (direct: ${request.split('\r\n')[0]!.slice(0, 60)})`, bad: true, status, headers, body, violations };
+  const s: Seen = { method: operation[0], path: '', request: `${operation.join(' ')} (direct: ${request.split('\r\n')[0]!.slice(0, 60)})`, bad: true, status, headers, body, violations };
   seen.push(s);
   return s;
 }
@@ -130,6 +133,13 @@ describe('the contract over a realistic run', () => {
     expect(later.status).toBe(202);
     const id = later.headers.get('x-operation-id')!;
     await until(async () => JSON.parse((await call('GET', `/v1/api/operations/${id}`)).body).operation?.state, (s) => s === 'done', 120_000, 500);
+    await call('POST', `${T}/restart`);
+    await call('PUT', `${T}/config?dryRun=true`, { body: { sink: 'logger', options: { maxBytesToLog: 80 } } });
+    await call('POST', `${T}/move`, { body: {} });
+    await call('POST', `${T}/incidents/${'0'.repeat(8)}-0000-4000-8000-${'0'.repeat(12)}/ack`);
+    await call('POST', `${T}/quarantine/replay`, { body: {} });
+    await call('DELETE', `${T}/quarantine`);
+    await call('POST', `/v1/api/operations/${id}/cancel`);
     await call('POST', `${T}/pause`);
     await call('POST', `${T}/resume`);
     await call('POST', `${T}/config/rollback`, { body: {} });
@@ -150,6 +160,11 @@ describe('the contract over a realistic run', () => {
     await call('GET', '/v1/api/sinks');
     await call('GET', '/v1/api/nodes');
     await call('PUT', '/v1/api/nodes/h9/state', { body: { state: 'draining' } });
+    await call('POST', '/v1/api/nodes/h9/drain', { body: {} });
+    await call('GET', '/v1/api/nodes/h9/incidents');
+    await call('POST', `/v1/api/nodes/h9/incidents/${'0'.repeat(10)}-${'0'.repeat(8)}/ack`);
+    await call('POST', '/v1/api/reconcile');
+    for (const op of ['start', 'stop', 'pause', 'resume', 'delete']) await call('POST', `/v1/api/bulk/${op}`, { body: { db: 'nobody' } });
     const bulk = await call('POST', '/v1/api/bulk/restart', { body: { db: 'contract', concurrency: 2 } });
     expect(bulk.status).toBe(202);
     const bulkId = (JSON.parse(bulk.body) as { operation: { id: string } }).operation.id;
@@ -222,6 +237,14 @@ describe('the contract over a realistic run', () => {
     // Prism did check: it found what is wrong with the bad requests (an overlong name, an unknown field...).
     expect(seen.filter((x) => x.bad && x.violations.some((v) => v.location[0] === 'request')).length).toBeGreaterThanOrEqual(8);
     expect(offDocument).toEqual([]);
+    // Every operation the document declares was called at least once (a new one must join this run).
+    const router = FindMyWay();
+    const doc_ = doc as { paths: Record<string, Record<string, unknown>> };
+    for (const [path, ops] of Object.entries(doc_.paths)) for (const m of Object.keys(ops)) router.on(m.toUpperCase() as 'GET', path.replace(/\{(\w+)\}/g, ':$1'), () => undefined, { key: `${m.toUpperCase()} ${path}` });
+    const called = new Set(seen.map((x) => (router.find(x.method as 'GET', x.path.split('?')[0]!)?.store as { key: string } | undefined)?.key));
+    const declared = Object.entries(doc_.paths).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`));
+    expect(declared.length).toBeGreaterThanOrEqual(50);
+    expect(declared.filter((k) => !called.has(k))).toEqual([]);
     // It saw what it was meant to: every status above, 304 and 405 included.
     expect(new Set(seen.map((x) => x.status))).toEqual(new Set([200, 201, 202, 304, 400, 401, 403, 404, 405, 408, 409, 412, 413, 414, 421, 429, 431]));
   }, 300_000);
