@@ -45,6 +45,8 @@ import { AuditLog } from './audit/audit-log.js';
 import { registerAudit } from './http/audit.js';
 import { RefusedCalls } from './audit/refused-calls.js';
 import { operationRoutes } from './routes/operations.js';
+import { fleetApplyRoutes } from './routes/fleet-apply.js';
+import { FleetApply } from './operations/fleet-apply.js';
 import { OperationService } from './operations/operation-service.js';
 import { healthRoutes, readinessWarnings } from './routes/health.js';
 import { eventRoutes } from './routes/events.js';
@@ -204,6 +206,7 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
   void app.register(agentRoutes, { lifecycle, reconciler, fleet, authorize, configs, operations, requireIfMatch: config.CONFIG_REQUIRE_IF_MATCH });
   void app.register(configRoutes, { config: configs, authorize, operations, requireIfMatch: config.CONFIG_REQUIRE_IF_MATCH });
   void app.register(operationRoutes, { operations, authorize });
+  void app.register(fleetApplyRoutes, { fleet: new FleetApply(lifecycle, operations, { defaultHeap: config.AGENT_HEAP, maxHeap: config.AGENT_MAX_HEAP }), agents: lifecycle, authorize });
   void app.register(auditRoutes, { audit, refused, authorize });
   void app.register(logRoutes, { agents, store, authorize, streams });
   void app.register(quarantineRoutes, { quarantine, authorize });

@@ -103,7 +103,7 @@ export const ERRORS = {
   IDEMPOTENCY_KEY_REUSED: { code: 10097, status: 422, at: 'api' },
   /** The first request with this Idempotency-Key has not answered yet. */
   IDEMPOTENCY_IN_PROGRESS: { code: 10098, status: 409, at: 'api', retryAfter: 2 },
-  /** The operation cannot be cancelled: it is done, or it is not a bulk operation. */
+  /** The operation cannot be cancelled: it is done, or it is one table's call. */
   OPERATION_NOT_CANCELLABLE: { code: 10099, status: 409, at: 'api' },
   AGENT_START_FAILED: { code: 10100, status: 502, at: 'api' },
   SUPERVISOR_UNAVAILABLE: { code: 10101, status: 503, at: 'api' },
@@ -132,6 +132,8 @@ export const ERRORS = {
   NODE_FENCED: { code: 10115, status: 503, at: 'gateway', retryAfter: 5 },
   /** Many hosts: a move from a host that is not alive would leave its channel's events there until it returns; say abandonChannel: true to accept that. */
   CHANNEL_STRANDED: { code: 10116, status: 409, at: 'api' },
+  /** A fleet apply with prune: the table's channel still held events after drainSeconds; nothing was deleted. */
+  NOT_DRAINED: { code: 10117, status: 409, at: 'api' },
   INTERNAL: { code: 10500, status: 500, at: 'both' },
 } as const satisfies Record<string, CatalogueEntry>;
 

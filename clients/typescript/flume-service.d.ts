@@ -796,12 +796,12 @@ export interface paths {
                             operation: {
                                 id: string;
                                 /**
-                                 * @description bulk: POST /v1/api/bulk/<op>; table: one table's call made with Prefer: respond-async
+                                 * @description bulk: POST /v1/api/bulk/<op>; table: one table's call made with Prefer: respond-async; fleet: PUT /v1/api/fleet
                                  * @enum {string}
                                  */
-                                kind: "bulk" | "table";
+                                kind: "bulk" | "table" | "fleet";
                                 /** @enum {string} */
-                                op: "start" | "stop" | "restart" | "pause" | "resume" | "delete" | "create" | "upsert" | "move" | "config" | "rollback";
+                                op: "start" | "stop" | "restart" | "pause" | "resume" | "delete" | "create" | "upsert" | "move" | "config" | "rollback" | "apply";
                                 by: string;
                                 selector: {
                                     db?: string;
@@ -816,10 +816,10 @@ export interface paths {
                                 };
                                 concurrency: number;
                                 /**
-                                 * @description cancelled: done after a cancel; the tables whose turn had not come are "cancelled"
+                                 * @description cancelled: done after a cancel; halted: a fleet apply stopped at its first failure. The tables whose turn had not come are "cancelled"
                                  * @enum {string}
                                  */
-                                state: "running" | "done" | "cancelled";
+                                state: "running" | "done" | "cancelled" | "halted";
                                 createdAt: string;
                                 finishedAt: string | null;
                                 total: number;
@@ -941,7 +941,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116) */
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117) */
                 409: {
                     headers: {
                         /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
@@ -1669,7 +1669,7 @@ export interface paths {
                                 table: string;
                                 program: string;
                                 /**
-                                 * @description dry_run: nothing written; unchanged: equal to the desired spec, nothing done; applied: the agent restarted with it and accepts events; stored: the agent is stopped and runs it at its next start
+                                 * @description dry_run: nothing written, this is what would change; unchanged: equal to the desired spec, nothing done (a dry run too); applied: the agent restarted with it and accepts events; stored: the agent is stopped and runs it at its next start
                                  * @enum {string}
                                  */
                                 outcome: "dry_run" | "unchanged" | "applied" | "stored";
@@ -1837,7 +1837,7 @@ export interface paths {
                                 table: string;
                                 program: string;
                                 /**
-                                 * @description dry_run: nothing written; unchanged: equal to the desired spec, nothing done; applied: the agent restarted with it and accepts events; stored: the agent is stopped and runs it at its next start
+                                 * @description dry_run: nothing written, this is what would change; unchanged: equal to the desired spec, nothing done (a dry run too); applied: the agent restarted with it and accepts events; stored: the agent is stopped and runs it at its next start
                                  * @enum {string}
                                  */
                                 outcome: "dry_run" | "unchanged" | "applied" | "stored";
@@ -1895,12 +1895,12 @@ export interface paths {
                             operation: {
                                 id: string;
                                 /**
-                                 * @description bulk: POST /v1/api/bulk/<op>; table: one table's call made with Prefer: respond-async
+                                 * @description bulk: POST /v1/api/bulk/<op>; table: one table's call made with Prefer: respond-async; fleet: PUT /v1/api/fleet
                                  * @enum {string}
                                  */
-                                kind: "bulk" | "table";
+                                kind: "bulk" | "table" | "fleet";
                                 /** @enum {string} */
-                                op: "start" | "stop" | "restart" | "pause" | "resume" | "delete" | "create" | "upsert" | "move" | "config" | "rollback";
+                                op: "start" | "stop" | "restart" | "pause" | "resume" | "delete" | "create" | "upsert" | "move" | "config" | "rollback" | "apply";
                                 by: string;
                                 selector: {
                                     db?: string;
@@ -1915,10 +1915,10 @@ export interface paths {
                                 };
                                 concurrency: number;
                                 /**
-                                 * @description cancelled: done after a cancel; the tables whose turn had not come are "cancelled"
+                                 * @description cancelled: done after a cancel; halted: a fleet apply stopped at its first failure. The tables whose turn had not come are "cancelled"
                                  * @enum {string}
                                  */
-                                state: "running" | "done" | "cancelled";
+                                state: "running" | "done" | "cancelled" | "halted";
                                 createdAt: string;
                                 finishedAt: string | null;
                                 total: number;
@@ -2040,7 +2040,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116) */
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117) */
                 409: {
                     headers: {
                         /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
@@ -2224,12 +2224,12 @@ export interface paths {
                             operation: {
                                 id: string;
                                 /**
-                                 * @description bulk: POST /v1/api/bulk/<op>; table: one table's call made with Prefer: respond-async
+                                 * @description bulk: POST /v1/api/bulk/<op>; table: one table's call made with Prefer: respond-async; fleet: PUT /v1/api/fleet
                                  * @enum {string}
                                  */
-                                kind: "bulk" | "table";
+                                kind: "bulk" | "table" | "fleet";
                                 /** @enum {string} */
-                                op: "start" | "stop" | "restart" | "pause" | "resume" | "delete" | "create" | "upsert" | "move" | "config" | "rollback";
+                                op: "start" | "stop" | "restart" | "pause" | "resume" | "delete" | "create" | "upsert" | "move" | "config" | "rollback" | "apply";
                                 by: string;
                                 selector: {
                                     db?: string;
@@ -2244,10 +2244,10 @@ export interface paths {
                                 };
                                 concurrency: number;
                                 /**
-                                 * @description cancelled: done after a cancel; the tables whose turn had not come are "cancelled"
+                                 * @description cancelled: done after a cancel; halted: a fleet apply stopped at its first failure. The tables whose turn had not come are "cancelled"
                                  * @enum {string}
                                  */
-                                state: "running" | "done" | "cancelled";
+                                state: "running" | "done" | "cancelled" | "halted";
                                 createdAt: string;
                                 finishedAt: string | null;
                                 total: number;
@@ -2369,7 +2369,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116) */
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117) */
                 409: {
                     headers: {
                         /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
@@ -2612,12 +2612,12 @@ export interface paths {
                             operation: {
                                 id: string;
                                 /**
-                                 * @description bulk: POST /v1/api/bulk/<op>; table: one table's call made with Prefer: respond-async
+                                 * @description bulk: POST /v1/api/bulk/<op>; table: one table's call made with Prefer: respond-async; fleet: PUT /v1/api/fleet
                                  * @enum {string}
                                  */
-                                kind: "bulk" | "table";
+                                kind: "bulk" | "table" | "fleet";
                                 /** @enum {string} */
-                                op: "start" | "stop" | "restart" | "pause" | "resume" | "delete" | "create" | "upsert" | "move" | "config" | "rollback";
+                                op: "start" | "stop" | "restart" | "pause" | "resume" | "delete" | "create" | "upsert" | "move" | "config" | "rollback" | "apply";
                                 by: string;
                                 selector: {
                                     db?: string;
@@ -2632,10 +2632,10 @@ export interface paths {
                                 };
                                 concurrency: number;
                                 /**
-                                 * @description cancelled: done after a cancel; the tables whose turn had not come are "cancelled"
+                                 * @description cancelled: done after a cancel; halted: a fleet apply stopped at its first failure. The tables whose turn had not come are "cancelled"
                                  * @enum {string}
                                  */
-                                state: "running" | "done" | "cancelled";
+                                state: "running" | "done" | "cancelled" | "halted";
                                 createdAt: string;
                                 finishedAt: string | null;
                                 total: number;
@@ -2757,7 +2757,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116) */
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117) */
                 409: {
                     headers: {
                         /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
@@ -3012,12 +3012,12 @@ export interface paths {
                             operation: {
                                 id: string;
                                 /**
-                                 * @description bulk: POST /v1/api/bulk/<op>; table: one table's call made with Prefer: respond-async
+                                 * @description bulk: POST /v1/api/bulk/<op>; table: one table's call made with Prefer: respond-async; fleet: PUT /v1/api/fleet
                                  * @enum {string}
                                  */
-                                kind: "bulk" | "table";
+                                kind: "bulk" | "table" | "fleet";
                                 /** @enum {string} */
-                                op: "start" | "stop" | "restart" | "pause" | "resume" | "delete" | "create" | "upsert" | "move" | "config" | "rollback";
+                                op: "start" | "stop" | "restart" | "pause" | "resume" | "delete" | "create" | "upsert" | "move" | "config" | "rollback" | "apply";
                                 by: string;
                                 selector: {
                                     db?: string;
@@ -3032,10 +3032,10 @@ export interface paths {
                                 };
                                 concurrency: number;
                                 /**
-                                 * @description cancelled: done after a cancel; the tables whose turn had not come are "cancelled"
+                                 * @description cancelled: done after a cancel; halted: a fleet apply stopped at its first failure. The tables whose turn had not come are "cancelled"
                                  * @enum {string}
                                  */
-                                state: "running" | "done" | "cancelled";
+                                state: "running" | "done" | "cancelled" | "halted";
                                 createdAt: string;
                                 finishedAt: string | null;
                                 total: number;
@@ -3157,7 +3157,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116) */
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117) */
                 409: {
                     headers: {
                         /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
@@ -3412,12 +3412,12 @@ export interface paths {
                             operation: {
                                 id: string;
                                 /**
-                                 * @description bulk: POST /v1/api/bulk/<op>; table: one table's call made with Prefer: respond-async
+                                 * @description bulk: POST /v1/api/bulk/<op>; table: one table's call made with Prefer: respond-async; fleet: PUT /v1/api/fleet
                                  * @enum {string}
                                  */
-                                kind: "bulk" | "table";
+                                kind: "bulk" | "table" | "fleet";
                                 /** @enum {string} */
-                                op: "start" | "stop" | "restart" | "pause" | "resume" | "delete" | "create" | "upsert" | "move" | "config" | "rollback";
+                                op: "start" | "stop" | "restart" | "pause" | "resume" | "delete" | "create" | "upsert" | "move" | "config" | "rollback" | "apply";
                                 by: string;
                                 selector: {
                                     db?: string;
@@ -3432,10 +3432,10 @@ export interface paths {
                                 };
                                 concurrency: number;
                                 /**
-                                 * @description cancelled: done after a cancel; the tables whose turn had not come are "cancelled"
+                                 * @description cancelled: done after a cancel; halted: a fleet apply stopped at its first failure. The tables whose turn had not come are "cancelled"
                                  * @enum {string}
                                  */
-                                state: "running" | "done" | "cancelled";
+                                state: "running" | "done" | "cancelled" | "halted";
                                 createdAt: string;
                                 finishedAt: string | null;
                                 total: number;
@@ -3557,7 +3557,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116) */
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117) */
                 409: {
                     headers: {
                         /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
@@ -3812,12 +3812,12 @@ export interface paths {
                             operation: {
                                 id: string;
                                 /**
-                                 * @description bulk: POST /v1/api/bulk/<op>; table: one table's call made with Prefer: respond-async
+                                 * @description bulk: POST /v1/api/bulk/<op>; table: one table's call made with Prefer: respond-async; fleet: PUT /v1/api/fleet
                                  * @enum {string}
                                  */
-                                kind: "bulk" | "table";
+                                kind: "bulk" | "table" | "fleet";
                                 /** @enum {string} */
-                                op: "start" | "stop" | "restart" | "pause" | "resume" | "delete" | "create" | "upsert" | "move" | "config" | "rollback";
+                                op: "start" | "stop" | "restart" | "pause" | "resume" | "delete" | "create" | "upsert" | "move" | "config" | "rollback" | "apply";
                                 by: string;
                                 selector: {
                                     db?: string;
@@ -3832,10 +3832,10 @@ export interface paths {
                                 };
                                 concurrency: number;
                                 /**
-                                 * @description cancelled: done after a cancel; the tables whose turn had not come are "cancelled"
+                                 * @description cancelled: done after a cancel; halted: a fleet apply stopped at its first failure. The tables whose turn had not come are "cancelled"
                                  * @enum {string}
                                  */
-                                state: "running" | "done" | "cancelled";
+                                state: "running" | "done" | "cancelled" | "halted";
                                 createdAt: string;
                                 finishedAt: string | null;
                                 total: number;
@@ -3957,7 +3957,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116) */
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117) */
                 409: {
                     headers: {
                         /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
@@ -4212,12 +4212,12 @@ export interface paths {
                             operation: {
                                 id: string;
                                 /**
-                                 * @description bulk: POST /v1/api/bulk/<op>; table: one table's call made with Prefer: respond-async
+                                 * @description bulk: POST /v1/api/bulk/<op>; table: one table's call made with Prefer: respond-async; fleet: PUT /v1/api/fleet
                                  * @enum {string}
                                  */
-                                kind: "bulk" | "table";
+                                kind: "bulk" | "table" | "fleet";
                                 /** @enum {string} */
-                                op: "start" | "stop" | "restart" | "pause" | "resume" | "delete" | "create" | "upsert" | "move" | "config" | "rollback";
+                                op: "start" | "stop" | "restart" | "pause" | "resume" | "delete" | "create" | "upsert" | "move" | "config" | "rollback" | "apply";
                                 by: string;
                                 selector: {
                                     db?: string;
@@ -4232,10 +4232,10 @@ export interface paths {
                                 };
                                 concurrency: number;
                                 /**
-                                 * @description cancelled: done after a cancel; the tables whose turn had not come are "cancelled"
+                                 * @description cancelled: done after a cancel; halted: a fleet apply stopped at its first failure. The tables whose turn had not come are "cancelled"
                                  * @enum {string}
                                  */
-                                state: "running" | "done" | "cancelled";
+                                state: "running" | "done" | "cancelled" | "halted";
                                 createdAt: string;
                                 finishedAt: string | null;
                                 total: number;
@@ -4357,7 +4357,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116) */
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117) */
                 409: {
                     headers: {
                         /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
@@ -4920,12 +4920,12 @@ export interface paths {
                             operation: {
                                 id: string;
                                 /**
-                                 * @description bulk: POST /v1/api/bulk/<op>; table: one table's call made with Prefer: respond-async
+                                 * @description bulk: POST /v1/api/bulk/<op>; table: one table's call made with Prefer: respond-async; fleet: PUT /v1/api/fleet
                                  * @enum {string}
                                  */
-                                kind: "bulk" | "table";
+                                kind: "bulk" | "table" | "fleet";
                                 /** @enum {string} */
-                                op: "start" | "stop" | "restart" | "pause" | "resume" | "delete" | "create" | "upsert" | "move" | "config" | "rollback";
+                                op: "start" | "stop" | "restart" | "pause" | "resume" | "delete" | "create" | "upsert" | "move" | "config" | "rollback" | "apply";
                                 by: string;
                                 selector: {
                                     db?: string;
@@ -4940,10 +4940,10 @@ export interface paths {
                                 };
                                 concurrency: number;
                                 /**
-                                 * @description cancelled: done after a cancel; the tables whose turn had not come are "cancelled"
+                                 * @description cancelled: done after a cancel; halted: a fleet apply stopped at its first failure. The tables whose turn had not come are "cancelled"
                                  * @enum {string}
                                  */
-                                state: "running" | "done" | "cancelled";
+                                state: "running" | "done" | "cancelled" | "halted";
                                 createdAt: string;
                                 finishedAt: string | null;
                                 total: number;
@@ -5065,7 +5065,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116) */
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117) */
                 409: {
                     headers: {
                         /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
@@ -5985,7 +5985,7 @@ export interface paths {
                             table: string;
                             program: string;
                             /**
-                             * @description dry_run: nothing written; unchanged: equal to the desired spec, nothing done; applied: the agent restarted with it and accepts events; stored: the agent is stopped and runs it at its next start
+                             * @description dry_run: nothing written, this is what would change; unchanged: equal to the desired spec, nothing done (a dry run too); applied: the agent restarted with it and accepts events; stored: the agent is stopped and runs it at its next start
                              * @enum {string}
                              */
                             outcome: "dry_run" | "unchanged" | "applied" | "stored";
@@ -6042,12 +6042,12 @@ export interface paths {
                             operation: {
                                 id: string;
                                 /**
-                                 * @description bulk: POST /v1/api/bulk/<op>; table: one table's call made with Prefer: respond-async
+                                 * @description bulk: POST /v1/api/bulk/<op>; table: one table's call made with Prefer: respond-async; fleet: PUT /v1/api/fleet
                                  * @enum {string}
                                  */
-                                kind: "bulk" | "table";
+                                kind: "bulk" | "table" | "fleet";
                                 /** @enum {string} */
-                                op: "start" | "stop" | "restart" | "pause" | "resume" | "delete" | "create" | "upsert" | "move" | "config" | "rollback";
+                                op: "start" | "stop" | "restart" | "pause" | "resume" | "delete" | "create" | "upsert" | "move" | "config" | "rollback" | "apply";
                                 by: string;
                                 selector: {
                                     db?: string;
@@ -6062,10 +6062,10 @@ export interface paths {
                                 };
                                 concurrency: number;
                                 /**
-                                 * @description cancelled: done after a cancel; the tables whose turn had not come are "cancelled"
+                                 * @description cancelled: done after a cancel; halted: a fleet apply stopped at its first failure. The tables whose turn had not come are "cancelled"
                                  * @enum {string}
                                  */
-                                state: "running" | "done" | "cancelled";
+                                state: "running" | "done" | "cancelled" | "halted";
                                 createdAt: string;
                                 finishedAt: string | null;
                                 total: number;
@@ -6187,7 +6187,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116) */
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117) */
                 409: {
                     headers: {
                         /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
@@ -6372,7 +6372,7 @@ export interface paths {
                             table: string;
                             program: string;
                             /**
-                             * @description dry_run: nothing written; unchanged: equal to the desired spec, nothing done; applied: the agent restarted with it and accepts events; stored: the agent is stopped and runs it at its next start
+                             * @description dry_run: nothing written, this is what would change; unchanged: equal to the desired spec, nothing done (a dry run too); applied: the agent restarted with it and accepts events; stored: the agent is stopped and runs it at its next start
                              * @enum {string}
                              */
                             outcome: "dry_run" | "unchanged" | "applied" | "stored";
@@ -6429,12 +6429,12 @@ export interface paths {
                             operation: {
                                 id: string;
                                 /**
-                                 * @description bulk: POST /v1/api/bulk/<op>; table: one table's call made with Prefer: respond-async
+                                 * @description bulk: POST /v1/api/bulk/<op>; table: one table's call made with Prefer: respond-async; fleet: PUT /v1/api/fleet
                                  * @enum {string}
                                  */
-                                kind: "bulk" | "table";
+                                kind: "bulk" | "table" | "fleet";
                                 /** @enum {string} */
-                                op: "start" | "stop" | "restart" | "pause" | "resume" | "delete" | "create" | "upsert" | "move" | "config" | "rollback";
+                                op: "start" | "stop" | "restart" | "pause" | "resume" | "delete" | "create" | "upsert" | "move" | "config" | "rollback" | "apply";
                                 by: string;
                                 selector: {
                                     db?: string;
@@ -6449,10 +6449,10 @@ export interface paths {
                                 };
                                 concurrency: number;
                                 /**
-                                 * @description cancelled: done after a cancel; the tables whose turn had not come are "cancelled"
+                                 * @description cancelled: done after a cancel; halted: a fleet apply stopped at its first failure. The tables whose turn had not come are "cancelled"
                                  * @enum {string}
                                  */
-                                state: "running" | "done" | "cancelled";
+                                state: "running" | "done" | "cancelled" | "halted";
                                 createdAt: string;
                                 finishedAt: string | null;
                                 total: number;
@@ -6574,7 +6574,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116) */
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117) */
                 409: {
                     headers: {
                         /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
@@ -6962,7 +6962,7 @@ export interface paths {
                             table: string;
                             program: string;
                             /**
-                             * @description dry_run: nothing written; unchanged: equal to the desired spec, nothing done; applied: the agent restarted with it and accepts events; stored: the agent is stopped and runs it at its next start
+                             * @description dry_run: nothing written, this is what would change; unchanged: equal to the desired spec, nothing done (a dry run too); applied: the agent restarted with it and accepts events; stored: the agent is stopped and runs it at its next start
                              * @enum {string}
                              */
                             outcome: "dry_run" | "unchanged" | "applied" | "stored";
@@ -7019,12 +7019,12 @@ export interface paths {
                             operation: {
                                 id: string;
                                 /**
-                                 * @description bulk: POST /v1/api/bulk/<op>; table: one table's call made with Prefer: respond-async
+                                 * @description bulk: POST /v1/api/bulk/<op>; table: one table's call made with Prefer: respond-async; fleet: PUT /v1/api/fleet
                                  * @enum {string}
                                  */
-                                kind: "bulk" | "table";
+                                kind: "bulk" | "table" | "fleet";
                                 /** @enum {string} */
-                                op: "start" | "stop" | "restart" | "pause" | "resume" | "delete" | "create" | "upsert" | "move" | "config" | "rollback";
+                                op: "start" | "stop" | "restart" | "pause" | "resume" | "delete" | "create" | "upsert" | "move" | "config" | "rollback" | "apply";
                                 by: string;
                                 selector: {
                                     db?: string;
@@ -7039,10 +7039,10 @@ export interface paths {
                                 };
                                 concurrency: number;
                                 /**
-                                 * @description cancelled: done after a cancel; the tables whose turn had not come are "cancelled"
+                                 * @description cancelled: done after a cancel; halted: a fleet apply stopped at its first failure. The tables whose turn had not come are "cancelled"
                                  * @enum {string}
                                  */
-                                state: "running" | "done" | "cancelled";
+                                state: "running" | "done" | "cancelled" | "halted";
                                 createdAt: string;
                                 finishedAt: string | null;
                                 total: number;
@@ -7164,7 +7164,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116) */
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117) */
                 409: {
                     headers: {
                         /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
@@ -7353,12 +7353,12 @@ export interface paths {
                             operation: {
                                 id: string;
                                 /**
-                                 * @description bulk: POST /v1/api/bulk/<op>; table: one table's call made with Prefer: respond-async
+                                 * @description bulk: POST /v1/api/bulk/<op>; table: one table's call made with Prefer: respond-async; fleet: PUT /v1/api/fleet
                                  * @enum {string}
                                  */
-                                kind: "bulk" | "table";
+                                kind: "bulk" | "table" | "fleet";
                                 /** @enum {string} */
-                                op: "start" | "stop" | "restart" | "pause" | "resume" | "delete" | "create" | "upsert" | "move" | "config" | "rollback";
+                                op: "start" | "stop" | "restart" | "pause" | "resume" | "delete" | "create" | "upsert" | "move" | "config" | "rollback" | "apply";
                                 by: string;
                                 selector: {
                                     db?: string;
@@ -7373,10 +7373,10 @@ export interface paths {
                                 };
                                 concurrency: number;
                                 /**
-                                 * @description cancelled: done after a cancel; the tables whose turn had not come are "cancelled"
+                                 * @description cancelled: done after a cancel; halted: a fleet apply stopped at its first failure. The tables whose turn had not come are "cancelled"
                                  * @enum {string}
                                  */
-                                state: "running" | "done" | "cancelled";
+                                state: "running" | "done" | "cancelled" | "halted";
                                 createdAt: string;
                                 finishedAt: string | null;
                                 total: number;
@@ -7475,7 +7475,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116) */
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117) */
                 409: {
                     headers: {
                         /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
@@ -7620,12 +7620,12 @@ export interface paths {
                             operation: {
                                 id: string;
                                 /**
-                                 * @description bulk: POST /v1/api/bulk/<op>; table: one table's call made with Prefer: respond-async
+                                 * @description bulk: POST /v1/api/bulk/<op>; table: one table's call made with Prefer: respond-async; fleet: PUT /v1/api/fleet
                                  * @enum {string}
                                  */
-                                kind: "bulk" | "table";
+                                kind: "bulk" | "table" | "fleet";
                                 /** @enum {string} */
-                                op: "start" | "stop" | "restart" | "pause" | "resume" | "delete" | "create" | "upsert" | "move" | "config" | "rollback";
+                                op: "start" | "stop" | "restart" | "pause" | "resume" | "delete" | "create" | "upsert" | "move" | "config" | "rollback" | "apply";
                                 by: string;
                                 selector: {
                                     db?: string;
@@ -7640,10 +7640,10 @@ export interface paths {
                                 };
                                 concurrency: number;
                                 /**
-                                 * @description cancelled: done after a cancel; the tables whose turn had not come are "cancelled"
+                                 * @description cancelled: done after a cancel; halted: a fleet apply stopped at its first failure. The tables whose turn had not come are "cancelled"
                                  * @enum {string}
                                  */
-                                state: "running" | "done" | "cancelled";
+                                state: "running" | "done" | "cancelled" | "halted";
                                 createdAt: string;
                                 finishedAt: string | null;
                                 total: number;
@@ -7742,7 +7742,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116) */
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117) */
                 409: {
                     headers: {
                         /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
@@ -7887,12 +7887,12 @@ export interface paths {
                             operation: {
                                 id: string;
                                 /**
-                                 * @description bulk: POST /v1/api/bulk/<op>; table: one table's call made with Prefer: respond-async
+                                 * @description bulk: POST /v1/api/bulk/<op>; table: one table's call made with Prefer: respond-async; fleet: PUT /v1/api/fleet
                                  * @enum {string}
                                  */
-                                kind: "bulk" | "table";
+                                kind: "bulk" | "table" | "fleet";
                                 /** @enum {string} */
-                                op: "start" | "stop" | "restart" | "pause" | "resume" | "delete" | "create" | "upsert" | "move" | "config" | "rollback";
+                                op: "start" | "stop" | "restart" | "pause" | "resume" | "delete" | "create" | "upsert" | "move" | "config" | "rollback" | "apply";
                                 by: string;
                                 selector: {
                                     db?: string;
@@ -7907,10 +7907,10 @@ export interface paths {
                                 };
                                 concurrency: number;
                                 /**
-                                 * @description cancelled: done after a cancel; the tables whose turn had not come are "cancelled"
+                                 * @description cancelled: done after a cancel; halted: a fleet apply stopped at its first failure. The tables whose turn had not come are "cancelled"
                                  * @enum {string}
                                  */
-                                state: "running" | "done" | "cancelled";
+                                state: "running" | "done" | "cancelled" | "halted";
                                 createdAt: string;
                                 finishedAt: string | null;
                                 total: number;
@@ -8009,7 +8009,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116) */
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117) */
                 409: {
                     headers: {
                         /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
@@ -8154,12 +8154,12 @@ export interface paths {
                             operation: {
                                 id: string;
                                 /**
-                                 * @description bulk: POST /v1/api/bulk/<op>; table: one table's call made with Prefer: respond-async
+                                 * @description bulk: POST /v1/api/bulk/<op>; table: one table's call made with Prefer: respond-async; fleet: PUT /v1/api/fleet
                                  * @enum {string}
                                  */
-                                kind: "bulk" | "table";
+                                kind: "bulk" | "table" | "fleet";
                                 /** @enum {string} */
-                                op: "start" | "stop" | "restart" | "pause" | "resume" | "delete" | "create" | "upsert" | "move" | "config" | "rollback";
+                                op: "start" | "stop" | "restart" | "pause" | "resume" | "delete" | "create" | "upsert" | "move" | "config" | "rollback" | "apply";
                                 by: string;
                                 selector: {
                                     db?: string;
@@ -8174,10 +8174,10 @@ export interface paths {
                                 };
                                 concurrency: number;
                                 /**
-                                 * @description cancelled: done after a cancel; the tables whose turn had not come are "cancelled"
+                                 * @description cancelled: done after a cancel; halted: a fleet apply stopped at its first failure. The tables whose turn had not come are "cancelled"
                                  * @enum {string}
                                  */
-                                state: "running" | "done" | "cancelled";
+                                state: "running" | "done" | "cancelled" | "halted";
                                 createdAt: string;
                                 finishedAt: string | null;
                                 total: number;
@@ -8276,7 +8276,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116) */
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117) */
                 409: {
                     headers: {
                         /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
@@ -8421,12 +8421,12 @@ export interface paths {
                             operation: {
                                 id: string;
                                 /**
-                                 * @description bulk: POST /v1/api/bulk/<op>; table: one table's call made with Prefer: respond-async
+                                 * @description bulk: POST /v1/api/bulk/<op>; table: one table's call made with Prefer: respond-async; fleet: PUT /v1/api/fleet
                                  * @enum {string}
                                  */
-                                kind: "bulk" | "table";
+                                kind: "bulk" | "table" | "fleet";
                                 /** @enum {string} */
-                                op: "start" | "stop" | "restart" | "pause" | "resume" | "delete" | "create" | "upsert" | "move" | "config" | "rollback";
+                                op: "start" | "stop" | "restart" | "pause" | "resume" | "delete" | "create" | "upsert" | "move" | "config" | "rollback" | "apply";
                                 by: string;
                                 selector: {
                                     db?: string;
@@ -8441,10 +8441,10 @@ export interface paths {
                                 };
                                 concurrency: number;
                                 /**
-                                 * @description cancelled: done after a cancel; the tables whose turn had not come are "cancelled"
+                                 * @description cancelled: done after a cancel; halted: a fleet apply stopped at its first failure. The tables whose turn had not come are "cancelled"
                                  * @enum {string}
                                  */
-                                state: "running" | "done" | "cancelled";
+                                state: "running" | "done" | "cancelled" | "halted";
                                 createdAt: string;
                                 finishedAt: string | null;
                                 total: number;
@@ -8543,7 +8543,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116) */
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117) */
                 409: {
                     headers: {
                         /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
@@ -8688,12 +8688,12 @@ export interface paths {
                             operation: {
                                 id: string;
                                 /**
-                                 * @description bulk: POST /v1/api/bulk/<op>; table: one table's call made with Prefer: respond-async
+                                 * @description bulk: POST /v1/api/bulk/<op>; table: one table's call made with Prefer: respond-async; fleet: PUT /v1/api/fleet
                                  * @enum {string}
                                  */
-                                kind: "bulk" | "table";
+                                kind: "bulk" | "table" | "fleet";
                                 /** @enum {string} */
-                                op: "start" | "stop" | "restart" | "pause" | "resume" | "delete" | "create" | "upsert" | "move" | "config" | "rollback";
+                                op: "start" | "stop" | "restart" | "pause" | "resume" | "delete" | "create" | "upsert" | "move" | "config" | "rollback" | "apply";
                                 by: string;
                                 selector: {
                                     db?: string;
@@ -8708,10 +8708,10 @@ export interface paths {
                                 };
                                 concurrency: number;
                                 /**
-                                 * @description cancelled: done after a cancel; the tables whose turn had not come are "cancelled"
+                                 * @description cancelled: done after a cancel; halted: a fleet apply stopped at its first failure. The tables whose turn had not come are "cancelled"
                                  * @enum {string}
                                  */
-                                state: "running" | "done" | "cancelled";
+                                state: "running" | "done" | "cancelled" | "halted";
                                 createdAt: string;
                                 finishedAt: string | null;
                                 total: number;
@@ -8810,7 +8810,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116) */
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117) */
                 409: {
                     headers: {
                         /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
@@ -8936,12 +8936,12 @@ export interface paths {
                             operation: {
                                 id: string;
                                 /**
-                                 * @description bulk: POST /v1/api/bulk/<op>; table: one table's call made with Prefer: respond-async
+                                 * @description bulk: POST /v1/api/bulk/<op>; table: one table's call made with Prefer: respond-async; fleet: PUT /v1/api/fleet
                                  * @enum {string}
                                  */
-                                kind: "bulk" | "table";
+                                kind: "bulk" | "table" | "fleet";
                                 /** @enum {string} */
-                                op: "start" | "stop" | "restart" | "pause" | "resume" | "delete" | "create" | "upsert" | "move" | "config" | "rollback";
+                                op: "start" | "stop" | "restart" | "pause" | "resume" | "delete" | "create" | "upsert" | "move" | "config" | "rollback" | "apply";
                                 by: string;
                                 selector: {
                                     db?: string;
@@ -8956,10 +8956,10 @@ export interface paths {
                                 };
                                 concurrency: number;
                                 /**
-                                 * @description cancelled: done after a cancel; the tables whose turn had not come are "cancelled"
+                                 * @description cancelled: done after a cancel; halted: a fleet apply stopped at its first failure. The tables whose turn had not come are "cancelled"
                                  * @enum {string}
                                  */
-                                state: "running" | "done" | "cancelled";
+                                state: "running" | "done" | "cancelled" | "halted";
                                 createdAt: string;
                                 finishedAt: string | null;
                                 total: number;
@@ -9150,9 +9150,9 @@ export interface paths {
         get: {
             parameters: {
                 query?: {
-                    kind?: "bulk" | "table";
-                    op?: "start" | "stop" | "restart" | "pause" | "resume" | "delete" | "create" | "upsert" | "move" | "config" | "rollback";
-                    state?: "running" | "done" | "cancelled";
+                    kind?: "bulk" | "table" | "fleet";
+                    op?: "start" | "stop" | "restart" | "pause" | "resume" | "delete" | "create" | "upsert" | "move" | "config" | "rollback" | "apply";
+                    state?: "running" | "done" | "cancelled" | "halted";
                     /** @description operations that reach this db */
                     db?: string;
                     limit?: number;
@@ -9180,12 +9180,12 @@ export interface paths {
                             operations: {
                                 id: string;
                                 /**
-                                 * @description bulk: POST /v1/api/bulk/<op>; table: one table's call made with Prefer: respond-async
+                                 * @description bulk: POST /v1/api/bulk/<op>; table: one table's call made with Prefer: respond-async; fleet: PUT /v1/api/fleet
                                  * @enum {string}
                                  */
-                                kind: "bulk" | "table";
+                                kind: "bulk" | "table" | "fleet";
                                 /** @enum {string} */
-                                op: "start" | "stop" | "restart" | "pause" | "resume" | "delete" | "create" | "upsert" | "move" | "config" | "rollback";
+                                op: "start" | "stop" | "restart" | "pause" | "resume" | "delete" | "create" | "upsert" | "move" | "config" | "rollback" | "apply";
                                 by: string;
                                 selector: {
                                     db?: string;
@@ -9200,10 +9200,10 @@ export interface paths {
                                 };
                                 concurrency: number;
                                 /**
-                                 * @description cancelled: done after a cancel; the tables whose turn had not come are "cancelled"
+                                 * @description cancelled: done after a cancel; halted: a fleet apply stopped at its first failure. The tables whose turn had not come are "cancelled"
                                  * @enum {string}
                                  */
-                                state: "running" | "done" | "cancelled";
+                                state: "running" | "done" | "cancelled" | "halted";
                                 createdAt: string;
                                 finishedAt: string | null;
                                 total: number;
@@ -9399,12 +9399,12 @@ export interface paths {
                             operation: {
                                 id: string;
                                 /**
-                                 * @description bulk: POST /v1/api/bulk/<op>; table: one table's call made with Prefer: respond-async
+                                 * @description bulk: POST /v1/api/bulk/<op>; table: one table's call made with Prefer: respond-async; fleet: PUT /v1/api/fleet
                                  * @enum {string}
                                  */
-                                kind: "bulk" | "table";
+                                kind: "bulk" | "table" | "fleet";
                                 /** @enum {string} */
-                                op: "start" | "stop" | "restart" | "pause" | "resume" | "delete" | "create" | "upsert" | "move" | "config" | "rollback";
+                                op: "start" | "stop" | "restart" | "pause" | "resume" | "delete" | "create" | "upsert" | "move" | "config" | "rollback" | "apply";
                                 by: string;
                                 selector: {
                                     db?: string;
@@ -9419,10 +9419,10 @@ export interface paths {
                                 };
                                 concurrency: number;
                                 /**
-                                 * @description cancelled: done after a cancel; the tables whose turn had not come are "cancelled"
+                                 * @description cancelled: done after a cancel; halted: a fleet apply stopped at its first failure. The tables whose turn had not come are "cancelled"
                                  * @enum {string}
                                  */
-                                state: "running" | "done" | "cancelled";
+                                state: "running" | "done" | "cancelled" | "halted";
                                 createdAt: string;
                                 finishedAt: string | null;
                                 total: number;
@@ -9532,7 +9532,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116) */
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117) */
                 409: {
                     headers: {
                         /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
@@ -9615,6 +9615,575 @@ export interface paths {
                 };
             };
         };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/api/fleet": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The tables as a fleet document (every desired spec): what PUT /v1/api/fleet takes, to keep in version control
+         * @description Needs a control token (Authorization: Bearer <JWT>) whose role grants "read".
+         */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description only this db's tables */
+                    db?: string;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @enum {number} */
+                            code: 0;
+                            message: string;
+                            /** @description the desired set of tables: PUT /v1/api/fleet makes it so */
+                            fleet: {
+                                /**
+                                 * @description named spec fragments: sink endpoints, channel sizes, JVM settings
+                                 * @default {}
+                                 */
+                                profiles: {
+                                    [key: string]: {
+                                        /** @enum {string} */
+                                        sink?: "file_roll" | "hdfs" | "kafka" | "logger";
+                                        options?: {
+                                            [key: string]: unknown;
+                                        };
+                                        channel?: {
+                                            [key: string]: unknown;
+                                        };
+                                        idleMinutes?: number;
+                                        failoverAfterSeconds?: number;
+                                        /** @enum {string} */
+                                        ack?: "channel" | "sink";
+                                        jvm?: {
+                                            [key: string]: unknown;
+                                        };
+                                    };
+                                };
+                                /** @description every table of the set, by "db.table": its spec (a create body), or the profiles it takes and what it changes */
+                                tables: {
+                                    [key: string]: {
+                                        /** @enum {string} */
+                                        sink?: "file_roll" | "hdfs" | "kafka" | "logger";
+                                        options?: {
+                                            [key: string]: unknown;
+                                        };
+                                        channel?: {
+                                            [key: string]: unknown;
+                                        };
+                                        idleMinutes?: number;
+                                        failoverAfterSeconds?: number;
+                                        /** @enum {string} */
+                                        ack?: "channel" | "sink";
+                                        jvm?: {
+                                            [key: string]: unknown;
+                                        };
+                                        /** @description merged in order, before the table's own fields */
+                                        profiles?: string[];
+                                    };
+                                };
+                            };
+                        };
+                    };
+                };
+                /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */
+                400: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Unauthorized. error: UNAUTHORIZED (10020) */
+                401: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Forbidden. error: FORBIDDEN (10030) */
+                403: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Method Not Allowed: the path was called with a method it does not take; Allow names those it does. error: METHOD_NOT_ALLOWED (10050) */
+                405: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description the methods this path takes */
+                        Allow?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Timeout: the request did not arrive within API_HEADERS_TIMEOUT_MS / API_REQUEST_TIMEOUT_MS. error: REQUEST_TIMEOUT (10017) */
+                408: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Misdirected Request: the Host is not one this API answers for (API_ALLOWED_HOSTS). error: MISDIRECTED_REQUEST (10016) */
+                421: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Header Fields Too Large: the request headers are over 16 KiB. error: HEADERS_TOO_LARGE (10018) */
+                431: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal Server Error: an internal error (the service log has it, by request id). error: INTERNAL (10500) */
+                500: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Service Unavailable. error: NO_FREE_PORT (10093), SUPERVISOR_UNAVAILABLE (10101), REDIS_UNAVAILABLE (10103), NOT_READY (10104), AGENT_DOWN (10106), CLUSTER_UNAVAILABLE (10110) */
+                503: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        /**
+         * Make the set of tables so: create what is missing, change what differs (canary first, halting at the first that does not come up), leave the same alone; absent tables are deleted only with prune=true, drained first
+         * @description ?dryRun=true answers the plan only (200). Otherwise 202 with the operation (GET /v1/api/operations/:id; "operation" events). Every table's spec is checked first: one bad table refuses the document (400/422 naming tables.<db.table>.<field>). Needs a control token (Authorization: Bearer <JWT>) whose role grants "operate".
+         */
+        put: {
+            parameters: {
+                query?: {
+                    /** @description true: answer the plan (what would be created, changed with its diff, left alone, absent), change nothing */
+                    dryRun?: "0" | "1" | "true" | "false";
+                    /** @description the set is this db's tables: tables of other dbs in it are refused, and only this db's tables can be absent */
+                    db?: string;
+                    /** @description true: tables absent from the set are drained (intake paused until the channel is empty) and deleted; never by default */
+                    prune?: "0" | "1" | "true" | "false";
+                    /** @description tables changed first, one at a time: the first that does not come up halts the apply (it is reverted), nothing else is touched */
+                    canary?: number;
+                    /** @description tables changed at once after the canary */
+                    concurrency?: number;
+                    /** @description prune: how long a table may take to drain before its delete fails (it is resumed) */
+                    drainSeconds?: number;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            /** @description the desired set of tables: PUT /v1/api/fleet makes it so */
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /**
+                         * @description named spec fragments: sink endpoints, channel sizes, JVM settings
+                         * @default {}
+                         */
+                        profiles?: {
+                            [key: string]: {
+                                /** @enum {string} */
+                                sink?: "file_roll" | "hdfs" | "kafka" | "logger";
+                                options?: {
+                                    [key: string]: unknown;
+                                };
+                                channel?: {
+                                    [key: string]: unknown;
+                                };
+                                idleMinutes?: number;
+                                failoverAfterSeconds?: number;
+                                /** @enum {string} */
+                                ack?: "channel" | "sink";
+                                jvm?: {
+                                    [key: string]: unknown;
+                                };
+                            };
+                        };
+                        /** @description every table of the set, by "db.table": its spec (a create body), or the profiles it takes and what it changes */
+                        tables: {
+                            [key: string]: {
+                                /** @enum {string} */
+                                sink?: "file_roll" | "hdfs" | "kafka" | "logger";
+                                options?: {
+                                    [key: string]: unknown;
+                                };
+                                channel?: {
+                                    [key: string]: unknown;
+                                };
+                                idleMinutes?: number;
+                                failoverAfterSeconds?: number;
+                                /** @enum {string} */
+                                ack?: "channel" | "sink";
+                                jvm?: {
+                                    [key: string]: unknown;
+                                };
+                                /** @description merged in order, before the table's own fields */
+                                profiles?: string[];
+                            };
+                        };
+                    };
+                };
+            };
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @enum {number} */
+                            code: 0;
+                            message: string;
+                            plan: {
+                                /** @description creates and changes first, in the order they are applied (the canary first), then deletes, absent and unchanged tables */
+                                entries: {
+                                    db: string;
+                                    table: string;
+                                    program: string;
+                                    /**
+                                     * @description create: no agent yet; change: a new revision (diff); unchanged: nothing to do; absent: not in the set, kept (prune=true deletes it: delete)
+                                     * @enum {string}
+                                     */
+                                    action: "create" | "change" | "unchanged" | "absent" | "delete";
+                                    /** @description the desired revision now (null: none yet) */
+                                    revision: number | null;
+                                    /** @description a change: the unified diff of the table's flume.conf */
+                                    diff: string | null;
+                                }[];
+                                counts: {
+                                    create: number;
+                                    change: number;
+                                    unchanged: number;
+                                    absent: number;
+                                    delete: number;
+                                };
+                            };
+                        };
+                    };
+                };
+                /** @description Accepted */
+                202: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @enum {number} */
+                            code: 0;
+                            message: string;
+                            plan: {
+                                /** @description creates and changes first, in the order they are applied (the canary first), then deletes, absent and unchanged tables */
+                                entries: {
+                                    db: string;
+                                    table: string;
+                                    program: string;
+                                    /**
+                                     * @description create: no agent yet; change: a new revision (diff); unchanged: nothing to do; absent: not in the set, kept (prune=true deletes it: delete)
+                                     * @enum {string}
+                                     */
+                                    action: "create" | "change" | "unchanged" | "absent" | "delete";
+                                    /** @description the desired revision now (null: none yet) */
+                                    revision: number | null;
+                                    /** @description a change: the unified diff of the table's flume.conf */
+                                    diff: string | null;
+                                }[];
+                                counts: {
+                                    create: number;
+                                    change: number;
+                                    unchanged: number;
+                                    absent: number;
+                                    delete: number;
+                                };
+                            };
+                            operation: {
+                                id: string;
+                                /**
+                                 * @description bulk: POST /v1/api/bulk/<op>; table: one table's call made with Prefer: respond-async; fleet: PUT /v1/api/fleet
+                                 * @enum {string}
+                                 */
+                                kind: "bulk" | "table" | "fleet";
+                                /** @enum {string} */
+                                op: "start" | "stop" | "restart" | "pause" | "resume" | "delete" | "create" | "upsert" | "move" | "config" | "rollback" | "apply";
+                                by: string;
+                                selector: {
+                                    db?: string;
+                                    tables?: string[];
+                                    health?: ("healthy" | "starting" | "degraded" | "down" | "stopped")[];
+                                    state?: ("STOPPED" | "STARTING" | "RUNNING" | "BACKOFF" | "STOPPING" | "EXITED" | "FATAL" | "UNKNOWN" | "NOT_LOADED")[];
+                                    /**
+                                     * @description every agent the token may see; must be said explicitly
+                                     * @enum {boolean}
+                                     */
+                                    all?: true;
+                                };
+                                concurrency: number;
+                                /**
+                                 * @description cancelled: done after a cancel; halted: a fleet apply stopped at its first failure. The tables whose turn had not come are "cancelled"
+                                 * @enum {string}
+                                 */
+                                state: "running" | "done" | "cancelled" | "halted";
+                                createdAt: string;
+                                finishedAt: string | null;
+                                total: number;
+                                counts: {
+                                    applied: number;
+                                    failed: number;
+                                    skipped: number;
+                                    pending: number;
+                                    cancelled: number;
+                                };
+                                results: {
+                                    /**
+                                     * @description pending until its outcome is known
+                                     * @enum {string}
+                                     */
+                                    outcome: "pending" | "applied" | "failed" | "skipped" | "cancelled";
+                                    /** @description a failure's error name (BUSY, AGENT_START_FAILED, ...) */
+                                    code: string | null;
+                                    message: string;
+                                    db: string;
+                                    table: string;
+                                    program: string;
+                                }[];
+                                /** @description a table operation: the answer the call would have given without Prefer: respond-async (null until done) */
+                                answer: {
+                                    status: number;
+                                    body: {
+                                        [key: string]: unknown;
+                                    };
+                                } | null;
+                                /** @description who asked to cancel it, and when */
+                                cancel: {
+                                    by: string;
+                                    at: string;
+                                } | null;
+                                /** @description the dbs it can act on; null: every db. A token limited to some dbs sees only operations within them */
+                                dbs: string[] | null;
+                            };
+                        };
+                    };
+                };
+                /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */
+                400: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Unauthorized. error: UNAUTHORIZED (10020) */
+                401: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Forbidden. error: FORBIDDEN (10030) */
+                403: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Not Found. error: NOT_FOUND (10040), AGENT_NOT_FOUND (10041), TOKEN_USER_NOT_FOUND (10042), REVISION_NOT_FOUND (10044), OPERATION_NOT_FOUND (10045), INCIDENT_NOT_FOUND (10046), NODE_NOT_FOUND (10047), TRACE_NOT_FOUND (10048) */
+                404: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Method Not Allowed: the path was called with a method it does not take; Allow names those it does. error: METHOD_NOT_ALLOWED (10050) */
+                405: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description the methods this path takes */
+                        Allow?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Timeout: the request did not arrive within API_HEADERS_TIMEOUT_MS / API_REQUEST_TIMEOUT_MS. error: REQUEST_TIMEOUT (10017) */
+                408: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117) */
+                409: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Payload Too Large: the body is over 1 MiB. error: BODY_TOO_LARGE (10060) */
+                413: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Misdirected Request: the Host is not one this API answers for (API_ALLOWED_HOSTS). error: MISDIRECTED_REQUEST (10016) */
+                421: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Unprocessable Entity. error: CONFIG_REJECTED (10012), SINK_UNAVAILABLE (10013), CONFIG_REVERTED (10014), IDEMPOTENCY_KEY_REUSED (10097) */
+                422: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Header Fields Too Large: the request headers are over 16 KiB. error: HEADERS_TOO_LARGE (10018) */
+                431: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal Server Error: an internal error (the service log has it, by request id). error: INTERNAL (10500) */
+                500: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Service Unavailable. error: NO_FREE_PORT (10093), SUPERVISOR_UNAVAILABLE (10101), REDIS_UNAVAILABLE (10103), NOT_READY (10104), AGENT_DOWN (10106), CLUSTER_UNAVAILABLE (10110) */
+                503: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -10443,7 +11012,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116) */
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117) */
                 409: {
                     headers: {
                         /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
@@ -10657,7 +11226,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116) */
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117) */
                 409: {
                     headers: {
                         /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
@@ -11531,7 +12100,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116) */
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117) */
                 409: {
                     headers: {
                         /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
@@ -12441,7 +13010,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116) */
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117) */
                 409: {
                     headers: {
                         /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
@@ -12667,7 +13236,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116) */
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117) */
                 409: {
                     headers: {
                         /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */

@@ -8,6 +8,7 @@ import { revisionOf, type AgentMeta, type AgentStore } from '../store/agent-stor
 import { writeAtomic } from '../store/files.js';
 import { programName, type TableRef } from '../resources/table.js';
 import { fails, type Precondition } from '../resources/precondition.js';
+import { mergePatch } from '../resources/merge-patch.js';
 import { renderAgentConfig } from './flume-config.js';
 import { keptRunning } from './stand-in.js';
 import { launcherJarPresent, programFor } from './launch.js';
@@ -15,19 +16,6 @@ import type { ChangeMode, ConfigChange, ConfigView, Revision } from '../resource
 import { RevisionStore } from '../store/revisions.js';
 import { checkSpec, specError, type AgentSpec } from '../resources/agent-spec.js';
 import type { TableLock } from './table-lock.js';
-
-const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
-
-/** JSON Merge Patch (RFC 7396): objects merge, null removes a key (its default comes back). */
-export function mergePatch(target: unknown, patch: unknown): unknown {
-  if (!isObject(patch)) return patch;
-  const out: Record<string, unknown> = isObject(target) ? { ...target } : {};
-  for (const [k, v] of Object.entries(patch)) {
-    if (v === null) delete out[k];
-    else out[k] = mergePatch(out[k], v);
-  }
-  return out;
-}
 
 /** The body that re-creates a spec: what PATCH merges into. */
 const bodyOf = (spec: AgentSpec) => ({ sink: spec.sink, options: spec.options, channel: spec.channel, idleMinutes: spec.idleMinutes, failoverAfterSeconds: spec.failoverAfterSeconds, ack: spec.ack, jvm: spec.jvm });
@@ -107,8 +95,11 @@ export class ConfigService {
     };
     if (opts.dryRun) {
       const meta = this.checked(await this.meta(program), opts.precondition);
+      const spec = await preview(meta);
+      // The desired spec already: nothing would be written or restarted (as the change itself answers).
+      if (JSON.stringify(spec) === JSON.stringify(meta.spec)) return this.describe(meta, spec, 'unchanged', revisionOf(meta));
       const number = Math.max(await this.revisionsOf(program).latestNumber(), revisionOf(meta)) + 1;
-      return this.describe(meta, await preview(meta), 'dry_run', number);
+      return this.describe(meta, spec, 'dry_run', number);
     }
     return this.lock.run(program, 'config', async () => {
       const meta = this.checked(await this.meta(program), opts.precondition);

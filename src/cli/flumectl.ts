@@ -10,6 +10,8 @@ import { parseArgs } from 'node:util';
 import { CliError, EXIT, call, connection, events, type Connection } from './flumectl/client.js';
 import { table, tableRef } from './flumectl/format.js';
 import { countDuplicates } from './flumectl/duplicates.js';
+import { applyFleet, exportFleet, readFleet } from './flumectl/fleet.js';
+import { follow, summary, type OperationView } from './flumectl/operation.js';
 
 const USAGE = `usage: flumectl [--url URL] [--token TOKEN | --token-file FILE] [--json] COMMAND
 
@@ -23,6 +25,10 @@ const USAGE = `usage: flumectl [--url URL] [--token TOKEN | --token-file FILE] [
   config apply DB.TABLE -f SPEC.json     apply SPEC, only if nobody changed the config since it was read
   bulk OP (--db DB | --tables A.B,C.D | --all) [--concurrency N]
                                          OP: start stop restart pause resume delete; shows progress
+  fleet export [--db DB]                 every table's desired spec as a fleet document (YAML; --json: JSON)
+  apply -f FLEET.yaml [--db DB] [--dry-run] [--prune] [--canary N] [--concurrency N] [--drain-seconds N]
+                                         make the tables so: --dry-run shows the plan with diffs; a change that
+                                         does not come up halts it (exit 4); --prune drains and deletes absent tables
   logs DB.TABLE [-n LINES] [--follow]    the agent's log
   incidents [DB.TABLE] [-n N]            the newest incidents
   ack DB.TABLE INCIDENT_ID               acknowledge one
@@ -45,6 +51,10 @@ type Flags = {
   tables?: string;
   all?: boolean;
   concurrency?: string;
+  canary?: string;
+  'dry-run'?: boolean;
+  prune?: boolean;
+  'drain-seconds'?: string;
   lines?: string;
   follow?: boolean;
   scope?: string;
@@ -173,23 +183,17 @@ async function run(args: string[], flags: Flags, out: (s: string) => void): Prom
       const concurrency = flags.concurrency ? Number(flags.concurrency) : undefined;
       if (concurrency !== undefined && !Number.isInteger(concurrency)) throw usage('--concurrency is a whole number');
       const started = await call(c, 'POST', `/v1/api/bulk/${op}`, { body: { ...selector, ...(concurrency ? { concurrency } : {}) } });
-      let o = started.body.operation as { id: string; state: string; total: number; counts: Record<string, number>; results: Array<Record<string, unknown>> };
-      let shown = -1;
-      while (o.state === 'running') {
-        const done = o.total - o.counts.pending!;
-        if (done !== shown && !flags.json) process.stderr.write(`${op}: ${done}/${o.total} done\n`);
-        shown = done;
-        await new Promise((r) => setTimeout(r, 500));
-        o = (await call(c, 'GET', `/v1/api/operations/${o.id}`)).body.operation as typeof o;
-      }
-      print({ code: 0, operation: o }, () =>
-        [
-          `${op} of ${o.total} agent(s): ${o.counts.applied} applied, ${o.counts.skipped} skipped, ${o.counts.failed} failed${o.counts.cancelled ? `, ${o.counts.cancelled} cancelled` : ''}`,
-          ...o.results.filter((x) => x.outcome === 'failed').map((x) => `  ${String(x.db)}.${String(x.table)}: ${String(x.code)} ${String(x.message)}`),
-        ].join('\n'),
-      );
+      const o = await follow(c, started.body.operation as OperationView, op, Boolean(flags.json));
+      print({ code: 0, operation: o }, () => summary(op, o));
       return o.counts.failed ? EXIT.PARTIAL : EXIT.OK;
     }
+    case 'fleet': {
+      if (rest[0] !== 'export') throw usage(`fleet takes export, not ${rest[0] ?? 'nothing'}`);
+      out(await exportFleet(c, flags.db, Boolean(flags.json)));
+      return EXIT.OK;
+    }
+    case 'apply':
+      return applyFleet(c, readFleet(flags.file), flags, out);
     case 'logs': {
       const r = ref(rest[0]);
       const lines = flags.lines ?? '50';
@@ -272,6 +276,10 @@ async function main(): Promise<void> {
         tables: { type: 'string' },
         all: { type: 'boolean' },
         concurrency: { type: 'string' },
+        canary: { type: 'string' },
+        'dry-run': { type: 'boolean' },
+        prune: { type: 'boolean' },
+        'drain-seconds': { type: 'string' },
         lines: { type: 'string', short: 'n' },
         follow: { type: 'boolean' },
         scope: { type: 'string' },

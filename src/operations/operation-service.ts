@@ -12,11 +12,8 @@ import { StillRunning } from '../agents/lifecycle.js';
 import type { AgentState, AgentStatus } from '../resources/agent-status.js';
 import { redisCall } from '../redis/client.js';
 import type { Keys } from '../redis/keys.js';
-
-/** Whether a caller limited to `dbs` (undefined: every db) may see an operation that reaches `reach`. */
-export function operationVisible(reach: string[] | null | undefined, dbs: string[] | undefined): boolean {
-  return !dbs || (!!reach && reach.every((d) => dbs.includes(d)));
-}
+import { nothingToDo, operationVisible, reachOf } from './selection.js';
+import { inStages } from './stages.js';
 
 /** A table's outcome as the event stream tells it ("event: operation"). */
 export interface OperationProgress extends TableResult {
@@ -30,25 +27,6 @@ export interface OperationProgress extends TableResult {
 }
 
 const KEEP_SECONDS = 86_400;
-
-/** The dbs a selector (and a caller's dbs) can reach: the intersection of what each names; null: every db. */
-function reachOf(selector: Selector, dbs: string[] | undefined): string[] | null {
-  const limits = [selector.db ? [selector.db] : null, selector.tables ? selector.tables.map((t) => t.split('.')[0]!) : null, dbs ?? null].filter(
-    (l): l is string[] => l !== null,
-  );
-  if (!limits.length) return null;
-  return [...new Set(limits[0])].filter((d) => limits.every((l) => l.includes(d))).sort();
-}
-const UP: readonly AgentState[] = ['RUNNING', 'STARTING', 'BACKOFF'];
-
-/** Why a table needs nothing from `op`, or null when it does. */
-function nothingToDo(op: BulkOp, s: AgentStatus): string | null {
-  if (op === 'start' && s.desired === 'running' && s.accepting) return 'already running and accepting';
-  if (op === 'stop' && s.desired === 'stopped' && !UP.includes(s.state)) return 'already stopped';
-  if (op === 'pause' && s.paused) return 'already paused';
-  if (op === 'resume' && !s.paused) return 'not paused';
-  return null;
-}
 
 /**
  * Bulk operations: an operation acts on the agents a selector picks (from the fleet model),
@@ -137,11 +115,7 @@ export class OperationService extends EventEmitter {
     const pending = o.results.filter((r) => r.outcome === 'pending');
     const done = (ref: TableRef, outcome: TableOutcome) => {
       const r = o.results.find((x) => x.db === ref.db && x.table === ref.table);
-      if (!r || r.outcome !== 'pending') return;
-      Object.assign(r, outcome);
-      this.count(o);
-      this.emit('operation', { ...r, id: o.id, op: o.op, done: o.total - o.counts.pending, total: o.total, state: o.state, dbs: o.dbs } satisfies OperationProgress);
-      void this.save(o);
+      if (r?.outcome === 'pending') this.settle(o, r, outcome);
     };
     const log = this.log.child({ operation: o.id, op: o.op });
     log.info({ total: o.total, pending: pending.length, by: o.by }, 'bulk operation started');
@@ -170,13 +144,8 @@ export class OperationService extends EventEmitter {
       log.error({ err }, 'bulk operation failed');
       for (const r of o.results) if (r.outcome === 'pending') done(r, failure(err));
     }
-    o.state = o.cancel ? 'cancelled' : 'done';
-    o.finishedAt = new Date().toISOString();
-    await this.save(o);
-    this.emit('operation', { id: o.id, op: o.op, db: '', table: '', program: '', outcome: 'applied', code: null, message: o.state, done: o.total, total: o.total, state: o.state, dbs: o.dbs } satisfies OperationProgress);
+    await this.close(o, 'done');
     log.info({ counts: o.counts }, 'bulk operation done');
-    // The record stays in Redis for a day; this process forgets it after a minute.
-    setTimeout(() => this.ops.delete(o.id), 60_000).unref();
   }
 
   private async one(op: BulkOp, ref: TableRef, by: string): Promise<TableOutcome> {
@@ -190,6 +159,68 @@ export class OperationService extends EventEmitter {
     } catch (err) {
       return failure(err);
     }
+  }
+
+  /**
+   * A staged operation (fleet apply): `act` runs on each pending table, the first `canary` of
+   * them one at a time, then the rest `concurrency` at a time. The first failure halts it:
+   * tables whose turn has not come are left as they are (outcome cancelled) and the operation
+   * ends `halted`. Tables already skipped (nothing to do) stay skipped.
+   */
+  async beginStaged(
+    op: 'apply',
+    results: TableResult[],
+    opts: { canary: number; concurrency: number; by: string; selector: Selector; dbs: string[] | null },
+    act: (r: TableResult) => Promise<TableOutcome>,
+  ): Promise<Operation> {
+    const o: Operation = {
+      id: randomUUID(),
+      kind: 'fleet',
+      op,
+      by: opts.by,
+      selector: opts.selector,
+      concurrency: opts.concurrency,
+      state: 'running',
+      createdAt: new Date().toISOString(),
+      finishedAt: null,
+      total: results.length,
+      counts: { applied: 0, failed: 0, skipped: 0, pending: 0, cancelled: 0 },
+      results,
+      dbs: opts.dbs,
+      answer: null,
+      cancel: null,
+    };
+    this.count(o);
+    this.ops.set(o.id, o);
+    await this.save(o);
+    void this.runStaged(o, opts.canary, act);
+    return o;
+  }
+
+  private async runStaged(o: Operation, canary: number, act: (r: TableResult) => Promise<TableOutcome>): Promise<void> {
+    const log = this.log.child({ operation: o.id, op: o.op });
+    const pending = o.results.filter((r) => r.outcome === 'pending');
+    log.info({ total: o.total, pending: pending.length, canary, by: o.by }, 'staged operation started');
+    const halted = await inStages(pending, { canary, concurrency: o.concurrency, cancelled: () => o.cancel }, act, (r, outcome) => this.settle(o, r, outcome));
+    await this.close(o, halted ? 'halted' : 'done');
+    log.info({ counts: o.counts, halted }, 'staged operation done');
+  }
+
+  /** One table's outcome: counted, streamed, saved. */
+  private settle(o: Operation, r: TableResult, outcome: TableOutcome): void {
+    Object.assign(r, outcome);
+    this.count(o);
+    this.emit('operation', { ...r, id: o.id, op: o.op, done: o.total - o.counts.pending, total: o.total, state: o.state, dbs: o.dbs } satisfies OperationProgress);
+    void this.save(o);
+  }
+
+  /** The end of a many-table operation (cancelled when asked): saved, streamed; the record stays in Redis for a day, this process forgets it after a minute. */
+  private async close(o: Operation, state: 'done' | 'halted'): Promise<void> {
+    o.state = o.cancel ? 'cancelled' : state;
+    o.finishedAt = new Date().toISOString();
+    await this.save(o);
+    this.emit('operation', { id: o.id, op: o.op, db: '', table: '', program: '', outcome: 'applied', code: null, message: o.state, done: o.total, total: o.total, state: o.state, dbs: o.dbs } satisfies OperationProgress);
+    setTimeout(() => this.ops.delete(o.id), 60_000).unref();
   }
 
   /**
@@ -259,7 +290,7 @@ export class OperationService extends EventEmitter {
       const stored = await this.get(id);
       throw operationNotCancellable(id, stored.state !== 'running' ? `it is ${stored.state}` : 'it runs in another API process (ask the host that started it)');
     }
-    if (o.kind !== 'bulk') throw operationNotCancellable(id, "it is one table's call, which runs to its end (its answer is kept)");
+    if (o.kind === 'table') throw operationNotCancellable(id, "it is one table's call, which runs to its end (its answer is kept)");
     if (o.state !== 'running') throw operationNotCancellable(id, `it is ${o.state}`);
     o.cancel ??= { by, at: new Date().toISOString() };
     await this.save(o);

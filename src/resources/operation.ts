@@ -15,10 +15,11 @@ export type Pending = z.infer<typeof pendingSchema>;
 
 export const BULK_OPS = ['start', 'stop', 'restart', 'pause', 'resume', 'delete'] as const;
 export type BulkOp = (typeof BULK_OPS)[number];
+export type FleetOp = 'apply';
 /** One table's long call made with `Prefer: respond-async`: its operation records the answer. */
 export const TABLE_OPS = ['create', 'upsert', 'start', 'stop', 'restart', 'delete', 'move', 'config', 'rollback'] as const;
 export type TableOp = (typeof TABLE_OPS)[number];
-export const OPERATION_OPS = [...new Set([...BULK_OPS, ...TABLE_OPS])] as [BulkOp | TableOp, ...Array<BulkOp | TableOp>];
+export const OPERATION_OPS = [...new Set([...BULK_OPS, ...TABLE_OPS, 'apply' as const])] as [BulkOp | TableOp | FleetOp, ...Array<BulkOp | TableOp | FleetOp>];
 
 const name = NAME_PATTERN.source.slice(1, -1);
 
@@ -52,12 +53,12 @@ export type TableResult = z.infer<typeof tableResultSchema>;
 
 export const operationSchema = z.object({
   id: z.string(),
-  kind: z.enum(['bulk', 'table']).describe("bulk: POST /v1/api/bulk/<op>; table: one table's call made with Prefer: respond-async"),
+  kind: z.enum(['bulk', 'table', 'fleet']).describe("bulk: POST /v1/api/bulk/<op>; table: one table's call made with Prefer: respond-async; fleet: PUT /v1/api/fleet"),
   op: z.enum(OPERATION_OPS),
   by: z.string(),
   selector: selectorSchema,
   concurrency: z.number(),
-  state: z.enum(['running', 'done', 'cancelled']).describe('cancelled: done after a cancel; the tables whose turn had not come are "cancelled"'),
+  state: z.enum(['running', 'done', 'cancelled', 'halted']).describe('cancelled: done after a cancel; halted: a fleet apply stopped at its first failure. The tables whose turn had not come are "cancelled"'),
   createdAt: z.string(),
   finishedAt: z.string().nullable(),
   total: z.number(),
@@ -73,9 +74,9 @@ export const operationSchema = z.object({
 export type Operation = z.infer<typeof operationSchema>;
 
 export const operationListQuerySchema = z.strictObject({
-  kind: z.enum(['bulk', 'table']).optional(),
+  kind: z.enum(['bulk', 'table', 'fleet']).optional(),
   op: z.enum(OPERATION_OPS).optional(),
-  state: z.enum(['running', 'done', 'cancelled']).optional(),
+  state: z.enum(['running', 'done', 'cancelled', 'halted']).optional(),
   db: z.string().regex(NAME_PATTERN, 'db must be a valid db name').optional().describe('operations that reach this db'),
   limit: z.coerce.number().int().min(1).max(500).default(50),
   cursor: z.string().regex(/^\d{1,16}-\d{1,10}$/, 'cursor is the nextCursor of the previous page').optional().describe("the previous page's nextCursor"),

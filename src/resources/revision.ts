@@ -42,7 +42,7 @@ export const configChangeSchema = z.object({
   program: z.string(),
   outcome: z
     .enum(['dry_run', 'unchanged', 'applied', 'stored'])
-    .describe('dry_run: nothing written; unchanged: equal to the desired spec, nothing done; applied: the agent restarted with it and accepts events; stored: the agent is stopped and runs it at its next start'),
+    .describe('dry_run: nothing written, this is what would change; unchanged: equal to the desired spec, nothing done (a dry run too); applied: the agent restarted with it and accepts events; stored: the agent is stopped and runs it at its next start'),
   revision: z.number().describe('the new revision (a dry run: the number it would get)'),
   previousRevision: z.number(),
   spec: agentSpecSchema,

@@ -3,7 +3,8 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { forbidden, operationNotFound } from '../errors.js';
 import type { Authorize } from '../http/auth.js';
-import { operationVisible, type OperationService } from '../operations/operation-service.js';
+import type { OperationService } from '../operations/operation-service.js';
+import { operationVisible } from '../operations/selection.js';
 import { BULK_OPS, operationListQuerySchema, operationSchema, selectorBodySchema, type Operation } from '../resources/operation.js';
 import { access, errors, ok } from '../resources/envelope.js';
 

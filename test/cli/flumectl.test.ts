@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { parse, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../../src/config-kinds.js';
 import { startHarness, type Harness } from '../helpers/harness.js';
@@ -86,6 +87,35 @@ describe('flumectl', () => {
     expect(logs.stdout.trim().length).toBeGreaterThan(0);
     const incidents = await flumectl(['incidents']);
     expect(incidents.code).toBe(0);
+  });
+
+  it('exports the fleet as YAML, shows the plan of an edited copy, applies it, and applies it again to no effect', async () => {
+    const exported = await flumectl(['fleet', 'export', '--db', 'shop']);
+    expect(exported, exported.stderr).toMatchObject({ code: 0 });
+    const doc = parse(exported.stdout) as { tables: Record<string, { options?: Record<string, unknown> }> };
+    expect(Object.keys(doc.tables)).toEqual(['shop.orders']);
+    doc.tables['shop.orders']!.options = { ...doc.tables['shop.orders']!.options, maxBytesToLog: 64 };
+    const file = join(h.config.varDir, 'fleet.yaml');
+    writeFileSync(file, stringify(doc));
+
+    const plan = await flumectl(['apply', '-f', file, '--db', 'shop', '--dry-run']);
+    expect(plan, plan.stderr).toMatchObject({ code: 0 });
+    expect(plan.stdout).toContain('0 to create, 1 to change, 0 to delete, 0 absent (kept), 0 unchanged');
+    expect(plan.stdout).toContain('maxBytesToLog = 64');
+    const applied = await flumectl(['apply', '-f', file, '--db', 'shop']);
+    expect(applied, applied.stderr).toMatchObject({ code: 0 });
+    expect(applied.stdout).toMatch(/apply of 1 agent\(s\): 1 applied, 0 skipped, 0 failed/);
+    const again = await flumectl(['apply', '-f', file, '--db', 'shop']);
+    expect(again.stdout).toMatch(/apply of 1 agent\(s\): 0 applied, 1 skipped, 0 failed/);
+
+    writeFileSync(file, 'tables: [unclosed');
+    const bad = await flumectl(['apply', '-f', file]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('is not YAML or JSON');
+    writeFileSync(file, stringify({ tables: { 'shop.orders': { sink: 'nowhere' } } }));
+    const refused = await flumectl(['apply', '-f', file]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/^flumectl: 4\d\d /m);
   });
 
   it("counts a topic's duplicate events from Kafka's console consumer, and says when a trace is unknown", async () => {

@@ -164,6 +164,11 @@ describe('the contract over a realistic run', () => {
     await call('GET', '/v1/api/nodes/h9/incidents');
     await call('POST', `/v1/api/nodes/h9/incidents/${'0'.repeat(10)}-${'0'.repeat(8)}/ack`);
     await call('POST', '/v1/api/reconcile');
+    // Fleet as code: the export applies as it is (nothing to do); a preview; a document naming a profile it lacks.
+    const exported = JSON.parse((await call('GET', '/v1/api/fleet?db=contract')).body).fleet as unknown;
+    expect.soft((await call('PUT', '/v1/api/fleet?db=contract&dryRun=true', { body: exported })).status).toBe(200);
+    expect.soft((await call('PUT', '/v1/api/fleet?db=contract', { body: exported })).status).toBe(202);
+    expect.soft((await call('PUT', '/v1/api/fleet?db=contract', { body: { tables: { 'contract.orders': { profiles: ['nope'] } } }, bad: true })).status).toBe(400);
     for (const op of ['start', 'stop', 'pause', 'resume', 'delete']) await call('POST', `/v1/api/bulk/${op}`, { body: { db: 'nobody' } });
     const bulk = await call('POST', '/v1/api/bulk/restart', { body: { db: 'contract', concurrency: 2 } });
     expect(bulk.status).toBe(202);

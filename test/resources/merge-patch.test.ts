@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { mergePatch } from '../../src/agents/config-service.js';
+import { mergePatch } from '../../src/resources/merge-patch.js';
 
 // PATCH .../config: RFC 7396 over the desired spec.
 describe('JSON Merge Patch', () => {
