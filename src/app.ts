@@ -36,6 +36,8 @@ import { agentRoutes } from './routes/agents.js';
 import { configRoutes } from './routes/config.js';
 import { auditRoutes } from './routes/audit.js';
 import { logRoutes } from './routes/logs.js';
+import { loggerRoutes } from './routes/loggers.js';
+import { LogLevels } from './agents/log-levels.js';
 import { quarantineRoutes } from './routes/quarantine.js';
 import { traceRoutes } from './routes/traces.js';
 import { TraceStore } from './traces/trace-store.js';
@@ -209,6 +211,7 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
   void app.register(fleetApplyRoutes, { fleet: new FleetApply(lifecycle, operations, { defaultHeap: config.AGENT_HEAP, maxHeap: config.AGENT_MAX_HEAP }), agents: lifecycle, authorize });
   void app.register(auditRoutes, { audit, refused, authorize });
   void app.register(logRoutes, { agents, store, authorize, streams });
+  void app.register(loggerRoutes, { levels: new LogLevels(store), authorize });
   void app.register(quarantineRoutes, { quarantine, authorize });
   void app.register(traceRoutes, { traces: new TraceStore(redis, keys, config.GATEWAY_TRACE_SECONDS), authorize });
   void app.register(fleetRoutes, { agents: lifecycle, fleet, incidents, authorize });

@@ -134,6 +134,8 @@ export const ERRORS = {
   CHANNEL_STRANDED: { code: 10116, status: 409, at: 'api' },
   /** A fleet apply with prune: the table's channel still held events after drainSeconds; nothing was deleted. */
   NOT_DRAINED: { code: 10117, status: 409, at: 'api' },
+  /** An agent's log levels cannot be read or set now: it is not running, or its JVM was started before it served them. */
+  LOGGERS_UNAVAILABLE: { code: 10118, status: 409, at: 'api' },
   INTERNAL: { code: 10500, status: 500, at: 'both' },
 } as const satisfies Record<string, CatalogueEntry>;
 
@@ -262,4 +264,5 @@ export const traceNotFound = (program: string, requestId: string, keptSeconds: n
 export const clusterUnavailable = (message: string, details?: Record<string, unknown>) => make('CLUSTER_UNAVAILABLE', message, details);
 export const notClustered = (message: string) => make('NOT_CLUSTERED', message);
 export const nodeUnavailable = (message: string) => make('NODE_UNAVAILABLE', message);
+export const loggersUnavailable = (message: string) => make('LOGGERS_UNAVAILABLE', message);
 export const channelStranded = (message: string, details: Record<string, unknown>) => make('CHANNEL_STRANDED', message, details);

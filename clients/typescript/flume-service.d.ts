@@ -941,7 +941,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117) */
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117), LOGGERS_UNAVAILABLE (10118) */
                 409: {
                     headers: {
                         /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
@@ -2040,7 +2040,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117) */
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117), LOGGERS_UNAVAILABLE (10118) */
                 409: {
                     headers: {
                         /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
@@ -2369,7 +2369,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117) */
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117), LOGGERS_UNAVAILABLE (10118) */
                 409: {
                     headers: {
                         /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
@@ -2757,7 +2757,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117) */
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117), LOGGERS_UNAVAILABLE (10118) */
                 409: {
                     headers: {
                         /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
@@ -3157,7 +3157,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117) */
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117), LOGGERS_UNAVAILABLE (10118) */
                 409: {
                     headers: {
                         /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
@@ -3557,7 +3557,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117) */
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117), LOGGERS_UNAVAILABLE (10118) */
                 409: {
                     headers: {
                         /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
@@ -3957,7 +3957,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117) */
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117), LOGGERS_UNAVAILABLE (10118) */
                 409: {
                     headers: {
                         /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
@@ -4357,7 +4357,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117) */
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117), LOGGERS_UNAVAILABLE (10118) */
                 409: {
                     headers: {
                         /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
@@ -5065,7 +5065,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117) */
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117), LOGGERS_UNAVAILABLE (10118) */
                 409: {
                     headers: {
                         /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
@@ -6187,7 +6187,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117) */
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117), LOGGERS_UNAVAILABLE (10118) */
                 409: {
                     headers: {
                         /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
@@ -6574,7 +6574,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117) */
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117), LOGGERS_UNAVAILABLE (10118) */
                 409: {
                     headers: {
                         /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
@@ -7164,7 +7164,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117) */
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117), LOGGERS_UNAVAILABLE (10118) */
                 409: {
                     headers: {
                         /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
@@ -7475,7 +7475,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117) */
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117), LOGGERS_UNAVAILABLE (10118) */
                 409: {
                     headers: {
                         /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
@@ -7742,7 +7742,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117) */
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117), LOGGERS_UNAVAILABLE (10118) */
                 409: {
                     headers: {
                         /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
@@ -8009,7 +8009,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117) */
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117), LOGGERS_UNAVAILABLE (10118) */
                 409: {
                     headers: {
                         /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
@@ -8276,7 +8276,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117) */
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117), LOGGERS_UNAVAILABLE (10118) */
                 409: {
                     headers: {
                         /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
@@ -8543,7 +8543,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117) */
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117), LOGGERS_UNAVAILABLE (10118) */
                 409: {
                     headers: {
                         /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
@@ -8810,7 +8810,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117) */
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117), LOGGERS_UNAVAILABLE (10118) */
                 409: {
                     headers: {
                         /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
@@ -9532,7 +9532,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117) */
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117), LOGGERS_UNAVAILABLE (10118) */
                 409: {
                     headers: {
                         /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
@@ -10100,7 +10100,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117) */
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117), LOGGERS_UNAVAILABLE (10118) */
                 409: {
                     headers: {
                         /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
@@ -10725,6 +10725,596 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/api/{db}/{table}/loggers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The agent's log levels: every logger its running JVM has a level for, and the saved ones (set at every start)
+         * @description Needs a control token (Authorization: Bearer <JWT>) whose role grants "read".
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    db: string;
+                    table: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @enum {number} */
+                            code: 0;
+                            message: string;
+                            /** @description every logger the running JVM has a level for ("root" included); null: the agent is not running */
+                            loggers: {
+                                [key: string]: string;
+                            } | null;
+                            /** @description the levels set at every start */
+                            saved: {
+                                [key: string]: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */
+                400: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Unauthorized. error: UNAUTHORIZED (10020) */
+                401: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Forbidden. error: FORBIDDEN (10030) */
+                403: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Not Found. error: NOT_FOUND (10040), AGENT_NOT_FOUND (10041), TOKEN_USER_NOT_FOUND (10042), REVISION_NOT_FOUND (10044), OPERATION_NOT_FOUND (10045), INCIDENT_NOT_FOUND (10046), NODE_NOT_FOUND (10047), TRACE_NOT_FOUND (10048) */
+                404: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Method Not Allowed: the path was called with a method it does not take; Allow names those it does. error: METHOD_NOT_ALLOWED (10050) */
+                405: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description the methods this path takes */
+                        Allow?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Timeout: the request did not arrive within API_HEADERS_TIMEOUT_MS / API_REQUEST_TIMEOUT_MS. error: REQUEST_TIMEOUT (10017) */
+                408: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description URI Too Long: a path parameter is over 100 characters. error: URI_TOO_LONG (10015) */
+                414: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Misdirected Request: the Host is not one this API answers for (API_ALLOWED_HOSTS). error: MISDIRECTED_REQUEST (10016) */
+                421: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Header Fields Too Large: the request headers are over 16 KiB. error: HEADERS_TOO_LARGE (10018) */
+                431: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal Server Error: an internal error (the service log has it, by request id). error: INTERNAL (10500) */
+                500: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Service Unavailable. error: NO_FREE_PORT (10093), SUPERVISOR_UNAVAILABLE (10101), REDIS_UNAVAILABLE (10103), NOT_READY (10104), AGENT_DOWN (10106), CLUSTER_UNAVAILABLE (10110) */
+                503: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/api/{db}/{table}/loggers/{logger}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Set a logger's level in the running agent at once, no restart ("root" for the root logger); a restart forgets it unless save is true
+         * @description 409 LOGGERS_UNAVAILABLE when the agent is not running (a saved level still applies at its next start). Needs a control token (Authorization: Bearer <JWT>) whose role grants "operate".
+         */
+        put: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    db: string;
+                    table: string;
+                    logger: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /**
+                         * @description the level from now on, until the agent restarts (unless saved)
+                         * @enum {string}
+                         */
+                        level: "OFF" | "FATAL" | "ERROR" | "WARN" | "INFO" | "DEBUG" | "TRACE" | "ALL";
+                        /**
+                         * @description true: also kept in the agent's files and set at every start
+                         * @default false
+                         */
+                        save?: boolean;
+                    };
+                };
+            };
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @enum {number} */
+                            code: 0;
+                            message: string;
+                            /** @description every logger the running JVM has a level for ("root" included); null: the agent is not running */
+                            loggers: {
+                                [key: string]: string;
+                            } | null;
+                            /** @description the levels set at every start */
+                            saved: {
+                                [key: string]: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */
+                400: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Unauthorized. error: UNAUTHORIZED (10020) */
+                401: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Forbidden. error: FORBIDDEN (10030) */
+                403: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Not Found. error: NOT_FOUND (10040), AGENT_NOT_FOUND (10041), TOKEN_USER_NOT_FOUND (10042), REVISION_NOT_FOUND (10044), OPERATION_NOT_FOUND (10045), INCIDENT_NOT_FOUND (10046), NODE_NOT_FOUND (10047), TRACE_NOT_FOUND (10048) */
+                404: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Method Not Allowed: the path was called with a method it does not take; Allow names those it does. error: METHOD_NOT_ALLOWED (10050) */
+                405: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description the methods this path takes */
+                        Allow?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Timeout: the request did not arrive within API_HEADERS_TIMEOUT_MS / API_REQUEST_TIMEOUT_MS. error: REQUEST_TIMEOUT (10017) */
+                408: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117), LOGGERS_UNAVAILABLE (10118) */
+                409: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Payload Too Large: the body is over 1 MiB. error: BODY_TOO_LARGE (10060) */
+                413: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description URI Too Long: a path parameter is over 100 characters. error: URI_TOO_LONG (10015) */
+                414: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Misdirected Request: the Host is not one this API answers for (API_ALLOWED_HOSTS). error: MISDIRECTED_REQUEST (10016) */
+                421: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Unprocessable Entity. error: CONFIG_REJECTED (10012), SINK_UNAVAILABLE (10013), CONFIG_REVERTED (10014), IDEMPOTENCY_KEY_REUSED (10097) */
+                422: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Header Fields Too Large: the request headers are over 16 KiB. error: HEADERS_TOO_LARGE (10018) */
+                431: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal Server Error: an internal error (the service log has it, by request id). error: INTERNAL (10500) */
+                500: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Service Unavailable. error: NO_FREE_PORT (10093), SUPERVISOR_UNAVAILABLE (10101), REDIS_UNAVAILABLE (10103), NOT_READY (10104), AGENT_DOWN (10106), CLUSTER_UNAVAILABLE (10110) */
+                503: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        post?: never;
+        /**
+         * Forget a saved level: the running agent keeps its level until it restarts
+         * @description Needs a control token (Authorization: Bearer <JWT>) whose role grants "operate".
+         */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    db: string;
+                    table: string;
+                    logger: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @enum {number} */
+                            code: 0;
+                            message: string;
+                            /** @description every logger the running JVM has a level for ("root" included); null: the agent is not running */
+                            loggers: {
+                                [key: string]: string;
+                            } | null;
+                            /** @description the levels set at every start */
+                            saved: {
+                                [key: string]: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */
+                400: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Unauthorized. error: UNAUTHORIZED (10020) */
+                401: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Forbidden. error: FORBIDDEN (10030) */
+                403: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Not Found. error: NOT_FOUND (10040), AGENT_NOT_FOUND (10041), TOKEN_USER_NOT_FOUND (10042), REVISION_NOT_FOUND (10044), OPERATION_NOT_FOUND (10045), INCIDENT_NOT_FOUND (10046), NODE_NOT_FOUND (10047), TRACE_NOT_FOUND (10048) */
+                404: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Method Not Allowed: the path was called with a method it does not take; Allow names those it does. error: METHOD_NOT_ALLOWED (10050) */
+                405: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description the methods this path takes */
+                        Allow?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Timeout: the request did not arrive within API_HEADERS_TIMEOUT_MS / API_REQUEST_TIMEOUT_MS. error: REQUEST_TIMEOUT (10017) */
+                408: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Payload Too Large: the body is over 1 MiB. error: BODY_TOO_LARGE (10060) */
+                413: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description URI Too Long: a path parameter is over 100 characters. error: URI_TOO_LONG (10015) */
+                414: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Misdirected Request: the Host is not one this API answers for (API_ALLOWED_HOSTS). error: MISDIRECTED_REQUEST (10016) */
+                421: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Header Fields Too Large: the request headers are over 16 KiB. error: HEADERS_TOO_LARGE (10018) */
+                431: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal Server Error: an internal error (the service log has it, by request id). error: INTERNAL (10500) */
+                500: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Service Unavailable. error: NO_FREE_PORT (10093), SUPERVISOR_UNAVAILABLE (10101), REDIS_UNAVAILABLE (10103), NOT_READY (10104), AGENT_DOWN (10106), CLUSTER_UNAVAILABLE (10110) */
+                503: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/api/{db}/{table}/quarantine": {
         parameters: {
             query?: never;
@@ -11012,7 +11602,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117) */
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117), LOGGERS_UNAVAILABLE (10118) */
                 409: {
                     headers: {
                         /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
@@ -11226,7 +11816,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117) */
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117), LOGGERS_UNAVAILABLE (10118) */
                 409: {
                     headers: {
                         /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
@@ -12100,7 +12690,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117) */
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117), LOGGERS_UNAVAILABLE (10118) */
                 409: {
                     headers: {
                         /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
@@ -13010,7 +13600,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117) */
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117), LOGGERS_UNAVAILABLE (10118) */
                 409: {
                     headers: {
                         /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
@@ -13236,7 +13826,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117) */
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117), LOGGERS_UNAVAILABLE (10118) */
                 409: {
                     headers: {
                         /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */

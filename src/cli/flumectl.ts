@@ -11,6 +11,7 @@ import { CliError, EXIT, call, connection, events, type Connection } from './flu
 import { table, tableRef } from './flumectl/format.js';
 import { countDuplicates } from './flumectl/duplicates.js';
 import { applyFleet, exportFleet, readFleet } from './flumectl/fleet.js';
+import { loggers } from './flumectl/loggers.js';
 import { follow, summary, type OperationView } from './flumectl/operation.js';
 
 const USAGE = `usage: flumectl [--url URL] [--token TOKEN | --token-file FILE] [--json] COMMAND
@@ -30,6 +31,9 @@ const USAGE = `usage: flumectl [--url URL] [--token TOKEN | --token-file FILE] [
                                          make the tables so: --dry-run shows the plan with diffs; a change that
                                          does not come up halts it (exit 4); --prune drains and deletes absent tables
   logs DB.TABLE [-n LINES] [--follow]    the agent's log
+  loggers DB.TABLE [LOGGER LEVEL [--save] | LOGGER --forget]
+                                         log levels: list; set one now (until a restart, or every start with
+                                         --save); forget a saved one. LOGGER: root or e.g. org.apache.flume.sink
   incidents [DB.TABLE] [-n N]            the newest incidents
   ack DB.TABLE INCIDENT_ID               acknowledge one
   token USERNAME [--scope DB,DB.TABLE]   mint (or rotate) an ingestion token; prints it
@@ -54,6 +58,8 @@ type Flags = {
   canary?: string;
   'dry-run'?: boolean;
   prune?: boolean;
+  save?: boolean;
+  forget?: boolean;
   'drain-seconds'?: string;
   lines?: string;
   follow?: boolean;
@@ -194,6 +200,8 @@ async function run(args: string[], flags: Flags, out: (s: string) => void): Prom
     }
     case 'apply':
       return applyFleet(c, readFleet(flags.file), flags, out);
+    case 'loggers':
+      return loggers(c, ref(rest[0]), rest.slice(1), flags, out);
     case 'logs': {
       const r = ref(rest[0]);
       const lines = flags.lines ?? '50';
@@ -279,6 +287,8 @@ async function main(): Promise<void> {
         canary: { type: 'string' },
         'dry-run': { type: 'boolean' },
         prune: { type: 'boolean' },
+        save: { type: 'boolean' },
+        forget: { type: 'boolean' },
         'drain-seconds': { type: 'string' },
         lines: { type: 'string', short: 'n' },
         follow: { type: 'boolean' },

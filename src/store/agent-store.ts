@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import type { Desired } from '../resources/agent-status.js';
 import { chmod, open, readFile, readdir, rm, stat } from 'node:fs/promises';
@@ -8,6 +9,7 @@ import { parseProgramName, type TableRef } from '../resources/table.js';
 import { agentPaths, standInProgram, type AgentPaths } from './paths.js';
 import { standInPhaseSchema, type StandInPhase } from '../resources/agent-status.js';
 import type { AgentSpec } from '../resources/agent-spec.js';
+import { savedLoggersSchema } from '../resources/loggers.js';
 
 /** services/<program>/agent.json: what the agent was created with. */
 export interface AgentMeta extends TableRef {
@@ -173,8 +175,32 @@ export class AgentStore {
   async writeProgram(program: string, text: string): Promise<void> {
     const paths = this.paths(program);
     await writeAtomic(paths.programFile, text);
+    // The JVM reads its control key as it starts: every start writes the program first.
+    if (existsSync(paths.serviceDir) && !existsSync(paths.controlKeyFile)) await writeAtomic(paths.controlKeyFile, randomBytes(32).toString('base64url'), 0o600);
     // Agents created before var/<program>/ was kept private become so at their next write.
     await chmod(paths.varDir, 0o750).catch(() => undefined);
+  }
+
+  /** The key the agent's JVM asks for on /loggers (null: none yet, the agent has not been started since). */
+  async controlKey(program: string): Promise<string | null> {
+    return (await readFile(this.paths(program).controlKeyFile, 'utf8').catch(() => null))?.trim() ?? null;
+  }
+
+  /** The saved log levels (services/<program>/loggers.json), {} when none. */
+  async savedLoggers(program: string): Promise<Record<string, string>> {
+    const text = await readFile(this.paths(program).savedLoggersFile, 'utf8').catch(() => null);
+    try {
+      const parsed = savedLoggersSchema.safeParse(text === null ? {} : JSON.parse(text));
+      return parsed.success ? parsed.data : {};
+    } catch {
+      return {};
+    }
+  }
+
+  async writeSavedLoggers(program: string, levels: Record<string, string>): Promise<void> {
+    const file = this.paths(program).savedLoggersFile;
+    if (Object.keys(levels).length === 0) await rm(file, { force: true });
+    else await writeAtomic(file, `${JSON.stringify(levels, null, 2)}\n`, 0o640);
   }
 
   async removeProgramFile(program: string): Promise<void> {

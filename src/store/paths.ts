@@ -13,6 +13,10 @@ export interface AgentPaths {
   serviceDir: string;
   flumeConf: string;
   metaFile: string;
+  /** services/<program>/control.key (0600): what the API presents to the agent's JVM to set its log levels. */
+  controlKeyFile: string;
+  /** services/<program>/loggers.json: the saved log levels its JVM sets as it starts. */
+  savedLoggersFile: string;
   /** services/<program>/revisions/: the config history (RevisionStore). */
   revisionsDir: string;
   /** var/<program>/: runtime data that outlives stop, restart and (unless empty) delete. */
@@ -36,6 +40,8 @@ export function agentPaths(cfg: Pick<Config, 'confDir' | 'servicesDir' | 'varDir
     flumeConf: join(serviceDir, 'flume.conf'),
     metaFile: join(serviceDir, 'agent.json'),
     revisionsDir: join(serviceDir, 'revisions'),
+    controlKeyFile: join(serviceDir, 'control.key'),
+    savedLoggersFile: join(serviceDir, 'loggers.json'),
     varDir,
     channelDir,
     checkpointDir: join(channelDir, 'checkpoint'),

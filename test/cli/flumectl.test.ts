@@ -118,6 +118,19 @@ describe('flumectl', () => {
     expect(refused.stderr).toMatch(/^flumectl: 4\d\d /m);
   });
 
+  it("lists and sets an agent's log levels", async () => {
+    const set = await flumectl(['loggers', 'shop.orders', 'org.apache.flume.sink', 'debug']);
+    expect(set, set.stderr).toMatchObject({ code: 0 });
+    expect(set.stdout).toContain('org.apache.flume.sink = DEBUG on flume-shop-orders until it restarts');
+    const listed = await flumectl(['loggers', 'shop.orders']);
+    expect(listed.stdout).toMatch(/^LOGGER\s+LEVEL\s+SAVED/);
+    expect(listed.stdout).toMatch(/org\.apache\.flume\.sink\s+DEBUG/);
+    expect((await flumectl(['loggers', 'shop.orders', 'root'])).code).toBe(2);
+    const loud = await flumectl(['loggers', 'shop.orders', 'root', 'LOUD']);
+    expect(loud.code).toBe(1);
+    expect(loud.stderr).toContain('400');
+  });
+
   it("counts a topic's duplicate events from Kafka's console consumer, and says when a trace is unknown", async () => {
     const printed = ['username:a,eventId:r1:1\tx', 'username:a,eventId:r1:1\tx', 'eventId:r1:2\ty', 'NO_HEADERS\told', ''].join('\n');
     const d = await flumectl(['duplicates'], { FLUME_API_URL: 'http://127.0.0.1:1' }, printed);

@@ -144,6 +144,10 @@ describe('the contract over a realistic run', () => {
     await call('POST', `${T}/resume`);
     await call('POST', `${T}/config/rollback`, { body: {} });
     await call('GET', `${T}/logs?lines=5`);
+    await call('GET', `${T}/loggers`);
+    expect.soft((await call('PUT', `${T}/loggers/org.apache.flume.sink`, { body: { level: 'DEBUG', save: true } })).status).toBe(200);
+    expect.soft((await call('PUT', `${T}/loggers/root`, { body: { level: 'LOUD' }, bad: true })).status).toBe(400);
+    await call('DELETE', `${T}/loggers/org.apache.flume.sink`);
     await call('GET', `${T}/quarantine`);
     await call('GET', `${T}/trace/no-such-request`);
     await call('GET', `${T}/history`);
