@@ -12,7 +12,7 @@ const FLOORS: Array<[number, string[]]> = [
   [2, ['supervisor/', 'redis/', 'flume/', 'store/', 'cluster/']],
   [3, ['fleet/', 'auth/', 'audit/', 'tokens/', 'traces/']],
   [4, ['agents/']],
-  [5, ['incidents/', 'operations/', 'recovery/', 'gateway/', 'placement/']],
+  [5, ['incidents/', 'operations/', 'recovery/', 'gateway/', 'placement/', 'adopt/']],
   [6, ['http/']],
   [7, ['routes/', 'cli/']],
   [8, ['app.ts']],

@@ -12,6 +12,7 @@ import { table, tableRef } from './flumectl/format.js';
 import { countDuplicates } from './flumectl/duplicates.js';
 import { applyFleet, exportFleet, readFleet } from './flumectl/fleet.js';
 import { loggers } from './flumectl/loggers.js';
+import { adoptPlan } from './flumectl/adopt.js';
 import { follow, summary, type OperationView } from './flumectl/operation.js';
 
 const USAGE = `usage: flumectl [--url URL] [--token TOKEN | --token-file FILE] [--json] COMMAND
@@ -30,6 +31,9 @@ const USAGE = `usage: flumectl [--url URL] [--token TOKEN | --token-file FILE] [
   apply -f FLEET.yaml [--db DB] [--dry-run] [--prune] [--canary N] [--concurrency N] [--drain-seconds N]
                                          make the tables so: --dry-run shows the plan with diffs; a change that
                                          does not come up halts it (exit 4); --prune drains and deletes absent tables
+  adopt --from DIR [--seed-redis URL] [--name-node hdfs://H:P]
+                                         the plan to take over an installation of the original design
+                                         (its conf.d/, services/ and Redis ports): read only
   logs DB.TABLE [-n LINES] [--follow]    the agent's log
   loggers DB.TABLE [LOGGER LEVEL [--save] | LOGGER --forget]
                                          log levels: list; set one now (until a restart, or every start with
@@ -59,6 +63,9 @@ type Flags = {
   'dry-run'?: boolean;
   prune?: boolean;
   save?: boolean;
+  from?: string;
+  'seed-redis'?: string;
+  'name-node'?: string;
   forget?: boolean;
   'drain-seconds'?: string;
   lines?: string;
@@ -200,6 +207,8 @@ async function run(args: string[], flags: Flags, out: (s: string) => void): Prom
     }
     case 'apply':
       return applyFleet(c, readFleet(flags.file), flags, out);
+    case 'adopt':
+      return adoptPlan(c, flags, out);
     case 'loggers':
       return loggers(c, ref(rest[0]), rest.slice(1), flags, out);
     case 'logs': {
@@ -288,6 +297,9 @@ async function main(): Promise<void> {
         'dry-run': { type: 'boolean' },
         prune: { type: 'boolean' },
         save: { type: 'boolean' },
+        from: { type: 'string' },
+        'seed-redis': { type: 'string' },
+        'name-node': { type: 'string' },
         forget: { type: 'boolean' },
         'drain-seconds': { type: 'string' },
         lines: { type: 'string', short: 'n' },

@@ -1,10 +1,12 @@
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { Redis } from 'ioredis';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../../src/config-kinds.js';
-import { startHarness, type Harness } from '../helpers/harness.js';
+import { REDIS_URL, startHarness, type Harness } from '../helpers/harness.js';
+import { seedInstallAt, seedRedisCommands } from '../helpers/seed-install.js';
 import { portRange } from '../helpers/ports.js';
 import { freePort } from '../helpers/wait.js';
 
@@ -129,6 +131,35 @@ describe('flumectl', () => {
     const loud = await flumectl(['loggers', 'shop.orders', 'root', 'LOUD']);
     expect(loud.code).toBe(1);
     expect(loud.stderr).toContain('400');
+  });
+
+  it('plans the take-over of a seed-style installation from its files and its Redis, changing nothing', async () => {
+    const root = seedInstallAt(join(h.config.varDir, 'seed-install'));
+    const url = `${REDIS_URL}/11`;
+    const seed = new Redis(url);
+    try {
+      for (const [cmd, ...args] of seedRedisCommands()) await seed.call(cmd!, ...args);
+      const before = readFileSync(join(root, 'services/shop_orders/flume.conf'), 'utf8');
+      const plan = await flumectl(['adopt', '--from', root, '--seed-redis', url, '--name-node', 'hdfs://namenode:8020']);
+      expect(plan, plan.stderr).toMatchObject({ code: 0 });
+      expect(plan.stdout).toMatch(/^TABLE\s+FROM\s+PORT\s+EVENTS\s+SINK\s+ACTION/m);
+      expect(plan.stdout).toMatch(/shop\.order_items\s+shop_order_items\s+10001\s+\?\s+hdfs\s+take over/);
+      expect(plan.stdout).toContain('logs.web: Redis maps logs_web to port 10002, its config listens on 10003');
+      expect(plan.stdout).toContain('nothing was changed');
+      const json = JSON.parse((await flumectl(['--json', 'adopt', '--from', root, '--seed-redis', url, '--name-node', 'hdfs://nn:8020'])).stdout) as { tables: Array<{ program: string; spec: unknown }> };
+      expect(json.tables.map((t) => t.program)).toEqual(['flume-logs-web', 'flume-shop-order_items', 'flume-shop-orders']);
+      const blocked = await flumectl(['adopt', '--from', root, '--seed-redis', url]);
+      expect(blocked.code).toBe(4);
+      expect(blocked.stdout).toContain('problem: hdfs: the old agents found their NameNode');
+      expect((await flumectl(['adopt', '--from', root, '--seed-redis', `redis://127.0.0.1:${await freePort()}/0`])).code).toBe(3);
+      expect((await flumectl(['adopt', '--from', 'relative/dir'])).code).toBe(2);
+      // Read only: the old installation's files and keys are as they were.
+      expect(readFileSync(join(root, 'services/shop_orders/flume.conf'), 'utf8')).toBe(before);
+      expect(await seed.get('shop_orders')).toBe('10000');
+    } finally {
+      await seed.del('shop_orders', 'shop_order_items', 'logs_web', 'FLUME_PORTS', 'billing');
+      seed.disconnect();
+    }
   });
 
   it("counts a topic's duplicate events from Kafka's console consumer, and says when a trace is unknown", async () => {
