@@ -37,6 +37,7 @@ import { configRoutes } from './routes/config.js';
 import { auditRoutes } from './routes/audit.js';
 import { logRoutes } from './routes/logs.js';
 import { loggerRoutes } from './routes/loggers.js';
+import { adoptRoutes } from './routes/adopt.js';
 import { LogLevels } from './agents/log-levels.js';
 import { quarantineRoutes } from './routes/quarantine.js';
 import { traceRoutes } from './routes/traces.js';
@@ -212,6 +213,7 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
   void app.register(auditRoutes, { audit, refused, authorize });
   void app.register(logRoutes, { agents, store, authorize, streams });
   void app.register(loggerRoutes, { levels: new LogLevels(store), authorize });
+  void app.register(adoptRoutes, { agents, store, authorize, clustered: config.ETCD_ENDPOINTS.length > 0, varDir: config.varDir, servicesDir: config.servicesDir });
   void app.register(quarantineRoutes, { quarantine, authorize });
   void app.register(traceRoutes, { traces: new TraceStore(redis, keys, config.GATEWAY_TRACE_SECONDS), authorize });
   void app.register(fleetRoutes, { agents: lifecycle, fleet, incidents, authorize });

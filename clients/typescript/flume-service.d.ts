@@ -11315,6 +11315,499 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/api/{db}/{table}/adopt": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Take over a table of another installation whose agent is stopped: our agent on its port, with its file channel's directories moved into ours (their events replayed), started; on any failure everything is put back
+         * @description Needs a control token (Authorization: Bearer <JWT>) whose role grants "admin".
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    db: string;
+                    table: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @description our spec for it (flumectl adopt makes it from the old config) */
+                        spec: {
+                            /** @enum {string} */
+                            sink: "file_roll";
+                            /** @default {} */
+                            options?: {
+                                /** @default 30 */
+                                rollInterval?: number;
+                                /** @default 100 */
+                                batchSize?: number;
+                            };
+                            /**
+                             * @description the file channel: sizes only, its directories are per table
+                             * @default {}
+                             */
+                            channel?: {
+                                /** @default 1000000 */
+                                capacity?: number;
+                                /** @default 10000 */
+                                transactionCapacity?: number;
+                                /** @default 524288000 */
+                                minimumRequiredSpace?: number;
+                            };
+                            /** @description raise an "idle" incident (and turn degraded) when no event arrived for this many minutes while the agent should receive */
+                            idleMinutes?: number;
+                            /** @description many hosts: once its host has been lost this long (never less than the lease TTL), the coordinator moves the table to another host by itself, with a fresh channel; the old one drains when that host returns. Unset: only an operator moves it */
+                            failoverAfterSeconds?: number;
+                            /**
+                             * @description what the gateway answers a sender on when it does not say (Prefer: ack=...): channel (the default: 200 once the events are committed to the agent's file channel) or sink (200 once the sink has them, else 202 after 10 s; docs/gateway.md)
+                             * @enum {string}
+                             */
+                            ack?: "channel" | "sink";
+                            /** @description this table's JVM: heap (-Xmx, default AGENT_HEAP, at most AGENT_MAX_HEAP) and options from the accepted list (they replace AGENT_JVM_OPTIONS) */
+                            jvm?: {
+                                heap?: string;
+                                options?: string[];
+                            };
+                        } | {
+                            /** @enum {string} */
+                            sink: "hdfs";
+                            /** @default {} */
+                            options?: {
+                                nameNode: string & (string);
+                                /** @default /ingestion/{{db}}/{{table}}/%Y-%m-%d/%H */
+                                path?: string & (string);
+                                /** @default 1 */
+                                minBlockReplicas?: number;
+                                /** @default ing */
+                                filePrefix?: string & (string);
+                                /** @default .json */
+                                fileSuffix?: string & (string);
+                                /** @default 60 */
+                                rollInterval?: number;
+                                /** @default 8192 */
+                                rollCount?: number;
+                                /** @default 1024000 */
+                                rollSize?: number;
+                                /** @default 100 */
+                                batchSize?: number;
+                            };
+                            /**
+                             * @description the file channel: sizes only, its directories are per table
+                             * @default {}
+                             */
+                            channel?: {
+                                /** @default 1000000 */
+                                capacity?: number;
+                                /** @default 10000 */
+                                transactionCapacity?: number;
+                                /** @default 524288000 */
+                                minimumRequiredSpace?: number;
+                            };
+                            /** @description raise an "idle" incident (and turn degraded) when no event arrived for this many minutes while the agent should receive */
+                            idleMinutes?: number;
+                            /** @description many hosts: once its host has been lost this long (never less than the lease TTL), the coordinator moves the table to another host by itself, with a fresh channel; the old one drains when that host returns. Unset: only an operator moves it */
+                            failoverAfterSeconds?: number;
+                            /**
+                             * @description what the gateway answers a sender on when it does not say (Prefer: ack=...): channel (the default: 200 once the events are committed to the agent's file channel) or sink (200 once the sink has them, else 202 after 10 s; docs/gateway.md)
+                             * @enum {string}
+                             */
+                            ack?: "channel" | "sink";
+                            /** @description this table's JVM: heap (-Xmx, default AGENT_HEAP, at most AGENT_MAX_HEAP) and options from the accepted list (they replace AGENT_JVM_OPTIONS) */
+                            jvm?: {
+                                heap?: string;
+                                options?: string[];
+                            };
+                        } | {
+                            /** @enum {string} */
+                            sink: "kafka";
+                            /** @default {} */
+                            options?: {
+                                bootstrapServers: string & (string);
+                                /** @default {{db}}.{{table}} */
+                                topic?: string & (string);
+                                /**
+                                 * @default all
+                                 * @enum {string}
+                                 */
+                                acks?: "0" | "1" | "all";
+                                /** @default 100 */
+                                batchSize?: number;
+                            };
+                            /**
+                             * @description the file channel: sizes only, its directories are per table
+                             * @default {}
+                             */
+                            channel?: {
+                                /** @default 1000000 */
+                                capacity?: number;
+                                /** @default 10000 */
+                                transactionCapacity?: number;
+                                /** @default 524288000 */
+                                minimumRequiredSpace?: number;
+                            };
+                            /** @description raise an "idle" incident (and turn degraded) when no event arrived for this many minutes while the agent should receive */
+                            idleMinutes?: number;
+                            /** @description many hosts: once its host has been lost this long (never less than the lease TTL), the coordinator moves the table to another host by itself, with a fresh channel; the old one drains when that host returns. Unset: only an operator moves it */
+                            failoverAfterSeconds?: number;
+                            /**
+                             * @description what the gateway answers a sender on when it does not say (Prefer: ack=...): channel (the default: 200 once the events are committed to the agent's file channel) or sink (200 once the sink has them, else 202 after 10 s; docs/gateway.md)
+                             * @enum {string}
+                             */
+                            ack?: "channel" | "sink";
+                            /** @description this table's JVM: heap (-Xmx, default AGENT_HEAP, at most AGENT_MAX_HEAP) and options from the accepted list (they replace AGENT_JVM_OPTIONS) */
+                            jvm?: {
+                                heap?: string;
+                                options?: string[];
+                            };
+                        } | {
+                            /** @enum {string} */
+                            sink: "logger";
+                            /** @default {} */
+                            options?: {
+                                /** @default 256 */
+                                maxBytesToLog?: number;
+                            };
+                            /**
+                             * @description the file channel: sizes only, its directories are per table
+                             * @default {}
+                             */
+                            channel?: {
+                                /** @default 1000000 */
+                                capacity?: number;
+                                /** @default 10000 */
+                                transactionCapacity?: number;
+                                /** @default 524288000 */
+                                minimumRequiredSpace?: number;
+                            };
+                            /** @description raise an "idle" incident (and turn degraded) when no event arrived for this many minutes while the agent should receive */
+                            idleMinutes?: number;
+                            /** @description many hosts: once its host has been lost this long (never less than the lease TTL), the coordinator moves the table to another host by itself, with a fresh channel; the old one drains when that host returns. Unset: only an operator moves it */
+                            failoverAfterSeconds?: number;
+                            /**
+                             * @description what the gateway answers a sender on when it does not say (Prefer: ack=...): channel (the default: 200 once the events are committed to the agent's file channel) or sink (200 once the sink has them, else 202 after 10 s; docs/gateway.md)
+                             * @enum {string}
+                             */
+                            ack?: "channel" | "sink";
+                            /** @description this table's JVM: heap (-Xmx, default AGENT_HEAP, at most AGENT_MAX_HEAP) and options from the accepted list (they replace AGENT_JVM_OPTIONS) */
+                            jvm?: {
+                                heap?: string;
+                                options?: string[];
+                            };
+                        };
+                        /** @description the port its senders reach, kept */
+                        port: number;
+                        /** @description a directory of the old agent's file channel: moved into ours */
+                        checkpointDir: string;
+                        /** @description a directory of the old agent's file channel: moved into ours */
+                        dataDir: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description Created */
+                201: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @enum {number} */
+                            code: 0;
+                            message: string;
+                            db: string;
+                            table: string;
+                            program: string;
+                            /** @description the host that runs it (NODE_ID; with many hosts, its owner) */
+                            node: string;
+                            sink: string;
+                            /** @enum {string} */
+                            state: "STOPPED" | "STARTING" | "RUNNING" | "BACKOFF" | "STOPPING" | "EXITED" | "FATAL" | "UNKNOWN" | "NOT_LOADED";
+                            /** @enum {string} */
+                            desired: "running" | "stopped";
+                            pid: number | null;
+                            uptimeSeconds: number | null;
+                            /** @description when the running process started (stable across polls, unlike uptimeSeconds) */
+                            startedAt: string | null;
+                            /** @description Flume's HTTP source answered when observed */
+                            accepting: boolean;
+                            /** @enum {string} */
+                            health: "healthy" | "starting" | "degraded" | "down" | "stopped";
+                            healthReason: string;
+                            /** @description Flume's counters while it runs; null when stopped or its metrics do not answer */
+                            metrics: {
+                                eventsReceived: number;
+                                eventsAccepted: number;
+                                eventsDrained: number;
+                                channelSize: number;
+                                channelCapacity: number;
+                                channelFillPercent: number;
+                                sinkConnectionFailures: number;
+                                /** @description batches the sink failed to write (EventWriteFail): the Kafka broker or HDFS is away */
+                                sinkWriteFailures: number;
+                                /** @description false: Flume could not open the file channel and refuses every event */
+                                channelOpen: boolean;
+                                lastEventAt: string | null;
+                                lastEventAgeSeconds: number | null;
+                                /**
+                                 * @description seconds the oldest event still in the channel has waited for the sink: 0 when none waits, null when not known (at least this long: up to a refresh more)
+                                 * @default null
+                                 */
+                                oldestEventAgeSeconds: number | null;
+                                /**
+                                 * @description at the last minute's rates in and out, seconds until the channel is full; null when it is not filling
+                                 * @default null
+                                 */
+                                channelFullInSeconds: number | null;
+                            } | null;
+                            revision: {
+                                /** @description the config revision the operator wants (GET .../config) */
+                                desired: number;
+                                /** @description the revision the running agent started with; null when not running */
+                                running: number | null;
+                            };
+                            /** @description events per second in and out over the last minute */
+                            rates: {
+                                inPerSecond: number;
+                                outPerSecond: number;
+                            } | null;
+                            /** @description the JVM's resident memory and CPU (% of one core) */
+                            resources: {
+                                rssBytes: number;
+                                cpuPercent: number | null;
+                            } | null;
+                            /** @description usable space where the channel lives; Flume refuses events below minimumRequiredBytes */
+                            disk: {
+                                usableBytes: number;
+                                minimumRequiredBytes: number;
+                            } | null;
+                            /** @description intake paused: the gateway answers 503 AGENT_PAUSED, the agent drains its channel */
+                            paused: boolean;
+                            /** @description the channel is empty (null: not known, the agent is not running) */
+                            drained: boolean | null;
+                            description: string;
+                            /** @description when the fleet model observed this (every FLEET_REFRESH_MS); ?fresh=true observes it now */
+                            observedAt: string;
+                            /** @description waiting for the host's start queue (at most AGENT_START_CONCURRENCY JVM starts at a time): its place; null when not waiting */
+                            queue: {
+                                position: number;
+                                waiting: number;
+                                /** @description starts the host runs at once (AGENT_START_CONCURRENCY) */
+                                concurrency: number;
+                            } | null;
+                            /**
+                             * @description null unless a restart or config change runs, or its stand-in still drains
+                             * @default null
+                             */
+                            standIn: {
+                                /**
+                                 * @description starting beside the agent; serving (the route points to it); draining (takes no events, empties its channel into the sink, then goes)
+                                 * @enum {string}
+                                 */
+                                phase: "starting" | "serving" | "draining";
+                                /** @description the config revision it runs */
+                                revision: number;
+                                /** @description when the phase began */
+                                since: string;
+                            } | null;
+                            /**
+                             * @description events the sink can never deliver, kept aside (GET .../quarantine); the other events flow on
+                             * @default 0
+                             */
+                            quarantined: number;
+                        };
+                    };
+                };
+                /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */
+                400: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Unauthorized. error: UNAUTHORIZED (10020) */
+                401: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Forbidden. error: FORBIDDEN (10030) */
+                403: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Not Found. error: NOT_FOUND (10040), AGENT_NOT_FOUND (10041), TOKEN_USER_NOT_FOUND (10042), REVISION_NOT_FOUND (10044), OPERATION_NOT_FOUND (10045), INCIDENT_NOT_FOUND (10046), NODE_NOT_FOUND (10047), TRACE_NOT_FOUND (10048) */
+                404: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Method Not Allowed: the path was called with a method it does not take; Allow names those it does. error: METHOD_NOT_ALLOWED (10050) */
+                405: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description the methods this path takes */
+                        Allow?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Timeout: the request did not arrive within API_HEADERS_TIMEOUT_MS / API_REQUEST_TIMEOUT_MS. error: REQUEST_TIMEOUT (10017) */
+                408: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117), LOGGERS_UNAVAILABLE (10118) */
+                409: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Payload Too Large: the body is over 1 MiB. error: BODY_TOO_LARGE (10060) */
+                413: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description URI Too Long: a path parameter is over 100 characters. error: URI_TOO_LONG (10015) */
+                414: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Misdirected Request: the Host is not one this API answers for (API_ALLOWED_HOSTS). error: MISDIRECTED_REQUEST (10016) */
+                421: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Unprocessable Entity. error: CONFIG_REJECTED (10012), SINK_UNAVAILABLE (10013), CONFIG_REVERTED (10014), IDEMPOTENCY_KEY_REUSED (10097) */
+                422: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Header Fields Too Large: the request headers are over 16 KiB. error: HEADERS_TOO_LARGE (10018) */
+                431: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal Server Error: an internal error (the service log has it, by request id). error: INTERNAL (10500) */
+                500: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Bad Gateway. error: AGENT_START_FAILED (10100), SUPERVISOR_FAULT (10102) */
+                502: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Service Unavailable. error: NO_FREE_PORT (10093), SUPERVISOR_UNAVAILABLE (10101), REDIS_UNAVAILABLE (10103), NOT_READY (10104), AGENT_DOWN (10106), CLUSTER_UNAVAILABLE (10110) */
+                503: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/api/{db}/{table}/quarantine": {
         parameters: {
             query?: never;

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, rm } from 'node:fs/promises';
+import { chmod, mkdir, rename, rm } from 'node:fs/promises';
 import type { Config } from '../config.js';
 import type { AgentSpec } from '../resources/agent-spec.js';
 import { programName, type TableRef } from '../resources/table.js';
@@ -9,6 +9,14 @@ import { RevisionStore } from '../store/revisions.js';
 import { renderAgentConfig } from './flume-config.js';
 import { launcherJarPresent, programFor } from './launch.js';
 import type { PortAllocator } from './port-allocator.js';
+import { invalidRequest } from '../errors.js';
+
+/** A table taken over from another installation: the port its senders reach, and its file channel's directories (moved into ours). */
+export interface Handover {
+  port: number;
+  checkpointDir: string;
+  dataDir: string;
+}
 
 /**
  * A new agent's files, each step's undo pushed onto `undo` as it is done (the caller runs them
@@ -23,18 +31,30 @@ export async function layDown(
   opts: { start: boolean; by: string },
   undo: Array<() => Promise<unknown>>,
   unloadProgram: (program: string) => Promise<void>,
+  handover?: Handover,
 ): Promise<AgentMeta> {
   const { cfg, store, ports } = parts;
   const program = programName(ref);
   const paths = store.paths(program);
-  const port = await ports.allocate(program);
+  let port: number;
+  if (handover) {
+    port = handover.port;
+    if (!(await ports.reserve(port, program))) throw invalidRequest(`port ${port} is held by ${(await ports.holder(port)) ?? 'another agent'} here`);
+  } else port = await ports.allocate(program);
   undo.push(() => ports.release(port, program));
   const metricsPort = await ports.allocate(program);
   undo.push(() => ports.release(metricsPort, program));
   if (!existsSync(paths.varDir)) undo.push(() => rm(paths.varDir, { recursive: true, force: true }));
   undo.push(() => store.removeServiceDir(program));
-  for (const d of [paths.serviceDir, paths.checkpointDir, paths.dataDir, paths.outDir]) {
+  for (const d of handover ? [paths.serviceDir, paths.channelDir, paths.outDir] : [paths.serviceDir, paths.checkpointDir, paths.dataDir, paths.outDir]) {
     await mkdir(d, { recursive: true });
+  }
+  if (handover) {
+    // Moved, not copied: the events stay where they were written (one file system, checked before).
+    for (const [from, to] of [[handover.checkpointDir, paths.checkpointDir], [handover.dataDir, paths.dataDir]] as const) {
+      await rename(from, to);
+      undo.push(() => rename(to, from));
+    }
   }
   await chmod(paths.varDir, 0o750);
   const createdAt = new Date().toISOString();

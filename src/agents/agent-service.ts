@@ -21,7 +21,7 @@ import type { RouteTable } from './route-table.js';
 import { resolveSpec, specDifferences, type AgentSpec } from '../resources/agent-spec.js';
 import type { TableLock } from './table-lock.js';
 import type { StandIns } from './stand-in.js';
-import { layDown } from './agent-files.js';
+import { layDown, type Handover } from './agent-files.js';
 import { stopHung } from './hung-stop.js';
 
 /**
@@ -64,7 +64,7 @@ export class AgentService implements Lifecycle {
    * Renders, reserves ports, writes and registers the agent; with `start` (the default) starts
    * it and answers once its source accepts events, else leaves it stopped (desired stopped).
    */
-  async create(ref: TableRef, body: unknown, opts: { start?: boolean; by?: string; node?: string } = {}): Promise<Created> {
+  async create(ref: TableRef, body: unknown, opts: { start?: boolean; by?: string; node?: string; handover?: Handover } = {}): Promise<Created> {
     if (opts.node !== undefined && opts.node !== this.cfg.NODE_ID) throw nodeNotFound(opts.node); // one host: the only node
     const start = opts.start ?? true;
     const spec = resolveSpec(body, ref, { defaultHeap: this.cfg.AGENT_HEAP, maxHeap: this.cfg.AGENT_MAX_HEAP });
@@ -85,7 +85,7 @@ export class AgentService implements Lifecycle {
       }
       const undo: Array<() => Promise<unknown>> = [];
       try {
-        const meta = await layDown({ cfg: this.cfg, store: this.store, ports: this.ports }, ref, spec, { start, by: opts.by ?? 'service' }, undo, (p) => this.unloadProgram(p));
+        const meta = await layDown({ cfg: this.cfg, store: this.store, ports: this.ports }, ref, spec, { start, by: opts.by ?? 'service' }, undo, (p) => this.unloadProgram(p), opts.handover);
         const port = meta.port;
         // supervisord re-reads the file now; the group is added (with autostart, its JVM
         // spawned) once the start's turn comes. A stopped program starts no JVM: no turn to wait.

@@ -31,9 +31,10 @@ const USAGE = `usage: flumectl [--url URL] [--token TOKEN | --token-file FILE] [
   apply -f FLEET.yaml [--db DB] [--dry-run] [--prune] [--canary N] [--concurrency N] [--drain-seconds N]
                                          make the tables so: --dry-run shows the plan with diffs; a change that
                                          does not come up halts it (exit 4); --prune drains and deletes absent tables
-  adopt --from DIR [--seed-redis URL] [--name-node hdfs://H:P]
-                                         the plan to take over an installation of the original design
-                                         (its conf.d/, services/ and Redis ports): read only
+  adopt --from DIR [--seed-redis URL] [--name-node hdfs://H:P] [--apply [--tables A.B,C.D]]
+                                         take over an installation of the original design (its conf.d/,
+                                         services/ and Redis ports): the plan (read only); --apply does it,
+                                         a table at a time, keeping each port and channel (admin)
   logs DB.TABLE [-n LINES] [--follow]    the agent's log
   loggers DB.TABLE [LOGGER LEVEL [--save] | LOGGER --forget]
                                          log levels: list; set one now (until a restart, or every start with
@@ -64,6 +65,8 @@ type Flags = {
   prune?: boolean;
   save?: boolean;
   from?: string;
+  apply?: boolean;
+  'seed-supervisorctl'?: string;
   'seed-redis'?: string;
   'name-node'?: string;
   forget?: boolean;
@@ -298,6 +301,8 @@ async function main(): Promise<void> {
         prune: { type: 'boolean' },
         save: { type: 'boolean' },
         from: { type: 'string' },
+        apply: { type: 'boolean' },
+        'seed-supervisorctl': { type: 'string' },
         'seed-redis': { type: 'string' },
         'name-node': { type: 'string' },
         forget: { type: 'boolean' },

@@ -1,4 +1,9 @@
+import { spawnSync } from 'node:child_process';
+import { rename } from 'node:fs/promises';
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { portListening } from '../../flume/client.js';
+import { queuedEvents } from '../../flume/checkpoint.js';
 import { readSeedInstall } from '../../adopt/seed-install.js';
 import { seedSpec } from '../../adopt/seed-spec.js';
 import { configSchema } from '../../config.js';
@@ -9,6 +14,9 @@ export interface AdoptFlags {
   from?: string;
   'seed-redis'?: string;
   'name-node'?: string;
+  apply?: boolean;
+  tables?: string;
+  'seed-supervisorctl'?: string;
   json?: boolean;
 }
 
@@ -46,6 +54,7 @@ export async function adoptPlan(c: Connection, f: AdoptFlags, out: (s: string) =
   );
   const plan = { root: install.root, tables, problems: install.problems };
   const blocked = install.problems.length > 0 || tables.some((t) => t.spec === null && !t.action.startsWith('already'));
+  if (f.apply) return cutOver(c, f, install.root, tables.filter((t) => t.action === 'take over' && (!f.tables || f.tables.split(',').includes(`${t.db}.${t.table}`))), out);
   if (f.json) {
     out(JSON.stringify(plan, null, 2));
     return blocked ? EXIT.PARTIAL : EXIT.OK;
@@ -62,4 +71,51 @@ export async function adoptPlan(c: Connection, f: AdoptFlags, out: (s: string) =
   lines.push('nothing was changed (this is the plan)');
   out(lines.join('\n'));
   return blocked ? EXIT.PARTIAL : EXIT.OK;
+}
+
+type Planned = { service: string; db: string; table: string; program: string; port: number; checkpointDir: string; dataDirs: string[]; spec: Record<string, unknown> | null };
+
+/**
+ * The take-over, one table at a time: the old program stopped (its channel checkpointed), ours
+ * created on its port with its channel moved in and started, then the old program removed from
+ * the old supervisord. Should ours not come up, the API has put the channel back and the old
+ * program is started again (the way back), and nothing after it is touched (exit 4).
+ */
+async function cutOver(c: Connection, f: AdoptFlags, root: string, tables: Planned[], out: (s: string) => void): Promise<number> {
+  const ctl = (f['seed-supervisorctl'] ?? 'supervisorctl').split(' ').filter(Boolean);
+  const old = (...args: string[]) => {
+    const r = spawnSync(ctl[0]!, [...ctl.slice(1), '-c', join(root, 'supervisor.conf'), ...args], { encoding: 'utf8', timeout: 120_000 });
+    return { ok: r.status === 0, said: `${r.stdout ?? ''}${r.stderr ?? ''}`.trim() || String(r.error ?? '') };
+  };
+  let done = 0;
+  for (const t of tables) {
+    const name = `${t.db}.${t.table}`;
+    if (t.dataDirs.length !== 1) {
+      out(`${name}: its channel has ${t.dataDirs.length} data directories; adopt moves one: left as it is`);
+      return EXIT.PARTIAL;
+    }
+    const stopped = old('stop', t.service);
+    for (let i = 0; i < 120 && (await portListening(t.port)); i++) await new Promise((r) => setTimeout(r, 500));
+    if (await portListening(t.port)) {
+      out(`${name}: the old program did not stop (${stopped.said}); left as it is`);
+      return EXIT.PARTIAL;
+    }
+    const events = await queuedEvents(t.checkpointDir);
+    try {
+      await call(c, 'POST', `/v1/api/${t.db}/${t.table}/adopt`, { body: { spec: t.spec, port: t.port, checkpointDir: t.checkpointDir, dataDir: t.dataDirs[0] } });
+    } catch (err) {
+      const back = old('start', t.service);
+      out(`${name}: not taken over: ${(err as Error).message}; the old program ${back.ok ? 'runs again' : `did not start again: ${back.said}`}`);
+      out(`${done} of ${tables.length} table(s) taken over; halted`);
+      return EXIT.PARTIAL;
+    }
+    // The old supervisord forgets the program (it would start it again at its next start).
+    await rename(join(root, 'conf.d', `${t.service}.conf`), join(root, 'conf.d', `${t.service}.conf.adopted`));
+    old('reread');
+    old('update');
+    done++;
+    out(`${name}: taken over on port ${t.port} as ${t.program}${events === null ? '' : `, ${events} event(s) handed over in its channel`}`);
+  }
+  out(`${done} of ${tables.length} table(s) taken over`);
+  return EXIT.OK;
 }

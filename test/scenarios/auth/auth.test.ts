@@ -71,6 +71,7 @@ const ROUTES: Array<[method: Method, url: string, need: 'read' | 'operate' | 'ad
   ['GET', '/v1/api/operations', 'read', 200],
   ['GET', '/v1/api/fleet?db=NOT-A-DB', 'read', 400],
   ['GET', '/v1/api/shop/orders/loggers', 'read', 404],
+  ['POST', '/v1/api/shop/orders/adopt', 'admin', 400, {}],
   ['PUT', '/v1/api/shop/orders/loggers/root', 'operate', 404, { level: 'INFO' }],
   ['DELETE', '/v1/api/shop/orders/loggers/root', 'operate', 404],
   ['PUT', '/v1/api/fleet?dryRun=true', 'operate', 400, { tables: { 'not a table': {} } }],
