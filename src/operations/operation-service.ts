@@ -78,26 +78,7 @@ export class OperationService extends EventEmitter {
       const [db = '', table = ''] = name.split('.');
       results.push({ db, table, program: `flume-${db}-${table}`, outcome: 'failed', code: 'AGENT_NOT_FOUND', message: `no agent for ${name}${dbs ? ' within this token\'s dbs' : ''}` });
     }
-    const operation: Operation = {
-      id: randomUUID(),
-      kind: 'bulk',
-      op,
-      by,
-      selector,
-      concurrency,
-      state: 'running',
-      createdAt: new Date().toISOString(),
-      finishedAt: null,
-      total: results.length,
-      counts: { applied: 0, failed: 0, skipped: 0, pending: 0, cancelled: 0 },
-      results,
-      dbs: reachOf(selector, dbs),
-      answer: null,
-      cancel: null,
-    };
-    this.count(operation);
-    this.ops.set(operation.id, operation);
-    await this.save(operation);
+    const operation = await this.open({ kind: 'bulk', op, by, selector, concurrency, results, dbs: reachOf(selector, dbs) });
     void this.run(operation);
     return operation;
   }
@@ -173,26 +154,7 @@ export class OperationService extends EventEmitter {
     opts: { canary: number; concurrency: number; by: string; selector: Selector; dbs: string[] | null },
     act: (r: TableResult) => Promise<TableOutcome>,
   ): Promise<Operation> {
-    const o: Operation = {
-      id: randomUUID(),
-      kind: 'fleet',
-      op,
-      by: opts.by,
-      selector: opts.selector,
-      concurrency: opts.concurrency,
-      state: 'running',
-      createdAt: new Date().toISOString(),
-      finishedAt: null,
-      total: results.length,
-      counts: { applied: 0, failed: 0, skipped: 0, pending: 0, cancelled: 0 },
-      results,
-      dbs: opts.dbs,
-      answer: null,
-      cancel: null,
-    };
-    this.count(o);
-    this.ops.set(o.id, o);
-    await this.save(o);
+    const o = await this.open({ kind: 'fleet', op, by: opts.by, selector: opts.selector, concurrency: opts.concurrency, results, dbs: opts.dbs });
     void this.runStaged(o, opts.canary, act);
     return o;
   }
@@ -322,6 +284,25 @@ export class OperationService extends EventEmitter {
       }
     }
     return { operations: out, nextCursor: last };
+  }
+
+  /** A new running operation over `results`, counted, kept and saved. */
+  private async open(f: Pick<Operation, 'kind' | 'op' | 'by' | 'selector' | 'concurrency' | 'results' | 'dbs'>): Promise<Operation> {
+    const o: Operation = {
+      id: randomUUID(),
+      ...f,
+      state: 'running',
+      createdAt: new Date().toISOString(),
+      finishedAt: null,
+      total: f.results.length,
+      counts: { applied: 0, failed: 0, skipped: 0, pending: 0, cancelled: 0 },
+      answer: null,
+      cancel: null,
+    };
+    this.count(o);
+    this.ops.set(o.id, o);
+    await this.save(o);
+    return o;
   }
 
   private count(o: Operation): void {
