@@ -7,7 +7,9 @@
  * Phases: straight to the agent; the gateway with group commit off (window 0); the gateway with
  * each window in BENCH_WINDOWS (ms), the rate limit off; the gateway with the defaults a user
  * gets (window and GATEWAY_RATE_LIMIT); those defaults with the metrics listener, with TLS
- * (a throwaway certificate; keep-alive clients), and with both.
+ * (a throwaway certificate; keep-alive clients), and with both; then the defaults with each event's
+ * body a small JSON order, the table first without and then with an event contract (its spec's
+ * `schema`, checked per event by the gateway: the contract's cost, docs/gateway.md).
  * Every phase runs BENCH_ROUNDS times (default 3), in turn with the others; figures are medians.
  * Run: npm run bench:group-commit   (BENCH_REQUESTS=50000 BENCH_CLIENTS=100 BENCH_WINDOWS=1,2,5 BENCH_ROUNDS=3
  * BENCH_ONLY='straight,defaults' to run only the phases whose names hold one of those)
@@ -39,6 +41,8 @@ const run = promisify(execFile);
 interface Result {
   name: string;
   tag: string;
+  /** What the sink writes for each of this run's events. */
+  line: string;
   rps: number;
   p50: number;
   p99: number;
@@ -47,15 +51,35 @@ interface Result {
   atSink?: number;
 }
 
-async function load(name: string, tag: string, url: string, token: string | null): Promise<Result> {
-  const body = JSON.stringify([{ headers: { src: 'bench' }, body: tag }]);
+/** A body the contract below takes: an order, tagged with the run. */
+const order = (tag: string) => JSON.stringify({ id: 42, amount: 19.99, currency: 'EUR', items: [{ sku: 'A-1', qty: 2 }], tag });
+const CONTRACT = {
+  policy: 'reject',
+  body: {
+    type: 'object',
+    required: ['id', 'amount', 'currency', 'items'],
+    additionalProperties: false,
+    properties: {
+      id: { type: 'integer', minimum: 1 },
+      amount: { type: 'number', exclusiveMinimum: 0 },
+      currency: { enum: ['EUR', 'USD', 'GBP'] },
+      items: { type: 'array', minItems: 1, maxItems: 100, items: { type: 'object', required: ['sku', 'qty'], properties: { sku: { type: 'string', minLength: 1, maxLength: 64 }, qty: { type: 'integer', minimum: 1 } } } },
+      tag: { type: 'string' },
+    },
+  },
+  headers: { type: 'object', properties: { src: { type: 'string', minLength: 1 } } },
+};
+
+async function load(name: string, tag: string, url: string, token: string | null, json = false): Promise<Result> {
+  const line = json ? order(tag) : tag;
+  const body = JSON.stringify([{ headers: { src: 'bench' }, body: line }]);
   const { stdout } = await run(
     join(PROJECT_ROOT, 'node_modules', '.bin', 'autocannon'),
     ['-j', '-c', String(CLIENTS), '-a', String(REQUESTS), '-m', 'POST', '-H', 'content-type=application/json', ...(token ? ['-H', `authorization=Bearer ${token}`] : []), '-b', body, url],
     { maxBuffer: 64 * 1024 * 1024 },
   );
   const r = JSON.parse(stdout) as { '2xx': number; non2xx: number; errors: number; timeouts: number; duration: number; latency: { p50: number; p99: number } };
-  return { name, tag, rps: r['2xx'] / r.duration, p50: r.latency.p50, p99: r.latency.p99, acked: r['2xx'], failed: r.non2xx + r.errors + r.timeouts };
+  return { name, tag, line, rps: r['2xx'] / r.duration, p50: r.latency.p50, p99: r.latency.p99, acked: r['2xx'], failed: r.non2xx + r.errors + r.timeouts };
 }
 
 const h = await startHarness({ PORT_RANGE: '27100-27199', GATEWAY_PORT: String(await freePort()), AGENT_HEAP: '512m', GATEWAY_RATE_LIMIT: '0' });
@@ -74,7 +98,7 @@ try {
   const byDefault = { GATEWAY_BATCH_WINDOW_MS: defaults.GATEWAY_BATCH_WINDOW_MS, GATEWAY_RATE_LIMIT: defaults.GATEWAY_RATE_LIMIT };
   const certs = makeCertificates(mkdtempSync(join(tmpdir(), 'bench-certs-')));
   const tls = { GATEWAY_TLS_CERT_FILE: certs.cert, GATEWAY_TLS_KEY_FILE: certs.key };
-  const phases: Array<{ name: string; gateway: Partial<Config> | null }> = [
+  const phases: Array<{ name: string; gateway: Partial<Config> | null; json?: boolean; contract?: boolean }> = [
     { name: 'straight to the agent', gateway: null },
     ...[0, ...WINDOWS].map((w) => ({ name: w ? `gateway, window ${w} ms` : 'gateway, group commit off', gateway: { GATEWAY_BATCH_WINDOW_MS: w } })),
     // What a user gets: every gateway setting at its default (window and per-token rate limit).
@@ -89,6 +113,9 @@ try {
     { name: 'gateway, defaults + metrics', gateway: { ...byDefault, GATEWAY_METRICS_PORT: await freePort() } },
     { name: 'gateway, defaults + TLS', gateway: { ...byDefault, ...tls } },
     { name: 'gateway, defaults + TLS + metrics', gateway: { ...byDefault, ...tls, GATEWAY_METRICS_PORT: await freePort() } },
+    // The same JSON events, the table without and with a contract the gateway checks.
+    { name: 'gateway, defaults, JSON orders', gateway: byDefault, json: true },
+    { name: 'gateway, defaults, JSON orders + contract', gateway: byDefault, json: true, contract: true },
   ].filter((p) => !ONLY.length || ONLY.some((o) => p.name.includes(o)));
   await load('warm-up', 'warm', direct, null); // JIT and page cache
   const runs: Result[][] = phases.map(() => []);
@@ -99,10 +126,15 @@ try {
         runs[i]!.push(await load(phase.name, tag, direct, null));
         continue;
       }
+      // A contract is a config change the agent does not read: applied without a restart.
+      const patched = await h.inject({ method: 'PATCH', url: '/v1/api/bench/gc/config', payload: { schema: phase.contract ? CONTRACT : null } });
+      if (patched.statusCode !== 200) throw new Error(patched.body);
       gw = new TestGateway({ ...h.config, GATEWAY_RATE_LIMIT: 0, ...phase.gateway });
       await gw.start();
       const scheme = phase.gateway.GATEWAY_TLS_CERT_FILE ? 'https' : 'http';
-      runs[i]!.push(await load(phase.name, tag, `${scheme}://${h.config.GATEWAY_HOST}:${h.config.GATEWAY_PORT}/ingest/bench/gc`, token));
+      const result = await load(phase.name, tag, `${scheme}://${h.config.GATEWAY_HOST}:${h.config.GATEWAY_PORT}/ingest/bench/gc`, token, phase.json);
+      if (phase.contract && result.acked === 0) throw new Error('the contract refused the bench orders: check CONTRACT against order()');
+      runs[i]!.push(result);
       await gw.stop();
       gw = null;
     }
@@ -116,8 +148,8 @@ try {
     return c;
   };
   const all = runs.flat();
-  const final = await until(counts, (c) => all.every((r) => (c.get(r.tag) ?? 0) >= r.acked), 300_000, 1000);
-  for (const r of all) r.atSink = final.get(r.tag) ?? 0;
+  const final = await until(counts, (c) => all.every((r) => (c.get(r.line) ?? 0) >= r.acked), 300_000, 1000);
+  for (const r of all) r.atSink = final.get(r.line) ?? 0;
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   const results = runs.map((rs) => {
     const mid = [...rs].sort((a, b) => a.rps - b.rps)[Math.floor(rs.length / 2)]!;
@@ -134,7 +166,12 @@ try {
       `${r.name.padEnd(36)} ${f(r.rps).padStart(8)} req/s (${(r.rps / base).toFixed(2)}x direct; runs ${r.spread.join(', ')})  p50 ${r.p50} ms  p99 ${r.p99} ms  acknowledged ${r.acked}, refused ${r.failed}, at the sink ${r.atSink}, lost ${Math.max(0, r.acked - r.atSink!)}`,
     );
   }
-  await writeResult('group-commit', {
+  const withContract = results.find((r) => r.name.endsWith('+ contract'));
+  const without = results.find((r) => r.name.endsWith('JSON orders'));
+  if (withContract && without) console.log(`the contract's cost: ${(withContract.rps / without.rps).toFixed(2)}x the same JSON orders without it (p99 ${without.p99} -> ${withContract.p99} ms)`);
+  // A run of some phases only is not the published figure.
+  if (ONLY.length) console.log('(BENCH_ONLY: bench/results/group-commit.json left as it was)');
+  else await writeResult('group-commit', {
     title: `Group commit at the gateway: ${REQUESTS} requests from ${CLIENTS} clients, one event each`,
     unit: 'req/s',
     baseline: { label: `straight to the agent (median of ${ROUNDS} runs)`, value: Math.round(base) },

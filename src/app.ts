@@ -149,7 +149,7 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
   fleet.on('quarantined', (e: QuarantineGrew) => void incidents.reportQuarantined(e).catch((err: unknown) => log.warn({ err }, 'could not raise a quarantined incident')));
   const hints = new RetryHints(redis, keys, fleet, config.FLEET_REFRESH_MS, log.child({ component: 'retry-hints' }));
   const healer = new Healer(config, redis, keys, fleet, agents, lock, incidents, (ref) => routeTable.elsewhere(ref), log.child({ component: 'healer' }));
-  const configs = new ConfigService(config, store, lock, agents, log.child({ component: 'config' }), async (c) => {
+  const configs = new ConfigService(config, store, lock, agents, routeTable, log.child({ component: 'config' }), async (c) => {
     const { program, message, ...details } = c;
     await incidents.report(program, 'config_reverted', message, details);
   });

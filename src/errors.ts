@@ -136,6 +136,8 @@ export const ERRORS = {
   NOT_DRAINED: { code: 10117, status: 409, at: 'api' },
   /** An agent's log levels cannot be read or set now: it is not running, or its JVM was started before it served them. */
   LOGGERS_UNAVAILABLE: { code: 10118, status: 409, at: 'api' },
+  /** The gateway: events that do not meet their table's schema (policy reject); details.invalid lists each event's place, field path and problem. */
+  SCHEMA_MISMATCH: { code: 10119, status: 422, at: 'gateway' },
   INTERNAL: { code: 10500, status: 500, at: 'both' },
 } as const satisfies Record<string, CatalogueEntry>;
 

@@ -422,6 +422,19 @@ export interface paths {
                             heap?: string;
                             options?: string[];
                         };
+                        /** @description the table's event contract, checked at the gateway (docs/gateway.md#a-contract-per-table) */
+                        schema?: {
+                            /**
+                             * @description reject: 422 SCHEMA_MISMATCH naming each event and field path, nothing of the request accepted; flag: accepted with header schemaDrift "<path>: <problem>" and counted; quarantine (kafka tables): accepted into the channel and kept aside by the sink in the table's quarantine
+                             * @default reject
+                             * @enum {string}
+                             */
+                            policy?: "reject" | "flag" | "quarantine";
+                            /** @description each event's body, read as JSON (a body that is not JSON fails at path body) */
+                            body?: components["schemas"]["EventSchemaNodeInput"];
+                            /** @description each event's headers as the sender sent them (an object of strings) */
+                            headers?: components["schemas"]["EventSchemaNodeInput"];
+                        };
                     } | {
                         /** @enum {string} */
                         sink: "hdfs";
@@ -471,6 +484,19 @@ export interface paths {
                             heap?: string;
                             options?: string[];
                         };
+                        /** @description the table's event contract, checked at the gateway (docs/gateway.md#a-contract-per-table) */
+                        schema?: {
+                            /**
+                             * @description reject: 422 SCHEMA_MISMATCH naming each event and field path, nothing of the request accepted; flag: accepted with header schemaDrift "<path>: <problem>" and counted; quarantine (kafka tables): accepted into the channel and kept aside by the sink in the table's quarantine
+                             * @default reject
+                             * @enum {string}
+                             */
+                            policy?: "reject" | "flag" | "quarantine";
+                            /** @description each event's body, read as JSON (a body that is not JSON fails at path body) */
+                            body?: components["schemas"]["EventSchemaNodeInput"];
+                            /** @description each event's headers as the sender sent them (an object of strings) */
+                            headers?: components["schemas"]["EventSchemaNodeInput"];
+                        };
                     } | {
                         /** @enum {string} */
                         sink: "kafka";
@@ -513,6 +539,19 @@ export interface paths {
                             heap?: string;
                             options?: string[];
                         };
+                        /** @description the table's event contract, checked at the gateway (docs/gateway.md#a-contract-per-table) */
+                        schema?: {
+                            /**
+                             * @description reject: 422 SCHEMA_MISMATCH naming each event and field path, nothing of the request accepted; flag: accepted with header schemaDrift "<path>: <problem>" and counted; quarantine (kafka tables): accepted into the channel and kept aside by the sink in the table's quarantine
+                             * @default reject
+                             * @enum {string}
+                             */
+                            policy?: "reject" | "flag" | "quarantine";
+                            /** @description each event's body, read as JSON (a body that is not JSON fails at path body) */
+                            body?: components["schemas"]["EventSchemaNodeInput"];
+                            /** @description each event's headers as the sender sent them (an object of strings) */
+                            headers?: components["schemas"]["EventSchemaNodeInput"];
+                        };
                     } | {
                         /** @enum {string} */
                         sink: "logger";
@@ -546,6 +585,19 @@ export interface paths {
                         jvm?: {
                             heap?: string;
                             options?: string[];
+                        };
+                        /** @description the table's event contract, checked at the gateway (docs/gateway.md#a-contract-per-table) */
+                        schema?: {
+                            /**
+                             * @description reject: 422 SCHEMA_MISMATCH naming each event and field path, nothing of the request accepted; flag: accepted with header schemaDrift "<path>: <problem>" and counted; quarantine (kafka tables): accepted into the channel and kept aside by the sink in the table's quarantine
+                             * @default reject
+                             * @enum {string}
+                             */
+                            policy?: "reject" | "flag" | "quarantine";
+                            /** @description each event's body, read as JSON (a body that is not JSON fails at path body) */
+                            body?: components["schemas"]["EventSchemaNodeInput"];
+                            /** @description each event's headers as the sender sent them (an object of strings) */
+                            headers?: components["schemas"]["EventSchemaNodeInput"];
                         };
                     };
                 };
@@ -1215,6 +1267,19 @@ export interface paths {
                                     heap?: string;
                                     options?: string[];
                                 };
+                                /** @description the table's event contract, checked at the gateway; unset: any event */
+                                schema?: {
+                                    /**
+                                     * @description reject: 422 SCHEMA_MISMATCH naming each event and field path, nothing of the request accepted; flag: accepted with header schemaDrift "<path>: <problem>" and counted; quarantine (kafka tables): accepted into the channel and kept aside by the sink in the table's quarantine
+                                     * @default reject
+                                     * @enum {string}
+                                     */
+                                    policy: "reject" | "flag" | "quarantine";
+                                    /** @description each event's body, read as JSON (a body that is not JSON fails at path body) */
+                                    body?: components["schemas"]["EventSchemaNode"];
+                                    /** @description each event's headers as the sender sent them (an object of strings) */
+                                    headers?: components["schemas"]["EventSchemaNode"];
+                                };
                             };
                             /** @description the desired config revision (also the ETag) */
                             revision: number;
@@ -1415,6 +1480,19 @@ export interface paths {
                             heap?: string;
                             options?: string[];
                         };
+                        /** @description the table's event contract, checked at the gateway (docs/gateway.md#a-contract-per-table) */
+                        schema?: {
+                            /**
+                             * @description reject: 422 SCHEMA_MISMATCH naming each event and field path, nothing of the request accepted; flag: accepted with header schemaDrift "<path>: <problem>" and counted; quarantine (kafka tables): accepted into the channel and kept aside by the sink in the table's quarantine
+                             * @default reject
+                             * @enum {string}
+                             */
+                            policy?: "reject" | "flag" | "quarantine";
+                            /** @description each event's body, read as JSON (a body that is not JSON fails at path body) */
+                            body?: components["schemas"]["EventSchemaNodeInput"];
+                            /** @description each event's headers as the sender sent them (an object of strings) */
+                            headers?: components["schemas"]["EventSchemaNodeInput"];
+                        };
                     } | {
                         /** @enum {string} */
                         sink: "hdfs";
@@ -1464,6 +1542,19 @@ export interface paths {
                             heap?: string;
                             options?: string[];
                         };
+                        /** @description the table's event contract, checked at the gateway (docs/gateway.md#a-contract-per-table) */
+                        schema?: {
+                            /**
+                             * @description reject: 422 SCHEMA_MISMATCH naming each event and field path, nothing of the request accepted; flag: accepted with header schemaDrift "<path>: <problem>" and counted; quarantine (kafka tables): accepted into the channel and kept aside by the sink in the table's quarantine
+                             * @default reject
+                             * @enum {string}
+                             */
+                            policy?: "reject" | "flag" | "quarantine";
+                            /** @description each event's body, read as JSON (a body that is not JSON fails at path body) */
+                            body?: components["schemas"]["EventSchemaNodeInput"];
+                            /** @description each event's headers as the sender sent them (an object of strings) */
+                            headers?: components["schemas"]["EventSchemaNodeInput"];
+                        };
                     } | {
                         /** @enum {string} */
                         sink: "kafka";
@@ -1506,6 +1597,19 @@ export interface paths {
                             heap?: string;
                             options?: string[];
                         };
+                        /** @description the table's event contract, checked at the gateway (docs/gateway.md#a-contract-per-table) */
+                        schema?: {
+                            /**
+                             * @description reject: 422 SCHEMA_MISMATCH naming each event and field path, nothing of the request accepted; flag: accepted with header schemaDrift "<path>: <problem>" and counted; quarantine (kafka tables): accepted into the channel and kept aside by the sink in the table's quarantine
+                             * @default reject
+                             * @enum {string}
+                             */
+                            policy?: "reject" | "flag" | "quarantine";
+                            /** @description each event's body, read as JSON (a body that is not JSON fails at path body) */
+                            body?: components["schemas"]["EventSchemaNodeInput"];
+                            /** @description each event's headers as the sender sent them (an object of strings) */
+                            headers?: components["schemas"]["EventSchemaNodeInput"];
+                        };
                     } | {
                         /** @enum {string} */
                         sink: "logger";
@@ -1539,6 +1643,19 @@ export interface paths {
                         jvm?: {
                             heap?: string;
                             options?: string[];
+                        };
+                        /** @description the table's event contract, checked at the gateway (docs/gateway.md#a-contract-per-table) */
+                        schema?: {
+                            /**
+                             * @description reject: 422 SCHEMA_MISMATCH naming each event and field path, nothing of the request accepted; flag: accepted with header schemaDrift "<path>: <problem>" and counted; quarantine (kafka tables): accepted into the channel and kept aside by the sink in the table's quarantine
+                             * @default reject
+                             * @enum {string}
+                             */
+                            policy?: "reject" | "flag" | "quarantine";
+                            /** @description each event's body, read as JSON (a body that is not JSON fails at path body) */
+                            body?: components["schemas"]["EventSchemaNodeInput"];
+                            /** @description each event's headers as the sender sent them (an object of strings) */
+                            headers?: components["schemas"]["EventSchemaNodeInput"];
                         };
                     };
                 };
@@ -1699,6 +1816,19 @@ export interface paths {
                                     jvm?: {
                                         heap?: string;
                                         options?: string[];
+                                    };
+                                    /** @description the table's event contract, checked at the gateway; unset: any event */
+                                    schema?: {
+                                        /**
+                                         * @description reject: 422 SCHEMA_MISMATCH naming each event and field path, nothing of the request accepted; flag: accepted with header schemaDrift "<path>: <problem>" and counted; quarantine (kafka tables): accepted into the channel and kept aside by the sink in the table's quarantine
+                                         * @default reject
+                                         * @enum {string}
+                                         */
+                                        policy: "reject" | "flag" | "quarantine";
+                                        /** @description each event's body, read as JSON (a body that is not JSON fails at path body) */
+                                        body?: components["schemas"]["EventSchemaNode"];
+                                        /** @description each event's headers as the sender sent them (an object of strings) */
+                                        headers?: components["schemas"]["EventSchemaNode"];
                                     };
                                 };
                                 /** @description unified diff of the rendered flume.conf */
@@ -1867,6 +1997,19 @@ export interface paths {
                                     jvm?: {
                                         heap?: string;
                                         options?: string[];
+                                    };
+                                    /** @description the table's event contract, checked at the gateway; unset: any event */
+                                    schema?: {
+                                        /**
+                                         * @description reject: 422 SCHEMA_MISMATCH naming each event and field path, nothing of the request accepted; flag: accepted with header schemaDrift "<path>: <problem>" and counted; quarantine (kafka tables): accepted into the channel and kept aside by the sink in the table's quarantine
+                                         * @default reject
+                                         * @enum {string}
+                                         */
+                                        policy: "reject" | "flag" | "quarantine";
+                                        /** @description each event's body, read as JSON (a body that is not JSON fails at path body) */
+                                        body?: components["schemas"]["EventSchemaNode"];
+                                        /** @description each event's headers as the sender sent them (an object of strings) */
+                                        headers?: components["schemas"]["EventSchemaNode"];
                                     };
                                 };
                                 /** @description unified diff of the rendered flume.conf */
@@ -5641,6 +5784,19 @@ export interface paths {
                                     heap?: string;
                                     options?: string[];
                                 };
+                                /** @description the table's event contract, checked at the gateway; unset: any event */
+                                schema?: {
+                                    /**
+                                     * @description reject: 422 SCHEMA_MISMATCH naming each event and field path, nothing of the request accepted; flag: accepted with header schemaDrift "<path>: <problem>" and counted; quarantine (kafka tables): accepted into the channel and kept aside by the sink in the table's quarantine
+                                     * @default reject
+                                     * @enum {string}
+                                     */
+                                    policy: "reject" | "flag" | "quarantine";
+                                    /** @description each event's body, read as JSON (a body that is not JSON fails at path body) */
+                                    body?: components["schemas"]["EventSchemaNode"];
+                                    /** @description each event's headers as the sender sent them (an object of strings) */
+                                    headers?: components["schemas"]["EventSchemaNode"];
+                                };
                             };
                             /** @description the rendered flume.conf of the desired revision, as the agent reads it */
                             flumeConf: string;
@@ -5840,6 +5996,19 @@ export interface paths {
                             heap?: string;
                             options?: string[];
                         };
+                        /** @description the table's event contract, checked at the gateway (docs/gateway.md#a-contract-per-table) */
+                        schema?: {
+                            /**
+                             * @description reject: 422 SCHEMA_MISMATCH naming each event and field path, nothing of the request accepted; flag: accepted with header schemaDrift "<path>: <problem>" and counted; quarantine (kafka tables): accepted into the channel and kept aside by the sink in the table's quarantine
+                             * @default reject
+                             * @enum {string}
+                             */
+                            policy?: "reject" | "flag" | "quarantine";
+                            /** @description each event's body, read as JSON (a body that is not JSON fails at path body) */
+                            body?: components["schemas"]["EventSchemaNodeInput"];
+                            /** @description each event's headers as the sender sent them (an object of strings) */
+                            headers?: components["schemas"]["EventSchemaNodeInput"];
+                        };
                     } | {
                         /** @enum {string} */
                         sink: "hdfs";
@@ -5889,6 +6058,19 @@ export interface paths {
                             heap?: string;
                             options?: string[];
                         };
+                        /** @description the table's event contract, checked at the gateway (docs/gateway.md#a-contract-per-table) */
+                        schema?: {
+                            /**
+                             * @description reject: 422 SCHEMA_MISMATCH naming each event and field path, nothing of the request accepted; flag: accepted with header schemaDrift "<path>: <problem>" and counted; quarantine (kafka tables): accepted into the channel and kept aside by the sink in the table's quarantine
+                             * @default reject
+                             * @enum {string}
+                             */
+                            policy?: "reject" | "flag" | "quarantine";
+                            /** @description each event's body, read as JSON (a body that is not JSON fails at path body) */
+                            body?: components["schemas"]["EventSchemaNodeInput"];
+                            /** @description each event's headers as the sender sent them (an object of strings) */
+                            headers?: components["schemas"]["EventSchemaNodeInput"];
+                        };
                     } | {
                         /** @enum {string} */
                         sink: "kafka";
@@ -5931,6 +6113,19 @@ export interface paths {
                             heap?: string;
                             options?: string[];
                         };
+                        /** @description the table's event contract, checked at the gateway (docs/gateway.md#a-contract-per-table) */
+                        schema?: {
+                            /**
+                             * @description reject: 422 SCHEMA_MISMATCH naming each event and field path, nothing of the request accepted; flag: accepted with header schemaDrift "<path>: <problem>" and counted; quarantine (kafka tables): accepted into the channel and kept aside by the sink in the table's quarantine
+                             * @default reject
+                             * @enum {string}
+                             */
+                            policy?: "reject" | "flag" | "quarantine";
+                            /** @description each event's body, read as JSON (a body that is not JSON fails at path body) */
+                            body?: components["schemas"]["EventSchemaNodeInput"];
+                            /** @description each event's headers as the sender sent them (an object of strings) */
+                            headers?: components["schemas"]["EventSchemaNodeInput"];
+                        };
                     } | {
                         /** @enum {string} */
                         sink: "logger";
@@ -5964,6 +6159,19 @@ export interface paths {
                         jvm?: {
                             heap?: string;
                             options?: string[];
+                        };
+                        /** @description the table's event contract, checked at the gateway (docs/gateway.md#a-contract-per-table) */
+                        schema?: {
+                            /**
+                             * @description reject: 422 SCHEMA_MISMATCH naming each event and field path, nothing of the request accepted; flag: accepted with header schemaDrift "<path>: <problem>" and counted; quarantine (kafka tables): accepted into the channel and kept aside by the sink in the table's quarantine
+                             * @default reject
+                             * @enum {string}
+                             */
+                            policy?: "reject" | "flag" | "quarantine";
+                            /** @description each event's body, read as JSON (a body that is not JSON fails at path body) */
+                            body?: components["schemas"]["EventSchemaNodeInput"];
+                            /** @description each event's headers as the sender sent them (an object of strings) */
+                            headers?: components["schemas"]["EventSchemaNodeInput"];
                         };
                     };
                 };
@@ -6015,6 +6223,19 @@ export interface paths {
                                 jvm?: {
                                     heap?: string;
                                     options?: string[];
+                                };
+                                /** @description the table's event contract, checked at the gateway; unset: any event */
+                                schema?: {
+                                    /**
+                                     * @description reject: 422 SCHEMA_MISMATCH naming each event and field path, nothing of the request accepted; flag: accepted with header schemaDrift "<path>: <problem>" and counted; quarantine (kafka tables): accepted into the channel and kept aside by the sink in the table's quarantine
+                                     * @default reject
+                                     * @enum {string}
+                                     */
+                                    policy: "reject" | "flag" | "quarantine";
+                                    /** @description each event's body, read as JSON (a body that is not JSON fails at path body) */
+                                    body?: components["schemas"]["EventSchemaNode"];
+                                    /** @description each event's headers as the sender sent them (an object of strings) */
+                                    headers?: components["schemas"]["EventSchemaNode"];
                                 };
                             };
                             /** @description unified diff of the rendered flume.conf */
@@ -6352,6 +6573,11 @@ export interface paths {
                         jvm?: {
                             [key: string]: unknown;
                         } | null;
+                        failoverAfterSeconds?: number | null;
+                        /** @description the event contract: merged as any object (e.g. {"policy":"flag"}); null removes it */
+                        schema?: {
+                            [key: string]: unknown;
+                        } | null;
                     };
                 };
             };
@@ -6402,6 +6628,19 @@ export interface paths {
                                 jvm?: {
                                     heap?: string;
                                     options?: string[];
+                                };
+                                /** @description the table's event contract, checked at the gateway; unset: any event */
+                                schema?: {
+                                    /**
+                                     * @description reject: 422 SCHEMA_MISMATCH naming each event and field path, nothing of the request accepted; flag: accepted with header schemaDrift "<path>: <problem>" and counted; quarantine (kafka tables): accepted into the channel and kept aside by the sink in the table's quarantine
+                                     * @default reject
+                                     * @enum {string}
+                                     */
+                                    policy: "reject" | "flag" | "quarantine";
+                                    /** @description each event's body, read as JSON (a body that is not JSON fails at path body) */
+                                    body?: components["schemas"]["EventSchemaNode"];
+                                    /** @description each event's headers as the sender sent them (an object of strings) */
+                                    headers?: components["schemas"]["EventSchemaNode"];
                                 };
                             };
                             /** @description unified diff of the rendered flume.conf */
@@ -6764,6 +7003,19 @@ export interface paths {
                                         heap?: string;
                                         options?: string[];
                                     };
+                                    /** @description the table's event contract, checked at the gateway; unset: any event */
+                                    schema?: {
+                                        /**
+                                         * @description reject: 422 SCHEMA_MISMATCH naming each event and field path, nothing of the request accepted; flag: accepted with header schemaDrift "<path>: <problem>" and counted; quarantine (kafka tables): accepted into the channel and kept aside by the sink in the table's quarantine
+                                         * @default reject
+                                         * @enum {string}
+                                         */
+                                        policy: "reject" | "flag" | "quarantine";
+                                        /** @description each event's body, read as JSON (a body that is not JSON fails at path body) */
+                                        body?: components["schemas"]["EventSchemaNode"];
+                                        /** @description each event's headers as the sender sent them (an object of strings) */
+                                        headers?: components["schemas"]["EventSchemaNode"];
+                                    };
                                 };
                                 createdAt: string;
                                 /** @description the control token's subject ('service' for the creation of an older agent) */
@@ -6992,6 +7244,19 @@ export interface paths {
                                 jvm?: {
                                     heap?: string;
                                     options?: string[];
+                                };
+                                /** @description the table's event contract, checked at the gateway; unset: any event */
+                                schema?: {
+                                    /**
+                                     * @description reject: 422 SCHEMA_MISMATCH naming each event and field path, nothing of the request accepted; flag: accepted with header schemaDrift "<path>: <problem>" and counted; quarantine (kafka tables): accepted into the channel and kept aside by the sink in the table's quarantine
+                                     * @default reject
+                                     * @enum {string}
+                                     */
+                                    policy: "reject" | "flag" | "quarantine";
+                                    /** @description each event's body, read as JSON (a body that is not JSON fails at path body) */
+                                    body?: components["schemas"]["EventSchemaNode"];
+                                    /** @description each event's headers as the sender sent them (an object of strings) */
+                                    headers?: components["schemas"]["EventSchemaNode"];
                                 };
                             };
                             /** @description unified diff of the rendered flume.conf */
@@ -11378,6 +11643,19 @@ export interface paths {
                                 heap?: string;
                                 options?: string[];
                             };
+                            /** @description the table's event contract, checked at the gateway (docs/gateway.md#a-contract-per-table) */
+                            schema?: {
+                                /**
+                                 * @description reject: 422 SCHEMA_MISMATCH naming each event and field path, nothing of the request accepted; flag: accepted with header schemaDrift "<path>: <problem>" and counted; quarantine (kafka tables): accepted into the channel and kept aside by the sink in the table's quarantine
+                                 * @default reject
+                                 * @enum {string}
+                                 */
+                                policy?: "reject" | "flag" | "quarantine";
+                                /** @description each event's body, read as JSON (a body that is not JSON fails at path body) */
+                                body?: components["schemas"]["EventSchemaNodeInput"];
+                                /** @description each event's headers as the sender sent them (an object of strings) */
+                                headers?: components["schemas"]["EventSchemaNodeInput"];
+                            };
                         } | {
                             /** @enum {string} */
                             sink: "hdfs";
@@ -11427,6 +11705,19 @@ export interface paths {
                                 heap?: string;
                                 options?: string[];
                             };
+                            /** @description the table's event contract, checked at the gateway (docs/gateway.md#a-contract-per-table) */
+                            schema?: {
+                                /**
+                                 * @description reject: 422 SCHEMA_MISMATCH naming each event and field path, nothing of the request accepted; flag: accepted with header schemaDrift "<path>: <problem>" and counted; quarantine (kafka tables): accepted into the channel and kept aside by the sink in the table's quarantine
+                                 * @default reject
+                                 * @enum {string}
+                                 */
+                                policy?: "reject" | "flag" | "quarantine";
+                                /** @description each event's body, read as JSON (a body that is not JSON fails at path body) */
+                                body?: components["schemas"]["EventSchemaNodeInput"];
+                                /** @description each event's headers as the sender sent them (an object of strings) */
+                                headers?: components["schemas"]["EventSchemaNodeInput"];
+                            };
                         } | {
                             /** @enum {string} */
                             sink: "kafka";
@@ -11469,6 +11760,19 @@ export interface paths {
                                 heap?: string;
                                 options?: string[];
                             };
+                            /** @description the table's event contract, checked at the gateway (docs/gateway.md#a-contract-per-table) */
+                            schema?: {
+                                /**
+                                 * @description reject: 422 SCHEMA_MISMATCH naming each event and field path, nothing of the request accepted; flag: accepted with header schemaDrift "<path>: <problem>" and counted; quarantine (kafka tables): accepted into the channel and kept aside by the sink in the table's quarantine
+                                 * @default reject
+                                 * @enum {string}
+                                 */
+                                policy?: "reject" | "flag" | "quarantine";
+                                /** @description each event's body, read as JSON (a body that is not JSON fails at path body) */
+                                body?: components["schemas"]["EventSchemaNodeInput"];
+                                /** @description each event's headers as the sender sent them (an object of strings) */
+                                headers?: components["schemas"]["EventSchemaNodeInput"];
+                            };
                         } | {
                             /** @enum {string} */
                             sink: "logger";
@@ -11502,6 +11806,19 @@ export interface paths {
                             jvm?: {
                                 heap?: string;
                                 options?: string[];
+                            };
+                            /** @description the table's event contract, checked at the gateway (docs/gateway.md#a-contract-per-table) */
+                            schema?: {
+                                /**
+                                 * @description reject: 422 SCHEMA_MISMATCH naming each event and field path, nothing of the request accepted; flag: accepted with header schemaDrift "<path>: <problem>" and counted; quarantine (kafka tables): accepted into the channel and kept aside by the sink in the table's quarantine
+                                 * @default reject
+                                 * @enum {string}
+                                 */
+                                policy?: "reject" | "flag" | "quarantine";
+                                /** @description each event's body, read as JSON (a body that is not JSON fails at path body) */
+                                body?: components["schemas"]["EventSchemaNodeInput"];
+                                /** @description each event's headers as the sender sent them (an object of strings) */
+                                headers?: components["schemas"]["EventSchemaNodeInput"];
                             };
                         };
                         /** @description the port its senders reach, kept */
@@ -15691,6 +16008,56 @@ export interface components {
             };
             /** @description the request's id (X-Request-Id: the caller's or a new one), as logged and audited */
             requestId?: string;
+        };
+        /** @description a JSON Schema subset (docs/gateway.md#a-contract-per-table) */
+        EventSchemaNodeInput: {
+            type?: ("object" | "array" | "string" | "number" | "integer" | "boolean" | "null") | ("object" | "array" | "string" | "number" | "integer" | "boolean" | "null")[];
+            properties?: {
+                [key: string]: components["schemas"]["EventSchemaNodeInput"];
+            };
+            required?: string[];
+            additionalProperties?: boolean;
+            items?: components["schemas"]["EventSchemaNodeInput"];
+            enum?: (string | number | boolean)[];
+            const?: string | number | boolean;
+            minimum?: number;
+            maximum?: number;
+            exclusiveMinimum?: number;
+            exclusiveMaximum?: number;
+            minLength?: number;
+            maxLength?: number;
+            minItems?: number;
+            maxItems?: number;
+            title?: string;
+            description?: string;
+            $comment?: string;
+        } & {
+            [key: string]: unknown;
+        };
+        /** @description a JSON Schema subset (docs/gateway.md#a-contract-per-table) */
+        EventSchemaNode: {
+            type?: ("object" | "array" | "string" | "number" | "integer" | "boolean" | "null") | ("object" | "array" | "string" | "number" | "integer" | "boolean" | "null")[];
+            properties?: {
+                [key: string]: components["schemas"]["EventSchemaNode"];
+            };
+            required?: string[];
+            additionalProperties?: boolean;
+            items?: components["schemas"]["EventSchemaNode"];
+            enum?: (string | number | boolean)[];
+            const?: string | number | boolean;
+            minimum?: number;
+            maximum?: number;
+            exclusiveMinimum?: number;
+            exclusiveMaximum?: number;
+            minLength?: number;
+            maxLength?: number;
+            minItems?: number;
+            maxItems?: number;
+            title?: string;
+            description?: string;
+            $comment?: string;
+        } & {
+            [key: string]: unknown;
         };
     };
     responses: never;

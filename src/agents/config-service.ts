@@ -16,9 +16,10 @@ import type { ChangeMode, ConfigChange, ConfigView, Revision } from '../resource
 import { RevisionStore } from '../store/revisions.js';
 import { checkSpec, specError, type AgentSpec } from '../resources/agent-spec.js';
 import type { TableLock } from './table-lock.js';
+import type { RouteTable } from './route-table.js';
 
 /** The body that re-creates a spec: what PATCH merges into. */
-const bodyOf = (spec: AgentSpec) => ({ sink: spec.sink, options: spec.options, channel: spec.channel, idleMinutes: spec.idleMinutes, failoverAfterSeconds: spec.failoverAfterSeconds, ack: spec.ack, jvm: spec.jvm });
+const bodyOf = (spec: AgentSpec) => ({ sink: spec.sink, options: spec.options, channel: spec.channel, idleMinutes: spec.idleMinutes, failoverAfterSeconds: spec.failoverAfterSeconds, ack: spec.ack, jvm: spec.jvm, schema: spec.schema });
 
 /** A change whose agent did not accept events: the previous revision runs again (or is restored on disk). */
 export interface RevertedChange {
@@ -50,6 +51,8 @@ export class ConfigService {
     private readonly store: AgentStore,
     private readonly lock: TableLock,
     private readonly agents: AgentService,
+    /** Where a change only the gateway reads (schema, ack) is published without a restart. */
+    private readonly routes: RouteTable,
     private readonly log: Logger,
     /** Told of every reverted change before its 422 answers (the incidents raise config_reverted). */
     private readonly onReverted: (e: RevertedChange) => Promise<void> = async () => undefined,
@@ -156,6 +159,16 @@ export class ConfigService {
       log.info({ from: previous }, 'config stored; the agent runs it at its next start');
       return { ...change, outcome: 'stored' };
     }
+    if (this.sameAgent(meta, next)) {
+      // Only the gateway or the service reads what changed (the contract, ack, idle, failover):
+      // the JVM runs this revision already, and a published route takes the change at once.
+      await this.store.writeMeta({ ...next, runningRevision: number });
+      if ((await this.routes.values([meta]))[0]) await this.routes.publish(next);
+      await revisions.prune(number);
+      await this.agents.status(meta, true);
+      log.info({ from: previous, reason: how.reason }, 'config applied without a restart (the agent runs the same config)');
+      return change;
+    }
     try {
       await this.agents.restartHeld(next);
     } catch (err) {
@@ -186,6 +199,11 @@ export class ConfigService {
     await this.agents.status(meta, true); // the fleet model sees the new revision at once
     log.info({ from: previous, reason: how.reason }, 'config applied');
     return change;
+  }
+
+  /** Whether two metas run the very same agent: its flume.conf and its supervisor program alike. */
+  private sameAgent(a: AgentMeta, b: AgentMeta): boolean {
+    return this.render(a, a.spec) === this.render(b, b.spec) && programFor(this.cfg, a, true) === programFor(this.cfg, b, true);
   }
 
   /** flume.conf, agent.json and the program (its class path follows the sink), atomically each. */

@@ -99,7 +99,7 @@ export class QuarantineService {
     if (!at) {
       throw appError('AGENT_DOWN', `${programName(to)} does not take events now (${route ?? 'not running'}); nothing more was replayed, the rest stays in the quarantine`);
     }
-    const body = JSON.stringify(events.map((e) => ({ headers: e.headers, body: e.body })));
+    const body = JSON.stringify(events.map((e) => ({ headers: replayedHeaders(e.headers), body: e.body })));
     const r = await fetch(`http://${at.host}:${at.port}/`, { method: 'POST', headers: { 'content-type': 'application/json' }, body, signal: AbortSignal.timeout(POST_TIMEOUT_MS) }).catch(
       (err: unknown) => ({ status: 0, err }),
     );
@@ -107,4 +107,14 @@ export class QuarantineService {
       throw appError('AGENT_DOWN', `${programName(to)}'s agent did not commit a replayed batch (${r.status || 'no answer'}); the rest stays in the quarantine`);
     }
   }
+}
+
+/**
+ * A replayed event's headers: one the gateway marked as not meeting its table's contract
+ * (`quarantine`, which the Kafka sink keeps aside) goes on flagged instead (`schemaDrift`), so the
+ * operator's replay delivers it and downstream still sees why it was held.
+ */
+export function replayedHeaders(headers: Record<string, string>): Record<string, string> {
+  const { quarantine: problem, ...rest } = headers;
+  return problem === undefined ? headers : { ...rest, schemaDrift: problem };
 }

@@ -24,6 +24,11 @@ export const ROUTE_VALUE = {
   ackSink: ' ack=sink ',
   /** Then the agent's metrics port, where its channel's counts are read (a sender's `Prefer: ack=sink`). */
   metricsPort: ' m=(%d+)$',
+  /**
+   * Then, for a table with an event contract (its spec's `schema`): a newline and the contract as
+   * JSON, which the gateway compiles once per worker (flume_gateway/schema.lua).
+   */
+  schemaAfter: '\n',
   /** Many hosts: this host is fenced (its lease is not renewed): intake stopped (503 NODE_FENCED). */
   fenced: 'fenced',
   /** Many hosts: the host that runs the table is not alive (503 NODE_DOWN). */
@@ -62,18 +67,21 @@ export class RouteTable {
    * Where the gateway sends the table's events, `127.0.0.1:<port> tx=<transactionCapacity>[
    * max=<bytes>][ ack=sink] m=<metricsPort>` (the most events one group commit may carry, the
    * largest event the sink takes, whether senders are answered on the sink by default, where the
-   * channel's counts are read), or `paused` (503 AGENT_PAUSED).
+   * channel's counts are read), then the event contract where the table has one (`\n{...}`), or
+   * `paused` (503 AGENT_PAUSED).
    */
   static valueOf(meta: Pick<AgentMeta, 'port' | 'metricsPort' | 'paused' | 'spec'>): string {
     if (meta.paused) return ROUTE_VALUE.paused;
     const max = maxEventBytes(meta.spec);
     const ack = meta.spec.ack === 'sink' ? ROUTE_VALUE.ackSink.trimEnd() : '';
-    return `127.0.0.1:${meta.port} tx=${meta.spec.channel.transactionCapacity}${max === null ? '' : ` max=${max}`}${ack} m=${meta.metricsPort}`;
+    const contract = meta.spec.schema ? `${ROUTE_VALUE.schemaAfter}${JSON.stringify(meta.spec.schema)}` : '';
+    return `127.0.0.1:${meta.port} tx=${meta.spec.channel.transactionCapacity}${max === null ? '' : ` max=${max}`}${ack} m=${meta.metricsPort}${contract}`;
   }
 
   /** Where a route value sends events (host and port), or null for paused, fenced, via, and the rest. */
   static addressOf(value: string | null | undefined): { host: string; port: number } | null {
-    const m = value ? /^([^:\s]+):(\d+)( tx=\d+( max=\d+)?( ack=sink)?( m=\d+)?)?$/.exec(value) : null;
+    const line = value?.split(ROUTE_VALUE.schemaAfter, 1)[0];
+    const m = line ? /^([^:\s]+):(\d+)( tx=\d+( max=\d+)?( ack=sink)?( m=\d+)?)?$/.exec(line) : null;
     return m ? { host: m[1]!, port: Number(m[2]) } : null;
   }
 

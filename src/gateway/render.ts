@@ -19,7 +19,7 @@ export interface GatewayFiles {
   configFile: string;
 }
 
-const luaString = (s: string) => s.replace(/\\/g, '\\\\').replace(/"/g, '\\"');
+const luaString = (s: string) => s.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 
 /** The gateway's errors as a Lua module: name -> status, code and Retry-After, from src/errors.ts. */
 export function gatewayErrorsLua(): string {

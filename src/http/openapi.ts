@@ -1,7 +1,7 @@
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance } from 'fastify';
-import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import { jsonSchemaTransform, jsonSchemaTransformObject, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import { completeResponses, errorJson } from './contract.js';
 
 /**
@@ -29,6 +29,8 @@ export function registerOpenApi(app: FastifyInstance): void {
       if (!schema || schema.hide) return out;
       return { ...out, schema: { ...schema, response: completeResponses(schema.response, input.route) } as never };
     },
+    // Schemas with an id (the recursive event contract) as components, referred to by $ref.
+    transformObject: jsonSchemaTransformObject,
   });
   void app.register(fastifySwaggerUi, { routePrefix: '/docs', uiConfig: { docExpansion: 'list' } });
 }

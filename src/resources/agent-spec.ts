@@ -3,6 +3,7 @@ import { heapSize } from '../config-kinds.js';
 import { AppError, configRejected, invalidRequest } from '../errors.js';
 import { jvmOption, jvmSetProblems } from './jvm-options.js';
 import type { TableRef } from './table.js';
+import { tableSchemaSchema } from './event-schema.js';
 
 /**
  * An agent's spec: what the operator asks for (sink, its options, the channel, the JVM), as the
@@ -108,6 +109,7 @@ const ack = z
   .enum(['channel', 'sink'])
   .optional()
   .describe("what the gateway answers a sender on when it does not say (Prefer: ack=...): channel (the default: 200 once the events are committed to the agent's file channel) or sink (200 once the sink has them, else 202 after 10 s; docs/gateway.md)");
+const schema = tableSchemaSchema.optional();
 /**
  * The create body: `sink` (file_roll when left out), that sink's `options`, and `channel`.
  * The route validates with it and /docs shows it; resolveSpec parses with it too.
@@ -117,10 +119,10 @@ export const createBodySchema = z.preprocess(
   z.discriminatedUnion(
     'sink',
     [
-      z.strictObject({ sink: z.literal('file_roll'), options: sinkSchemas.file_roll.prefault({}), channel, idleMinutes, failoverAfterSeconds, ack, jvm: jvmSchema }),
-      z.strictObject({ sink: z.literal('hdfs'), options: sinkSchemas.hdfs.prefault(noOptions as z.input<typeof sinkSchemas.hdfs>), channel, idleMinutes, failoverAfterSeconds, ack, jvm: jvmSchema }),
-      z.strictObject({ sink: z.literal('kafka'), options: sinkSchemas.kafka.prefault(noOptions as z.input<typeof sinkSchemas.kafka>), channel, idleMinutes, failoverAfterSeconds, ack, jvm: jvmSchema }),
-      z.strictObject({ sink: z.literal('logger'), options: sinkSchemas.logger.prefault({}), channel, idleMinutes, failoverAfterSeconds, ack, jvm: jvmSchema }),
+      z.strictObject({ sink: z.literal('file_roll'), options: sinkSchemas.file_roll.prefault({}), channel, idleMinutes, failoverAfterSeconds, ack, jvm: jvmSchema, schema }),
+      z.strictObject({ sink: z.literal('hdfs'), options: sinkSchemas.hdfs.prefault(noOptions as z.input<typeof sinkSchemas.hdfs>), channel, idleMinutes, failoverAfterSeconds, ack, jvm: jvmSchema, schema }),
+      z.strictObject({ sink: z.literal('kafka'), options: sinkSchemas.kafka.prefault(noOptions as z.input<typeof sinkSchemas.kafka>), channel, idleMinutes, failoverAfterSeconds, ack, jvm: jvmSchema, schema }),
+      z.strictObject({ sink: z.literal('logger'), options: sinkSchemas.logger.prefault({}), channel, idleMinutes, failoverAfterSeconds, ack, jvm: jvmSchema, schema }),
     ],
     {
       error: (iss) =>
@@ -141,6 +143,7 @@ export const agentSpecSchema = z.object({
   failoverAfterSeconds: z.number().optional().describe('many hosts: moved by the coordinator once its host has been lost this long; unset: never'),
   ack: z.enum(['channel', 'sink']).optional().describe('what the gateway answers a sender on when it does not say: channel when unset'),
   jvm: z.object({ heap: z.string().optional(), options: z.array(z.string()).optional() }).optional(),
+  schema: tableSchemaSchema.optional().describe("the table's event contract, checked at the gateway; unset: any event"),
 });
 export type AgentSpec = z.infer<typeof agentSpecSchema>;
 
@@ -174,7 +177,7 @@ export interface JvmLimits {
 export function checkSpec(body: unknown, table: TableRef, limits: JvmLimits): SpecCheck {
   const parsed = createBodySchema.safeParse(body === undefined ? {} : body);
   if (!parsed.success) return { ok: false, status: 400, fields: zodIssues(parsed.error) };
-  const { sink, channel, idleMinutes, failoverAfterSeconds, ack: answerOn, jvm } = parsed.data;
+  const { sink, channel, idleMinutes, failoverAfterSeconds, ack: answerOn, jvm, schema: contract } = parsed.data;
   const jvmProblems = jvmSetProblems(jvm, limits);
   if (jvmProblems.length) return { ok: false, status: 400, fields: jvmProblems };
   const options = Object.fromEntries(
@@ -194,8 +197,11 @@ export function checkSpec(body: unknown, table: TableRef, limits: JvmLimits): Sp
   if (channel.transactionCapacity > channel.capacity) {
     fields.push({ field: 'channel.transactionCapacity', message: `${channel.transactionCapacity} exceeds channel.capacity (${channel.capacity})` });
   }
+  if (contract?.policy === 'quarantine' && sink !== 'kafka') {
+    fields.push({ field: 'schema.policy', message: `quarantine keeps events aside in the table's quarantine, which only a kafka sink has; use reject or flag for a ${sink} sink` });
+  }
   if (fields.length) return { ok: false, status: 422, fields };
-  return { ok: true, spec: { sink, options, channel, ...(idleMinutes === undefined ? {} : { idleMinutes }), ...(failoverAfterSeconds === undefined ? {} : { failoverAfterSeconds }), ...(answerOn === 'sink' ? { ack: answerOn } : {}), ...(jvm === undefined ? {} : { jvm }) } };
+  return { ok: true, spec: { sink, options, channel, ...(idleMinutes === undefined ? {} : { idleMinutes }), ...(failoverAfterSeconds === undefined ? {} : { failoverAfterSeconds }), ...(answerOn === 'sink' ? { ack: answerOn } : {}), ...(jvm === undefined ? {} : { jvm }), ...(contract === undefined ? {} : { schema: contract }) } };
 }
 
 /** A failed check as an error: 400 INVALID_REQUEST or 422 CONFIG_REJECTED, each field in details.fields. */

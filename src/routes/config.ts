@@ -26,6 +26,8 @@ const patchBodySchema = z
     idleMinutes: z.number().nullable().optional(),
     ack: z.enum(['channel', 'sink']).nullable().optional(),
     jvm: z.record(z.string(), z.unknown()).nullable().optional(),
+    failoverAfterSeconds: z.number().nullable().optional(),
+    schema: z.record(z.string(), z.unknown()).nullable().optional().describe("the event contract: merged as any object (e.g. {\"policy\":\"flag\"}); null removes it"),
   })
   .describe('JSON Merge Patch over the desired spec: e.g. {"channel":{"capacity":2000000}}; null restores an option\'s default');
 

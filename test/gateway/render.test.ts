@@ -19,12 +19,14 @@ describe('the route value shared with the gateway', () => {
 
   it('is generated for the Lua, which types no pattern of its own', () => {
     const lua = gatewayRoutesLua();
-    for (const [k, v] of Object.entries(ROUTE_VALUE)) expect(lua).toContain(`${k} = "${v}"`);
+    // (A newline is written as Lua's escape.)
+    for (const [k, v] of Object.entries(ROUTE_VALUE)) expect(lua).toContain(`${k} = "${v.replaceAll('\n', '\\n')}"`);
     const gateway = readFileSync(new URL('../../templates/gateway/lua/flume_gateway/route.lua', import.meta.url), 'utf8')
       .split('\n')
       .filter((l) => !l.trim().startsWith('--'))
       .join('\n');
     expect(gateway).not.toMatch(/tx=\(%d\+\)|== "(paused|fenced|nodedown)"/);
     expect(gateway).toContain('ROUTE.address');
+    expect(gateway).toContain('ROUTE.schemaAfter');
   });
 });

@@ -59,6 +59,15 @@ public class KafkaTableSink extends AbstractSink implements Configurable, BatchS
   private static final Logger log = LoggerFactory.getLogger(KafkaTableSink.class);
   private static final Gson GSON = new Gson();
   private static final AtomicLong SEQ = new AtomicLong();
+  /** Set by the gateway alone (senders may not): "<field path>: <problem>" (flume_gateway/events.lua). */
+  static final String CONTRACT_HEADER = "quarantine";
+
+  /** An event that does not meet its table's event contract, as the quarantine records it. */
+  static final class ContractMismatch extends Exception {
+    ContractMismatch(String problem) {
+      super("the event does not meet the table's schema: " + problem, null, false, false);
+    }
+  }
 
   private final Properties props = new Properties();
   private String topic;
@@ -129,7 +138,9 @@ public class KafkaTableSink extends AbstractSink implements Configurable, BatchS
         if (e == null) break;
         counter.incrementEventDrainAttemptCount();
         events.add(e);
-        sent.add(send(e));
+        // The gateway marked it: it does not meet the table's event contract (schema policy
+        // quarantine). Kept aside with the rest of the batch's poison, never sent.
+        sent.add(e.getHeaders().containsKey(CONTRACT_HEADER) ? null : send(e));
       }
       if (events.isEmpty()) {
         counter.incrementBatchEmptyCount();
@@ -141,6 +152,11 @@ public class KafkaTableSink extends AbstractSink implements Configurable, BatchS
       List<Event> poison = new ArrayList<>();
       List<Throwable> why = new ArrayList<>();
       for (int i = 0; i < events.size(); i++) {
+        if (sent.get(i) == null) {
+          poison.add(events.get(i));
+          why.add(new ContractMismatch(events.get(i).getHeaders().get(CONTRACT_HEADER)));
+          continue;
+        }
         try {
           sent.get(i).get();
         } catch (ExecutionException ee) {

@@ -9,6 +9,7 @@
 --   metrics        counting (exposition: Prometheus text)    background   invalidations, master watch
 --   sink_ack       "Prefer: ack=sink": answered once the sink has the events
 --   trace          what GET .../trace/<request id> tells: when accepted, committed, taken
+--   schema         a table's event contract, compiled once per worker, checked per event
 --
 -- Redis schema (src/redis/keys.ts): <p>token:<hash> HASH user scope exp graceUntil lastUsed, where
 -- hash = hex(HMAC-SHA1(token hash key, hex(SHA-1(token)))) (src/tokens/token-service.ts);
@@ -30,6 +31,7 @@ local background = require "flume_gateway.background"
 local redis_conn = require "flume_gateway.redis_conn"
 local sink_ack = require "flume_gateway.sink_ack"
 local trace = require "flume_gateway.trace"
+local schema = require "flume_gateway.schema"
 
 local M = {}
 local fail = reply.error
@@ -123,10 +125,22 @@ function M.access(db, tbl)
     return fail("INVALID_REQUEST", "Idempotency-Key must be 1-200 characters of letters, digits and ._:+/=- (a UUID is a good one)")
   end
   local rid = reply.request_id()
-  local n, body_or_err, message = events.prepare(ngx.req.get_body_data(), {
-    name = name, user = user, max_events = max_events, max_event = r.max_event, request_id = rid, id_base = key or rid,
+  local contract
+  if r.schema then
+    local bad
+    contract, bad = schema.contract(r.schema)
+    if not contract then return fail("INTERNAL", "the gateway cannot read " .. name .. "'s schema: " .. bad) end
+  end
+  -- Prepared: n events, the body to send, how many did not meet the contract (flagged or marked);
+  -- else the error's name, message and details.
+  local n, body_or_err, off_contract, details = events.prepare(ngx.req.get_body_data(), {
+    name = name, user = user, max_events = max_events, max_event = r.max_event, request_id = rid, id_base = key or rid, contract = contract,
   })
-  if not n then return fail(body_or_err, message) end
+  if not n then
+    if details then metrics.count("schema_invalid\t" .. ngx.ctx.metric_table .. "\treject", details.count) end
+    return fail(body_or_err, off_contract, nil, details)
+  end
+  if off_contract > 0 then metrics.count("schema_invalid\t" .. ngx.ctx.metric_table .. "\t" .. contract.policy, off_contract) end
   -- (A route written before metrics ports were has none: such a sender gets 202.)
   local ack = sink_ack.wanted(r.ack)
   if ack and n == 0 then return reply.accepted(0, "sink") end

@@ -53,7 +53,7 @@ describe("prepare", function()
   end)
 
   it("leaves an empty array as it came", function()
-    assert.are.same({ 0, nil }, { events.prepare('[]', limits()) })
+    assert.are.same({ 0, nil, 0 }, { events.prepare("[]", limits()) })
   end)
 
   local refused = {

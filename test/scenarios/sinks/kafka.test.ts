@@ -245,4 +245,24 @@ describe('the kafka sink, against a real broker', () => {
     expect(dropped.json()).toMatchObject({ dropped: 0 });
     expect((await h.inject({ method: 'GET', url: '/v1/api/shop/nope/quarantine' })).statusCode).toBe(404);
   });
+
+  it('with a contract whose policy is quarantine, keeps each event off it aside in the quarantine and delivers the rest; a replay delivers them flagged', async () => {
+    const schema = { policy: 'quarantine', body: { type: 'object', required: ['id'], properties: { id: { type: 'integer' } } } };
+    expect((await h.inject({ method: 'POST', url: '/v1/api/shop/contracted/create', payload: { sink: 'kafka', options: { bootstrapServers: kafka.bootstrap }, schema } })).statusCode).toBe(201);
+    const sent = await ingest(gw, 'shop', 'contracted', token, events('{"id":1}', '{"id":"two"}', 'not json', '{"id":4}'));
+    expect(sent.status, JSON.stringify(sent.json)).toBe(200);
+    expect(sent.json).toMatchObject({ events: 4 });
+    const records = await until(() => kafka.consume('shop.contracted'), (l) => l.length >= 2, 60_000, 0);
+    expect(records.map((x) => x.value)).toEqual(['{"id":1}', '{"id":4}']);
+    const held = await until(() => h.inject({ method: 'GET', url: '/v1/api/shop/contracted/quarantine' }), (r) => r.json().count === 2, 60_000, 250);
+    expect(held.json().events).toMatchObject([
+      { body: '{"id":"two"}', headers: { quarantine: 'body.id: expected integer, got string' }, error: "ContractMismatch: the event does not meet the table's schema: body.id: expected integer, got string" },
+      { body: 'not json', headers: { quarantine: 'body: is not JSON' } },
+    ]);
+    // Replayed, they go to the topic, marked as the flag policy marks them.
+    expect((await h.inject({ method: 'POST', url: '/v1/api/shop/contracted/quarantine/replay', payload: {} })).json()).toMatchObject({ replayed: 2 });
+    const after = await until(() => kafka.consume('shop.contracted'), (l) => l.length >= 4, 60_000, 0);
+    expect(after.filter((x) => x.value === 'not json').map((x) => x.headers)).toEqual([expect.objectContaining({ schemaDrift: 'body: is not JSON' })]);
+    expect(after.every((x) => !('quarantine' in x.headers))).toBe(true);
+  });
 });

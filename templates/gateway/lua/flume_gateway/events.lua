@@ -1,6 +1,8 @@
 -- The body a sender posts, checked and rewritten before any agent sees it. Pure: no ngx.
--- prepare(body, limits) -> count, body to send (nil: send as it came) | nil, error name, message.
+-- prepare(body, limits) -> count, body to send (nil: send as it came), events off the table's
+-- contract | nil, error name, message, details.
 local cjson = require "cjson.safe"
+local schema = require "flume_gateway.schema"
 -- NaN, Infinity and hexadecimal numbers are not JSON: refused when read (they could not be
 -- written back for the agent either).
 cjson.decode_invalid_numbers(false)
@@ -11,7 +13,14 @@ local M = {}
 -- token must not reach another topic or choose partitions), and those the gateway sets on every
 -- event: "eventId" (<the request's Idempotency-Key, else its id>:<the event's place, from 1>) and
 -- "requestId" (the request's id, as X-Request-Id answers it). "username" is set here, always.
-M.RESERVED_HEADERS = { topic = true, key = true, eventId = true, requestId = true }
+-- "schemaDrift" and "quarantine" are the gateway's marks of an event that does not meet its
+-- table's contract (policy flag; policy quarantine, which the Kafka sink keeps aside).
+M.RESERVED_HEADERS = { topic = true, key = true, eventId = true, requestId = true, schemaDrift = true, quarantine = true }
+
+-- The most events a SCHEMA_MISMATCH answer lists (each with its place and field path).
+M.MAX_LISTED = 100
+-- The header each drift policy marks an event with (reject marks none: the request is refused).
+local DRIFT_HEADER = { flag = "schemaDrift", quarantine = "quarantine" }
 
 local SHAPE = "send a JSON array of {\"headers\":{...},\"body\":\"...\"}"
 
@@ -75,7 +84,10 @@ end
 
 -- limits: name ("db.table", for messages), user (the token's), max_events (one transaction's),
 -- max_event (the largest event the sink can deliver; nil: no bound), request_id (the request's
--- id) and id_base (what event ids start with: the sender's Idempotency-Key, else request_id).
+-- id), id_base (what event ids start with: the sender's Idempotency-Key, else request_id) and
+-- contract (the table's compiled event contract, schema.lua; nil: none).
+-- Returns count, body to send, events that did not meet the contract (flagged or marked for the
+-- quarantine) | nil, error name, message, details.
 function M.prepare(body, limits)
   local events = body and cjson.decode(body)
   if type(events) ~= "table" or (body:match("^%s*{")) or M.nested_empty_array(body) then
@@ -86,7 +98,10 @@ function M.prepare(body, limits)
   if #events > limits.max_events then
     return nil, "TOO_MANY_EVENTS", #events .. " events in one request; at most " .. limits.max_events .. " for " .. limits.name .. ": send smaller batches"
   end
-  if #events == 0 then return 0, nil end
+  if #events == 0 then return 0, nil, 0 end
+  local contract = limits.contract
+  local mark = contract and DRIFT_HEADER[contract.policy]
+  local invalid, listed = 0, {}
   for i, ev in ipairs(events) do
     if type(ev) ~= "table" or ev[1] ~= nil then
       return nil, "BAD_EVENTS", "event " .. i .. " must be an object"
@@ -95,8 +110,18 @@ function M.prepare(body, limits)
     if ev.body ~= nil and type(ev.body) ~= "string" then
       return nil, "BAD_EVENTS", "event " .. i .. ": body must be a string"
     end
+    -- The contract sees the headers as the sender sent them, before the gateway adds its own.
+    local at, problem
+    if contract and (ev.headers == nil or type(ev.headers) == "table") then
+      at, problem = schema.check_event(contract, ev)
+    end
     local headers, err, message = checked_headers(ev, i, limits)
     if not headers then return nil, err, message end
+    if at then
+      invalid = invalid + 1
+      if #listed < M.MAX_LISTED then listed[#listed + 1] = { event = i, path = at, problem = problem } end
+      if mark then headers[mark] = at .. ": " .. problem end
+    end
     if limits.max_event then
       local size = M.size(ev)
       if size > limits.max_event then
@@ -104,7 +129,13 @@ function M.prepare(body, limits)
       end
     end
   end
-  return #events, cjson.encode(events)
+  if invalid > 0 and not mark then
+    local first = listed[1]
+    return nil, "SCHEMA_MISMATCH",
+      invalid .. " of " .. #events .. " events do not meet " .. limits.name .. "'s schema (event " .. first.event .. ": " .. first.path .. " " .. first.problem .. "): nothing was accepted",
+      { invalid = listed, count = invalid }
+  end
+  return #events, cjson.encode(events), invalid
 end
 
 return M

@@ -1,5 +1,6 @@
 -- The gateway's counters as Prometheus text. Pure: no ngx.
 -- Keys as counted (metrics.lua): "<name>" or "<name>\t<labels...>": requests\t<db>\t<table>\t<status>,
+-- schema_invalid\t<db>\t<table>\t<policy>,
 -- <histogram>_bucket\t<le>, <histogram>_sum, <histogram>_count.
 local M = {}
 
@@ -10,6 +11,7 @@ M.HELP = {
   batch_requests = { "flume_gateway_batch_requests", "histogram", "Requests per group-committed batch sent to an agent." },
   redis_errors = { "flume_gateway_redis_errors_total", "counter", "Lookups Redis did not answer." },
   stale_answers = { "flume_gateway_stale_answers_total", "counter", "Requests answered from a stale cache entry while Redis was away or restoring." },
+  schema_invalid = { "flume_gateway_schema_invalid_events_total", "counter", "Events that did not meet their table's schema, by table and the policy applied (reject, flag, quarantine)." },
   traces_dropped = { "flume_gateway_traces_dropped_total", "counter", "Committed requests not traced: over GATEWAY_TRACE_PER_SECOND, or Redis did not take the traces." },
 }
 
@@ -26,6 +28,9 @@ function M.render(counted)
       if base == "requests" then
         local db, tbl, status = rest:match("^([^\t]*)\t([^\t]*)\t(%d+)$")
         labels = string.format('{db="%s",table="%s",status="%s"}', db or "", tbl or "", status or "")
+      elseif base == "schema_invalid" then
+        local db, tbl, policy = rest:match("^([^\t]*)\t([^\t]*)\t(%a+)$")
+        labels = string.format('{db="%s",table="%s",policy="%s"}', db or "", tbl or "", policy or "")
       elseif name:find("_bucket$") then
         labels = string.format('{le="%s"}', rest)
       end

@@ -31,8 +31,9 @@ end
 
 -- An error answer: its status, code and Retry-After come from the catalogue generated from
 -- src/errors.ts (var/gateway/lua/flume_errors.lua), never from here.
--- `retry_after`, when given, says better than the catalogue when to come back.
-function M.error(err, message, retry_after)
+-- `retry_after`, when given, says better than the catalogue when to come back; `details`, when
+-- given, is the answer's details object.
+function M.error(err, message, retry_after, details)
   local e = ERRORS[err] or ERRORS.INTERNAL
   local rid = M.request_id()
   ngx.status = e.status
@@ -40,7 +41,7 @@ function M.error(err, message, retry_after)
   ngx.header["X-Request-Id"] = rid
   retry_after = retry_after or e.retry_after
   if retry_after then ngx.header["Retry-After"] = tostring(retry_after) end
-  ngx.say(cjson.encode({ code = e.code, error = err, message = message, requestId = rid }))
+  ngx.say(cjson.encode({ code = e.code, error = err, message = message, details = details, requestId = rid }))
   return ngx.exit(ngx.HTTP_OK)
 end
 

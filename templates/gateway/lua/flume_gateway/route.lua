@@ -9,9 +9,14 @@ local M = {}
 -- via: host, port (another host's gateway); agent: host, port, cap (events per transaction,
 -- nil when the route names none), max_event (bytes, nil: no bound), metrics_port (where the
 -- channel's counts are read; nil in a route written before it was added), ack ("sink" when the
--- table answers its senders on the sink unless they say otherwise, else nil).
+-- table answers its senders on the sink unless they say otherwise, else nil), schema (the table's
+-- event contract as JSON text, nil: none).
 function M.read(route)
   if route == "none" then return { kind = "none" } end
+  -- The table's event contract, where it has one, follows the route's line (schema.lua reads it).
+  local cut = route:find(ROUTE.schemaAfter, 1, true)
+  local contract
+  if cut then route, contract = route:sub(1, cut - 1), route:sub(cut + 1) end
   if route == ROUTE.paused then return { kind = "paused" } end
   if route == "down" then return { kind = "down" } end
   if route == ROUTE.fenced then return { kind = "fenced" } end
@@ -31,6 +36,8 @@ function M.read(route)
     metrics_port = rest and tonumber(rest:match(ROUTE.metricsPort)),
     -- Senders that do not say are answered once the sink has their events (the table's spec).
     ack = rest and (rest .. " "):find(ROUTE.ackSink, 1, true) and "sink" or nil,
+    -- The event contract's JSON text (nil: none).
+    schema = contract,
   }
 end
 
