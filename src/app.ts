@@ -37,6 +37,8 @@ import { configRoutes } from './routes/config.js';
 import { auditRoutes } from './routes/audit.js';
 import { logRoutes } from './routes/logs.js';
 import { loggerRoutes } from './routes/loggers.js';
+import { quotaRoutes } from './routes/quotas.js';
+import { Quotas } from './tenants/quotas.js';
 import { adoptRoutes } from './routes/adopt.js';
 import { LogLevels } from './agents/log-levels.js';
 import { quarantineRoutes } from './routes/quarantine.js';
@@ -133,7 +135,8 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
   const audit = new AuditLog(join(config.varDir, 'audit.log'), redis, keys, { maxBytes: config.AUDIT_LOG_MAX_BYTES, files: 5, streamLength: 10_000 }, log.child({ component: 'audit' }));
   const revocations = new ControlTokenRevocations(redis, keys, join(config.varDir, 'revoked-control-tokens.json'), log.child({ component: 'auth' }));
   // What Redis copies from disk besides the agents' own keys: restored the one way (Restorable).
-  const reconciler = new Reconciler(redis, keys, host, fleet, agents, [tokens, audit, revocations], log.child({ component: 'reconciler' }));
+  const quotas = new Quotas(redis, keys, join(config.varDir, 'quotas.json'), log.child({ component: 'quotas' }));
+  const reconciler = new Reconciler(redis, keys, host, fleet, agents, [tokens, audit, revocations, quotas], log.child({ component: 'reconciler' }));
   const webhookSecret = config.WEBHOOK_URLS.length ? loadOrCreateWebhookSecret(config) : '';
   const outbox: WebhookOutbox | null = config.WEBHOOK_URLS.length
     ? new WebhookOutbox(
@@ -161,7 +164,7 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
   const nodes: Nodes = cluster ?? new SingleHost(config, measure);
   const spread = cluster ? clusterLifecycle(
         config, cluster,
-        { agents, store, routes: routeTable, reconciler, tokens, revocations, webhooks: outbox },
+        { agents, store, routes: routeTable, reconciler, tokens, revocations, quotas, webhooks: outbox },
         log.child({ component: 'placement' }),
       ) : null;
   if (spread) placement.bind(spread.placement);
@@ -213,6 +216,7 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
   void app.register(auditRoutes, { audit, refused, authorize });
   void app.register(logRoutes, { agents, store, authorize, streams });
   void app.register(loggerRoutes, { levels: new LogLevels(store), authorize });
+  void app.register(quotaRoutes, { quotas, redis, keys, authorize });
   void app.register(adoptRoutes, { agents, store, authorize, clustered: config.ETCD_ENDPOINTS.length > 0, varDir: config.varDir, servicesDir: config.servicesDir });
   void app.register(quarantineRoutes, { quarantine, authorize });
   void app.register(traceRoutes, { traces: new TraceStore(redis, keys, config.GATEWAY_TRACE_SECONDS), authorize });

@@ -223,6 +223,16 @@ export const configSchema = z.object({
    */
   GATEWAY_BATCH_WINDOW_MS: z.coerce.number().min(0).max(100).default(2),
   /**
+   * The fair share between dbs: while more ingest requests than this are in flight at the gateway
+   * (all workers) and two dbs or more send, a db with its share of them in flight (this / the
+   * dbs sending) waits GATEWAY_FAIR_SHARE_WAIT_MS for one to finish, then gets 429
+   * OVER_FAIR_SHARE; a db below its share always gets in at once.
+   * 0: no fair share (quotas still hold). docs/gateway.md#fair-share-between-dbs.
+   */
+  GATEWAY_FAIR_SHARE_IN_FLIGHT: z.coerce.number().int().min(0).max(1_000_000).default(128),
+  /** How long a request of a db at its fair share waits for one of its own to finish before 429 OVER_FAIR_SHARE. */
+  GATEWAY_FAIR_SHARE_WAIT_MS: z.coerce.number().int().min(0).max(10_000).default(500),
+  /**
    * Request traces (GET /v1/api/:db/:table/trace/:requestId): how long the gateway keeps each in
    * Redis, and how many requests a second it traces at most (spread over its workers; past it a
    * request goes untraced and is counted). About 170 bytes of Redis a trace: the defaults hold at

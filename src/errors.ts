@@ -138,6 +138,10 @@ export const ERRORS = {
   LOGGERS_UNAVAILABLE: { code: 10118, status: 409, at: 'api' },
   /** The gateway: events that do not meet their table's schema (policy reject); details.invalid lists each event's place, field path and problem. */
   SCHEMA_MISMATCH: { code: 10119, status: 422, at: 'gateway' },
+  /** The gateway: the db is over its quota (events or bytes, per second or per day); Retry-After says when it fits again. */
+  QUOTA_EXCEEDED: { code: 10068, status: 429, at: 'gateway', retryAfter: 1 },
+  /** The gateway: saturated, and the db has more than its share of the requests in flight. */
+  OVER_FAIR_SHARE: { code: 10069, status: 429, at: 'gateway', retryAfter: 1 },
   INTERNAL: { code: 10500, status: 500, at: 'both' },
 } as const satisfies Record<string, CatalogueEntry>;
 

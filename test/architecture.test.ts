@@ -10,7 +10,7 @@ const FLOORS: Array<[number, string[]]> = [
   [0, ['errors.ts', 'config.ts', 'config-kinds.ts', 'config-load.ts', 'periodic.ts', 'flag.ts']],
   [1, ['resources/', 'templates.ts']],
   [2, ['supervisor/', 'redis/', 'flume/', 'store/', 'cluster/']],
-  [3, ['fleet/', 'auth/', 'audit/', 'tokens/', 'traces/']],
+  [3, ['fleet/', 'auth/', 'audit/', 'tokens/', 'traces/', 'tenants/']],
   [4, ['agents/']],
   [5, ['incidents/', 'operations/', 'recovery/', 'gateway/', 'placement/', 'adopt/']],
   [6, ['http/']],

@@ -11580,6 +11580,787 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/api/quotas": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Every db with a quota or with senders in the last 10 minutes (within the token's dbs): its quota and its use of the gateway, every host's together
+         * @description Needs a control token (Authorization: Bearer <JWT>) whose role grants "read".
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @enum {number} */
+                            code: 0;
+                            message: string;
+                            dbs: {
+                                db: string;
+                                /** @description null: none (only the fair share limits the db) */
+                                quota: {
+                                    /** @description events accepted per second (a sliding second), all of the db's tables together */
+                                    eventsPerSecond?: number;
+                                    /** @description request body bytes accepted per second (a sliding second) */
+                                    bytesPerSecond?: number;
+                                    /** @description events accepted per UTC day */
+                                    eventsPerDay?: number;
+                                    /** @description request body bytes accepted per UTC day */
+                                    bytesPerDay?: number;
+                                } | null;
+                                usage: {
+                                    /** @description events accepted per second over the last full minute */
+                                    eventsPerSecond: number;
+                                    /** @description request body bytes accepted per second over the last full minute */
+                                    bytesPerSecond: number;
+                                    /** @description requests refused in the last full minute, by reason: quota (over the quota), share (over its fair share while the gateway was saturated) */
+                                    refused: {
+                                        [key: string]: number;
+                                    };
+                                    /** @description the last minutes, oldest first (the current one, still counting, last) */
+                                    minutes: {
+                                        /** @description ISO time of the minute's start */
+                                        minute: string;
+                                        events: number;
+                                        bytes: number;
+                                        refused: number;
+                                    }[];
+                                };
+                            }[];
+                        };
+                    };
+                };
+                /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */
+                400: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Unauthorized. error: UNAUTHORIZED (10020) */
+                401: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Forbidden. error: FORBIDDEN (10030) */
+                403: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Method Not Allowed: the path was called with a method it does not take; Allow names those it does. error: METHOD_NOT_ALLOWED (10050) */
+                405: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description the methods this path takes */
+                        Allow?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Timeout: the request did not arrive within API_HEADERS_TIMEOUT_MS / API_REQUEST_TIMEOUT_MS. error: REQUEST_TIMEOUT (10017) */
+                408: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Misdirected Request: the Host is not one this API answers for (API_ALLOWED_HOSTS). error: MISDIRECTED_REQUEST (10016) */
+                421: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Header Fields Too Large: the request headers are over 16 KiB. error: HEADERS_TOO_LARGE (10018) */
+                431: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal Server Error: an internal error (the service log has it, by request id). error: INTERNAL (10500) */
+                500: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Service Unavailable. error: NO_FREE_PORT (10093), SUPERVISOR_UNAVAILABLE (10101), REDIS_UNAVAILABLE (10103), NOT_READY (10104), AGENT_DOWN (10106), CLUSTER_UNAVAILABLE (10110) */
+                503: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/api/quotas/{db}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One db's quota (null: none) and its use of the gateway
+         * @description Needs a control token (Authorization: Bearer <JWT>) whose role grants "read".
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    db: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @enum {number} */
+                            code: 0;
+                            message: string;
+                            db: string;
+                            /** @description null: none (only the fair share limits the db) */
+                            quota: {
+                                /** @description events accepted per second (a sliding second), all of the db's tables together */
+                                eventsPerSecond?: number;
+                                /** @description request body bytes accepted per second (a sliding second) */
+                                bytesPerSecond?: number;
+                                /** @description events accepted per UTC day */
+                                eventsPerDay?: number;
+                                /** @description request body bytes accepted per UTC day */
+                                bytesPerDay?: number;
+                            } | null;
+                            usage: {
+                                /** @description events accepted per second over the last full minute */
+                                eventsPerSecond: number;
+                                /** @description request body bytes accepted per second over the last full minute */
+                                bytesPerSecond: number;
+                                /** @description requests refused in the last full minute, by reason: quota (over the quota), share (over its fair share while the gateway was saturated) */
+                                refused: {
+                                    [key: string]: number;
+                                };
+                                /** @description the last minutes, oldest first (the current one, still counting, last) */
+                                minutes: {
+                                    /** @description ISO time of the minute's start */
+                                    minute: string;
+                                    events: number;
+                                    bytes: number;
+                                    refused: number;
+                                }[];
+                            };
+                        };
+                    };
+                };
+                /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */
+                400: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Unauthorized. error: UNAUTHORIZED (10020) */
+                401: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Forbidden. error: FORBIDDEN (10030) */
+                403: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Method Not Allowed: the path was called with a method it does not take; Allow names those it does. error: METHOD_NOT_ALLOWED (10050) */
+                405: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description the methods this path takes */
+                        Allow?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Timeout: the request did not arrive within API_HEADERS_TIMEOUT_MS / API_REQUEST_TIMEOUT_MS. error: REQUEST_TIMEOUT (10017) */
+                408: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description URI Too Long: a path parameter is over 100 characters. error: URI_TOO_LONG (10015) */
+                414: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Misdirected Request: the Host is not one this API answers for (API_ALLOWED_HOSTS). error: MISDIRECTED_REQUEST (10016) */
+                421: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Header Fields Too Large: the request headers are over 16 KiB. error: HEADERS_TOO_LARGE (10018) */
+                431: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal Server Error: an internal error (the service log has it, by request id). error: INTERNAL (10500) */
+                500: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Service Unavailable. error: NO_FREE_PORT (10093), SUPERVISOR_UNAVAILABLE (10101), REDIS_UNAVAILABLE (10103), NOT_READY (10104), AGENT_DOWN (10106), CLUSTER_UNAVAILABLE (10110) */
+                503: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        /**
+         * Set a db's quota at the gateway (replaces the whole quota): events and bytes per second and per UTC day, any of them; each host's gateway holds it within a second
+         * @description Needs a control token (Authorization: Bearer <JWT>) whose role grants "admin".
+         */
+        put: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    db: string;
+                };
+                cookie?: never;
+            };
+            /** @description a db's quota at each host's gateway */
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @description events accepted per second (a sliding second), all of the db's tables together */
+                        eventsPerSecond?: number;
+                        /** @description request body bytes accepted per second (a sliding second) */
+                        bytesPerSecond?: number;
+                        /** @description events accepted per UTC day */
+                        eventsPerDay?: number;
+                        /** @description request body bytes accepted per UTC day */
+                        bytesPerDay?: number;
+                    };
+                };
+            };
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @enum {number} */
+                            code: 0;
+                            message: string;
+                            db: string;
+                            /** @description null: none (only the fair share limits the db) */
+                            quota: {
+                                /** @description events accepted per second (a sliding second), all of the db's tables together */
+                                eventsPerSecond?: number;
+                                /** @description request body bytes accepted per second (a sliding second) */
+                                bytesPerSecond?: number;
+                                /** @description events accepted per UTC day */
+                                eventsPerDay?: number;
+                                /** @description request body bytes accepted per UTC day */
+                                bytesPerDay?: number;
+                            } | null;
+                            usage: {
+                                /** @description events accepted per second over the last full minute */
+                                eventsPerSecond: number;
+                                /** @description request body bytes accepted per second over the last full minute */
+                                bytesPerSecond: number;
+                                /** @description requests refused in the last full minute, by reason: quota (over the quota), share (over its fair share while the gateway was saturated) */
+                                refused: {
+                                    [key: string]: number;
+                                };
+                                /** @description the last minutes, oldest first (the current one, still counting, last) */
+                                minutes: {
+                                    /** @description ISO time of the minute's start */
+                                    minute: string;
+                                    events: number;
+                                    bytes: number;
+                                    refused: number;
+                                }[];
+                            };
+                        };
+                    };
+                };
+                /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */
+                400: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Unauthorized. error: UNAUTHORIZED (10020) */
+                401: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Forbidden. error: FORBIDDEN (10030) */
+                403: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Method Not Allowed: the path was called with a method it does not take; Allow names those it does. error: METHOD_NOT_ALLOWED (10050) */
+                405: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description the methods this path takes */
+                        Allow?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Timeout: the request did not arrive within API_HEADERS_TIMEOUT_MS / API_REQUEST_TIMEOUT_MS. error: REQUEST_TIMEOUT (10017) */
+                408: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Conflict. error: AGENT_EXISTS (10090), BUSY (10091), PORT_CONFLICT (10092), AGENT_HELD (10094), IDEMPOTENCY_IN_PROGRESS (10098), OPERATION_NOT_CANCELLABLE (10099), NOT_CLUSTERED (10111), NODE_UNAVAILABLE (10112), CHANNEL_STRANDED (10116), NOT_DRAINED (10117), LOGGERS_UNAVAILABLE (10118) */
+                409: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Payload Too Large: the body is over 1 MiB. error: BODY_TOO_LARGE (10060) */
+                413: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description URI Too Long: a path parameter is over 100 characters. error: URI_TOO_LONG (10015) */
+                414: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Misdirected Request: the Host is not one this API answers for (API_ALLOWED_HOSTS). error: MISDIRECTED_REQUEST (10016) */
+                421: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Unprocessable Entity. error: CONFIG_REJECTED (10012), SINK_UNAVAILABLE (10013), CONFIG_REVERTED (10014), IDEMPOTENCY_KEY_REUSED (10097) */
+                422: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Header Fields Too Large: the request headers are over 16 KiB. error: HEADERS_TOO_LARGE (10018) */
+                431: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal Server Error: an internal error (the service log has it, by request id). error: INTERNAL (10500) */
+                500: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Service Unavailable. error: NO_FREE_PORT (10093), SUPERVISOR_UNAVAILABLE (10101), REDIS_UNAVAILABLE (10103), NOT_READY (10104), AGENT_DOWN (10106), CLUSTER_UNAVAILABLE (10110) */
+                503: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        post?: never;
+        /**
+         * Remove a db's quota (only the fair share limits it then)
+         * @description Needs a control token (Authorization: Bearer <JWT>) whose role grants "admin".
+         */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    db: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @enum {number} */
+                            code: 0;
+                            message: string;
+                            db: string;
+                            /** @description null: none (only the fair share limits the db) */
+                            quota: {
+                                /** @description events accepted per second (a sliding second), all of the db's tables together */
+                                eventsPerSecond?: number;
+                                /** @description request body bytes accepted per second (a sliding second) */
+                                bytesPerSecond?: number;
+                                /** @description events accepted per UTC day */
+                                eventsPerDay?: number;
+                                /** @description request body bytes accepted per UTC day */
+                                bytesPerDay?: number;
+                            } | null;
+                            usage: {
+                                /** @description events accepted per second over the last full minute */
+                                eventsPerSecond: number;
+                                /** @description request body bytes accepted per second over the last full minute */
+                                bytesPerSecond: number;
+                                /** @description requests refused in the last full minute, by reason: quota (over the quota), share (over its fair share while the gateway was saturated) */
+                                refused: {
+                                    [key: string]: number;
+                                };
+                                /** @description the last minutes, oldest first (the current one, still counting, last) */
+                                minutes: {
+                                    /** @description ISO time of the minute's start */
+                                    minute: string;
+                                    events: number;
+                                    bytes: number;
+                                    refused: number;
+                                }[];
+                            };
+                        };
+                    };
+                };
+                /** @description Bad Request: the request is not valid: a body or path value off its schema, a query parameter the operation does not take, bad percent-encoding. error: INVALID_JSON (10001), MISSING_FIELD (10002), INVALID_NAME (10010), INVALID_REQUEST (10011) */
+                400: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Unauthorized. error: UNAUTHORIZED (10020) */
+                401: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Forbidden. error: FORBIDDEN (10030) */
+                403: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Method Not Allowed: the path was called with a method it does not take; Allow names those it does. error: METHOD_NOT_ALLOWED (10050) */
+                405: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description the methods this path takes */
+                        Allow?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Timeout: the request did not arrive within API_HEADERS_TIMEOUT_MS / API_REQUEST_TIMEOUT_MS. error: REQUEST_TIMEOUT (10017) */
+                408: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Payload Too Large: the body is over 1 MiB. error: BODY_TOO_LARGE (10060) */
+                413: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description URI Too Long: a path parameter is over 100 characters. error: URI_TOO_LONG (10015) */
+                414: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Misdirected Request: the Host is not one this API answers for (API_ALLOWED_HOSTS). error: MISDIRECTED_REQUEST (10016) */
+                421: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Request Header Fields Too Large: the request headers are over 16 KiB. error: HEADERS_TOO_LARGE (10018) */
+                431: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal Server Error: an internal error (the service log has it, by request id). error: INTERNAL (10500) */
+                500: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Service Unavailable. error: NO_FREE_PORT (10093), SUPERVISOR_UNAVAILABLE (10101), REDIS_UNAVAILABLE (10103), NOT_READY (10104), AGENT_DOWN (10106), CLUSTER_UNAVAILABLE (10110) */
+                503: {
+                    headers: {
+                        /** @description the request's id: the caller's X-Request-Id (allow-listed) or a new one */
+                        "X-Request-Id"?: string;
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/api/{db}/{table}/adopt": {
         parameters: {
             query?: never;

@@ -12,6 +12,7 @@ import { table, tableRef } from './flumectl/format.js';
 import { countDuplicates } from './flumectl/duplicates.js';
 import { applyFleet, exportFleet, readFleet } from './flumectl/fleet.js';
 import { loggers } from './flumectl/loggers.js';
+import { quota } from './flumectl/quota.js';
 import { adoptPlan } from './flumectl/adopt.js';
 import { follow, summary, type OperationView } from './flumectl/operation.js';
 
@@ -39,6 +40,8 @@ const USAGE = `usage: flumectl [--url URL] [--token TOKEN | --token-file FILE] [
   loggers DB.TABLE [LOGGER LEVEL [--save] | LOGGER --forget]
                                          log levels: list; set one now (until a restart, or every start with
                                          --save); forget a saved one. LOGGER: root or e.g. org.apache.flume.sink
+  quota [DB [set FIELD=N ... | remove]]  each db's quota at the gateway and its use; set (admin): FIELD is
+                                         eventsPerSecond, bytesPerSecond, eventsPerDay or bytesPerDay
   incidents [DB.TABLE] [-n N]            the newest incidents
   ack DB.TABLE INCIDENT_ID               acknowledge one
   token USERNAME [--scope DB,DB.TABLE]   mint (or rotate) an ingestion token; prints it
@@ -214,6 +217,8 @@ async function run(args: string[], flags: Flags, out: (s: string) => void): Prom
       return adoptPlan(c, flags, out);
     case 'loggers':
       return loggers(c, ref(rest[0]), rest.slice(1), flags, out);
+    case 'quota':
+      return quota(c, rest, flags, out);
     case 'logs': {
       const r = ref(rest[0]);
       const lines = flags.lines ?? '50';

@@ -15,6 +15,7 @@
  *   <e>incidents/<node>/<id>        JSON NodeIncident: node_lost, node_down (one per table), node_back
  *   <e>tokens/<username>            JSON: the user's ingestion-token records (hashes only), or a tombstone once revoked
  *   <e>revoked/<jti>                unix time a revoked control token expires (etcd drops it then: a lease)
+ *   <e>quotas/<db>                  JSON Quota: the db's quota at every host's gateway
  */
 export interface ClusterKeys {
   nodes(): string;
@@ -24,6 +25,7 @@ export interface ClusterKeys {
   nodeState(id: string): string;
   nodeLeft(id: string): string;
   revoked(): string;
+  quotas(): string;
   tokens(): string;
   token(username: string): string;
   tables(): string;
@@ -43,6 +45,7 @@ export function makeClusterKeys(prefix: string): ClusterKeys {
   const tokens = `${prefix}tokens/`;
   return {
     revoked: () => `${prefix}revoked/`,
+    quotas: () => `${prefix}quotas/`,
     coordinator: () => `${prefix}coordinator`,
     incidents: (node) => (node ? `${prefix}incidents/${node}/` : `${prefix}incidents/`),
     tokens: () => tokens,

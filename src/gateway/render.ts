@@ -140,7 +140,9 @@ export async function writeGatewayConfig(
     // Each worker traces its share of the requests a second.
     tracePerWorker: Math.ceil(cfg.GATEWAY_TRACE_PER_SECOND / (opts.workers ?? 2)),
     listen: listenLines(cfg),
-    metricsLog: cfg.GATEWAY_METRICS_PORT ? 'log_by_lua_block { require("flume_gateway").log() }' : '',
+    metricsOn: cfg.GATEWAY_METRICS_PORT ? 'true' : 'false',
+    fairShareInFlight: cfg.GATEWAY_FAIR_SHARE_IN_FLIGHT,
+    fairShareWait: cfg.GATEWAY_FAIR_SHARE_WAIT_MS / 1000,
     metricsServer: cfg.GATEWAY_METRICS_PORT
       ? `server {\n    listen 127.0.0.1:${cfg.GATEWAY_METRICS_PORT};\n    access_log off;\n    location = /metrics { content_by_lua_block { require("flume_gateway").metrics() } }\n    location / { return 404; }\n  }`
       : '',

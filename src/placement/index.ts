@@ -22,6 +22,8 @@ import type { TokenService } from '../tokens/token-service.js';
 import { TokenSync } from './token-sync.js';
 import { RevocationSync } from './revocation-sync.js';
 import type { ControlTokenRevocations } from '../auth/revocations.js';
+import type { Quotas } from '../tenants/quotas.js';
+import { QuotaSync } from './quota-sync.js';
 import type { DrainResult } from '../resources/move.js';
 import type { NodeIncident } from '../resources/node.js';
 import { Coordinator } from '../cluster/coordinator.js';
@@ -46,7 +48,7 @@ export function clusterLifecycle(
   cfg: Config,
   cluster: EtcdCluster,
   parts: {
-    agents: AgentService; store: AgentStore; routes: RouteTable; reconciler: Reconciler; tokens: TokenService; revocations: ControlTokenRevocations;
+    agents: AgentService; store: AgentStore; routes: RouteTable; reconciler: Reconciler; tokens: TokenService; revocations: ControlTokenRevocations; quotas: Quotas;
     /** Where node incidents go besides etcd (WEBHOOK_URLS), or null. */
     webhooks: WebhookOutbox | null;
   },
@@ -100,9 +102,11 @@ export function clusterLifecycle(
   const hostLoss = new HostLoss(cluster.etcd, cluster.members, keys, cluster.membership, coordinator, view, parts.webhooks, cfg.NODE_LEASE_TTL_SECONDS, (ref, opts) => lifecycle.move(ref, opts), log);
   const tokens = new TokenSync(cluster.etcd, cluster.members, keys, parts.tokens, log);
   const revocations = new RevocationSync(cluster.etcd, cluster.members, keys, parts.revocations, log);
+  const quotas = new QuotaSync(cluster.etcd, cluster.members, keys, parts.quotas, log);
   const member: MemberParts = {
     join: async () => {
     await revocations.start();
+    await quotas.start();
     await tokens.start();
     await view.start();
     await owner.register();
@@ -123,6 +127,7 @@ export function clusterLifecycle(
     await view.stop();
     await tokens.stop();
     await revocations.stop();
+    await quotas.stop();
     },
   };
   return {

@@ -38,8 +38,13 @@
  *                                 (templates/gateway/lua/flume_gateway/trace.lua)
  *   <p>trace-takes:<db>:<table> ZSET "<ms>:<start>:<takes>" by ms: the channel's take count as
  *                                 the gateway sampled it (GATEWAY_TRACE_SECONDS): when a traced request was taken
- *   <p>invalidate          PUBSUB "token:<hash>" | "route:<db>:<table>": the gateway drops
- *                                 that entry from its cache at once
+ *   <p>quotas              HASH   db -> "eps=<n> bps=<n> epd=<n> bpd=<n>" (those set): each db's
+ *                                 quota at the gateway (a copy of var/quotas.json; src/tenants/quotas.ts)
+ *   <p>usage:<minute>      HASH   "<db>\t<e|b|quota|share>" -> events, bytes accepted and requests
+ *                                 refused that minute (epoch s / 60), added to by every gateway worker
+ *                                 every second (flume_gateway/tenants.lua), EX 3900
+ *   <p>invalidate          PUBSUB "token:<hash>" | "route:<db>:<table>" | "quota:<db>": the gateway
+ *                                 drops that entry from its cache at once
  */
 export interface Keys {
   readonly prefix: string;
@@ -67,6 +72,9 @@ export interface Keys {
   /** The traces of one table's requests whose t0 fell in one minute (epoch ms / 60000). */
   traces(db: string, table: string, minute: number): string;
   traceTakes(db: string, table: string): string;
+  quotas(): string;
+  /** What the gateway counted for each db in one minute (epoch s / 60). */
+  usage(minute: number): string;
 }
 
 export function makeKeys(prefix: string): Keys {
@@ -94,5 +102,7 @@ export function makeKeys(prefix: string): Keys {
     auditRefused: () => `${prefix}audit-refused`,
     traces: (db, table, minute) => `${prefix}traces:${db}:${table}:${minute}`,
     traceTakes: (db, table) => `${prefix}trace-takes:${db}:${table}`,
+    quotas: () => `${prefix}quotas`,
+    usage: (minute) => `${prefix}usage:${minute}`,
   };
 }

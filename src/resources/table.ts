@@ -10,8 +10,8 @@ export const NAME_PATTERN = /^[a-z0-9][a-z0-9_]{0,47}$/;
 const name = (what: string) =>
   z.string().regex(NAME_PATTERN, `${what} must match ${NAME_PATTERN.source} (lower-case letters, digits, '_'; 1-48 chars)`);
 
-/** Reserved as a db name: /v1/api/token/... is the token API. */
-export const RESERVED_DBS = ['token'];
+/** Reserved as db names: /v1/api/token/... is the token API, /v1/api/quotas/... the quotas'. */
+export const RESERVED_DBS = ['token', 'quotas'];
 
 export const tableParamsSchema = z.object({
   db: name('db').refine((d) => !RESERVED_DBS.includes(d), { message: `db may not be ${RESERVED_DBS.join(', ')} (reserved)` }),

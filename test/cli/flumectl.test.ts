@@ -133,6 +133,18 @@ describe('flumectl', () => {
     expect(loud.stderr).toContain('400');
   });
 
+  it("sets, shows and removes a db's quota", async () => {
+    const set = await flumectl(['quota', 'shop', 'set', 'eventsPerSecond=5000', 'bytesPerDay=1000000000']);
+    expect(set, set.stderr).toMatchObject({ code: 0 });
+    expect(set.stdout).toMatch(/^DB\s+EVENTS\/S\s+BYTES\/S\s+EVENTS\/DAY\s+BYTES\/DAY/);
+    expect(set.stdout).toMatch(/shop\s+5000\s+-\s+-\s+1000000000/);
+    expect((await flumectl(['quota'])).stdout).toMatch(/shop\s+5000/);
+    expect((await flumectl(['quota', 'shop', 'set', 'eventsPerMinute=5'])).code).toBe(2);
+    expect((await flumectl(['quota', 'shop', 'set', 'eventsPerSecond=0'])).code).toBe(1);
+    const removed = await flumectl(['quota', 'shop', 'remove', '--json']);
+    expect(JSON.parse(removed.stdout)).toMatchObject({ db: 'shop', quota: null });
+  });
+
   it('plans the take-over of a seed-style installation from its files and its Redis, changing nothing', async () => {
     const root = seedInstallAt(join(h.config.varDir, 'seed-install'));
     const url = `${REDIS_URL}/11`;

@@ -10,6 +10,7 @@
 --   sink_ack       "Prefer: ack=sink": answered once the sink has the events
 --   trace          what GET .../trace/<request id> tells: when accepted, committed, taken
 --   schema         a table's event contract, compiled once per worker, checked per event
+--   tenants        each db's quota, the fair share while saturated, each db's usage
 --
 -- Redis schema (src/redis/keys.ts): <p>token:<hash> HASH user scope exp graceUntil lastUsed, where
 -- hash = hex(HMAC-SHA1(token hash key, hex(SHA-1(token)))) (src/tokens/token-service.ts);
@@ -32,6 +33,7 @@ local redis_conn = require "flume_gateway.redis_conn"
 local sink_ack = require "flume_gateway.sink_ack"
 local trace = require "flume_gateway.trace"
 local schema = require "flume_gateway.schema"
+local tenants = require "flume_gateway.tenants"
 
 local M = {}
 local fail = reply.error
@@ -58,9 +60,10 @@ local function caller(db, tbl)
   local over = limits.over_rate(hash)
   local too_fast = "more than " .. conf.rate_limit .. " requests per second with this token; retry"
   if known and over then return fail("RATE_LIMITED", too_fast) end
-  local tok, route, filled, err = resolve(hash, db, tbl)
+  -- (The fourth: the db's quota; when Redis failed, why.)
+  local tok, route, filled, quota = resolve(hash, db, tbl)
   if not tok then
-    ngx.log(ngx.ERR, "redis: ", err)
+    ngx.log(ngx.ERR, "redis: ", quota)
     metrics.count("redis_errors")
     return fail("REDIS_UNAVAILABLE", "the gateway cannot reach Redis; retry")
   end
@@ -79,7 +82,16 @@ local function caller(db, tbl)
   if not token.in_scope(scope, db, tbl) then
     return fail("TOKEN_SCOPE", "this token may not send to " .. db .. "." .. tbl)
   end
-  return user, route, filled
+  return user, route, filled, quota
+end
+
+-- A request refused for its db's sake (quota, fair share): counted, with the RateLimit headers.
+local function refuse(db, why, err, message, retry_after, policy, left)
+  tenants.used(db, why, 1)
+  metrics.count("db_refused\t" .. db .. "\t" .. why)
+  ngx.header["RateLimit-Policy"] = policy
+  ngx.header["RateLimit"] = left
+  return fail(err, message, retry_after)
 end
 
 -- access_by_lua of /ingest/<db>/<table>: answers, hops, or leaves the request for the balancer.
@@ -89,7 +101,7 @@ function M.access(db, tbl)
     ngx.header["Allow"] = "POST"
     return fail("METHOD_NOT_ALLOWED", "use POST")
   end
-  local user, value, filled = caller(db, tbl)
+  local user, value, filled, quota = caller(db, tbl)
   if not user then return end -- answered (ngx.exit ends the phase; this only guards)
   local name = db .. "." .. tbl
   local r = route_of.read(value)
@@ -141,6 +153,21 @@ function M.access(db, tbl)
     return fail(body_or_err, off_contract, nil, details)
   end
   if off_contract > 0 then metrics.count("schema_invalid\t" .. ngx.ctx.metric_table .. "\t" .. contract.policy, off_contract) end
+  -- The db's share of the host: its quota, and its fair share while the gateway is saturated.
+  if n > 0 then
+    local q = tenants.parse(quota)
+    local bytes = #(ngx.req.get_body_data() or "")
+    local never, why = tenants.never_fits(db, q, n, bytes)
+    if never then return fail(never, why) end
+    local err, msg, wait, policy, left = tenants.enter(db)
+    if err then return refuse(db, "share", err, msg, wait, policy, left) end
+    err, msg, wait, policy, left = tenants.admit(db, q, n, bytes)
+    if err then
+      tenants.leave()
+      return refuse(db, "quota", err, msg, wait, policy, left)
+    end
+    ngx.var.flume_tenant_events, ngx.var.flume_tenant_bytes = n, bytes
+  end
   -- (A route written before metrics ports were has none: such a sender gets 202.)
   local ack = sink_ack.wanted(r.ack)
   if ack and n == 0 then return reply.accepted(0, "sink") end
@@ -206,13 +233,33 @@ function M.ready()
   return ngx.exit(ngx.HTTP_OK)
 end
 
-M.log = metrics.log
-M.metrics = metrics.serve
+-- log_by_lua of every request: out of flight; an accepted request's events and bytes counted
+-- for its db; with the metrics listener, counted by table and status.
+function M.log()
+  local db = ngx.var.flume_tenant
+  if db and db ~= "" then
+    tenants.leave()
+    local status = ngx.status
+    local n, bytes = tonumber(ngx.var.flume_tenant_events), tonumber(ngx.var.flume_tenant_bytes)
+    if n and (status == 200 or status == 202) then
+      tenants.used(db, "e", n)
+      tenants.used(db, "b", bytes)
+      metrics.count("db_events\t" .. db, n)
+      metrics.count("db_bytes\t" .. db, bytes)
+    end
+  end
+  if conf.metrics then metrics.log() end
+end
+-- GET /metrics on the metrics listener: the counters, and the requests in flight now.
+function M.metrics()
+  metrics.serve({ in_flight = tenants.in_flight_total() })
+end
 
 function M.init_worker(c)
   conf.fill(c)
   background.start()
   trace.start()
+  tenants.start()
 end
 
 return M

@@ -148,6 +148,11 @@ describe('the contract over a realistic run', () => {
     expect.soft((await call('PUT', `${T}/loggers/org.apache.flume.sink`, { body: { level: 'DEBUG', save: true } })).status).toBe(200);
     expect.soft((await call('PUT', `${T}/loggers/root`, { body: { level: 'LOUD' }, bad: true })).status).toBe(400);
     await call('DELETE', `${T}/loggers/org.apache.flume.sink`);
+    expect.soft((await call('PUT', '/v1/api/quotas/contract', { body: { eventsPerSecond: 1000, bytesPerDay: 1_000_000 } })).status).toBe(200);
+    expect.soft((await call('PUT', '/v1/api/quotas/contract', { body: { eventsPerSecond: 0 }, bad: true })).status).toBe(400);
+    await call('GET', '/v1/api/quotas');
+    await call('GET', '/v1/api/quotas/contract');
+    await call('DELETE', '/v1/api/quotas/contract');
     expect.soft((await call('POST', '/v1/api/contract/taken/adopt', { body: { spec: { sink: 'logger' }, port: 80, checkpointDir: '/x', dataDir: '/y' }, bad: true })).status).toBe(400);
     expect.soft((await call('POST', `${T}/adopt`, { body: { spec: { sink: 'logger' }, port: 20000, checkpointDir: '/nonexistent/c', dataDir: '/nonexistent/d' } })).status).toBe(409);
     await call('GET', `${T}/quarantine`);

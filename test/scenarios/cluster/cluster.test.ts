@@ -304,6 +304,22 @@ describe('ingest through any gateway', () => {
     expect(reserved.status).toBe(400);
   });
 
+  it("holds a db's quota set through one host on every host, counted at the gateway of the host that runs the table", async () => {
+    const set = await cluster.http(2, 'PUT', `${api(2)}/v1/api/quotas/spread`, { token: admin, body: { eventsPerSecond: 5 } });
+    expect(set.status, set.text).toBe(200);
+    for (const i of [1, 3]) {
+      const seen = await until(() => cluster.http(i, 'GET', `${api(i)}/v1/api/quotas/spread`, { token: admin }), (r) => r.body.quota !== null, 5000, 50);
+      expect(seen.body, `h${i}`).toMatchObject({ quota: { eventsPerSecond: 5 } });
+    }
+    // Through h1's gateway to h3's (which runs the table): h3 holds the quota it learned from etcd.
+    const big = await until(() => send(1, 'over-quota', 10), (x) => x.status === 413, 5000, 50);
+    expect(big.body).toMatchObject({ error: 'TOO_MANY_EVENTS', message: expect.stringMatching(/spread's quota of 5 events a second/) });
+    expect((await cluster.http(3, 'DELETE', `${api(3)}/v1/api/quotas/spread`, { token: admin })).status).toBe(200);
+    const gone = await until(() => cluster.http(2, 'GET', `${api(2)}/v1/api/quotas/spread`, { token: admin }), (r) => r.body.quota === null, 5000, 50);
+    expect(gone.body).toMatchObject({ quota: null });
+    expect((await until(() => send(1, 'quota-gone', 10), (x) => x.status === 200, 5000, 50)).status).toBe(200);
+  });
+
   it('holds a revocation made through one host at every gateway within a second', async () => {
     const t0 = Date.now();
     const r = await cluster.http(3, 'DELETE', `${api(3)}/v1/api/token/spread-sender`, { token: admin });

@@ -189,6 +189,12 @@ describe('in a real browser (headless Chromium)', () => {
     await page.click('#trace-form button');
     await page.locator('[data-testid="trace"]', { hasText: 'no trace of request req-unknown' }).waitFor({ timeout: 10_000 });
 
+    // Each db's use of the gateway (the gateway adds it every second; here straight into Redis,
+    // the last full minute) beside its quota.
+    await h.redis.hset(h.keys.usage(Math.floor(Date.now() / 60_000) - 1), { 'web\te': '6000', 'web\tb': '600000', 'web\tshare': '7' });
+    expect((await h.inject({ method: 'PUT', url: '/v1/api/quotas/web', payload: { eventsPerSecond: 250 } })).statusCode).toBe(200);
+    await page.locator('[data-testid="tenants"] tr', { hasText: /^web100\.0250share 7$/ }).waitFor({ timeout: 15_000 });
+
     // DOCS_SCREENSHOT=docs/images/dashboard.png npm test -- test/scenarios/fleet/dashboards.test.ts
     // refreshes the picture docs/operations.md shows; otherwise it goes to a temp dir.
     const shot = process.env.DOCS_SCREENSHOT ?? join(mkdtempSync(join(tmpdir(), 'flume-dashboard-')), 'dashboard.png');

@@ -41,6 +41,7 @@ describe('Redis restarted empty', () => {
     const r = await h.api('POST', '/v1/api/token', { username: 'sender', scope: ['heal.orders'] });
     const { token } = r.json() as { token: string };
     expect((await ingest(gw, 'heal', 'orders', token, [{ headers: {}, body: 'before' }])).status).toBe(200);
+    expect((await h.api('PUT', '/v1/api/quotas/heal', { eventsPerDay: 2 })).statusCode).toBe(200);
 
     const ready = async () => /^flume_service_ready\{check="redis"\} (\d)$/m.exec((await h.api('GET', '/metrics')).body)?.[1];
     expect(await ready()).toBe('1');
@@ -63,6 +64,11 @@ describe('Redis restarted empty', () => {
       expect.arrayContaining(['before', 'after']),
     );
     expect((await h.redis.smembers(h.keys.tables())).sort()).toEqual(['heal:orders', 'heal:parked']);
+    // The db's quota is back too (the disk's copy): its day is used up by 'before' and 'after'.
+    expect(await h.redis.hget(h.keys.quotas(), 'heal')).toBe('epd=2');
+    const over = await until(() => ingest(gw, 'heal', 'orders', token, [{ headers: {}, body: 'third' }]), (x) => x.status !== 200, 15_000, 200);
+    expect(over.json).toMatchObject({ error: 'QUOTA_EXCEEDED' });
+    expect((await h.api('DELETE', '/v1/api/quotas/heal')).statusCode).toBe(200);
     const reserved = await h.redis.hgetall(h.keys.ports());
     for (const p of parkedPorts) expect(reserved[String(p)]).toBe('flume-heal-parked');
 

@@ -1,6 +1,7 @@
 -- What the gateway knows of tokens and routes, in shared dicts all workers read.
 -- "t:<hash>" -> "user\tscope\texp\tgraceUntil" ("" = no such token: kept in `bad`);
--- "r:<db>:<table>" -> the route | "down" (table, no route) | "none" (no table).
+-- "r:<db>:<table>" -> the route | "down" (table, no route) | "none" (no table);
+-- "q:<db>" -> the db's quota (tenants.lua reads it) | "" (none).
 -- Entries (cache_entry.lua) are fresh for conf.cache_ttl and kept conf.stale_seconds longer: used
 -- only when Redis does not answer, instead of refusing every sender.
 local entry = require "flume_gateway.cache_entry"
@@ -43,13 +44,16 @@ function M.knows_token(hash)
   return M.dict:get("t:" .. hash) ~= nil
 end
 
--- An invalidation message's kind and subject ("token:<hash>", "route:<db>:<table>", anything else).
+-- An invalidation message's kind and subject ("token:<hash>", "route:<db>:<table>", "quota:<db>",
+-- anything else).
 function M.invalidate(kind, subject)
   if kind == "token" then
     M.dict:delete("t:" .. subject)
     M.bad:delete("t:" .. subject)
   elseif kind == "route" then
     M.dict:delete("r:" .. subject)
+  elseif kind == "quota" then
+    M.dict:delete("q:" .. subject)
   else
     M.next_generation()
   end

@@ -1,6 +1,6 @@
 -- The gateway's counters as Prometheus text. Pure: no ngx.
 -- Keys as counted (metrics.lua): "<name>" or "<name>\t<labels...>": requests\t<db>\t<table>\t<status>,
--- schema_invalid\t<db>\t<table>\t<policy>,
+-- schema_invalid\t<db>\t<table>\t<policy>, db_events\t<db>, db_bytes\t<db>, db_refused\t<db>\t<reason>,
 -- <histogram>_bucket\t<le>, <histogram>_sum, <histogram>_count.
 local M = {}
 
@@ -12,6 +12,10 @@ M.HELP = {
   redis_errors = { "flume_gateway_redis_errors_total", "counter", "Lookups Redis did not answer." },
   stale_answers = { "flume_gateway_stale_answers_total", "counter", "Requests answered from a stale cache entry while Redis was away or restoring." },
   schema_invalid = { "flume_gateway_schema_invalid_events_total", "counter", "Events that did not meet their table's schema, by table and the policy applied (reject, flag, quarantine)." },
+  db_events = { "flume_gateway_db_events_total", "counter", "Events accepted (200 or 202), by db: the db's use of this gateway." },
+  db_bytes = { "flume_gateway_db_bytes_total", "counter", "Request body bytes accepted (200 or 202), by db." },
+  db_refused = { "flume_gateway_db_refused_total", "counter", "Requests refused for the db's sake, by db and reason: quota (over its quota), share (over its fair share while the gateway was saturated)." },
+  in_flight = { "flume_gateway_in_flight_requests", "gauge", "Ingest requests in flight now, every worker's (the fair share's measure of saturation)." },
   traces_dropped = { "flume_gateway_traces_dropped_total", "counter", "Committed requests not traced: over GATEWAY_TRACE_PER_SECOND, or Redis did not take the traces." },
 }
 
@@ -28,6 +32,11 @@ function M.render(counted)
       if base == "requests" then
         local db, tbl, status = rest:match("^([^\t]*)\t([^\t]*)\t(%d+)$")
         labels = string.format('{db="%s",table="%s",status="%s"}', db or "", tbl or "", status or "")
+      elseif base == "db_events" or base == "db_bytes" then
+        labels = string.format('{db="%s"}', rest:match("^([^\t]*)") or "")
+      elseif base == "db_refused" then
+        local db, reason = rest:match("^([^\t]*)\t(%a+)$")
+        labels = string.format('{db="%s",reason="%s"}', db or "", reason or "")
       elseif base == "schema_invalid" then
         local db, tbl, policy = rest:match("^([^\t]*)\t([^\t]*)\t(%a+)$")
         labels = string.format('{db="%s",table="%s",policy="%s"}', db or "", tbl or "", policy or "")

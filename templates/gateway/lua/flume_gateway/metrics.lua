@@ -32,9 +32,10 @@ function M.log()
   if up then M.observe("upstream_duration_seconds", LATENCY_BUCKETS, up) end
 end
 
--- GET /metrics on the metrics listener.
-function M.serve()
+-- GET /metrics on the metrics listener; `now`: gauges read at this moment, by name.
+function M.serve(now)
   local counted = {}
+  for k, v in pairs(now or {}) do counted[k] = v end
   for _, key in ipairs(dict and dict:get_keys(0) or {}) do counted[key] = dict:get(key) end
   ngx.header["Content-Type"] = "text/plain; version=0.0.4"
   ngx.print(exposition.render(counted))

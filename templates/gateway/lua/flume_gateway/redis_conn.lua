@@ -47,7 +47,7 @@ function M.release(red)
   red:set_keepalive(60000, 100)
 end
 
--- The caller's token, route and markers in one round trip (lookup_script.lua), or nil, err.
+-- The caller's token, route, markers and its db's quota in one round trip (lookup_script.lua), or nil, err.
 local LOOKUP = require "flume_gateway.lookup_script"
 local LOOKUP_SHA -- set by SCRIPT LOAD on first use
 
@@ -55,15 +55,15 @@ function M.lookup(hash, db, tbl)
   local red, err = M.connect()
   if not red then return nil, err end
   local p = conf.prefix
-  local k1, k2, k3, k4 = p .. "token:" .. hash, p .. "route:" .. db .. ":" .. tbl, p .. "tables", p .. "epoch"
+  local k1, k2, k3, k4, k5 = p .. "token:" .. hash, p .. "route:" .. db .. ":" .. tbl, p .. "tables", p .. "epoch", p .. "quotas"
   local res
   if LOOKUP_SHA then
-    res, err = red:evalsha(LOOKUP_SHA, 4, k1, k2, k3, k4, db .. ":" .. tbl, ngx.time())
+    res, err = red:evalsha(LOOKUP_SHA, 5, k1, k2, k3, k4, k5, db .. ":" .. tbl, ngx.time(), db)
   end
   if not res then
     if not LOOKUP_SHA or (err and err:find("NOSCRIPT", 1, true)) then
       LOOKUP_SHA = red:script("load", LOOKUP)
-      res, err = red:eval(LOOKUP, 4, k1, k2, k3, k4, db .. ":" .. tbl, ngx.time())
+      res, err = red:eval(LOOKUP, 5, k1, k2, k3, k4, k5, db .. ":" .. tbl, ngx.time(), db)
     end
   end
   if not res then

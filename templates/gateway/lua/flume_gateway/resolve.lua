@@ -4,19 +4,21 @@ local cache = require "flume_gateway.cache"
 local redis_conn = require "flume_gateway.redis_conn"
 local metrics = require "flume_gateway.metrics"
 
--- -> token record ("" = no such token), route ("none", "down" or the value) and whether Redis
--- holds the service's data (true when answered from the cache); or nil, nil, nil, err.
+-- -> token record ("" = no such token), route ("none", "down" or the value), whether Redis
+-- holds the service's data (true when answered from the cache) and the db's quota ("" = none);
+-- or nil, nil, nil, err.
 return function(hash, db, tbl)
   local tok, tok_fresh = cache.token(hash)
   local route, route_fresh = cache.get("r:" .. db .. ":" .. tbl)
-  if tok_fresh and route_fresh then return tok, route, true end
+  local quota, quota_fresh = cache.get("q:" .. db)
+  if tok_fresh and route_fresh and quota_fresh then return tok, route, true, quota end
   local res, err = redis_conn.lookup(hash, db, tbl)
   if not res then
     if tok and route then
       ngx.log(ngx.WARN, "redis: ", err, "; answering from a stale cache entry")
       metrics.count("redis_errors")
       metrics.count("stale_answers")
-      return tok, route, true
+      return tok, route, true, quota or ""
     end
     return nil, nil, nil, err
   end
@@ -28,11 +30,13 @@ return function(hash, db, tbl)
   if not filled and fresh_tok == "" and tok and tok ~= "" then
     ngx.log(ngx.WARN, "redis holds no data yet (restoring); answering from a stale cache entry")
     metrics.count("stale_answers")
-    return tok, route or fresh_route, route ~= nil
+    return tok, route or fresh_route, route ~= nil, quota or ""
   end
   tok, route = fresh_tok, fresh_route
   -- While Redis is being refilled, "no such token" or "no such table" may be untrue: not cached.
   if tok ~= "" then cache.put("t:" .. hash, tok) elseif filled then cache.put("t:" .. hash, tok, cache.bad) end
   if route ~= "none" or filled then cache.put("r:" .. db .. ":" .. tbl, route) end
-  return tok, route, filled
+  local fresh_quota = type(res[8]) == "string" and res[8] or ""
+  if filled then cache.put("q:" .. db, fresh_quota) end
+  return tok, route, filled, fresh_quota
 end
