@@ -306,13 +306,28 @@ export class Membership {
       ...(this.self.fenceAfterSeconds === undefined ? {} : { fenceAfterSeconds: this.self.fenceAfterSeconds }),
     };
     const began = Date.now();
-    const revision = await this.lease.put(this.keys.presence(this.self.id), JSON.stringify(presence));
+    let revision: number;
+    try {
+      revision = await this.lease.put(this.keys.presence(this.self.id), JSON.stringify(presence));
+    } catch (err) {
+      this.beatFailed = true;
+      throw err;
+    }
+    // Back in touch after a heartbeat etcd did not take (an election, no quorum through any
+    // member): the others' heartbeats could not be taken either, so none of them is blamed for
+    // that time; each gets a fresh TTL from now, as after this host was cut off itself.
+    if (this.beatFailed) {
+      this.beatFailed = false;
+      this.contactSince = Math.max(this.contactSince, began);
+    }
     this.heartbeatAt = performance.now();
     if (!this.awaiting || revision > this.awaiting.revision) this.awaiting = { revision, began, since: this.awaiting?.since ?? performance.now() };
   }
 
   /** When this host's heartbeat (a presence put) last succeeded, by its monotonic clock. */
   private heartbeatAt = 0;
+  /** This host's last heartbeat failed: etcd took no write from it. */
+  private beatFailed = false;
 
   /**
    * Seconds since this host's last successful heartbeat. The others judge it gone once theirs

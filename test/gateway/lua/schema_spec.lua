@@ -68,6 +68,21 @@ describe("schema.check_event", function()
     assert.is_nil(schema.check_event(c, { body = '{}' }))
   end)
 
+  it("does not compile what the API would never have written", function()
+    local deep = { type = "object" }
+    local at = deep
+    for _ = 1, 40 do
+      at.properties = { x = { type = "object" } }
+      at = at.properties.x
+    end
+    local c, err = schema.contract(cjson.encode({ body = deep }))
+    assert.is_nil(c)
+    assert.matches("deeper than", err)
+    assert.is_nil((schema.contract('{"body":{"properties":{"x":7}}}')))
+    assert.is_nil((schema.contract('{"policy":"shrug","body":{}}')))
+    assert.is_nil((schema.contract('not json')))
+  end)
+
   it("compiles a contract once per text", function()
     assert.are.equal(schema.contract(ORDER), schema.contract(ORDER))
   end)

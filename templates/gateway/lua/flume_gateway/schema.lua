@@ -99,8 +99,8 @@ local function value_checks(node, add)
   end
 end
 
-local function array_checks(node, add)
-  local items = node.items and compile(node.items)
+local function array_checks(node, add, depth)
+  local items = node.items and compile(node.items, depth + 1)
   local lo, hi = node.minItems, node.maxItems
   if not (items or lo or hi) then return end
   add(function(v, path)
@@ -118,11 +118,11 @@ local function array_checks(node, add)
   end)
 end
 
-local function object_checks(node, add)
+local function object_checks(node, add, depth)
   local required = node.required
   local props, known = {}, {}
   for name, sub in pairs(node.properties or {}) do
-    props[#props + 1] = { name = name, check = compile(sub) }
+    props[#props + 1] = { name = name, check = compile(sub, depth + 1) }
     known[name] = true
   end
   -- The same event always fails at the same path: properties in name order.
@@ -152,14 +152,28 @@ local function object_checks(node, add)
   end)
 end
 
--- One schema node -> check(value, path).
-compile = function(node)
+-- The API lets no contract nest deeper than 10 (src/resources/event-schema.ts); a route in Redis
+-- that does is not the API's, and is not compiled.
+local MAX_DEPTH = 32
+
+-- One schema node -> check(value, path). Raises an error for what is not a schema.
+compile = function(node, depth)
+  depth = depth or 1
+  if type(node) ~= "table" then error("a schema must be an object", 0) end
+  if depth > MAX_DEPTH then error("nested deeper than " .. MAX_DEPTH, 0) end
+  for _, k in ipairs({ "enum", "required", "properties" }) do
+    if node[k] ~= nil and type(node[k]) ~= "table" then error(k .. " must be an array or object", 0) end
+  end
+  for _, k in ipairs({ "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minLength", "maxLength", "minItems", "maxItems" }) do
+    if node[k] ~= nil and type(node[k]) ~= "number" then error(k .. " must be a number", 0) end
+  end
+  if node.type ~= nil and type(node.type) ~= "string" and type(node.type) ~= "table" then error("type must be a name or a list", 0) end
   local checks = {}
   local function add(f) checks[#checks + 1] = f end
   if node.type ~= nil then add(type_check(node)) end
   value_checks(node, add)
-  array_checks(node, add)
-  object_checks(node, add)
+  array_checks(node, add, depth)
+  object_checks(node, add, depth)
   local n = #checks
   return function(v, path)
     for i = 1, n do
@@ -178,11 +192,13 @@ function M.contract(text)
   if c then return c end
   local def = cjson.decode(text)
   if type(def) ~= "table" then return nil, "the route's schema is not JSON" end
-  c = {
-    policy = def.policy or "reject",
-    body = type(def.body) == "table" and compile(def.body) or nil,
-    headers = type(def.headers) == "table" and compile(def.headers) or nil,
-  }
+  local ok, body, headers = pcall(function()
+    return def.body ~= nil and compile(def.body) or nil, def.headers ~= nil and compile(def.headers) or nil
+  end)
+  if not ok then return nil, body end
+  local policy = def.policy or "reject"
+  if policy ~= "reject" and policy ~= "flag" and policy ~= "quarantine" then return nil, "unknown policy" end
+  c = { policy = policy, body = body, headers = headers }
   if held >= MAX_HELD then compiled, held = {}, 0 end
   compiled[text] = c
   held = held + 1
