@@ -313,13 +313,10 @@ export class Membership {
       this.beatFailed = true;
       throw err;
     }
-    // Back in touch after a heartbeat etcd did not take (an election, no quorum through any
-    // member): the others' heartbeats could not be taken either, so none of them is blamed for
-    // that time; each gets a fresh TTL from now, as after this host was cut off itself.
-    if (this.beatFailed) {
-      this.beatFailed = false;
-      this.contactSince = Math.max(this.contactSince, began);
-    }
+    // Back after a heartbeat etcd did not take (an election): nobody's could be taken, so each
+    // host gets a fresh TTL from now, as after this host was cut off itself.
+    if (this.beatFailed) this.contactSince = Math.max(this.contactSince, began);
+    this.beatFailed = false;
     this.heartbeatAt = performance.now();
     if (!this.awaiting || revision > this.awaiting.revision) this.awaiting = { revision, began, since: this.awaiting?.since ?? performance.now() };
   }
