@@ -1,10 +1,9 @@
-import { readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import { writeAtomic } from '../store/files.js';
+import { readJsonFileSync, writeAtomic } from '../store/files.js';
 import { periodic, type Periodic } from '../periodic.js';
 import { redisCall } from '../redis/client.js';
 import type { Keys } from '../redis/keys.js';
@@ -33,11 +32,7 @@ export class ControlTokenRevocations {
     private readonly file: string,
     private readonly log: Logger,
   ) {
-    try {
-      for (const [jti, until] of Object.entries(fileSchema.parse(JSON.parse(readFileSync(file, 'utf8'))))) this.revoked.set(jti, until);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') log.error({ err, file }, 'could not read the revoked control tokens');
-    }
+    for (const [jti, until] of Object.entries(readJsonFileSync(file, fileSchema, log, 'the revoked control tokens') ?? {})) this.revoked.set(jti, until);
   }
 
   isRevoked(jti: string): boolean {

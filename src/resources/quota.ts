@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { NAME_PATTERN } from './table.js';
 
 /**
  * A db's quota: how much its senders may send through one host's gateway, per second (a sliding
@@ -19,7 +20,7 @@ export const quotaSchema = z
 export type Quota = z.infer<typeof quotaSchema>;
 
 /** var/quotas.json: db -> quota. */
-export const quotaFileSchema = z.record(z.string(), quotaSchema);
+export const quotaFileSchema = z.record(z.string().regex(NAME_PATTERN), quotaSchema);
 
 /** What the gateway reads: `eps=<n> bps=<n> epd=<n> bpd=<n>`, only those set (flume_gateway/tenants.lua parses it). */
 export function quotaValue(q: Quota): string {

@@ -1,5 +1,21 @@
+import { readFileSync } from 'node:fs';
 import { chmod, rename, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import type { Logger } from 'pino';
+import type { z } from 'zod';
+
+/**
+ * A JSON file the service keeps, read at start and checked against `schema`: its value, or null
+ * when there is none; one that does not parse is logged (as `what`) and read as none.
+ */
+export function readJsonFileSync<T>(file: string, schema: z.ZodType<T>, log: Logger, what: string): T | null {
+  try {
+    return schema.parse(JSON.parse(readFileSync(file, 'utf8')));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') log.error({ err, file }, `could not read ${what}`);
+    return null;
+  }
+}
 
 /**
  * Replaces `file` with `text` atomically: a reader (supervisord, nginx, a restarting API) sees

@@ -1,10 +1,9 @@
-import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { redisCall } from '../redis/client.js';
 import type { Keys } from '../redis/keys.js';
 import { quotaFileSchema, quotaSchema, quotaValue, type Quota } from '../resources/quota.js';
-import { writeAtomic } from '../store/files.js';
+import { readJsonFileSync, writeAtomic } from '../store/files.js';
 
 /**
  * Each db's quota at the gateway (src/resources/quota.ts). The file (var/quotas.json, 0600) is the
@@ -27,11 +26,7 @@ export class Quotas {
     private readonly file: string,
     private readonly log: Logger,
   ) {
-    try {
-      for (const [db, q] of Object.entries(quotaFileSchema.parse(JSON.parse(readFileSync(file, 'utf8'))))) this.held.set(db, q);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') log.error({ err, file }, 'could not read the quotas: none holds until one is set again');
-    }
+    for (const [db, q] of Object.entries(readJsonFileSync(file, quotaFileSchema, log, 'the quotas: none holds until one is set again') ?? {})) this.held.set(db, q);
   }
 
   get(db: string): Quota | null {
