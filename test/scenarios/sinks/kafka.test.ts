@@ -252,7 +252,7 @@ describe('the kafka sink, against a real broker', () => {
     const sent = await ingest(gw, 'shop', 'contracted', token, events('{"id":1}', '{"id":"two"}', 'not json', '{"id":4}'));
     expect(sent.status, JSON.stringify(sent.json)).toBe(200);
     expect(sent.json).toMatchObject({ events: 4 });
-    const records = await until(() => kafka.consume('shop.contracted'), (l) => l.length >= 2, 60_000, 0);
+    const records = await until(() => kafka.consume('shop.contracted', 1500), (l) => l.length >= 2, 60_000, 0);
     expect(records.map((x) => x.value)).toEqual(['{"id":1}', '{"id":4}']);
     const held = await until(() => h.inject({ method: 'GET', url: '/v1/api/shop/contracted/quarantine' }), (r) => r.json().count === 2, 60_000, 250);
     expect(held.json().events).toMatchObject([
@@ -261,7 +261,7 @@ describe('the kafka sink, against a real broker', () => {
     ]);
     // Replayed, they go to the topic, marked as the flag policy marks them.
     expect((await h.inject({ method: 'POST', url: '/v1/api/shop/contracted/quarantine/replay', payload: {} })).json()).toMatchObject({ replayed: 2 });
-    const after = await until(() => kafka.consume('shop.contracted'), (l) => l.length >= 4, 60_000, 0);
+    const after = await until(() => kafka.consume('shop.contracted', 1500), (l) => l.length >= 4, 60_000, 0);
     expect(after.filter((x) => x.value === 'not json').map((x) => x.headers)).toEqual([expect.objectContaining({ schemaDrift: 'body: is not JSON' })]);
     expect(after.every((x) => !('quarantine' in x.headers))).toBe(true);
   });
