@@ -76,6 +76,10 @@ const ROUTES: Array<[method: Method, url: string, need: 'read' | 'operate' | 'ad
   ['DELETE', '/v1/api/shop/orders/loggers/root', 'operate', 404],
   ['PUT', '/v1/api/fleet?dryRun=true', 'operate', 400, { tables: { 'not a table': {} } }],
   ['POST', '/v1/api/operations/00000000-0000-4000-8000-000000000000/cancel', 'operate', 404],
+  ['GET', '/v1/api/quotas', 'read', 200],
+  ['GET', '/v1/api/quotas/shop', 'read', 200],
+  ['PUT', '/v1/api/quotas/shop', 'admin', 400, {}],
+  ['DELETE', '/v1/api/quotas/NOT-A-DB', 'admin', 400],
 
   ['GET', '/v1/api/audit', 'admin', 200],
   ['GET', '/v1/api/shop/orders/logs', 'operate', 404],
