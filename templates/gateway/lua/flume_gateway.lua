@@ -159,14 +159,13 @@ function M.access(db, tbl)
     local bytes = #(ngx.req.get_body_data() or "")
     local never, why = tenants.never_fits(db, q, n, bytes)
     if never then return fail(never, why) end
-    local err, msg, wait, policy, left = tenants.enter(db)
+    local err, msg, wait, policy, left = tenants.enter(db, n, bytes)
     if err then return refuse(db, "share", err, msg, wait, policy, left) end
     err, msg, wait, policy, left = tenants.admit(db, q, n, bytes)
     if err then
       tenants.leave()
       return refuse(db, "quota", err, msg, wait, policy, left)
     end
-    ngx.var.flume_tenant_events, ngx.var.flume_tenant_bytes = n, bytes
   end
   -- (A route written before metrics ports were has none: such a sender gets 202.)
   local ack = sink_ack.wanted(r.ack)
@@ -236,16 +235,12 @@ end
 -- log_by_lua of every request: out of flight; an accepted request's events and bytes counted
 -- for its db; with the metrics listener, counted by table and status.
 function M.log()
-  local db = ngx.var.flume_tenant
-  if db and db ~= "" then
-    tenants.leave()
+  local db, n, bytes = tenants.leave()
+  if db then
     local status = ngx.status
-    local n, bytes = tonumber(ngx.var.flume_tenant_events), tonumber(ngx.var.flume_tenant_bytes)
-    if n and (status == 200 or status == 202) then
+    if status == 200 or status == 202 then
       tenants.used(db, "e", n)
       tenants.used(db, "b", bytes)
-      metrics.count("db_events\t" .. db, n)
-      metrics.count("db_bytes\t" .. db, bytes)
     end
   end
   if conf.metrics then metrics.log() end

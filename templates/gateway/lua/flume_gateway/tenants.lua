@@ -7,10 +7,12 @@
 --                                      started again clears its own: nothing leaks)
 --   s:<slot>:<db>, n:<slot>            the dbs sending in that tenth of a second, and how many
 -- Usage goes to Redis every second, per worker, in one pipeline: <p>usage:<minute> HASH
--- "<db>\t<e|b|quota|share>" -> count (src/tenants/usage.ts reads it).
+-- "<db>\t<e|b|quota|share>" -> count (src/tenants/usage.ts reads it); the accepted events and bytes
+-- go to the metrics each second too.
 local conf = require "flume_gateway.settings"
 local redis_conn = require "flume_gateway.redis_conn"
 local window = require "flume_gateway.quota_window"
+local metrics = require "flume_gateway.metrics"
 local math_floor, math_max = math.floor, math.max
 
 local M = {}
@@ -107,10 +109,17 @@ local function in_flight_of(db)
   return total
 end
 
--- The dbs that sent in this tenth of a second or the last: the ones sharing the host now.
+-- The dbs that sent in this tenth of a second or the last: the ones sharing the host now. Each
+-- worker marks a db once a slot (it remembers which it marked), and the count is read only when
+-- the gateway is at its mark.
 local SLOT = 0.1
+local marked = {} -- db -> the last slot this worker marked it sending in
 local function sending(db, slot)
+  if marked[db] == slot then return end
+  marked[db] = slot
   if dict:add("s:" .. slot .. ":" .. db, true, 1) then dict:incr("n:" .. slot, 1, 0, 1) end
+end
+local function dbs_sending(slot)
   return math_max(dict:get("n:" .. slot) or 1, dict:get("n:" .. (slot - 1)) or 0)
 end
 
@@ -129,18 +138,26 @@ local freed = semaphore.new()
 local waiting = 0
 local RECHECK = 0.05
 
-function M.enter(db)
+-- `n` events and `bytes` of body: what the log phase counts for the db once it is answered.
+function M.enter(db, n, bytes)
   local limit = conf.fair_share_in_flight
   local began = ngx.now()
   while true do
-    local active = sending(db, math_floor(ngx.now() / SLOT))
-    local share = window.share(limit, active)
-    if limit <= 0 or active < 2 or M.in_flight_total() < limit or in_flight_of(db) < share then
+    local slot = math_floor(ngx.now() / SLOT)
+    sending(db, slot)
+    local active, share = 1, limit
+    local go = limit <= 0 or M.in_flight_total() < limit
+    if not go then
+      active = dbs_sending(slot)
+      share = window.share(limit, active)
+      go = active < 2 or in_flight_of(db) < share
+    end
+    if go then
       dict:incr("f:" .. wid, 1, 0)
       dict:incr("f:" .. wid .. ":" .. db, 1, 0)
       -- In an nginx variable, not ngx.ctx: an agent's failure ends in a named location (an
       -- internal redirect, which clears ngx.ctx), and the log phase there must still let it go.
-      ngx.var.flume_tenant = db
+      ngx.var.flume_tenant = db .. "\t" .. n .. "\t" .. bytes
       return nil
     end
     local waited = ngx.now() - began
@@ -155,29 +172,42 @@ function M.enter(db)
   end
 end
 
--- The request is over (log phase), or refused after M.enter: no longer in flight.
+-- The request is over (log phase), or refused after M.enter: no longer in flight. -> its db, events
+-- and bytes (nil: it was not in flight).
 function M.leave()
-  local db = ngx.var.flume_tenant
-  if not db or db == "" then return end
+  local held = ngx.var.flume_tenant
+  if not held or held == "" then return nil end
   ngx.var.flume_tenant = ""
+  local db, n, bytes = held:match("^([^\t]+)\t(%d+)\t(%d+)$")
+  if not db then return nil end
   dict:incr("f:" .. wid, -1, 0)
   dict:incr("f:" .. wid .. ":" .. db, -1, 0)
   if waiting > 0 then freed:post(1) end
+  return db, tonumber(n), tonumber(bytes)
 end
 
 -- Usage --------------------------------------------------------------------------------------------
 
 local usage = {} -- "<db>\t<kind>" -> count since the last flush (this worker's)
+local accepted = {} -- the same for the metrics dict, apart (Redis may be away; the dict never is)
+local METRIC = { e = "db_events", b = "db_bytes" }
 
 function M.used(db, kind, n)
   local k = db .. "\t" .. kind
   usage[k] = (usage[k] or 0) + n
+  if METRIC[kind] then accepted[k] = (accepted[k] or 0) + n end
 end
 
 local FLUSH_SECONDS = 1
 local KEEP_SECONDS = 3900 -- a minute's counts outlive the hour the API shows by a few minutes
 
 local function flush(premature)
+  -- Each db's accepted events and bytes into the metrics, a second's worth in one add each.
+  for k, n in pairs(accepted) do
+    local db, kind = k:match("^(.-)\t(%a)$")
+    metrics.count(METRIC[kind] .. "\t" .. db, n)
+  end
+  accepted = {}
   local pending = usage
   if next(pending) == nil then return end
   usage = {}
