@@ -74,7 +74,7 @@ describe('the fair share while the gateway is saturated', () => {
     expect(a.filter((x) => x.status === 200).length).toBeGreaterThan(b.length);
     expect(a.filter((x) => x.status !== 200 && x.status !== 429)).toEqual([]);
     const r = aRefused[0]!;
-    expect(r.json).toMatchObject({ code: 10069, error: 'OVER_FAIR_SHARE', message: expect.stringMatching(/flood had its share in flight \(4 of 8, shared by 2 dbs sending\) for 4\d ms/) });
+    expect(r.json).toMatchObject({ code: 10069, error: 'OVER_FAIR_SHARE', message: expect.stringMatching(/flood had its share in flight \(4 of 8, shared by 2 dbs sending\) for \d+ ms/) });
     expect(r.headers['retry-after']).toBe('1');
     expect(r.headers['ratelimit-policy']).toBe('"fair-share";q=4;w=1;qu="concurrent-requests"');
     expect(r.headers.ratelimit).toBe('"fair-share";r=0;t=1');
