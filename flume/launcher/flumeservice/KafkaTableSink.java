@@ -136,6 +136,10 @@ public class KafkaTableSink extends AbstractSink implements Configurable, BatchS
       while (events.size() < batchSize) {
         Event e = channel.take();
         if (e == null) break;
+        // The topic's partitions known before the batch's first send (the producer waits for
+        // them up to max.block.ms, and a new topic is created meanwhile): a send that fails on
+        // metadata while the ones after it go through would, rolled back, put those in twice.
+        if (events.isEmpty()) producer.partitionsFor(topic);
         counter.incrementEventDrainAttemptCount();
         events.add(e);
         // The gateway marked it: it does not meet the table's event contract (schema policy
