@@ -30,6 +30,9 @@ if [ "${NEED_REDIS_SERVER:-0}" = 1 ] && ! command -v redis-server >/dev/null 2>&
 # The tests check monitoring/'s alert rules with promtool (Debian's prometheus package; its
 # server is not started where services may not start, and the tests never start it).
 if [ "${NEED_PROMTOOL:-0}" = 1 ] && ! command -v promtool >/dev/null 2>&1; then need_apt+=(prometheus); fi
+# The data-path bench (bench/datapath.ts) loads the gateway with wrk, a C load generator: a
+# node one would take a core of the two it measures.
+if [ "${NEED_WRK:-0}" = 1 ] && ! command -v wrk >/dev/null 2>&1; then need_apt+=(wrk); fi
 # Many hosts (ETCD_ENDPOINTS set, or the cluster tests): etcd 3.4 from Debian. Its package starts
 # no etcd where services may not start (policy-rc.d); where it does, the system's etcd is left alone.
 # The cluster tests also need iproute2 (ip netns) and curl, to drive hosts in network namespaces.

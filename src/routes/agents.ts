@@ -247,8 +247,10 @@ export async function agentRoutes(
   });
 
   // The serialized listing per (fleet version, filter, dbs claim): an unchanged fleet costs a
-  // map lookup, whatever the number of agents and pollers.
-  const listings = new Map<string, { body: string; etag: string }>();
+  // map lookup, whatever the number of agents and pollers. The whole answer is kept as bytes for
+  // the fleet's current observedAt (a refresh every FLEET_REFRESH_MS): between refreshes every
+  // poller gets the same buffer, nothing built or copied per request.
+  const listings = new Map<string, { body: string; etag: string; at: string; bytes: Buffer }>();
   let listingsVersion = '';
   app.get('/v1/api/services', {
     onRequest: authorize('read'),
@@ -274,16 +276,17 @@ export async function agentRoutes(
         // Everything after the leading fields, so each answer only splices in its observedAt.
         const body = JSON.stringify({ agents: list }).slice(1);
         const etag = `W/"${createHash('sha1').update(body).digest('base64url')}"`;
-        cached = { body: `"message":"${list.length} agent(s)",${body}`, etag };
+        cached = { body: `"message":"${list.length} agent(s)",${body}`, etag, at: '', bytes: Buffer.alloc(0) };
         listings.set(key, cached);
       }
       void reply.header('etag', cached.etag).header('cache-control', 'no-cache').header('vary', 'authorization');
       // Nothing changed since the client's copy: 304 with the headers above and no body.
       if (noneMatch(req.headers['if-none-match'], cached.etag)) return reply.status(304).send(undefined as never);
-      // Already JSON (the cached listing with this answer's observedAt): sent as it is, the
+      // Already JSON (the cached listing with the fleet's observedAt): sent as it is, the
       // schema above documents it.
-      const json = `{"code":0,"observedAt":"${fleet.observedAt}",${cached.body}`;
-      return reply.type('application/json; charset=utf-8').send(json as never);
+      const at = fleet.observedAt;
+      if (cached.at !== at) [cached.at, cached.bytes] = [at, Buffer.from(`{"code":0,"observedAt":"${at}",${cached.body}`)];
+      return reply.type('application/json; charset=utf-8').send(cached.bytes as never);
     },
   });
 
