@@ -17,7 +17,7 @@
  * Run: npm run bench:datapath   (BENCH_SECONDS=10 BENCH_CLIENTS=100 BENCH_ROUNDS=3)
  */
 import { execFile, spawn } from 'node:child_process';
-import { closeSync, existsSync, fdatasyncSync, openSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fdatasyncSync, openSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -37,7 +37,7 @@ const CORES = availableParallelism();
 const run = promisify(execFile);
 
 interface Load { requests: number; durationUs: number; status: number; connect: number; read: number; write: number; timeout: number; p50Us: number; p99Us: number }
-interface Sample { name: string; tag: string; rps: number; acked: number; refused: number; p50: number; p99: number; cpu: Record<string, number>; fsyncs: number | null; flushes: number | null; wall: number }
+interface Sample { name: string; tag: string; rps: number; acked: number; refused: number; p50: number; p99: number; cpu: Record<string, number>; fsyncs: number | null; flushes: number | null; wall: number; agentRequests: number }
 
 /** wrk against `url` (POST `body` when given, else GET), its done() line parsed. */
 async function wrk(url: string, body: string | null, auth: string | null): Promise<Load> {
@@ -64,6 +64,11 @@ function withChildren(pid: number): number[] {
     }
   });
   return [pid, ...kids.map(Number)];
+}
+/** The agent's HTTP source: requests it took so far (Flume's AppendBatchAcceptedCount, from its metrics port). */
+async function agentRequests(metricsPort: number): Promise<number> {
+  const m = (await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).json()) as Record<string, Record<string, string>>;
+  return Number(m['SOURCE.r1']?.AppendBatchAcceptedCount ?? 0);
 }
 const cpuOf = (pids: number[]) => pids.reduce((s, p) => s + (existsSync(`/proc/${p}`) ? cpuSeconds(p) : 0), 0);
 
@@ -122,9 +127,24 @@ try {
   const jvm = process.env.BENCH_JVM_OPTIONS ? { jvm: { options: process.env.BENCH_JVM_OPTIONS.split(' ').filter(Boolean) } } : {};
   const created = await h.inject({ method: 'POST', url: '/v1/api/bench/dp/create', payload: jvm });
   if (created.statusCode !== 201) throw new Error(created.body);
-  const agentPid = (created.json() as { pid: number }).pid;
+  let agentPid = (created.json() as { pid: number }).pid;
+  const metricsPort = Number(/ m=(\d+)/.exec((await h.redis.get(h.keys.route('bench', 'dp'))) ?? '')?.[1]);
   const token = (await h.inject({ method: 'POST', url: '/v1/api/token', payload: { username: 'bench' } })).json().token as string;
+  // BENCH_DATA_DIRS=N (an experiment, not a setting of the product): the agent's file channel
+  // rewritten to N data directories (Flume then writes and fsyncs through N log writers).
+  const dataDirs = Number(process.env.BENCH_DATA_DIRS ?? 1);
+  if (dataDirs > 1) {
+    const conf = agentPaths(h.config, 'flume-bench-dp').flumeConf;
+    const ctl = (...a: string[]) => run('supervisorctl', ['-c', h.supervisord.configFile, ...a]);
+    await ctl('stop', 'flume-bench-dp');
+    const text = readFileSync(conf, 'utf8').replace(/^(a1\.channels\.c1\.dataDirs = )(.*)$/m, (_, k: string, d: string) => k + Array.from({ length: dataDirs }, (_x, i) => (i ? `${d}${i}` : d)).join(','));
+    writeFileSync(conf, text);
+    await ctl('start', 'flume-bench-dp');
+    const agentPort = (await routePort(h.redis, h.keys, 'bench', 'dp'))!;
+    await until(() => fetch(`http://127.0.0.1:${agentPort}/`, { method: 'POST', body: '[]' }).then((r) => r.status, () => 0), (st) => st === 200, 60_000, 250);
+  }
   const port = (await routePort(h.redis, h.keys, 'bench', 'dp'))!;
+  if (dataDirs > 1) agentPid = Number((await run('supervisorctl', ['-c', h.supervisord.configFile, 'pid', 'flume-bench-dp'])).stdout.trim());
   await gw.start();
   const nginxPid = (gw as unknown as { child: { pid: number } }).child.pid;
   const redisPid = Number(/process_id:(\d+)/.exec(await redis.info('server'))?.[1]);
@@ -145,16 +165,16 @@ try {
       const tag = `p${i}r${round}`;
       const procs = { nginx: withChildren(nginxPid), agent: [agentPid], redis: [redisPid], 'API (this process)': [process.pid] };
       const before = Object.fromEntries(Object.entries(procs).map(([k, pids]) => [k, cpuOf(pids)]));
-      const [busy0, flush0, t0] = [machineBusy(), flushes(), performance.now()];
+      const [busy0, flush0, req0, t0] = [machineBusy(), flushes(), await agentRequests(metricsPort), performance.now()];
       const [load, fsyncs] = await Promise.all([wrk(p.url, p.post ? body(tag) : null, p.auth), p.post ? countFsyncs(SECONDS * 1000) : Promise.resolve(null)]);
       const wall = (performance.now() - t0) / 1000;
       const cpu: Record<string, number> = {};
       for (const [k, pids] of Object.entries(procs)) cpu[k] = cpuOf(pids) - before[k]!;
-      const flush1 = flushes();
+      const [flush1, req1] = [flushes(), await agentRequests(metricsPort)];
       cpu['the rest (wrk, kernel)'] = Math.max(0, machineBusy() - busy0 - Object.values(cpu).reduce((a, b) => a + b, 0));
       const refused = load.status + load.connect + load.read + load.write + load.timeout;
       const acked = load.requests - load.status;
-      samples[i]!.push({ name: p.name, tag, rps: acked / (load.durationUs / 1e6), acked, refused, p50: load.p50Us / 1000, p99: load.p99Us / 1000, cpu, fsyncs, flushes: flush0 === null || flush1 === null ? null : flush1 - flush0, wall });
+      samples[i]!.push({ name: p.name, tag, rps: acked / (load.durationUs / 1e6), acked, refused, p50: load.p50Us / 1000, p99: load.p99Us / 1000, cpu, fsyncs, flushes: flush0 === null || flush1 === null ? null : flush1 - flush0, wall, agentRequests: req1 - req0 });
     }
   }
 
@@ -182,11 +202,12 @@ try {
     console.log(`   CPU µs per answer: ${perEvent}`);
     if (s !== nginx) {
       const calls = s.fsyncs === null ? 'n/a (perf may not trace here)' : `${f0(s.fsyncs / s.wall)}/s, ${(s.acked / Math.max(1, s.fsyncs)).toFixed(1)} events per fsync`;
+      console.log(`   the agent took ${f0(s.agentRequests / s.wall)} requests/s, ${(s.acked / Math.max(1, s.agentRequests)).toFixed(1)} events each`);
       console.log(`   fsync calls: ${calls}; disk flushes ${s.flushes === null ? 'n/a' : `${f0(s.flushes / s.wall)}/s (${(s.flushes / s.wall / floor).toFixed(2)}x the floor), ${(s.acked / Math.max(1, s.flushes)).toFixed(1)} events per flush`}`);
     }
   }
   console.log(`the gateway at ${(gateway.rps / nginx.rps).toFixed(3)}x nginx's own floor; ${(gateway.rps / direct.rps).toFixed(2)}x straight to the agent; every acknowledged event at the sink: ${lost === 0 ? 'yes' : `NO, ${lost} lost`}`);
-  if (process.env.BENCH_JVM_OPTIONS) console.log('(BENCH_JVM_OPTIONS: bench/results/datapath.json left as it was)');
+  if (process.env.BENCH_JVM_OPTIONS || dataDirs > 1) console.log('(BENCH_JVM_OPTIONS or BENCH_DATA_DIRS: bench/results/datapath.json left as it was)');
   else await writeResult('datapath', {
     title: `The data path: acknowledged events/s, ${CLIENTS} clients, one event per request (wrk)`,
     unit: 'events/s',

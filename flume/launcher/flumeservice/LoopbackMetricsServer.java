@@ -16,7 +16,6 @@ import javax.servlet.http.HttpServletRequest;
 import javax.servlet.http.HttpServletResponse;
 import org.apache.flume.Context;
 import org.apache.flume.instrumentation.MonitorService;
-import org.apache.flume.instrumentation.util.JMXPollUtil;
 import org.eclipse.jetty.server.Request;
 import org.eclipse.jetty.server.Server;
 import org.eclipse.jetty.server.ServerConnector;
@@ -153,7 +152,7 @@ public final class LoopbackMetricsServer implements MonitorService {
         }
         res.setContentType("application/json;charset=utf-8");
         res.setStatus(HttpServletResponse.SC_OK);
-        res.getWriter().write(gson.toJson(StartBacklog.into(JMXPollUtil.getAllMBeans())));
+        res.getWriter().write(gson.toJson(StartBacklog.into(FlumeCounters.all())));
         res.flushBuffer();
       }
     });

@@ -2,7 +2,6 @@ package flumeservice;
 
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
-import org.apache.flume.instrumentation.util.JMXPollUtil;
 
 /**
  * How many events each channel held when this JVM started it (what its file channel replayed),
@@ -23,7 +22,7 @@ final class StartBacklog {
 
   /** Called once every channel has started and before any source or sink has. */
   static void record() {
-    for (Map.Entry<String, Map<String, String>> e : JMXPollUtil.getAllMBeans().entrySet()) {
+    for (Map.Entry<String, Map<String, String>> e : FlumeCounters.all().entrySet()) {
       if (!e.getKey().startsWith("CHANNEL.")) continue;
       String size = e.getValue().get("ChannelSize");
       if (size != null) BACKLOG.put(e.getKey(), size);

@@ -38,8 +38,26 @@ local tenants = require "flume_gateway.tenants"
 local M = {}
 local fail = reply.error
 
-local function to_hex(s)
-  return (s:gsub(".", function(c) return string.format("%02x", string.byte(c)) end))
+local HEX20 = string.rep("%02x", 20)
+local function to_hex(s) -- a SHA-1 digest's 20 bytes, in one call
+  return string.format(HEX20, s:byte(1, 20))
+end
+
+-- Each token's hash, kept per worker so a sender's every request does not hash its token twice
+-- again: at most HASHES_KEPT tokens of at most 512 bytes, all forgotten at once when full (a
+-- flood of made-up tokens costs the hashing it always did, and memory stays bounded, ~6 MB a
+-- worker at worst). The hash names a token; whether
+-- it is still good is the cache's and Redis's business, as before.
+local HASHES_KEPT = 10000
+local hashes, hashes_n = {}, 0
+local function token_hash(tok_text)
+  local hash = hashes[tok_text]
+  if hash then return hash end
+  hash = to_hex(ngx.hmac_sha1(conf.token_hash_key, to_hex(ngx.sha1_bin(tok_text))))
+  if #tok_text > 512 then return hash end
+  if hashes_n >= HASHES_KEPT then hashes, hashes_n = {}, 0 end
+  hashes[tok_text], hashes_n = hash, hashes_n + 1
+  return hash
 end
 
 -- The caller: its token record, or the answer that ends the request.
@@ -51,7 +69,7 @@ local function caller(db, tbl)
   if not token.valid_table(db, tbl) then
     return fail("TABLE_NOT_FOUND", "no such table")
   end
-  local hash = to_hex(ngx.hmac_sha1(conf.token_hash_key, to_hex(ngx.sha1_bin(tok_text))))
+  local hash = token_hash(tok_text)
   local ip = ngx.var.remote_addr
   local known = cache.knows_token(hash)
   if not known and limits.address_blocked(ip) then

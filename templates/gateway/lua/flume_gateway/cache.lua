@@ -22,8 +22,9 @@ function M.next_generation()
   M.dict:incr("gen", 1, 0)
 end
 
-function M.get(key, dict)
-  return entry.decode((dict or M.dict):get(key), M.generation(), ngx.now())
+-- gen: the generation, when the caller read it already (one read for a request's lookups).
+function M.get(key, dict, gen)
+  return entry.decode((dict or M.dict):get(key), gen or M.generation(), ngx.now())
 end
 
 function M.put(key, value, dict)
@@ -33,10 +34,10 @@ function M.put(key, value, dict)
 end
 
 -- A token's cached record: a valid one from the main cache, an unknown one ("") from `bad`.
-function M.token(hash)
-  local tok, fresh = M.get("t:" .. hash)
+function M.token(hash, gen)
+  local tok, fresh = M.get("t:" .. hash, nil, gen)
   if tok then return tok, fresh end
-  return M.get("t:" .. hash, M.bad)
+  return M.get("t:" .. hash, M.bad, gen)
 end
 
 -- Whether this worker holds the token as valid (even stale).

@@ -8,9 +8,10 @@ local metrics = require "flume_gateway.metrics"
 -- holds the service's data (true when answered from the cache) and the db's quota ("" = none);
 -- or nil, nil, nil, err.
 return function(hash, db, tbl)
-  local tok, tok_fresh = cache.token(hash)
-  local route, route_fresh = cache.get("r:" .. db .. ":" .. tbl)
-  local quota, quota_fresh = cache.get("q:" .. db)
+  local gen = cache.generation()
+  local tok, tok_fresh = cache.token(hash, gen)
+  local route, route_fresh = cache.get("r:" .. db .. ":" .. tbl, nil, gen)
+  local quota, quota_fresh = cache.get("q:" .. db, nil, gen)
   if tok_fresh and route_fresh and quota_fresh then return tok, route, true, quota end
   local res, err = redis_conn.lookup(hash, db, tbl)
   if not res then
