@@ -44,11 +44,11 @@ local function to_hex(s) -- a SHA-1 digest's 20 bytes, in one call
 end
 
 -- Each token's hash, kept per worker so a sender's every request does not hash its token twice
--- again: at most HASHES_KEPT tokens of at most 512 bytes, all forgotten at once when full (a
--- flood of made-up tokens costs the hashing it always did, and memory stays bounded, ~6 MB a
+-- again: at most HASHES_KEPT (8,192) tokens of at most 512 bytes, all forgotten at once when full (a
+-- flood of made-up tokens costs the hashing it always did, and memory stays bounded, ~5 MB a
 -- worker at worst). The hash names a token; whether
 -- it is still good is the cache's and Redis's business, as before.
-local HASHES_KEPT = 10000
+local HASHES_KEPT = 8192
 local hashes, hashes_n = {}, 0
 local function token_hash(tok_text)
   local hash = hashes[tok_text]
