@@ -12,10 +12,12 @@ export const KAFKA_SINKS = { quarantining: 'flumeservice.KafkaTableSink', flume:
  * Flume's idle back-off of 1-5 s (a sender waiting for the sink's acknowledgement would wait that).
  */
 const PROMPT_SINK_GROUP = [
-  '# The sink looks at an empty channel again after 10 ms, not after Flume\'s 1-5 s idle back-off.',
+  '# The sink looks at an empty channel again after 10 ms, not after Flume\'s 1-5 s idle back-off,',
+  '# while the source takes events (the "wake" interceptor tells it); idle, it sleeps until they come.',
   'a1.sinkgroups = g1',
   'a1.sinkgroups.g1.sinks = k1',
   'a1.sinkgroups.g1.processor.type = flumeservice.PromptSinkProcessor',
+  'a1.sources.r1.interceptors.wake.type = flumeservice.SinkWakeup$Builder',
 ].join('\n');
 
 /**
@@ -42,5 +44,6 @@ export function renderAgentConfig(table: TableRef, spec: AgentSpec, port: number
     dataDir: paths.dataDir,
     sinkBlock,
     sinkGroup: launcher ? PROMPT_SINK_GROUP : '',
+    interceptors: launcher ? 'ts wake' : 'ts',
   });
 }

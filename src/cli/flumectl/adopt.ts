@@ -75,6 +75,17 @@ export async function adoptPlan(c: Connection, f: AdoptFlags, out: (s: string) =
 
 type Planned = { service: string; db: string; table: string; program: string; port: number; checkpointDir: string; dataDirs: string[]; spec: Record<string, unknown> | null };
 
+/** Whether a process lives (a pid of 0 or below: none). */
+function alive(pid: number): boolean {
+  if (pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /**
  * The take-over, one table at a time: the old program stopped (its channel checkpointed), ours
  * created on its port with its channel moved in and started, then the old program removed from
@@ -94,9 +105,13 @@ async function cutOver(c: Connection, f: AdoptFlags, root: string, tables: Plann
       out(`${name}: its channel has ${t.dataDirs.length} data directories; adopt moves one: left as it is`);
       return EXIT.PARTIAL;
     }
+    // The old JVM gone, not only its port closed (Flume closes the source first, then checkpoints
+    // the channel): ours must never run beside it. Its pid as the old supervisord knows it.
+    const pid = Number(old('pid', t.service).said) || 0;
     const stopped = old('stop', t.service);
-    for (let i = 0; i < 120 && (await portListening(t.port)); i++) await new Promise((r) => setTimeout(r, 500));
-    if (await portListening(t.port)) {
+    const running = async () => (await portListening(t.port)) || alive(pid);
+    for (let i = 0; i < 120 && (await running()); i++) await new Promise((r) => setTimeout(r, 500));
+    if (await running()) {
       out(`${name}: the old program did not stop (${stopped.said}); left as it is`);
       return EXIT.PARTIAL;
     }

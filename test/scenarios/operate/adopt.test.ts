@@ -5,6 +5,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../../../src/config-kinds.js';
 import { LOG4J_CONFIG } from '../../../src/agents/launch.js';
+import { agentPaths } from '../../../src/store/paths.js';
 import { REDIS_URL, startHarness, tempDir, type Harness } from '../../helpers/harness.js';
 import { portRange } from '../../helpers/ports.js';
 import { seedInstallAt, seedRedisCommands } from '../../helpers/seed-install.js';
@@ -83,12 +84,14 @@ const delivered = (): Set<string> => {
 };
 /**
  * The Flume JVMs running for a table (the old one's command names its flume.conf, ours its
- * program), as `pid ppid elapsed args` lines. A JVM's own child between its fork and its exec
- * shows the JVM's command line for a moment: one whose parent is listed is not a second JVM.
+ * program), as `pid ppid elapsed args` lines: by their whole paths, since other test files
+ * running meanwhile have tables of the same names. A JVM's own child between its fork and its
+ * exec shows the JVM's command line for a moment: one whose parent is listed is not a second JVM.
  */
 const jvmLines = (t: (typeof TABLES)[number]): string[] => {
-  const lines = spawnSync('ps', ['-eo', 'pid=,ppid=,etimes=,args='], { encoding: 'utf8' }).stdout.split('\n')
-    .filter((l) => /java/.test(l) && (l.includes(`/services/${t.service}/flume.conf`) || l.includes(`/services/flume-${t.db}-${t.table}/flume.conf`)));
+  const confs = [join(root, 'services', t.service, 'flume.conf'), agentPaths(h.config, `flume-${t.db}-${t.table}`).flumeConf];
+  const lines = spawnSync('ps', ['-eo', 'pid=,ppid=,etimes=,args=', '-ww'], { encoding: 'utf8' }).stdout.split('\n')
+    .filter((l) => /java/.test(l) && confs.some((c) => l.includes(c)));
   const pids = new Set(lines.map((l) => l.trim().split(/\s+/)[0]));
   return lines.filter((l) => !pids.has(l.trim().split(/\s+/)[1]));
 };
