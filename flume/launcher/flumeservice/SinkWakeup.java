@@ -13,8 +13,8 @@ import org.apache.flume.interceptor.Interceptor;
  */
 public final class SinkWakeup implements Interceptor {
   private static final Object LOCK = new Object();
-  /** System.nanoTime() of the last request with events; guarded by LOCK. */
-  private static long lastPokeNs = System.nanoTime() - Long.MAX_VALUE / 2;
+  /** System.nanoTime() of the last request with events; written under LOCK (waiters wait on it). */
+  private static volatile long lastPokeNs = System.nanoTime() - Long.MAX_VALUE / 2;
   /** Whether the source has this interceptor (a flume.conf written before it has not). */
   private static volatile boolean installed;
 
@@ -30,9 +30,7 @@ public final class SinkWakeup implements Interceptor {
   }
 
   static long lastPokeNs() {
-    synchronized (LOCK) {
-      return lastPokeNs;
-    }
+    return lastPokeNs;
   }
 
   /** Waits until a poke after `sinceNs`, at most `ms`. */

@@ -3,6 +3,7 @@ import { rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { portListening } from '../../flume/client.js';
+import { pidAlive } from '../../supervisor/strays.js';
 import { queuedEvents } from '../../flume/checkpoint.js';
 import { readSeedInstall } from '../../adopt/seed-install.js';
 import { seedSpec } from '../../adopt/seed-spec.js';
@@ -75,17 +76,6 @@ export async function adoptPlan(c: Connection, f: AdoptFlags, out: (s: string) =
 
 type Planned = { service: string; db: string; table: string; program: string; port: number; checkpointDir: string; dataDirs: string[]; spec: Record<string, unknown> | null };
 
-/** Whether a process lives (a pid of 0 or below: none). */
-function alive(pid: number): boolean {
-  if (pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /**
  * The take-over, one table at a time: the old program stopped (its channel checkpointed), ours
  * created on its port with its channel moved in and started, then the old program removed from
@@ -109,7 +99,7 @@ async function cutOver(c: Connection, f: AdoptFlags, root: string, tables: Plann
     // the channel): ours must never run beside it. Its pid as the old supervisord knows it.
     const pid = Number(old('pid', t.service).said) || 0;
     const stopped = old('stop', t.service);
-    const running = async () => (await portListening(t.port)) || alive(pid);
+    const running = async () => (await portListening(t.port)) || (pid > 0 && pidAlive(pid));
     for (let i = 0; i < 120 && (await running()); i++) await new Promise((r) => setTimeout(r, 500));
     if (await running()) {
       out(`${name}: the old program did not stop (${stopped.said}); left as it is`);
