@@ -128,7 +128,10 @@ describe('the shipped alert rules', () => {
     const file = join(dir, 'alerts.test.yml');
     writeFileSync(file, stringify(test));
     const r = spawnSync('promtool', ['test', 'rules', file], { encoding: 'utf8' });
-    expect(r.status, `${r.stdout}${r.stderr}`).toBe(0);
+    // On a failure, what the two scrapes said of incidents and every incident raised, in order.
+    const raised = async () => (await Promise.all(['killed', 'resting', 'stalled'].map((t) => h.incidentsOf('mon', t)))).flat().sort((x, y) => x.at.localeCompare(y.at)).map((i) => `${i.at} ${i.table} ${i.type}: ${i.message}`);
+    const counts = (m: Map<string, number>) => [...m].filter(([k]) => k.startsWith('flume_service_incidents_total')).map(([k, v]) => `${k} ${v}`);
+    expect(r.status, r.status === 0 ? '' : `${r.stdout}${r.stderr}\nbefore: ${counts(before).join(', ')}\nafter: ${counts(after).join(', ')}\nincidents:\n${(await raised()).join('\n')}`).toBe(0);
     expect(execFileSync('promtool', ['--version'], { encoding: 'utf8' })).toMatch(/promtool/);
   }, 240_000);
 
