@@ -8,6 +8,7 @@ import { revokedFileSchema } from '../auth/revocations.js';
 import { configSchema, type Config } from '../config.js';
 import { pickSettings, unknownSettings } from '../config-load.js';
 import { checkSpec } from '../resources/agent-spec.js';
+import { parseJsonBounded } from '../resources/json-depth.js';
 import { revisionSchema, type Revision } from '../resources/revision.js';
 import { NAME_PATTERN } from '../resources/table.js';
 import type { AgentMeta } from '../store/agent-store.js';
@@ -59,7 +60,7 @@ const SECRET = /^[\x21-\x7e]{32,1024}\n?$/;
 const issues = (e: z.ZodError) => e.issues.map((i) => `${i.path.join('.') || '(file)'}: ${i.message}`).join('; ');
 
 async function json(file: string): Promise<unknown> {
-  return JSON.parse(await readFile(file, 'utf8')) as unknown;
+  return parseJsonBounded(await readFile(file, 'utf8'));
 }
 
 /** Problems with the archive's settings file, checked as the service checks its own: every key known, every value of its shape. */
@@ -83,7 +84,7 @@ export async function planRestore(stage: string, manifest: Manifest, cfg: Config
     try {
       raw = await json(join(dir, 'agent.json'));
     } catch (e) {
-      problems.push(`agent ${a.program}: services/${a.program}/agent.json is not JSON (${(e as Error).message})`);
+      problems.push(`agent ${a.program}: services/${a.program}/agent.json cannot be read as JSON: ${(e as Error).message}`);
       continue;
     }
     const m = metaSchema.safeParse(raw);
@@ -113,7 +114,7 @@ export async function planRestore(stage: string, manifest: Manifest, cfg: Config
       try {
         r = revisionSchema.safeParse(await json(join(dir, 'revisions', name)));
       } catch (e) {
-        problems.push(`agent ${a.program}: revisions/${name} is not JSON (${(e as Error).message})`);
+        problems.push(`agent ${a.program}: revisions/${name} cannot be read as JSON: ${(e as Error).message}`);
         continue;
       }
       if (!r.success || r.data.revision !== Number(n[1])) {
@@ -147,7 +148,7 @@ export async function planRestore(stage: string, manifest: Manifest, cfg: Config
       const r = revokedFileSchema.safeParse(await json(revoked));
       if (!r.success) problems.push(`var/revoked-control-tokens.json: ${issues(r.error)}`);
     } catch (e) {
-      problems.push(`var/revoked-control-tokens.json is not JSON (${(e as Error).message})`);
+      problems.push(`var/revoked-control-tokens.json cannot be read as JSON: ${(e as Error).message}`);
     }
   }
   const tokensDir = join(stage, 'var/tokens');

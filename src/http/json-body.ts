@@ -1,20 +1,24 @@
 import type { FastifyInstance } from 'fastify';
 import { invalidJson } from '../errors.js';
+import { MAX_JSON_DEPTH, nestsDeeperThan } from '../resources/json-depth.js';
 
 /**
  * Request bodies: an empty body is {} ("no options"); anything else must be JSON, whatever its
  * content type, so `curl -d '{...}'` (form-encoded by default) works too. A body that is not
- * JSON answers 400 INVALID_JSON.
+ * JSON, or nests deeper than MAX_JSON_DEPTH (resources/json-depth.ts), answers 400 INVALID_JSON.
  */
 export function registerJsonBody(app: FastifyInstance): void {
   const parseJson = (_req: unknown, body: string | Buffer, done: (err: Error | null, value?: unknown) => void) => {
     const text = String(body).trim();
     if (text === '') return done(null, undefined);
+    let value: unknown;
     try {
-      done(null, JSON.parse(text));
+      value = JSON.parse(text);
     } catch {
-      done(invalidJson('the body is not valid JSON'), undefined);
+      return done(invalidJson('the body is not valid JSON'), undefined);
     }
+    if (nestsDeeperThan(value)) return done(invalidJson(`the body nests more than ${MAX_JSON_DEPTH} levels deep`), undefined);
+    done(null, value);
   };
   // No body at all is the same as {} (Fastify would hand validators null, as for a JSON null).
   app.addHook('preValidation', async (req) => {

@@ -4,6 +4,7 @@ import { AppError, configRejected, invalidRequest } from '../errors.js';
 import { jvmOption, jvmSetProblems } from './jvm-options.js';
 import type { TableRef } from './table.js';
 import { tableSchemaSchema } from './event-schema.js';
+import { MAX_JSON_DEPTH, nestsDeeperThan } from './json-depth.js';
 
 /**
  * An agent's spec: what the operator asks for (sink, its options, the channel, the JVM), as the
@@ -175,6 +176,8 @@ export interface JvmLimits {
  * transaction).
  */
 export function checkSpec(body: unknown, table: TableRef, limits: JvmLimits): SpecCheck {
+  // Whatever it came from (a fleet file, an archive): bounded before the recursive checks walk it.
+  if (nestsDeeperThan(body)) return { ok: false, status: 400, fields: [{ field: 'body', message: `nested more than ${MAX_JSON_DEPTH} levels deep` }] };
   const parsed = createBodySchema.safeParse(body === undefined ? {} : body);
   if (!parsed.success) return { ok: false, status: 400, fields: zodIssues(parsed.error) };
   const { sink, channel, idleMinutes, failoverAfterSeconds, ack: answerOn, jvm, schema: contract } = parsed.data;

@@ -175,6 +175,37 @@ describe('bad input, generated', () => {
     for (const q of ['fresh=maybe', 'fresh=', 'x=1', 'fresh=true&fresh=false']) cases.push({ method: 'GET', path: `/v1/api/good/events/status?${q}` });
     for (const q of ['force=yes', 'force=', 'x=1']) cases.push({ method: 'DELETE', path: `/v1/api/good/events?${q}` });
     for (const q of ['start=maybe', 'start=', 'start=0&start=1', 'begin=false']) cases.push({ method: 'POST', path: `/v1/api/shop/orders/create?${q}` });
+    // Quotas: names, bodies, ids.
+    for (const bad of BAD_NAMES) {
+      for (const method of ['GET', 'PUT', 'DELETE']) cases.push({ method, path: `/v1/api/quotas/${bad}`, body: method === 'PUT' ? '{"eventsPerSecond":5}' : undefined });
+    }
+    for (const body of [
+      'null', '[]', '5', '"5"', '{}', '{', '{"eventsPerSecond":0}', '{"eventsPerSecond":-1}', '{"eventsPerSecond":1.5}', '{"eventsPerSecond":"5"}',
+      '{"eventsPerSecond":null}', '{"eventsPerSecond":true}', '{"eventsPerSecond":1e999}', '{"eventsPerSecond":1e13}', '{"bytesPerDay":[5]}',
+      '{"eventsPerMinute":5}', '{"eventsPerSecond":5,"color":1}', '{"__proto__":{"eventsPerSecond":5}}', '{"constructor":{"prototype":{"x":1}}}',
+    ]) {
+      cases.push({ method: 'PUT', path: '/v1/api/quotas/good', body });
+    }
+    for (const q of ['x=1', 'db=BAD']) cases.push({ method: 'GET', path: `/v1/api/quotas?${q}` });
+    // Event contracts: shapes, keywords outside the subset, bounds nothing meets, and sizes (deep
+    // nesting by the thousand included: refused, never a stack overflow).
+    const deep = (levels: number) => `${'{"items":'.repeat(levels)}{}${'}'.repeat(levels)}`;
+    const schemas = [
+      'null', '[]', '5', '"reject"', '{}', '{"policy":"reject"}', '{"policy":"drop","body":{}}', '{"policy":"quarantine","body":{}}', '{"body":null}', '{"body":[]}',
+      '{"body":{"pattern":"^(a+)+$"}}', '{"body":{"oneOf":[{}]}}', '{"body":{"$ref":"#"}}', '{"body":{"format":"email"}}', '{"body":{"if":{}}}',
+      '{"body":{"type":"strung"}}', '{"body":{"type":[]}}', '{"body":{"type":5}}', '{"body":{"minimum":"1"}}', '{"body":{"minimum":5,"maximum":1}}',
+      '{"body":{"minLength":-1}}', '{"body":{"minLength":1.5}}', '{"body":{"minItems":3,"maxItems":2}}', '{"body":{"required":"a"}}', '{"body":{"required":[5]}}',
+      '{"body":{"properties":{"":{}}}}', '{"body":{"properties":{"a\\u0000b":{}}}}', '{"body":{"properties":[]}}', '{"body":{"properties":{"a":5}}}',
+      '{"body":{"additionalProperties":{}}}', '{"body":{"enum":[]}}', '{"body":{"enum":[{}]}}', '{"body":{"enum":[null]}}', '{"body":{"const":{}}}', '{"body":{"items":[{}]}}',
+      '{"body":{"properties":{"a":{"minimum":2,"maximum":1}}}}', '{"headers":{"type":"object"},"body":{"x-extra":1}}', '{"body":{},"extra":1}',
+      `{"body":${deep(11)}}`, `{"body":${deep(3000)}}`, `{"body":${deep(60_000)}}`, `{"body":{"description":"${'d'.repeat(17_000)}"}}`,
+      `{"body":{"properties":{${Array.from({ length: 401 }, (_, i) => `"p${i}":{}`).join(',')}}}}`,
+    ];
+    for (const schema of schemas) {
+      cases.push({ method: 'POST', path: '/v1/api/shop/orders/create', body: `{"sink":"logger","schema":${schema}}` });
+      // (A merge patch's null removes the contract: not a bad request.)
+      if (schema !== 'null') cases.push({ method: 'PATCH', path: '/v1/api/good/events/config', body: `{"schema":${schema}}` });
+    }
     // Unknown routes and wrong methods.
     for (const [method, path] of [['GET', '/v1/api'], ['GET', '/v1/api/shop'], ['POST', '/v1/api/shop/orders/explode'], ['GET', '/v1/api/good/events/create'], ['PUT', '/v1/api/good/events/stop'], ['POST', '/v1/api/good/events/status'], ['GET', '/nope'], ['PATCH', '/v1/api/token']]) {
       cases.push({ method: method!, path: path! });

@@ -141,6 +141,23 @@ describe('backup and restore', () => {
     const specRefused = run(c, 'restore', spec);
     expect(specRefused.status, specRefused.stderr).toBe(2);
     expect(specRefused.stderr).toMatch(/agent flume-bk-kept: its spec is not one a create takes here: options\.rollInterval/);
+    // A spec nested 50,000 levels deep (its event contract), in agent.json and in a revision:
+    // refused by name, not a stack overflow.
+    const deep = `${'{"items":'.repeat(50_000)}{}${'}'.repeat(50_000)}`;
+    const nested = tampered(file, 'nested.tar.gz', (d) => {
+      const f = join(d, 'services/flume-bk-kept/agent.json');
+      const text = readFileSync(f, 'utf8');
+      const edited = text.replace(/"spec":\s*\{/, `"spec":{"schema":{"body":${deep}},`);
+      expect(edited).not.toBe(text);
+      writeFileSync(f, edited);
+    });
+    const nestedRefused = run(c, 'restore', nested);
+    expect(nestedRefused.status, nestedRefused.stderr).toBe(2);
+    expect(nestedRefused.stderr).toMatch(/agent flume-bk-kept: services\/flume-bk-kept\/agent\.json cannot be read as JSON: nested more than 64 levels deep/);
+    const nestedRevision = tampered(file, 'nested-revision.tar.gz', (d) => writeFileSync(join(d, 'services/flume-bk-kept/revisions/000001.json'), `{"revision":1,"spec":${deep}}`));
+    const revisionRefused = run(c, 'restore', nestedRevision);
+    expect(revisionRefused.status, revisionRefused.stderr).toBe(2);
+    expect(revisionRefused.stderr).toMatch(/agent flume-bk-kept: revisions\/000001\.json cannot be read as JSON: nested more than 64 levels deep/);
     // A settings file that would run code where a script read it.
     const settings = tampered(file, 'settings.tar.gz', (d) => writeFileSync(join(d, 'settings.env'), "GATEWAY_HOST=127.0.0.1'+require('child_process').execSync('id')+'\n"));
     const settingsRefused = run(c, 'restore', settings);
