@@ -24,7 +24,8 @@ import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { PROJECT_ROOT } from '../src/config-kinds.js';
 import { agentPaths } from '../src/store/paths.js';
-import { routePort, sinkLines } from '../test/helpers/flume.js';
+import { INTAKE_KEY_HEADER } from '../src/agents/route-table.js';
+import { agentOf, routePort, sinkLines } from '../test/helpers/flume.js';
 import { TestGateway } from '../test/helpers/gateway.js';
 import { REDIS_URL, startHarness } from '../test/helpers/harness.js';
 import { freePort, until } from '../test/helpers/wait.js';
@@ -40,9 +41,10 @@ interface Load { requests: number; durationUs: number; status: number; connect: 
 interface Sample { name: string; tag: string; rps: number; acked: number; refused: number; p50: number; p99: number; cpu: Record<string, number>; fsyncs: number | null; flushes: number | null; wall: number; agentRequests: number }
 
 /** wrk against `url` (POST `body` when given, else GET), its done() line parsed. */
-async function wrk(url: string, body: string | null, auth: string | null): Promise<Load> {
+/** `auth`: the gateway's Authorization value, or the agent's intake key ({ intakeKey }) straight to it. */
+async function wrk(url: string, body: string | null, auth: string | { intakeKey: string } | null): Promise<Load> {
   const args = ['-t', String(Math.min(2, CORES)), '-c', String(CLIENTS), '-d', `${SECONDS}s`, '--timeout', '10s', '-s', join(PROJECT_ROOT, 'bench', 'wrk-request.lua'), url];
-  const { stdout } = await run('wrk', args, { env: { PATH: process.env.PATH ?? '', BENCH_BODY: body ?? '', BENCH_AUTH: auth ?? '' }, maxBuffer: 16 * 1024 * 1024 });
+  const { stdout } = await run('wrk', args, { env: { PATH: process.env.PATH ?? '', BENCH_BODY: body ?? '', BENCH_AUTH: typeof auth === 'string' ? auth : '', BENCH_INTAKE_KEY: auth && typeof auth === 'object' ? auth.intakeKey : '' }, maxBuffer: 16 * 1024 * 1024 });
   const line = stdout.split('\n').find((l) => l.startsWith('{"requests"'));
   if (!line) throw new Error(`wrk printed no summary: ${stdout}`);
   return JSON.parse(line) as Load;
@@ -141,7 +143,8 @@ try {
     writeFileSync(conf, text);
     await ctl('start', 'flume-bench-dp');
     const agentPort = (await routePort(h.redis, h.keys, 'bench', 'dp'))!;
-    await until(() => fetch(`http://127.0.0.1:${agentPort}/`, { method: 'POST', body: '[]' }).then((r) => r.status, () => 0), (st) => st === 200, 60_000, 250);
+    const key = agentOf(h.config, 'bench', 'dp').key ?? '';
+    await until(() => fetch(`http://127.0.0.1:${agentPort}/`, { method: 'POST', body: '[]', headers: { [INTAKE_KEY_HEADER]: key } }).then((r) => r.status, () => 0), (st) => st === 200, 60_000, 250);
   }
   const port = (await routePort(h.redis, h.keys, 'bench', 'dp'))!;
   if (dataDirs > 1) agentPid = Number((await run('supervisorctl', ['-c', h.supervisord.configFile, 'pid', 'flume-bench-dp'])).stdout.trim());
@@ -153,12 +156,12 @@ try {
   const body = (tag: string) => JSON.stringify([{ headers: { src: 'bench' }, body: tag }]);
   const phases = [
     { name: 'nginx answering by itself (/healthz)', url: `${gw.url}/healthz`, post: false, auth: null },
-    { name: 'straight to the agent', url: `http://127.0.0.1:${port}/`, post: true, auth: null },
+    { name: 'straight to the agent', url: `http://127.0.0.1:${port}/`, post: true, auth: { intakeKey: agentOf(h.config, 'bench', 'dp').key ?? '' } },
     { name: 'through the gateway, every default', url: `${gw.url}/ingest/bench/dp`, post: true, auth: `Bearer ${token}` },
   ];
   const floors: number[] = [];
   const samples: Sample[][] = phases.map(() => []);
-  await wrk(phases[1]!.url, body('warm'), null); // JIT and page cache
+  await wrk(phases[1]!.url, body('warm'), phases[1]!.auth); // JIT and page cache
   for (let round = 0; round < ROUNDS; round++) {
     floors.push(fsyncFloor(paths.varDir, 2000));
     for (const [i, p] of phases.entries()) {

@@ -10,7 +10,8 @@
 import { Agent, request } from 'node:http';
 import { startHarness } from '../test/helpers/harness.js';
 import { TestGateway } from '../test/helpers/gateway.js';
-import { routePort } from '../test/helpers/flume.js';
+import { INTAKE_KEY_HEADER } from '../src/agents/route-table.js';
+import { agentOf, routePort } from '../test/helpers/flume.js';
 import { freePort } from '../test/helpers/wait.js';
 import { writeResult } from './lib.js';
 
@@ -57,11 +58,13 @@ try {
   if (created.statusCode !== 201) throw new Error(created.body);
   const token = (await h.inject({ method: 'POST', url: '/v1/api/token', payload: { username: 'bench' } })).json().token as string;
   const port = (await routePort(h.redis, h.keys, 'bench', 'events'))!;
+  // Straight to the agent as the gateway goes: with its intake key.
+  const keyOf = (table: string): Record<string, string> => ({ [INTAKE_KEY_HEADER]: agentOf(h.config, 'bench', table).key ?? '' });
 
-  await load(port, '/', {}); // warm-up: JIT and page cache
-  const direct = await load(port, '/', {});
+  await load(port, '/', keyOf('events')); // warm-up: JIT and page cache
+  const direct = await load(port, '/', keyOf('events'));
   const viaGateway = await load(h.config.GATEWAY_PORT, '/ingest/bench/events', { authorization: `Bearer ${token}` });
-  const direct2 = await load(port, '/', {});
+  const direct2 = await load(port, '/', keyOf('events'));
   const f = (x: number) => x.toFixed(1);
   console.log(`${C} clients x ${SECONDS} s, one event per request, file_roll agent, 2 nginx workers`);
   for (const [name, r] of [['direct to agent', direct], ['through gateway', viaGateway], ['direct again', direct2]] as const) {
@@ -80,9 +83,9 @@ try {
   const jvmDefaults = await h.inject({ method: 'POST', url: '/v1/api/bench/c2/create', payload: { channel: { capacity: 10_000_000 }, jvm: { options: ['-XX:+UseG1GC', '-XX:TieredStopAtLevel=4'] } } });
   if (jvmDefaults.statusCode !== 201) throw new Error(jvmDefaults.body);
   const port2 = (await routePort(h.redis, h.keys, 'bench', 'c2'))!;
-  await load(port2, '/', {}); // warm-up
-  const tuned = await load(port, '/', {});
-  const untuned = await load(port2, '/', {});
+  await load(port2, '/', keyOf('c2')); // warm-up
+  const tuned = await load(port, '/', keyOf('events'));
+  const untuned = await load(port2, '/', keyOf('c2'));
   const rss = async (t: string) => {
     const s = (await h.inject({ method: 'GET', url: `/v1/api/bench/${t}/status?fresh=true` })).json();
     return (s.resources?.rssBytes ?? 0) / 1_048_576;

@@ -24,7 +24,8 @@ import { type Config } from '../src/config.js';
 import { PROJECT_ROOT } from '../src/config-kinds.js';
 import { loadConfig } from '../src/config-load.js';
 import { makeCertificates } from '../test/helpers/certs.js';
-import { routePort, sinkLines } from '../test/helpers/flume.js';
+import { INTAKE_KEY_HEADER } from '../src/agents/route-table.js';
+import { agentOf, routePort, sinkLines } from '../test/helpers/flume.js';
 import { TestGateway } from '../test/helpers/gateway.js';
 import { startHarness } from '../test/helpers/harness.js';
 import { freePort, until } from '../test/helpers/wait.js';
@@ -70,12 +71,14 @@ const CONTRACT = {
   headers: { type: 'object', properties: { src: { type: 'string', minLength: 1 } } },
 };
 
-async function load(name: string, tag: string, url: string, token: string | null, json = false): Promise<Result> {
+/** `auth`: the gateway's caller (a token), or the agent's intake key straight to it. */
+async function load(name: string, tag: string, url: string, auth: { token: string } | { intakeKey: string | null }, json = false): Promise<Result> {
+  const header = 'token' in auth ? `authorization=Bearer ${auth.token}` : auth.intakeKey ? `${INTAKE_KEY_HEADER}=${auth.intakeKey}` : null;
   const line = json ? order(tag) : tag;
   const body = JSON.stringify([{ headers: { src: 'bench' }, body: line }]);
   const { stdout } = await run(
     join(PROJECT_ROOT, 'node_modules', '.bin', 'autocannon'),
-    ['-j', '-c', String(CLIENTS), '-a', String(REQUESTS), '-m', 'POST', '-H', 'content-type=application/json', ...(token ? ['-H', `authorization=Bearer ${token}`] : []), '-b', body, url],
+    ['-j', '-c', String(CLIENTS), '-a', String(REQUESTS), '-m', 'POST', '-H', 'content-type=application/json', ...(header ? ['-H', header] : []), '-b', body, url],
     { maxBuffer: 64 * 1024 * 1024 },
   );
   const r = JSON.parse(stdout) as { '2xx': number; non2xx: number; errors: number; timeouts: number; duration: number; latency: { p50: number; p99: number } };
@@ -90,6 +93,7 @@ try {
   const token = (await h.inject({ method: 'POST', url: '/v1/api/token', payload: { username: 'bench' } })).json().token as string;
   const port = (await routePort(h.redis, h.keys, 'bench', 'gc'))!;
   const direct = `http://127.0.0.1:${port}/`;
+  const intakeKey = agentOf(h.config, 'bench', 'gc').key;
 
   // Every phase is a gateway setting (null: straight to the agent). The phases run in turn,
   // ROUNDS times over, and each figure is the median of its rounds: a run's figures drift by
@@ -117,13 +121,13 @@ try {
     { name: 'gateway, defaults, JSON orders', gateway: byDefault, json: true },
     { name: 'gateway, defaults, JSON orders + contract', gateway: byDefault, json: true, contract: true },
   ].filter((p) => !ONLY.length || ONLY.some((o) => p.name.includes(o)));
-  await load('warm-up', 'warm', direct, null); // JIT and page cache
+  await load('warm-up', 'warm', direct, { intakeKey }); // JIT and page cache
   const runs: Result[][] = phases.map(() => []);
   for (let round = 0; round < ROUNDS; round++) {
     for (const [i, phase] of phases.entries()) {
       const tag = `p${i}r${round}`;
       if (!phase.gateway) {
-        runs[i]!.push(await load(phase.name, tag, direct, null));
+        runs[i]!.push(await load(phase.name, tag, direct, { intakeKey }));
         continue;
       }
       // A contract is a config change the agent does not read: applied without a restart.
@@ -132,7 +136,7 @@ try {
       gw = new TestGateway({ ...h.config, GATEWAY_RATE_LIMIT: 0, ...phase.gateway });
       await gw.start();
       const scheme = phase.gateway.GATEWAY_TLS_CERT_FILE ? 'https' : 'http';
-      const result = await load(phase.name, tag, `${scheme}://${h.config.GATEWAY_HOST}:${h.config.GATEWAY_PORT}/ingest/bench/gc`, token, phase.json);
+      const result = await load(phase.name, tag, `${scheme}://${h.config.GATEWAY_HOST}:${h.config.GATEWAY_PORT}/ingest/bench/gc`, { token }, phase.json);
       if (phase.contract && result.acked === 0) throw new Error('the contract refused the bench orders: check CONTRACT against order()');
       runs[i]!.push(result);
       await gw.stop();

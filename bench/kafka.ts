@@ -9,7 +9,8 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { PROJECT_ROOT } from '../src/config-kinds.js';
-import { routePort } from '../test/helpers/flume.js';
+import { INTAKE_KEY_HEADER } from '../src/agents/route-table.js';
+import { agentOf, routePort } from '../test/helpers/flume.js';
 import { TestGateway } from '../test/helpers/gateway.js';
 import { startHarness } from '../test/helpers/harness.js';
 import { TestKafka } from '../test/helpers/kafka.js';
@@ -28,11 +29,12 @@ interface Result {
   failed: number;
 }
 
-async function load(url: string, token: string | null): Promise<Result> {
+/** `header`: the gateway's Authorization, or the agent's intake key straight to it (autocannon's name=value). */
+async function load(url: string, header: string | null): Promise<Result> {
   const t0 = performance.now();
   const { stdout } = await run(
     join(PROJECT_ROOT, 'node_modules', '.bin', 'autocannon'),
-    ['-j', '-c', String(CLIENTS), '-a', String(REQUESTS), '-m', 'POST', '-H', 'content-type=application/json', ...(token ? ['-H', `authorization=Bearer ${token}`] : []), '-b', body, url],
+    ['-j', '-c', String(CLIENTS), '-a', String(REQUESTS), '-m', 'POST', '-H', 'content-type=application/json', ...(header ? ['-H', header] : []), '-b', body, url],
     { maxBuffer: 64 * 1024 * 1024 },
   );
   const seconds = (performance.now() - t0) / 1000;
@@ -53,8 +55,8 @@ try {
   const token = ((await h.inject({ method: 'POST', url: '/v1/api/token', payload: { username: 'bench' } })).json() as { token: string }).token;
   const port = (await routePort(h.redis, h.keys, 'load', 'direct'))!;
 
-  const viaGateway = await load(`${gw.url}/ingest/load/gateway`, token);
-  const direct = await load(`http://127.0.0.1:${port}/`, null);
+  const viaGateway = await load(`${gw.url}/ingest/load/gateway`, `authorization=Bearer ${token}`);
+  const direct = await load(`http://127.0.0.1:${port}/`, `${INTAKE_KEY_HEADER}=${agentOf(h.config, 'load', 'direct').key ?? ''}`);
   const count = async (topic: string, expected: number) =>
     (await until(() => kafka.consume(topic), (l) => l.length >= expected, 120_000, 0)).length;
   const inGateway = await count('load.gateway', viaGateway.acked);

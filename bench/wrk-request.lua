@@ -1,5 +1,6 @@
 -- wrk's request for bench/datapath.ts: a POST of BENCH_BODY (Flume's JSON events), or a GET
--- when BENCH_BODY is empty, with BENCH_AUTH, when set, as its Authorization header. Read from the
+-- when BENCH_BODY is empty, with BENCH_AUTH, when set, as its Authorization header, and
+-- BENCH_INTAKE_KEY, when set, as X-Flume-Intake-Key. Read from the
 -- environment: the script is fixed, nothing is written into it. done() prints one JSON line.
 local body = os.getenv("BENCH_BODY") or ""
 if body ~= "" then
@@ -9,6 +10,9 @@ if body ~= "" then
 end
 local auth = os.getenv("BENCH_AUTH")
 if auth and auth ~= "" then wrk.headers["Authorization"] = auth end
+-- Straight to the agent: its intake key, as the gateway sends it.
+local key = os.getenv("BENCH_INTAKE_KEY")
+if key and key ~= "" then wrk.headers["X-Flume-Intake-Key"] = key end
 
 function done(summary, latency, requests)
   local e = summary.errors

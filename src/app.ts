@@ -103,7 +103,7 @@ export function buildApp({ config, log, redis, driver }: AppDeps): BuiltApp {
   const store = new AgentStore(config);
   // Many hosts answer which tables are elsewhere (placement/, built below): bound before start.
   const placement = new PlacementSeam();
-  const routeTable = new RouteTable(redis, keys, placement);
+  const routeTable = new RouteTable(redis, keys, (program) => store.controlKey(program), placement);
   const lock = new TableLock(
     redis,
     keys,

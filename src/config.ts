@@ -99,6 +99,15 @@ export const configSchema = z.object({
    * restarts in place (503 AGENT_DOWN for the seconds a JVM takes to start).
    */
   AGENT_STAND_IN: flagSetting(true),
+  /**
+   * true (default): an agent's source takes events only from the gateway (the header
+   * X-Flume-Intake-Key with the agent's key, which its route holds): another local process that
+   * finds its port is answered 400. false: any process on the host may post to an agent's port,
+   * as in the original design (while senders or the original design's gateway still post to the
+   * ports of adopted agents, docs/operations.md#coming-from-the-original-design). Takes effect at
+   * each agent's next start.
+   */
+  AGENT_INTAKE_KEY: flagSetting(true),
   /** var/audit.log rotates at this size (5 files kept). */
   AUDIT_LOG_MAX_BYTES: z.coerce.number().int().min(1024).default(10 * 1024 * 1024),
   /** Config revisions kept per agent (services/<program>/revisions/); the oldest are pruned. */

@@ -5,9 +5,10 @@ import type { AgentSpec } from '../resources/agent-spec.js';
 import { programName, type TableRef } from '../resources/table.js';
 import type { AgentMeta, AgentStore } from '../store/agent-store.js';
 import { writeAtomic } from '../store/files.js';
+import type { AgentPaths } from '../store/paths.js';
 import { RevisionStore } from '../store/revisions.js';
 import { renderAgentConfig } from './flume-config.js';
-import { launcherJarPresent, programFor } from './launch.js';
+import { agentConfigParts, programFor } from './launch.js';
 import type { PortAllocator } from './port-allocator.js';
 import { invalidRequest } from '../errors.js';
 
@@ -59,7 +60,7 @@ export async function layDown(
   await chmod(paths.varDir, 0o750);
   const createdAt = new Date().toISOString();
   const meta: AgentMeta = { ...ref, program, port, metricsPort, spec, createdAt, revision: 1, runningRevision: 1 };
-  await writeAtomic(paths.flumeConf, renderAgentConfig(ref, spec, port, paths, launcherJarPresent(cfg)));
+  await writeFlumeConf(cfg, meta, paths);
   await new RevisionStore(paths.revisionsDir, cfg.CONFIG_REVISIONS_KEPT).write({
     revision: 1, spec, createdAt, by: opts.by, reason: 'create', from: null, outcome: opts.start ? 'applied' : 'stored', error: null,
   });
@@ -67,4 +68,9 @@ export async function layDown(
   undo.push(() => unloadProgram(program));
   await store.writeProgram(meta.program, programFor(cfg, meta, opts.start));
   return meta;
+}
+
+/** The agent's flume.conf from its spec and this host's settings (AGENT_INTAKE_KEY, the launcher's classes). */
+export async function writeFlumeConf(cfg: Config, meta: Pick<AgentMeta, 'db' | 'table' | 'spec' | 'port'>, paths: AgentPaths): Promise<void> {
+  await writeAtomic(paths.flumeConf, renderAgentConfig(meta, meta.spec, meta.port, paths, agentConfigParts(cfg)));
 }

@@ -21,7 +21,7 @@ import type { RouteTable } from './route-table.js';
 import { resolveSpec, specDifferences, type AgentSpec } from '../resources/agent-spec.js';
 import type { TableLock } from './table-lock.js';
 import type { StandIns } from './stand-in.js';
-import { layDown, type Handover } from './agent-files.js';
+import { layDown, writeFlumeConf, type Handover } from './agent-files.js';
 import { stopHung } from './hung-stop.js';
 
 /**
@@ -322,8 +322,9 @@ export class AgentService implements Lifecycle {
     }
     const wasDesired = await this.store.desired(meta.program);
     try {
-      // supervisord re-reads the program before the turn; the JVM start waits its turn, and its
-      // ready timeout begins with it.
+      // flume.conf follows the spec and this host's settings at every start; supervisord re-reads
+      // the program before the turn; the JVM start waits its turn, its ready timeout with it.
+      await writeFlumeConf(this.cfg, meta, this.store.paths(meta.program));
       await this.store.writeProgram(meta.program, programFor(this.cfg, meta, true));
       const apply = await this.driver.stage(meta.program);
       await this.startQueue.run(meta.program, async () => {

@@ -21,12 +21,28 @@ const PROMPT_SINK_GROUP = [
 ].join('\n');
 
 /**
+ * The source's handler: Flume's JSONHandler, behind the agent's intake key where the launcher's
+ * jar is there (flumeservice.IntakeKeyHandler: only a request with X-Flume-Intake-Key, which the
+ * gateway sends, puts events in the channel; any other local process is answered 400).
+ */
+function handler(keyed: boolean, paths: AgentPaths): string {
+  if (!keyed) return 'org.apache.flume.source.http.JSONHandler';
+  return ['flumeservice.IntakeKeyHandler', `a1.sources.r1.handler.keyFile = ${paths.controlKeyFile}`].join('\n');
+}
+
+/**
  * The table's flume.conf: templates/agent.properties with the sink's block (templates/sinks/).
  * `launcher`: the launcher's jar is there, so the Kafka sink keeps never-deliverable events in
  * paths.quarantineDir (else Flume's own Kafka sink, which retries them for ever) and the sink runs
  * under PromptSinkProcessor.
  */
-export function renderAgentConfig(table: TableRef, spec: AgentSpec, port: number, paths: AgentPaths, launcher: boolean): string {
+/** What a flume.conf may use: the launcher's classes (its jar is there), the intake key (AGENT_INTAKE_KEY, with the launcher). */
+export interface AgentConfigParts {
+  launcher: boolean;
+  intakeKey: boolean;
+}
+
+export function renderAgentConfig(table: TableRef, spec: AgentSpec, port: number, paths: AgentPaths, { launcher, intakeKey }: AgentConfigParts): string {
   const sinkBlock = fill(template(`sinks/${spec.sink}.properties`), {
     ...spec.options,
     outDir: paths.outDir,
@@ -45,5 +61,6 @@ export function renderAgentConfig(table: TableRef, spec: AgentSpec, port: number
     sinkBlock,
     sinkGroup: launcher ? PROMPT_SINK_GROUP : '',
     interceptors: launcher ? 'ts wake' : 'ts',
+    handler: handler(intakeKey, paths),
   });
 }

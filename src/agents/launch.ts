@@ -8,6 +8,7 @@ import type { AgentMeta } from '../store/agent-store.js';
 import { agentPaths, type AgentPaths } from '../store/paths.js';
 import { flumeVersionIn } from '../store/build-info.js';
 import { TEMPLATES_DIR, fill, template } from '../templates.js';
+import type { AgentConfigParts } from './flume-config.js';
 
 /** How an agent's JVM is run: its supervisord program (templates/program.conf). */
 
@@ -61,6 +62,12 @@ const heapWithin = (heap: string, max: string) => ((sizeBytes(heap) ?? 0) > (siz
 /** Whether agents run with the launcher's jar (flume/launcher/): our main class, metrics server and Kafka sink. */
 export function launcherJarPresent(cfg: Pick<Config, 'FLUME_LIB_DIR'>): boolean {
   return existsSync(join(cfg.FLUME_LIB_DIR, LAUNCHER.jar));
+}
+
+/** What an agent's flume.conf may use here: the launcher's classes, and the intake key (which needs them). */
+export function agentConfigParts(cfg: Pick<Config, 'FLUME_LIB_DIR' | 'AGENT_INTAKE_KEY'>): AgentConfigParts {
+  const launcher = launcherJarPresent(cfg);
+  return { launcher, intakeKey: launcher && cfg.AGENT_INTAKE_KEY };
 }
 
 /** The agent's program text from its metadata and the host's settings; `autostart` records the desired state. */

@@ -3,7 +3,7 @@ import { AppError, appError, agentNotFound } from '../errors.js';
 import { programName, type TableRef } from '../resources/table.js';
 import type { AgentStore } from '../store/agent-store.js';
 import { listQuarantine, quarantineCount, quarantineFiles, readQuarantineFile, removeQuarantineFile, type QuarantinedEvent } from '../store/quarantine.js';
-import { RouteTable } from './route-table.js';
+import { INTAKE_KEY_HEADER, RouteTable } from './route-table.js';
 import type { TableLock } from './table-lock.js';
 
 export interface QuarantinePage {
@@ -100,7 +100,8 @@ export class QuarantineService {
       throw appError('AGENT_DOWN', `${programName(to)} does not take events now (${route ?? 'not running'}); nothing more was replayed, the rest stays in the quarantine`);
     }
     const body = JSON.stringify(events.map((e) => ({ headers: replayedHeaders(e.headers), body: e.body })));
-    const r = await fetch(`http://${at.host}:${at.port}/`, { method: 'POST', headers: { 'content-type': 'application/json' }, body, signal: AbortSignal.timeout(POST_TIMEOUT_MS) }).catch(
+    const headers: Record<string, string> = { 'content-type': 'application/json', ...(at.intakeKey ? { [INTAKE_KEY_HEADER]: at.intakeKey } : {}) };
+    const r = await fetch(`http://${at.host}:${at.port}/`, { method: 'POST', headers, body, signal: AbortSignal.timeout(POST_TIMEOUT_MS) }).catch(
       (err: unknown) => ({ status: 0, err }),
     );
     if (r.status !== 200) {

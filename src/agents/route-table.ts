@@ -6,6 +6,10 @@ import type { TableRef } from '../resources/table.js';
 import { ONE_HOST, type TablePlacement } from './placement.js';
 
 const entry = ({ db, table }: TableRef) => `${db}:${table}`;
+/** The header that carries a route's intake key to the agent (flumeservice.IntakeKeyHandler, the gateway's nginx.conf). */
+export const INTAKE_KEY_HEADER = 'X-Flume-Intake-Key';
+/** An intake key as the store writes it (32 random bytes, base64url): nothing else enters a route. */
+const INTAKE_KEY = /^[\w-]{32,128}$/;
 
 /**
  * The route value's format, shared with the gateway: rendered into var/gateway/lua/flume_routes.lua
@@ -22,6 +26,11 @@ export const ROUTE_VALUE = {
   maxEvent: ' max=(%d+)',
   /** Then, for a table whose senders are answered on the sink unless they say otherwise (spec `ack`). */
   ackSink: ' ack=sink ',
+  /**
+   * Then the agent's intake key (services/<program>/control.key, base64url), which the gateway
+   * sends as X-Flume-Intake-Key: the agent's source takes events only with it.
+   */
+  intakeKey: ' k=([%w_%-]+)',
   /** Then the agent's metrics port, where its channel's counts are read (a sender's `Prefer: ack=sink`). */
   metricsPort: ' m=(%d+)$',
   /**
@@ -59,30 +68,38 @@ export class RouteTable {
   constructor(
     private readonly redis: Redis,
     private readonly keys: Keys,
+    /** The agent's intake key (AgentStore.controlKey: its file, null while there is none). */
+    private readonly intakeKeyOf: (program: string) => Promise<string | null>,
     /** Which tables other hosts take (many hosts); ONE_HOST on one. */
     readonly placement: TablePlacement = ONE_HOST,
   ) {}
 
   /**
    * Where the gateway sends the table's events, `127.0.0.1:<port> tx=<transactionCapacity>[
-   * max=<bytes>][ ack=sink] m=<metricsPort>` (the most events one group commit may carry, the
-   * largest event the sink takes, whether senders are answered on the sink by default, where the
-   * channel's counts are read), then the event contract where the table has one (`\n{...}`), or
-   * `paused` (503 AGENT_PAUSED).
+   * max=<bytes>][ ack=sink][ k=<intake key>] m=<metricsPort>` (the most events one group commit
+   * may carry, the largest event the sink takes, whether senders are answered on the sink by
+   * default, the key the agent's source asks for, where the channel's counts are read), then the
+   * event contract where the table has one (`\n{...}`), or `paused` (503 AGENT_PAUSED).
    */
-  static valueOf(meta: Pick<AgentMeta, 'port' | 'metricsPort' | 'paused' | 'spec'>): string {
+  static valueOf(meta: Pick<AgentMeta, 'port' | 'metricsPort' | 'paused' | 'spec'>, intakeKey: string | null): string {
     if (meta.paused) return ROUTE_VALUE.paused;
     const max = maxEventBytes(meta.spec);
     const ack = meta.spec.ack === 'sink' ? ROUTE_VALUE.ackSink.trimEnd() : '';
+    const key = intakeKey && INTAKE_KEY.test(intakeKey) ? ` k=${intakeKey}` : '';
     const contract = meta.spec.schema ? `${ROUTE_VALUE.schemaAfter}${JSON.stringify(meta.spec.schema)}` : '';
-    return `127.0.0.1:${meta.port} tx=${meta.spec.channel.transactionCapacity}${max === null ? '' : ` max=${max}`}${ack} m=${meta.metricsPort}${contract}`;
+    return `127.0.0.1:${meta.port} tx=${meta.spec.channel.transactionCapacity}${max === null ? '' : ` max=${max}`}${ack}${key} m=${meta.metricsPort}${contract}`;
   }
 
-  /** Where a route value sends events (host and port), or null for paused, fenced, via, and the rest. */
-  static addressOf(value: string | null | undefined): { host: string; port: number } | null {
+  /** The route the agent should have now (its intake key read from its file). */
+  async valueFor(meta: Pick<AgentMeta, 'program' | 'port' | 'metricsPort' | 'paused' | 'spec'>): Promise<string> {
+    return RouteTable.valueOf(meta, meta.paused ? null : await this.intakeKeyOf(meta.program));
+  }
+
+  /** Where a route value sends events (host and port) and the key the agent asks for, or null for paused, fenced, via, and the rest. */
+  static addressOf(value: string | null | undefined): { host: string; port: number; intakeKey: string | null } | null {
     const line = value?.split(ROUTE_VALUE.schemaAfter, 1)[0];
-    const m = line ? /^([^:\s]+):(\d+)( tx=\d+( max=\d+)?( ack=sink)?( m=\d+)?)?$/.exec(line) : null;
-    return m ? { host: m[1]!, port: Number(m[2]) } : null;
+    const m = line ? /^([^:\s]+):(\d+)( tx=\d+( max=\d+)?( ack=sink)?( k=([\w-]+))?( m=\d+)?)?$/.exec(line) : null;
+    return m ? { host: m[1]!, port: Number(m[2]), intakeKey: m[7] ?? null } : null;
   }
 
   /** The route of a table another host runs: through that host's gateway (`via host:port`). */
@@ -139,10 +156,11 @@ export class RouteTable {
   async publish(meta: AgentMeta): Promise<void> {
     const ref = meta;
     if (this.elsewhere(ref)) return;
+    const value = await this.valueFor(meta);
     await redisCall(() =>
       this.redis
         .multi()
-        .set(this.keys.route(ref.db, ref.table), this.fenced ? ROUTE_VALUE.fenced : RouteTable.valueOf(meta))
+        .set(this.keys.route(ref.db, ref.table), this.fenced ? ROUTE_VALUE.fenced : value)
         .sadd(this.keys.tables(), entry(ref))
         .publish(this.keys.invalidateChannel(), `route:${entry(ref)}`)
         .exec(),

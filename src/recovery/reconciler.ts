@@ -233,13 +233,13 @@ export class Reconciler {
     // The route a table should have now: its value (port or paused) while it should run and
     // accepts events, else none.
     const wantedNow = async (m: AgentMeta) =>
-      (await this.store.desired(m.program)) === 'running' && (await probeSource(m.port)) === 'flume' ? RouteTable.valueOf(m) : null;
+      (await this.store.desired(m.program)) === 'running' && (await probeSource(m.port)) === 'flume' ? this.routes.valueFor(m) : null;
     const wanted = await Promise.all(
       metas.map((m, i) =>
         limit(async () => {
           if (live) return wantedNow(m);
           const s = this.fleet.status(m.program);
-          return s ? (s.desired === 'running' && s.accepting ? RouteTable.valueOf(m) : null) : routed[i]!;
+          return s ? (s.desired === 'running' && s.accepting ? this.routes.valueFor(m) : null) : routed[i]!;
         }),
       ),
     );

@@ -23,25 +23,30 @@ describe('agent templates', () => {
   it('defaults to a file_roll agent bound to 127.0.0.1 with per-table channel directories', () => {
     const spec = resolveSpec(undefined, ref, limits);
     expect(spec.sink).toBe('file_roll');
-    const text = renderAgentConfig(ref, spec, 12345, paths, true);
+    const text = renderAgentConfig(ref, spec, 12345, paths, { launcher: true, intakeKey: true });
     expect(text).toContain('a1.sources.r1.bind = 127.0.0.1');
     expect(text).toContain('a1.sources.r1.port = 12345');
     expect(text).toContain('a1.channels.c1.checkpointDir = /s/var/flume-shop-orders/channel/checkpoint');
     expect(text).toContain('a1.channels.c1.dataDirs = /s/var/flume-shop-orders/channel/data');
     expect(text).toContain('a1.sinks.k1.sink.directory = /s/var/flume-shop-orders/out');
     expect(text).not.toMatch(/\{\{/);
+    // The source takes events only with the agent's intake key (the gateway's); open without it.
+    expect(text).toContain(`a1.sources.r1.handler = flumeservice.IntakeKeyHandler\na1.sources.r1.handler.keyFile = ${paths.controlKeyFile}\n`);
+    const open = renderAgentConfig(ref, spec, 12345, paths, { launcher: true, intakeKey: false });
+    expect(open).toContain('a1.sources.r1.handler = org.apache.flume.source.http.JSONHandler\n');
+    expect(open).not.toContain('keyFile');
   });
 
   it('fills per-table defaults of the kafka and hdfs sinks', () => {
     const kafkaSpec = resolveSpec({ sink: 'kafka', options: { bootstrapServers: 'k1:9092,k2:9092' } }, ref, limits);
-    const kafka = renderAgentConfig(ref, kafkaSpec, 1, paths, true);
+    const kafka = renderAgentConfig(ref, kafkaSpec, 1, paths, { launcher: true, intakeKey: true });
     expect(kafka).toContain('a1.sinks.k1.kafka.topic = shop.orders');
     expect(kafka).toContain('a1.sinks.k1.kafka.bootstrap.servers = k1:9092,k2:9092');
     // The sink that keeps poison aside, in the table's own quarantine; Flume's own without the launcher's jar.
     expect(kafka).toContain('a1.sinks.k1.type = flumeservice.KafkaTableSink');
     expect(kafka).toContain('a1.sinks.k1.quarantine.directory = /s/var/flume-shop-orders/quarantine');
-    expect(renderAgentConfig(ref, kafkaSpec, 1, paths, false)).toContain('a1.sinks.k1.type = org.apache.flume.sink.kafka.KafkaSink');
-    const hdfs = renderAgentConfig(ref, resolveSpec({ sink: 'hdfs', options: { nameNode: 'hdfs://nn1:8020' } }, ref, limits), 1, paths, true);
+    expect(renderAgentConfig(ref, kafkaSpec, 1, paths, { launcher: false, intakeKey: false })).toContain('a1.sinks.k1.type = org.apache.flume.sink.kafka.KafkaSink');
+    const hdfs = renderAgentConfig(ref, resolveSpec({ sink: 'hdfs', options: { nameNode: 'hdfs://nn1:8020' } }, ref, limits), 1, paths, { launcher: true, intakeKey: true });
     expect(hdfs).toContain('a1.sinks.k1.hdfs.path = hdfs://nn1:8020/ingestion/shop/orders/%Y-%m-%d/%H');
     expect(hdfs).toContain('a1.sinks.k1.hdfs.minBlockReplicas = 1');
     // Without a NameNode, Hadoop's client would write to the local disk: refused.

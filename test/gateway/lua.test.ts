@@ -15,7 +15,8 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const meta = (sink: string, transactionCapacity: number, ack?: 'sink') =>
   ({ port: 20123, metricsPort: 20124, paused: null, spec: { sink, channel: { transactionCapacity }, ...(ack ? { ack } : {}) } }) as unknown as Parameters<typeof RouteTable.valueOf>[0];
-const lua = (s: string) => JSON.stringify(s); // a JSON string is a Lua string for these values
+const lua = (s: string) => JSON.stringify(s);
+const INTAKE_KEY = 'Zr0_7-QmC1xw9v2KpA4sD6fG8hJ0kL3nB5mV7cX9zQw'; // 32 random bytes, base64url // a JSON string is a Lua string for these values
 
 describe('the gateway Lua, unit by unit', () => {
   it('passes its busted specs', async () => {
@@ -24,10 +25,13 @@ describe('the gateway Lua, unit by unit', () => {
     writeFileSync(join(dir, 'flume_routes.lua'), gatewayRoutesLua());
     writeFileSync(join(dir, 'flume_errors.lua'), gatewayErrorsLua());
     const values = {
-      file: RouteTable.valueOf(meta('file_roll', 4000)),
-      kafka: RouteTable.valueOf(meta('kafka', 1000)),
-      kafkaSink: RouteTable.valueOf(meta('kafka', 1000, 'sink')),
-      fileSink: RouteTable.valueOf(meta('file_roll', 4000, 'sink')),
+      file: RouteTable.valueOf(meta('file_roll', 4000), null),
+      kafka: RouteTable.valueOf(meta('kafka', 1000), null),
+      kafkaSink: RouteTable.valueOf(meta('kafka', 1000, 'sink'), null),
+      fileSink: RouteTable.valueOf(meta('file_roll', 4000, 'sink'), null),
+      fileKeyed: RouteTable.valueOf(meta('file_roll', 4000, 'sink'), INTAKE_KEY),
+      fileBadKey: RouteTable.valueOf(meta('file_roll', 4000), 'short key\nx'),
+      intakeKey: INTAKE_KEY,
       via: RouteTable.viaValue({ host: '10.9.0.2', port: 8081 }),
       paused: ROUTE_VALUE.paused,
       fenced: ROUTE_VALUE.fenced,

@@ -7,14 +7,18 @@ import { gatewayRoutesLua } from '../../src/gateway/render.js';
 const asRegExp = (luaPattern: string) => new RegExp(luaPattern.replace(/%d/g, '\\d'));
 
 describe('the route value shared with the gateway', () => {
-  const meta = { port: 20123, paused: null, spec: { channel: { transactionCapacity: 4000 } } } as unknown as Parameters<typeof RouteTable.valueOf>[0];
+  const meta = { port: 20123, metricsPort: 20124, paused: null, spec: { channel: { transactionCapacity: 4000 } } } as unknown as Parameters<typeof RouteTable.valueOf>[0];
 
   it('is read back by the patterns the Lua gets', () => {
-    const value = RouteTable.valueOf(meta);
+    const value = RouteTable.valueOf(meta, null);
     const m = asRegExp(ROUTE_VALUE.address).exec(value);
     expect(m?.slice(1, 3)).toEqual(['127.0.0.1', '20123']);
     expect(asRegExp(ROUTE_VALUE.capacity).exec(m![3]!)?.[1]).toBe('4000');
-    expect(RouteTable.valueOf({ ...meta, paused: { by: 'ops', since: 'now' } } as typeof meta)).toBe(ROUTE_VALUE.paused);
+    expect(RouteTable.valueOf({ ...meta, paused: { by: 'ops', since: 'now' } } as typeof meta, null)).toBe(ROUTE_VALUE.paused);
+    const key = 'a'.repeat(43);
+    const keyed = RouteTable.valueOf(meta, key);
+    expect(RouteTable.addressOf(keyed)).toEqual({ host: '127.0.0.1', port: 20123, intakeKey: key });
+    expect(RouteTable.addressOf(value)).toEqual({ host: '127.0.0.1', port: 20123, intakeKey: null });
   });
 
   it('is generated for the Lua, which types no pattern of its own', () => {

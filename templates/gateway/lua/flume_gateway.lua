@@ -199,6 +199,7 @@ function M.access(db, tbl)
   ngx.ctx.metrics_port = r.metrics_port
   ngx.ctx.agent_host = r.host
   ngx.ctx.agent_port = r.port
+  if r.key then ngx.var.flume_intake_key = r.key end
 end
 
 -- balancer_by_lua of the flume_agent upstream: the table's agent on this host.

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentPaths } from '../../../src/store/paths.js';
-import { postEvents } from '../../helpers/flume.js';
+import { agentOf, postEvents } from '../../helpers/flume.js';
 import { startHarness, type Harness } from '../../helpers/harness.js';
 import { until } from '../../helpers/wait.js';
 import { portRange } from '../../helpers/ports.js';
@@ -161,8 +161,7 @@ describe('in a real browser (headless Chromium)', () => {
 
     // The agent's own view: sparklines from its history, its incident (how it ended, what to
     // do) to acknowledge, its config revision and its log, fetched for this agent only.
-    const port = JSON.parse(readFileSync(agentPaths(h.config, 'flume-web-clicks').metaFile, 'utf8')).port as number;
-    for (let i = 0; i < 5; i++) await postEvents(port, Array.from({ length: 50 }, (_, j) => `c${i}-${j}`));
+    for (let i = 0; i < 5; i++) await postEvents(agentOf(h.config, 'web', 'clicks'), Array.from({ length: 50 }, (_, j) => `c${i}-${j}`));
     await clicks.locator('td').first().click();
     const detail = page.locator('[data-testid="detail"][data-program="flume-web-clicks"]');
     await detail.waitFor({ timeout: 10_000 });

@@ -1,6 +1,6 @@
 import { statfsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { postEvents } from '../../helpers/flume.js';
+import { agentOf, postEvents } from '../../helpers/flume.js';
 import { startHarness, type Harness } from '../../helpers/harness.js';
 import { portRange } from '../../helpers/ports.js';
 import { until } from '../../helpers/wait.js';
@@ -34,7 +34,7 @@ describe('capacity and liveness', () => {
     expect(s.healthReason).toMatch(/channel's disk has .* MiB usable; Flume refuses every event below/);
     expect(s.disk!.usableBytes).toBeGreaterThan(s.disk!.minimumRequiredBytes);
     // Still accepting: the warning comes first.
-    expect(await postEvents(h.meta('live', 'full').port, ['still-taken'])).toBe(200);
+    expect(await postEvents(agentOf(h.config, 'live', 'full'), ['still-taken'])).toBe(200);
   });
 
   it('raises "idle" for a table that receives nothing past its limit, once per quiet period, not while paused', async () => {
@@ -42,13 +42,13 @@ describe('capacity and liveness', () => {
     expect(first.find((i) => i.type === 'idle')).toMatchObject({ severity: 'warning', details: { idleMinutes: 0.1 }, suggestedAction: expect.stringContaining('pause') });
     expect(await h.status('live', 'quiet')).toMatchObject({ health: 'degraded', healthReason: expect.stringMatching(/no events for \d+ min \(idle limit 0.1 min\)/) });
     // Events end the quiet period; a new one raises a second incident.
-    expect(await postEvents(h.meta('live', 'quiet').port, ['wake-up'])).toBe(200);
+    expect(await postEvents(agentOf(h.config, 'live', 'quiet'), ['wake-up'])).toBe(200);
     await until(() => h.status('live', 'quiet'), (x) => x.health === 'healthy', 10_000, 200);
     const second = await until(() => h.incidentsOf('live', 'quiet'), (l) => l.filter((i) => i.type === 'idle').length === 2, 30_000, 250);
     expect(second[0]?.details.lastEventAt).not.toBeNull();
     // Paused: no idle incident, however long it stays quiet.
     expect((await h.inject({ method: 'POST', url: '/v1/api/live/quiet/pause' })).statusCode).toBe(200);
-    expect(await postEvents(h.meta('live', 'quiet').port, ['last-before-quiet'])).toBe(200);
+    expect(await postEvents(agentOf(h.config, 'live', 'quiet'), ['last-before-quiet'])).toBe(200);
     const refreshes = h.fleet.refreshes;
     await until(async () => h.fleet.refreshes, (n) => n >= refreshes + 18, 60_000, 250); // 9 s at 500 ms: past the 6 s limit
     expect((await h.incidentsOf('live', 'quiet')).filter((i) => i.type === 'idle')).toHaveLength(2);
@@ -56,8 +56,7 @@ describe('capacity and liveness', () => {
   });
 
   it('reports rates, memory and CPU, a history for sparklines, and a summary', async () => {
-    const port = h.meta('live', 'busy').port;
-    for (let i = 0; i < 10; i++) expect(await postEvents(port, Array.from({ length: 20 }, (_, j) => `e${i}-${j}`))).toBe(200);
+    for (let i = 0; i < 10; i++) expect(await postEvents(agentOf(h.config, 'live', 'busy'), Array.from({ length: 20 }, (_, j) => `e${i}-${j}`))).toBe(200);
     const s = await until(() => h.status('live', 'busy'), (x) => (x.rates?.inPerSecond ?? 0) > 0 && (x.rates?.outPerSecond ?? 0) > 0, 20_000, 250);
     expect(s.resources!.rssBytes).toBeGreaterThan(30 * 1024 ** 2);
     expect(s.resources!.cpuPercent).toEqual(expect.any(Number));

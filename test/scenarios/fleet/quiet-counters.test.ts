@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { postEvents } from '../../helpers/flume.js';
+import { agentOf, postEvents } from '../../helpers/flume.js';
 import { startHarness, type Harness } from '../../helpers/harness.js';
 import { portRange } from '../../helpers/ports.js';
 import { until } from '../../helpers/wait.js';
@@ -26,14 +26,14 @@ describe("a quiet agent's counters", () => {
     await until(() => h.status('quiet', 't1'), (s) => s.state === 'RUNNING', 30_000, 100);
     await refreshes(3);
     expect((await h.status('quiet', 't1')).metrics!.eventsAccepted).toBe(0);
-    expect(await postEvents(h.meta('quiet', 't1').port, ['a', 'b', 'c'])).toBe(200);
+    expect(await postEvents(agentOf(h.config, 'quiet', 't1'), ['a', 'b', 'c'])).toBe(200);
     await refreshes(4);
     const stale = await h.status('quiet', 't1');
     // Still accepting (the source is probed every refresh), counters as last read.
     expect(stale).toMatchObject({ accepting: true, health: 'healthy', metrics: { eventsAccepted: 0 } });
     expect((await h.status('quiet', 't1', { fresh: true })).metrics!.eventsAccepted).toBe(3);
     // Moving now: the next refreshes read the counters again.
-    expect(await postEvents(h.meta('quiet', 't1').port, ['d', 'e'])).toBe(200);
+    expect(await postEvents(agentOf(h.config, 'quiet', 't1'), ['d', 'e'])).toBe(200);
     const moving = await until(() => h.status('quiet', 't1'), (s) => s.metrics?.eventsAccepted === 5, 10_000, 100);
     expect(moving.metrics!.eventsAccepted).toBe(5);
   });

@@ -1,10 +1,11 @@
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { readFileSync, statSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentPaths } from '../../../src/store/paths.js';
 import { loadConfig } from '../../../src/config-load.js';
 import { startHarness, type Harness } from '../../helpers/harness.js';
 import { TestGateway, ingest } from '../../helpers/gateway.js';
-import { waitForLines } from '../../helpers/flume.js';
+import { agentOf, sinkLines, waitForLines } from '../../helpers/flume.js';
 import { until } from '../../helpers/wait.js';
 import { portRange } from '../../helpers/ports.js';
 import { freePort } from '../../helpers/wait.js';
@@ -36,6 +37,30 @@ beforeAll(async () => {
 afterAll(async () => {
   await gw?.stop();
   await h?.close();
+});
+
+describe('an agent takes events only from the gateway', () => {
+  it("refuses another local user posting straight to its port (found with ss), with no key or a wrong one; the gateway's events go in", async () => {
+    const agent = agentOf(h.config, 'shop', 'orders');
+    expect(agent.key).toMatch(/^[\w-]{43}$/);
+    expect(statSync(agentPaths(h.config, 'flume-shop-orders').controlKeyFile).mode & 0o077).toBe(0);
+    const asNobody = (args: string[]) => spawnSync(args[0]!, args.slice(1), { uid: 65534, gid: 65534, encoding: 'utf8', timeout: 15_000 });
+    // The key is not theirs to read, and the port is anyone's to find.
+    expect(asNobody(['cat', agentPaths(h.config, 'flume-shop-orders').controlKeyFile]).status).not.toBe(0);
+    expect(asNobody(['ss', '-ltnH']).stdout).toContain(`127.0.0.1:${agent.port} `);
+    const post = (body: string, headers: string[] = []) =>
+      asNobody(['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '-X', 'POST', '-H', 'Content-Type: application/json', ...headers.flatMap((x) => ['-H', x]), '--data', body, `http://127.0.0.1:${agent.port}/`]).stdout;
+    expect(post('[{"headers":{},"body":"sneaked-in"}]')).toBe('400');
+    expect(post('[{"headers":{},"body":"sneaked-in-guessing"}]', [`X-Flume-Intake-Key: ${'A'.repeat(43)}`])).toBe('400');
+    expect(post('[{"headers":{"topic":"elsewhere"},"body":"sneaked-in-empty-key"}]', ['X-Flume-Intake-Key;'])).toBe('400');
+
+    const { token } = await setToken({ username: 'carol' });
+    // A sender's own intake-key header is not passed on: the gateway sets the route's.
+    expect((await ingest(gw, 'shop', 'orders', token!, events('through-the-gateway'), undefined, { 'X-Flume-Intake-Key': 'mine' })).status).toBe(200);
+    const out = agentPaths(h.config, 'flume-shop-orders').outDir;
+    await waitForLines(out, ['through-the-gateway']);
+    expect(sinkLines(out).filter((l) => l.startsWith('sneaked-in'))).toEqual([]);
+  });
 });
 
 describe('gateway: tokens from the API let events through to the sink', () => {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHarness, type Harness } from '../../helpers/harness.js';
-import { postEvents, routePort } from '../../helpers/flume.js';
+import { agentOf, postEvents, routePort } from '../../helpers/flume.js';
 import { until } from '../../helpers/wait.js';
 import { portRange } from '../../helpers/ports.js';
 
@@ -26,7 +26,7 @@ describe('20 tables created at once', () => {
     ports.forEach((p) => expect(p! >= lo && p! <= hi, `port ${p} in ${lo}-${hi}`).toBe(true));
     expect(Object.keys(await h.redis.hgetall(h.keys.ports()))).toHaveLength(40); // source + metrics
 
-    const statuses = await Promise.all(ports.map((p, i) => postEvents(p!, [`event-${i}`])));
+    const statuses = await Promise.all(tables.map((t, i) => postEvents(agentOf(h.config, 'burst', t), [`event-${i}`])));
     expect(statuses).toEqual(tables.map(() => 200));
 
     // The listing is what the fleet model observed: with 20 JVMs starting on 2 cores, a probe

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentPaths } from '../../../src/store/paths.js';
 import { queuedEvents } from '../../../src/flume/checkpoint.js';
 import { dropPrefix, startHarness, tempDir, type Harness } from '../../helpers/harness.js';
-import { javaProcessesMentioning, pidAlive, postEvents, routePort, waitForLines } from '../../helpers/flume.js';
+import { agentOf, javaProcessesMentioning, pidAlive, postEvents, routePort, waitForLines } from '../../helpers/flume.js';
 import { until } from '../../helpers/wait.js';
 import { portRange } from '../../helpers/ports.js';
 
@@ -68,7 +68,7 @@ describe('agent lifecycle against real supervisord, Redis and Flume', () => {
     expect(await h.redis.hget(h.keys.ports(), String(port))).toBe('flume-shop-orders');
     expect(existsSync(p.programFile)).toBe(true);
 
-    expect(await postEvents(port!, ['o-1', 'o-2', 'o-3'])).toBe(200);
+    expect(await postEvents(agentOf(h.config, 'shop', 'orders'), ['o-1', 'o-2', 'o-3'])).toBe(200);
     expect(await waitForLines(p.outDir, ['o-1', 'o-2', 'o-3'])).toEqual(expect.arrayContaining(['o-1', 'o-2', 'o-3']));
 
     const { pid } = created.json() as { pid: number };
@@ -82,20 +82,20 @@ describe('agent lifecycle against real supervisord, Redis and Flume', () => {
     // stop keeps the channel (the original deleted it)
     expect(existsSync(join(p.checkpointDir, 'checkpoint'))).toBe(true);
     expect(readdirSync(p.dataDir).some((f) => f.startsWith('log-'))).toBe(true);
-    await expect(postEvents(port!, ['lost?'])).rejects.toThrow();
+    await expect(postEvents(agentOf(h.config, 'shop', 'orders'), ['lost?'])).rejects.toThrow();
 
     const started = await h.api('POST', '/v1/api/shop/orders/start');
     expect(started.statusCode).toBe(200);
     expect(started.json()).toMatchObject({ state: UP, desired: 'running', accepting: true });
     expect(await routePort(h.redis, h.keys, 'shop', 'orders')).toBe(port);
-    expect(await postEvents(port!, ['o-4'])).toBe(200);
+    expect(await postEvents(agentOf(h.config, 'shop', 'orders'), ['o-4'])).toBe(200);
 
     const restarted = await h.api('POST', '/v1/api/shop/orders/restart');
     expect(restarted.statusCode).toBe(200);
     expect(restarted.json()).toMatchObject({ state: UP, accepting: true });
     expect((restarted.json() as { pid: number }).pid).not.toBe((started.json() as { pid: number }).pid);
     expect(await routePort(h.redis, h.keys, 'shop', 'orders')).toBe(port);
-    expect(await postEvents(port!, ['o-5'])).toBe(200);
+    expect(await postEvents(agentOf(h.config, 'shop', 'orders'), ['o-5'])).toBe(200);
     const lines = await waitForLines(p.outDir, ['o-4', 'o-5']);
     expect(lines).toEqual(expect.arrayContaining(['o-1', 'o-2', 'o-3', 'o-4', 'o-5']));
 
@@ -134,13 +134,13 @@ describe('agent lifecycle against real supervisord, Redis and Flume', () => {
     expect(created.statusCode).toBe(201);
     const p = paths('flume-shop-refunds');
     const port = (await routePort(h.redis, h.keys, 'shop', 'refunds'))!;
-    expect(await postEvents(port, ['r-1', 'r-2', 'r-3', 'r-4'])).toBe(200);
+    expect(await postEvents(agentOf(h.config, 'shop', 'refunds'), ['r-1', 'r-2', 'r-3', 'r-4'])).toBe(200);
 
     expect((await h.api('POST', '/v1/api/shop/refunds/stop')).statusCode).toBe(200);
     expect(await queuedEvents(p.checkpointDir)).toBe(4);
     expect((await h.api('POST', '/v1/api/shop/refunds/start')).statusCode).toBe(200);
     expect(await routePort(h.redis, h.keys, 'shop', 'refunds')).toBe(port);
-    expect(await postEvents(port, ['r-5'])).toBe(200);
+    expect(await postEvents(agentOf(h.config, 'shop', 'refunds'), ['r-5'])).toBe(200);
 
     const del = await h.api('DELETE', '/v1/api/shop/refunds');
     expect(del.statusCode).toBe(200);

@@ -2,7 +2,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFlumeMetrics } from '../../../src/flume/client.js';
-import { postEvents, routePort } from '../../helpers/flume.js';
+import { agentOf, postEvents, routePort } from '../../helpers/flume.js';
 import { startHarness, type Harness } from '../../helpers/harness.js';
 import { portRange } from '../../helpers/ports.js';
 import { until } from '../../helpers/wait.js';
@@ -39,8 +39,7 @@ describe("an agent's log", () => {
     const stream = openEventStream(`${base}/v1/api/logs/talk/logs?follow=true&lines=1`, h.tokenFor('operator'));
     try {
       await until(async () => stream.events.length, (n) => n >= 1, 10_000);
-      const port = (await routePort(h.redis, h.keys, 'logs', 'talk'))!;
-      expect(await postEvents(port, ['followed-line-1', 'followed-line-2'])).toBe(200);
+      expect(await postEvents(agentOf(h.config, 'logs', 'talk'), ['followed-line-1', 'followed-line-2'])).toBe(200);
       // The logger sink writes each event's body into the agent's log.
       const lines = await until(
         async () => stream.events.filter((e) => e.event === 'line').map((e) => String(e.data.line)),
@@ -59,7 +58,7 @@ describe("an agent's log", () => {
     const put = (logger: string, payload: object, role: 'viewer' | 'operator' = 'operator') => h.inject({ method: 'PUT', url: `${url}/${logger}`, payload, headers: as(role) });
     const levels = async () => (await h.inject({ method: 'GET', url, headers: as('viewer') })).json() as { loggers: Record<string, string> | null; saved: Record<string, string> };
     const log = async () => ((await h.inject({ method: 'GET', url: '/v1/api/logs/talk/logs?lines=1000' })).json().lines as string[]).join('\n');
-    const port = (await routePort(h.redis, h.keys, 'logs', 'talk'))!;
+    const agent = agentOf(h.config, 'logs', 'talk');
     const sink = 'org.apache.flume.sink.LoggerSink';
     const meta = JSON.parse(readFileSync(join(h.config.servicesDir, 'flume-logs-talk', 'agent.json'), 'utf8')) as { metricsPort: number };
 
@@ -70,10 +69,10 @@ describe("an agent's log", () => {
     expect(quiet.json().loggers[sink]).toBe('WARN');
     const drained = async () => (await readFlumeMetrics(meta.metricsPort))?.eventsDrained ?? -1;
     const before = await drained();
-    expect(await postEvents(port, ['muted-line-1'])).toBe(200);
+    expect(await postEvents(agent, ['muted-line-1'])).toBe(200);
     await until(drained, (n) => n > before, 20_000); // taken by the sink while it was WARN
     expect((await put(sink, { level: 'INFO' })).statusCode).toBe(200);
-    expect(await postEvents(port, ['heard-line-1'])).toBe(200);
+    expect(await postEvents(agent, ['heard-line-1'])).toBe(200);
     const text = await until(log, (t) => t.includes('heard-line-1'), 20_000);
     expect(text).not.toContain('muted-line-1');
 

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { PROJECT_ROOT } from '../../../src/config-kinds.js';
 import type { AgentStatus } from '../../../src/resources/agent-status.js';
-import { postEvents, routePort } from '../../helpers/flume.js';
+import { agentOf, postEvents, routePort } from '../../helpers/flume.js';
 import { TestGateway } from '../../helpers/gateway.js';
 import { startHarness, tempDir, type Harness } from '../../helpers/harness.js';
 import { portRange } from '../../helpers/ports.js';
@@ -73,7 +73,7 @@ describe('the shipped alert rules', () => {
     await h.driver.stop('flume-mon-killed');
     await until(() => status('killed'), (x) => !x.accepting && x.desired === 'running', 30_000, 250);
     // The broker is not there: an event waits in the channel and the sink drains nothing.
-    expect(await postEvents((await routePort(h.redis, h.keys, 'mon', 'stalled'))!, ['waits for a broker'])).toBe(200);
+    expect(await postEvents(agentOf(h.config, 'mon', 'stalled'), ['waits for a broker'])).toBe(200);
     const stalled = await until(() => status('stalled'), (x) => !!x.metrics && x.metrics.channelSize > 0, 60_000, 500);
     expect(stalled.metrics!.channelSize).toBeGreaterThan(0);
     await until(() => h.fleet.status('flume-mon-stalled')!, (x) => !!x.metrics && x.metrics.channelSize > 0 && (x.metrics.oldestEventAgeSeconds ?? 0) >= 1, 10_000, 200);

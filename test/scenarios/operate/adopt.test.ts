@@ -27,7 +27,8 @@ const WEB = { service: 'logs_web', db: 'logs', table: 'web', port: 0 };
 const oldCtl = (...args: string[]) => spawnSync('supervisorctl', ['-c', join(root, 'supervisor.conf'), ...args], { encoding: 'utf8' });
 
 beforeAll(async () => {
-  h = await startHarness({ PORT_RANGE: await portRange() });
+  // The original design's senders post to the agents' ports: while they do, ours take keyless intake.
+  h = await startHarness({ PORT_RANGE: await portRange(), AGENT_INTAKE_KEY: 'false' });
   url = await h.app.listen({ port: 0, host: '127.0.0.1' });
   root = seedInstallAt(join(tempDir('seed'), 'service'));
   // The seed ran `flume-ng agent`; here the JVM is started as flume-ng would, with Flume's own

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentPaths } from '../../../src/store/paths.js';
-import { postEvents, routePort } from '../../helpers/flume.js';
+import { agentOf, postEvents, routePort } from '../../helpers/flume.js';
 import { TestGateway, ingest } from '../../helpers/gateway.js';
 import { startHarness, type Harness } from '../../helpers/harness.js';
 import { TestKafka } from '../../helpers/kafka.js';
@@ -68,9 +68,8 @@ describe('the kafka sink, against a real broker', () => {
       expect(r.status).toBe(400);
       expect(r.json).toMatchObject({ code: 10062, error: 'RESERVED_HEADER' });
     }
-    // Straight to the agent (the port is hidden, but suppose a sender found it): the table's topic.
-    const port = (await routePort(h.redis, h.keys, 'shop', 'orders'))!;
-    expect(await postEvents(port, ['direct-steer'], { topic: 'elsewhere' })).toBe(200);
+    // Straight to the agent, with its intake key (a process of the service's own): the table's topic.
+    expect(await postEvents(agentOf(h.config, 'shop', 'orders'), ['direct-steer'], { topic: 'elsewhere' })).toBe(200);
     const records = await until(() => kafka.consume('shop.orders'), (l) => l.some((x) => x.value === 'direct-steer'), 60_000, 0);
     expect(records.map((x) => x.value)).toEqual(['o-1', 'o-2', 'o-3', 'direct-steer']);
     expect((await kafka.consume('elsewhere', 3000)).map((x) => x.value)).toEqual([]);

@@ -23,6 +23,7 @@ local function send_batch(b)
     method = ngx.HTTP_POST,
     body = "[" .. table.concat(b.parts, ",") .. "]",
     ctx = { agent_host = b.host, agent_port = b.port },
+    vars = { flume_intake_key = b.key or "" },
   })
   if not ok then
     ngx.log(ngx.ERR, "group commit: ", res)
@@ -64,7 +65,7 @@ function M.join(r, events_json, n, ack)
     end
     if not b.done:wait(MEMBER_WAIT) then return reply.agent_failure(504) end
   else
-    b = { host = r.host, port = r.port, metrics_port = r.metrics_port, wants_sink = ack ~= nil, parts = { part }, count = n, members = 0, full = semaphore.new(), done = semaphore.new() }
+    b = { host = r.host, port = r.port, key = r.key, metrics_port = r.metrics_port, wants_sink = ack ~= nil, parts = { part }, count = n, members = 0, full = semaphore.new(), done = semaphore.new() }
     filling[key] = b
     b.full:wait(conf.batch_window)
     if filling[key] == b then filling[key] = nil end
@@ -78,7 +79,7 @@ end
 -- A request that waits for the sink and cannot share a batch (it fills one, or batches are off):
 -- sent alone, the same way.
 function M.alone(r, events_json, n, ack)
-  local b = { host = r.host, port = r.port, parts = { events_json:sub(2, -2) }, metrics_port = r.metrics_port, wants_sink = true }
+  local b = { host = r.host, port = r.port, key = r.key, parts = { events_json:sub(2, -2) }, metrics_port = r.metrics_port, wants_sink = true }
   commit(b)
   return answer(b, n, ack)
 end

@@ -7,7 +7,8 @@ local M = {}
 -- route: the value, or "none" (no such table) / "down" (a table without a running agent).
 -- Returns { kind = "none"|"paused"|"down"|"fenced"|"node_down"|"via"|"agent"|"unreadable", ... }:
 -- via: host, port (another host's gateway); agent: host, port, cap (events per transaction,
--- nil when the route names none), max_event (bytes, nil: no bound), metrics_port (where the
+-- nil when the route names none), max_event (bytes, nil: no bound), key (the agent's intake
+-- key, nil: none), metrics_port (where the
 -- channel's counts are read; nil in a route written before it was added), ack ("sink" when the
 -- table answers its senders on the sink unless they say otherwise, else nil), schema (the table's
 -- event contract as JSON text, nil: none).
@@ -34,6 +35,8 @@ function M.read(route)
     -- The largest event the table's sink can ever deliver (the Kafka producer's request size).
     max_event = rest and tonumber(rest:match(ROUTE.maxEvent)),
     metrics_port = rest and tonumber(rest:match(ROUTE.metricsPort)),
+    -- The key the agent's source asks for (X-Flume-Intake-Key; nil in a route written before it).
+    key = rest and rest:match(ROUTE.intakeKey),
     -- Senders that do not say are answered once the sink has their events (the table's spec).
     ack = rest and (rest .. " "):find(ROUTE.ackSink, 1, true) and "sink" or nil,
     -- The event contract's JSON text (nil: none).
