@@ -97,7 +97,7 @@ export class QuarantineService {
     const [route] = await this.routes.values([to]);
     const at = RouteTable.addressOf(route);
     if (!at) {
-      throw appError('AGENT_DOWN', `${programName(to)} does not take events now (${route ?? 'not running'}); nothing more was replayed, the rest stays in the quarantine`);
+      throw appError('AGENT_DOWN', `${programName(to)} does not take events now (${route?.replace(/ k=[\w-]+/, ' k=…') ?? 'not running'}); nothing more was replayed, the rest stays in the quarantine`);
     }
     const body = JSON.stringify(events.map((e) => ({ headers: replayedHeaders(e.headers), body: e.body })));
     const headers: Record<string, string> = { 'content-type': 'application/json', ...(at.intakeKey ? { [INTAKE_KEY_HEADER]: at.intakeKey } : {}) };
