@@ -61,7 +61,7 @@ report=$(node dist/cli/programs.js --write)
 mapfile -t restart < <(node -e "const r=JSON.parse(process.argv[1]); for (const c of r.changed) if (c.running && c.desired==='running') console.log(c.table)" "$report")
 rewritten=$(node -pe "JSON.parse(process.argv[1]).changed.filter(c=>c.rewritten).length" "$report")
 unchanged=$(node -pe "JSON.parse(process.argv[1]).unchanged" "$report")
-say "agents: ${#restart[@]} to restart (their command line changed), $rewritten stopped ones given the new program, $unchanged unchanged (not restarted)"
+say "agents: ${#restart[@]} to restart (their command line or flume.conf changed), $rewritten stopped ones given the new program, $unchanged unchanged (not restarted)"
 if [ ${#restart[@]} -gt 0 ]; then
   token=$(node dist/cli/token.js --role operator --ttl 2h --sub upgrade)
   failed=0

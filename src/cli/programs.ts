@@ -1,19 +1,21 @@
 /**
- * Which agents' supervisord programs differ from what this build and these settings render
- * (a new Flume, new JVM options, a moved state directory): the upgrade and the state migration
- * read it.
+ * Which agents' supervisord programs or flume.conf differ from what this build and these settings
+ * render (a new Flume, new JVM options, a moved state directory, a source behind the intake key):
+ * the upgrade and the state migration read it.
  *   node dist/cli/programs.js            prints {"changed":[{program,table,desired,running,rewritten}],"unchanged":N}
- *   node dist/cli/programs.js --write    also rewrites the program files of agents whose JVM does
- *                                        not run (their next start uses the new command line);
+ *   node dist/cli/programs.js --write    also rewrites the program files (and flume.conf) of
+ *                                        agents whose JVM does not run (their next start uses them);
  *                                        the running ones are left to a restart through the API,
  *                                        a few at a time (scripts/upgrade.sh)
  * "Differ" compares the program's settings as supervisord reads them (comments aside), with the
- * desired state each one has now.
+ * desired state each one has now, and flume.conf's lines (comments aside).
  */
 import { parseArgs } from 'node:util';
 import { readFile } from 'node:fs/promises';
 import { parse as parseIni } from 'ini';
-import { programFor } from '../agents/launch.js';
+import { writeFlumeConf } from '../agents/agent-files.js';
+import { renderAgentConfig } from '../agents/flume-config.js';
+import { agentConfigParts, programFor } from '../agents/launch.js';
 import { PROJECT_ROOT } from '../config-kinds.js';
 import { loadConfig } from '../config-load.js';
 import { actAsStateOwner } from '../store/state-owner.js';
@@ -21,6 +23,7 @@ import { AgentStore } from '../store/agent-store.js';
 import { processesOf } from '../supervisor/strays.js';
 
 const settingsOf = (text: string) => JSON.stringify(parseIni(text));
+const linesOf = (text: string) => text.split('\n').filter((l) => l.trim() && !l.trimStart().startsWith('#')).join('\n');
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { write: { type: 'boolean', default: false } } });
@@ -34,9 +37,12 @@ async function main(): Promise<void> {
   for (const meta of await store.allMetas()) {
     if (!onDisk.has(meta.program)) continue;
     const desired = await store.desired(meta.program);
-    const now = await readFile(store.paths(meta.program).programFile, 'utf8');
+    const paths = store.paths(meta.program);
+    const now = await readFile(paths.programFile, 'utf8');
     const want = programFor(cfg, meta, desired === 'running');
-    if (settingsOf(now) === settingsOf(want)) {
+    const conf = await readFile(paths.flumeConf, 'utf8').catch(() => '');
+    const confSame = linesOf(conf) === linesOf(renderAgentConfig(meta, meta.spec, meta.port, paths, agentConfigParts(cfg)));
+    if (settingsOf(now) === settingsOf(want) && confSame) {
       // Comments only (a new template's wording): written, and nothing restarts for it.
       if (values.write && now !== want) await store.writeProgram(meta.program, want);
       unchanged++;
@@ -44,7 +50,10 @@ async function main(): Promise<void> {
     }
     const isRunning = running.has(meta.program);
     const rewrite = values.write && !isRunning;
-    if (rewrite) await store.writeProgram(meta.program, want);
+    if (rewrite) {
+      await writeFlumeConf(cfg, meta, paths);
+      await store.writeProgram(meta.program, want);
+    }
     changed.push({ program: meta.program, table: `${meta.db}.${meta.table}`, desired, running: isRunning, rewritten: rewrite });
   }
   console.log(JSON.stringify({ changed, unchanged }));

@@ -7,9 +7,10 @@ import { Installation } from '../../helpers/installation.js';
 import { until } from '../../helpers/wait.js';
 
 // scripts/upgrade.sh on a running installation whose agents' command line changes (here by a
-// host JVM option; a new Flume or a new template does the same): the API restarts, the agents
-// whose command line changed restart a few at a time, the others keep their pids, and nothing
-// a sender was told was accepted is lost.
+// host JVM option; a new Flume or a new template does the same), and one agent whose flume.conf
+// an earlier build wrote (its source open to any local process): the API restarts, the agents
+// whose command line or flume.conf changed restart a few at a time, the others keep their pids,
+// and nothing a sender was told was accepted is lost.
 let inst: Installation;
 let admin: string;
 
@@ -28,11 +29,19 @@ const upgrade = (...args: string[]) => spawnSync('bash', ['scripts/upgrade.sh', 
 const cmdline = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
 
 describe('upgrade', () => {
-  it('restarts only the agents whose command line changed, one batch at a time, losing no accepted event', async () => {
+  it('restarts only the agents whose command line or flume.conf changed, one batch at a time, losing no accepted event', async () => {
     expect((await call('POST', '/v1/api/up/plain/create', { sink: 'file_roll' })).status).toBe(201);
     expect((await call('POST', '/v1/api/up/second/create', { sink: 'file_roll' })).status).toBe(201);
     expect((await call('POST', '/v1/api/up/own/create', { sink: 'logger', jvm: { options: ['-XX:+UseSerialGC', '-Xss512k'] } })).status).toBe(201);
     expect((await call('POST', '/v1/api/up/rest/create?start=false', { sink: 'logger' })).status).toBe(201);
+    // An agent an earlier build started: its source takes events from any local process (no intake key).
+    expect((await call('POST', '/v1/api/up/early/create', { sink: 'logger' })).status).toBe(201);
+    const earlyConf = join(inst.stateDir, 'services', 'flume-up-early', 'flume.conf');
+    writeFileSync(earlyConf, readFileSync(earlyConf, 'utf8').replace(/^a1\.sources\.r1\.handler = flumeservice\.IntakeKeyHandler\n.*\n/m, 'a1.sources.r1.handler = org.apache.flume.source.http.JSONHandler\n'));
+    expect(inst.supervisorctl('restart', 'flume-up-early')).toMatch(/started/);
+    const earlyPort = (JSON.parse(readFileSync(join(inst.stateDir, 'services', 'flume-up-early', 'agent.json'), 'utf8')) as { port: number }).port;
+    const keyless = () => fetch(`http://127.0.0.1:${earlyPort}/`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '[{"headers":{},"body":"keyless"}]' }).then((r) => r.status, () => 0);
+    expect(await until(keyless, (st) => st === 200, 60_000, 250)).toBe(200);
     const pids = Object.fromEntries(await Promise.all(['plain', 'second', 'own'].map(async (t) => [t, (await running(t)).body.pid as number])));
     const apiPid = inst.supervisorctl('pid', 'api').trim();
     const gatewayPid = inst.supervisorctl('pid', 'gateway').trim();
@@ -60,9 +69,12 @@ describe('upgrade', () => {
     writeFileSync(join(inst.dir, 'settings.env'), 'AGENT_JVM_OPTIONS=-XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xss384k\n');
     const r = upgrade('--concurrency', '1');
     expect(r.status, r.stdout + r.stderr).toBe(0);
-    expect(r.stdout).toContain('agents: 2 to restart (their command line changed), 1 stopped ones given the new program, 1 unchanged (not restarted)');
+    expect(r.stdout).toContain('agents: 3 to restart (their command line or flume.conf changed), 1 stopped ones given the new program, 1 unchanged (not restarted)');
     // One at a time: a batch per agent.
-    expect(r.stdout.match(/restarting up\.\w+$/gm)).toEqual(['restarting up.plain', 'restarting up.second']);
+    expect(r.stdout.match(/restarting up\.\w+$/gm)?.sort()).toEqual(['restarting up.early', 'restarting up.plain', 'restarting up.second']);
+    // The earlier build's agent takes events only from the gateway now.
+    await running('early');
+    expect(await keyless()).toBe(400);
     expect(r.stdout).toMatch(/-> 0\.\d+\.\d+ \(Flume 1\.11\.0\)/);
 
     for (const t of ['plain', 'second']) {
