@@ -7,8 +7,7 @@ import type { AgentMeta, AgentStore } from '../store/agent-store.js';
 import { writeAtomic } from '../store/files.js';
 import type { AgentPaths } from '../store/paths.js';
 import { RevisionStore } from '../store/revisions.js';
-import { renderAgentConfig } from './flume-config.js';
-import { agentConfigParts, programFor } from './launch.js';
+import { flumeConfFor, programFor } from './launch.js';
 import type { PortAllocator } from './port-allocator.js';
 import { invalidRequest } from '../errors.js';
 
@@ -72,5 +71,5 @@ export async function layDown(
 
 /** The agent's flume.conf from its spec and this host's settings (AGENT_INTAKE_KEY, the launcher's classes). */
 export async function writeFlumeConf(cfg: Config, meta: Pick<AgentMeta, 'db' | 'table' | 'spec' | 'port'>, paths: AgentPaths): Promise<void> {
-  await writeAtomic(paths.flumeConf, renderAgentConfig(meta, meta.spec, meta.port, paths, agentConfigParts(cfg)));
+  await writeAtomic(paths.flumeConf, flumeConfFor(cfg, meta, paths));
 }

@@ -9,9 +9,8 @@ import { writeAtomic } from '../store/files.js';
 import { programName, type TableRef } from '../resources/table.js';
 import { fails, type Precondition } from '../resources/precondition.js';
 import { mergePatch } from '../resources/merge-patch.js';
-import { renderAgentConfig } from './flume-config.js';
 import { keptRunning } from './stand-in.js';
-import { agentConfigParts, programFor } from './launch.js';
+import { flumeConfFor, programFor } from './launch.js';
 import type { ChangeMode, ConfigChange, ConfigView, Revision } from '../resources/revision.js';
 import { RevisionStore } from '../store/revisions.js';
 import { checkSpec, specError, type AgentSpec } from '../resources/agent-spec.js';
@@ -214,7 +213,7 @@ export class ConfigService {
   }
 
   private render(meta: AgentMeta, spec: AgentSpec): string {
-    return renderAgentConfig(meta, spec, meta.port, this.store.paths(meta.program), agentConfigParts(this.cfg));
+    return flumeConfFor(this.cfg, meta, this.store.paths(meta.program), spec);
   }
 
   private async describe(meta: AgentMeta, spec: AgentSpec, outcome: ConfigChange['outcome'], revision: number): Promise<ConfigChange> {

@@ -30,18 +30,18 @@ function handler(keyed: boolean, paths: AgentPaths): string {
   return ['flumeservice.IntakeKeyHandler', `a1.sources.r1.handler.keyFile = ${paths.controlKeyFile}`].join('\n');
 }
 
-/**
- * The table's flume.conf: templates/agent.properties with the sink's block (templates/sinks/).
- * `launcher`: the launcher's jar is there, so the Kafka sink keeps never-deliverable events in
- * paths.quarantineDir (else Flume's own Kafka sink, which retries them for ever) and the sink runs
- * under PromptSinkProcessor.
- */
 /** What a flume.conf may use: the launcher's classes (its jar is there), the intake key (AGENT_INTAKE_KEY, with the launcher). */
 export interface AgentConfigParts {
   launcher: boolean;
   intakeKey: boolean;
 }
 
+/**
+ * The table's flume.conf: templates/agent.properties with the sink's block (templates/sinks/).
+ * `launcher`: the launcher's jar is there, so the Kafka sink keeps never-deliverable events in
+ * paths.quarantineDir (else Flume's own Kafka sink, which retries them for ever) and the sink runs
+ * under PromptSinkProcessor; `intakeKey`: the source takes events only with the agent's key.
+ */
 export function renderAgentConfig(table: TableRef, spec: AgentSpec, port: number, paths: AgentPaths, { launcher, intakeKey }: AgentConfigParts): string {
   const sinkBlock = fill(template(`sinks/${spec.sink}.properties`), {
     ...spec.options,

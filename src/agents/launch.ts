@@ -8,7 +8,8 @@ import type { AgentMeta } from '../store/agent-store.js';
 import { agentPaths, type AgentPaths } from '../store/paths.js';
 import { flumeVersionIn } from '../store/build-info.js';
 import { TEMPLATES_DIR, fill, template } from '../templates.js';
-import type { AgentConfigParts } from './flume-config.js';
+import type { AgentSpec } from '../resources/agent-spec.js';
+import { renderAgentConfig, type AgentConfigParts } from './flume-config.js';
 
 /** How an agent's JVM is run: its supervisord program (templates/program.conf). */
 
@@ -65,9 +66,14 @@ export function launcherJarPresent(cfg: Pick<Config, 'FLUME_LIB_DIR'>): boolean 
 }
 
 /** What an agent's flume.conf may use here: the launcher's classes, and the intake key (which needs them). */
-export function agentConfigParts(cfg: Pick<Config, 'FLUME_LIB_DIR' | 'AGENT_INTAKE_KEY'>): AgentConfigParts {
+function agentConfigParts(cfg: Pick<Config, 'FLUME_LIB_DIR' | 'AGENT_INTAKE_KEY'>): AgentConfigParts {
   const launcher = launcherJarPresent(cfg);
   return { launcher, intakeKey: launcher && cfg.AGENT_INTAKE_KEY };
+}
+
+/** The agent's flume.conf text from its metadata (or `spec`, a change being tried) and the host's settings. */
+export function flumeConfFor(cfg: Config, meta: Pick<AgentMeta, 'db' | 'table' | 'spec' | 'port'>, paths: AgentPaths, spec: AgentSpec = meta.spec): string {
+  return renderAgentConfig(meta, spec, meta.port, paths, agentConfigParts(cfg));
 }
 
 /** The agent's program text from its metadata and the host's settings; `autostart` records the desired state. */

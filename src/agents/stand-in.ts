@@ -11,9 +11,8 @@ import { writeAtomic } from '../store/files.js';
 import { agentPaths, STAND_IN_SUFFIX, standInProgram } from '../store/paths.js';
 import type { StandInPhase } from '../resources/agent-status.js';
 import { infoOrNull, UP_STATES } from '../supervisor/driver.js';
-import { renderAgentConfig } from './flume-config.js';
 import type { HostParts } from './host-parts.js';
-import { agentConfigParts, programFor } from './launch.js';
+import { flumeConfFor, programFor } from './launch.js';
 import { logSize, waitReady } from './readiness.js';
 import type { StartQueue } from './start-queue.js';
 
@@ -175,7 +174,7 @@ export class StandIns {
       // A file_roll sink writes where the table's own output is.
       const out = agentPaths(cfg, next.program).outDir;
       await mkdir(out, { recursive: true });
-      await writeAtomic(paths.flumeConf, renderAgentConfig(next, next.spec, port, { ...paths, outDir: out, quarantineDir: agentPaths(cfg, next.program).quarantineDir }, agentConfigParts(cfg)));
+      await writeAtomic(paths.flumeConf, flumeConfFor(cfg, { ...next, port }, { ...paths, outDir: out, quarantineDir: agentPaths(cfg, next.program).quarantineDir }));
       await store.writeMeta(r);
       await store.writeProgram(program, programFor(cfg, r, true));
       const apply = await driver.stage(program);

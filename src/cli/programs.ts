@@ -13,13 +13,12 @@
 import { parseArgs } from 'node:util';
 import { readFile } from 'node:fs/promises';
 import { parse as parseIni } from 'ini';
-import { writeFlumeConf } from '../agents/agent-files.js';
-import { renderAgentConfig } from '../agents/flume-config.js';
-import { agentConfigParts, programFor } from '../agents/launch.js';
+import { flumeConfFor, programFor } from '../agents/launch.js';
 import { PROJECT_ROOT } from '../config-kinds.js';
 import { loadConfig } from '../config-load.js';
 import { actAsStateOwner } from '../store/state-owner.js';
 import { AgentStore } from '../store/agent-store.js';
+import { writeAtomic } from '../store/files.js';
 import { processesOf } from '../supervisor/strays.js';
 
 const settingsOf = (text: string) => JSON.stringify(parseIni(text));
@@ -41,7 +40,8 @@ async function main(): Promise<void> {
     const now = await readFile(paths.programFile, 'utf8');
     const want = programFor(cfg, meta, desired === 'running');
     const conf = await readFile(paths.flumeConf, 'utf8').catch(() => '');
-    const confSame = linesOf(conf) === linesOf(renderAgentConfig(meta, meta.spec, meta.port, paths, agentConfigParts(cfg)));
+    const wantConf = flumeConfFor(cfg, meta, paths);
+    const confSame = linesOf(conf) === linesOf(wantConf);
     if (settingsOf(now) === settingsOf(want) && confSame) {
       // Comments only (a new template's wording): written, and nothing restarts for it.
       if (values.write && now !== want) await store.writeProgram(meta.program, want);
@@ -51,7 +51,7 @@ async function main(): Promise<void> {
     const isRunning = running.has(meta.program);
     const rewrite = values.write && !isRunning;
     if (rewrite) {
-      await writeFlumeConf(cfg, meta, paths);
+      await writeAtomic(paths.flumeConf, wantConf);
       await store.writeProgram(meta.program, want);
     }
     changed.push({ program: meta.program, table: `${meta.db}.${meta.table}`, desired, running: isRunning, rewritten: rewrite });

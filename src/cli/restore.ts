@@ -32,8 +32,7 @@ import { archiveProblems, MANIFEST_ENTRY, manifestSchema, parseTarListing, SETTI
 import { type Config } from '../config.js';
 import { PROJECT_ROOT } from '../config-kinds.js';
 import { loadConfig, settingsFile } from '../config-load.js';
-import { renderAgentConfig } from '../agents/flume-config.js';
-import { agentConfigParts, programFor } from '../agents/launch.js';
+import { flumeConfFor, programFor } from '../agents/launch.js';
 import { canBind } from '../agents/port-allocator.js';
 import { createRedis } from '../redis/client.js';
 import { makeKeys } from '../redis/keys.js';
@@ -190,7 +189,7 @@ async function main(): Promise<number> {
       const paths = store.paths(a.meta.program);
       // Rendered here from the checked spec, as a create renders it: nothing of the archive's services/ is copied.
       await mkdir(paths.serviceDir, { recursive: true, mode: 0o750 });
-      await writeAtomic(paths.flumeConf, renderAgentConfig(a.meta, a.meta.spec, a.meta.port, paths, agentConfigParts(cfg)));
+      await writeAtomic(paths.flumeConf, flumeConfFor(cfg, a.meta, paths));
       const revisions = new RevisionStore(paths.revisionsDir, cfg.CONFIG_REVISIONS_KEPT);
       for (const r of a.revisions) await revisions.write(r);
       await store.writeMeta(a.meta);

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { invalidJson } from '../errors.js';
-import { MAX_JSON_DEPTH, nestsDeeperThan } from '../resources/json-depth.js';
+import { parseJsonBounded } from '../resources/json-depth.js';
 
 /**
  * Request bodies: an empty body is {} ("no options"); anything else must be JSON, whatever its
@@ -13,11 +13,10 @@ export function registerJsonBody(app: FastifyInstance): void {
     if (text === '') return done(null, undefined);
     let value: unknown;
     try {
-      value = JSON.parse(text);
-    } catch {
-      return done(invalidJson('the body is not valid JSON'), undefined);
+      value = parseJsonBounded(text);
+    } catch (e) {
+      return done(invalidJson(e instanceof SyntaxError ? 'the body is not valid JSON' : `the body is ${(e as Error).message}`), undefined);
     }
-    if (nestsDeeperThan(value)) return done(invalidJson(`the body nests more than ${MAX_JSON_DEPTH} levels deep`), undefined);
     done(null, value);
   };
   // No body at all is the same as {} (Fastify would hand validators null, as for a JSON null).
